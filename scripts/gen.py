@@ -1,0 +1,57 @@
+"""Regenerate gen/ from proto/: Python stubs and the Envoy descriptor set.
+
+One command (`make gen`) so CI can regenerate and diff: gen/ must never drift from proto/.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+
+import grpc_tools
+from grpc_tools import protoc
+
+ROOT = Path(__file__).resolve().parent.parent
+PROTO = ROOT / "proto"
+GEN = ROOT / "gen"
+
+
+def main() -> int:
+    protos = sorted(str(p.relative_to(PROTO)) for p in PROTO.rglob("*.proto"))
+    # google/api/*.proto are vendored in third_party/ (buf and protoc read the same copy).
+    py_out = GEN / "python"
+    envoy_out = GEN / "envoy"
+    shutil.rmtree(py_out / "cornjacket", ignore_errors=True)
+    py_out.mkdir(parents=True, exist_ok=True)
+    envoy_out.mkdir(parents=True, exist_ok=True)
+    includes = [
+        f"-I{PROTO}",
+        f"-I{ROOT / 'third_party' / 'googleapis'}",
+        f"-I{Path(grpc_tools.__file__).parent / '_proto'}",
+    ]
+    args = [
+        "grpc_tools.protoc",
+        *includes,
+        f"--python_out={py_out}",
+        f"--pyi_out={py_out}",
+        f"--grpc_python_out={py_out}",
+        f"--descriptor_set_out={envoy_out / 'cornjacket.pb'}",
+        "--include_imports",
+        *protos,
+    ]
+    rc = protoc.main(args)
+    if rc != 0:
+        print(f"protoc failed with exit code {rc}", file=sys.stderr)
+        return rc
+    for pkg in {(py_out / p).parent for p in protos}:
+        while pkg != py_out:
+            (pkg / "__init__.py").touch()
+            (pkg / "py.typed").touch()
+            pkg = pkg.parent
+    print(f"generated {len(protos)} protos into {py_out} and {envoy_out / 'cornjacket.pb'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

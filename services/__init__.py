@@ -1,0 +1,1 @@
+"""Cornjacket services: the shared core, infrastructure adapters and one package per service."""

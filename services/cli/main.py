@@ -1,0 +1,143 @@
+"""The ``cornjacket`` command: run the whole local stack, or one service."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from types import FrameType
+
+from services.config.settings import (
+    CommonSettings,
+    Env,
+    EventHandlerSettings,
+    IngestionSettings,
+    QuerySettings,
+    StackSettings,
+)
+from services.core.errors import CornjacketError
+from services.infra import logs
+
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query")
+
+
+def _serve(service: str) -> int:
+    common = CommonSettings.from_env(Env())
+    logs.setup(service, level=common.log_level, fmt=common.log_format)
+    from services.infra.runtime import run
+
+    if service in ("ingestion", "relay"):
+        from services.ingestion import main as ingestion
+
+        settings = IngestionSettings.from_env()
+        if service == "relay":
+            return run(lambda: ingestion.run(settings, api=False, relay=True))
+        return run(lambda: ingestion.run(settings, relay=settings.run_relay))
+    if service == "query":
+        from services.query import main as query
+
+        qs = QuerySettings.from_env()
+        return run(lambda: query.run(qs))
+    from services.eventhandler import main as eventhandler
+
+    try:
+        eventhandler.run(EventHandlerSettings.from_env())
+    except CornjacketError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _up() -> int:
+    from services.cli.stack import Stack
+
+    settings = StackSettings.from_env()
+    stack = Stack(settings, say=lambda m: print(f"cornjacket: {m}", flush=True))
+    stopping = False
+
+    def on_signal(signum: int, _frame: FrameType | None) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    code = 0
+    try:
+        stack.start()
+        print("\nCornjacket is up:\n" + stack.endpoints() + "\n\nPress Ctrl-C to stop.", flush=True)
+        while not stopping:
+            dead = stack.dead()
+            if dead:
+                for child in dead:
+                    print(
+                        f"cornjacket: {child.name} died with exit code {child.exit_code()}; "
+                        f"last lines of {child.log_path}:\n{child.tail()}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                print("cornjacket: stopping the stack because a part of it died", file=sys.stderr)
+                code = 1
+                break
+            time.sleep(0.5)
+    except CornjacketError as e:
+        print(f"cornjacket: error: {e}", file=sys.stderr, flush=True)
+        code = 1
+    finally:
+        print("cornjacket: stopping ...", flush=True)
+        stack.stop()
+        print("cornjacket: stopped", flush=True)
+    return code
+
+
+def _migrate(service: str) -> int:
+    from services.infra import migrations
+
+    env = Env()
+    targets = ("ingestion", "eventhandler") if service == "all" else (service,)
+    for name in targets:
+        url = env.db_url(f"CJ_{name.upper()}_DATABASE_URL")
+        n = migrations.apply(url, name)
+        print(f"{name}: applied {n} migration(s)")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cornjacket",
+        description="Cornjacket event platform: ingest, store, fan out and project events.",
+        epilog="Configuration comes from CJ_* environment variables; see the README.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "up",
+        help="start everything locally: embedded PostgreSQL, broker, Envoy and every service",
+        description="Start the whole platform on this machine (no Docker). Ctrl-C stops it.",
+    )
+    serve = sub.add_parser(
+        "serve",
+        help="run one service against configured PostgreSQL and Kafka (containers, production)",
+    )
+    serve.add_argument("service", choices=SERVE_CHOICES)
+    migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
+    migrate.add_argument("service", choices=("ingestion", "eventhandler", "all"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "up":
+            return _up()
+        if args.command == "serve":
+            return _serve(args.service)
+        if args.command == "migrate":
+            return _migrate(args.service)
+    except CornjacketError as e:
+        print(f"cornjacket: error: {e}", file=sys.stderr)
+        return 1
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

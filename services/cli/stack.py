@@ -1,0 +1,169 @@
+"""The local stack: embedded PostgreSQL, broker, the services and Envoy, in start order.
+
+Used by ``cornjacket up`` and by the end-to-end tests, so tests run the same parts a user
+runs. Stop order is the reverse and drains: Envoy first (no new requests), then ingestion
+(the relay finishes its batch), then the handler (folds in what was published), then the
+broker and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+
+from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
+from services.cli.envoy_config import render
+from services.cli.processes import Child, StartError, env_with, port_free, wait_until
+from services.config.settings import StackSettings
+
+log = logging.getLogger(__name__)
+
+SERVICES = ("ingestion", "eventhandler", "query")
+
+
+class Stack:
+    def __init__(
+        self,
+        settings: StackSettings,
+        *,
+        extra_env: dict[str, str] | None = None,
+        say: Callable[[str], None] = print,
+    ) -> None:
+        self.settings = settings
+        self.extra_env = extra_env or {}
+        self.say = say
+        data = settings.data_dir
+        self.logs = data / "logs"
+        self.postgres = EmbeddedPostgres(
+            data / "pgdata", settings.postgres_port, self.logs / "postgres.log"
+        )
+        self.broker = EmbeddedBroker(settings.broker_port, self.logs / "broker.log")
+        self.envoy = EmbeddedEnvoy(
+            data / "envoy.yaml", self.logs / "envoy.log", settings.envoy_concurrency
+        )
+        self.services: dict[str, Child] = {}
+
+    @property
+    def edge_url(self) -> str:
+        return f"http://127.0.0.1:{self.settings.edge_port}"
+
+    def service_env(self) -> dict[str, str]:
+        s = self.settings
+        url = self.postgres.url
+        env = {
+            "CJ_INGESTION_DATABASE_URL": url,
+            "CJ_EVENTHANDLER_DATABASE_URL": url,
+            "CJ_QUERY_DATABASE_URL": url,
+            "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
+            "CJ_INGESTION_PORT": str(s.ingestion_port),
+            "CJ_QUERY_PORT": str(s.query_port),
+            "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
+        }
+        env.update(self.extra_env)
+        return env_with(env)
+
+    def check_ports(self) -> None:
+        s = self.settings
+        wanted = {
+            "CJ_EDGE_PORT": s.edge_port,
+            "CJ_ENVOY_ADMIN_PORT": s.envoy_admin_port,
+            "CJ_POSTGRES_PORT": s.postgres_port,
+            "CJ_BROKER_PORT": s.broker_port,
+            "CJ_INGESTION_PORT": s.ingestion_port,
+            "CJ_QUERY_PORT": s.query_port,
+            "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
+        }
+        seen: dict[int, str] = {}
+        for var, port in wanted.items():
+            if port in seen:
+                raise StartError(f"{var} and {seen[port]} both ask for port {port}")
+            seen[port] = var
+            if not port_free("127.0.0.1", port):
+                raise StartError(
+                    f"port {port} ({var}) is already in use: stop what runs there "
+                    f"(`ss -ltnp 'sport = :{port}'` shows it) or set {var} to another port"
+                )
+
+    def start(self) -> None:
+        self.check_ports()
+        s = self.settings
+        t0 = time.monotonic()
+        self.say(
+            f"starting PostgreSQL 18 on 127.0.0.1:{s.postgres_port} "
+            f"(data in {self.postgres.pgdata})"
+        )
+        self.postgres.start(timeout=s.start_timeout)
+        self.say(f"starting the broker (Tansu, in-memory) on {self.broker.bootstrap}")
+        self.broker.start(timeout=s.start_timeout)
+        env = self.service_env()
+        for name in SERVICES:
+            child = python_service(name, name, env, self.logs / f"{name}.log")
+            self.services[name] = child
+            self.say(f"starting {name}")
+            child.start()
+        self.envoy.config_path.write_text(
+            render(
+                edge_port=s.edge_port,
+                admin_port=s.envoy_admin_port,
+                upstreams={
+                    "ingestion": ("127.0.0.1", s.ingestion_port),
+                    "query": ("127.0.0.1", s.query_port),
+                    "eventhandler": ("127.0.0.1", s.eventhandler_port),
+                },
+            )
+        )
+        self.say(f"starting Envoy on 127.0.0.1:{s.edge_port}")
+        self.envoy.start()
+        self.say("waiting until every service reports ready ...")
+        wait_until(self._ready, s.start_timeout, what="waiting for GET /health to answer 200")
+        self.say(f"ready in {time.monotonic() - t0:.1f}s")
+
+    def _ready(self) -> bool:
+        for child in self.children():
+            if not child.alive():
+                raise StartError(
+                    f"{child.name} exited with code {child.exit_code()} during start-up; "
+                    f"last lines of {child.log_path}:\n{child.tail()}"
+                )
+        return self.healthy()
+
+    def healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.edge_url + "/health", timeout=2) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def children(self) -> list[Child]:
+        parts = [self.postgres.child, self.broker.child, *self.services.values(), self.envoy.child]
+        return [c for c in parts if c is not None]
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children() if not c.alive()]
+
+    def stop(self) -> None:
+        self.envoy.stop()
+        for name in ("ingestion", "eventhandler", "query"):
+            child = self.services.get(name)
+            if child is not None:
+                code = child.stop(deadline=15)
+                if code not in (0, None, -15):
+                    self.say(f"{name} exited with code {code}; see {child.log_path}")
+        self.broker.stop()
+        self.postgres.stop()
+
+    def endpoints(self) -> str:
+        s = self.settings
+        rows = {
+            "HTTP/JSON + gRPC (Envoy)": self.edge_url,
+            "health": self.edge_url + "/health",
+            "Envoy admin": f"http://127.0.0.1:{s.envoy_admin_port}",
+            "PostgreSQL": self.postgres.url,
+            "Kafka-protocol broker": self.broker.bootstrap,
+            "logs": str(self.logs),
+        }
+        width = max(len(k) for k in rows)
+        return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows.items())

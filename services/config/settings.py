@@ -1,0 +1,251 @@
+"""Typed settings, parsed once at start-up from ``CJ_*`` environment variables.
+
+A malformed value fails fast with the variable's name and the offending value; it never
+falls back to the default silently.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from services.core.errors import ConfigError
+
+DEFAULT_DB_URL = "postgresql://postgres@127.0.0.1:55432/cornjacket"
+DEFAULT_BROKERS = "127.0.0.1:9092"
+
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+class Env:
+    """Reads and converts variables, naming the variable in every error."""
+
+    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+        self._env = os.environ if environ is None else environ
+
+    def str(self, name: str, default: str) -> str:
+        value = self._env.get(name)
+        if value is None or value == "":
+            return default
+        return value.strip()
+
+    def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
+        value = self.str(name, default).lower()
+        if value not in allowed:
+            raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
+        return value
+
+    def int(self, name: str, default: int, *, lo: int, hi: int) -> int:
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw.strip())
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not an integer") from None
+        if not lo <= value <= hi:
+            raise ConfigError(f"{name}={value} is out of range {lo}..{hi}")
+        return value
+
+    def port(self, name: str, default: int) -> int:
+        return self.int(name, default, lo=1, hi=65535)
+
+    def bool(self, name: str, default: bool) -> bool:
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            return default
+        value = raw.strip().lower()
+        if value in ("1", "true", "yes", "on"):
+            return True
+        if value in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{name}={raw!r} is not a boolean (true/false)")
+
+    def duration(self, name: str, default: float, *, lo: float = 0.0) -> float:
+        """Seconds from '5s', '250ms', '1m', '24h' or a bare number of seconds."""
+        raw = self._env.get(name)
+        if raw is None or raw == "":
+            return default
+        m = _DURATION_RE.match(raw.strip())
+        if not m:
+            raise ConfigError(f"{name}={raw!r} is not a duration like 5s, 250ms, 1m or 24h")
+        value = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+        if value < lo:
+            raise ConfigError(f"{name}={raw!r} must be at least {lo}s")
+        return value
+
+    def csv(self, name: str, default: tuple[str, ...]) -> tuple[str, ...]:
+        raw = self._env.get(name)
+        if raw is None or raw.strip() == "":
+            return default
+        items = tuple(part.strip() for part in raw.split(",") if part.strip())
+        if not items:
+            raise ConfigError(f"{name}={raw!r} lists nothing")
+        return items
+
+    def db_url(self, name: str) -> str:
+        value = self.str(name, DEFAULT_DB_URL)
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"{name}={value!r} is not a postgresql:// URL")
+        return value
+
+
+@dataclass(frozen=True, slots=True)
+class CommonSettings:
+    log_level: str
+    log_format: str
+    brokers: str
+    topic_partitions: int
+
+    @classmethod
+    def from_env(cls, env: Env) -> CommonSettings:
+        brokers = env.str("CJ_REDPANDA_BROKERS", DEFAULT_BROKERS)
+        for part in brokers.split(","):
+            host, _, port = part.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ConfigError(f"CJ_REDPANDA_BROKERS={brokers!r}: {part!r} is not host:port")
+        return cls(
+            log_level=env.choice(
+                "CJ_LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical")
+            ),
+            log_format=env.choice("CJ_LOG_FORMAT", "json", ("json", "text")),
+            brokers=brokers,
+            topic_partitions=env.int("CJ_TOPIC_PARTITIONS", 3, lo=1, hi=1024),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    worker_count: int
+    batch_size: int
+    max_retries: int
+    poll_interval: float
+
+    @classmethod
+    def from_env(cls, env: Env) -> OutboxSettings:
+        return cls(
+            worker_count=env.int("CJ_OUTBOX_WORKER_COUNT", 4, lo=1, hi=64),
+            batch_size=env.int("CJ_OUTBOX_BATCH_SIZE", 100, lo=1, hi=10_000),
+            max_retries=env.int("CJ_OUTBOX_MAX_RETRIES", 5, lo=0, hi=1_000_000),
+            poll_interval=env.duration("CJ_OUTBOX_POLL_INTERVAL", 5.0, lo=0.01),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class IngestionSettings:
+    common: CommonSettings
+    outbox: OutboxSettings
+    database_url: str
+    host: str
+    port: int
+    max_payload_bytes: int
+    idempotency_retention: float
+    run_relay: bool
+    pool_size: int
+    db_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> IngestionSettings:
+        env = env or Env()
+        return cls(
+            common=CommonSettings.from_env(env),
+            outbox=OutboxSettings.from_env(env),
+            database_url=env.db_url("CJ_INGESTION_DATABASE_URL"),
+            host=env.str("CJ_INGESTION_HOST", "127.0.0.1"),
+            port=env.port("CJ_INGESTION_PORT", 50051),
+            max_payload_bytes=env.int(
+                "CJ_INGESTION_MAX_PAYLOAD_BYTES", 64 * 1024, lo=16, hi=4 * 1024 * 1024
+            ),
+            idempotency_retention=env.duration(
+                "CJ_INGESTION_IDEMPOTENCY_RETENTION", 24 * 3600.0, lo=1.0
+            ),
+            run_relay=env.bool("CJ_INGESTION_RUN_RELAY", True),
+            pool_size=env.int("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
+            db_timeout=env.duration("CJ_INGESTION_DB_TIMEOUT", 5.0, lo=0.1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class EventHandlerSettings:
+    common: CommonSettings
+    database_url: str
+    host: str
+    port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> EventHandlerSettings:
+        env = env or Env()
+        return cls(
+            common=CommonSettings.from_env(env),
+            database_url=env.db_url("CJ_EVENTHANDLER_DATABASE_URL"),
+            host=env.str("CJ_EVENTHANDLER_HOST", "127.0.0.1"),
+            port=env.port("CJ_EVENTHANDLER_PORT", 50053),
+            consumer_group=env.str("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
+            topics=env.csv(
+                "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
+            ),
+            poll_timeout=env.duration("CJ_EVENTHANDLER_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.int("CJ_EVENTHANDLER_BATCH_SIZE", 500, lo=1, hi=100_000),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class QuerySettings:
+    common: CommonSettings
+    database_url: str
+    host: str
+    port: int
+    pool_size: int
+    db_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> QuerySettings:
+        env = env or Env()
+        return cls(
+            common=CommonSettings.from_env(env),
+            database_url=env.db_url("CJ_QUERY_DATABASE_URL"),
+            host=env.str("CJ_QUERY_HOST", "127.0.0.1"),
+            port=env.port("CJ_QUERY_PORT", 50052),
+            pool_size=env.int("CJ_QUERY_POOL_SIZE", 8, lo=1, hi=256),
+            db_timeout=env.duration("CJ_QUERY_DB_TIMEOUT", 5.0, lo=0.1),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class StackSettings:
+    """What ``cornjacket up`` runs locally: embedded PostgreSQL, broker, Envoy, services."""
+
+    data_dir: Path
+    edge_port: int
+    envoy_admin_port: int
+    postgres_port: int
+    broker_port: int
+    ingestion_port: int
+    query_port: int
+    eventhandler_port: int
+    envoy_concurrency: int
+    start_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> StackSettings:
+        env = env or Env()
+        return cls(
+            data_dir=Path(env.str("CJ_DATA_DIR", ".cornjacket")).resolve(),
+            edge_port=env.port("CJ_EDGE_PORT", 8080),
+            envoy_admin_port=env.port("CJ_ENVOY_ADMIN_PORT", 9901),
+            postgres_port=env.port("CJ_POSTGRES_PORT", 55432),
+            broker_port=env.port("CJ_BROKER_PORT", 9092),
+            ingestion_port=env.port("CJ_INGESTION_PORT", 50051),
+            query_port=env.port("CJ_QUERY_PORT", 50052),
+            eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
+            envoy_concurrency=env.int("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
+            start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
+        )

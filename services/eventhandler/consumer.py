@@ -1,0 +1,136 @@
+"""Kafka consumer loop for the event handler: poll, handle, then commit.
+
+Offsets are committed only after the batch's projection writes have committed. While the
+database is down the loop blocks on the same batch (partitions paused, nothing committed)
+and resumes by itself; outage state changes are logged once each, not per attempt.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+
+from services.core.errors import Unavailable
+from services.core.events import Event
+from services.eventhandler.service import EventHandler
+from services.infra.codec import DecodeError, decode_event
+
+log = logging.getLogger(__name__)
+
+
+class ConsumerLoop:
+    def __init__(
+        self,
+        consumer: Consumer,
+        handler: EventHandler,
+        topics: tuple[str, ...],
+        *,
+        batch_size: int,
+        poll_timeout: float,
+    ) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._topics = topics
+        self._batch_size = batch_size
+        self._poll_timeout = poll_timeout
+        self.stop_event = threading.Event()
+        self.assigned = threading.Event()
+        self.db_ok = True
+        self.processed = 0
+
+    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info(
+            "partitions assigned",
+            extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]},
+        )
+        self.assigned.set()
+
+    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        log.info("partitions revoked", extra={"count": len(partitions)})
+
+    def _decode(self, msgs: list[Message]) -> list[tuple[Event | None, bytes, str]]:
+        items: list[tuple[Event | None, bytes, str]] = []
+        for m in msgs:
+            raw = m.value() or b""
+            try:
+                items.append((decode_event(raw), raw, ""))
+            except DecodeError as e:
+                items.append((None, raw, str(e)))
+        return items
+
+    def _handle_blocking(self, msgs: list[Message]) -> bool:
+        """Handle until it succeeds or we are stopped; return False if stopped first."""
+        items = self._decode(msgs)
+        backoff = 0.5
+        failures = 0
+        while True:
+            try:
+                self._handler.handle(items)
+                if not self.db_ok:
+                    log.warning("database is back; resuming", extra={"failed_attempts": failures})
+                    self._consumer.resume(self._consumer.assignment())
+                self.db_ok = True
+                return True
+            except Unavailable as e:
+                failures += 1
+                if self.db_ok:
+                    log.error(
+                        "database unavailable; blocking without committing", extra={"error": str(e)}
+                    )
+                    # Stay in the group (max.poll.interval) without fetching more.
+                    self._consumer.pause(self._consumer.assignment())
+                self.db_ok = False
+                if self.stop_event.wait(backoff):
+                    return False
+                self._consumer.poll(0)
+                backoff = min(backoff * 2, 5.0)
+
+    def _commit(self, msgs: list[Message]) -> None:
+        latest: dict[tuple[str, int], int] = {}
+        for m in msgs:
+            key = (m.topic(), m.partition())
+            latest[key] = max(latest.get(key, -1), m.offset())
+        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
+        try:
+            self._consumer.commit(offsets=offsets, asynchronous=False)
+        except Exception as e:
+            # E.g. a rebalance took the partition: the next owner re-reads; effects are idempotent.
+            log.warning("offset commit failed", extra={"error": str(e)})
+
+    def run(self) -> None:
+        self._consumer.subscribe(
+            list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+        )
+        idle_polls = 0
+        try:
+            while True:
+                msgs = self._consumer.consume(self._batch_size, timeout=self._poll_timeout)
+                good: list[Message] = []
+                for m in msgs:
+                    err = m.error()
+                    if err is None:
+                        good.append(m)
+                    elif err.code() != KafkaError._PARTITION_EOF:
+                        log.warning("consumer error", extra={"error": err.str()})
+                if good:
+                    idle_polls = 0
+                    if not self._handle_blocking(good):
+                        break
+                    self._commit(good)
+                    self.processed += len(good)
+                else:
+                    idle_polls += 1
+                if self.stop_event.is_set() and (idle_polls > 0 or not good):
+                    # Drain: we stop once a poll comes back empty, so events the relay
+                    # published just before shutdown are folded in first.
+                    break
+        finally:
+            self._consumer.close()
+            log.info("consumer closed", extra={"processed": self.processed})
+
+
+def consumer_from(config: dict[str, Any]) -> Consumer:
+    return Consumer(config)

@@ -1,0 +1,113 @@
+"""Composition root for the event handler: consumer loop, projection store, health server."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from concurrent import futures
+
+import grpc
+import psycopg
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+
+from services.config.settings import EventHandlerSettings
+from services.core.clock import Clock, SystemClock
+from services.eventhandler.consumer import ConsumerLoop, consumer_from
+from services.eventhandler.projection_store import PostgresProjectionStore
+from services.eventhandler.projectors import default_registry
+from services.eventhandler.service import EventHandler
+from services.infra import migrations
+from services.infra.kafka import consumer_config
+from services.infra.runtime import PortInUse
+
+log = logging.getLogger(__name__)
+
+
+def _db_reachable(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            conn.execute("SELECT 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+def _health_loop(
+    loop: ConsumerLoop, servicer: health.HealthServicer, url: str, stop: threading.Event
+) -> None:
+    """SERVING only when the consumer has joined its group and the database answers."""
+    last: bool | None = None
+    while not stop.is_set():
+        ok = loop.assigned.is_set() and loop.db_ok and _db_reachable(url)
+        if ok != last:
+            status = (
+                health_pb2.HealthCheckResponse.SERVING
+                if ok
+                else health_pb2.HealthCheckResponse.NOT_SERVING
+            )
+            servicer.set("", status)
+            if last is not None:
+                log.info("health changed", extra={"serving": ok})
+            last = ok
+        stop.wait(1.0)
+
+
+def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
+    migrations.apply(settings.database_url, "eventhandler")
+    store = PostgresProjectionStore(settings.database_url, settings.consumer_group)
+    handler = EventHandler(
+        store, default_registry(), clock or SystemClock(), consumer=settings.consumer_group
+    )
+    consumer = consumer_from(consumer_config(settings.common.brokers, settings.consumer_group))
+    loop = ConsumerLoop(
+        consumer,
+        handler,
+        settings.topics,
+        batch_size=settings.batch_size,
+        poll_timeout=settings.poll_timeout,
+    )
+    servicer = health.HealthServicer()
+    servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)]
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    address = f"{settings.host}:{settings.port}"
+    try:
+        if server.add_insecure_port(address) == 0:
+            raise PortInUse(f"cannot listen on {address}: the port is in use")
+    except RuntimeError as e:
+        raise PortInUse(f"cannot listen on {address}: {e}") from e
+    server.start()
+    stop_health = threading.Event()
+    monitor = threading.Thread(
+        target=_health_loop,
+        args=(loop, servicer, settings.database_url, stop_health),
+        name="health",
+        daemon=True,
+    )
+    monitor.start()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        log.info("stopping: draining and committing", extra={"signal": signum})
+        loop.stop_event.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    log.info(
+        "event handler running",
+        extra={
+            "group": settings.consumer_group,
+            "topics": list(settings.topics),
+            "health": address,
+        },
+    )
+    try:
+        loop.run()
+    finally:
+        servicer.enter_graceful_shutdown()
+        stop_health.set()
+        server.stop(grace=1)
+        store.close()
+        log.info("event handler stopped")

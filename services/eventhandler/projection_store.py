@@ -1,0 +1,96 @@
+"""PostgreSQL adapter for the handler's ProjectionStore (eventhandler schema)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from datetime import datetime
+
+import psycopg
+from psycopg.types.json import Jsonb
+
+from services.core.errors import Unavailable
+from services.eventhandler.projectors import ProjectionUpdate
+from services.eventhandler.service import DeadLetter
+
+log = logging.getLogger(__name__)
+
+# Newer-wins: the row only moves forward by (last_event_timestamp, last_event_id).
+_UPSERT = """
+INSERT INTO eventhandler.projections AS p
+    (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
+VALUES (%s, %s, %s, %s, %s, %s)
+ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
+    state = EXCLUDED.state,
+    last_event_id = EXCLUDED.last_event_id,
+    last_event_timestamp = EXCLUDED.last_event_timestamp,
+    updated_at = EXCLUDED.updated_at
+WHERE (p.last_event_timestamp, p.last_event_id)
+    < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)
+"""
+_DEAD = """
+INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message, failed_at)
+VALUES (%s, %s, %s, %s, %s)
+"""
+
+
+class PostgresProjectionStore:
+    """Holds one connection, reopened after a failure. Not thread-safe (one consumer loop)."""
+
+    def __init__(self, url: str, consumer: str) -> None:
+        self._url = url
+        self._consumer = consumer
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._url, autocommit=False, connect_timeout=5)
+        return self._conn
+
+    def apply(
+        self, updates: Sequence[ProjectionUpdate], dead: Sequence[DeadLetter], now: datetime
+    ) -> int:
+        try:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cur:
+                if updates:
+                    cur.executemany(
+                        _UPSERT,
+                        [
+                            (
+                                u.projection_type,
+                                u.aggregate_id,
+                                Jsonb(u.state),
+                                u.event_id,
+                                u.event_time,
+                                now,
+                            )
+                            for u in updates
+                        ],
+                    )
+                for d in dead:
+                    log.error(
+                        "event sent to the DLQ",
+                        extra={"event_id": d.event_id or "", "error": d.error},
+                    )
+                    cur.execute(_DEAD, (self._consumer, d.event_id, d.raw, d.error, now))
+            return len(updates)
+        except psycopg.OperationalError as e:
+            self.close()
+            raise Unavailable(f"database unavailable while writing projections: {e}") from e
+
+    def ping(self) -> bool:
+        try:
+            self._connection().execute("SELECT 1")
+            self._connection().rollback()
+            return True
+        except psycopg.Error:
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None

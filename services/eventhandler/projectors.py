@@ -1,0 +1,85 @@
+"""Projectors: pure functions from an event to projection updates, found by event_type."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from services.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionUpdate:
+    projection_type: str
+    aggregate_id: str
+    state: dict[str, Any]
+    event_id: str
+    event_time: datetime
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.projection_type, self.aggregate_id)
+
+    @property
+    def version(self) -> tuple[datetime, str]:
+        """Newer-wins order: (event_time, event_id); UUIDv7 ids break ties by arrival."""
+        return (self.event_time, self.event_id)
+
+
+Projector = Callable[[Event], Iterable[ProjectionUpdate]]
+
+
+class Registry:
+    """Maps event types to projectors: an exact type, or a prefix such as ``sensor.*``."""
+
+    def __init__(self) -> None:
+        self._exact: dict[str, list[Projector]] = {}
+        self._prefix: dict[str, list[Projector]] = {}
+
+    def register(self, pattern: str, projector: Projector) -> None:
+        if pattern.endswith(".*"):
+            self._prefix.setdefault(pattern[:-1], []).append(projector)
+        else:
+            self._exact.setdefault(pattern, []).append(projector)
+
+    def projectors_for(self, event_type: str) -> list[Projector]:
+        found = list(self._exact.get(event_type, ()))
+        for prefix, projectors in self._prefix.items():
+            if event_type.startswith(prefix):
+                found.extend(projectors)
+        return found
+
+
+def sensor_state(event: Event) -> Iterable[ProjectionUpdate]:
+    """Latest reading per device."""
+    yield ProjectionUpdate(
+        "sensor_state", event.aggregate_id, dict(event.payload), event.event_id, event.event_time
+    )
+
+
+def user_session(event: Event) -> Iterable[ProjectionUpdate]:
+    """Last login per user."""
+    state = dict(event.payload)
+    state["last_login_at"] = event.event_time.isoformat()
+    yield ProjectionUpdate(
+        "user_session", event.aggregate_id, state, event.event_id, event.event_time
+    )
+
+
+def default_registry() -> Registry:
+    registry = Registry()
+    registry.register("sensor.reading", sensor_state)
+    registry.register("user.login", user_session)
+    return registry
+
+
+def newest_per_key(updates: Sequence[ProjectionUpdate]) -> list[ProjectionUpdate]:
+    """Collapse a batch to the newest update per projection row (one upsert per row)."""
+    best: dict[tuple[str, str], ProjectionUpdate] = {}
+    for u in updates:
+        cur = best.get(u.key)
+        if cur is None or u.version > cur.version:
+            best[u.key] = u
+    return list(best.values())

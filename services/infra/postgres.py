@@ -1,0 +1,63 @@
+"""PostgreSQL adapter helpers: pools and driver-error translation."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import psycopg
+import psycopg_pool
+from psycopg.rows import dict_row
+
+from services.core.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+# Errors that mean "the database cannot be used right now" rather than "your query is wrong".
+TRANSIENT = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.AdminShutdown)
+
+
+def is_transient(exc: BaseException) -> bool:
+    return isinstance(exc, TRANSIENT)
+
+
+@asynccontextmanager
+async def open_pool(
+    url: str, *, max_size: int, acquire_timeout: float, name: str
+) -> AsyncIterator[psycopg_pool.AsyncConnectionPool]:
+    """An async pool that survives database restarts: broken connections are checked out."""
+    pool = psycopg_pool.AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        timeout=acquire_timeout,
+        name=name,
+        open=False,
+        check=psycopg_pool.AsyncConnectionPool.check_connection,
+        kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 5},
+        reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
+    )
+    await pool.open(wait=False)
+    try:
+        yield pool
+    finally:
+        await pool.close()
+
+
+@asynccontextmanager
+async def translate_errors(what: str) -> AsyncIterator[None]:
+    """Turn transient driver errors into Unavailable, naming what we were doing."""
+    try:
+        yield
+    except TRANSIENT as e:
+        raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
+
+
+async def ping(pool: psycopg_pool.AsyncConnectionPool, wait: float = 2.0) -> bool:
+    try:
+        async with pool.connection(timeout=wait) as conn:
+            await conn.execute("SELECT 1")
+        return True
+    except Exception:
+        return False

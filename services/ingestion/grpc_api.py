@@ -1,0 +1,75 @@
+"""gRPC transport for ingestion: Protobuf in, plain commands to the core, Protobuf out."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import UTC
+
+import grpc
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
+
+from services.infra.codec import from_struct
+from services.infra.grpc_errors import grpc_errors, metadata_value
+from services.ingestion.service import IngestionService
+from services.ingestion.validation import IngestCommand
+
+
+def _trace_id(context: grpc.aio.ServicerContext) -> str:
+    # W3C traceparent: version-traceid-spanid-flags
+    parent = metadata_value(context, "traceparent")
+    parts = parent.split("-")
+    if len(parts) == 4 and len(parts[1]) == 32:
+        return parts[1]
+    return metadata_value(context, "x-request-id")
+
+
+def to_command(
+    req: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext, source: str
+) -> IngestCommand:
+    return IngestCommand(
+        event_type=req.event_type,
+        aggregate_id=req.aggregate_id,
+        payload=from_struct(req.payload) if req.HasField("payload") else None,
+        event_time=req.event_time.ToDatetime(tzinfo=UTC) if req.HasField("event_time") else None,
+        trace_id=req.trace_id or _trace_id(context),
+        idempotency_key=req.idempotency_key,
+        source=source,
+    )
+
+
+def _source(context: grpc.aio.ServicerContext) -> str:
+    # Envoy sets x-cj-source on every request it forwards (overwriting any client value).
+    src = metadata_value(context, "x-cj-source")
+    return src if src in ("http", "grpc") else "grpc"
+
+
+class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
+    def __init__(self, service: IngestionService) -> None:
+        self._service = service
+
+    @grpc_errors
+    async def IngestEvent(
+        self, request: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.IngestEventResponse:
+        cmd = to_command(request, context, _source(context))
+        if not cmd.idempotency_key:
+            header = metadata_value(context, "idempotency-key")
+            if header:
+                cmd = dataclasses.replace(cmd, idempotency_key=header)
+        result = await self._service.ingest(cmd)
+        return ingestion_pb2.IngestEventResponse(event_id=result.event_id, status=result.status)
+
+    @grpc_errors
+    async def IngestEvents(
+        self, request: ingestion_pb2.IngestEventsRequest, context: grpc.aio.ServicerContext
+    ) -> ingestion_pb2.IngestEventsResponse:
+        source = _source(context)
+        results = await self._service.ingest_many(
+            [to_command(e, context, source) for e in request.events]
+        )
+        out = ingestion_pb2.IngestEventsResponse()
+        for i, r in enumerate(results):
+            out.results.add(index=i, event_id=r.event_id, status=r.status, error=r.error)
+        out.accepted = sum(1 for r in results if r.status != "rejected")
+        out.rejected = len(results) - out.accepted
+        return out

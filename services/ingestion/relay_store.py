@@ -1,0 +1,136 @@
+"""PostgreSQL adapter for the relay: claiming, event store append, delete, failure count."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from psycopg_pool import AsyncConnectionPool
+
+from services.core.aio import wait_event
+from services.core.events import Event
+from services.infra.postgres import TRANSIENT, translate_errors
+from services.ingestion.relay import OutboxRow
+
+log = logging.getLogger(__name__)
+
+# Oldest first; SKIP LOCKED hands concurrent relays disjoint rows instead of blocking them.
+_CLAIM = """
+SELECT outbox_id, event_payload, retry_count FROM ingestion.outbox
+WHERE retry_count {op} %s
+ORDER BY created_at
+LIMIT %s
+FOR UPDATE SKIP LOCKED
+"""
+_APPEND = """
+INSERT INTO ingestion.event_store
+    (event_id, event_type, aggregate_id, event_time, ingested_at, payload, metadata)
+VALUES (%s, %s, %s, %s, %s, %s, %s)
+ON CONFLICT (event_id) DO NOTHING
+"""
+
+
+def _row(raw: dict[str, Any]) -> OutboxRow:
+    try:
+        event = Event.from_dict(raw["event_payload"])
+        return OutboxRow(str(raw["outbox_id"]), event, raw["retry_count"])
+    except (KeyError, TypeError, ValueError) as e:
+        return OutboxRow(str(raw["outbox_id"]), None, raw["retry_count"], f"unreadable: {e}")
+
+
+class _Batch:
+    def __init__(self, cur: psycopg.AsyncCursor[Any], rows: list[OutboxRow]) -> None:
+        self._cur = cur
+        self.rows = rows
+
+    async def append_to_event_store(self, events: Sequence[Event]) -> None:
+        await self._cur.executemany(
+            _APPEND,
+            [
+                (
+                    e.event_id,
+                    e.event_type,
+                    e.aggregate_id,
+                    e.event_time,
+                    e.ingested_at,
+                    Jsonb(e.payload),
+                    Jsonb(e.to_dict()["metadata"]),
+                )
+                for e in events
+            ],
+        )
+
+    async def delete(self, outbox_ids: Sequence[str]) -> None:
+        await self._cur.execute(
+            "DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])", (list(outbox_ids),)
+        )
+
+    async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
+        await self._cur.execute(
+            "UPDATE ingestion.outbox SET retry_count = retry_count + 1, last_error = %s "
+            "WHERE outbox_id = ANY(%s::uuid[])",
+            (error[:1000], list(outbox_ids)),
+        )
+
+
+class PostgresRelayStore:
+    def __init__(self, pool: AsyncConnectionPool) -> None:
+        self._pool = pool
+
+    @asynccontextmanager
+    async def claim(self, limit: int, max_retries: int) -> AsyncIterator[_Batch]:
+        async with (
+            translate_errors("relaying the outbox"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor() as cur,
+        ):
+            await cur.execute(_CLAIM.format(op="<"), (max_retries, limit))
+            raw = await cur.fetchall()
+            if len(raw) < limit:
+                # Rows that kept failing come last, so they never starve healthy ones.
+                await cur.execute(_CLAIM.format(op=">="), (max_retries, limit - len(raw)))
+                raw += await cur.fetchall()
+            yield _Batch(cur, [_row(r) for r in raw])
+
+    async def depth(self) -> int:
+        async with translate_errors("counting the outbox"), self._pool.connection() as conn:
+            cur = await conn.execute("SELECT count(*) AS n FROM ingestion.outbox")
+            row = await cur.fetchone()
+            return int(row["n"]) if row else 0
+
+    async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
+        async with translate_errors("purging idempotency keys"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM ingestion.idempotency_keys "
+                "WHERE created_at < now() - make_interval(secs => %s)",
+                (older_than_seconds,),
+            )
+            return cur.rowcount
+
+
+async def listen_outbox(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -> None:
+    """Wake the relay on every NOTIFY; reconnect after failures (the watchdog poll covers gaps)."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=5
+            ) as conn:
+                await conn.execute("LISTEN outbox_insert")
+                backoff = 0.5
+                on_notify()  # catch up on anything inserted while we were not listening
+                while not stop.is_set():
+                    # The timeout lets us notice stop() without a notification arriving.
+                    async for _ in conn.notifies(timeout=1.0):
+                        on_notify()
+        except TRANSIENT as e:
+            log.debug("outbox listener reconnecting", extra={"error": str(e)})
+        if not stop.is_set():
+            await wait_event(stop, backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -1,0 +1,105 @@
+"""Boundary validation of incoming events: pure rules, no transport, no storage.
+
+Every transport (HTTP via Envoy, gRPC, MQTT) builds an IngestCommand and calls
+``validate``; a rejection carries a message precise enough for the caller to fix its input.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from services.core.errors import InvalidInput
+
+EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
+MAX_EVENT_TYPE_LEN = 128
+MAX_AGGREGATE_ID_LEN = 256
+MAX_TRACE_ID_LEN = 128
+MAX_IDEMPOTENCY_KEY_LEN = 256
+# Events may carry their own time, but not one from the far future (clock skew allowance).
+MAX_FUTURE_SKEW = timedelta(hours=24)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+# Required payload fields of the catalog's known types (DESIGN.md section 3).
+CATALOG: dict[str, dict[str, tuple[type, ...]]] = {
+    "sensor.reading": {"value": (int, float), "unit": (str,)},
+    "user.login": {"user_id": (str,), "ip": (str,)},
+    "system.alert": {"level": (str,), "message": (str,)},
+}
+
+
+@dataclass(frozen=True, slots=True)
+class IngestCommand:
+    """One event as a caller sent it, before validation."""
+
+    event_type: str
+    aggregate_id: str
+    payload: Any
+    event_time: datetime | None = None
+    trace_id: str = ""
+    idempotency_key: str = ""
+    source: str = "grpc"
+
+
+def _has_control_chars(text: str) -> bool:
+    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+
+
+def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> int:
+    """Raise InvalidInput naming the first problem; return the payload's encoded size."""
+    if not cmd.event_type:
+        raise InvalidInput("event_type is required")
+    if len(cmd.event_type) > MAX_EVENT_TYPE_LEN:
+        raise InvalidInput(f"event_type is longer than {MAX_EVENT_TYPE_LEN} characters")
+    if not EVENT_TYPE_RE.match(cmd.event_type):
+        raise InvalidInput(
+            f"event_type {cmd.event_type!r} must be dot notation: lowercase segments of "
+            "letters, digits, '_' or '-' separated by dots, e.g. 'sensor.reading'"
+        )
+    if not cmd.aggregate_id or not cmd.aggregate_id.strip():
+        raise InvalidInput("aggregate_id is required")
+    if len(cmd.aggregate_id) > MAX_AGGREGATE_ID_LEN:
+        raise InvalidInput(f"aggregate_id is longer than {MAX_AGGREGATE_ID_LEN} characters")
+    if _has_control_chars(cmd.aggregate_id):
+        raise InvalidInput("aggregate_id must not contain control characters")
+    if cmd.payload is None:
+        raise InvalidInput("payload is required and must be a JSON object")
+    if not isinstance(cmd.payload, dict):
+        raise InvalidInput(f"payload must be a JSON object, not {type(cmd.payload).__name__}")
+    size = len(json.dumps(cmd.payload, separators=(",", ":")).encode())
+    if size > max_payload_bytes:
+        raise InvalidInput(f"payload is {size} bytes; the limit is {max_payload_bytes} bytes")
+    if cmd.event_time is not None:
+        if cmd.event_time.tzinfo is None:
+            raise InvalidInput("event_time must carry a time zone (RFC 3339)")
+        if cmd.event_time < EPOCH:
+            raise InvalidInput("event_time must not be before 1970-01-01T00:00:00Z")
+        if cmd.event_time > now + MAX_FUTURE_SKEW:
+            raise InvalidInput("event_time is more than 24 hours in the future")
+    if len(cmd.trace_id) > MAX_TRACE_ID_LEN or _has_control_chars(cmd.trace_id):
+        raise InvalidInput(f"trace_id must be at most {MAX_TRACE_ID_LEN} printable characters")
+    if len(cmd.idempotency_key) > MAX_IDEMPOTENCY_KEY_LEN or _has_control_chars(
+        cmd.idempotency_key
+    ):
+        raise InvalidInput(
+            f"idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
+        )
+    _validate_catalog(cmd.event_type, cmd.payload)
+    return size
+
+
+def _validate_catalog(event_type: str, payload: dict[str, Any]) -> None:
+    schema = CATALOG.get(event_type)
+    if schema is None:
+        return
+    for name, types in schema.items():
+        if name not in payload:
+            raise InvalidInput(f"payload.{name} is required for {event_type}")
+        value = payload[name]
+        # bool is an int in Python but not a number in JSON terms.
+        if isinstance(value, bool) or not isinstance(value, types):
+            expected = "a number" if float in types else "a string"
+            raise InvalidInput(f"payload.{name} must be {expected} for {event_type}")

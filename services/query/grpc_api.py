@@ -1,0 +1,46 @@
+"""gRPC transport for the query service."""
+
+from __future__ import annotations
+
+import grpc
+from cornjacket.v1 import query_pb2, query_pb2_grpc
+
+from services.infra.codec import to_struct, to_timestamp
+from services.infra.grpc_errors import grpc_errors
+from services.query.service import ProjectionView, QueryService
+
+
+def to_proto(v: ProjectionView) -> query_pb2.Projection:
+    return query_pb2.Projection(
+        projection_id=v.projection_id,
+        projection_type=v.projection_type,
+        aggregate_id=v.aggregate_id,
+        state=to_struct(v.state),
+        last_event_id=v.last_event_id,
+        last_event_timestamp=to_timestamp(v.last_event_timestamp),
+        updated_at=to_timestamp(v.updated_at),
+    )
+
+
+class QueryServicer(query_pb2_grpc.QueryServiceServicer):
+    def __init__(self, service: QueryService) -> None:
+        self._service = service
+
+    @grpc_errors
+    async def GetProjection(
+        self, request: query_pb2.GetProjectionRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.Projection:
+        return to_proto(await self._service.get(request.projection_type, request.aggregate_id))
+
+    @grpc_errors
+    async def ListProjections(
+        self, request: query_pb2.ListProjectionsRequest, context: grpc.aio.ServicerContext
+    ) -> query_pb2.ListProjectionsResponse:
+        limit = request.limit if request.HasField("limit") else None
+        page = await self._service.list(request.projection_type, limit, request.offset)
+        return query_pb2.ListProjectionsResponse(
+            projections=[to_proto(v) for v in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )

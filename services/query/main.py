@@ -1,0 +1,57 @@
+"""Composition root for the query service."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from cornjacket.v1 import query_pb2, query_pb2_grpc
+
+from services.config.settings import QuerySettings
+from services.core.aio import wait_event
+from services.infra.postgres import open_pool, ping
+from services.infra.runtime import Health, install_stop_signals, make_server, watch
+from services.query.grpc_api import QueryServicer
+from services.query.projection_reader import PostgresProjectionReader
+from services.query.service import QueryService
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAME = query_pb2.DESCRIPTOR.services_by_name["QueryService"].full_name
+
+
+async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        install_stop_signals(stop)
+    health = Health([SERVICE_NAME])
+    await health.set(False, "starting")
+    async with open_pool(
+        settings.database_url,
+        max_size=settings.pool_size,
+        acquire_timeout=settings.db_timeout,
+        name="query",
+    ) as pool:
+        server = make_server(settings.host, settings.port, health)
+        query_pb2_grpc.add_QueryServiceServicer_to_server(
+            QueryServicer(QueryService(PostgresProjectionReader(pool))), server
+        )
+        await server.start()
+        monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
+        log.info("query serving", extra={"address": f"{settings.host}:{settings.port}"})
+        try:
+            await watch([monitor], stop)
+        finally:
+            await health.set(False, "shutting down")
+            await server.stop(grace=5)
+            stop.set()
+            await asyncio.wait([monitor], timeout=3)
+            log.info("query stopped")
+
+
+async def _monitor(pool: object, health: Health, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        ok = await ping(pool)  # type: ignore[arg-type]
+        await health.set(ok, "" if ok else "database unreachable")
+        await wait_event(stop, 1.0)

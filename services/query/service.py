@@ -1,0 +1,77 @@
+"""Query core: validates paging and asks the read model. Read-only by construction."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from services.core.errors import InvalidInput, NotFound
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 100
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionView:
+    projection_id: str
+    projection_type: str
+    aggregate_id: str
+    state: dict[str, Any]
+    last_event_id: str
+    last_event_timestamp: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    items: list[ProjectionView]
+    total: int
+    limit: int
+    offset: int
+
+
+class ProjectionReader(Protocol):
+    """Read access to projections; safe for concurrent use; raises Unavailable."""
+
+    async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView | None: ...
+
+    async def list(
+        self, projection_type: str, limit: int, offset: int
+    ) -> tuple[list[ProjectionView], int]: ...
+
+
+class QueryService:
+    def __init__(self, reader: ProjectionReader) -> None:
+        self._reader = reader
+
+    @staticmethod
+    def _check_type(projection_type: str) -> None:
+        if not projection_type:
+            raise InvalidInput("projection_type is required")
+        if not _TYPE_RE.match(projection_type):
+            raise InvalidInput(
+                f"projection_type {projection_type[:80]!r} must be lowercase letters, digits "
+                "and '_' (at most 64), e.g. 'sensor_state'"
+            )
+
+    async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView:
+        self._check_type(projection_type)
+        if not aggregate_id:
+            raise InvalidInput("aggregate_id is required")
+        view = await self._reader.get(projection_type, aggregate_id)
+        if view is None:
+            raise NotFound(f"no {projection_type} projection for aggregate {aggregate_id!r}")
+        return view
+
+    async def list(self, projection_type: str, limit: int | None, offset: int) -> Page:
+        self._check_type(projection_type)
+        limit = DEFAULT_LIMIT if limit is None else limit
+        if not 1 <= limit <= MAX_LIMIT:
+            raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}, got {limit}")
+        if offset < 0:
+            raise InvalidInput(f"offset must be 0 or more, got {offset}")
+        items, total = await self._reader.list(projection_type, limit, offset)
+        return Page(items, total, limit, offset)
