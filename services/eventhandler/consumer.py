@@ -91,8 +91,8 @@ class ConsumerLoop:
     def _commit(self, msgs: list[Message]) -> None:
         latest: dict[tuple[str, int], int] = {}
         for m in msgs:
-            key = (m.topic(), m.partition())
-            latest[key] = max(latest.get(key, -1), m.offset())
+            key = (str(m.topic()), int(m.partition() or 0))
+            latest[key] = max(latest.get(key, -1), int(m.offset() or 0))
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
         try:
             self._consumer.commit(offsets=offsets, asynchronous=False)

@@ -19,7 +19,8 @@ def to_timestamp(dt: datetime) -> timestamp_pb2.Timestamp:
 
 
 def from_timestamp(ts: timestamp_pb2.Timestamp) -> datetime:
-    return ts.ToDatetime(tzinfo=UTC)
+    dt: datetime = ts.ToDatetime(tzinfo=UTC)
+    return dt
 
 
 def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:

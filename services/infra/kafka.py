@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from services.core.errors import Unavailable
 from services.core.events import Event, topic_for
@@ -93,7 +93,7 @@ class KafkaPublisher:
         for ev in events:
             fut: asyncio.Future[None] = loop.create_future()
             futures.append(fut)
-            headers = [("event_type", ev.event_type.encode())]
+            headers: list[tuple[str, str | bytes | None]] = [("event_type", ev.event_type.encode())]
             if ev.metadata.trace_id:
                 headers.append(("trace_id", ev.metadata.trace_id.encode()))
             while True:

@@ -8,11 +8,14 @@ from contextlib import asynccontextmanager
 
 import psycopg
 import psycopg_pool
-from psycopg.rows import dict_row
+from psycopg.rows import DictRow, dict_row
 
 from services.core.errors import Unavailable
 
 log = logging.getLogger(__name__)
+
+# Pools hand out connections whose rows are dicts keyed by column name.
+DictPool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]
 
 # Errors that mean "the database cannot be used right now" rather than "your query is wrong".
 TRANSIENT = (psycopg.OperationalError, psycopg_pool.PoolTimeout, psycopg.errors.AdminShutdown)
@@ -25,10 +28,11 @@ def is_transient(exc: BaseException) -> bool:
 @asynccontextmanager
 async def open_pool(
     url: str, *, max_size: int, acquire_timeout: float, name: str
-) -> AsyncIterator[psycopg_pool.AsyncConnectionPool]:
+) -> AsyncIterator[DictPool]:
     """An async pool that survives database restarts: broken connections are checked out."""
-    pool = psycopg_pool.AsyncConnectionPool(
+    pool: DictPool = psycopg_pool.AsyncConnectionPool(
         url,
+        connection_class=psycopg.AsyncConnection[DictRow],
         min_size=1,
         max_size=max_size,
         timeout=acquire_timeout,
@@ -54,7 +58,7 @@ async def translate_errors(what: str) -> AsyncIterator[None]:
         raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
 
 
-async def ping(pool: psycopg_pool.AsyncConnectionPool, wait: float = 2.0) -> bool:
+async def ping(pool: DictPool, wait: float = 2.0) -> bool:
     try:
         async with pool.connection(timeout=wait) as conn:
             await conn.execute("SELECT 1")

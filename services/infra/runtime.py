@@ -6,7 +6,8 @@ import asyncio
 import logging
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
@@ -70,16 +71,12 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
-def run(main: Callable[[], Awaitable[None]]) -> int:
+def run(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """Run a service's async main on uvloop; a CornjacketError exits 1 with its message."""
-    try:
-        import uvloop
+    import uvloop
 
-        runner = uvloop.run
-    except ImportError:  # pragma: no cover - uvloop is a dependency
-        runner = asyncio.run
     try:
-        runner(main())
+        uvloop.run(main())
     except CornjacketError as e:
         log.error("%s", e)
         print(f"error: {e}", file=sys.stderr)

@@ -16,7 +16,7 @@ from services.core.errors import Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra import migrations
 from services.infra.kafka import KafkaPublisher, ensure_topics
-from services.infra.postgres import open_pool, ping
+from services.infra.postgres import DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.ingestion.grpc_api import IngestionServicer
 from services.ingestion.outbox_store import PostgresOutbox
@@ -121,7 +121,7 @@ async def run(
 
 
 async def _monitor(
-    pool: object,
+    pool: DictPool,
     store: PostgresRelayStore,
     health: Health,
     relay: Relay | None,
@@ -132,7 +132,7 @@ async def _monitor(
     purge_every = 60.0
     since_purge = purge_every
     while not stop.is_set():
-        db_ok = await ping(pool)  # type: ignore[arg-type]
+        db_ok = await ping(pool)
         relay_ok = relay is None or relay.healthy
         reason = (
             "" if db_ok and relay_ok else ("database unreachable" if not db_ok else "relay stuck")

@@ -6,9 +6,8 @@ from collections.abc import Sequence
 from datetime import datetime
 
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
-from services.infra.postgres import translate_errors
+from services.infra.postgres import DictPool, translate_errors
 from services.ingestion.ports import Appended, PendingEvent
 
 _CLAIM_KEY = """
@@ -25,7 +24,7 @@ INSERT INTO ingestion.outbox (outbox_id, created_at, event_payload) VALUES (%s, 
 
 
 class PostgresOutbox:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
     async def append(

@@ -35,7 +35,8 @@ class OutboxRow:
 class ClaimedBatch(Protocol):
     """Rows locked by one open transaction; committed when the context exits cleanly."""
 
-    rows: Sequence[OutboxRow]
+    @property
+    def rows(self) -> Sequence[OutboxRow]: ...
 
     async def append_to_event_store(self, events: Sequence[Event]) -> None: ...
 
@@ -47,7 +48,9 @@ class ClaimedBatch(Protocol):
 
 
 class RelayStore(Protocol):
-    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+    def claim(
+        self, limit: int, max_retries: int
+    ) -> AbstractAsyncContextManager[ClaimedBatch]:
         """Lock up to ``limit`` rows, oldest first; rows that failed ``max_retries`` times
         go to the back so they cannot block healthy ones. Raises Unavailable."""
         ...

@@ -5,17 +5,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import psycopg
 from psycopg.types.json import Jsonb
-from psycopg_pool import AsyncConnectionPool
 
 from services.core.aio import wait_event
 from services.core.events import Event
-from services.infra.postgres import TRANSIENT, translate_errors
-from services.ingestion.relay import OutboxRow
+from services.infra.postgres import TRANSIENT, DictPool, translate_errors
+from services.ingestion.relay import ClaimedBatch, OutboxRow
 
 log = logging.getLogger(__name__)
 
@@ -79,11 +78,14 @@ class _Batch:
 
 
 class PostgresRelayStore:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
+    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit, max_retries)
+
     @asynccontextmanager
-    async def claim(self, limit: int, max_retries: int) -> AsyncIterator[_Batch]:
+    async def _claim(self, limit: int, max_retries: int) -> AsyncIterator[ClaimedBatch]:
         async with (
             translate_errors("relaying the outbox"),
             self._pool.connection() as conn,
@@ -134,3 +136,4 @@ async def listen_outbox(url: str, on_notify: Callable[[], None], stop: asyncio.E
         if not stop.is_set():
             await wait_event(stop, backoff)
             backoff = min(backoff * 2, 5.0)
+

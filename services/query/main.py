@@ -10,7 +10,7 @@ from cornjacket.v1 import query_pb2, query_pb2_grpc
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
-from services.infra.postgres import open_pool, ping
+from services.infra.postgres import DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.grpc_api import QueryServicer
 from services.query.projection_reader import PostgresProjectionReader
@@ -50,8 +50,8 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             log.info("query stopped")
 
 
-async def _monitor(pool: object, health: Health, stop: asyncio.Event) -> None:
+async def _monitor(pool: DictPool, health: Health, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        ok = await ping(pool)  # type: ignore[arg-type]
+        ok = await ping(pool)
         await health.set(ok, "" if ok else "database unreachable")
         await wait_event(stop, 1.0)

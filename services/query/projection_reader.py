@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from psycopg_pool import AsyncConnectionPool
-
-from services.infra.postgres import translate_errors
+from services.infra.postgres import DictPool, translate_errors
 from services.query.service import ProjectionView
 
 _COLUMNS = (
@@ -28,7 +26,7 @@ def _view(row: dict[str, Any]) -> ProjectionView:
 
 
 class PostgresProjectionReader:
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
     async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView | None:

@@ -1,0 +1,110 @@
+"""Helpers shared by the component and end-to-end tests: real processes, real ports."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import grpc
+import psycopg
+from confluent_kafka import Consumer, TopicPartition
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+from services.cli.embedded import python_service
+from services.cli.processes import Child, env_with
+from services.core.events import Event
+from services.infra.codec import decode_event
+
+T = TypeVar("T")
+
+
+def eventually(
+    fn: Callable[[], T | None], *, timeout: float = 15.0, interval: float = 0.05, what: str = ""
+) -> T:
+    """Poll ``fn`` until it returns a truthy value; fail with ``what`` after ``timeout``."""
+    end = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < end:
+        last = fn()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last={last!r}")
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+def wait_serving(address: str, timeout: float = 30.0, child: Child | None = None) -> None:
+    channel = grpc.insecure_channel(address)
+    stub = health_pb2_grpc.HealthStub(channel)
+
+    def serving() -> bool:
+        if child is not None and not child.alive():
+            raise AssertionError(f"{child.name} exited: {child.tail(30)}")
+        try:
+            resp = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=1)
+        except grpc.RpcError:
+            return False
+        return bool(resp.status == health_pb2.HealthCheckResponse.SERVING)
+
+    try:
+        eventually(serving, timeout=timeout, interval=0.1, what=f"{address} SERVING")
+    finally:
+        channel.close()
+
+
+@contextmanager
+def service_process(
+    service: str, env: dict[str, str], log_dir: Path, address: str | None = None
+) -> Iterator[Child]:
+    """Run ``cornjacket serve <service>`` as a real process; stop it afterwards."""
+    child = python_service(service, service, env_with(env), log_dir / f"{service}.log")
+    child.start()
+    try:
+        if address is not None:
+            wait_serving(address, child=child)
+        yield child
+    finally:
+        child.stop(deadline=15)
+
+
+def fetch_one(url: str, sql: str, params: tuple[Any, ...] = ()) -> tuple[Any, ...] | None:
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchone()
+
+
+def consume_events(
+    brokers: str, topic: str, match: Callable[[Event], bool], count: int, timeout: float = 20.0
+) -> list[Event]:
+    """Read ``topic`` from the beginning (no group commits) until ``count`` events match."""
+    consumer = Consumer(
+        {
+            "bootstrap.servers": brokers,
+            "group.id": unique("test-reader"),
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": 10,
+        }
+    )
+    try:
+        meta = consumer.list_topics(topic, timeout=10)
+        parts = [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
+        consumer.assign(parts)
+        found: list[Event] = []
+        end = time.monotonic() + timeout
+        while time.monotonic() < end and len(found) < count:
+            msg = consumer.poll(0.2)
+            if msg is None or msg.error():
+                continue
+            event = decode_event(msg.value())
+            if match(event):
+                found.append(event)
+        return found
+    finally:
+        consumer.close()

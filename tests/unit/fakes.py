@@ -1,0 +1,107 @@
+"""In-memory fakes of the ports, for unit tests of the core logic."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from services.core.errors import Unavailable
+from services.core.events import Event
+from services.eventhandler.projectors import ProjectionUpdate
+from services.eventhandler.service import DeadLetter
+from services.ingestion.ports import Appended, PendingEvent
+from services.ingestion.relay import ClaimedBatch, OutboxRow
+
+
+class MemoryOutbox:
+    def __init__(self) -> None:
+        self.rows: list[Event] = []
+        self.keys: dict[str, tuple[str, datetime]] = {}
+        self.down = False
+
+    async def append(
+        self, items: Sequence[PendingEvent], *, retention_since: datetime
+    ) -> list[Appended]:
+        if self.down:
+            raise Unavailable("database unavailable while writing the outbox")
+        out: list[Appended] = []
+        for item in items:
+            if item.idempotency_key:
+                seen = self.keys.get(item.idempotency_key)
+                if seen is not None and seen[1] >= retention_since:
+                    out.append(Appended(seen[0], duplicate=True))
+                    continue
+                self.keys[item.idempotency_key] = (item.event.event_id, item.event.ingested_at)
+            self.rows.append(item.event)
+            out.append(Appended(item.event.event_id, duplicate=False))
+        return out
+
+
+@dataclass
+class _MemBatch:
+    store: MemoryRelayStore
+    rows: list[OutboxRow]
+
+    async def append_to_event_store(self, events: Sequence[Event]) -> None:
+        for e in events:
+            self.store.event_store.setdefault(e.event_id, e)
+
+    async def delete(self, outbox_ids: Sequence[str]) -> None:
+        for i in outbox_ids:
+            self.store.outbox.pop(i, None)
+
+    async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
+        for i in outbox_ids:
+            row = self.store.outbox[i]
+            self.store.outbox[i] = OutboxRow(row.outbox_id, row.event, row.retry_count + 1, error)
+
+
+@dataclass
+class MemoryRelayStore:
+    outbox: dict[str, OutboxRow] = field(default_factory=dict)
+    event_store: dict[str, Event] = field(default_factory=dict)
+
+    def add(self, event: Event | None, outbox_id: str | None = None) -> None:
+        oid = outbox_id or (event.event_id if event else "bad")
+        self.outbox[oid] = OutboxRow(oid, event, 0)
+
+    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit, max_retries)
+
+    @asynccontextmanager
+    async def _claim(self, limit: int, max_retries: int) -> AsyncIterator[ClaimedBatch]:
+        fresh = [r for r in self.outbox.values() if r.retry_count < max_retries]
+        stale = [r for r in self.outbox.values() if r.retry_count >= max_retries]
+        yield _MemBatch(self, (fresh + stale)[:limit])
+
+
+class MemoryPublisher:
+    def __init__(self) -> None:
+        self.sent: list[Event] = []
+        self.down = False
+
+    async def publish(self, events: Sequence[Event]) -> None:
+        if self.down:
+            raise Unavailable("broker did not acknowledge: timed out")
+        self.sent.extend(events)
+
+
+class MemoryProjectionStore:
+    def __init__(self) -> None:
+        self.rows: dict[tuple[str, str], ProjectionUpdate] = {}
+        self.dead: list[DeadLetter] = []
+        self.down = False
+
+    def apply(
+        self, updates: Sequence[ProjectionUpdate], dead: Sequence[DeadLetter], now: datetime
+    ) -> int:
+        if self.down:
+            raise Unavailable("database unavailable while writing projections")
+        for u in updates:
+            cur = self.rows.get(u.key)
+            if cur is None or u.version > cur.version:
+                self.rows[u.key] = u
+        self.dead.extend(dead)
+        return len(updates)

@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import InvalidInput, NotFound
+from services.query.service import ProjectionView, QueryService
+
+T = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+class Reader:
+    def __init__(self) -> None:
+        self.views = {
+            ("sensor_state", f"d{i}"): ProjectionView(f"p{i}", "sensor_state", f"d{i}", {}, f"e{i}", T, T)
+            for i in range(5)
+        }
+
+    async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView | None:
+        return self.views.get((projection_type, aggregate_id))
+
+    async def list(self, projection_type: str, limit: int, offset: int) -> tuple[list[ProjectionView], int]:
+        rows = sorted(
+            (v for (t, _), v in self.views.items() if t == projection_type), key=lambda v: v.aggregate_id
+        )
+        return rows[offset : offset + limit], len(rows)
+
+
+async def test_get_and_not_found() -> None:
+    svc = QueryService(Reader())
+    assert (await svc.get("sensor_state", "d1")).projection_id == "p1"
+    with pytest.raises(NotFound, match="no sensor_state projection for aggregate 'zz'"):
+        await svc.get("sensor_state", "zz")
+
+
+async def test_list_defaults_and_pages() -> None:
+    svc = QueryService(Reader())
+    page = await svc.list("sensor_state", None, 0)
+    assert (page.limit, page.offset, page.total, len(page.items)) == (20, 0, 5, 5)
+    page = await svc.list("sensor_state", 2, 4)
+    assert [v.aggregate_id for v in page.items] == ["d4"] and page.total == 5
+
+
+@pytest.mark.parametrize(
+    ("ptype", "limit", "offset", "message"),
+    [
+        ("sensor_state", 0, 0, "limit must be between 1 and 100, got 0"),
+        ("sensor_state", 101, 0, "limit must be between 1 and 100"),
+        ("sensor_state", 10, -1, "offset must be 0 or more"),
+        ("Bad-Type", 10, 0, "projection_type"),
+        ("", 10, 0, "projection_type is required"),
+    ],
+)
+async def test_list_validation(ptype: str, limit: int, offset: int, message: str) -> None:
+    with pytest.raises(InvalidInput, match=message):
+        await QueryService(Reader()).list(ptype, limit, offset)

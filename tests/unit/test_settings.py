@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+import pytest
+
+from services.config.settings import (
+    Env,
+    EventHandlerSettings,
+    IngestionSettings,
+    OutboxSettings,
+)
+from services.core.errors import ConfigError
+
+
+def test_defaults_run_locally() -> None:
+    s = IngestionSettings.from_env(Env({}))
+    assert s.outbox == OutboxSettings(worker_count=4, batch_size=100, max_retries=5, poll_interval=5.0)
+    assert s.common.brokers == "127.0.0.1:9092"
+    assert s.common.log_level == "info" and s.common.log_format == "json"
+    h = EventHandlerSettings.from_env(Env({}))
+    assert h.consumer_group == "event-handler"
+    assert h.topics == ("sensor-events", "user-actions", "system-events")
+    assert h.poll_timeout == 1.0
+
+
+def test_durations_accept_units() -> None:
+    env = Env({"CJ_OUTBOX_POLL_INTERVAL": "250ms"})
+    assert OutboxSettings.from_env(env).poll_interval == 0.25
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("CJ_OUTBOX_WORKER_COUNT", "four", "CJ_OUTBOX_WORKER_COUNT='four' is not an integer"),
+        ("CJ_OUTBOX_BATCH_SIZE", "0", "CJ_OUTBOX_BATCH_SIZE=0 is out of range"),
+        ("CJ_OUTBOX_POLL_INTERVAL", "soon", "CJ_OUTBOX_POLL_INTERVAL='soon' is not a duration"),
+        ("CJ_LOG_LEVEL", "loud", "CJ_LOG_LEVEL='loud' is not one of"),
+        ("CJ_INGESTION_DATABASE_URL", "mysql://x", "is not a postgresql:// URL"),
+        ("CJ_REDPANDA_BROKERS", "localhost", "is not host:port"),
+        ("CJ_INGESTION_PORT", "70000", "out of range"),
+        ("CJ_INGESTION_RUN_RELAY", "maybe", "is not a boolean"),
+    ],
+)
+def test_bad_values_fail_fast_naming_variable(var: str, value: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        IngestionSettings.from_env(Env({var: value}))
