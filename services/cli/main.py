@@ -102,6 +102,42 @@ def _migrate(service: str) -> int:
     return 0
 
 
+def _upstream(text: str) -> tuple[str, tuple[str, int]]:
+    name, _, addr = text.partition("=")
+    host, _, port = addr.rpartition(":")
+    if name not in ("ingestion", "query", "eventhandler") or not host or not port.isdigit():
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler"
+        )
+    return name, (host, int(port))
+
+
+def _envoy_config(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from services.cli.envoy_config import DESCRIPTOR, render
+
+    upstreams = {
+        "ingestion": ("127.0.0.1", 50051),
+        "query": ("127.0.0.1", 50052),
+        "eventhandler": ("127.0.0.1", 50053),
+    }
+    upstreams.update(dict(args.upstream or []))
+    text = render(
+        edge_port=args.edge_port,
+        admin_port=args.admin_port,
+        upstreams=upstreams,
+        edge_address=args.edge_address,
+        descriptor=Path(args.descriptor) if args.descriptor else DESCRIPTOR,
+    )
+    if args.out == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.out).write_text(text)
+        print(f"wrote {args.out}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cornjacket",
@@ -121,6 +157,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVE_CHOICES)
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument("service", choices=("ingestion", "eventhandler", "all"))
+    envoy = sub.add_parser(
+        "envoy-config",
+        help="render the Envoy edge configuration (for containers and custom deployments)",
+    )
+    envoy.add_argument("--out", default="-", help="file to write, '-' for stdout (default)")
+    envoy.add_argument("--edge-port", type=int, default=8080)
+    envoy.add_argument("--edge-address", default="127.0.0.1", help="0.0.0.0 inside a container")
+    envoy.add_argument("--admin-port", type=int, default=9901)
+    envoy.add_argument("--descriptor", help="path of cornjacket.pb as Envoy will see it")
+    envoy.add_argument(
+        "--upstream",
+        action="append",
+        type=_upstream,
+        metavar="NAME=HOST:PORT",
+        help="where a service listens, e.g. ingestion=ingestion:50051 (repeatable)",
+    )
     return parser
 
 
@@ -133,6 +185,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.service)
         if args.command == "migrate":
             return _migrate(args.service)
+        if args.command == "envoy-config":
+            return _envoy_config(args)
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr)
         return 1

@@ -48,9 +48,7 @@ class ClaimedBatch(Protocol):
 
 
 class RelayStore(Protocol):
-    def claim(
-        self, limit: int, max_retries: int
-    ) -> AbstractAsyncContextManager[ClaimedBatch]:
+    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
         """Lock up to ``limit`` rows, oldest first; rows that failed ``max_retries`` times
         go to the back so they cannot block healthy ones. Raises Unavailable."""
         ...

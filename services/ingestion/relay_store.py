@@ -136,4 +136,3 @@ async def listen_outbox(url: str, on_notify: Callable[[], None], stop: asyncio.E
         if not stop.is_set():
             await wait_event(stop, backoff)
             backoff = min(backoff * 2, 5.0)
-

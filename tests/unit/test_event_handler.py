@@ -16,7 +16,14 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def reading(eid: str, agg: str, value: float, seconds: int) -> Event:
-    return Event(eid, "sensor.reading", agg, T0 + timedelta(seconds=seconds), T0, {"value": value, "unit": "C"})
+    return Event(
+        eid,
+        "sensor.reading",
+        agg,
+        T0 + timedelta(seconds=seconds),
+        T0,
+        {"value": value, "unit": "C"},
+    )
 
 
 def handler(store: MemoryProjectionStore, registry: Registry | None = None) -> EventHandler:

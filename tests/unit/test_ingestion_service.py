@@ -72,7 +72,12 @@ async def test_idempotency_key_returns_original_within_window() -> None:
 async def test_batch_validates_each_event_on_its_own() -> None:
     outbox = MemoryOutbox()
     results = await make(outbox).ingest_many(
-        [reading("a"), IngestCommand("sensor.reading", "", {}), reading("b", key="k"), reading("c", key="k")]
+        [
+            reading("a"),
+            IngestCommand("sensor.reading", "", {}),
+            reading("b", key="k"),
+            reading("c", key="k"),
+        ]
     )
     assert [r.status for r in results] == ["accepted", "rejected", "accepted", "duplicate"]
     assert results[1].error == "aggregate_id is required"

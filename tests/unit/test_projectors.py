@@ -15,7 +15,9 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def upd(agg: str, seconds: int, eid: str) -> ProjectionUpdate:
-    return ProjectionUpdate("sensor_state", agg, {"s": seconds}, eid, T0 + timedelta(seconds=seconds))
+    return ProjectionUpdate(
+        "sensor_state", agg, {"s": seconds}, eid, T0 + timedelta(seconds=seconds)
+    )
 
 
 def test_newest_per_key_keeps_latest_event_time() -> None:

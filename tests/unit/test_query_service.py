@@ -13,16 +13,21 @@ T = datetime(2026, 1, 1, tzinfo=UTC)
 class Reader:
     def __init__(self) -> None:
         self.views = {
-            ("sensor_state", f"d{i}"): ProjectionView(f"p{i}", "sensor_state", f"d{i}", {}, f"e{i}", T, T)
+            ("sensor_state", f"d{i}"): ProjectionView(
+                f"p{i}", "sensor_state", f"d{i}", {}, f"e{i}", T, T
+            )
             for i in range(5)
         }
 
     async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView | None:
         return self.views.get((projection_type, aggregate_id))
 
-    async def list(self, projection_type: str, limit: int, offset: int) -> tuple[list[ProjectionView], int]:
+    async def list(
+        self, projection_type: str, limit: int, offset: int
+    ) -> tuple[list[ProjectionView], int]:
         rows = sorted(
-            (v for (t, _), v in self.views.items() if t == projection_type), key=lambda v: v.aggregate_id
+            (v for (t, _), v in self.views.items() if t == projection_type),
+            key=lambda v: v.aggregate_id,
         )
         return rows[offset : offset + limit], len(rows)
 
