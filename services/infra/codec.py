@@ -34,6 +34,19 @@ def from_struct(s: struct_pb2.Struct) -> dict[str, Any]:
     return result
 
 
+def from_value(v: struct_pb2.Value) -> Any:
+    """Any JSON value; an unset Value (no kind) and JSON null both become None."""
+    if v.WhichOneof("kind") in (None, "null_value"):
+        return None
+    return json_format.MessageToDict(v)
+
+
+def to_value(data: Any) -> struct_pb2.Value:
+    v = struct_pb2.Value()
+    json_format.ParseDict(data, v)
+    return v
+
+
 def event_to_proto(event: Event) -> events_pb2.EventEnvelope:
     return events_pb2.EventEnvelope(
         event_id=event.event_id,

@@ -8,7 +8,7 @@ from datetime import UTC
 import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
-from services.infra.codec import from_struct
+from services.infra.codec import from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.ingestion.service import IngestionService
 from services.ingestion.validation import IngestCommand
@@ -29,7 +29,7 @@ def to_command(
     return IngestCommand(
         event_type=req.event_type,
         aggregate_id=req.aggregate_id,
-        payload=from_struct(req.payload) if req.HasField("payload") else None,
+        payload=from_value(req.payload) if req.HasField("payload") else None,
         event_time=req.event_time.ToDatetime(tzinfo=UTC) if req.HasField("event_time") else None,
         trace_id=req.trace_id or _trace_id(context),
         idempotency_key=req.idempotency_key,

@@ -44,6 +44,18 @@ class IngestCommand:
     source: str = "grpc"
 
 
+def _json_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return type(value).__name__
+
+
 def _has_control_chars(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
@@ -68,7 +80,7 @@ def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> in
     if cmd.payload is None:
         raise InvalidInput("payload is required and must be a JSON object")
     if not isinstance(cmd.payload, dict):
-        raise InvalidInput(f"payload must be a JSON object, not {type(cmd.payload).__name__}")
+        raise InvalidInput(f"payload must be a JSON object, not {_json_type(cmd.payload)}")
     size = len(json.dumps(cmd.payload, separators=(",", ":")).encode())
     if size > max_payload_bytes:
         raise InvalidInput(f"payload is {size} bytes; the limit is {max_payload_bytes} bytes")

@@ -13,15 +13,14 @@ from google.protobuf import struct_pb2, timestamp_pb2
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.cli.processes import free_port
+from services.infra.codec import to_value
 from tests.support import consume_events, eventually, fetch_one, service_process, unique
 
 pytestmark = pytest.mark.component
 
 
-def payload(**kw: object) -> struct_pb2.Struct:
-    s = struct_pb2.Struct()
-    s.update(kw)
-    return s
+def payload(**kw: object) -> struct_pb2.Value:
+    return to_value(kw)
 
 
 def reading(agg: str, value: float = 1.0, **kw: object) -> ingestion_pb2.IngestEventRequest:
@@ -122,6 +121,11 @@ def test_invalid_input_is_rejected_and_writes_nothing(
     with pytest.raises(grpc.RpcError) as err:
         ingestion.IngestEvent(ingestion_pb2.IngestEventRequest(event_type="a.b", aggregate_id=agg))
     assert err.value.details() == "payload is required and must be a JSON object"
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvent(
+            ingestion_pb2.IngestEventRequest(event_type="a.b", aggregate_id=agg, payload=to_value([1]))
+        )
+    assert err.value.details() == "payload must be a JSON object, not an array"
     assert fetch_one(
         database,
         "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ornjacket/v1/ingestion.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc3\x01\n\x12IngestEventRequest\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12(\n\x07payload\x18\x03 \x01(\x0b\x32\x17.google.protobuf.Struct\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"7\n\x13IngestEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"H\n\x13IngestEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.cornjacket.v1.IngestEventRequest\"S\n\x11IngestEventResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"m\n\x14IngestEventsResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .cornjacket.v1.IngestEventResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\x32\xfd\x01\n\x10IngestionService\x12o\n\x0bIngestEvent\x12!.cornjacket.v1.IngestEventRequest\x1a\".cornjacket.v1.IngestEventResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/v1/events:\x01*\x12x\n\x0cIngestEvents\x12\".cornjacket.v1.IngestEventsRequest\x1a#.cornjacket.v1.IngestEventsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/events:batch:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1d\x63ornjacket/v1/ingestion.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc2\x01\n\x12IngestEventRequest\x12\x12\n\nevent_type\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12\'\n\x07payload\x18\x03 \x01(\x0b\x32\x16.google.protobuf.Value\x12.\n\nevent_time\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x10\n\x08trace_id\x18\x05 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x06 \x01(\t\"7\n\x13IngestEventResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\"H\n\x13IngestEventsRequest\x12\x31\n\x06\x65vents\x18\x01 \x03(\x0b\x32!.cornjacket.v1.IngestEventRequest\"S\n\x11IngestEventResult\x12\r\n\x05index\x18\x01 \x01(\x05\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x0e\n\x06status\x18\x03 \x01(\t\x12\r\n\x05\x65rror\x18\x04 \x01(\t\"m\n\x14IngestEventsResponse\x12\x31\n\x07results\x18\x01 \x03(\x0b\x32 .cornjacket.v1.IngestEventResult\x12\x10\n\x08\x61\x63\x63\x65pted\x18\x02 \x01(\x05\x12\x10\n\x08rejected\x18\x03 \x01(\x05\x32\xfd\x01\n\x10IngestionService\x12o\n\x0bIngestEvent\x12!.cornjacket.v1.IngestEventRequest\x1a\".cornjacket.v1.IngestEventResponse\"\x19\x82\xd3\xe4\x93\x02\x13\"\x0e/api/v1/events:\x01*\x12x\n\x0cIngestEvents\x12\".cornjacket.v1.IngestEventsRequest\x1a#.cornjacket.v1.IngestEventsResponse\"\x1f\x82\xd3\xe4\x93\x02\x19\"\x14/api/v1/events:batch:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,15 +39,15 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_INGESTIONSERVICE'].methods_by_name['IngestEvents']._loaded_options = None
   _globals['_INGESTIONSERVICE'].methods_by_name['IngestEvents']._serialized_options = b'\202\323\344\223\002\031\"\024/api/v1/events:batch:\001*'
   _globals['_INGESTEVENTREQUEST']._serialized_start=142
-  _globals['_INGESTEVENTREQUEST']._serialized_end=337
-  _globals['_INGESTEVENTRESPONSE']._serialized_start=339
-  _globals['_INGESTEVENTRESPONSE']._serialized_end=394
-  _globals['_INGESTEVENTSREQUEST']._serialized_start=396
-  _globals['_INGESTEVENTSREQUEST']._serialized_end=468
-  _globals['_INGESTEVENTRESULT']._serialized_start=470
-  _globals['_INGESTEVENTRESULT']._serialized_end=553
-  _globals['_INGESTEVENTSRESPONSE']._serialized_start=555
-  _globals['_INGESTEVENTSRESPONSE']._serialized_end=664
-  _globals['_INGESTIONSERVICE']._serialized_start=667
-  _globals['_INGESTIONSERVICE']._serialized_end=920
+  _globals['_INGESTEVENTREQUEST']._serialized_end=336
+  _globals['_INGESTEVENTRESPONSE']._serialized_start=338
+  _globals['_INGESTEVENTRESPONSE']._serialized_end=393
+  _globals['_INGESTEVENTSREQUEST']._serialized_start=395
+  _globals['_INGESTEVENTSREQUEST']._serialized_end=467
+  _globals['_INGESTEVENTRESULT']._serialized_start=469
+  _globals['_INGESTEVENTRESULT']._serialized_end=552
+  _globals['_INGESTEVENTSRESPONSE']._serialized_start=554
+  _globals['_INGESTEVENTSRESPONSE']._serialized_end=663
+  _globals['_INGESTIONSERVICE']._serialized_start=666
+  _globals['_INGESTIONSERVICE']._serialized_end=919
 # @@protoc_insertion_point(module_scope)

@@ -21,11 +21,11 @@ class IngestEventRequest(_message.Message):
     IDEMPOTENCY_KEY_FIELD_NUMBER: _ClassVar[int]
     event_type: str
     aggregate_id: str
-    payload: _struct_pb2.Struct
+    payload: _struct_pb2.Value
     event_time: _timestamp_pb2.Timestamp
     trace_id: str
     idempotency_key: str
-    def __init__(self, event_type: _Optional[str] = ..., aggregate_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
+    def __init__(self, event_type: _Optional[str] = ..., aggregate_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Value, _Mapping]] = ..., event_time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_id: _Optional[str] = ..., idempotency_key: _Optional[str] = ...) -> None: ...
 
 class IngestEventResponse(_message.Message):
     __slots__ = ("event_id", "status")
