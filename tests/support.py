@@ -29,9 +29,10 @@ def eventually(
     end = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < end:
-        last = fn()
-        if last:
-            return last
+        value = fn()
+        if value:
+            return value
+        last = value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout}s waiting for {what or fn}; last={last!r}")
 
@@ -102,7 +103,7 @@ def consume_events(
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            event = decode_event(msg.value())
+            event = decode_event(msg.value() or b"")
             if match(event):
                 found.append(event)
         return found

@@ -30,7 +30,9 @@ def _die_with_parent() -> None:
 
 
 def port_free(host: str, port: int) -> bool:
+    """True if a server could listen there (connections in TIME_WAIT do not count)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError:

@@ -75,7 +75,9 @@ def state(db: str, ptype: str, agg: str) -> tuple[object, ...] | None:
     )
 
 
-def test_reading_folds_into_sensor_state_newer_wins(handler: tuple[Bus, Child], database: str) -> None:
+def test_reading_folds_into_sensor_state_newer_wins(
+    handler: tuple[Bus, Child], database: str
+) -> None:
     bus, _ = handler
     agg = unique("dev")
     newer = reading(agg, 2.0, 10)
@@ -99,8 +101,15 @@ def test_reading_folds_into_sensor_state_newer_wins(handler: tuple[Bus, Child], 
 def test_user_login_and_unknown_types(handler: tuple[Bus, Child], database: str) -> None:
     bus, _ = handler
     user = unique("user")
-    login = Event(str(uuid_utils.uuid7()), "user.login", user, T0, T0, {"user_id": user, "ip": "10.1.1.1"})
-    bus.send(Event(str(uuid_utils.uuid7()), "system.alert", user, T0, T0, {"level": "x", "message": "y"}), topic="system")
+    login = Event(
+        str(uuid_utils.uuid7()), "user.login", user, T0, T0, {"user_id": user, "ip": "10.1.1.1"}
+    )
+    bus.send(
+        Event(
+            str(uuid_utils.uuid7()), "system.alert", user, T0, T0, {"level": "x", "message": "y"}
+        ),
+        topic="system",
+    )
     bus.send(login, topic="user")
     row = eventually(lambda: state(database, "user_session", user), what="user_session")
     assert row[0]["ip"] == "10.1.1.1"  # type: ignore[index]
@@ -116,7 +125,9 @@ def test_poison_message_goes_to_dlq_and_partition_moves_on(
     bus.send(None, raw=b"\x00not-protobuf\xff")
     after = reading(unique("after-poison"), 5.0, 1)
     bus.send(after)
-    eventually(lambda: state(database, "sensor_state", after.aggregate_id), what="event after poison")
+    eventually(
+        lambda: state(database, "sensor_state", after.aggregate_id), what="event after poison"
+    )
     row = fetch_one(
         database,
         "SELECT error_message, status FROM eventhandler.dlq WHERE event_payload = %s",
@@ -125,9 +136,7 @@ def test_poison_message_goes_to_dlq_and_partition_moves_on(
     assert row is not None and "undecodable" in row[0] and row[1] == "pending"
 
 
-def test_database_outage_blocks_then_resumes(
-    broker: EmbeddedBroker, tmp_path: Path
-) -> None:
+def test_database_outage_blocks_then_resumes(broker: EmbeddedBroker, tmp_path: Path) -> None:
     from services.cli.embedded import EmbeddedPostgres
 
     pg = EmbeddedPostgres(tmp_path / "pg", free_port(), tmp_path / "pg.log")
@@ -151,9 +160,15 @@ def test_database_outage_blocks_then_resumes(
             pg.stop()
             during = reading(unique("o"), 2.0, 2)
             bus.send(during)
-            eventually(lambda: "blocking without committing" in child.tail(50), what="outage logged")
+            eventually(
+                lambda: "blocking without committing" in child.tail(50), what="outage logged"
+            )
             pg.start()
-            eventually(lambda: state(pg.url, "sensor_state", during.aggregate_id), timeout=30, what="resume")
+            eventually(
+                lambda: state(pg.url, "sensor_state", during.aggregate_id),
+                timeout=30,
+                what="resume",
+            )
             assert child.tail(200).count("blocking without committing") == 1
     finally:
         pg.stop()
@@ -164,5 +179,3 @@ def test_sigterm_drains_and_exits_cleanly(handler: tuple[Bus, Child]) -> None:
     assert child.alive()
     assert child.stop(deadline=15) == 0
     assert "consumer closed" in child.tail(20)
-
-

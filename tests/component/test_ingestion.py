@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
 import pytest
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.cli.processes import free_port
 from services.infra.codec import to_value
@@ -23,7 +24,7 @@ def payload(**kw: object) -> struct_pb2.Value:
     return to_value(kw)
 
 
-def reading(agg: str, value: float = 1.0, **kw: object) -> ingestion_pb2.IngestEventRequest:
+def reading(agg: str, value: float = 1.0, **kw: Any) -> ingestion_pb2.IngestEventRequest:
     return ingestion_pb2.IngestEventRequest(
         event_type="sensor.reading", aggregate_id=agg, payload=payload(value=value, unit="C"), **kw
     )
@@ -123,7 +124,9 @@ def test_invalid_input_is_rejected_and_writes_nothing(
     assert err.value.details() == "payload is required and must be a JSON object"
     with pytest.raises(grpc.RpcError) as err:
         ingestion.IngestEvent(
-            ingestion_pb2.IngestEventRequest(event_type="a.b", aggregate_id=agg, payload=to_value([1]))
+            ingestion_pb2.IngestEventRequest(
+                event_type="a.b", aggregate_id=agg, payload=to_value([1])
+            )
         )
     assert err.value.details() == "payload must be a JSON object, not an array"
     assert fetch_one(

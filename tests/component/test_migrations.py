@@ -36,7 +36,7 @@ def test_replicas_starting_together_do_not_race(database: str) -> None:
     def run() -> None:
         try:
             results.append(migrations.apply(database, "eventhandler"))
-        except BaseException as e:  # noqa: BLE001 - collected for the assertion
+        except BaseException as e:
             results.append(e)
 
     threads = [threading.Thread(target=run) for _ in range(4)]

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import grpc
 import psycopg
 import pytest
+from cornjacket.v1 import query_pb2, query_pb2_grpc
 from psycopg.types.json import Jsonb
 
-from cornjacket.v1 import query_pb2, query_pb2_grpc
 from services.cli.processes import free_port
 from services.infra import migrations
 from tests.support import service_process, unique
@@ -48,14 +48,18 @@ def query(
 
 
 def test_get_projection(query: query_pb2_grpc.QueryServiceStub) -> None:
-    p = query.GetProjection(query_pb2.GetProjectionRequest(projection_type="sensor_state", aggregate_id="q-03"))
+    p = query.GetProjection(
+        query_pb2.GetProjectionRequest(projection_type="sensor_state", aggregate_id="q-03")
+    )
     assert p.aggregate_id == "q-03" and dict(p.state) == {"value": 3.0}
     assert p.last_event_timestamp.ToDatetime(tzinfo=UTC) == T
 
 
 def test_get_missing_is_not_found(query: query_pb2_grpc.QueryServiceStub) -> None:
     with pytest.raises(grpc.RpcError) as err:
-        query.GetProjection(query_pb2.GetProjectionRequest(projection_type="sensor_state", aggregate_id=unique("x")))
+        query.GetProjection(
+            query_pb2.GetProjectionRequest(projection_type="sensor_state", aggregate_id=unique("x"))
+        )
     assert err.value.code() == grpc.StatusCode.NOT_FOUND
 
 
@@ -71,9 +75,13 @@ def test_list_pages_with_total(query: query_pb2_grpc.QueryServiceStub) -> None:
 
 
 @pytest.mark.parametrize(("limit", "offset"), [(0, 0), (101, 0), (10, -1)])
-def test_bad_paging_is_invalid_argument(query: query_pb2_grpc.QueryServiceStub, limit: int, offset: int) -> None:
+def test_bad_paging_is_invalid_argument(
+    query: query_pb2_grpc.QueryServiceStub, limit: int, offset: int
+) -> None:
     with pytest.raises(grpc.RpcError) as err:
         query.ListProjections(
-            query_pb2.ListProjectionsRequest(projection_type="sensor_state", limit=limit, offset=offset)
+            query_pb2.ListProjectionsRequest(
+                projection_type="sensor_state", limit=limit, offset=offset
+            )
         )
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT

@@ -16,7 +16,9 @@ pytestmark = pytest.mark.e2e
 UUIDV7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def post_reading(http: httpx.Client, agg: str, value: float, event_time: str | None = None) -> httpx.Response:
+def post_reading(
+    http: httpx.Client, agg: str, value: float, event_time: str | None = None
+) -> httpx.Response:
     body: dict[str, object] = {
         "event_type": "sensor.reading",
         "aggregate_id": agg,
@@ -45,19 +47,28 @@ def test_ingest_then_read_projection(http: httpx.Client, stack: Stack) -> None:
     assert body["status"] == "accepted" and UUIDV7.match(body["event_id"])
     p = eventually(lambda: projection(http, agg), timeout=5, what="projection")
     assert set(p) == {
-        "projection_id", "projection_type", "aggregate_id", "state",
-        "last_event_id", "last_event_timestamp", "updated_at",
+        "projection_id",
+        "projection_type",
+        "aggregate_id",
+        "state",
+        "last_event_id",
+        "last_event_timestamp",
+        "updated_at",
     }
     assert p["state"] == {"value": 72.5, "unit": "C"}
     assert p["last_event_id"] == body["event_id"]
     assert p["last_event_timestamp"] == "2026-01-01T10:00:00Z"
 
     newer = post_reading(http, agg, 80.0, "2026-01-01T11:00:00Z").json()["event_id"]
-    eventually(lambda: (projection(http, agg) or {}).get("last_event_id") == newer, what="newer wins")
+    eventually(
+        lambda: (projection(http, agg) or {}).get("last_event_id") == newer, what="newer wins"
+    )
     older = post_reading(http, agg, 10.0, "2026-01-01T09:00:00Z").json()["event_id"]
     # The older event is stored but must not overwrite the projection.
     eventually(
-        lambda: fetch_one(stack.postgres.url, "SELECT 1 FROM ingestion.event_store WHERE event_id = %s", (older,)),
+        lambda: fetch_one(
+            stack.postgres.url, "SELECT 1 FROM ingestion.event_store WHERE event_id = %s", (older,)
+        ),
         what="older event stored",
     )
     marker = unique("marker")
@@ -66,8 +77,12 @@ def test_ingest_then_read_projection(http: httpx.Client, stack: Stack) -> None:
     assert (projection(http, agg) or {})["state"] == {"value": 80.0, "unit": "C"}
 
     url = stack.postgres.url
-    assert fetch_one(url, "SELECT count(*) FROM ingestion.event_store WHERE event_id = %s", (body["event_id"],)) == (1,)
-    eventually(lambda: fetch_one(url, "SELECT count(*) FROM ingestion.outbox") == (0,), what="outbox empty")
+    assert fetch_one(
+        url, "SELECT count(*) FROM ingestion.event_store WHERE event_id = %s", (body["event_id"],)
+    ) == (1,)
+    eventually(
+        lambda: fetch_one(url, "SELECT count(*) FROM ingestion.outbox") == (0,), what="outbox empty"
+    )
 
 
 def test_list_pages_with_total(http: httpx.Client) -> None:
@@ -79,7 +94,9 @@ def test_list_pages_with_total(http: httpx.Client) -> None:
     assert page["limit"] == 2 and page["offset"] == 0 and len(page["projections"]) == 2
     total = page["total"]
     assert total >= 3
-    last = http.get("/api/v1/projections/sensor_state", params={"limit": 100, "offset": total - 1}).json()
+    last = http.get(
+        "/api/v1/projections/sensor_state", params={"limit": 100, "offset": total - 1}
+    ).json()
     assert len(last["projections"]) == 1
     default = http.get("/api/v1/projections/sensor_state").json()
     assert default["limit"] == 20 and default["offset"] == 0
@@ -87,7 +104,11 @@ def test_list_pages_with_total(http: httpx.Client) -> None:
 
 def test_idempotency_key_header(http: httpx.Client) -> None:
     agg = unique("idem")
-    body = {"event_type": "sensor.reading", "aggregate_id": agg, "payload": {"value": 1, "unit": "C"}}
+    body = {
+        "event_type": "sensor.reading",
+        "aggregate_id": agg,
+        "payload": {"value": 1, "unit": "C"},
+    }
     key = unique("key")
     a = http.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
     b = http.post("/api/v1/events", json=body, headers={"Idempotency-Key": key})
@@ -105,23 +126,46 @@ def test_batch_route(http: httpx.Client) -> None:
     assert r.status_code == 200, r.text
     body = r.json()
     assert (body["accepted"], body["rejected"]) == (1, 1)
-    assert body["results"][1] == {"index": 1, "event_id": "", "status": "rejected", "error": "event_type is required"}
+    assert body["results"][1] == {
+        "index": 1,
+        "event_id": "",
+        "status": "rejected",
+        "error": "event_type is required",
+    }
 
 
 @pytest.mark.parametrize(
     ("body", "needle"),
     [
         ('{"aggregate_id":"x","payload":{}}', "event_type is required"),
-        ('{"event_type":"sensor.reading","payload":{"value":1,"unit":"C"}}', "aggregate_id is required"),
-        ('{"event_type":"a.b","aggregate_id":"x","payload":5}', "payload"),
-        ('{"event_type":"a.b","aggregate_id":"x","payload":[1]}', "payload"),
+        (
+            '{"event_type":"sensor.reading","payload":{"value":1,"unit":"C"}}',
+            "aggregate_id is required",
+        ),
+        (
+            '{"event_type":"a.b","aggregate_id":"x","payload":5}',
+            "payload must be a JSON object, not a number",
+        ),
+        (
+            '{"event_type":"a.b","aggregate_id":"x","payload":[1]}',
+            "payload must be a JSON object, not an array",
+        ),
+        ('{"event_type":"a.b","aggregate_id":"x","payload":null}', "payload is required"),
         ('{"event_type":"a.b","aggregate_id":"x"}', "payload is required"),
         ("{not json", ""),
-        ('{"event_type":"a.b","aggregate_id":"x","payload":{},"event_time":"yesterday"}', "event_time"),
-        ('{"event_type":"sensor.reading","aggregate_id":"x","payload":{"value":"hot","unit":"C"}}', "payload.value"),
+        (
+            '{"event_type":"a.b","aggregate_id":"x","payload":{},"event_time":"yesterday"}',
+            "event_time",
+        ),
+        (
+            '{"event_type":"sensor.reading","aggregate_id":"x","payload":{"value":"hot","unit":"C"}}',
+            "payload.value",
+        ),
     ],
 )
-def test_bad_input_is_400_with_message(http: httpx.Client, stack: Stack, body: str, needle: str) -> None:
+def test_bad_input_is_400_with_message(
+    http: httpx.Client, stack: Stack, body: str, needle: str
+) -> None:
     agg = unique("bad")
     body = body.replace('"aggregate_id":"x"', f'"aggregate_id":"{agg}"')
     r = http.post("/api/v1/events", content=body, headers={"content-type": "application/json"})
@@ -140,14 +184,15 @@ def test_oversized_bodies_are_400(http: httpx.Client) -> None:
     body = {"event_type": "sensor.reading", "aggregate_id": unique("big"), "payload": payload}
     r = http.post("/api/v1/events", json=body)
     assert r.status_code == 400 and "limit is 65536 bytes" in r.json()["message"]
-    r = http.post("/api/v1/events", content=json.dumps({**body, "payload": {"blob": "x" * 2_000_000}}),
-                  headers={"content-type": "application/json"})
+    r = http.post(
+        "/api/v1/events",
+        content=json.dumps({**body, "payload": {"blob": "x" * 2_000_000}}),
+        headers={"content-type": "application/json"},
+    )
     assert r.status_code == 400 and "larger than" in r.json()["message"]
 
 
-@pytest.mark.parametrize(
-    "query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "bogus=1"]
-)
+@pytest.mark.parametrize("query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "bogus=1"])
 def test_bad_paging_is_400(http: httpx.Client, query: str) -> None:
     r = http.get(f"/api/v1/projections/sensor_state?{query}")
     assert r.status_code == 400, r.text
@@ -165,7 +210,11 @@ def test_user_login_projection(http: httpx.Client) -> None:
     user = unique("user")
     r = http.post(
         "/api/v1/events",
-        json={"event_type": "user.login", "aggregate_id": user, "payload": {"user_id": user, "ip": "10.0.0.9"}},
+        json={
+            "event_type": "user.login",
+            "aggregate_id": user,
+            "payload": {"user_id": user, "ip": "10.0.0.9"},
+        },
     )
     assert r.status_code == 202
     p = eventually(
@@ -181,9 +230,11 @@ def test_source_is_recorded_as_http(http: httpx.Client, stack: Stack) -> None:
     r = post_reading(http, unique("src"), 1.0)
     eid = r.json()["event_id"]
     row = eventually(
-        lambda: fetch_one(stack.postgres.url, "SELECT metadata FROM ingestion.event_store WHERE event_id = %s", (eid,)),
+        lambda: fetch_one(
+            stack.postgres.url,
+            "SELECT metadata FROM ingestion.event_store WHERE event_id = %s",
+            (eid,),
+        ),
         what="stored",
     )
     assert row[0]["source"] == "http"
-
-

@@ -1,0 +1,116 @@
+"""Restarts and outages of a whole stack of its own (so other e2e tests are not disturbed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from services.cli.stack import Stack
+from tests.e2e.conftest import stack_settings
+from tests.support import eventually, fetch_one, unique
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("resilience")
+
+
+@pytest.fixture(scope="module")
+def own_stack(data_dir: Path) -> Iterator[Stack]:
+    s = Stack(stack_settings(data_dir), extra_env={"CJ_LOG_FORMAT": "json"}, say=lambda m: None)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def reading(agg: str, value: float) -> dict[str, object]:
+    return {
+        "event_type": "sensor.reading",
+        "aggregate_id": agg,
+        "payload": {"value": value, "unit": "C"},
+    }
+
+
+def test_database_down_answers_503_then_recovers(own_stack: Stack) -> None:
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+        agg = unique("outage")
+        assert http.post("/api/v1/events", json=reading(agg, 1.0)).status_code == 202
+        own_stack.postgres.stop()
+        try:
+            r = http.post("/api/v1/events", json=reading(agg, 2.0))
+            assert r.status_code == 503, r.text
+            assert "unavailable" in r.json()["message"]
+            eventually(lambda: http.get("/health").status_code == 503, what="health reports 503")
+            assert http.get("/health").json()["status"] == "unhealthy"
+        finally:
+            own_stack.postgres.start()
+        r = eventually(
+            lambda: (lambda r: r if r.status_code == 202 else None)(
+                http.post("/api/v1/events", json=reading(agg, 3.0))
+            ),
+            timeout=30,
+            interval=0.5,
+            what="ingest accepted again",
+        )
+        eid = r.json()["event_id"]
+        p = eventually(
+            lambda: (
+                lambda r: (
+                    r.json() if r.status_code == 200 and r.json()["last_event_id"] == eid else None
+                )
+            )(http.get(f"/api/v1/projections/sensor_state/{agg}")),
+            timeout=30,
+            what="projection after recovery",
+        )
+        assert p["state"]["value"] == 3.0
+        eventually(lambda: http.get("/health").status_code == 200, timeout=30, what="healthy again")
+
+
+def test_restart_keeps_data_and_loses_no_accepted_event(own_stack: Stack, data_dir: Path) -> None:
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+        agg = unique("restart")
+        ids = [
+            http.post("/api/v1/events", json=reading(agg, float(i))).json()["event_id"]
+            for i in range(20)
+        ]
+    # Stop right after the last accept: nothing acknowledged may be lost.
+    own_stack.stop()
+    again = Stack(own_stack.settings, extra_env={"CJ_LOG_FORMAT": "json"}, say=lambda m: None)
+    again.start()
+    try:
+        url = again.postgres.url
+        eventually(
+            lambda: (
+                fetch_one(
+                    url,
+                    "SELECT count(*) FROM ingestion.event_store WHERE event_id = ANY(%s::uuid[])",
+                    (ids,),
+                )
+                == (20,)
+            ),
+            timeout=30,
+            what="all 20 accepted events in the event store",
+        )
+        with httpx.Client(base_url=again.edge_url, timeout=30) as http:
+            p = eventually(
+                lambda: (
+                    lambda r: (
+                        r.json()
+                        if r.status_code == 200 and r.json()["last_event_id"] == ids[-1]
+                        else None
+                    )
+                )(http.get(f"/api/v1/projections/sensor_state/{agg}")),
+                timeout=30,
+                what="projection reflects the last event",
+            )
+            assert p["state"]["value"] == 19.0
+        assert fetch_one(url, "SELECT count(*) FROM ingestion.outbox") == (0,)
+    finally:
+        again.stop()
