@@ -51,6 +51,7 @@ def _serve(service: str) -> int:
 
 def _up() -> int:
     from services.cli.stack import Stack
+    from services.cli.supervisor import Supervisor
 
     settings = StackSettings.from_env()
     stack = Stack(settings, say=lambda m: print(f"cornjacket: {m}", flush=True))
@@ -63,20 +64,12 @@ def _up() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
+    supervisor = Supervisor(stack)
     try:
         stack.start()
         print("\nCornjacket is up:\n" + stack.endpoints() + "\n\nPress Ctrl-C to stop.", flush=True)
         while not stopping:
-            dead = stack.dead()
-            if dead:
-                for child in dead:
-                    print(
-                        f"cornjacket: {child.name} died with exit code {child.exit_code()}; "
-                        f"last lines of {child.log_path}:\n{child.tail()}",
-                        file=sys.stderr,
-                        flush=True,
-                    )
-                print("cornjacket: stopping the stack because a part of it died", file=sys.stderr)
+            if not supervisor.tick():
                 code = 1
                 break
             time.sleep(0.5)

@@ -144,6 +144,24 @@ class Stack:
     def dead(self) -> list[Child]:
         return [c for c in self.children() if not c.alive()]
 
+    def restart(self, child: Child) -> None:
+        """Start a part that died again; raises StartError if it cannot come back."""
+        s = self.settings
+        if child is self.postgres.child:
+            # Services keep running meanwhile: ingest answers 503 until the database is back.
+            self.postgres.start(timeout=s.start_timeout)
+        elif child is self.broker.child:
+            # The in-memory broker lost its topics and group offsets: the services that use
+            # the bus restart too, so topics are recreated and the handler rejoins its group.
+            self.broker.start(timeout=s.start_timeout)
+            for name in ("ingestion", "eventhandler"):
+                self.services[name].stop(deadline=10)
+                self.services[name].start()
+        elif child is self.envoy.child:
+            self.envoy.start()
+        else:
+            child.start()
+
     def stop(self) -> None:
         self.envoy.stop()
         for name in ("ingestion", "eventhandler", "query"):

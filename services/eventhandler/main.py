@@ -18,7 +18,7 @@ from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
 from services.infra import migrations
-from services.infra.kafka import consumer_config
+from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.runtime import PortInUse
 
 log = logging.getLogger(__name__)
@@ -55,6 +55,9 @@ def _health_loop(
 
 def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     migrations.apply(settings.database_url, "eventhandler")
+    # Subscribing to a topic that does not exist yet would leave us unassigned until the next
+    # metadata refresh (minutes); creating it is idempotent and cheap.
+    ensure_topics(settings.common.brokers, settings.topics, settings.common.topic_partitions)
     store = PostgresProjectionStore(settings.database_url, settings.consumer_group)
     handler = EventHandler(
         store, default_registry(), clock or SystemClock(), consumer=settings.consumer_group

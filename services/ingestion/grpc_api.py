@@ -8,6 +8,7 @@ from datetime import UTC
 import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
+from services.infra import logs
 from services.infra.codec import from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.ingestion.service import IngestionService
@@ -52,6 +53,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         self, request: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.IngestEventResponse:
         cmd = to_command(request, context, _source(context))
+        logs.bind(trace_id=cmd.trace_id)
         if not cmd.idempotency_key:
             header = metadata_value(context, "idempotency-key")
             if header:

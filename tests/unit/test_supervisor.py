@@ -1,0 +1,88 @@
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, cast
+
+from services.cli.processes import StartError
+from services.cli.stack import Stack
+from services.cli.supervisor import MAX_RESTARTS, Supervisor
+
+
+class FakeChild:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.log_path = Path("/nonexistent")
+        self.up = True
+
+    def alive(self) -> bool:
+        return self.up
+
+    def exit_code(self) -> int:
+        return 1
+
+    def tail(self, lines: int = 20) -> str:
+        return "boom"
+
+
+class FakeStack:
+    def __init__(self, *children: FakeChild) -> None:
+        self.kids = list(children)
+        self.restarted: list[str] = []
+        self.fail_restart = False
+
+    def dead(self) -> list[Any]:
+        return [c for c in self.kids if not c.alive()]
+
+    def restart(self, child: FakeChild) -> None:
+        if self.fail_restart:
+            raise StartError("still broken")
+        self.restarted.append(child.name)
+        child.up = True
+
+
+def make(stack: FakeStack, now: list[float], said: list[str]) -> Supervisor:
+    return Supervisor(cast(Stack, stack), clock=lambda: now[0], say=said.append)
+
+
+def test_dead_child_is_reported_then_restarted_after_backoff() -> None:
+    pg = FakeChild("postgres")
+    stack, now, said = FakeStack(pg), [0.0], []
+    sup = make(stack, now, said)
+    pg.up = False
+    assert sup.tick()
+    assert "postgres exited with code 1; restarting it in 1s" in said[0]
+    assert stack.restarted == []
+    now[0] = 1.5
+    assert sup.tick()
+    assert stack.restarted == ["postgres"] and said[-1] == "postgres restarted"
+
+
+def test_crash_loop_stops_the_stack() -> None:
+    svc = FakeChild("ingestion")
+    stack, now, said = FakeStack(svc), [0.0], []
+    sup = make(stack, now, said)
+    for i in range(MAX_RESTARTS):
+        svc.up = False
+        assert sup.tick()
+        now[0] += 31
+        assert sup.tick()
+        now[0] = i * 10.0 + 1  # keep all deaths inside the window
+    svc.up = False
+    assert not sup.tick()
+    assert "died 6 times" in said[-1]
+
+
+def test_failed_restart_counts_as_another_death() -> None:
+    svc = FakeChild("query")
+    stack, now, said = FakeStack(svc), [0.0], []
+    stack.fail_restart = True
+    sup = make(stack, now, said)
+    svc.up = False
+    sup.tick()
+    now[0] = 2
+    sup.tick()
+    assert "could not restart query: still broken" in said[-1]
+    sup.tick()
+    assert "restarting it in 2s" in said[-1]
+
+
