@@ -130,12 +130,24 @@ class EmbeddedPostgres:
         self._ensure_database()
 
     def _ready(self) -> bool:
+        return self.accepting()
+
+    def accepting(self) -> bool:
         try:
             with psycopg.connect(self.admin_url, connect_timeout=1) as conn:
                 conn.execute("SELECT 1")
             return True
         except psycopg.Error:
             return False
+
+    def postmaster_pid(self) -> int | None:
+        """The pid of a live postmaster on this data dir, whoever started it."""
+        try:
+            pid = int((self.pgdata / "postmaster.pid").read_text().split()[0])
+            os.kill(pid, 0)
+        except (OSError, ValueError, IndexError):
+            return None
+        return pid
 
     def _ensure_database(self) -> None:
         with psycopg.connect(self.admin_url, autocommit=True) as conn:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+from pathlib import Path
 from types import FrameType
 
 from services.config.settings import (
@@ -50,6 +52,7 @@ def _serve(service: str) -> int:
 
 
 def _up() -> int:
+    from services.cli import control
     from services.cli.stack import Stack
     from services.cli.supervisor import Supervisor
 
@@ -64,7 +67,15 @@ def _up() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
-    supervisor = Supervisor(stack)
+    supervisor = Supervisor(stack, requests=lambda: control.take_requests(settings.data_dir))
+    if control.supervisor_pid(settings.data_dir) is not None:
+        print(
+            f"cornjacket: error: another `cornjacket up` is running on {settings.data_dir} "
+            f"(pid {control.supervisor_pid(settings.data_dir)})",
+            file=sys.stderr,
+        )
+        return 1
+    control.mark_running(settings.data_dir)
     try:
         stack.start()
         print("\nCornjacket is up:\n" + stack.endpoints() + "\n\nPress Ctrl-C to stop.", flush=True)
@@ -79,6 +90,7 @@ def _up() -> int:
     finally:
         print("cornjacket: stopping ...", flush=True)
         stack.stop()
+        control.mark_stopped(settings.data_dir)
         print("cornjacket: stopped", flush=True)
     return code
 
@@ -95,6 +107,41 @@ def _migrate(service: str) -> int:
     return 0
 
 
+def _postgres(action: str) -> int:
+    """Stop or start the PostgreSQL of a running `cornjacket up` (for outage drills)."""
+    from services.cli import control
+    from services.cli.embedded import EmbeddedPostgres
+
+    settings = StackSettings.from_env()
+    if control.supervisor_pid(settings.data_dir) is None:
+        print(f"cornjacket: no `cornjacket up` is running on {settings.data_dir}", file=sys.stderr)
+        return 1
+    pg = EmbeddedPostgres(settings.data_dir / "pgdata", settings.postgres_port, Path("/dev/null"))
+    if action == "status":
+        print("PostgreSQL is " + ("up" if pg.accepting() else "down"))
+        return 0
+    if action == "stop":
+        pid = pg.postmaster_pid()
+        if pid is None:
+            print("PostgreSQL is not running")
+            return 0
+        os.kill(pid, signal.SIGINT)  # fast shutdown: roll back open transactions, checkpoint
+        deadline = time.monotonic() + 30
+        while pg.postmaster_pid() is not None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        print("PostgreSQL stopped; ingest now answers 503 until `cornjacket postgres start`")
+        return 0
+    control.request(settings.data_dir, "start-postgres")
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if pg.accepting():
+            print("PostgreSQL is up")
+            return 0
+        time.sleep(0.2)
+    print("cornjacket: PostgreSQL did not come up within 60s; see the `up` output", file=sys.stderr)
+    return 1
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
@@ -106,8 +153,6 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
 
 
 def _envoy_config(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     from services.cli.envoy_config import DESCRIPTOR, render
 
     upstreams = {
@@ -150,6 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("service", choices=SERVE_CHOICES)
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument("service", choices=("ingestion", "eventhandler", "all"))
+    pg = sub.add_parser(
+        "postgres",
+        help="stop, start or check the embedded PostgreSQL of a running `cornjacket up`",
+        description="Outage drills: `stop` shuts the database down (ingest then answers 503); "
+        "`start` asks the running `cornjacket up` to bring it back.",
+    )
+    pg.add_argument("action", choices=("stop", "start", "status"))
     envoy = sub.add_parser(
         "envoy-config",
         help="render the Envoy edge configuration (for containers and custom deployments)",
@@ -178,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.service)
         if args.command == "migrate":
             return _migrate(args.service)
+        if args.command == "postgres":
+            return _postgres(args.action)
         if args.command == "envoy-config":
             return _envoy_config(args)
     except CornjacketError as e:

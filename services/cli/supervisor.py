@@ -22,9 +22,13 @@ class Supervisor:
         *,
         clock: Callable[[], float] = time.monotonic,
         say: Callable[[str], None] | None = None,
+        requests: Callable[[], list[str]] = list,
     ) -> None:
         self._stack = stack
         self._clock = clock
+        self._requests = requests
+        # Parts stopped on purpose (PostgreSQL shut down cleanly): left down until asked.
+        self._held: set[str] = set()
         self._say = say or (lambda m: print(f"cornjacket: {m}", file=sys.stderr, flush=True))
         self._deaths: dict[str, deque[float]] = {}
         self._due: dict[str, float] = {}
@@ -32,7 +36,12 @@ class Supervisor:
     def tick(self) -> bool:
         """Check children once; return False when the stack should stop (crash loop)."""
         now = self._clock()
+        for action in self._requests():
+            if action == "start-postgres":
+                self._start_held("postgres", now)
         for child in self._stack.dead():
+            if child.name in self._held:
+                continue
             if child.name not in self._due:
                 if not self._record_death(child, now):
                     return False
@@ -40,7 +49,24 @@ class Supervisor:
                 self._try_restart(child, now)
         return True
 
+    def _start_held(self, name: str, now: float) -> None:
+        for child in self._stack.dead():
+            if child.name == name:
+                self._held.discard(name)
+                self._say(f"starting {name} as requested")
+                self._try_restart(child, now, requested=True)
+                return
+        self._say(f"{name} is already running")
+
     def _record_death(self, child: Child, now: float) -> bool:
+        if child.name == "postgres" and child.exit_code() == 0:
+            # A clean shutdown (e.g. `cornjacket postgres stop`) is an operator's choice.
+            self._held.add(child.name)
+            self._say(
+                "PostgreSQL was shut down cleanly; it stays down until `cornjacket postgres "
+                "start`. Meanwhile ingest answers 503 and /health reports unhealthy."
+            )
+            return True
         deaths = self._deaths.setdefault(child.name, deque())
         deaths.append(now)
         while deaths and now - deaths[0] > WINDOW:
@@ -59,13 +85,13 @@ class Supervisor:
         self._due[child.name] = now + delay
         return True
 
-    def _try_restart(self, child: Child, now: float) -> None:
+    def _try_restart(self, child: Child, now: float, *, requested: bool = False) -> None:
         try:
             self._stack.restart(child)
         except StartError as e:
             self._say(f"could not restart {child.name}: {e}")
             # Counts as another death: backs off further, and ends a crash loop.
-            del self._due[child.name]
+            self._due.pop(child.name, None)
             return
-        del self._due[child.name]
-        self._say(f"{child.name} restarted")
+        self._due.pop(child.name, None)
+        self._say(f"{child.name} {'started' if requested else 'restarted'}")

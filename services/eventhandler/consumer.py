@@ -100,6 +100,17 @@ class ConsumerLoop:
             # E.g. a rebalance took the partition: the next owner re-reads; effects are idempotent.
             log.warning("offset commit failed", extra={"error": str(e)})
 
+    def _poll_batch(self) -> list[Message]:
+        # consume(n, timeout) waits the whole timeout unless n messages arrive, which would
+        # add up to poll_timeout of latency to every event. Wait for the first message only,
+        # then take whatever else is already fetched.
+        first = self._consumer.poll(self._poll_timeout)
+        if first is None:
+            return []
+        if self._batch_size == 1:
+            return [first]
+        return [first, *self._consumer.consume(self._batch_size - 1, timeout=0)]
+
     def run(self) -> None:
         self._consumer.subscribe(
             list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
@@ -107,7 +118,7 @@ class ConsumerLoop:
         idle_polls = 0
         try:
             while True:
-                msgs = self._consumer.consume(self._batch_size, timeout=self._poll_timeout)
+                msgs = self._poll_batch()
                 good: list[Message] = []
                 for m in msgs:
                     err = m.error()

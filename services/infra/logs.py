@@ -59,5 +59,6 @@ def setup(service: str, *, level: str = "info", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    # librdkafka and psycopg pool chatter at info is noise for operators.
-    logging.getLogger("psycopg.pool").setLevel(logging.WARNING)
+    # The pool warns on every failed reconnection attempt; services log outages themselves,
+    # once per state change, so these would only flood the log during an outage.
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

@@ -49,6 +49,23 @@ async def open_pool(
         await pool.close()
 
 
+class Availability:
+    """Last known reachability of the database, kept current by the health monitor.
+
+    Adapters consult it to fail fast with Unavailable during an outage instead of making
+    every caller wait for the pool's acquire timeout.
+    """
+
+    def __init__(self) -> None:
+        self.up = True
+
+    def check(self, what: str) -> None:
+        if not self.up:
+            raise Unavailable(
+                f"database unavailable while {what}: it did not answer the last health check"
+            )
+
+
 @asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
     """Turn transient driver errors into Unavailable, naming what we were doing."""

@@ -16,7 +16,7 @@ from services.core.errors import Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra import migrations
 from services.infra.kafka import KafkaPublisher, ensure_topics
-from services.infra.postgres import DictPool, open_pool, ping
+from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.ingestion.grpc_api import IngestionServicer
 from services.ingestion.outbox_store import PostgresOutbox
@@ -62,10 +62,11 @@ async def run(
         name="ingestion",
     ) as pool:
         store = PostgresRelayStore(pool)
+        availability = Availability()
         server = make_server(settings.host, settings.port, health)
         if api:
             service = IngestionService(
-                PostgresOutbox(pool),
+                PostgresOutbox(pool, availability),
                 clock,
                 new_event_id,
                 max_payload_bytes=settings.max_payload_bytes,
@@ -95,7 +96,8 @@ async def run(
             )
         tasks.append(
             asyncio.create_task(
-                _monitor(pool, store, health, relay_obj, settings, stop), name="health-monitor"
+                _monitor(pool, availability, store, health, relay_obj, settings, stop),
+                name="health-monitor",
             )
         )
         log.info(
@@ -122,6 +124,7 @@ async def run(
 
 async def _monitor(
     pool: DictPool,
+    availability: Availability,
     store: PostgresRelayStore,
     health: Health,
     relay: Relay | None,
@@ -133,6 +136,7 @@ async def _monitor(
     since_purge = purge_every
     while not stop.is_set():
         db_ok = await ping(pool)
+        availability.up = db_ok
         relay_ok = relay is None or relay.healthy
         reason = (
             "" if db_ok and relay_ok else ("database unreachable" if not db_ok else "relay stuck")

@@ -7,7 +7,7 @@ from datetime import datetime
 
 from psycopg.types.json import Jsonb
 
-from services.infra.postgres import DictPool, translate_errors
+from services.infra.postgres import Availability, DictPool, translate_errors
 from services.ingestion.ports import Appended, PendingEvent
 
 _CLAIM_KEY = """
@@ -24,12 +24,14 @@ INSERT INTO ingestion.outbox (outbox_id, created_at, event_payload) VALUES (%s, 
 
 
 class PostgresOutbox:
-    def __init__(self, pool: DictPool) -> None:
+    def __init__(self, pool: DictPool, availability: Availability | None = None) -> None:
         self._pool = pool
+        self._availability = availability or Availability()
 
     async def append(
         self, items: Sequence[PendingEvent], *, retention_since: datetime
     ) -> list[Appended]:
+        self._availability.check("writing the outbox")
         results: list[Appended] = []
         rows: list[tuple[str, datetime, Jsonb]] = []
         async with (

@@ -84,5 +84,3 @@ def test_failed_restart_counts_as_another_death() -> None:
     assert "could not restart query: still broken" in said[-1]
     sup.tick()
     assert "restarting it in 2s" in said[-1]
-
-
