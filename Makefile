@@ -40,10 +40,11 @@ gen-check: gen ## fail if gen/ differs from what proto/ generates
 buf-lint: node_modules/.installed ## lint the protos with buf
 	@npx --no-install buf lint
 
-lint: setup buf-lint ## ruff (lint + format check) and mypy
+lint: setup buf-lint ## ruff (lint + format check), mypy, import rules (import-linter), buf lint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy services tests scripts
+	@$(VENV)/bin/lint-imports
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff check --fix .
