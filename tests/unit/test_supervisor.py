@@ -46,7 +46,7 @@ def make(stack: FakeStack, now: list[float], said: list[str]) -> Supervisor:
 
 def test_dead_child_is_reported_then_restarted_after_backoff() -> None:
     pg = FakeChild("postgres")
-    stack, now, said = FakeStack(pg), [0.0], []
+    stack, now, said = FakeStack(pg), [0.0], list[str]()
     sup = make(stack, now, said)
     pg.up = False
     assert sup.tick()
@@ -59,7 +59,7 @@ def test_dead_child_is_reported_then_restarted_after_backoff() -> None:
 
 def test_crash_loop_stops_the_stack() -> None:
     svc = FakeChild("ingestion")
-    stack, now, said = FakeStack(svc), [0.0], []
+    stack, now, said = FakeStack(svc), [0.0], list[str]()
     sup = make(stack, now, said)
     for i in range(MAX_RESTARTS):
         svc.up = False
@@ -74,7 +74,7 @@ def test_crash_loop_stops_the_stack() -> None:
 
 def test_failed_restart_counts_as_another_death() -> None:
     svc = FakeChild("query")
-    stack, now, said = FakeStack(svc), [0.0], []
+    stack, now, said = FakeStack(svc), [0.0], list[str]()
     stack.fail_restart = True
     sup = make(stack, now, said)
     svc.up = False
