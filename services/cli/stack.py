@@ -40,7 +40,9 @@ class Stack:
         self.postgres = EmbeddedPostgres(
             data / "pgdata", settings.postgres_port, self.logs / "postgres.log"
         )
-        self.broker = EmbeddedBroker(settings.broker_port, self.logs / "broker.log")
+        self.broker = EmbeddedBroker(
+            settings.broker_port, self.logs / "broker.log", settings.broker_log
+        )
         self.envoy = EmbeddedEnvoy(
             data / "envoy.yaml", self.logs / "envoy.log", settings.envoy_concurrency
         )

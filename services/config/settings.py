@@ -100,6 +100,7 @@ class CommonSettings:
     log_format: str
     brokers: str
     topic_partitions: int
+    topic_replication: int
 
     @classmethod
     def from_env(cls, env: Env) -> CommonSettings:
@@ -115,6 +116,7 @@ class CommonSettings:
             log_format=env.choice("CJ_LOG_FORMAT", "json", ("json", "text")),
             brokers=brokers,
             topic_partitions=env.integer("CJ_TOPIC_PARTITIONS", 3, lo=1, hi=1024),
+            topic_replication=env.integer("CJ_TOPIC_REPLICATION", 1, lo=1, hi=16),
         )
 
 
@@ -142,6 +144,7 @@ class IngestionSettings:
     database_url: str
     host: str
     port: int
+    relay_port: int
     max_payload_bytes: int
     idempotency_retention: float
     run_relay: bool
@@ -157,6 +160,7 @@ class IngestionSettings:
             database_url=env.db_url("CJ_INGESTION_DATABASE_URL"),
             host=env.text("CJ_INGESTION_HOST", "127.0.0.1"),
             port=env.port("CJ_INGESTION_PORT", 50051),
+            relay_port=env.port("CJ_RELAY_PORT", 50054),
             max_payload_bytes=env.integer(
                 "CJ_INGESTION_MAX_PAYLOAD_BYTES", 64 * 1024, lo=16, hi=4 * 1024 * 1024
             ),
@@ -233,6 +237,7 @@ class StackSettings:
     eventhandler_port: int
     envoy_concurrency: int
     start_timeout: float
+    broker_log: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -248,4 +253,7 @@ class StackSettings:
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
+            broker_log=env.choice(
+                "CJ_BROKER_LOG", "warn", ("error", "warn", "info", "debug", "trace")
+            ),
         )

@@ -57,7 +57,12 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     migrations.apply(settings.database_url, "eventhandler")
     # Subscribing to a topic that does not exist yet would leave us unassigned until the next
     # metadata refresh (minutes); creating it is idempotent and cheap.
-    ensure_topics(settings.common.brokers, settings.topics, settings.common.topic_partitions)
+    ensure_topics(
+        settings.common.brokers,
+        settings.topics,
+        settings.common.topic_partitions,
+        settings.common.topic_replication,
+    )
     store = PostgresProjectionStore(settings.database_url, settings.consumer_group)
     handler = EventHandler(
         store, default_registry(), clock or SystemClock(), consumer=settings.consumer_group

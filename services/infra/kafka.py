@@ -19,7 +19,11 @@ log = logging.getLogger(__name__)
 
 
 def ensure_topics(
-    brokers: str, topics: Sequence[str], partitions: int, timeout: float = 15
+    brokers: str,
+    topics: Sequence[str],
+    partitions: int,
+    replication: int = 1,
+    timeout: float = 15,
 ) -> None:
     """Create missing topics; existing ones are left as they are. Raises Unavailable."""
     admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": int(timeout * 1000)})
@@ -31,7 +35,7 @@ def ensure_topics(
     if not missing:
         return
     futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=1) for t in missing],
+        [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing],
         operation_timeout=timeout,
     )
     for topic, fut in futures.items():

@@ -75,10 +75,19 @@ async def translate_errors(what: str) -> AsyncIterator[None]:
         raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
 
 
-async def ping(pool: DictPool, wait: float = 2.0) -> bool:
+@asynccontextmanager
+async def translate_missing_table(what: str) -> AsyncIterator[None]:
+    """A table another service owns may not exist yet (it has not migrated): transient."""
+    try:
+        yield
+    except psycopg.errors.UndefinedTable as e:
+        raise Unavailable(f"{what}: the table does not exist yet ({e})") from e
+
+
+async def ping(pool: DictPool, wait: float = 2.0, probe: str = "SELECT 1") -> bool:
     try:
         async with pool.connection(timeout=wait) as conn:
-            await conn.execute("SELECT 1")
+            await conn.execute(probe)
         return True
     except Exception:
         return False

@@ -49,7 +49,11 @@ async def run(
     publisher: KafkaPublisher | None = None
     if relay:
         await asyncio.to_thread(
-            ensure_topics, settings.common.brokers, ALL_TOPICS, settings.common.topic_partitions
+            ensure_topics,
+            settings.common.brokers,
+            ALL_TOPICS,
+            settings.common.topic_partitions,
+            settings.common.topic_replication,
         )
         publisher = KafkaPublisher(settings.common.brokers)
 
@@ -63,7 +67,8 @@ async def run(
     ) as pool:
         store = PostgresRelayStore(pool)
         availability = Availability()
-        server = make_server(settings.host, settings.port, health)
+        # A relay-only process still serves gRPC health, on its own port.
+        server = make_server(settings.host, settings.port if api else settings.relay_port, health)
         if api:
             service = IngestionService(
                 PostgresOutbox(pool, availability),

@@ -104,10 +104,13 @@ class Relay:
             bad = [r for r in batch.rows if r.event is None]
             if bad:
                 for r in bad:
-                    log.error(
-                        "outbox row cannot be read as an event; it stays in the outbox",
-                        extra={"outbox_id": r.outbox_id, "retry_count": r.retry_count},
-                    )
+                    # Logged on the first failure and when it reaches max_retries, not on
+                    # every claim: the row stays for an operator and would flood the log.
+                    if r.retry_count in (0, self._max_retries - 1):
+                        log.error(
+                            "outbox row cannot be read as an event; it stays in the outbox",
+                            extra={"outbox_id": r.outbox_id, "retry_count": r.retry_count + 1},
+                        )
                 await batch.mark_failed([r.outbox_id for r in bad], bad[0].error)
             events = [r.event for r in good if r.event is not None]
             if events:

@@ -52,6 +52,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
 
 async def _monitor(pool: DictPool, health: Health, stop: asyncio.Event) -> None:
     while not stop.is_set():
-        ok = await ping(pool)
+        # Ready only once the handler's projections table exists: we read it.
+        ok = await ping(pool, probe="SELECT 1 FROM eventhandler.projections LIMIT 0")
         await health.set(ok, "" if ok else "database unreachable")
         await wait_event(stop, 1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from services.infra.postgres import DictPool, translate_errors
+from services.infra.postgres import DictPool, translate_errors, translate_missing_table
 from services.query.service import ProjectionView
 
 _COLUMNS = (
@@ -30,7 +30,11 @@ class PostgresProjectionReader:
         self._pool = pool
 
     async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView | None:
-        async with translate_errors("reading a projection"), self._pool.connection() as conn:
+        async with (
+            translate_errors("reading a projection"),
+            translate_missing_table("reading a projection"),
+            self._pool.connection() as conn,
+        ):
             cur = await conn.execute(
                 f"SELECT {_COLUMNS} FROM eventhandler.projections "
                 "WHERE projection_type = %s AND aggregate_id = %s",
@@ -42,7 +46,11 @@ class PostgresProjectionReader:
     async def list(
         self, projection_type: str, limit: int, offset: int
     ) -> tuple[list[ProjectionView], int]:
-        async with translate_errors("listing projections"), self._pool.connection() as conn:
+        async with (
+            translate_errors("listing projections"),
+            translate_missing_table("listing projections"),
+            self._pool.connection() as conn,
+        ):
             # One snapshot for the page and the total, so they agree.
             async with conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")

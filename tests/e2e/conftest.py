@@ -26,6 +26,7 @@ def stack_settings(data_dir: Path) -> StackSettings:
         eventhandler_port=free_port(),
         envoy_concurrency=1,
         start_timeout=90,
+        broker_log="warn",
     )
 
 

@@ -172,6 +172,8 @@ def test_bad_input_is_400_with_message(
     assert r.status_code == 400, r.text
     message = r.json()["message"]
     assert message and needle in message
+    # One error shape for service and edge errors alike: code is the gRPC status code.
+    assert r.json()["code"] == 3 and r.json()["details"] == []
     url = stack.postgres.url
     sql = "SELECT count(*) FROM ingestion.outbox WHERE event_payload->>'aggregate_id' = %s"
     assert fetch_one(url, sql, (agg,)) == (0,)
@@ -203,7 +205,11 @@ def test_missing_projection_is_404_and_unknown_route_is_404(http: httpx.Client) 
     r = http.get(f"/api/v1/projections/sensor_state/{unique('none')}")
     assert r.status_code == 404 and "no sensor_state projection" in r.json()["message"]
     r = http.get("/nope")
-    assert r.status_code == 404 and r.json()["message"]
+    assert r.status_code == 404 and r.json() == {
+        "code": 5,
+        "message": "no route for this path",
+        "details": [],
+    }
 
 
 def test_user_login_projection(http: httpx.Client) -> None:

@@ -1,0 +1,51 @@
+# syntax=docker/dockerfile:1
+# One image for every Cornjacket service: `cornjacket serve <service>` picks the process.
+#
+# The project is installed *editable* from /app, not with a plain `pip install .`: the code
+# finds its data files relative to the source tree (services/infra/migrations.py MIGRATIONS_ROOT
+# = <root>/migrations, services/cli/envoy_config.py TEMPLATE = <root>/envoy/envoy.yaml.tmpl and
+# DESCRIPTOR = <root>/gen/envoy/cornjacket.pb). A regular install would put services/ into
+# site-packages, where none of those paths exist.
+
+FROM python:3.11-slim AS builder
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+WORKDIR /app
+
+# Dependencies first, read from pyproject.toml alone, so a code change reuses this layer.
+COPY pyproject.toml ./
+RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" \
+        > /tmp/requirements.txt \
+    && pip install -r /tmp/requirements.txt
+
+COPY services/ services/
+COPY gen/ gen/
+COPY migrations/ migrations/
+COPY envoy/ envoy/
+# Editable: the venv points at /app/services and /app/gen/python, so the final stage must
+# keep both the venv and /app at exactly these paths.
+RUN pip install --no-deps -e . \
+    && python -c "import services.cli.main, cornjacket.v1.ingestion_pb2, cornjacket.v1.query_pb2"
+
+
+FROM python:3.11-slim
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1
+RUN groupadd --system --gid 10001 cornjacket \
+    && useradd --system --uid 10001 --gid cornjacket --home-dir /app --no-create-home \
+        --shell /usr/sbin/nologin cornjacket
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder /app /app
+# docker-compose's envoy-config job writes the rendered Envoy config into a named volume
+# mounted here; a new volume takes this directory's owner, so the non-root user can write it.
+RUN mkdir /envoy && chown cornjacket:cornjacket /envoy
+WORKDIR /app
+# Numeric, so runtimes that enforce runAsNonRoot can verify it.
+USER 10001:10001
+# ingestion, query, eventhandler (gRPC + gRPC health)
+EXPOSE 50051 50052 50053
+ENTRYPOINT ["cornjacket"]
+CMD ["serve", "ingestion"]
