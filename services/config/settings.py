@@ -148,6 +148,8 @@ class IngestionSettings:
     max_payload_bytes: int
     idempotency_retention: float
     run_relay: bool
+    group_commit_max_rows: int
+    group_commit_flushers: int
     pool_size: int
     db_timeout: float
 
@@ -168,6 +170,10 @@ class IngestionSettings:
                 "CJ_INGESTION_IDEMPOTENCY_RETENTION", 24 * 3600.0, lo=1.0
             ),
             run_relay=env.flag("CJ_INGESTION_RUN_RELAY", True),
+            group_commit_max_rows=env.integer(
+                "CJ_INGESTION_GROUP_COMMIT_MAX_ROWS", 1000, lo=1, hi=100_000
+            ),
+            group_commit_flushers=env.integer("CJ_INGESTION_GROUP_COMMIT_FLUSHERS", 4, lo=1, hi=64),
             pool_size=env.integer("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_INGESTION_DB_TIMEOUT", 5.0, lo=0.1),
         )

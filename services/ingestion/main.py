@@ -18,6 +18,7 @@ from services.infra import migrations
 from services.infra.kafka import KafkaPublisher, ensure_topics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
+from services.ingestion.group_commit import GroupCommitOutbox
 from services.ingestion.grpc_api import IngestionServicer
 from services.ingestion.outbox_store import PostgresOutbox
 from services.ingestion.relay import Relay
@@ -66,12 +67,18 @@ async def run(
         name="ingestion",
     ) as pool:
         store = PostgresRelayStore(pool)
+        outbox: GroupCommitOutbox | None = None
         availability = Availability()
         # A relay-only process still serves gRPC health, on its own port.
         server = make_server(settings.host, settings.port if api else settings.relay_port, health)
         if api:
-            service = IngestionService(
+            outbox = GroupCommitOutbox(
                 PostgresOutbox(pool, availability),
+                max_rows=settings.group_commit_max_rows,
+                flushers=settings.group_commit_flushers,
+            )
+            service = IngestionService(
+                outbox,
                 clock,
                 new_event_id,
                 max_payload_bytes=settings.max_payload_bytes,
@@ -116,6 +123,8 @@ async def run(
             # worker finish its batch, then flush the producer, then close the pool.
             await health.set(False, "shutting down")
             await server.stop(grace=5)
+            if outbox is not None:
+                await outbox.close()
             if relay_obj is not None:
                 relay_obj.stop()
             stop.set()
