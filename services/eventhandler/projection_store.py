@@ -17,10 +17,12 @@ from services.eventhandler.service import DeadLetter
 log = logging.getLogger(__name__)
 
 # Newer-wins: the row only moves forward by (last_event_timestamp, last_event_id).
+# One statement per batch (the batch holds at most one update per row: newest_per_key).
 _UPSERT = """
 INSERT INTO eventhandler.projections AS p
     (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
-VALUES (%s, %s, %s, %s, %s, %s)
+SELECT t, a, s, e, ts, %s
+FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::uuid[], %s::timestamptz[]) AS u(t, a, s, e, ts)
 ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
     state = EXCLUDED.state,
     last_event_id = EXCLUDED.last_event_id,
@@ -55,19 +57,16 @@ class PostgresProjectionStore:
             conn = self._connection()
             with conn.transaction(), conn.cursor() as cur:
                 if updates:
-                    cur.executemany(
+                    cur.execute(
                         _UPSERT,
-                        [
-                            (
-                                u.projection_type,
-                                u.aggregate_id,
-                                Jsonb(u.state),
-                                u.event_id,
-                                u.event_time,
-                                now,
-                            )
-                            for u in updates
-                        ],
+                        (
+                            now,
+                            [u.projection_type for u in updates],
+                            [u.aggregate_id for u in updates],
+                            [Jsonb(u.state) for u in updates],
+                            [u.event_id for u in updates],
+                            [u.event_time for u in updates],
+                        ),
                     )
                 for d in dead:
                     log.error(

@@ -38,7 +38,6 @@ async def open_pool(
         timeout=acquire_timeout,
         name=name,
         open=False,
-        check=psycopg_pool.AsyncConnectionPool.check_connection,
         kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 5},
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )
@@ -58,6 +57,13 @@ class Availability:
 
     def __init__(self) -> None:
         self.up = True
+
+    async def observe(self, pool: DictPool, up: bool) -> None:
+        """Record a health check; when the database comes back, drop pooled connections
+        that broke meanwhile (we do not pay a check round trip on every checkout)."""
+        if up and not self.up:
+            await pool.check()
+        self.up = up
 
     def check(self, what: str) -> None:
         if not self.up:

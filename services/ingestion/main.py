@@ -150,7 +150,7 @@ async def _monitor(
     since_purge = purge_every
     while not stop.is_set():
         db_ok = await ping(pool)
-        availability.up = db_ok
+        await availability.observe(pool, db_ok)
         relay_ok = relay is None or relay.healthy
         reason = (
             "" if db_ok and relay_ok else ("database unreachable" if not db_ok else "relay stuck")

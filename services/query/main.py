@@ -10,7 +10,7 @@ from cornjacket.v1 import query_pb2, query_pb2_grpc
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
-from services.infra.postgres import DictPool, open_pool, ping
+from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.grpc_api import QueryServicer
 from services.query.projection_reader import PostgresProjectionReader
@@ -51,8 +51,10 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
 
 
 async def _monitor(pool: DictPool, health: Health, stop: asyncio.Event) -> None:
+    availability = Availability()
     while not stop.is_set():
         # Ready only once the handler's projections table exists: we read it.
         ok = await ping(pool, probe="SELECT 1 FROM eventhandler.projections LIMIT 0")
+        await availability.observe(pool, ok)
         await health.set(ok, "" if ok else "database unreachable")
         await wait_event(stop, 1.0)
