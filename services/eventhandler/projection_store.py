@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
-from psycopg.types.json import Jsonb
 
 from services.core.errors import Unavailable
 from services.eventhandler.projectors import ProjectionUpdate
@@ -22,7 +22,7 @@ _UPSERT = """
 INSERT INTO eventhandler.projections AS p
     (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
 SELECT t, a, s, e, ts, %s
-FROM unnest(%s::text[], %s::text[], %s::jsonb[], %s::uuid[], %s::timestamptz[]) AS u(t, a, s, e, ts)
+FROM jsonb_to_recordset(%s::jsonb) AS u(t text, a text, s jsonb, e uuid, ts timestamptz)
 ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
     state = EXCLUDED.state,
     last_event_id = EXCLUDED.last_event_id,
@@ -61,11 +61,20 @@ class PostgresProjectionStore:
                         _UPSERT,
                         (
                             now,
-                            [u.projection_type for u in updates],
-                            [u.aggregate_id for u in updates],
-                            [Jsonb(u.state) for u in updates],
-                            [u.event_id for u in updates],
-                            [u.event_time for u in updates],
+                            # One JSON parameter: PostgreSQL unpacks it in C.
+                            json.dumps(
+                                [
+                                    {
+                                        "t": u.projection_type,
+                                        "a": u.aggregate_id,
+                                        "s": u.state,
+                                        "e": u.event_id,
+                                        "ts": u.event_time.isoformat(),
+                                    }
+                                    for u in updates
+                                ],
+                                separators=(",", ":"),
+                            ),
                         ),
                     )
                 for d in dead:

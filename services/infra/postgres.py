@@ -38,7 +38,9 @@ async def open_pool(
         timeout=acquire_timeout,
         name=name,
         open=False,
-        kwargs={"autocommit": False, "row_factory": dict_row, "connect_timeout": 5},
+        # Autocommit: a single statement is its own transaction (one round trip); code that
+        # needs more opens conn.transaction() explicitly.
+        kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )
     await pool.open(wait=False)
