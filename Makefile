@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@echo "setting up $(VENV) (first run takes a minute) ..."
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --upgrade pip
-	@$(PY) -m pip install --quiet -e '.[dev]'
+	@$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@rm -f $(VENV)/.installed-* && touch $(STAMP)
 
 setup: $(STAMP) ## create the virtualenv and install everything (idempotent)
@@ -31,6 +31,12 @@ test: setup ## run unit, component and end-to-end tests against real parts
 test-unit: setup ## only the fast unit tests
 	@$(PY) -m pytest -q tests/unit
 
+bench: setup ## benchmark the pipeline against this machine's ceilings (BENCH_ARGS=--help)
+	@$(PY) -m bench $(BENCH_ARGS)
+
+bench-soak: setup ## the benchmark plus a 10-minute memory soak
+	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
+
 gen: setup ## regenerate gen/ (Python stubs, Envoy descriptor set) from proto/
 	@$(PY) scripts/gen.py
 
@@ -43,7 +49,7 @@ buf-lint: node_modules/.installed ## lint the protos with buf
 lint: setup buf-lint ## ruff (lint + format check), mypy, import rules (import-linter), buf lint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy services tests scripts
+	@$(VENV)/bin/mypy services tests scripts bench
 	@$(VENV)/bin/lint-imports
 
 format: setup ## apply ruff's formatting and safe fixes
@@ -53,4 +59,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test test-unit gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test test-unit bench bench-soak gen gen-check buf-lint lint format clean-data

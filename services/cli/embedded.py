@@ -254,6 +254,7 @@ class EmbeddedEnvoy:
 
 
 def python_service(name: str, service: str, env: dict[str, str], log_path: Path) -> Child:
+    """``cornjacket serve <service>`` as a child process."""
     return Child(
         name,
         [sys.executable, "-m", "services.cli.main", "serve", service],

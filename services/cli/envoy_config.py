@@ -45,7 +45,8 @@ def render(
     health_interval: str = "1s",
     descriptor: Path = DESCRIPTOR,
 ) -> str:
-    """``upstreams`` maps cluster name (ingestion, query, eventhandler) to (host, port)."""
+    """``upstreams`` maps cluster name (ingestion, query, eventhandler, and relay when it
+    runs as its own process) to (host, port); /health needs every one of them SERVING."""
     clusters = "".join(
         _CLUSTER.format(name=name, host=host, port=port, interval=health_interval)
         for name, (host, port) in upstreams.items()
@@ -57,4 +58,7 @@ def render(
         MAX_BODY_BYTES=max_body_bytes,
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
+        HEALTH_CLUSTERS="\n".join(
+            f"                        {name}: {{ value: 100 }}" for name in upstreams
+        ),
     )

@@ -145,9 +145,13 @@ def _postgres(action: str) -> int:
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
-    if name not in ("ingestion", "query", "eventhandler") or not host or not port.isdigit():
+    if (
+        name not in ("ingestion", "query", "eventhandler", "relay")
+        or not host
+        or not port.isdigit()
+    ):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler"
+            f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, relay"
         )
     return name, (host, int(port))
 

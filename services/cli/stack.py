@@ -21,7 +21,9 @@ from services.config.settings import StackSettings
 
 log = logging.getLogger(__name__)
 
-SERVICES = ("ingestion", "eventhandler", "query")
+# The relay runs as its own process: on 2 cores it then uses the core the API process
+# (GIL-bound) leaves idle, instead of sharing the API's interpreter.
+SERVICES = ("ingestion", "relay", "eventhandler", "query")
 
 
 class Stack:
@@ -61,6 +63,8 @@ class Stack:
             "CJ_QUERY_DATABASE_URL": url,
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
+            "CJ_INGESTION_RUN_RELAY": "false",
+            "CJ_RELAY_PORT": str(s.relay_port),
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
         }
@@ -77,6 +81,7 @@ class Stack:
             "CJ_INGESTION_PORT": s.ingestion_port,
             "CJ_QUERY_PORT": s.query_port,
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
+            "CJ_RELAY_PORT": s.relay_port,
         }
         seen: dict[int, str] = {}
         for var, port in wanted.items():
@@ -114,6 +119,7 @@ class Stack:
                     "ingestion": ("127.0.0.1", s.ingestion_port),
                     "query": ("127.0.0.1", s.query_port),
                     "eventhandler": ("127.0.0.1", s.eventhandler_port),
+                    "relay": ("127.0.0.1", s.relay_port),
                 },
             )
         )
@@ -156,7 +162,7 @@ class Stack:
             # The in-memory broker lost its topics and group offsets: the services that use
             # the bus restart too, so topics are recreated and the handler rejoins its group.
             self.broker.start(timeout=s.start_timeout)
-            for name in ("ingestion", "eventhandler"):
+            for name in ("relay", "eventhandler"):
                 self.services[name].stop(deadline=10)
                 self.services[name].start()
         elif child is self.envoy.child:
@@ -166,7 +172,7 @@ class Stack:
 
     def stop(self) -> None:
         self.envoy.stop()
-        for name in ("ingestion", "eventhandler", "query"):
+        for name in ("ingestion", "relay", "eventhandler", "query"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)

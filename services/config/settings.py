@@ -241,6 +241,7 @@ class StackSettings:
     ingestion_port: int
     query_port: int
     eventhandler_port: int
+    relay_port: int
     envoy_concurrency: int
     start_timeout: float
     broker_log: str
@@ -257,6 +258,7 @@ class StackSettings:
             ingestion_port=env.port("CJ_INGESTION_PORT", 50051),
             query_port=env.port("CJ_QUERY_PORT", 50052),
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
+            relay_port=env.port("CJ_RELAY_PORT", 50054),
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
             broker_log=env.choice(

@@ -11,6 +11,7 @@ at-least-once and consumers are idempotent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -81,18 +82,22 @@ class Relay:
         self._max_retries = max_retries
         self._workers = worker_count
         self._poll_interval = poll_interval
-        self._wake = asyncio.Event()
+        # Wake-up tokens: one notification wakes one idle worker, not all of them (four
+        # workers racing to claim the same few rows costs more than it relays).
+        self._wake: asyncio.Queue[None] = asyncio.Queue()
         self._stopping = asyncio.Event()
         self.published = 0
         self.healthy = True
 
     def notify(self) -> None:
         """Called when the database announces new outbox rows (LISTEN/NOTIFY)."""
-        self._wake.set()
+        if self._wake.empty():
+            self._wake.put_nowait(None)
 
     def stop(self) -> None:
         self._stopping.set()
-        self._wake.set()
+        for _ in range(self._workers):
+            self._wake.put_nowait(None)
 
     async def step(self) -> int:
         """Relay one batch; return how many rows it moved. Raises Unavailable."""
@@ -144,12 +149,13 @@ class Relay:
                 backoff = min(backoff * 2, self._poll_interval)
                 continue
             if moved >= self._batch_size:
-                continue  # more waiting: keep draining without sleeping
+                self.notify()  # a backlog: bring another worker in, and keep draining
+                continue
             if moved == 0:
                 # Idle: sleep until NOTIFY wakes us or the watchdog interval passes (a lost
                 # notification, or rows inserted while the listener was reconnecting).
-                await wait_event(self._wake, self._poll_interval)
-                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.get(), timeout=self._poll_interval)
 
     async def _sleep(self, seconds: float) -> None:
         await wait_event(self._stopping, seconds)

@@ -24,6 +24,7 @@ def stack_settings(data_dir: Path) -> StackSettings:
         ingestion_port=free_port(),
         query_port=free_port(),
         eventhandler_port=free_port(),
+        relay_port=free_port(),
         envoy_concurrency=1,
         start_timeout=90,
         broker_log="warn",

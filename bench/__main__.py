@@ -1,0 +1,241 @@
+"""`make bench` / `cornjacket bench`: measure the pipeline and the ceilings it is compared with.
+
+Starts its own stack (the same parts as `make run`, on free ports, in a scratch data dir)
+unless --edge points at a running one, measures the ceilings (no-op gRPC servicer direct and
+behind Envoy, PostgreSQL insert rates), runs the scenarios, and writes a JSON result, a PNG
+chart and a summary table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench.loadgen import LoadSpec
+from bench.pg_ceiling import measure_pg
+from bench.report import chart, progress, summary_table
+from bench.results import BenchResult, Ceiling
+from bench.scenarios import Target, run_load, run_scenario
+from services.cli.embedded import EmbeddedEnvoy
+from services.cli.envoy_config import render
+from services.cli.processes import Child, free_port, port_open, wait_until
+from services.cli.stack import Stack
+from services.config.settings import StackSettings
+
+
+def _stack_settings(data_dir: Path) -> StackSettings:
+    return StackSettings(
+        data_dir=data_dir,
+        edge_port=free_port(),
+        envoy_admin_port=free_port(),
+        postgres_port=free_port(),
+        broker_port=free_port(),
+        ingestion_port=free_port(),
+        query_port=free_port(),
+        eventhandler_port=free_port(),
+        relay_port=free_port(),
+        envoy_concurrency=1,
+        start_timeout=120,
+        broker_log="warn",
+    )
+
+
+def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
+    """The no-op servicer called directly, and through an Envoy configured like ours."""
+    port = free_port()
+    noop = Child(
+        "noop",
+        [sys.executable, "-m", "bench.noop_server", "--port", str(port)],
+        log_path=work / "noop.log",
+    )
+    noop.start()
+    edge, admin = free_port(), free_port()
+    config = work / "envoy-noop.yaml"
+    config.write_text(
+        render(
+            edge_port=edge,
+            admin_port=admin,
+            upstreams={
+                name: ("127.0.0.1", port) for name in ("ingestion", "query", "eventhandler")
+            },
+        )
+    )
+    envoy = EmbeddedEnvoy(config, work / "envoy-noop.log")
+    try:
+        wait_until(lambda: port_open("127.0.0.1", port), 30, what="no-op server", child=noop)
+        envoy.start()
+        wait_until(lambda: port_open("127.0.0.1", edge), 30, what="Envoy for the no-op server")
+        time.sleep(2)  # first health checks
+        d = args.ceiling_duration
+        direct = run_load(
+            LoadSpec("grpc-unary", f"127.0.0.1:{port}", 0, args.concurrency, d),
+            args.procs,
+            work,
+            label="ceiling grpc-noop-direct",
+        )
+        via_envoy = run_load(
+            LoadSpec("http", f"127.0.0.1:{edge}", 0, args.concurrency, d),
+            args.procs,
+            work,
+            label="ceiling envoy-noop-http",
+        )
+        return [
+            Ceiling(
+                "grpc_noop_direct",
+                direct.events_ok / d,
+                "req/s",
+                "unary IngestEvent, no-op asyncio+uvloop servicer",
+            ),
+            Ceiling(
+                "envoy_noop_http",
+                via_envoy.events_ok / d,
+                "req/s",
+                "POST /api/v1/events through Envoy to the no-op servicer",
+            ),
+        ]
+    finally:
+        envoy.stop()
+        noop.stop()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--duration", type=float, default=30, help="seconds per scenario (default 30)"
+    )
+    parser.add_argument(
+        "--ceiling-duration", type=float, default=10, help="seconds per ceiling (default 10)"
+    )
+    parser.add_argument("--procs", type=int, default=2, help="load generator processes (default 2)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=32,
+        help="in-flight requests per process in closed-loop runs",
+    )
+    parser.add_argument(
+        "--soak",
+        type=float,
+        default=0,
+        help="also run a memory soak of this many seconds (e.g. 600)",
+    )
+    parser.add_argument(
+        "--only", nargs="*", help="run only these scenarios (names as in the table)"
+    )
+    parser.add_argument(
+        "--out", type=Path, default=Path("bench/results"), help="where to write results"
+    )
+    parser.add_argument("--skip-ceilings", action="store_true")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    work = Path(tempfile.mkdtemp(prefix="cj-bench-"))
+    progress(f"bench: scratch dir {work}")
+
+    stack = Stack(
+        _stack_settings(work / "stack"),
+        extra_env={"CJ_LOG_LEVEL": "warning"},
+        say=lambda m: progress(f"stack: {m}"),
+    )
+    result = BenchResult(
+        started_at=stamp,
+        machine={
+            "cpus": str(len(__import__("os").sched_getaffinity(0))),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "git": subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+            ).stdout.strip(),
+        },
+        config={k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        ceilings=[],
+        scenarios=[],
+    )
+    try:
+        if not args.skip_ceilings:
+            progress("bench: measuring ceilings (no-op gRPC servicer, Envoy, PostgreSQL)")
+            result.ceilings += noop_ceilings(work, args)
+        stack.start()
+        target = Target(
+            edge=f"127.0.0.1:{stack.settings.edge_port}",
+            ingestion=f"127.0.0.1:{stack.settings.ingestion_port}",
+            db_url=stack.postgres.url,
+            brokers=stack.broker.bootstrap,
+            procs={c.name: c.pid for c in stack.children() if c.pid is not None},
+        )
+        if not args.skip_ceilings:
+            result.ceilings += measure_pg(stack.postgres.url, duration_s=args.ceiling_duration)
+        ceilings = {c.name: c.value for c in result.ceilings}
+        d = args.duration
+        plan = [
+            (
+                "grpc-batch-max",
+                LoadSpec("grpc-batch", target.edge, 0, 4, d, batch=500, probe_every=250),
+                1,
+                None,
+            ),
+            (
+                "http-max",
+                LoadSpec("http", target.edge, 0, args.concurrency, d, probe_every=50),
+                args.procs,
+                "envoy_noop_http",
+            ),
+            (
+                "grpc-unary-max",
+                LoadSpec("grpc-unary", target.edge, 0, args.concurrency, d, probe_every=50),
+                args.procs,
+                "grpc_noop_direct",
+            ),
+            ("latency-1k", LoadSpec("http", target.edge, 1000, 200, d, probe_every=10), 1, None),
+            ("query-1k", LoadSpec("query-http", target.edge, 1000, 200, d), 1, None),
+        ]
+        if args.soak:
+            plan.append(
+                (
+                    "soak",
+                    LoadSpec(
+                        "grpc-batch", target.edge, 2000, 8, args.soak, batch=100, probe_every=100
+                    ),
+                    1,
+                    None,
+                )
+            )
+        for name, spec, procs, ceiling in plan:
+            if args.only and name not in args.only:
+                continue
+            progress(f"bench: {name}")
+            ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
+            scenario = run_scenario(
+                name,
+                spec,
+                target,
+                work / "load",
+                procs=procs,
+                ceiling=ceil,
+                measure_e2e=spec.mode != "query-http",
+            )
+            result.scenarios.append(scenario)
+            p99 = scenario.accept_latency_ms["p99"]
+            progress(f"bench: {name}: {scenario.accepted_per_s:,.0f}/s, p99 {p99:.1f} ms")
+    finally:
+        stack.stop()
+    path = args.out / f"bench-{stamp}.json"
+    result.save(path)
+    chart(result, path.with_suffix(".png"))
+    print(summary_table(result))
+    print(f"\nresults: {path}\nchart:   {path.with_suffix('.png')}")
+    _ = asdict
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,369 @@
+"""Turn a BenchResult into what a person reads: a text summary, a PNG chart, a progress line.
+
+The summary ends with the performance targets, each PASS/FAIL/n.a. with the measured value, so
+that a run answers "are we there?" without opening the JSON. The chart shows the same run over
+time, because an average hides a backlog that grows or a latency that degrades late.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from bench.results import BenchResult, ScenarioResult, Tick
+from bench.sampler import rss_growth
+
+# A soak is "memory flat" when no process tree grew by more than this (median of the last
+# third minus median of the first third of its RSS): the larger of an absolute allowance
+# (caches, pools and allocator slack warming up) and a fraction of its starting size.
+SOAK_RSS_GROWTH_MB = 32.0
+SOAK_RSS_GROWTH_FRACTION = 0.10
+# A fixed-rate scenario must reach this fraction of its target for its latency to count.
+RATE_REACHED = 0.95
+
+
+@dataclass
+class TargetCheck:
+    """One performance target: PASS, FAIL or n.a., and what was measured."""
+
+    target: str
+    status: str
+    measured: str
+
+
+def _fmt_num(v: float | None, digits: int = 0) -> str:
+    if v is None:
+        return "-"
+    return f"{v:,.{digits}f}"
+
+
+def _fmt_ms(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if v >= 100:
+        return f"{v:,.0f}"
+    if v >= 10:
+        return f"{v:.1f}"
+    return f"{v:.2f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[str]], right: set[int]) -> str:
+    widths = [len(h) for h in headers]
+    for row in rows:
+        widths = [max(w, len(c)) for w, c in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        parts = [
+            c.rjust(w) if i in right else c.ljust(w)
+            for i, (c, w) in enumerate(zip(cells, widths, strict=True))
+        ]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * w for w in widths)
+    return "\n".join([line(headers), rule, *(line(r) for r in rows)])
+
+
+def _lat(d: dict[str, float], key: str) -> float | None:
+    return d.get(key) if d.get("count", 0) > 0 else None
+
+
+def _yes_no(v: bool | None) -> str:
+    return "-" if v is None else ("yes" if v else "NO")
+
+
+def _errors(s: ScenarioResult) -> str:
+    total = sum(s.errors.values())
+    if total == 0:
+        return "0"
+    top = max(s.errors.items(), key=lambda kv: kv[1])
+    return f"{total:,} ({top[0]}{'...' if len(s.errors) > 1 else ''})"
+
+
+def _rate_reached(s: ScenarioResult) -> bool:
+    return s.target_rate is None or s.accepted_per_s >= RATE_REACHED * s.target_rate
+
+
+def _check_grpc_batch(result: BenchResult) -> TargetCheck:
+    target = "gRPC batch ingest sustained >= 10,000 events/s"
+    runs = [s for s in result.scenarios if s.kind == "grpc-batch"]
+    if not runs:
+        return TargetCheck(target, "n.a.", "no grpc-batch scenario")
+    sustained = [s for s in runs if s.sustained]
+    best = max(sustained or runs, key=lambda s: s.accepted_per_s)
+    ok = best.sustained is True and best.accepted_per_s >= 10_000
+    how = "sustained" if best.sustained else "NOT sustained"
+    return TargetCheck(
+        target, "PASS" if ok else "FAIL", f"{best.name}: {best.accepted_per_s:,.0f} ev/s, {how}"
+    )
+
+
+def _check_http(result: BenchResult) -> TargetCheck:
+    target = "HTTP ingest >= 50% of Envoy->no-op ceiling"
+    runs = [
+        s
+        for s in result.scenarios
+        if s.kind == "http" and s.ceiling == "envoy_noop_http" and s.ratio is not None
+    ]
+    if not runs:
+        return TargetCheck(target, "n.a.", "no http scenario with an envoy_noop_http ratio")
+    best = max(runs, key=lambda s: (bool(s.sustained), s.ratio or 0.0))
+    ratio = best.ratio or 0.0
+    ok = ratio >= 0.5 and best.sustained is True
+    how = "sustained" if best.sustained else "NOT sustained"
+    return TargetCheck(
+        target,
+        "PASS" if ok else "FAIL",
+        f"{best.name}: {best.accepted_per_s:,.0f} ev/s = {ratio:.0%} of ceiling, {how}",
+    )
+
+
+def _check_latency(result: BenchResult) -> TargetCheck:
+    target = "at 1,000 ev/s accept p99 <= 10 ms and send->projection p99 <= 50 ms"
+    s = result.scenario("latency-1k")
+    if s is None:
+        return TargetCheck(target, "n.a.", "latency-1k not run")
+    acc = _lat(s.accept_latency_ms, "p99")
+    e2e = _lat(s.e2e_latency_ms, "p99")
+    problems = []
+    if not _rate_reached(s):
+        problems.append(f"rate not reached ({s.accepted_per_s:,.0f} ev/s)")
+    if e2e is None:
+        problems.append("no send->projection samples")
+    ok = not problems and acc is not None and acc <= 10 and e2e is not None and e2e <= 50
+    measured = f"accept p99 {_fmt_ms(acc)} ms, send->projection p99 {_fmt_ms(e2e)} ms"
+    if problems:
+        measured += "; " + "; ".join(problems)
+    return TargetCheck(target, "PASS" if ok else "FAIL", measured)
+
+
+def _check_query(result: BenchResult) -> TargetCheck:
+    target = "GetProjection via Envoy at 1,000 req/s p99 <= 5 ms"
+    s = result.scenario("query-1k")
+    if s is None:
+        return TargetCheck(target, "n.a.", "query-1k not run")
+    p99 = _lat(s.accept_latency_ms, "p99")
+    ok = p99 is not None and p99 <= 5 and _rate_reached(s)
+    measured = f"p99 {_fmt_ms(p99)} ms at {s.accepted_per_s:,.0f} req/s"
+    if not _rate_reached(s):
+        measured += " (rate not reached)"
+    return TargetCheck(target, "PASS" if ok else "FAIL", measured)
+
+
+def soak_growth(s: ScenarioResult) -> dict[str, tuple[float, float]]:
+    """Per process tree: (RSS growth MB, allowed growth MB) over a scenario's ticks."""
+    growth = rss_growth(s.ticks)
+    first_third = s.ticks[: max(1, len(s.ticks) // 3)]
+    out: dict[str, tuple[float, float]] = {}
+    for name, g in growth.items():
+        start = [t.procs[name].rss_mb for t in first_third if name in t.procs]
+        base = sorted(start)[len(start) // 2] if start else 0.0
+        out[name] = (g, max(SOAK_RSS_GROWTH_MB, SOAK_RSS_GROWTH_FRACTION * base))
+    return out
+
+
+def _check_soak(result: BenchResult) -> TargetCheck:
+    target = "memory flat over the soak"
+    s = result.scenario("soak")
+    if s is None:
+        return TargetCheck(target, "n.a.", "soak not run")
+    growth = soak_growth(s)
+    if len(s.ticks) < 6 or not growth:
+        return TargetCheck(target, "n.a.", f"soak has too few samples ({len(s.ticks)} ticks)")
+    grew = {n: g for n, (g, allowed) in growth.items() if g > allowed}
+    measured = "RSS growth " + ", ".join(f"{n} {g:+.0f} MB" for n, (g, _) in growth.items())
+    if grew:
+        measured = "grew: " + ", ".join(f"{n} {g:+.0f} MB" for n, g in grew.items())
+    if s.sustained is False:
+        measured += "; backlog NOT sustained"
+    ok = not grew and s.sustained is not False
+    return TargetCheck(target, "PASS" if ok else "FAIL", measured)
+
+
+TARGETS: list[Callable[[BenchResult], TargetCheck]] = [
+    _check_grpc_batch,
+    _check_http,
+    _check_latency,
+    _check_query,
+    _check_soak,
+]
+
+
+def check_targets(result: BenchResult) -> list[TargetCheck]:
+    """Every performance target, judged on this result."""
+    return [check(result) for check in TARGETS]
+
+
+def summary_table(result: BenchResult) -> str:
+    """Ceilings, throughput, latency and the targets as plain text (fits 120 columns)."""
+    out: list[str] = [f"Cornjacket benchmark, started {result.started_at}"]
+    if result.machine:
+        out.append("machine: " + ", ".join(f"{k}={v}" for k, v in result.machine.items()))
+    out.append("")
+
+    if result.ceilings:
+        out.append("Ceilings")
+        rows = [[c.name, _fmt_num(c.value), c.unit, c.detail] for c in result.ceilings]
+        out.append(_table(["name", "value", "unit", "detail"], rows, right={1}))
+        out.append("")
+
+    if result.scenarios:
+        out.append("Throughput")
+        rows = []
+        for s in result.scenarios:
+            vs = "-"
+            if s.ratio is not None and s.ceiling:
+                vs = f"{s.ratio:.2f} x {s.ceiling}"
+            rows.append(
+                [
+                    s.name,
+                    s.kind,
+                    "closed" if s.target_rate is None else _fmt_num(s.target_rate),
+                    f"{s.duration_s:.0f}",
+                    _fmt_num(s.events),
+                    _fmt_num(s.accepted_per_s),
+                    _errors(s),
+                    _yes_no(s.sustained),
+                    vs,
+                ]
+            )
+        headers = ["scenario", "kind", "target/s", "secs", "events", "accepted/s", "errors"]
+        headers += ["sustained", "vs ceiling"]
+        out.append(_table(headers, rows, right={2, 3, 4, 5}))
+        out.append("")
+
+        out.append("Latency (ms)           accept / request                send -> projection")
+        rows = []
+        for s in result.scenarios:
+            a, e = s.accept_latency_ms, s.e2e_latency_ms
+            rows.append(
+                [s.name]
+                + [_fmt_ms(_lat(a, k)) for k in ("p50", "p95", "p99", "max")]
+                + [_fmt_ms(_lat(e, k)) for k in ("p50", "p95", "p99", "max")]
+            )
+        headers = ["scenario", "p50", "p95", "p99", "max", "e2e p50", "e2e p95", "e2e p99"]
+        headers += ["e2e max"]
+        out.append(_table(headers, rows, right=set(range(1, 9))))
+        notes = [(s.name, n) for s in result.scenarios for n in s.notes]
+        if notes:
+            out.append("")
+            out.append("Notes")
+            out.extend(f"  {name}: {note}" for name, note in notes)
+        out.append("")
+
+    out.append("Targets")
+    checks = check_targets(result)
+    width = max(len(c.target) for c in checks)
+    out.extend(f"  {c.status:<4}  {c.target:<{width}}  {c.measured}" for c in checks)
+    return "\n".join(out) + "\n"
+
+
+def _positive(values: Sequence[float]) -> list[float]:
+    """Log axes cannot show 0 (a second without samples): plot those as gaps."""
+    return [v if v > 0 else float("nan") for v in values]
+
+
+def chart(result: BenchResult, path: Path) -> None:
+    """Write a PNG: one row per scenario with ticks, four panels over time.
+
+    Panels: events accepted/s (with the target rate), accept p50/p99 on a log axis, outbox
+    depth with consumer lag on a twin axis, and CPU% per process tree (100% = one core).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scenarios = [s for s in result.scenarios if s.ticks]
+    rows = max(1, len(scenarios))
+    fig, axes = plt.subplots(rows, 4, figsize=(22, 3.6 * rows), squeeze=False)
+    fig.suptitle(f"Cornjacket benchmark, {result.started_at}", fontsize=14)
+    if not scenarios:
+        for ax in axes[0]:
+            ax.axis("off")
+        axes[0][0].text(0.0, 0.5, "no scenario recorded ticks", fontsize=14)
+    for row, s in zip(axes, scenarios, strict=False):
+        _chart_row(row, s)
+    fig.tight_layout(rect=(0, 0, 1, 0.97 if rows > 1 else 0.93))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def _chart_row(row: Sequence[object], s: ScenarioResult) -> None:
+    from matplotlib.axes import Axes
+    from matplotlib.ticker import FuncFormatter
+
+    ax_rate, ax_lat, ax_queue, ax_cpu = (a for a in row if isinstance(a, Axes))
+    ticks: list[Tick] = s.ticks
+    t = [tk.t for tk in ticks]
+    rate = "closed loop" if s.target_rate is None else f"target {s.target_rate:,.0f}/s"
+    label = f"{s.name} ({s.kind}, {rate})"
+
+    ax_rate.plot(t, [tk.accepted for tk in ticks], label="accepted/s", color="tab:blue")
+    if any(tk.errors for tk in ticks):
+        ax_rate.plot(t, [tk.errors for tk in ticks], label="errors/s", color="tab:red")
+    if s.target_rate is not None:
+        ax_rate.axhline(s.target_rate, color="grey", linestyle="--", label="target")
+    ax_rate.set_title(f"{label}\nevents accepted per second", fontsize=10)
+    ax_rate.set_ylim(bottom=0)
+    ax_rate.legend(loc="lower right", fontsize=8)
+
+    ax_lat.plot(t, _positive([tk.accept_p50_ms for tk in ticks]), label="p50", color="tab:green")
+    ax_lat.plot(t, _positive([tk.accept_p99_ms for tk in ticks]), label="p99", color="tab:orange")
+    if any(tk.accept_p50_ms > 0 or tk.accept_p99_ms > 0 for tk in ticks):
+        ax_lat.set_yscale("log")
+        # Plain numbers (0.5, 2, 10, 50) instead of 5x10^-1, and only 2s and 5s in between.
+        ax_lat.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
+        ax_lat.yaxis.set_minor_formatter(
+            FuncFormatter(lambda v, _: f"{v:g}" if f"{v:.0e}"[0] in "25" else "")
+        )
+    ax_lat.set_title(f"{s.name}: accept latency (ms, log)", fontsize=10)
+    ax_lat.legend(loc="upper left", fontsize=8)
+
+    depth = [float("nan") if tk.outbox_depth is None else tk.outbox_depth for tk in ticks]
+    lag = [float("nan") if tk.consumer_lag is None else tk.consumer_lag for tk in ticks]
+    ax_queue.plot(t, depth, color="tab:purple", label="outbox depth")
+    ax_queue.set_ylabel("outbox rows", color="tab:purple")
+    ax_queue.set_ylim(bottom=0)
+    ax_lag = ax_queue.twinx()
+    ax_lag.plot(t, lag, color="tab:brown", linestyle="--", label="consumer lag")
+    ax_lag.set_ylabel("consumer lag (msgs)", color="tab:brown")
+    ax_lag.set_ylim(bottom=0)
+    sustained = {True: "sustained", False: "NOT sustained", None: "sustained: n.a."}[s.sustained]
+    ax_queue.set_title(f"{s.name}: outbox depth / consumer lag ({sustained})", fontsize=10)
+    lines = ax_queue.get_lines() + ax_lag.get_lines()
+    ax_queue.legend(lines, [str(ln.get_label()) for ln in lines], loc="upper left", fontsize=8)
+
+    names = sorted({n for tk in ticks for n in tk.procs})
+    for name in names:
+        ax_cpu.plot(
+            t,
+            [tk.procs[name].cpu_percent if name in tk.procs else float("nan") for tk in ticks],
+            label=name,
+        )
+    ax_cpu.set_title(f"{s.name}: CPU % per process tree (100 = 1 core)", fontsize=10)
+    ax_cpu.set_ylim(bottom=0)
+    if names:
+        ax_cpu.legend(loc="upper left", fontsize=8, ncol=2)
+
+    for ax in (ax_rate, ax_lat, ax_queue, ax_cpu):
+        ax.set_xlabel("seconds")
+        ax.grid(True, alpha=0.3)
+
+
+def progress(line: str, *, done: bool = False) -> None:
+    """One status line: rewritten in place on a terminal, one line per call otherwise.
+
+    ``done=True`` ends the line on a terminal, so that the next output starts on its own line.
+    Logs and CI capture stay readable because nothing but plain lines goes to a non-TTY.
+    """
+    stream = sys.stderr
+    if stream.isatty():
+        width = shutil.get_terminal_size((120, 20)).columns - 1
+        stream.write("\r" + line.rstrip("\n")[:width] + "\x1b[K" + ("\n" if done else ""))
+    else:
+        stream.write(line.rstrip("\n") + "\n")
+    stream.flush()

@@ -1,0 +1,240 @@
+"""Benchmark results as plain dataclasses with a JSON round-trip.
+
+Results are saved as JSON so that a run can be reported again, charted, or compared with a run
+from another commit or machine without re-running it. ``from_dict`` accepts what ``to_dict``
+wrote; it does not try to read other shapes.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+#: Below this many queued rows/messages the outbox or the consumer is treated as keeping up,
+#: whatever the growth: a few hundred in flight is normal batching, not a backlog.
+SUSTAINED_FLOOR = 2000
+
+
+def percentiles(samples_ms: Sequence[float]) -> dict[str, float]:
+    """Nearest-rank p50/p95/p99 plus max and count; empty input gives zeros and count 0.
+
+    Nearest rank (the smallest sample with at least p% of samples at or below it) always
+    returns a value that was actually observed, which is what a latency target is about.
+    """
+    if not samples_ms:
+        return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "count": 0.0}
+    ordered = sorted(samples_ms)
+    n = len(ordered)
+
+    def rank(p: int) -> float:
+        # ceil(p * n / 100) in integers: float rounding would shift the rank by one at times.
+        return float(ordered[max(1, -(-p * n // 100)) - 1])
+
+    return {
+        "p50": rank(50),
+        "p95": rank(95),
+        "p99": rank(99),
+        "max": float(ordered[-1]),
+        "count": float(n),
+    }
+
+
+@dataclass
+class ProcSample:
+    """One process tree at one instant. CPU is in percent of one core (200 = two cores busy)."""
+
+    cpu_percent: float
+    rss_mb: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ProcSample:
+        return cls(cpu_percent=float(d["cpu_percent"]), rss_mb=float(d["rss_mb"]))
+
+
+def _procs_from(d: Mapping[str, Any]) -> dict[str, ProcSample]:
+    return {str(name): ProcSample.from_dict(p) for name, p in d.items()}
+
+
+@dataclass
+class Tick:
+    """One second of a scenario: what the load generator saw plus what the sampler saw."""
+
+    t: float  # seconds since the scenario started
+    accepted: int  # events accepted in this second
+    errors: int
+    accept_p50_ms: float
+    accept_p99_ms: float
+    outbox_depth: int | None
+    consumer_lag: int | None
+    procs: dict[str, ProcSample] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Tick:
+        return cls(
+            t=float(d["t"]),
+            accepted=int(d["accepted"]),
+            errors=int(d["errors"]),
+            accept_p50_ms=float(d["accept_p50_ms"]),
+            accept_p99_ms=float(d["accept_p99_ms"]),
+            outbox_depth=_opt_int(d.get("outbox_depth")),
+            consumer_lag=_opt_int(d.get("consumer_lag")),
+            procs=_procs_from(d.get("procs", {})),
+        )
+
+
+@dataclass
+class Ceiling:
+    """A measured upper bound that a scenario is compared with (e.g. Envoy in front of a no-op)."""
+
+    name: str
+    value: float
+    unit: str
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> Ceiling:
+        return cls(
+            name=str(d["name"]),
+            value=float(d["value"]),
+            unit=str(d["unit"]),
+            detail=str(d.get("detail", "")),
+        )
+
+
+@dataclass
+class ScenarioResult:
+    """One scenario's outcome. Query scenarios put their request latency in accept_latency_ms."""
+
+    name: str
+    kind: str
+    target_rate: float | None  # None = closed loop
+    duration_s: float
+    events: int
+    accepted_per_s: float
+    errors: dict[str, int]
+    accept_latency_ms: dict[str, float]
+    e2e_latency_ms: dict[str, float]
+    ticks: list[Tick]
+    ceiling: str | None  # name of the Ceiling this scenario is compared with
+    ratio: float | None  # accepted_per_s / ceiling value
+    sustained: bool | None  # outbox depth and consumer lag bounded to the end
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> ScenarioResult:
+        return cls(
+            name=str(d["name"]),
+            kind=str(d["kind"]),
+            target_rate=_opt_float(d.get("target_rate")),
+            duration_s=float(d["duration_s"]),
+            events=int(d["events"]),
+            accepted_per_s=float(d["accepted_per_s"]),
+            errors={str(k): int(v) for k, v in d.get("errors", {}).items()},
+            accept_latency_ms={str(k): float(v) for k, v in d["accept_latency_ms"].items()},
+            e2e_latency_ms={str(k): float(v) for k, v in d["e2e_latency_ms"].items()},
+            ticks=[Tick.from_dict(t) for t in d.get("ticks", [])],
+            ceiling=None if d.get("ceiling") is None else str(d["ceiling"]),
+            ratio=_opt_float(d.get("ratio")),
+            sustained=None if d.get("sustained") is None else bool(d["sustained"]),
+            notes=[str(n) for n in d.get("notes", [])],
+        )
+
+
+@dataclass
+class BenchResult:
+    """A whole run: where and how it ran, the ceilings, and every scenario."""
+
+    started_at: str
+    machine: dict[str, str]
+    config: dict[str, object]
+    ceilings: list[Ceiling]
+    scenarios: list[ScenarioResult]
+
+    def ceiling(self, name: str) -> Ceiling | None:
+        return next((c for c in self.ceilings if c.name == name), None)
+
+    def scenario(self, name: str) -> ScenarioResult | None:
+        return next((s for s in self.scenarios if s.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> BenchResult:
+        return cls(
+            started_at=str(d["started_at"]),
+            machine={str(k): str(v) for k, v in d.get("machine", {}).items()},
+            config=dict(d.get("config", {})),
+            ceilings=[Ceiling.from_dict(c) for c in d.get("ceilings", [])],
+            scenarios=[ScenarioResult.from_dict(s) for s in d.get("scenarios", [])],
+        )
+
+    def save(self, path: Path | str) -> None:
+        """Write atomically, so an interrupted run never leaves a truncated result behind."""
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str) + "\n")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path | str) -> BenchResult:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
+def is_sustained(ticks: list[Tick], floor: int = SUSTAINED_FLOOR) -> bool:
+    """True when the outbox and the consumer kept up until the end of the run.
+
+    Applied separately to outbox depth and to consumer lag, over the ticks where the value is
+    known (None = not measured, ignored), split into thirds by order. With m2 and m3 the
+    medians of the middle and last thirds, a metric passes when max(last third) <= floor, or
+    when both hold:
+
+    - no late blow-up: max(last third) <= 2 * m2;
+    - no steady climb: m3 - m2 <= max(0.25 * m2, floor / 2).
+
+    The first alone would pass a backlog that grows linearly from zero (its last value is
+    exactly twice the middle median), which is the usual way of falling behind, hence the
+    second. A large but constant in-flight backlog passes both. A metric with no known value
+    does not count against the run; with fewer than three known values only the floor applies.
+    """
+    for values in (
+        [t.outbox_depth for t in ticks if t.outbox_depth is not None],
+        [t.consumer_lag for t in ticks if t.consumer_lag is not None],
+    ):
+        if not values or max(values[-max(1, len(values) // 3) :]) <= floor:
+            continue
+        n = len(values)
+        if n < 3:
+            return False
+        third = n // 3
+        m2 = statistics.median(values[third : n - third])
+        last = values[n - third :]
+        m3 = statistics.median(last)
+        if max(last) > 2 * m2 or m3 - m2 > max(0.25 * m2, floor / 2):
+            return False
+    return True
+
+
+def _opt_int(v: Any) -> int | None:
+    return None if v is None else int(v)
+
+
+def _opt_float(v: Any) -> float | None:
+    return None if v is None else float(v)

@@ -1,0 +1,392 @@
+"""A background thread that samples the stack once a second while a scenario runs.
+
+Throughput alone does not tell whether the stack keeps up: ingestion can accept faster than the
+relay publishes or the event handler folds. The sampler records the outbox depth, the consumer
+group's lag and the CPU/RSS of each service so that a run can be judged sustained (backlogs
+bounded), attributed (who burns the CPU) and checked for memory growth over a soak.
+
+Every probe is best effort: a failed query gives None, a vanished process is skipped, and the
+thread never dies of it, because a sampler crash must not abort a long benchmark run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import psutil  # type: ignore[import-untyped, unused-ignore]
+import psycopg
+
+from bench.results import ProcSample
+
+DEFAULT_TOPICS = ("sensor-events", "user-actions", "system-events")
+_QUERY_TIMEOUT_S = 2.0
+_PARTITIONS_REFRESH_S = 10.0
+_TAIL_READ_S = 1.0
+
+
+@dataclass
+class SystemSample:
+    """What the sampler saw at one instant (``t_wall`` is ``time.time()``)."""
+
+    t_wall: float
+    outbox_depth: int | None
+    consumer_lag: int | None
+    procs: dict[str, ProcSample] = field(default_factory=dict)
+
+
+class _HasProcs(Protocol):
+    @property
+    def procs(self) -> dict[str, ProcSample]: ...
+
+
+class _ProcTrees:
+    """CPU and RSS of process trees, keeping one psutil.Process per pid across ticks.
+
+    psutil's ``cpu_percent(None)`` measures since the previous call on the *same object*, so
+    the objects are cached; a pid reused by a new process is told apart by its create time
+    (psutil's equality). A child's first reading is 0 because it has no previous call yet.
+    A tree stops at another named root: when the benchmark process itself is a root (it is
+    the parent of the whole stack), it is not charged for the services' CPU.
+    """
+
+    def __init__(self, roots: dict[str, int]) -> None:
+        self._roots = dict(roots)
+        self._cache: dict[int, Any] = {}
+
+    def _proc(self, pid: int) -> Any:
+        cached = self._cache.get(pid)
+        try:
+            fresh = psutil.Process(pid)
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            self._cache.pop(pid, None)
+            return None
+        if cached is not None and cached == fresh:
+            return cached
+        self._cache[pid] = fresh
+        return fresh
+
+    def _children_map(self) -> dict[int, list[int]]:
+        """One pass over /proc per tick, instead of one per process as Process.children does."""
+        children: dict[int, list[int]] = {}
+        for proc in psutil.process_iter(["ppid"]):
+            ppid = proc.info.get("ppid")
+            if ppid is not None:
+                children.setdefault(int(ppid), []).append(int(proc.pid))
+        return children
+
+    def _tree(self, root_pid: int, children: dict[int, list[int]]) -> list[int]:
+        other_roots = set(self._roots.values()) - {root_pid}
+        pids: list[int] = []
+        stack = [root_pid]
+        while stack:
+            pid = stack.pop()
+            pids.append(pid)
+            stack.extend(c for c in children.get(pid, []) if c not in other_roots)
+        return pids
+
+    def sample(self) -> dict[str, ProcSample]:
+        children = self._children_map()
+        out: dict[str, ProcSample] = {}
+        seen: set[int] = set()
+        for name, root_pid in self._roots.items():
+            cpu = 0.0
+            rss = 0
+            for pid in self._tree(root_pid, children):
+                proc = self._proc(pid)
+                if proc is None:
+                    continue
+                seen.add(pid)
+                try:
+                    with proc.oneshot():
+                        cpu += float(proc.cpu_percent(None))
+                        rss += int(proc.memory_info().rss)
+                except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+                    continue
+            out[name] = ProcSample(cpu_percent=round(cpu, 1), rss_mb=round(rss / 2**20, 1))
+        for pid in [p for p in self._cache if p not in seen]:
+            del self._cache[pid]
+        return out
+
+
+class _OutboxProbe:
+    """``count(*)`` of ingestion.outbox over one reused connection, reconnecting on failure."""
+
+    def __init__(self, db_url: str) -> None:
+        self._url = db_url
+        self._conn: psycopg.Connection[Any] | None = None
+
+    def depth(self) -> int | None:
+        try:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(
+                    self._url,
+                    autocommit=True,
+                    connect_timeout=int(_QUERY_TIMEOUT_S),
+                    application_name="bench-sampler",
+                )
+                self._conn.execute(f"SET statement_timeout = {int(_QUERY_TIMEOUT_S * 1000)}")
+            row = self._conn.execute("SELECT count(*) FROM ingestion.outbox").fetchone()
+            return None if row is None else int(row[0])
+        except psycopg.Error:
+            self.close()
+            return None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None
+
+
+class _LagProbe:
+    """Lag of a consumer group without joining it.
+
+    The consumer has the group's id but never subscribes, so it cannot trigger a rebalance of
+    the real consumers, and it never commits; it reads committed offsets (OffsetFetch) and the
+    end of each partition. A partition with nothing committed counts from its low watermark; a
+    topic that does not exist yet has no lag.
+
+    The end is not just the ListOffsets high watermark: Tansu 0.6 answers it with the *base*
+    offset of the last record batch + 1, so after a 100-event relay batch it is 99 short and
+    the lag would read ~0 while the consumer is far behind. So the probe also assigns itself
+    to each partition at that watermark - 1 and reads to end-of-partition (one batch, a few
+    ms), taking the largest of the watermark, the last offset read + 1, and the high watermark
+    of the fetch response. On a real Kafka this reads one record and changes nothing.
+    """
+
+    def __init__(self, brokers: str, group: str, topics: Sequence[str]) -> None:
+        self._brokers = brokers
+        self._group = group
+        self._topics = list(topics)
+        self._consumer: Any = None
+        self._partitions: list[Any] = []
+        self._partitions_at = 0.0
+
+    def _ensure(self) -> Any:
+        if self._consumer is None:
+            from confluent_kafka import Consumer
+
+            self._consumer = Consumer(
+                {
+                    "bootstrap.servers": self._brokers,
+                    "group.id": self._group,
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "enable.partition.eof": True,
+                    "allow.auto.create.topics": False,
+                    "fetch.wait.max.ms": 10,
+                    "queued.max.messages.kbytes": 2048,
+                    "client.id": "bench-sampler",
+                    "log_level": 3,
+                }
+            )
+        return self._consumer
+
+    def _refresh_partitions(self, consumer: Any) -> None:
+        from confluent_kafka import TopicPartition
+
+        parts: list[Any] = []
+        for topic in self._topics:
+            meta = consumer.list_topics(topic, timeout=_QUERY_TIMEOUT_S)
+            tmeta = meta.topics.get(topic)
+            if tmeta is None or tmeta.error is not None:
+                continue  # not created yet: nothing published, nothing to lag behind
+            parts.extend(TopicPartition(topic, p) for p in sorted(tmeta.partitions))
+        self._partitions = parts
+        self._partitions_at = time.monotonic()
+
+    def _bounds(self, consumer: Any) -> dict[tuple[str, int], tuple[int, int]]:
+        """(low, end) per partition, end corrected by reading the partition's tail."""
+        from confluent_kafka import KafkaError, TopicPartition
+
+        bounds: dict[tuple[str, int], tuple[int, int]] = {}
+        tails: list[Any] = []
+        for tp in self._partitions:
+            low, high = consumer.get_watermark_offsets(tp, timeout=_QUERY_TIMEOUT_S, cached=False)
+            bounds[(tp.topic, tp.partition)] = (int(low), int(high))
+            if high > low:
+                tails.append(TopicPartition(tp.topic, tp.partition, int(high) - 1))
+        if not tails:
+            return bounds
+        ends = {key: end for key, (_, end) in bounds.items()}
+        pending = {(tp.topic, tp.partition) for tp in tails}
+        consumer.assign(tails)
+        try:
+            deadline = time.monotonic() + _TAIL_READ_S
+            while pending and time.monotonic() < deadline:
+                for m in consumer.consume(num_messages=1000, timeout=0.05):
+                    key = (str(m.topic()), int(m.partition()))
+                    err = m.error()
+                    if err is not None:
+                        if err.code() == KafkaError._PARTITION_EOF:
+                            pending.discard(key)
+                        continue
+                    ends[key] = max(ends.get(key, 0), int(m.offset()) + 1)
+            for tp in tails:
+                _, fetched_high = consumer.get_watermark_offsets(tp, cached=True)
+                key = (tp.topic, tp.partition)
+                if fetched_high is not None and fetched_high >= 0:
+                    ends[key] = max(ends[key], int(fetched_high))
+        finally:
+            consumer.unassign()
+        return {key: (low, ends[key]) for key, (low, _) in bounds.items()}
+
+    def lag(self) -> int | None:
+        try:
+            consumer = self._ensure()
+            if not self._partitions or time.monotonic() - self._partitions_at > (
+                _PARTITIONS_REFRESH_S
+            ):
+                self._refresh_partitions(consumer)
+            if not self._partitions:
+                return 0
+            # Committed first, ends second: a commit landing in between can only make the lag
+            # read slightly high, never negative.
+            committed = consumer.committed(self._partitions, timeout=_QUERY_TIMEOUT_S)
+            bounds = self._bounds(consumer)
+            total = 0
+            for tp in committed:
+                if tp.error is not None:
+                    return None
+                low, end = bounds[(tp.topic, tp.partition)]
+                start = tp.offset if tp.offset >= 0 else low
+                total += max(0, end - int(start))
+            return total
+        except Exception:
+            # confluent_kafka raises KafkaException, but also RuntimeError/TypeError on a
+            # closed handle or a timeout returning None; any of them means "unknown".
+            self._partitions = []
+            return None
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                self._consumer.close()
+            self._consumer = None
+
+
+class Sampler:
+    """Samples process trees, outbox depth and consumer lag every ``interval`` seconds.
+
+    ``procs`` maps a display name to a root pid; children (PostgreSQL backends, Envoy's
+    workers) are included. ``db_url`` / ``brokers`` may be None to skip that probe. Ticks are
+    scheduled on a fixed grid so a slow probe delays one sample, not every later one.
+    """
+
+    def __init__(
+        self,
+        procs: dict[str, int],
+        db_url: str | None,
+        brokers: str | None,
+        group: str = "event-handler",
+        topics: Sequence[str] = DEFAULT_TOPICS,
+        interval: float = 1.0,
+    ) -> None:
+        self.interval = interval
+        self._trees = _ProcTrees(procs)
+        self._outbox = _OutboxProbe(db_url) if db_url else None
+        self._lag = _LagProbe(brokers, group, topics) if brokers else None
+        self._samples: list[SystemSample] = []
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        """Prime the CPU counters now so that the first sample covers a real interval."""
+        if self._thread is not None:
+            raise RuntimeError("Sampler already started")
+        self._trees.sample()
+        self._thread = threading.Thread(target=self._run, name="bench-sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> list[SystemSample]:
+        """Stop the thread, close its connections and return every sample taken."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+        if self._outbox is not None:
+            self._outbox.close()
+        if self._lag is not None:
+            self._lag.close()
+        return self.samples()
+
+    def samples(self) -> list[SystemSample]:
+        """A copy of the samples so far (safe while running)."""
+        with self._lock:
+            return list(self._samples)
+
+    def latest(self) -> SystemSample | None:
+        """The newest sample, for a live progress line."""
+        with self._lock:
+            return self._samples[-1] if self._samples else None
+
+    def sample_once(self) -> SystemSample:
+        """Take one sample in the calling thread (also what the background thread does)."""
+        procs = self._trees.sample()
+        depth = self._outbox.depth() if self._outbox is not None else None
+        lag = self._lag.lag() if self._lag is not None else None
+        return SystemSample(t_wall=time.time(), outbox_depth=depth, consumer_lag=lag, procs=procs)
+
+    def _run(self) -> None:
+        next_at = time.monotonic() + self.interval
+        while not self._stop.wait(max(0.0, next_at - time.monotonic())):
+            try:
+                sample = self.sample_once()
+            except Exception as exc:  # never let one bad probe end the sampling
+                sample = SystemSample(time.time(), None, None, {})
+                _warn_once(f"bench sampler: {type(exc).__name__}: {exc}")
+            with self._lock:
+                self._samples.append(sample)
+            next_at += self.interval
+            now = time.monotonic()
+            if next_at < now:  # fell behind (a probe hung): skip the missed slots
+                next_at = now + self.interval
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        print(message, file=sys.stderr)
+
+
+def peak_rss(samples: Sequence[_HasProcs]) -> dict[str, float]:
+    """Highest RSS (MB) seen per process tree."""
+    peak: dict[str, float] = {}
+    for s in samples:
+        for name, p in s.procs.items():
+            peak[name] = max(peak.get(name, 0.0), p.rss_mb)
+    return peak
+
+
+def rss_growth(samples: Sequence[_HasProcs]) -> dict[str, float]:
+    """RSS growth (MB) per tree: median of the last third minus median of the first third.
+
+    Medians of thirds, not first-vs-last, so that warm-up allocation and a single GC spike do
+    not read as a leak. Works on ``SystemSample`` and on ``Tick`` alike. Fewer than three
+    readings of a tree give last minus first.
+    """
+    series: dict[str, list[float]] = {}
+    for s in samples:
+        for name, p in s.procs.items():
+            series.setdefault(name, []).append(p.rss_mb)
+    growth: dict[str, float] = {}
+    for name, values in series.items():
+        n = len(values)
+        if n < 3:
+            growth[name] = round(values[-1] - values[0], 1)
+            continue
+        third = n // 3
+        first = statistics.median(values[:third])
+        last = statistics.median(values[n - third :])
+        growth[name] = round(last - first, 1)
+    return growth
