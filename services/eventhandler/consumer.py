@@ -7,6 +7,7 @@ and resumes by itself; outage state changes are logged once each, not per attemp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 from typing import Any
@@ -40,6 +41,8 @@ class ConsumerLoop:
         self.assigned = threading.Event()
         self.db_ok = True
         self.processed = 0
+        # Latest offsets handed to async commits, re-committed synchronously on close.
+        self._pending_commit: dict[tuple[str, int], TopicPartition] = {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -50,6 +53,15 @@ class ConsumerLoop:
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"count": len(partitions)})
+        # Settle our async commits for these partitions before their next owner starts.
+        revoked = [
+            self._pending_commit.pop((p.topic, p.partition))
+            for p in partitions
+            if (p.topic, p.partition) in self._pending_commit
+        ]
+        if revoked:
+            with contextlib.suppress(Exception):
+                consumer.commit(offsets=revoked, asynchronous=False)
 
     def _decode(self, msgs: list[Message]) -> list[tuple[Event | None, bytes, str]]:
         items: list[tuple[Event | None, bytes, str]] = []
@@ -94,8 +106,13 @@ class ConsumerLoop:
             key = (str(m.topic()), int(m.partition() or 0))
             latest[key] = max(latest.get(key, -1), int(m.offset() or 0))
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
+        for tp in offsets:
+            self._pending_commit[(tp.topic, tp.partition)] = tp
         try:
-            self._consumer.commit(offsets=offsets, asynchronous=False)
+            # Asynchronous: the projection write has already committed, which is all
+            # at-least-once needs; librdkafka sends commits in order, and a lost one only
+            # means a harmless re-delivery. close() commits synchronously at the end.
+            self._consumer.commit(offsets=offsets, asynchronous=True)
         except Exception as e:
             # E.g. a rebalance took the partition: the next owner re-reads; effects are idempotent.
             log.warning("offset commit failed", extra={"error": str(e)})
@@ -139,6 +156,11 @@ class ConsumerLoop:
                     # published just before shutdown are folded in first.
                     break
         finally:
+            if self._pending_commit:
+                with contextlib.suppress(Exception):
+                    self._consumer.commit(
+                        offsets=list(self._pending_commit.values()), asynchronous=False
+                    )
             self._consumer.close()
             log.info("consumer closed", extra={"processed": self.processed})
 

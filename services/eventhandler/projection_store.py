@@ -47,36 +47,37 @@ class PostgresProjectionStore:
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._url, autocommit=False, connect_timeout=5)
+            # Autocommit: a batch without dead letters is one statement, atomic on its own,
+            # so it needs no BEGIN/COMMIT round trips; dead letters open a transaction.
+            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
         return self._conn
 
     def apply(
         self, updates: Sequence[ProjectionUpdate], dead: Sequence[DeadLetter], now: datetime
     ) -> int:
+        # One JSON parameter: PostgreSQL unpacks it in C.
+        batch = json.dumps(
+            [
+                {
+                    "t": u.projection_type,
+                    "a": u.aggregate_id,
+                    "s": u.state,
+                    "e": u.event_id,
+                    "ts": u.event_time.isoformat(),
+                }
+                for u in updates
+            ],
+            separators=(",", ":"),
+        )
         try:
             conn = self._connection()
+            if not dead:
+                if updates:
+                    conn.execute(_UPSERT, (now, batch))
+                return len(updates)
             with conn.transaction(), conn.cursor() as cur:
                 if updates:
-                    cur.execute(
-                        _UPSERT,
-                        (
-                            now,
-                            # One JSON parameter: PostgreSQL unpacks it in C.
-                            json.dumps(
-                                [
-                                    {
-                                        "t": u.projection_type,
-                                        "a": u.aggregate_id,
-                                        "s": u.state,
-                                        "e": u.event_id,
-                                        "ts": u.event_time.isoformat(),
-                                    }
-                                    for u in updates
-                                ],
-                                separators=(",", ":"),
-                            ),
-                        ),
-                    )
+                    cur.execute(_UPSERT, (now, batch))
                 for d in dead:
                     log.error(
                         "event sent to the DLQ",
@@ -91,7 +92,6 @@ class PostgresProjectionStore:
     def ping(self) -> bool:
         try:
             self._connection().execute("SELECT 1")
-            self._connection().rollback()
             return True
         except psycopg.Error:
             self.close()
