@@ -105,6 +105,20 @@ def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
         noop.stop()
 
 
+def fresh_bus(stack: Stack) -> None:
+    """Restart the embedded broker (and the relay and handler, which reconnect and recreate
+    topics) so a scenario does not inherit the previous one's retained messages: Tansu's
+    memory engine never drops a message (no retention, no DeleteRecords) and slows down as
+    it holds more, which a real Kafka/Redpanda with retention does not."""
+    if stack.broker.child is None:
+        return
+    progress("bench: fresh broker for the next scenario")
+    stack.broker.stop()
+    stack.restart(stack.broker.child)
+    wait_until(stack.healthy, 90, what="the stack to be healthy after the broker restart")
+    time.sleep(2)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -135,6 +149,11 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("bench/results"), help="where to write results"
     )
     parser.add_argument("--skip-ceilings", action="store_true")
+    parser.add_argument(
+        "--keep-broker",
+        action="store_true",
+        help="do not give each scenario a fresh embedded broker (see docs/performance.md)",
+    )
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -213,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             progress(f"bench: {name}")
+            if result.scenarios and not args.keep_broker:
+                fresh_bus(stack)
+            target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
             scenario = run_scenario(
                 name,

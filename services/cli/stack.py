@@ -161,9 +161,13 @@ class Stack:
         elif child is self.broker.child:
             # The in-memory broker lost its topics and group offsets: the services that use
             # the bus restart too, so topics are recreated and the handler rejoins its group.
-            self.broker.start(timeout=s.start_timeout)
+            # Their clients are stopped before the new broker comes up: a consumer that
+            # reconnects to the new broker while shutting down joins its group and leaves a
+            # member behind that blocks the next consumer's assignment.
             for name in ("relay", "eventhandler"):
                 self.services[name].stop(deadline=10)
+            self.broker.start(timeout=s.start_timeout)
+            for name in ("relay", "eventhandler"):
                 self.services[name].start()
         elif child is self.envoy.child:
             self.envoy.start()
