@@ -26,25 +26,7 @@ from bench.scenarios import Target, run_load, run_scenario
 from services.cli.embedded import EmbeddedEnvoy
 from services.cli.envoy_config import render
 from services.cli.processes import Child, free_port, port_open, wait_until
-from services.cli.stack import Stack
-from services.config.settings import StackSettings
-
-
-def _stack_settings(data_dir: Path) -> StackSettings:
-    return StackSettings(
-        data_dir=data_dir,
-        edge_port=free_port(),
-        envoy_admin_port=free_port(),
-        postgres_port=free_port(),
-        broker_port=free_port(),
-        ingestion_port=free_port(),
-        query_port=free_port(),
-        eventhandler_port=free_port(),
-        relay_port=free_port(),
-        envoy_concurrency=1,
-        start_timeout=120,
-        broker_log="warn",
-    )
+from services.cli.stack import Stack, settings_on_free_ports
 
 
 def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
@@ -161,7 +143,7 @@ def main(argv: list[str] | None = None) -> int:
     progress(f"bench: scratch dir {work}")
 
     stack = Stack(
-        _stack_settings(work / "stack"),
+        settings_on_free_ports(work / "stack", start_timeout=120),
         extra_env={"CJ_LOG_LEVEL": "warning"},
         say=lambda m: progress(f"stack: {m}"),
     )

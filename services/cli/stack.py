@@ -13,10 +13,11 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
 
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
-from services.cli.processes import Child, StartError, env_with, port_free, wait_until
+from services.cli.processes import Child, StartError, env_with, free_port, port_free, wait_until
 from services.config.settings import StackSettings
 
 log = logging.getLogger(__name__)
@@ -197,3 +198,21 @@ class Stack:
         }
         width = max(len(k) for k in rows)
         return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows.items())
+
+
+def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> StackSettings:
+    """A stack of its own beside any other (tests, benchmarks): every port picked free."""
+    return StackSettings(
+        data_dir=data_dir,
+        edge_port=free_port(),
+        envoy_admin_port=free_port(),
+        postgres_port=free_port(),
+        broker_port=free_port(),
+        ingestion_port=free_port(),
+        query_port=free_port(),
+        eventhandler_port=free_port(),
+        relay_port=free_port(),
+        envoy_concurrency=1,
+        start_timeout=start_timeout,
+        broker_log="warn",
+    )

@@ -3,32 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import grpc
 import httpx
 import pytest
 
-from services.cli.processes import free_port
-from services.cli.stack import Stack
-from services.config.settings import StackSettings
+from services.cli.stack import Stack, settings_on_free_ports
 
-
-def stack_settings(data_dir: Path) -> StackSettings:
-    return StackSettings(
-        data_dir=data_dir,
-        edge_port=free_port(),
-        envoy_admin_port=free_port(),
-        postgres_port=free_port(),
-        broker_port=free_port(),
-        ingestion_port=free_port(),
-        query_port=free_port(),
-        eventhandler_port=free_port(),
-        relay_port=free_port(),
-        envoy_concurrency=1,
-        start_timeout=90,
-        broker_log="warn",
-    )
+stack_settings = settings_on_free_ports
 
 
 @pytest.fixture(scope="session")
