@@ -73,6 +73,35 @@ def test_database_down_answers_503_then_recovers(own_stack: Stack) -> None:
         eventually(lambda: http.get("/health").status_code == 200, timeout=30, what="healthy again")
 
 
+def test_supervisor_brings_a_killed_broker_back(own_stack: Stack) -> None:
+    """The in-memory broker dies: the supervisor restarts it and its clients, and events flow
+    again (the handler rejoins its group on the new broker)."""
+    from services.cli.supervisor import Supervisor
+
+    said: list[str] = []
+    supervisor = Supervisor(own_stack, say=said.append)
+    assert own_stack.broker.child is not None
+    own_stack.broker.child.kill()
+
+    def recovered() -> bool:
+        assert supervisor.tick(), said
+        return own_stack.healthy() and not own_stack.dead()
+
+    eventually(recovered, timeout=90, interval=0.5, what="stack healthy after the broker died")
+    assert any("broker exited" in m for m in said) and "broker restarted" in said
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+        agg = unique("after-broker")
+        eid = http.post("/api/v1/events", json=reading(agg, 7.0)).json()["event_id"]
+        p = eventually(
+            lambda: (lambda r: r.json() if r.status_code == 200 else None)(
+                http.get(f"/api/v1/projections/sensor_state/{agg}")
+            ),
+            timeout=30,
+            what="projection after the broker came back",
+        )
+        assert p["last_event_id"] == eid
+
+
 def test_restart_keeps_data_and_loses_no_accepted_event(own_stack: Stack, data_dir: Path) -> None:
     with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
         agg = unique("restart")
