@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -48,10 +49,22 @@ def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
         return False
 
 
+# Below Linux's default ephemeral range (32768-60999): a port picked there could be taken as
+# the local port of some outgoing connection before our server binds it.
+_PICK_RANGE = (20000, 32000)
+_picked: set[int] = set()
+
+
 def free_port(host: str = "127.0.0.1") -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, outside the ephemeral range, not handed out before by
+    this process (so several stacks and tests side by side do not collide)."""
+    rng = random.Random()
+    for _ in range(1000):
+        port = rng.randint(*_PICK_RANGE)
+        if port not in _picked and port_free(host, port):
+            _picked.add(port)
+            return port
+    raise StartError(f"no free port found in {_PICK_RANGE[0]}-{_PICK_RANGE[1]}")
 
 
 class Child:
