@@ -68,10 +68,11 @@ def _up() -> int:
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
     supervisor = Supervisor(stack, requests=lambda: control.take_requests(settings.data_dir))
-    if control.supervisor_pid(settings.data_dir) is not None:
+    running = control.supervisor_pid(settings.data_dir)
+    if running is not None:
         print(
             f"cornjacket: error: another `cornjacket up` is running on {settings.data_dir} "
-            f"(pid {control.supervisor_pid(settings.data_dir)})",
+            f"(pid {running})",
             file=sys.stderr,
         )
         return 1

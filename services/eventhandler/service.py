@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Protocol
 
 from services.core.clock import Clock
-from services.core.errors import Unavailable
 from services.core.events import Event
 from services.eventhandler.projectors import ProjectionUpdate, Registry, newest_per_key
 
@@ -107,6 +106,3 @@ class EventHandler:
         if updates or out.dead:
             out.updated = self._store.apply(newest_per_key(updates), out.dead, self._clock.now())
         return out
-
-
-__all__ = ["BatchOutcome", "DeadLetter", "EventHandler", "ProjectionStore", "Unavailable"]

@@ -92,12 +92,6 @@ class PostgresRelayStore:
                 raw = await cur.fetchall()
             yield _Batch(cur, [_row(r) for r in raw])
 
-    async def depth(self) -> int:
-        async with translate_errors("counting the outbox"), self._pool.connection() as conn:
-            cur = await conn.execute("SELECT count(*) AS n FROM ingestion.outbox")
-            row = await cur.fetchone()
-            return int(row["n"]) if row else 0
-
     async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
         async with translate_errors("purging idempotency keys"), self._pool.connection() as conn:
             cur = await conn.execute(

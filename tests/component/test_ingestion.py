@@ -53,6 +53,13 @@ def ingestion(
         channel.close()
 
 
+def stored(database: str, agg: str) -> int:
+    row = fetch_one(
+        database, "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s", (agg,)
+    )
+    return int(row[0]) if row else 0
+
+
 def test_accepted_event_reaches_event_store_and_bus(
     ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str, broker: EmbeddedBroker
 ) -> None:
@@ -148,17 +155,7 @@ def test_idempotency_key_field_and_header(
     a = ingestion.IngestEvent(reading(agg), metadata=[("idempotency-key", hkey)])
     b = ingestion.IngestEvent(reading(agg), metadata=[("idempotency-key", hkey)])
     assert a.event_id == b.event_id and b.status == "duplicate"
-    eventually(
-        lambda: (
-            fetch_one(
-                database,
-                "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
-                (agg,),
-            )
-            == (2,)
-        ),
-        what="two events in the store",
-    )
+    eventually(lambda: stored(database, agg) == 2, what="two events in the store")
 
 
 def test_batch_answers_per_event(
@@ -173,17 +170,7 @@ def test_batch_answers_per_event(
     assert (resp.accepted, resp.rejected) == (300, 1)
     assert resp.results[7].status == "rejected" and "dot notation" in resp.results[7].error
     assert all(r.index == i for i, r in enumerate(resp.results))
-    eventually(
-        lambda: (
-            fetch_one(
-                database,
-                "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
-                (agg,),
-            )
-            == (300,)
-        ),
-        what="300 events in the store",
-    )
+    eventually(lambda: stored(database, agg) == 300, what="300 events in the store")
     with pytest.raises(grpc.RpcError) as err:
         ingestion.IngestEvents(ingestion_pb2.IngestEventsRequest(events=[reading(agg)] * 501))
     assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
