@@ -13,7 +13,7 @@ from pathlib import Path
 
 import psycopg
 
-from services.cli.processes import Child, StartError, port_open, wait_until
+from services.cli.processes import Child, StartError, launch_prefix, port_open, wait_until
 
 PG_SYSTEM_USER = "embedded_postgres"
 
@@ -70,13 +70,15 @@ class EmbeddedPostgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def init(self) -> None:
+    def init(self) -> str | None:
+        """Create the data folder if needed; return the system user PostgreSQL runs as."""
         self.pgdata.mkdir(parents=True, exist_ok=True)
         user = _ensure_pg_user(self.pgdata)
         if (self.pgdata / "PG_VERSION").exists():
-            return
+            return user
         result = subprocess.run(
             [
+                *launch_prefix(user),
                 str(_pg_bin() / "initdb"),
                 "-D",
                 str(self.pgdata),
@@ -88,14 +90,14 @@ class EmbeddedPostgres:
             ],
             capture_output=True,
             text=True,
-            user=user,
             check=False,
         )
         if result.returncode != 0:
             raise StartError(f"initdb failed for {self.pgdata}:\n{result.stderr or result.stdout}")
+        return user
 
     def start(self, timeout: float = 30) -> None:
-        self.init()
+        user = self.init()
         self.child = Child(
             "postgres",
             [
@@ -118,7 +120,7 @@ class EmbeddedPostgres:
             log_path=self.log_path,
             # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint.
             stop_signal=signal.SIGINT,
-            user=_ensure_pg_user(self.pgdata),
+            user=user,
         )
         self.child.start()
         wait_until(

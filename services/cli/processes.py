@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import os
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,14 +20,24 @@ class StartError(CornjacketError):
     """A part of the stack could not be started; the message says which and why."""
 
 
-def _die_with_parent() -> None:
-    # Best effort: if the supervisor is killed outright, children get SIGTERM instead of
-    # living on as orphans holding ports.
-    try:
-        libc = ctypes.CDLL("libc.so.6", use_errno=True)
-        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except OSError:
-        pass
+def launch_prefix(user: str | None) -> list[str]:
+    """Run children through util-linux's setpriv rather than a preexec_fn or Popen(user=).
+
+    Either of those makes Python fork() instead of vfork(); fork() runs gRPC's at-fork
+    handlers, which restart its poller in the child, where the poller can die on a closed
+    epoll fd before exec (seen: a service aborting at start-up with "epoll_wait error: Bad
+    file descriptor" when its parent held gRPC channels). setpriv also gives best-effort
+    parent-death SIGTERM, so a supervisor killed outright leaves no orphans holding ports.
+    """
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        if user is not None:
+            raise StartError("setpriv (util-linux) is needed to run PostgreSQL as another user")
+        return []
+    cmd = [setpriv, "--pdeathsig", "TERM"]
+    if user is not None:
+        cmd += ["--reuid", user, "--regid", user, "--init-groups"]
+    return [*cmd, "--"]
 
 
 def port_free(host: str, port: int) -> bool:
@@ -95,15 +105,13 @@ class Child:
         log = self.log_path.open("ab")
         try:
             self.proc = subprocess.Popen(
-                self.argv,
+                [*launch_prefix(self.user), *self.argv],
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 env=self.env,
                 cwd=self.cwd,
-                user=self.user,
                 start_new_session=True,
-                preexec_fn=_die_with_parent,
             )
         except OSError as e:
             raise StartError(f"cannot start {self.name} ({self.argv[0]}): {e}") from e
