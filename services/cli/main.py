@@ -15,13 +15,14 @@ from services.config.settings import (
     Env,
     EventHandlerSettings,
     IngestionSettings,
+    MqttSettings,
     QuerySettings,
     StackSettings,
 )
 from services.core.errors import CornjacketError
 from services.infra import logs
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt")
 
 
 def _serve(service: str) -> int:
@@ -36,6 +37,11 @@ def _serve(service: str) -> int:
         if service == "relay":
             return run(lambda: ingestion.run(settings, api=False, relay=True))
         return run(lambda: ingestion.run(settings, relay=settings.run_relay))
+    if service == "mqtt":
+        from services.mqtt import main as mqtt
+
+        ms = MqttSettings.from_env()
+        return run(lambda: mqtt.run(ms))
     if service == "query":
         from services.query import main as query
 
@@ -143,16 +149,46 @@ def _postgres(action: str) -> int:
     return 1
 
 
+def _mqtt_add_user(args: argparse.Namespace) -> int:
+    """Add or replace a user in an MQTT users file, reading the password without echo."""
+    import getpass
+
+    from services.mqtt.access import DEFAULT_PUBLISH, hash_password, load_users, render_user
+
+    path = Path(args.file)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("again: "):
+            print("cornjacket: error: the passwords differ", file=sys.stderr)
+            return 1
+    if len(password) < 8:
+        print("cornjacket: error: use a password of at least 8 characters", file=sys.stderr)
+        return 1
+    users = load_users(path) if path.exists() else {}
+    users.pop(args.name, None)
+    blocks = [render_user(u.name, u.password_hash, u.publish, u.subscribe) for u in users.values()]
+    publish = tuple(args.publish or DEFAULT_PUBLISH)
+    blocks.append(render_user(args.name, hash_password(password), publish, args.subscribe or ()))
+    header = "# Cornjacket MQTT users (CJ_MQTT_USERS_FILE); edit with `cornjacket mqtt add-user`\n"
+    path.write_text(header + "\n".join(blocks))
+    path.chmod(0o600)
+    print(f"{args.name} may now connect; publish allowed on: {', '.join(publish)}")
+    return 0
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay")
+        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt")
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, relay"
+            f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
+            "relay, mqtt"
         )
     return name, (host, int(port))
 
@@ -223,6 +259,31 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=HOST:PORT",
         help="where a service listens, e.g. ingestion=ingestion:50051 (repeatable)",
     )
+    mqtt = sub.add_parser("mqtt", help="manage MQTT device credentials")
+    mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
+    add_user = mqtt_sub.add_parser(
+        "add-user",
+        help="add or replace a device user (argon2-hashed password, publish ACL)",
+        description="Writes the users file the gateway reads from CJ_MQTT_USERS_FILE.",
+    )
+    add_user.add_argument("name", help="the MQTT username")
+    add_user.add_argument("--file", required=True, help="users file to create or update")
+    add_user.add_argument(
+        "--publish",
+        action="append",
+        metavar="FILTER",
+        help="topic filter the user may publish to (repeatable; %%u = username, "
+        "%%c = client id; default cornjacket/v1/events/+/%%u)",
+    )
+    add_user.add_argument(
+        "--subscribe",
+        action="append",
+        metavar="FILTER",
+        help="extra topic filter the user may subscribe to (its own feedback topics always)",
+    )
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     return parser
 
 
@@ -239,6 +300,8 @@ def main(argv: list[str] | None = None) -> int:
             return _postgres(args.action)
         if args.command == "envoy-config":
             return _envoy_config(args)
+        if args.command == "mqtt":
+            return _mqtt_add_user(args)
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr)
         return 1

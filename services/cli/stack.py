@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
-SERVICES = ("ingestion", "relay", "eventhandler", "query")
+SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt")
 
 
 class Stack:
@@ -68,6 +68,9 @@ class Stack:
             "CJ_RELAY_PORT": str(s.relay_port),
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
+            "CJ_MQTT_PORT": str(s.mqtt_port),
+            "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
+            "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
         }
         env.update(self.extra_env)
         return env_with(env)
@@ -83,6 +86,8 @@ class Stack:
             "CJ_QUERY_PORT": s.query_port,
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
+            "CJ_MQTT_PORT": s.mqtt_port,
+            "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
         }
         seen: dict[int, str] = {}
         for var, port in wanted.items():
@@ -121,6 +126,7 @@ class Stack:
                     "query": ("127.0.0.1", s.query_port),
                     "eventhandler": ("127.0.0.1", s.eventhandler_port),
                     "relay": ("127.0.0.1", s.relay_port),
+                    "mqtt": ("127.0.0.1", s.mqtt_health_port),
                 },
             )
         )
@@ -177,7 +183,8 @@ class Stack:
 
     def stop(self) -> None:
         self.envoy.stop()
-        for name in ("ingestion", "relay", "eventhandler", "query"):
+        # The MQTT gateway first: it settles what devices sent while ingestion still runs.
+        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -191,6 +198,7 @@ class Stack:
         rows = {
             "HTTP/JSON + gRPC (Envoy)": self.edge_url,
             "health": self.edge_url + "/health",
+            "MQTT": f"mqtt://127.0.0.1:{s.mqtt_port}",
             "Envoy admin": f"http://127.0.0.1:{s.envoy_admin_port}",
             "PostgreSQL": self.postgres.url,
             "Kafka-protocol broker": self.broker.bootstrap,
@@ -212,6 +220,8 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         query_port=free_port(),
         eventhandler_port=free_port(),
         relay_port=free_port(),
+        mqtt_port=free_port(),
+        mqtt_health_port=free_port(),
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",
