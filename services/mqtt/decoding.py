@@ -70,7 +70,7 @@ def decode(
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body, parse_constant=_no_constant)
+        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise DecodeError("invalid_json", "the body is not UTF-8 text") from None
     except json.JSONDecodeError as e:
