@@ -259,6 +259,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=HOST:PORT",
         help="where a service listens, e.g. ingestion=ingestion:50051 (repeatable)",
     )
+    from services.cli import dlq
+
+    dlq.add_parser(sub)
     mqtt = sub.add_parser("mqtt", help="manage MQTT device credentials")
     mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
     add_user = mqtt_sub.add_parser(
@@ -302,6 +305,11 @@ def main(argv: list[str] | None = None) -> int:
             return _envoy_config(args)
         if args.command == "mqtt":
             return _mqtt_add_user(args)
+        if args.command == "dlq":
+            from services.cli import dlq
+
+            edge = StackSettings.from_env().edge_port
+            return dlq.run(args, f"127.0.0.1:{edge}")
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr)
         return 1
