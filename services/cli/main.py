@@ -20,6 +20,7 @@ from services.config.settings import (
     StackSettings,
 )
 from services.core.errors import CornjacketError
+from services.eventhandler.projectors import PROJECTION_TYPES
 from services.infra import logs
 
 SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt")
@@ -178,6 +179,52 @@ def _mqtt_add_user(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    """Rebuild projections from the event store while the platform keeps running."""
+    from services.eventhandler.projectors import default_registry
+    from services.eventhandler.rebuild import rebuild, render_progress
+    from services.eventhandler.rebuild_store import AsideTable, EventStoreSource
+    from services.infra import migrations
+
+    env = Env()
+    source_url = env.db_url("CJ_INGESTION_DATABASE_URL")
+    target_url = env.db_url("CJ_EVENTHANDLER_DATABASE_URL")
+    migrations.apply(target_url, "eventhandler")
+    types = args.projection or list(PROJECTION_TYPES)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if tty or seconds - last[0] >= 2 or done >= total:
+            last[0] = seconds
+            end = "\r" if tty and done < total else "\n"
+            print(render_progress(done, total, seconds), end=end, file=sys.stderr, flush=True)
+
+    target = AsideTable(target_url)
+    try:
+        report = rebuild(
+            EventStoreSource(source_url),
+            target,
+            default_registry(),
+            types,
+            batch_size=args.batch_size,
+            swap=not args.check,
+            progress=progress,
+        )
+    finally:
+        target.close()
+    what = ", ".join(types)
+    print(
+        f"{report.events:,} events in {report.seconds:.1f}s ({report.rate:,.0f} events/s); "
+        f"{report.differences} row(s) of {what} differed from the live projections"
+    )
+    if args.check:
+        print("--check: nothing was swapped in")
+        return 0 if report.differences == 0 else 3
+    print(f"swapped in {report.rows:,} row(s) of {what}")
+    return 0
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
@@ -262,6 +309,26 @@ def build_parser() -> argparse.ArgumentParser:
     from services.cli import dlq
 
     dlq.add_parser(sub)
+    replay = sub.add_parser(
+        "replay",
+        help="rebuild projections from the event store (build aside, then swap in)",
+        description="Folds every stored event, in event_time order, through the projectors "
+        "into a table aside and swaps it in atomically; the platform keeps running. Also "
+        "the recovery path after the in-memory development broker lost its data.",
+    )
+    replay.add_argument(
+        "--projection",
+        action="append",
+        choices=PROJECTION_TYPES,
+        help="rebuild only this projection type (repeatable; default all)",
+    )
+    replay.add_argument(
+        "--check",
+        action="store_true",
+        help="build aside and count rows that differ from the live ones; swap nothing "
+        "(exit 3 if any differ)",
+    )
+    replay.add_argument("--batch-size", type=int, default=5000, help="events per read/write")
     mqtt = sub.add_parser("mqtt", help="manage MQTT device credentials")
     mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
     add_user = mqtt_sub.add_parser(
@@ -305,6 +372,8 @@ def main(argv: list[str] | None = None) -> int:
             return _envoy_config(args)
         if args.command == "mqtt":
             return _mqtt_add_user(args)
+        if args.command == "replay":
+            return _replay(args)
         if args.command == "dlq":
             from services.cli import dlq
 

@@ -1,0 +1,154 @@
+"""PostgreSQL adapters for a rebuild: the event store as source (read with ingestion's
+database URL), the aside table and the swap (with the event handler's)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import psycopg
+
+from services.core.clock import FixedClock
+from services.core.errors import CornjacketError
+from services.core.events import Event, Metadata
+from services.eventhandler.projection_store import upsert_batch
+from services.eventhandler.projectors import ProjectionUpdate
+
+_ASIDE_UPSERT = """
+INSERT INTO eventhandler.projections_rebuild AS p
+    (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
+SELECT t, a, s, e, ts, %s
+FROM jsonb_to_recordset(%s::jsonb) AS u(t text, a text, s jsonb, e uuid, ts timestamptz)
+ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
+    state = EXCLUDED.state,
+    last_event_id = EXCLUDED.last_event_id,
+    last_event_timestamp = EXCLUDED.last_event_timestamp,
+    updated_at = EXCLUDED.updated_at
+WHERE (p.last_event_timestamp, p.last_event_id)
+    < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)
+"""
+# Rows of the rebuilt types where the live table and the rebuild disagree on what a
+# projection says (its state or the event it last reflects); updated_at is not compared.
+_DIFFERENCES = """
+SELECT count(*) FROM eventhandler.projections l
+FULL JOIN eventhandler.projections_rebuild r
+    ON l.projection_type = r.projection_type AND l.aggregate_id = r.aggregate_id
+WHERE coalesce(l.projection_type, r.projection_type) = ANY(%s)
+  AND (l.state IS DISTINCT FROM r.state OR l.last_event_id IS DISTINCT FROM r.last_event_id)
+"""
+# Live rows join the aside table: a live row newer than its rebuilt counterpart (applied
+# while the rebuild ran) wins, and so does one the event store knows nothing of yet;
+# otherwise the rebuilt row wins but keeps the live projection_id.
+_MERGE_LIVE = """
+INSERT INTO eventhandler.projections_rebuild AS r
+    (projection_id, projection_type, aggregate_id, state, last_event_id,
+     last_event_timestamp, updated_at)
+SELECT projection_id, projection_type, aggregate_id, state, last_event_id,
+       last_event_timestamp, updated_at
+FROM eventhandler.projections WHERE projection_type = ANY(%s)
+ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
+    projection_id = EXCLUDED.projection_id,
+    state = CASE WHEN _NEWER_ THEN EXCLUDED.state ELSE r.state END,
+    last_event_id = CASE WHEN _NEWER_ THEN EXCLUDED.last_event_id ELSE r.last_event_id END,
+    last_event_timestamp = CASE WHEN _NEWER_
+        THEN EXCLUDED.last_event_timestamp ELSE r.last_event_timestamp END,
+    updated_at = CASE WHEN _NEWER_ THEN EXCLUDED.updated_at ELSE r.updated_at END
+""".replace(
+    "_NEWER_",
+    "(r.last_event_timestamp, r.last_event_id)"
+    " < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)",
+)
+_REBUILD_LOCK = "cj-projection-rebuild"
+
+
+class EventStoreSource:
+    """Streams ingestion.event_store with a server-side cursor (constant memory)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+
+    def count(self) -> int:
+        with psycopg.connect(self._url) as conn:
+            row = conn.execute("SELECT count(*) FROM ingestion.event_store").fetchone()
+        return int(row[0]) if row else 0
+
+    def batches(self, size: int) -> Iterator[list[Event]]:
+        with psycopg.connect(self._url) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            with conn.cursor(name="cj_replay") as cur:
+                cur.itersize = size
+                cur.execute(
+                    "SELECT event_id::text, event_type, aggregate_id, event_time, ingested_at, "
+                    "payload, metadata FROM ingestion.event_store "
+                    "ORDER BY event_time, event_id"
+                )
+                while rows := cur.fetchmany(size):
+                    yield [_event(r) for r in rows]
+
+
+def _event(r: tuple[Any, ...]) -> Event:
+    meta = r[6] or {}
+    return Event(
+        event_id=r[0],
+        event_type=r[1],
+        aggregate_id=r[2],
+        event_time=r[3],
+        ingested_at=r[4],
+        payload=r[5],
+        metadata=Metadata(
+            trace_id=meta.get("trace_id", ""),
+            source=meta.get("source", "grpc"),
+            schema_version=int(meta.get("schema_version", 1)),
+        ),
+    )
+
+
+class AsideTable:
+    """eventhandler.projections_rebuild and the swap into eventhandler.projections."""
+
+    def __init__(self, url: str) -> None:
+        self._conn = psycopg.connect(url, autocommit=True)
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def begin(self, projection_types: Sequence[str]) -> None:
+        locked = self._conn.execute(
+            "SELECT pg_try_advisory_lock(hashtext(%s))", (_REBUILD_LOCK,)
+        ).fetchone()
+        if not locked or not locked[0]:
+            raise CornjacketError("another projection rebuild is running; try again later")
+        self._conn.execute("TRUNCATE eventhandler.projections_rebuild")
+
+    def write(self, updates: Sequence[ProjectionUpdate], clock: FixedClock) -> None:
+        self._conn.execute(_ASIDE_UPSERT, (clock.now(), upsert_batch(updates)))
+
+    def differences(self, projection_types: Sequence[str]) -> int:
+        row = self._conn.execute(_DIFFERENCES, (list(projection_types),)).fetchone()
+        return int(row[0]) if row else 0
+
+    def swap(self, projection_types: Sequence[str]) -> int:
+        types = list(projection_types)
+        with self._conn.transaction():
+            # Blocks the handler's writes (not readers) until commit, so nothing it applies
+            # falls between the merge and the replacement.
+            self._conn.execute("LOCK TABLE eventhandler.projections IN EXCLUSIVE MODE")
+            self._conn.execute(_MERGE_LIVE, (types,))
+            self._conn.execute(
+                "DELETE FROM eventhandler.projections WHERE projection_type = ANY(%s)", (types,)
+            )
+            cur = self._conn.execute(
+                """
+                INSERT INTO eventhandler.projections
+                    (projection_id, projection_type, aggregate_id, state, last_event_id,
+                     last_event_timestamp, updated_at)
+                SELECT projection_id, projection_type, aggregate_id, state, last_event_id,
+                       last_event_timestamp, updated_at
+                FROM eventhandler.projections_rebuild WHERE projection_type = ANY(%s)
+                """,
+                (types,),
+            )
+            rows = cur.rowcount
+        self._conn.execute("TRUNCATE eventhandler.projections_rebuild")
+        self._conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_REBUILD_LOCK,))
+        return rows
