@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 # Newer-wins: the row only moves forward by (last_event_timestamp, last_event_id).
 # One statement per batch (the batch holds at most one update per row: newest_per_key).
-UPSERT = """
-INSERT INTO eventhandler.projections AS p
+_UPSERT_INTO = """
+INSERT INTO {table} AS p
     (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
 SELECT t, a, s, e, ts, %s
 FROM jsonb_to_recordset(%s::jsonb) AS u(t text, a text, s jsonb, e uuid, ts timestamptz)
@@ -31,6 +31,9 @@ ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
 WHERE (p.last_event_timestamp, p.last_event_id)
     < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)
 """
+UPSERT = _UPSERT_INTO.format(table="eventhandler.projections")
+# The same fold into the table `cornjacket replay` builds aside.
+UPSERT_ASIDE = _UPSERT_INTO.format(table="eventhandler.projections_rebuild")
 _DEAD = """
 INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message, failed_at)
 VALUES (%s, %s, %s, %s, %s)

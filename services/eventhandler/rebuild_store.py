@@ -11,22 +11,9 @@ import psycopg
 from services.core.clock import FixedClock
 from services.core.errors import CornjacketError
 from services.core.events import Event, Metadata
-from services.eventhandler.projection_store import upsert_batch
+from services.eventhandler.projection_store import UPSERT_ASIDE, upsert_batch
 from services.eventhandler.projectors import ProjectionUpdate
 
-_ASIDE_UPSERT = """
-INSERT INTO eventhandler.projections_rebuild AS p
-    (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
-SELECT t, a, s, e, ts, %s
-FROM jsonb_to_recordset(%s::jsonb) AS u(t text, a text, s jsonb, e uuid, ts timestamptz)
-ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
-    state = EXCLUDED.state,
-    last_event_id = EXCLUDED.last_event_id,
-    last_event_timestamp = EXCLUDED.last_event_timestamp,
-    updated_at = EXCLUDED.updated_at
-WHERE (p.last_event_timestamp, p.last_event_id)
-    < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)
-"""
 # Rows of the rebuilt types where the live table and the rebuild disagree on what a
 # projection says (its state or the event it last reflects); updated_at is not compared.
 _DIFFERENCES = """
@@ -121,7 +108,7 @@ class AsideTable:
         self._conn.execute("TRUNCATE eventhandler.projections_rebuild")
 
     def write(self, updates: Sequence[ProjectionUpdate], clock: FixedClock) -> None:
-        self._conn.execute(_ASIDE_UPSERT, (clock.now(), upsert_batch(updates)))
+        self._conn.execute(UPSERT_ASIDE, (clock.now(), upsert_batch(updates)))
 
     def differences(self, projection_types: Sequence[str]) -> int:
         row = self._conn.execute(_DIFFERENCES, (list(projection_types),)).fetchone()
