@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -183,8 +184,9 @@ def _replay(args: argparse.Namespace) -> int:
     """Rebuild projections from the event store while the platform keeps running."""
     from services.eventhandler.projectors import default_registry
     from services.eventhandler.rebuild import rebuild, render_progress
-    from services.eventhandler.rebuild_store import AsideTable, EventStoreSource
+    from services.eventhandler.rebuild_store import AsideTable
     from services.infra import migrations
+    from services.infra.event_store import EventStoreSource
 
     env = Env()
     source_url = env.db_url("CJ_INGESTION_DATABASE_URL")
@@ -225,6 +227,45 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _republish(args: argparse.Namespace) -> int:
+    """Publish stored events again, in ingestion order, with the relay's producer settings."""
+    import asyncio
+
+    from services.core.events import ALL_TOPICS
+    from services.eventhandler.rebuild import render_progress
+    from services.infra.event_store import EventStoreSource
+    from services.infra.kafka import KafkaPublisher, ensure_topics
+    from services.ingestion.republish import republish
+
+    common = CommonSettings.from_env(Env())
+    source = EventStoreSource(
+        Env().db_url("CJ_INGESTION_DATABASE_URL"),
+        since=args.since,
+        until=args.until,
+        order="ingested_at",
+    )
+    total = source.count()
+    print(f"republishing {total:,} event(s) to {common.brokers}", file=sys.stderr)
+    ensure_topics(common.brokers, ALL_TOPICS, common.topic_partitions, common.topic_replication)
+
+    def progress(done: int, n: int, seconds: float) -> None:
+        end = "\r" if sys.stderr.isatty() and done < n else "\n"
+        print(render_progress(done, n, seconds), end=end, file=sys.stderr, flush=True)
+
+    async def go() -> int:
+        publisher = KafkaPublisher(common.brokers)
+        try:
+            return await republish(
+                source.batches(args.batch_size), total, publisher, progress=progress
+            )
+        finally:
+            publisher.close()
+
+    done = asyncio.run(go())
+    print(f"republished {done:,} event(s)")
+    return 0
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
@@ -262,6 +303,28 @@ def _envoy_config(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000000")
+    return value
+
+
+def _when(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time like 2026-11-27T10:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. Z or +01:00")
+    return t
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -328,7 +391,19 @@ def build_parser() -> argparse.ArgumentParser:
         help="build aside and count rows that differ from the live ones; swap nothing "
         "(exit 3 if any differ)",
     )
-    replay.add_argument("--batch-size", type=int, default=5000, help="events per read/write")
+    replay.add_argument("--batch-size", type=_positive, default=5000, help="events per read/write")
+    republish = sub.add_parser(
+        "republish",
+        help="publish stored events to the bus again (new consumer, broker that lost data)",
+        description="Reads ingestion.event_store (CJ_INGESTION_DATABASE_URL) in ingestion "
+        "order and publishes each event like the relay does (same topic, key and Protobuf "
+        "envelope, idempotent producer, acks=all). Consumers are idempotent by event_id.",
+    )
+    republish.add_argument(
+        "--since", type=_when, required=True, help="events ingested at or after (ISO 8601)"
+    )
+    republish.add_argument("--until", type=_when, help="events ingested before (ISO 8601)")
+    republish.add_argument("--batch-size", type=_positive, default=1000)
     mqtt = sub.add_parser("mqtt", help="manage MQTT device credentials")
     mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
     add_user = mqtt_sub.add_parser(
@@ -374,6 +449,8 @@ def main(argv: list[str] | None = None) -> int:
             return _mqtt_add_user(args)
         if args.command == "replay":
             return _replay(args)
+        if args.command == "republish":
+            return _republish(args)
         if args.command == "dlq":
             from services.cli import dlq
 

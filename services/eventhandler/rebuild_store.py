@@ -1,16 +1,13 @@
-"""PostgreSQL adapters for a rebuild: the event store as source (read with ingestion's
-database URL), the aside table and the swap (with the event handler's)."""
+"""PostgreSQL adapter for a rebuild's target: the aside table and the swap."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import psycopg
 
 from services.core.clock import FixedClock
 from services.core.errors import CornjacketError
-from services.core.events import Event, Metadata
 from services.eventhandler.projection_store import UPSERT_ASIDE, upsert_batch
 from services.eventhandler.projectors import ProjectionUpdate
 
@@ -46,48 +43,6 @@ ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
     " < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)",
 )
 _REBUILD_LOCK = "cj-projection-rebuild"
-
-
-class EventStoreSource:
-    """Streams ingestion.event_store with a server-side cursor (constant memory)."""
-
-    def __init__(self, url: str) -> None:
-        self._url = url
-
-    def count(self) -> int:
-        with psycopg.connect(self._url) as conn:
-            row = conn.execute("SELECT count(*) FROM ingestion.event_store").fetchone()
-        return int(row[0]) if row else 0
-
-    def batches(self, size: int) -> Iterator[list[Event]]:
-        with psycopg.connect(self._url) as conn, conn.transaction():
-            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            with conn.cursor(name="cj_replay") as cur:
-                cur.itersize = size
-                cur.execute(
-                    "SELECT event_id::text, event_type, aggregate_id, event_time, ingested_at, "
-                    "payload, metadata FROM ingestion.event_store "
-                    "ORDER BY event_time, event_id"
-                )
-                while rows := cur.fetchmany(size):
-                    yield [_event(r) for r in rows]
-
-
-def _event(r: tuple[Any, ...]) -> Event:
-    meta = r[6] or {}
-    return Event(
-        event_id=r[0],
-        event_type=r[1],
-        aggregate_id=r[2],
-        event_time=r[3],
-        ingested_at=r[4],
-        payload=r[5],
-        metadata=Metadata(
-            trace_id=meta.get("trace_id", ""),
-            source=meta.get("source", "grpc"),
-            schema_version=int(meta.get("schema_version", 1)),
-        ),
-    )
 
 
 class AsideTable:

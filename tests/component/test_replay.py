@@ -9,8 +9,9 @@ import psycopg
 import pytest
 
 from bench.histories import apply_live, history, store_events
+from services.cli.embedded import EmbeddedBroker
 from services.cli.processes import env_with
-from tests.support import fetch_one
+from tests.support import consume_events, fetch_one
 
 pytestmark = pytest.mark.component
 
@@ -81,3 +82,35 @@ def test_one_projection_type_and_bad_arguments(database: str) -> None:
     assert "user_session" in done.stdout and "sensor_state" not in done.stdout
     bad = replay(database, "--projection", "nope")
     assert bad.returncode == 2 and "invalid choice: 'nope'" in bad.stderr
+
+
+def test_republish_sends_stored_events_to_the_bus_again(
+    database: str, broker: EmbeddedBroker
+) -> None:
+    events = history(40, aggregates=5, seed=11)
+    store_events(database, events)
+    since = min(e.ingested_at for e in events).isoformat()
+    done = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "republish", "--since", since],
+        env=env_with(
+            {"CJ_INGESTION_DATABASE_URL": database, "CJ_REDPANDA_BROKERS": broker.bootstrap}
+        ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "republished" in done.stdout and "100.0%" in done.stderr
+    wanted = {e.event_id for e in events if e.event_type == "sensor.reading"}
+    got = consume_events(
+        broker.bootstrap, "sensor-events", lambda e: e.event_id in wanted, len(wanted)
+    )
+    assert {e.event_id for e in got} == wanted
+    bad = subprocess.run(
+        [sys.executable, "-m", "services.cli.main", "republish", "--since", "yesterday"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert bad.returncode == 2 and "not an ISO 8601 time" in bad.stderr
