@@ -9,6 +9,8 @@ broker and PostgreSQL.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -176,10 +178,29 @@ class Stack:
             self.broker.start(timeout=s.start_timeout)
             for name in ("relay", "eventhandler"):
                 self.services[name].start()
+            self.catch_up_projections()
         elif child is self.envoy.child:
             self.envoy.start()
         else:
             child.start()
+
+    def catch_up_projections(self) -> None:
+        """After the in-memory broker lost its messages, events it held that the handler
+        had not applied yet exist only in the event store: rebuild from there."""
+        self.say("rebuilding projections from the event store (the broker lost its messages)")
+        log_path = self.logs / "replay.log"
+        with log_path.open("ab") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "services.cli.main", "replay"],
+                env=self.service_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=3600,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise StartError(f"projection rebuild failed (exit {done.returncode}); see {log_path}")
+        self.say("projections rebuilt")
 
     def stop(self) -> None:
         self.envoy.stop()
