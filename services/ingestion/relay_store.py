@@ -38,10 +38,13 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
-_RECORD_PUBLICATIONS = """
-INSERT INTO ingestion.event_publications (event_id, topic, "partition", "offset")
-SELECT e, t, p, o FROM jsonb_to_recordset(%s::jsonb) AS x(e uuid, t text, p int, o bigint)
-ON CONFLICT DO NOTHING
+_DELETE_AND_RECORD = """
+WITH recorded AS (
+    INSERT INTO ingestion.event_publications (event_id, topic, "partition", "offset")
+    SELECT e, t, p, o FROM jsonb_to_recordset(%s::jsonb) AS x(e uuid, t text, p int, o bigint)
+    ON CONFLICT DO NOTHING
+)
+DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])
 """
 
 
@@ -58,23 +61,21 @@ class _Batch:
         self._cur = cur
         self.rows = rows
         self._outbox_id = {r.event.event_id: r.outbox_id for r in rows if r.event is not None}
+        self._publications = "[]"
 
     async def append_to_event_store(self, events: Sequence[Event]) -> None:
         ids = [self._outbox_id[e.event_id] for e in events]
         await self._cur.execute(_APPEND, (ids,))
 
-    async def delete(self, outbox_ids: Sequence[str]) -> None:
-        await self._cur.execute(
-            "DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])", (list(outbox_ids),)
-        )
-
     async def record_publications(self, publications: Sequence[Publication]) -> None:
-        if not publications:
-            return
-        rows = json.dumps(
+        # Sent with the delete that follows: one round trip for both (same transaction).
+        self._publications = json.dumps(
             [{"e": p.event_id, "t": p.topic, "p": p.partition, "o": p.offset} for p in publications]
         )
-        await self._cur.execute(_RECORD_PUBLICATIONS, (rows,))
+
+    async def delete(self, outbox_ids: Sequence[str]) -> None:
+        await self._cur.execute(_DELETE_AND_RECORD, (self._publications, list(outbox_ids)))
+        self._publications = "[]"
 
     async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
         await self._cur.execute(
