@@ -2,7 +2,8 @@
 
 Used by ``cornjacket up`` and by the end-to-end tests, so tests run the same parts a user
 runs. Stop order is the reverse and drains: Envoy first (no new requests), then ingestion
-(the relay finishes its batch), then the handler (folds in what was published), then the
+(the relay finishes its batch), then the handler (folds in what was published), query, the
+action orchestrator (finishes in-flight webhooks; unfinished jobs stay in PostgreSQL), then the
 broker and PostgreSQL.
 """
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
-SERVICES = ("ingestion", "relay", "eventhandler", "query")
+SERVICES = ("ingestion", "relay", "eventhandler", "query", "actions")
 
 
 class Stack:
@@ -62,12 +63,14 @@ class Stack:
             "CJ_INGESTION_DATABASE_URL": url,
             "CJ_EVENTHANDLER_DATABASE_URL": url,
             "CJ_QUERY_DATABASE_URL": url,
+            "CJ_ACTIONS_DATABASE_URL": url,
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
             "CJ_RELAY_PORT": str(s.relay_port),
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
+            "CJ_ACTIONS_PORT": str(s.actions_port),
         }
         env.update(self.extra_env)
         return env_with(env)
@@ -83,6 +86,7 @@ class Stack:
             "CJ_QUERY_PORT": s.query_port,
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
+            "CJ_ACTIONS_PORT": s.actions_port,
         }
         seen: dict[int, str] = {}
         for var, port in wanted.items():
@@ -121,6 +125,7 @@ class Stack:
                     "query": ("127.0.0.1", s.query_port),
                     "eventhandler": ("127.0.0.1", s.eventhandler_port),
                     "relay": ("127.0.0.1", s.relay_port),
+                    "actions": ("127.0.0.1", s.actions_port),
                 },
             )
         )
@@ -165,10 +170,10 @@ class Stack:
             # Their clients are stopped before the new broker comes up: a consumer that
             # reconnects to the new broker while shutting down joins its group and leaves a
             # member behind that blocks the next consumer's assignment.
-            for name in ("relay", "eventhandler"):
+            for name in ("relay", "eventhandler", "actions"):
                 self.services[name].stop(deadline=10)
             self.broker.start(timeout=s.start_timeout)
-            for name in ("relay", "eventhandler"):
+            for name in ("relay", "eventhandler", "actions"):
                 self.services[name].start()
         elif child is self.envoy.child:
             self.envoy.start()
@@ -177,7 +182,7 @@ class Stack:
 
     def stop(self) -> None:
         self.envoy.stop()
-        for name in ("ingestion", "relay", "eventhandler", "query"):
+        for name in ("ingestion", "relay", "eventhandler", "query", "actions"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -212,6 +217,7 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         query_port=free_port(),
         eventhandler_port=free_port(),
         relay_port=free_port(),
+        actions_port=free_port(),
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",

@@ -230,6 +230,95 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionsSettings:
+    """The action orchestrator: API, consumer and the webhook delivery policy (DESIGN 5)."""
+
+    common: CommonSettings
+    database_url: str
+    host: str
+    port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+    pool_size: int
+    db_timeout: float
+    workers: int
+    poll_interval: float
+    timeout: float
+    backoff: tuple[float, ...]
+    backoff_jitter: float
+    retry_after_max: float
+    rate_limit_per_minute: int
+    dedupe_window: float
+    breaker_threshold: int
+    breaker_cooldown: float
+    max_job_age: float
+    block_private_targets: bool
+
+    @property
+    def lease(self) -> float:
+        """How long a claimed job stays invisible to other workers: one attempt plus slack.
+
+        A worker that dies mid-delivery leaves its job to be claimed again when this expires.
+        """
+        return self.timeout + 10.0
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> ActionsSettings:
+        env = env or Env()
+        backoff_raw = env.csv("CJ_ACTIONS_BACKOFF", ("1s", "2s", "4s", "8s", "16s"))
+        backoff = tuple(
+            _parse_duration("CJ_ACTIONS_BACKOFF", part, lo=0.0) for part in backoff_raw
+        )
+        jitter_raw = env.text("CJ_ACTIONS_BACKOFF_JITTER", "0.2")
+        try:
+            jitter = float(jitter_raw)
+        except ValueError:
+            raise ConfigError(f"CJ_ACTIONS_BACKOFF_JITTER={jitter_raw!r} is not a number") from None
+        if not 0.0 <= jitter <= 1.0:
+            raise ConfigError(f"CJ_ACTIONS_BACKOFF_JITTER={jitter_raw!r} is out of range 0..1")
+        return cls(
+            common=CommonSettings.from_env(env),
+            database_url=env.db_url("CJ_ACTIONS_DATABASE_URL"),
+            host=env.text("CJ_ACTIONS_HOST", "127.0.0.1"),
+            port=env.port("CJ_ACTIONS_PORT", 50055),
+            consumer_group=env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
+            topics=env.csv(
+                "CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")
+            ),
+            poll_timeout=env.duration("CJ_ACTIONS_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.integer("CJ_ACTIONS_BATCH_SIZE", 500, lo=1, hi=100_000),
+            pool_size=env.integer("CJ_ACTIONS_POOL_SIZE", 8, lo=1, hi=256),
+            db_timeout=env.duration("CJ_ACTIONS_DB_TIMEOUT", 5.0, lo=0.1),
+            workers=env.integer("CJ_ACTIONS_WORKERS", 8, lo=1, hi=1024),
+            poll_interval=env.duration("CJ_ACTIONS_POLL_INTERVAL", 1.0, lo=0.01),
+            timeout=env.duration("CJ_ACTIONS_TIMEOUT", 30.0, lo=0.05),
+            backoff=backoff,
+            backoff_jitter=jitter,
+            retry_after_max=env.duration("CJ_ACTIONS_RETRY_AFTER_MAX", 3600.0, lo=0.0),
+            rate_limit_per_minute=env.integer(
+                "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE", 10, lo=0, hi=10_000_000
+            ),
+            dedupe_window=env.duration("CJ_ACTIONS_DEDUPE_WINDOW", 300.0, lo=0.0),
+            breaker_threshold=env.integer("CJ_ACTIONS_BREAKER_THRESHOLD", 5, lo=1, hi=1_000_000),
+            breaker_cooldown=env.duration("CJ_ACTIONS_BREAKER_COOLDOWN", 300.0, lo=0.0),
+            max_job_age=env.duration("CJ_ACTIONS_MAX_JOB_AGE", 24 * 3600.0, lo=1.0),
+            block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", False),
+        )
+
+
+def _parse_duration(name: str, raw: str, *, lo: float) -> float:
+    m = _DURATION_RE.match(raw.strip())
+    if not m:
+        raise ConfigError(f"{name}: {raw!r} is not a duration like 5s, 250ms, 1m or 24h")
+    value = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if value < lo:
+        raise ConfigError(f"{name}: {raw!r} must be at least {lo}s")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class StackSettings:
     """What ``cornjacket up`` runs locally: embedded PostgreSQL, broker, Envoy, services."""
 
@@ -242,6 +331,7 @@ class StackSettings:
     query_port: int
     eventhandler_port: int
     relay_port: int
+    actions_port: int
     envoy_concurrency: int
     start_timeout: float
     broker_log: str
@@ -259,6 +349,7 @@ class StackSettings:
             query_port=env.port("CJ_QUERY_PORT", 50052),
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
             relay_port=env.port("CJ_RELAY_PORT", 50054),
+            actions_port=env.port("CJ_ACTIONS_PORT", 50055),
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
             broker_log=env.choice(
