@@ -49,7 +49,7 @@ buf-lint: node_modules/.installed ## lint the protos with buf
 lint: setup buf-lint ## ruff (lint + format check), mypy, import rules (import-linter), buf lint
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy services tests scripts bench
+	@$(VENV)/bin/mypy services tests scripts bench sdk
 	@$(VENV)/bin/lint-imports
 
 format: setup ## apply ruff's formatting and safe fixes

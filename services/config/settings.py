@@ -244,6 +244,7 @@ class ActionsSettings:
     pool_size: int
     db_timeout: float
     workers: int
+    endpoint_concurrency: int
     poll_interval: float
     timeout: float
     backoff: tuple[float, ...]
@@ -256,21 +257,11 @@ class ActionsSettings:
     max_job_age: float
     block_private_targets: bool
 
-    @property
-    def lease(self) -> float:
-        """How long a claimed job stays invisible to other workers: one attempt plus slack.
-
-        A worker that dies mid-delivery leaves its job to be claimed again when this expires.
-        """
-        return self.timeout + 10.0
-
     @classmethod
     def from_env(cls, env: Env | None = None) -> ActionsSettings:
         env = env or Env()
         backoff_raw = env.csv("CJ_ACTIONS_BACKOFF", ("1s", "2s", "4s", "8s", "16s"))
-        backoff = tuple(
-            _parse_duration("CJ_ACTIONS_BACKOFF", part, lo=0.0) for part in backoff_raw
-        )
+        backoff = tuple(_parse_duration("CJ_ACTIONS_BACKOFF", part, lo=0.0) for part in backoff_raw)
         jitter_raw = env.text("CJ_ACTIONS_BACKOFF_JITTER", "0.2")
         try:
             jitter = float(jitter_raw)
@@ -284,14 +275,13 @@ class ActionsSettings:
             host=env.text("CJ_ACTIONS_HOST", "127.0.0.1"),
             port=env.port("CJ_ACTIONS_PORT", 50055),
             consumer_group=env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
-            topics=env.csv(
-                "CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")
-            ),
+            topics=env.csv("CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")),
             poll_timeout=env.duration("CJ_ACTIONS_POLL_TIMEOUT", 1.0, lo=0.001),
             batch_size=env.integer("CJ_ACTIONS_BATCH_SIZE", 500, lo=1, hi=100_000),
             pool_size=env.integer("CJ_ACTIONS_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_ACTIONS_DB_TIMEOUT", 5.0, lo=0.1),
-            workers=env.integer("CJ_ACTIONS_WORKERS", 8, lo=1, hi=1024),
+            workers=env.integer("CJ_ACTIONS_WORKERS", 16, lo=1, hi=1024),
+            endpoint_concurrency=env.integer("CJ_ACTIONS_ENDPOINT_CONCURRENCY", 4, lo=1, hi=1024),
             poll_interval=env.duration("CJ_ACTIONS_POLL_INTERVAL", 1.0, lo=0.01),
             timeout=env.duration("CJ_ACTIONS_TIMEOUT", 30.0, lo=0.05),
             backoff=backoff,
