@@ -17,8 +17,8 @@ import pytest
 import uuid_utils
 from confluent_kafka import Producer
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc
-
 from cornjacket_sdk.webhooks import verify
+
 from services.cli.embedded import EmbeddedBroker
 from services.cli.processes import free_port
 from services.core.events import Event
@@ -53,7 +53,8 @@ class Harness:
             condition=kw.pop("condition", ""),
             target=actions_pb2.WebhookTarget(url=self.hooks.url(path), secrets=[SECRET]),
         )
-        return self.api.CreateRule(req, timeout=5)
+        rule: actions_pb2.Rule = self.api.CreateRule(req, timeout=5)
+        return rule
 
     def deliveries(self, rule_id: str, status: str = "") -> list[actions_pb2.Delivery]:
         resp = self.api.ListDeliveries(

@@ -6,8 +6,8 @@ import base64
 import json
 
 import pytest
-
 from cornjacket_sdk.webhooks import WebhookVerificationError, verify
+
 from services.actions import rules as r
 from services.actions.signing import signature_headers
 from services.core.errors import InvalidInput
