@@ -213,6 +213,13 @@ class DeliveryWorkers:
                     "could not record a delivery; it will be retried after its lease",
                     extra={"delivery_id": job.delivery_id, "error": str(e)},
                 )
+            except InvalidInput as e:
+                log.warning(
+                    "delivery refused", extra={"delivery_id": job.delivery_id, "error": str(e)}
+                )
+            except Exception:
+                # A bug must not shrink the pool; the job comes back after its lease.
+                log.exception("delivery worker error", extra={"delivery_id": job.delivery_id})
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._queue.release(job.delivery_id, self._clock.now()))

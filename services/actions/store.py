@@ -140,7 +140,8 @@ WHERE delivery_id = %(id)s AND status = 'pending' AND locked_by = %(worker)s
 _INSERT_ATTEMPT = """
 INSERT INTO actions.attempts
     (delivery_id, attempt, started_at, duration_ms, outcome, status_code, error, url)
-VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
+SELECT d.delivery_id, %s, %s, %s, %s, %s, %s, %s
+FROM actions.deliveries d WHERE d.delivery_id = %s FOR KEY SHARE
 """
 
 _ENQUEUE = """
@@ -504,10 +505,10 @@ class PostgresActionStore:
         ):
             if outcome.attempt is not None:
                 a = outcome.attempt
+                # The rule (and with it the job) may have been deleted meanwhile.
                 await conn.execute(
                     _INSERT_ATTEMPT,
                     (
-                        job.delivery_id,
                         a.attempt,
                         a.started_at,
                         a.duration_ms,
@@ -515,6 +516,7 @@ class PostgresActionStore:
                         a.status_code,
                         a.error[:2000],
                         a.url,
+                        job.delivery_id,
                     ),
                 )
             await conn.execute(
@@ -530,12 +532,27 @@ class PostgresActionStore:
                 },
             )
             if outcome.breaker == pol.SUCCESS:
-                await conn.execute(
-                    "UPDATE actions.breakers SET state = 'closed', consecutive_failures = 0, "
+                cur = await conn.execute(
+                    "UPDATE actions.breakers b SET state = 'closed', consecutive_failures = 0, "
                     "open_until = NULL, trial_until = NULL, updated_at = %s "
-                    "WHERE endpoint = %s AND (state <> 'closed' OR consecutive_failures <> 0)",
-                    (now, endpoint),
+                    "FROM (SELECT state FROM actions.breakers WHERE endpoint = %s FOR UPDATE) old "
+                    "WHERE b.endpoint = %s "
+                    "AND (b.state <> 'closed' OR b.consecutive_failures <> 0) "
+                    "RETURNING old.state",
+                    (now, endpoint, endpoint),
                 )
+                row = await cur.fetchone()
+                if row is not None and row["state"] != pol.CLOSED:
+                    # Jobs that were short-circuited wait for the breaker's next trial;
+                    # it just succeeded, so they are due now.
+                    await conn.execute(
+                        "UPDATE actions.deliveries SET next_attempt_at = %s "
+                        "WHERE endpoint = %s AND status = 'pending' AND locked_by IS NULL "
+                        "AND next_attempt_at > %s",
+                        (now, endpoint, now),
+                    )
+                    await conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+                    log.info("circuit breaker closed", extra={"endpoint": endpoint})
             elif outcome.breaker == pol.FAILURE:
                 await conn.execute(
                     "INSERT INTO actions.breakers (endpoint, state, updated_at) "

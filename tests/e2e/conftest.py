@@ -12,12 +12,24 @@ from services.cli.stack import Stack, settings_on_free_ports
 
 stack_settings = settings_on_free_ports
 
+# The action orchestrator's policy, shortened so the webhook tests run in seconds: retries
+# after 200 ms, a 5 s breaker cooldown, a 3 s attempt timeout, 300 deliveries a minute.
+ACTIONS_ENV = {
+    "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
+    "CJ_ACTIONS_POLL_INTERVAL": "200ms",
+    "CJ_ACTIONS_BACKOFF": "200ms,200ms,200ms,200ms,200ms",
+    "CJ_ACTIONS_BACKOFF_JITTER": "0.1",
+    "CJ_ACTIONS_TIMEOUT": "3s",
+    "CJ_ACTIONS_BREAKER_COOLDOWN": "5s",
+    "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "300",
+}
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     s = Stack(
         stack_settings(tmp_path_factory.mktemp("stack")),
-        extra_env={"CJ_LOG_FORMAT": "json", "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms"},
+        extra_env={"CJ_LOG_FORMAT": "json", "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms", **ACTIONS_ENV},
         say=lambda m: None,
     )
     try:
