@@ -62,7 +62,7 @@ def send(http: httpx.Client, event_type: str, agg: str, payload: dict[str, Any])
 
 
 def deliveries(http: httpx.Client, rule_id: str, status: str = "") -> list[dict[str, Any]]:
-    params = {"rule_id": rule_id, "limit": 100}
+    params: dict[str, str | int] = {"rule_id": rule_id, "limit": 100}
     if status:
         params["status"] = status
     r = http.get("/api/v1/deliveries", params=params)
