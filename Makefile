@@ -37,6 +37,9 @@ bench: setup ## benchmark the pipeline against this machine's ceilings (BENCH_AR
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
+bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
+	@$(PY) -m bench.actions $(BENCH_ARGS)
+
 gen: setup ## regenerate gen/ (Python stubs, Envoy descriptor set) from proto/
 	@$(PY) scripts/gen.py
 
@@ -59,4 +62,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test test-unit bench bench-soak gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test test-unit bench bench-soak bench-actions gen gen-check buf-lint lint format clean-data
