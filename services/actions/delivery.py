@@ -31,6 +31,7 @@ from services.actions.signing import signature_headers
 from services.core.aio import wait_event
 from services.core.clock import Clock
 from services.core.errors import InvalidInput, Unavailable
+from services.infra import logs
 
 log = logging.getLogger(__name__)
 
@@ -233,6 +234,10 @@ class DeliveryWorkers:
         await self._queue.finish(job, outcome, self._clock.now(), self._policy, worker)
 
     async def _process(self, job: Job, worker: str, stop: asyncio.Event) -> None:
+        meta = job.event.get("metadata") or {}
+        logs.bind(
+            event_id=str(job.event.get("event_id", "")), trace_id=str(meta.get("trace_id", ""))
+        )
         now = self._clock.now()
         url = job.target.url
         if not job.rule_enabled:

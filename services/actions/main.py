@@ -23,6 +23,7 @@ from services.actions.store import NOTIFY_CHANNEL, PostgresActionStore, Postgres
 from services.config.settings import ActionsSettings
 from services.core.aio import wait_event
 from services.core.clock import Clock, SystemClock
+from services.core.errors import Unavailable
 from services.infra import migrations
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.postgres import TRANSIENT, Availability, DictPool, open_pool, ping
@@ -110,7 +111,10 @@ async def run(
             asyncio.create_task(
                 _listen(settings.database_url, workers.notify, stop), name="jobs-listener"
             ),
-            asyncio.create_task(_monitor(pool, health, consumer, stop), name="health-monitor"),
+            asyncio.create_task(
+                _monitor(pool, health, consumer, store, clock, settings.retention, stop),
+                name="health-monitor",
+            ),
         ]
         log.info(
             "action orchestrator running",
@@ -164,14 +168,30 @@ async def _listen(url: str, notify: Callable[[], None], stop: asyncio.Event) -> 
 
 
 async def _monitor(
-    pool: DictPool, health: Health, consumer: ConsumerLoop, stop: asyncio.Event
+    pool: DictPool,
+    health: Health,
+    consumer: ConsumerLoop,
+    store: PostgresActionStore,
+    clock: Clock,
+    retention: float,
+    stop: asyncio.Event,
 ) -> None:
-    """SERVING when the database answers and the consumer has joined its group."""
+    """SERVING when the database answers and the consumer has joined its group; purges
+    finished deliveries past their retention once a minute."""
     availability = Availability()
+    purge_every = 60.0
+    since_purge = purge_every
     while not stop.is_set():
         db_ok = await ping(pool)
         await availability.observe(pool, db_ok)
         ok = db_ok and consumer.assigned.is_set() and consumer.db_ok
         reason = "" if ok else ("database unreachable" if not db_ok else "consumer not assigned")
         await health.set(ok, reason)
+        since_purge += 1.0
+        if db_ok and since_purge >= purge_every:
+            since_purge = 0.0
+            with contextlib.suppress(Unavailable):
+                purged = await store.purge(clock.now(), retention)
+                if purged:
+                    log.info("purged old deliveries", extra={"count": purged})
         await wait_event(stop, 1.0)

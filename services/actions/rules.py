@@ -184,6 +184,11 @@ def validate_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
     if len(secrets) > MAX_SECRETS:
         raise InvalidInput(f"target.secrets holds more than {MAX_SECRETS} secrets")
     for s in secrets:
+        if s.startswith(SECRET_PREFIX + "…"):
+            raise InvalidInput(
+                "target.secrets holds a masked secret (as shown in responses); send the full "
+                "secrets, or leave secrets out to keep the current ones"
+            )
         decode_secret(s)
     if len(set(secrets)) != len(secrets):
         raise InvalidInput("target.secrets holds the same secret twice")

@@ -581,6 +581,19 @@ class PostgresActionStore:
                     (outcome.disable_rule_reason, now, job.rule_id),
                 )
 
+    async def purge(self, now: datetime, retention: float) -> int:
+        """Delete finished deliveries (delivered, discarded, suppressed) older than
+        ``retention`` seconds with their attempts, and expired dedupe windows."""
+        cutoff = now - timedelta(seconds=retention)
+        async with translate_errors("purging old deliveries"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "DELETE FROM actions.deliveries WHERE status IN "
+                "('delivered', 'discarded', 'suppressed') AND updated_at < %s",
+                (cutoff,),
+            )
+            await conn.execute("DELETE FROM actions.dedupe WHERE window_until < %s", (now,))
+            return cur.rowcount
+
     async def release(self, delivery_id: str, now: datetime) -> None:
         async with translate_errors("releasing a delivery"), self._pool.connection() as conn:
             await conn.execute(
@@ -648,6 +661,17 @@ class PostgresJobSink:
             ],
             separators=(",", ":"),
         )
+        for tries in range(3):
+            try:
+                return self._enqueue(batch, now, dedupe_window)
+            except psycopg.errors.ForeignKeyViolation:
+                # A rule was deleted between the EXISTS check and the insert; the next try
+                # leaves its jobs out.
+                if tries == 2:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _enqueue(self, batch: str, now: datetime, dedupe_window: float) -> int:
         try:
             conn = self._connection()
             with conn.transaction():

@@ -255,6 +255,7 @@ class ActionsSettings:
     breaker_threshold: int
     breaker_cooldown: float
     max_job_age: float
+    retention: float
     block_private_targets: bool
 
     @classmethod
@@ -294,6 +295,7 @@ class ActionsSettings:
             breaker_threshold=env.integer("CJ_ACTIONS_BREAKER_THRESHOLD", 5, lo=1, hi=1_000_000),
             breaker_cooldown=env.duration("CJ_ACTIONS_BREAKER_COOLDOWN", 300.0, lo=0.0),
             max_job_age=env.duration("CJ_ACTIONS_MAX_JOB_AGE", 24 * 3600.0, lo=1.0),
+            retention=env.duration("CJ_ACTIONS_RETENTION", 7 * 24 * 3600.0, lo=60.0),
             block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", False),
         )
 

@@ -160,3 +160,25 @@ async def test_rate_limit_slots_are_spaced_across_replicas(
     # Idle long enough: the next slot is now, not in the past.
     idle = T0 + timedelta(days=2)
     assert await b.reserve_slot(idle, 6.0) == idle
+
+
+async def test_purge_keeps_failed_and_pending_deliveries(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, _ = stores
+    url = "http://127.0.0.1:9/purge"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    old = T0 - timedelta(days=30)
+    try:
+        jobs = [job(rule_id, url, event_type=f"sensor.p{i}") for i in range(2)]
+        sink.enqueue(jobs, old, 0)
+    finally:
+        sink.close()
+    claimed = await a.claim(old, 30, "w")
+    assert claimed is not None
+    await a.finish(claimed, delivered(1), old, POLICY, "w")
+    assert await a.purge(T0, 7 * 86400) == 1
+    assert await a.get_delivery(claimed.delivery_id) is None
+    pending = next(j for j in jobs if j.delivery_id != claimed.delivery_id)
+    assert await a.get_delivery(pending.delivery_id) is not None

@@ -131,3 +131,32 @@ def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
     body = b'{"test": 2432232314}'
     headers = signature_headers([secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
     assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_masked_secret_sent_back_is_explained() -> None:
+    masked = r.mask_secret(SECRET)
+    with pytest.raises(InvalidInput, match="masked secret"):
+        r.validate_draft(
+            draft(target=r.Target("https://e.com/", {}, (masked,))), block_private=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://10.0.0.1/x", True),
+        ("http://127.0.0.1:8000/x", True),
+        ("http://[::ffff:192.168.1.1]/x", True),
+        ("http://localhost:8000/x", True),
+        ("http://169.254.169.254/latest", True),
+        ("https://93.184.216.34/x", False),
+    ],
+)
+async def test_the_resolving_guard_refuses_forbidden_ranges(url: str, refused: bool) -> None:
+    from services.actions.delivery import ResolvingGuard
+
+    if refused:
+        with pytest.raises(InvalidInput, match="forbidden"):
+            await ResolvingGuard().check(url)
+    else:
+        await ResolvingGuard().check(url)
