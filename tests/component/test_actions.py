@@ -218,3 +218,24 @@ def test_rule_api_validation_and_secret_masking(actions: Harness) -> None:
     assert list(created.target.secrets) == ["whsec_…" + created.generated_secret[-4:]]
     got = actions.api.GetRule(actions_pb2.GetRuleRequest(rule_id=created.rule_id), timeout=5)
     assert got.generated_secret == "" and json.dumps(list(got.target.secrets))
+
+
+def test_connection_errors_and_timeouts_are_recorded_as_such(actions: Harness) -> None:
+    dead_port = free_port()  # nothing listens there
+    dead = actions.api.CreateRule(
+        actions_pb2.CreateRuleRequest(
+            name="dead",
+            event_type_pattern="sensor.reading",
+            condition="payload.value == 5",
+            target=actions_pb2.WebhookTarget(url=f"http://127.0.0.1:{dead_port}/x"),
+        ),
+        timeout=5,
+    )
+    path = f"/{unique('late')}"
+    actions.hooks.script(path, Reply(200, delay=3))  # longer than CJ_ACTIONS_TIMEOUT=2s
+    late = actions.rule(path, name="late", condition="payload.value == 5")
+    actions.send(reading(5))
+    failed = eventually(lambda: actions.deliveries(dead.rule_id, "failed"), what="dead endpoint")
+    assert {a.outcome for a in failed[0].attempts} == {"connection_error"}
+    done = eventually(lambda: actions.deliveries(late.rule_id, "delivered"), what="late endpoint")
+    assert [a.outcome for a in done[0].attempts] == ["timeout", "success"]
