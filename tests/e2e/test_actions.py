@@ -236,8 +236,10 @@ def test_rate_limit_spaces_deliveries(http: httpx.Client, hooks: Receiver) -> No
             what="four deliveries",
         )
     )
-    gaps = [b - a for a, b in itertools.pairwise(arrivals)]
-    assert all(g >= 0.15 for g in gaps), gaps
+    # Four slots 200 ms apart span 600 ms; unlimited, they would arrive within a few ms.
+    # (Single gaps can shrink when one send starts late, so the span is what is checked.)
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(arrivals)]
+    assert arrivals[-1] - arrivals[0] >= 0.45, gaps
 
 
 def test_breaker_opens_after_five_failures_short_circuits_then_closes(
