@@ -166,7 +166,7 @@ class DeliveryWorkers:
     def _busy(self) -> list[str]:
         return [e for e, n in self._inflight.items() if n >= self._cap]
 
-    async def run(self, stop: asyncio.Event, grace: float = 10.0) -> None:
+    async def run(self, stop: asyncio.Event, grace: float = 8.0) -> None:
         """Run until ``stop``; in-flight attempts get ``grace`` seconds, then are cancelled
         and their jobs released (the receiver may see that attempt again: at-least-once)."""
         tasks = [
