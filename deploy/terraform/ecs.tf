@@ -27,7 +27,7 @@ locals {
     ingestion    = { port = 50051, stop_timeout = 60 }
     eventhandler = { port = 50053, stop_timeout = 60 }
     query        = { port = 50052, stop_timeout = 30 }
-    # The orchestrator lets in-flight webhooks finish (<= 10 s) and commits its offsets.
+    # The orchestrator lets in-flight webhooks finish (<= 8 s) and commits its offsets.
     actions = { port = 50055, stop_timeout = 40 }
   }
 
