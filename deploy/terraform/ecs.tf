@@ -28,7 +28,7 @@ locals {
     eventhandler = { port = 50053, stop_timeout = 60 }
     query        = { port = 50052, stop_timeout = 30 }
     # The orchestrator lets in-flight webhooks finish (<= 8 s) and commits its offsets.
-    actions = { port = 50055, stop_timeout = 40 }
+    actions = { port = 50056, stop_timeout = 40 }
   }
 
   # The same CJ_* variables as `make run` and docker-compose.yml; the database URL comes
@@ -55,7 +55,7 @@ locals {
     "--upstream ingestion=ingestion.${local.namespace}:50051",
     "--upstream query=query.${local.namespace}:50052",
     "--upstream eventhandler=eventhandler.${local.namespace}:50053",
-    "--upstream actions=actions.${local.namespace}:50055",
+    "--upstream actions=actions.${local.namespace}:50056",
     "--descriptor /envoy/cornjacket.pb",
     "&& cp /app/gen/envoy/cornjacket.pb /envoy/cornjacket.pb",
   ])

@@ -65,7 +65,7 @@ resource "aws_vpc_security_group_ingress_rule" "services_from_edge" {
   referenced_security_group_id = aws_security_group.edge.id
   ip_protocol                  = "tcp"
   from_port                    = 50051
-  to_port                      = 50055
+  to_port                      = 50056
 }
 
 resource "aws_vpc_security_group_egress_rule" "services_all" {

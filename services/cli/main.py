@@ -171,7 +171,7 @@ def _envoy_config(args: argparse.Namespace) -> int:
         "ingestion": ("127.0.0.1", 50051),
         "query": ("127.0.0.1", 50052),
         "eventhandler": ("127.0.0.1", 50053),
-        "actions": ("127.0.0.1", 50055),
+        "actions": ("127.0.0.1", 50056),
     }
     upstreams.update(dict(args.upstream or []))
     text = render(

@@ -274,7 +274,7 @@ class ActionsSettings:
             common=CommonSettings.from_env(env),
             database_url=env.db_url("CJ_ACTIONS_DATABASE_URL"),
             host=env.text("CJ_ACTIONS_HOST", "127.0.0.1"),
-            port=env.port("CJ_ACTIONS_PORT", 50055),
+            port=env.port("CJ_ACTIONS_PORT", 50056),
             consumer_group=env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
             topics=env.csv("CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")),
             poll_timeout=env.duration("CJ_ACTIONS_POLL_TIMEOUT", 1.0, lo=0.001),
@@ -341,7 +341,7 @@ class StackSettings:
             query_port=env.port("CJ_QUERY_PORT", 50052),
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
             relay_port=env.port("CJ_RELAY_PORT", 50054),
-            actions_port=env.port("CJ_ACTIONS_PORT", 50055),
+            actions_port=env.port("CJ_ACTIONS_PORT", 50056),
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
             broker_log=env.choice(
