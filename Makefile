@@ -34,6 +34,12 @@ test-unit: setup ## only the fast unit tests
 bench: setup ## benchmark the pipeline against this machine's ceilings (BENCH_ARGS=--help)
 	@$(PY) -m bench $(BENCH_ARGS)
 
+bench-mqtt: setup ## only the MQTT scenarios: max rate from 200 devices, and 1,000 msg/s latency
+	@$(PY) -m bench --skip-ceilings --only mqtt-max mqtt-1k $(BENCH_ARGS)
+
+bench-replay: setup ## rebuild projections from a 100k-event store and report the rate
+	@$(PY) -m bench.replay $(BENCH_ARGS)
+
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
@@ -62,4 +68,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test test-unit bench bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data

@@ -185,6 +185,7 @@ def main(argv: list[str] | None = None) -> int:
             result.ceilings += measure_pg(stack.postgres.url, duration_s=args.ceiling_duration)
         ceilings = {c.name: c.value for c in result.ceilings}
         d = args.duration
+        mqtt = f"127.0.0.1:{stack.settings.mqtt_port}"
         plan = [
             (
                 "grpc-batch-max",
@@ -213,6 +214,9 @@ def main(argv: list[str] | None = None) -> int:
                 "grpc_noop_direct",
             ),
             ("latency-1k", LoadSpec("http", target.edge, 1000, 200, d, probe_every=10), 1, None),
+            # MQTT devices (one connection each) publishing QoS 1 through the gateway.
+            ("mqtt-max", LoadSpec("mqtt", mqtt, 0, 100, d, probe_every=50), args.procs, None),
+            ("mqtt-1k", LoadSpec("mqtt", mqtt, 1000, 100, d, probe_every=10), 1, None),
             ("query-1k", LoadSpec("query-http", target.edge, 1000, 200, d), 1, None),
         ]
         if args.soak:

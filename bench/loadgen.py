@@ -21,7 +21,9 @@ import uvloop
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from google.protobuf import struct_pb2
 
-MODES = ("http", "grpc-unary", "grpc-batch", "query-http")
+from bench.mqtt_client import MqttConnection
+
+MODES = ("http", "grpc-unary", "grpc-batch", "query-http", "mqtt")
 
 
 @dataclass
@@ -30,6 +32,7 @@ class LoadSpec:
     target: str  # host:port
     rate: float  # events (or queries) per second for this process; 0 = closed loop
     concurrency: int  # closed loop: requests in flight; open loop: cap on in-flight
+    # mqtt: the number of simulated devices (connections); publishes go round-robin.
     duration: float
     batch: int = 100
     aggregates: int = 1000
@@ -129,6 +132,7 @@ class Driver:
         self.pool: asyncio.Queue[HttpConnection] = asyncio.Queue()
         self.channel: grpc.aio.Channel | None = None
         self.stub: ingestion_pb2_grpc.IngestionServiceStub | None = None
+        self.devices: list[MqttConnection] = []
 
     def _aggregate(self, n: int) -> tuple[str, bool]:
         s = self.spec
@@ -137,6 +141,12 @@ class Driver:
         return f"bench-{(n * 7919 + s.worker) % s.aggregates}", False
 
     async def setup(self) -> None:
+        if self.spec.mode == "mqtt":
+            for d in range(self.spec.concurrency):
+                dev = MqttConnection(self.host, self.port, f"bench-{self.spec.worker}-{d}")
+                await dev.connect()
+                self.devices.append(dev)
+            return
         for _ in range(self.spec.concurrency):
             self.pool.put_nowait(HttpConnection(self.host, self.port))
         if self.spec.mode.startswith("grpc"):
@@ -155,6 +165,14 @@ class Driver:
                 self.pool.put_nowait(conn)
             if status != 200:
                 raise _Failed(f"http {status}")
+            return 1
+        if mode == "mqtt":
+            agg, probe = self._aggregate(n)
+            body = json.dumps(_payload(float(n), self.pad)).encode()
+            if probe:
+                self.result.probes.append((agg, time.time()))
+            device = self.devices[n % len(self.devices)]
+            await device.publish(f"cornjacket/v1/events/sensor.reading/{agg}", body)
             return 1
         if mode == "http":
             agg, probe = self._aggregate(n)
@@ -245,6 +263,8 @@ class Driver:
             await self._closed_loop(t0)
         if self.channel is not None:
             await self.channel.close()
+        for dev in self.devices:
+            await dev.close()
         return self.result
 
     async def _open_loop(self, t0: float) -> None:

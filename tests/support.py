@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -10,9 +11,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import grpc
+import paho.mqtt.client as mqtt
 import psycopg
 from confluent_kafka import Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+from paho.mqtt.enums import CallbackAPIVersion
 
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
@@ -109,3 +112,65 @@ def consume_events(
         return found
     finally:
         consumer.close()
+
+
+class MqttDevice:
+    """A real MQTT client (paho) that records what it receives and which publishes were acked."""
+
+    def __init__(
+        self,
+        port: int,
+        client_id: str,
+        username: str | None = None,
+        password: str | None = None,
+        subscribe_feedback: bool = True,
+    ) -> None:
+        self.client_id = client_id
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        self.acked: set[int] = set()
+        self.connect_reason: str = ""
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=client_id)
+        self.client.max_inflight_messages_set(50)
+        if username is not None:
+            self.client.username_pw_set(username, password)
+        self.client.on_message = self._on_message
+        self.client.on_publish = lambda c, u, mid, rc, p: self.acked.add(mid)
+        self.client.on_connect = self._on_connect
+        self._connected = False
+        self.client.connect("127.0.0.1", port, keepalive=30)
+        self.client.loop_start()
+        eventually(lambda: self.connect_reason, timeout=10, what=f"{client_id} CONNACK")
+        if self._connected and subscribe_feedback:
+            subacks: list[Any] = []
+            self.client.on_subscribe = lambda c, u, mid, codes, p: subacks.extend(codes)
+            result, _ = self.client.subscribe(f"cornjacket/v1/clients/{client_id}/#", qos=1)
+            assert result == 0
+            eventually(lambda: subacks, timeout=10, what="SUBACK of the feedback topics")
+            assert not subacks[0].is_failure, subacks
+
+    def _on_connect(self, c: Any, u: Any, flags: Any, reason: Any, props: Any) -> None:
+        self._connected = not reason.is_failure
+        self.connect_reason = str(reason)
+
+    def _on_message(self, c: Any, u: Any, msg: Any) -> None:
+        self.received.append((msg.topic, json.loads(msg.payload)))
+
+    @property
+    def connected(self) -> bool:
+        return self._connected
+
+    def publish(self, topic: str, body: bytes | str | dict[str, Any], qos: int = 1) -> int:
+        data = json.dumps(body) if isinstance(body, dict) else body
+        info = self.client.publish(topic, data, qos=qos)
+        return int(info.mid)
+
+    def wait_acked(self, mid: int, timeout: float = 15.0) -> None:
+        eventually(lambda: mid in self.acked, timeout=timeout, what=f"PUBACK of {mid}")
+
+    def feedback(self, kind: str) -> list[dict[str, Any]]:
+        topic = f"cornjacket/v1/clients/{self.client_id}/{kind}"
+        return [body for t, body in self.received if t == topic]
+
+    def close(self) -> None:
+        self.client.disconnect()
+        self.client.loop_stop()

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 from types import FrameType
 
@@ -16,13 +17,15 @@ from services.config.settings import (
     Env,
     EventHandlerSettings,
     IngestionSettings,
+    MqttSettings,
     QuerySettings,
     StackSettings,
 )
 from services.core.errors import CornjacketError
+from services.eventhandler.projectors import PROJECTION_TYPES
 from services.infra import logs
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "actions")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 
 
 def _serve(service: str) -> int:
@@ -42,6 +45,11 @@ def _serve(service: str) -> int:
 
         acts = ActionsSettings.from_env()
         return run(lambda: actions.run(acts))
+    if service == "mqtt":
+        from services.mqtt import main as mqtt
+
+        ms = MqttSettings.from_env()
+        return run(lambda: mqtt.run(ms))
     if service == "query":
         from services.query import main as query
 
@@ -149,17 +157,132 @@ def _postgres(action: str) -> int:
     return 1
 
 
+def _mqtt_add_user(args: argparse.Namespace) -> int:
+    """Add or replace a user in an MQTT users file, reading the password without echo."""
+    import getpass
+
+    from services.mqtt.access import DEFAULT_PUBLISH, hash_password, load_users, render_user
+
+    path = Path(args.file)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if password != getpass.getpass("again: "):
+            print("cornjacket: error: the passwords differ", file=sys.stderr)
+            return 1
+    if len(password) < 8:
+        print("cornjacket: error: use a password of at least 8 characters", file=sys.stderr)
+        return 1
+    users = load_users(path) if path.exists() else {}
+    users.pop(args.name, None)
+    blocks = [render_user(u.name, u.password_hash, u.publish, u.subscribe) for u in users.values()]
+    publish = tuple(args.publish or DEFAULT_PUBLISH)
+    blocks.append(render_user(args.name, hash_password(password), publish, args.subscribe or ()))
+    header = "# Cornjacket MQTT users (CJ_MQTT_USERS_FILE); edit with `cornjacket mqtt add-user`\n"
+    path.write_text(header + "\n".join(blocks))
+    path.chmod(0o600)
+    print(f"{args.name} may now connect; publish allowed on: {', '.join(publish)}")
+    return 0
+
+
+def _replay(args: argparse.Namespace) -> int:
+    """Rebuild projections from the event store while the platform keeps running."""
+    from services.eventhandler.projectors import default_registry
+    from services.eventhandler.rebuild import rebuild, render_progress
+    from services.eventhandler.rebuild_store import AsideTable
+    from services.infra import migrations
+    from services.infra.event_store import EventStoreSource
+
+    env = Env()
+    source_url = env.db_url("CJ_INGESTION_DATABASE_URL")
+    target_url = env.db_url("CJ_EVENTHANDLER_DATABASE_URL")
+    migrations.apply(target_url, "eventhandler")
+    types = args.projection or list(PROJECTION_TYPES)
+    tty = sys.stderr.isatty()
+    last = [0.0]
+
+    def progress(done: int, total: int, seconds: float) -> None:
+        if tty or seconds - last[0] >= 2 or done >= total:
+            last[0] = seconds
+            end = "\r" if tty and done < total else "\n"
+            print(render_progress(done, total, seconds), end=end, file=sys.stderr, flush=True)
+
+    target = AsideTable(target_url)
+    try:
+        report = rebuild(
+            EventStoreSource(source_url),
+            target,
+            default_registry(),
+            types,
+            batch_size=args.batch_size,
+            swap=not args.check,
+            progress=progress,
+        )
+    finally:
+        target.close()
+    what = ", ".join(types)
+    print(
+        f"{report.events:,} events in {report.seconds:.1f}s ({report.rate:,.0f} events/s); "
+        f"{report.differences} row(s) of {what} differed from the live projections"
+    )
+    if args.check:
+        print("--check: nothing was swapped in")
+        return 0 if report.differences == 0 else 3
+    print(f"swapped in {report.rows:,} row(s) of {what}")
+    return 0
+
+
+def _republish(args: argparse.Namespace) -> int:
+    """Publish stored events again, in ingestion order, with the relay's producer settings."""
+    import asyncio
+
+    from services.core.events import ALL_TOPICS
+    from services.eventhandler.rebuild import render_progress
+    from services.infra.event_store import EventStoreSource
+    from services.infra.kafka import KafkaPublisher, ensure_topics
+    from services.ingestion.republish import republish
+
+    common = CommonSettings.from_env(Env())
+    source = EventStoreSource(
+        Env().db_url("CJ_INGESTION_DATABASE_URL"),
+        since=args.since,
+        until=args.until,
+        order="ingested_at",
+    )
+    total = source.count()
+    print(f"republishing {total:,} event(s) to {common.brokers}", file=sys.stderr)
+    ensure_topics(common.brokers, ALL_TOPICS, common.topic_partitions, common.topic_replication)
+
+    def progress(done: int, n: int, seconds: float) -> None:
+        end = "\r" if sys.stderr.isatty() and done < n else "\n"
+        print(render_progress(done, n, seconds), end=end, file=sys.stderr, flush=True)
+
+    async def go() -> int:
+        publisher = KafkaPublisher(common.brokers)
+        try:
+            return await republish(
+                source.batches(args.batch_size), total, publisher, progress=progress
+            )
+        finally:
+            publisher.close()
+
+    done = asyncio.run(go())
+    print(f"republished {done:,} event(s)")
+    return 0
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay", "actions")
+        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions")
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
-            "relay, actions"
+            "relay, mqtt, actions"
         )
     return name, (host, int(port))
 
@@ -187,6 +310,28 @@ def _envoy_config(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
     return 0
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if not 1 <= value <= 1_000_000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000000")
+    return value
+
+
+def _when(text: str) -> datetime:
+    try:
+        t = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not an ISO 8601 time like 2026-11-27T10:00:00Z"
+        ) from None
+    if t.tzinfo is None:
+        raise argparse.ArgumentTypeError(f"{text!r} needs a UTC offset, e.g. Z or +01:00")
+    return t
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -231,6 +376,66 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=HOST:PORT",
         help="where a service listens, e.g. ingestion=ingestion:50051 (repeatable)",
     )
+    from services.cli import dlq
+
+    dlq.add_parser(sub)
+    replay = sub.add_parser(
+        "replay",
+        help="rebuild projections from the event store (build aside, then swap in)",
+        description="Folds every stored event, in event_time order, through the projectors "
+        "into a table aside and swaps it in atomically; the platform keeps running. Also "
+        "the recovery path after the in-memory development broker lost its data.",
+    )
+    replay.add_argument(
+        "--projection",
+        action="append",
+        choices=PROJECTION_TYPES,
+        help="rebuild only this projection type (repeatable; default all)",
+    )
+    replay.add_argument(
+        "--check",
+        action="store_true",
+        help="build aside and count rows that differ from the live ones; swap nothing "
+        "(exit 3 if any differ)",
+    )
+    replay.add_argument("--batch-size", type=_positive, default=5000, help="events per read/write")
+    republish = sub.add_parser(
+        "republish",
+        help="publish stored events to the bus again (new consumer, broker that lost data)",
+        description="Reads ingestion.event_store (CJ_INGESTION_DATABASE_URL) in ingestion "
+        "order and publishes each event like the relay does (same topic, key and Protobuf "
+        "envelope, idempotent producer, acks=all). Consumers are idempotent by event_id.",
+    )
+    republish.add_argument(
+        "--since", type=_when, required=True, help="events ingested at or after (ISO 8601)"
+    )
+    republish.add_argument("--until", type=_when, help="events ingested before (ISO 8601)")
+    republish.add_argument("--batch-size", type=_positive, default=1000)
+    mqtt = sub.add_parser("mqtt", help="manage MQTT device credentials")
+    mqtt_sub = mqtt.add_subparsers(dest="mqtt_command", required=True, metavar="ACTION")
+    add_user = mqtt_sub.add_parser(
+        "add-user",
+        help="add or replace a device user (argon2-hashed password, publish ACL)",
+        description="Writes the users file the gateway reads from CJ_MQTT_USERS_FILE.",
+    )
+    add_user.add_argument("name", help="the MQTT username")
+    add_user.add_argument("--file", required=True, help="users file to create or update")
+    add_user.add_argument(
+        "--publish",
+        action="append",
+        metavar="FILTER",
+        help="topic filter the user may publish to (repeatable; %%u = username, "
+        "%%c = client id; default cornjacket/v1/events/+/%%u)",
+    )
+    add_user.add_argument(
+        "--subscribe",
+        action="append",
+        metavar="FILTER",
+        help="extra topic filter the user may subscribe to (its own feedback topics always)",
+    )
+    add_user.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
     return parser
 
 
@@ -247,6 +452,17 @@ def main(argv: list[str] | None = None) -> int:
             return _postgres(args.action)
         if args.command == "envoy-config":
             return _envoy_config(args)
+        if args.command == "mqtt":
+            return _mqtt_add_user(args)
+        if args.command == "replay":
+            return _replay(args)
+        if args.command == "republish":
+            return _republish(args)
+        if args.command == "dlq":
+            from services.cli import dlq
+
+            edge = StackSettings.from_env().edge_port
+            return dlq.run(args, f"127.0.0.1:{edge}")
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr)
         return 1

@@ -10,6 +10,8 @@ broker and PostgreSQL.
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
-SERVICES = ("ingestion", "relay", "eventhandler", "query", "actions")
+SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 
 
 class Stack:
@@ -71,6 +73,9 @@ class Stack:
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
             "CJ_ACTIONS_PORT": str(s.actions_port),
+            "CJ_MQTT_PORT": str(s.mqtt_port),
+            "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
+            "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
         }
         env.update(self.extra_env)
         return env_with(env)
@@ -87,6 +92,8 @@ class Stack:
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
             "CJ_ACTIONS_PORT": s.actions_port,
+            "CJ_MQTT_PORT": s.mqtt_port,
+            "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
         }
         seen: dict[int, str] = {}
         for var, port in wanted.items():
@@ -126,6 +133,7 @@ class Stack:
                     "eventhandler": ("127.0.0.1", s.eventhandler_port),
                     "relay": ("127.0.0.1", s.relay_port),
                     "actions": ("127.0.0.1", s.actions_port),
+                    "mqtt": ("127.0.0.1", s.mqtt_health_port),
                 },
             )
         )
@@ -175,14 +183,34 @@ class Stack:
             self.broker.start(timeout=s.start_timeout)
             for name in ("relay", "eventhandler", "actions"):
                 self.services[name].start()
+            self.catch_up_projections()
         elif child is self.envoy.child:
             self.envoy.start()
         else:
             child.start()
 
+    def catch_up_projections(self) -> None:
+        """After the in-memory broker lost its messages, events it held that the handler
+        had not applied yet exist only in the event store: rebuild from there."""
+        self.say("rebuilding projections from the event store (the broker lost its messages)")
+        log_path = self.logs / "replay.log"
+        with log_path.open("ab") as out:
+            done = subprocess.run(
+                [sys.executable, "-m", "services.cli.main", "replay"],
+                env=self.service_env(),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=3600,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise StartError(f"projection rebuild failed (exit {done.returncode}); see {log_path}")
+        self.say("projections rebuilt")
+
     def stop(self) -> None:
         self.envoy.stop()
-        for name in ("ingestion", "relay", "eventhandler", "query", "actions"):
+        # The MQTT gateway first: it settles what devices sent while ingestion still runs.
+        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -196,6 +224,7 @@ class Stack:
         rows = {
             "HTTP/JSON + gRPC (Envoy)": self.edge_url,
             "health": self.edge_url + "/health",
+            "MQTT": f"mqtt://127.0.0.1:{s.mqtt_port}",
             "Envoy admin": f"http://127.0.0.1:{s.envoy_admin_port}",
             "PostgreSQL": self.postgres.url,
             "Kafka-protocol broker": self.broker.bootstrap,
@@ -218,6 +247,8 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         eventhandler_port=free_port(),
         relay_port=free_port(),
         actions_port=free_port(),
+        mqtt_port=free_port(),
+        mqtt_health_port=free_port(),
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",

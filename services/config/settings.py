@@ -311,6 +311,63 @@ def _parse_duration(name: str, raw: str, *, lo: float) -> float:
 
 
 @dataclass(frozen=True, slots=True)
+class MqttSettings:
+    """The MQTT entry point: an amqtt broker whose publishes feed ingestion over gRPC."""
+
+    common: CommonSettings
+    host: str
+    port: int
+    health_port: int
+    ingestion_address: str
+    users_file: Path | None
+    allow_anonymous: bool
+    max_connections: int
+    max_inflight: int
+    max_message_bytes: int
+    max_batch_events: int
+    ingest_timeout: float
+    shutdown_grace: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> MqttSettings:
+        env = env or Env()
+        deployment = env.choice(
+            "CJ_ENVIRONMENT", "development", ("development", "test", "production")
+        )
+        users = env.text("CJ_MQTT_USERS_FILE", "")
+        users_file = Path(users).expanduser() if users else None
+        if users_file is not None and not users_file.is_file():
+            raise ConfigError(f"CJ_MQTT_USERS_FILE={users!r} is not a readable file")
+        # Anonymous devices are a development convenience only: elsewhere it must be asked for.
+        allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", deployment == "development")
+        if users_file is None and not allow_anonymous:
+            raise ConfigError(
+                "CJ_MQTT_USERS_FILE is required when anonymous MQTT access is off "
+                f"(CJ_ENVIRONMENT={deployment}); create one with `cornjacket mqtt add-user`"
+            )
+        return cls(
+            common=CommonSettings.from_env(env),
+            host=env.text("CJ_MQTT_HOST", "127.0.0.1"),
+            port=env.port("CJ_MQTT_PORT", 1883),
+            health_port=env.port("CJ_MQTT_HEALTH_PORT", 50055),
+            ingestion_address=env.text(
+                "CJ_MQTT_INGESTION_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
+            ),
+            users_file=users_file,
+            allow_anonymous=allow_anonymous,
+            max_connections=env.integer("CJ_MQTT_MAX_CONNECTIONS", 1000, lo=1, hi=1_000_000),
+            max_inflight=env.integer("CJ_MQTT_MAX_INFLIGHT", 5000, lo=1, hi=1_000_000),
+            max_message_bytes=env.integer(
+                "CJ_MQTT_MAX_MESSAGE_BYTES", 256 * 1024, lo=64, hi=16 * 1024 * 1024
+            ),
+            max_batch_events=env.integer("CJ_MQTT_MAX_BATCH_EVENTS", 500, lo=1, hi=500),
+            ingest_timeout=env.duration("CJ_MQTT_INGEST_TIMEOUT", 10.0, lo=0.1),
+            shutdown_grace=env.duration("CJ_MQTT_SHUTDOWN_GRACE", 10.0, lo=0.0),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class StackSettings:
     """What ``cornjacket up`` runs locally: embedded PostgreSQL, broker, Envoy, services."""
 
@@ -324,6 +381,8 @@ class StackSettings:
     eventhandler_port: int
     relay_port: int
     actions_port: int
+    mqtt_port: int
+    mqtt_health_port: int
     envoy_concurrency: int
     start_timeout: float
     broker_log: str
@@ -342,6 +401,8 @@ class StackSettings:
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
             relay_port=env.port("CJ_RELAY_PORT", 50054),
             actions_port=env.port("CJ_ACTIONS_PORT", 50056),
+            mqtt_port=env.port("CJ_MQTT_PORT", 1883),
+            mqtt_health_port=env.port("CJ_MQTT_HEALTH_PORT", 50055),
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
             broker_log=env.choice(

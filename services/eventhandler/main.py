@@ -9,15 +9,20 @@ from concurrent import futures
 
 import grpc
 import psycopg
+from cornjacket.v1 import dlq_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import EventHandlerSettings
 from services.core.clock import Clock, SystemClock
 from services.eventhandler.consumer import ConsumerLoop, consumer_from
+from services.eventhandler.dead_letters import DeadLetterService
+from services.eventhandler.dlq_api import DeadLetterServicer
+from services.eventhandler.dlq_store import PostgresDeadLetterStore
 from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
 from services.infra import migrations
+from services.infra.codec import decode_event
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.runtime import PortInUse
 
@@ -64,9 +69,8 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         settings.common.topic_replication,
     )
     store = PostgresProjectionStore(settings.database_url, settings.consumer_group)
-    handler = EventHandler(
-        store, default_registry(), clock or SystemClock(), consumer=settings.consumer_group
-    )
+    clock_ = clock or SystemClock()
+    handler = EventHandler(store, default_registry(), clock_, consumer=settings.consumer_group)
     consumer = consumer_from(consumer_config(settings.common.brokers, settings.consumer_group))
     loop = ConsumerLoop(
         consumer,
@@ -78,9 +82,18 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=2), options=[("grpc.so_reuseport", 0)]
+        futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
     )
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    # The DLQ API lives here: replays must run the very projectors live handling runs.
+    dlq_store = PostgresDeadLetterStore(settings.database_url)
+    dlq_store.open()
+    dlq_pb2_grpc.add_DeadLetterServiceServicer_to_server(
+        DeadLetterServicer(
+            DeadLetterService(dlq_store, default_registry(), decode_event, clock_.now)
+        ),
+        server,
+    )
     address = f"{settings.host}:{settings.port}"
     try:
         if server.add_insecure_port(address) == 0:
@@ -118,4 +131,5 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         stop_health.set()
         server.stop(grace=1)
         store.close()
+        dlq_store.close()
         log.info("event handler stopped")

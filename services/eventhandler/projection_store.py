@@ -18,8 +18,8 @@ log = logging.getLogger(__name__)
 
 # Newer-wins: the row only moves forward by (last_event_timestamp, last_event_id).
 # One statement per batch (the batch holds at most one update per row: newest_per_key).
-_UPSERT = """
-INSERT INTO eventhandler.projections AS p
+_UPSERT_INTO = """
+INSERT INTO {table} AS p
     (projection_type, aggregate_id, state, last_event_id, last_event_timestamp, updated_at)
 SELECT t, a, s, e, ts, %s
 FROM jsonb_to_recordset(%s::jsonb) AS u(t text, a text, s jsonb, e uuid, ts timestamptz)
@@ -31,10 +31,30 @@ ON CONFLICT (projection_type, aggregate_id) DO UPDATE SET
 WHERE (p.last_event_timestamp, p.last_event_id)
     < (EXCLUDED.last_event_timestamp, EXCLUDED.last_event_id)
 """
+UPSERT = _UPSERT_INTO.format(table="eventhandler.projections")
+# The same fold into the table `cornjacket replay` builds aside.
+UPSERT_ASIDE = _UPSERT_INTO.format(table="eventhandler.projections_rebuild")
 _DEAD = """
 INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message, failed_at)
 VALUES (%s, %s, %s, %s, %s)
 """
+
+
+def upsert_batch(updates: Sequence[ProjectionUpdate]) -> str:
+    """UPSERT's one JSON parameter: PostgreSQL unpacks it in C."""
+    return json.dumps(
+        [
+            {
+                "t": u.projection_type,
+                "a": u.aggregate_id,
+                "s": u.state,
+                "e": u.event_id,
+                "ts": u.event_time.isoformat(),
+            }
+            for u in updates
+        ],
+        separators=(",", ":"),
+    )
 
 
 class PostgresProjectionStore:
@@ -55,29 +75,16 @@ class PostgresProjectionStore:
     def apply(
         self, updates: Sequence[ProjectionUpdate], dead: Sequence[DeadLetter], now: datetime
     ) -> int:
-        # One JSON parameter: PostgreSQL unpacks it in C.
-        batch = json.dumps(
-            [
-                {
-                    "t": u.projection_type,
-                    "a": u.aggregate_id,
-                    "s": u.state,
-                    "e": u.event_id,
-                    "ts": u.event_time.isoformat(),
-                }
-                for u in updates
-            ],
-            separators=(",", ":"),
-        )
+        batch = upsert_batch(updates)
         try:
             conn = self._connection()
             if not dead:
                 if updates:
-                    conn.execute(_UPSERT, (now, batch))
+                    conn.execute(UPSERT, (now, batch))
                 return len(updates)
             with conn.transaction(), conn.cursor() as cur:
                 if updates:
-                    cur.execute(_UPSERT, (now, batch))
+                    cur.execute(UPSERT, (now, batch))
                 for d in dead:
                     log.error(
                         "event sent to the DLQ",

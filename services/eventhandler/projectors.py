@@ -68,6 +68,10 @@ def user_session(event: Event) -> Iterable[ProjectionUpdate]:
     )
 
 
+# What default_registry() writes; `cornjacket replay` rebuilds these.
+PROJECTION_TYPES = ("sensor_state", "user_session")
+
+
 def default_registry() -> Registry:
     registry = Registry()
     registry.register("sensor.reading", sensor_state)

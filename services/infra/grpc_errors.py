@@ -42,6 +42,28 @@ def grpc_errors(
     return wrapper
 
 
+def grpc_errors_sync(fn: Callable[..., T]) -> Callable[..., T]:
+    """The same mapping for synchronous servicers (the event handler's thread-pool server)."""
+
+    @functools.wraps(fn)
+    def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> T:
+        try:
+            return fn(self, request, context)
+        except InvalidInput as e:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except NotFound as e:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(e))
+        except Unavailable as e:
+            log.warning("request failed: dependency unavailable", extra={"error": str(e)})
+            context.abort(grpc.StatusCode.UNAVAILABLE, "service temporarily unavailable: " + str(e))
+        except Exception:
+            log.exception("unexpected error in %s", fn.__name__)
+            context.abort(grpc.StatusCode.INTERNAL, "internal error")
+        raise AssertionError("unreachable")  # abort() always raises
+
+    return wrapper
+
+
 def metadata_value(context: grpc.aio.ServicerContext, key: str) -> str:
     for k, v in context.invocation_metadata() or ():
         if k == key:

@@ -39,9 +39,10 @@ def to_command(
 
 
 def _source(context: grpc.aio.ServicerContext) -> str:
-    # Envoy sets x-cj-source on every request it forwards (overwriting any client value).
+    # Envoy sets x-cj-source on every request it forwards (overwriting any client value);
+    # the MQTT gateway calls from inside the mesh and says "mqtt".
     src = metadata_value(context, "x-cj-source")
-    return src if src in ("http", "grpc") else "grpc"
+    return src if src in ("http", "grpc", "mqtt") else "grpc"
 
 
 class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):

@@ -9,13 +9,21 @@ from datetime import datetime
 from services.infra.postgres import Availability, DictPool, translate_errors
 from services.ingestion.ports import Appended, PendingEvent
 
-_CLAIM_KEY = """
+# Every key of a batch in one statement. A key inside the retention window is left alone
+# (and not returned); an expired one is taken over. Sorted, so that two transactions
+# claiming overlapping keys lock them in the same order and cannot deadlock.
+_CLAIM_KEYS = """
 INSERT INTO ingestion.idempotency_keys (idempotency_key, event_id, created_at)
-VALUES (%s, %s, %s)
+SELECT k, e, t FROM jsonb_to_recordset(%s::jsonb) AS x(k text, e uuid, t timestamptz)
+ORDER BY k
 ON CONFLICT (idempotency_key) DO UPDATE
     SET event_id = EXCLUDED.event_id, created_at = EXCLUDED.created_at
     WHERE ingestion.idempotency_keys.created_at < %s
-RETURNING event_id
+RETURNING idempotency_key
+"""
+_HELD_KEYS = """
+SELECT idempotency_key, event_id FROM ingestion.idempotency_keys
+WHERE idempotency_key = ANY(%s)
 """
 # One statement and one JSON parameter for the whole batch: PostgreSQL unpacks it in C,
 # which is far cheaper than adapting a parameter per row in Python.
@@ -46,35 +54,43 @@ class PostgresOutbox:
     async def _append_with_keys(
         self, items: Sequence[PendingEvent], retention_since: datetime
     ) -> list[Appended]:
-        results: list[Appended] = []
-        fresh: list[PendingEvent] = []
+        # A key repeated inside one batch (concurrent retries merged by group commit):
+        # its first holder claims it, the others answer as its duplicates.
+        first: dict[str, PendingEvent] = {}
+        for item in items:
+            if item.idempotency_key:
+                first.setdefault(item.idempotency_key, item)
+        claims = json.dumps(
+            [
+                {"k": key, "e": item.event.event_id, "t": item.event.ingested_at.isoformat()}
+                for key, item in first.items()
+            ]
+        )
         async with (
             translate_errors("writing the outbox"),
             self._pool.connection() as conn,
             conn.transaction(),
             conn.cursor() as cur,
         ):
+            await cur.execute(_CLAIM_KEYS, (claims, retention_since))
+            claimed = {row["idempotency_key"] for row in await cur.fetchall()}
+            held = [key for key in first if key not in claimed]
+            earlier: dict[str, str] = {}
+            if held:
+                # Committed by an earlier transaction (the insert waited for it if needed).
+                await cur.execute(_HELD_KEYS, (held,))
+                earlier = {r["idempotency_key"]: str(r["event_id"]) for r in await cur.fetchall()}
+            results: list[Appended] = []
+            fresh: list[PendingEvent] = []
             for item in items:
-                ev = item.event
-                if item.idempotency_key:
-                    # Concurrent holders of one key serialise on its unique index: the
-                    # loser sees the winner's committed row and answers its event_id.
-                    await cur.execute(
-                        _CLAIM_KEY,
-                        (item.idempotency_key, ev.event_id, ev.ingested_at, retention_since),
-                    )
-                    if await cur.fetchone() is None:
-                        await cur.execute(
-                            "SELECT event_id FROM ingestion.idempotency_keys "
-                            "WHERE idempotency_key = %s",
-                            (item.idempotency_key,),
-                        )
-                        row = await cur.fetchone()
-                        assert row is not None
-                        results.append(Appended(str(row["event_id"]), duplicate=True))
-                        continue
-                results.append(Appended(ev.event_id, duplicate=False))
-                fresh.append(item)
+                key = item.idempotency_key
+                if not key or (key in claimed and first[key] is item):
+                    results.append(Appended(item.event.event_id, duplicate=False))
+                    fresh.append(item)
+                elif key in claimed:
+                    results.append(Appended(first[key].event.event_id, duplicate=True))
+                else:
+                    results.append(Appended(earlier[key], duplicate=True))
             if fresh:
                 await cur.execute(_INSERT_OUTBOX, (_json_array(fresh),))
         return results

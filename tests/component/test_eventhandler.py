@@ -5,10 +5,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import grpc
+import psycopg
 import pytest
 import uuid_utils
 from confluent_kafka import Producer
+from cornjacket.v1 import dlq_pb2, dlq_pb2_grpc
 
 from services.cli.embedded import EmbeddedBroker
 from services.cli.processes import Child, free_port
@@ -63,6 +67,7 @@ def handler(
     }
     logs = tmp_path_factory.mktemp("handler-logs")
     with service_process("eventhandler", env, logs, f"127.0.0.1:{port}") as child:
+        child.env_port = port  # type: ignore[attr-defined]
         yield Bus(broker.bootstrap, topics), child
 
 
@@ -172,6 +177,125 @@ def test_database_outage_blocks_then_resumes(broker: EmbeddedBroker, tmp_path: P
             assert child.tail(200).count("blocking without committing") == 1
     finally:
         pg.stop()
+
+
+def dlq_stub(child_port: int) -> dlq_pb2_grpc.DeadLetterServiceStub:
+    return dlq_pb2_grpc.DeadLetterServiceStub(grpc.insecure_channel(f"127.0.0.1:{child_port}"))
+
+
+@pytest.fixture(scope="module")
+def dlq(handler: tuple[Bus, Child]) -> dlq_pb2_grpc.DeadLetterServiceStub:
+    return dlq_stub(handler[1].env_port)  # type: ignore[attr-defined]
+
+
+def test_dlq_api_lists_replays_and_discards(
+    handler: tuple[Bus, Child], database: str, dlq: dlq_pb2_grpc.DeadLetterServiceStub
+) -> None:
+    bus, _ = handler
+    poison = b"\x00still-not-protobuf-" + unique("p").encode()
+    bus.send(None, raw=poison)
+    row = eventually(
+        lambda: fetch_one(
+            database,
+            "SELECT dlq_id::text, consumer FROM eventhandler.dlq WHERE event_payload = %s",
+            (poison,),
+        ),
+        what="poison message in the DLQ",
+    )
+    dlq_id, consumer = str(row[0]), str(row[1])
+    page = dlq.ListDeadLetters(
+        dlq_pb2.ListDeadLettersRequest(
+            filter=dlq_pb2.DeadLetterFilter(consumer=consumer, status="pending"), limit=100
+        )
+    )
+    assert dlq_id in [d.dlq_id for d in page.dead_letters] and page.total >= 1
+    one = dlq.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id=dlq_id))
+    assert (
+        "undecodable" in one.error_message and one.event_id == "" and one.size_bytes == len(poison)
+    )
+    # Undecodable bytes stay poison: the replay fails and the letter stays pending.
+    failed = dlq.ReplayDeadLetters(dlq_pb2.ReplayDeadLettersRequest(dlq_ids=[dlq_id]))
+    assert (failed.replayed, failed.failed) == (0, 1)
+    again = dlq.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id=dlq_id))
+    assert (again.status, again.retry_count) == ("pending", 1)
+    discarded = dlq.DiscardDeadLetters(dlq_pb2.DiscardDeadLettersRequest(dlq_ids=[dlq_id]))
+    assert discarded.discarded == 1
+    skipped = dlq.ReplayDeadLetters(dlq_pb2.ReplayDeadLettersRequest(dlq_ids=[dlq_id]))
+    assert skipped.outcomes[0].status == "skipped"
+
+
+def test_replaying_after_the_cause_is_fixed_applies_the_event(
+    handler: tuple[Bus, Child], database: str, dlq: dlq_pb2_grpc.DeadLetterServiceStub
+) -> None:
+    """A letter left by an earlier failure (say, a projector bug since fixed) is applied by
+    the current projectors, newer-wins, and marked replayed exactly once."""
+    event = reading(unique("dlq-fixed"), 77.0, 5)
+    with psycopg.connect(database, autocommit=True) as conn:
+        dlq_id = conn.execute(
+            "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message) "
+            "VALUES ('event-handler', %s, %s, 'projection failed after retries: bug #12') "
+            "RETURNING dlq_id::text",
+            (event.event_id, encode_event(event)),
+        ).fetchone()[0]  # type: ignore[index]
+    view = dlq.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id=dlq_id))
+    assert (view.event_type, view.aggregate_id) == ("sensor.reading", event.aggregate_id)
+    done = dlq.ReplayDeadLetters(
+        dlq_pb2.ReplayDeadLettersRequest(
+            filter=dlq_pb2.DeadLetterFilter(consumer="event-handler"), limit=1000
+        )
+    )
+    assert dlq_id in [o.dlq_id for o in done.outcomes if o.status == "replayed"]
+    got = state(database, "sensor_state", event.aggregate_id)
+    assert got is not None and got[0] == {"value": 77.0, "unit": "C"} and got[1] == event.event_id
+    assert dlq.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id=dlq_id)).status == "replayed"
+
+
+@pytest.mark.parametrize(
+    ("call", "code", "message"),
+    [
+        (
+            lambda s: s.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id="nope")),
+            "INVALID_ARGUMENT",
+            "not a UUID",
+        ),
+        (
+            lambda s: s.GetDeadLetter(dlq_pb2.GetDeadLetterRequest(dlq_id=str(uuid_utils.uuid7()))),
+            "NOT_FOUND",
+            "no dead letter",
+        ),
+        (
+            lambda s: s.ListDeadLetters(
+                dlq_pb2.ListDeadLettersRequest(filter=dlq_pb2.DeadLetterFilter(status="bogus"))
+            ),
+            "INVALID_ARGUMENT",
+            "not one of pending",
+        ),
+        (
+            lambda s: s.ListDeadLetters(dlq_pb2.ListDeadLettersRequest(limit=0)),
+            "INVALID_ARGUMENT",
+            "between 1 and 100",
+        ),
+        (
+            lambda s: s.DiscardDeadLetters(dlq_pb2.DiscardDeadLettersRequest()),
+            "INVALID_ARGUMENT",
+            "dlq_ids is required",
+        ),
+        (
+            lambda s: s.ReplayDeadLetters(
+                dlq_pb2.ReplayDeadLettersRequest(filter=dlq_pb2.DeadLetterFilter(status="replayed"))
+            ),
+            "INVALID_ARGUMENT",
+            "only pending",
+        ),
+    ],
+)
+def test_dlq_api_rejects_bad_requests_precisely(
+    dlq: dlq_pb2_grpc.DeadLetterServiceStub, call: Any, code: str, message: str
+) -> None:
+    with pytest.raises(grpc.RpcError) as err:
+        call(dlq)
+    assert err.value.code().name == code
+    assert message in (err.value.details() or "")
 
 
 def test_sigterm_drains_and_exits_cleanly(handler: tuple[Bus, Child]) -> None:

@@ -158,6 +158,36 @@ def test_idempotency_key_field_and_header(
     eventually(lambda: stored(database, agg) == 2, what="two events in the store")
 
 
+def test_keyed_batch_claims_every_key_once(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
+) -> None:
+    """Keys are claimed set-wise: a key repeated inside a batch, a key from an earlier
+    batch and keyless events all get the right answer in one call."""
+    agg = unique("keyed")
+    k = [unique("k") for _ in range(3)]
+    first = ingestion.IngestEvents(
+        ingestion_pb2.IngestEventsRequest(events=[reading(agg, idempotency_key=k[0])])
+    )
+    earlier_id = first.results[0].event_id
+    resp = ingestion.IngestEvents(
+        ingestion_pb2.IngestEventsRequest(
+            events=[
+                reading(agg, 1.0, idempotency_key=k[1]),
+                reading(agg, 2.0, idempotency_key=k[0]),  # held since the first call
+                reading(agg, 3.0),
+                reading(agg, 4.0, idempotency_key=k[1]),  # repeated inside this batch
+                reading(agg, 5.0, idempotency_key=k[2]),
+            ]
+        )
+    )
+    got = [(r.status, r.event_id) for r in resp.results]
+    assert [g[0] for g in got] == ["accepted", "duplicate", "accepted", "duplicate", "accepted"]
+    assert got[1][1] == earlier_id
+    assert got[3][1] == got[0][1]
+    assert len({got[0][1], got[2][1], got[4][1], earlier_id}) == 4
+    eventually(lambda: stored(database, agg) == 4, what="four distinct events in the store")
+
+
 def test_batch_answers_per_event(
     ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
 ) -> None:

@@ -9,8 +9,13 @@ import httpx
 import pytest
 
 from services.cli.stack import Stack, settings_on_free_ports
+from services.mqtt.access import hash_password, render_user
 
 stack_settings = settings_on_free_ports
+# Devices of the end-to-end stack's MQTT users file (anonymous access stays on, as in
+# development, so other tests can publish without credentials).
+MQTT_PASSWORD = "correct-horse-1"
+MQTT_DEVICES = ("device-a", "device-b")
 
 # The action orchestrator's policy, shortened so the webhook tests run in seconds: retries
 # after 200 ms, a 5 s breaker cooldown, a 3 s attempt timeout, 300 deliveries a minute.
@@ -27,9 +32,23 @@ ACTIONS_ENV = {
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    data = tmp_path_factory.mktemp("stack")
+    users = data / "mqtt-users.toml"
+    password_hash = hash_password(MQTT_PASSWORD)
+    users.write_text(
+        "".join(
+            render_user(name, password_hash, ["cornjacket/v1/events/+/%u"], [])
+            for name in MQTT_DEVICES
+        )
+    )
     s = Stack(
-        stack_settings(tmp_path_factory.mktemp("stack")),
-        extra_env={"CJ_LOG_FORMAT": "json", "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms", **ACTIONS_ENV},
+        stack_settings(data),
+        extra_env={
+            "CJ_LOG_FORMAT": "json",
+            "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
+            "CJ_MQTT_USERS_FILE": str(users),
+            **ACTIONS_ENV,
+        },
         say=lambda m: None,
     )
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 
 from services.cli.stack import Stack
 from tests.e2e.conftest import stack_settings
-from tests.support import eventually, fetch_one, unique
+from tests.support import MqttDevice, eventually, fetch_one, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -100,6 +102,66 @@ def test_supervisor_brings_a_killed_broker_back(own_stack: Stack) -> None:
             what="projection after the broker came back",
         )
         assert p["last_event_id"] == eid
+
+
+def test_mqtt_stream_survives_ingestion_killed_mid_stream(own_stack: Stack) -> None:
+    """Every publish the device saw acknowledged is stored exactly once, although the
+    ingestion process was SIGKILLed mid-stream (the gateway holds acknowledgements and
+    retries with the same idempotency keys until ingestion is back)."""
+    agg = unique("mqtt-fault")
+    total = 400
+    dev = MqttDevice(own_stack.settings.mqtt_port, unique("fault-dev"))
+    ingestion = own_stack.services["ingestion"]
+    try:
+        mids: dict[int, int] = {}
+
+        def stream() -> None:
+            for i in range(total):
+                mids[
+                    dev.publish(
+                        f"cornjacket/v1/events/sensor.reading/{agg}", {"value": i, "unit": "C"}
+                    )
+                ] = i
+                time.sleep(0.01)
+
+        sender = threading.Thread(target=stream)
+        sender.start()
+        eventually(lambda: len(dev.acked) >= 50, what="the first 50 acknowledgements")
+        ingestion.kill()
+        acked_at_kill = len(dev.acked)
+        time.sleep(1.0)
+        ingestion.start()
+        sender.join()
+        eventually(lambda: len(dev.acked) == total, timeout=60, what="every publish acknowledged")
+        assert acked_at_kill < total, "the kill came after the stream had ended"
+        acked = {mids[m] for m in dev.acked}
+        rows = eventually(
+            lambda: (lambda r: r if len(r) >= total else None)(
+                [
+                    row[0]
+                    for row in _all(
+                        own_stack.postgres.url,
+                        "SELECT (payload->>'value')::float::int FROM ingestion.event_store "
+                        "WHERE aggregate_id = %s",
+                        (agg,),
+                    )
+                ]
+            ),
+            timeout=60,
+            what="every acknowledged publish in the event store",
+        )
+        assert acked <= set(rows)
+        assert len(rows) == len(set(rows)) == total, "a retry created a second event"
+        assert own_stack.dead() == []
+    finally:
+        dev.close()
+
+
+def _all(url: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, ...]]:
+    import psycopg
+
+    with psycopg.connect(url) as conn:
+        return conn.execute(sql, params).fetchall()
 
 
 def test_restart_keeps_data_and_loses_no_accepted_event(own_stack: Stack, data_dir: Path) -> None:

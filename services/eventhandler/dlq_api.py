@@ -1,0 +1,95 @@
+"""gRPC adapter for DeadLetterService (synchronous: it shares the handler's thread-pool server)."""
+
+from __future__ import annotations
+
+from datetime import UTC
+
+import grpc
+from cornjacket.v1 import dlq_pb2, dlq_pb2_grpc
+
+from services.eventhandler.dead_letters import (
+    DeadLetterFilter,
+    DeadLetterService,
+    DeadLetterView,
+    Outcome,
+)
+from services.infra.grpc_errors import grpc_errors_sync
+
+
+def _filter(f: dlq_pb2.DeadLetterFilter) -> DeadLetterFilter:
+    return DeadLetterFilter(
+        consumer=f.consumer,
+        status=f.status,
+        failed_since=f.failed_since.ToDatetime(tzinfo=UTC) if f.HasField("failed_since") else None,
+        failed_until=f.failed_until.ToDatetime(tzinfo=UTC) if f.HasField("failed_until") else None,
+    )
+
+
+def _message(v: DeadLetterView) -> dlq_pb2.DeadLetter:
+    r = v.record
+    msg = dlq_pb2.DeadLetter(
+        dlq_id=r.dlq_id,
+        consumer=r.consumer,
+        event_id=r.event_id,
+        event_type=v.event_type,
+        aggregate_id=v.aggregate_id,
+        error_message=r.error_message,
+        retry_count=r.retry_count,
+        status=r.status,
+        size_bytes=len(r.raw),
+    )
+    msg.failed_at.FromDatetime(r.failed_at)
+    return msg
+
+
+def _outcomes(items: list[Outcome]) -> list[dlq_pb2.DeadLetterOutcome]:
+    return [
+        dlq_pb2.DeadLetterOutcome(dlq_id=o.dlq_id, status=o.status, error=o.error) for o in items
+    ]
+
+
+class DeadLetterServicer(dlq_pb2_grpc.DeadLetterServiceServicer):
+    def __init__(self, service: DeadLetterService) -> None:
+        self._service = service
+
+    @grpc_errors_sync
+    def ListDeadLetters(
+        self, request: dlq_pb2.ListDeadLettersRequest, context: grpc.ServicerContext
+    ) -> dlq_pb2.ListDeadLettersResponse:
+        limit = request.limit if request.HasField("limit") else None
+        views, total, used = self._service.page(_filter(request.filter), limit, request.offset)
+        return dlq_pb2.ListDeadLettersResponse(
+            dead_letters=[_message(v) for v in views],
+            total=total,
+            limit=used,
+            offset=request.offset,
+        )
+
+    @grpc_errors_sync
+    def GetDeadLetter(
+        self, request: dlq_pb2.GetDeadLetterRequest, context: grpc.ServicerContext
+    ) -> dlq_pb2.DeadLetter:
+        return _message(self._service.get(request.dlq_id))
+
+    @grpc_errors_sync
+    def ReplayDeadLetters(
+        self, request: dlq_pb2.ReplayDeadLettersRequest, context: grpc.ServicerContext
+    ) -> dlq_pb2.ReplayDeadLettersResponse:
+        limit = request.limit if request.HasField("limit") else None
+        flt = _filter(request.filter) if request.HasField("filter") else None
+        outcomes = self._service.replay(list(request.dlq_ids), flt, limit)
+        return dlq_pb2.ReplayDeadLettersResponse(
+            outcomes=_outcomes(outcomes),
+            replayed=sum(o.status == "replayed" for o in outcomes),
+            failed=sum(o.status == "failed" for o in outcomes),
+        )
+
+    @grpc_errors_sync
+    def DiscardDeadLetters(
+        self, request: dlq_pb2.DiscardDeadLettersRequest, context: grpc.ServicerContext
+    ) -> dlq_pb2.DiscardDeadLettersResponse:
+        outcomes = self._service.discard(list(request.dlq_ids))
+        return dlq_pb2.DiscardDeadLettersResponse(
+            outcomes=_outcomes(outcomes),
+            discarded=sum(o.status == "discarded" for o in outcomes),
+        )

@@ -1,0 +1,154 @@
+"""PostgreSQL adapter for the DeadLetterStore port (eventhandler.dlq)."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import psycopg
+from psycopg.rows import DictRow, dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from services.core.errors import Unavailable
+from services.eventhandler.dead_letters import DeadLetterFilter, DeadLetterRecord
+from services.eventhandler.projection_store import UPSERT, upsert_batch
+from services.eventhandler.projectors import ProjectionUpdate
+
+_COLUMNS = (
+    "dlq_id::text, consumer, coalesce(event_id::text, '') AS event_id, event_payload, "
+    "error_message, failed_at, retry_count, status"
+)
+
+
+def _where(flt: DeadLetterFilter) -> tuple[str, list[Any]]:
+    parts: list[str] = ["TRUE"]
+    params: list[Any] = []
+    if flt.consumer:
+        parts.append("consumer = %s")
+        params.append(flt.consumer)
+    if flt.status:
+        parts.append("status = %s")
+        params.append(flt.status)
+    if flt.failed_since:
+        parts.append("failed_at >= %s")
+        params.append(flt.failed_since)
+    if flt.failed_until:
+        parts.append("failed_at <= %s")
+        params.append(flt.failed_until)
+    return " AND ".join(parts), params
+
+
+def _record(row: dict[str, Any]) -> DeadLetterRecord:
+    return DeadLetterRecord(
+        dlq_id=row["dlq_id"],
+        consumer=row["consumer"],
+        event_id=row["event_id"],
+        raw=bytes(row["event_payload"]),
+        error_message=row["error_message"],
+        failed_at=row["failed_at"],
+        retry_count=row["retry_count"],
+        status=row["status"],
+    )
+
+
+class PostgresDeadLetterStore:
+    def __init__(self, url: str, *, max_size: int = 2) -> None:
+        self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+            url,
+            connection_class=psycopg.Connection[DictRow],
+            min_size=1,
+            max_size=max_size,
+            kwargs={"row_factory": dict_row, "autocommit": True},
+            name="dlq",
+            open=False,
+            timeout=5,
+        )
+
+    def open(self) -> None:
+        self._pool.open(wait=False)
+
+    def close(self) -> None:
+        self._pool.close()
+
+    @contextlib.contextmanager
+    def _conn(self, what: str) -> Iterator[psycopg.Connection[dict[str, Any]]]:
+        try:
+            with self._pool.connection() as conn:
+                yield conn
+        except (psycopg.OperationalError, PoolTimeout) as e:
+            raise Unavailable(f"database unavailable while {what}: {e}") from e
+
+    def page(
+        self, flt: DeadLetterFilter, limit: int, offset: int
+    ) -> tuple[list[DeadLetterRecord], int]:
+        where, params = _where(flt)
+        with self._conn("listing dead letters") as conn:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM eventhandler.dlq WHERE {where} "
+                "ORDER BY failed_at DESC, dlq_id DESC LIMIT %s OFFSET %s",
+                [*params, limit, offset],
+            ).fetchall()
+            total = conn.execute(
+                f"SELECT count(*) AS n FROM eventhandler.dlq WHERE {where}", params
+            ).fetchone()
+        return [_record(r) for r in rows], int(total["n"]) if total else 0
+
+    def get(self, dlq_id: str) -> DeadLetterRecord | None:
+        with self._conn("reading a dead letter") as conn:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM eventhandler.dlq WHERE dlq_id = %s", (dlq_id,)
+            ).fetchone()
+        return _record(row) if row else None
+
+    def pending(
+        self, ids: Sequence[str], flt: DeadLetterFilter | None, limit: int
+    ) -> list[DeadLetterRecord]:
+        with self._conn("reading dead letters") as conn:
+            if ids:
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM eventhandler.dlq "
+                    "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending' LIMIT %s",
+                    (list(ids), limit),
+                ).fetchall()
+            else:
+                where, params = _where(flt or DeadLetterFilter())
+                rows = conn.execute(
+                    f"SELECT {_COLUMNS} FROM eventhandler.dlq WHERE {where} "
+                    "AND status = 'pending' ORDER BY failed_at, dlq_id LIMIT %s",
+                    [*params, limit],
+                ).fetchall()
+        return [_record(r) for r in rows]
+
+    def mark_replayed(
+        self, dlq_id: str, updates: Sequence[ProjectionUpdate], now: datetime
+    ) -> bool:
+        with self._conn("replaying a dead letter") as conn, conn.transaction():
+            claimed = conn.execute(
+                "UPDATE eventhandler.dlq SET status = 'replayed' "
+                "WHERE dlq_id = %s AND status = 'pending' RETURNING dlq_id",
+                (dlq_id,),
+            ).fetchone()
+            if claimed is None:
+                return False
+            if updates:
+                conn.execute(UPSERT, (now, upsert_batch(updates)))
+        return True
+
+    def mark_failed(self, dlq_id: str, error: str) -> None:
+        with self._conn("recording a failed replay") as conn:
+            conn.execute(
+                "UPDATE eventhandler.dlq SET retry_count = retry_count + 1, "
+                "error_message = %s WHERE dlq_id = %s AND status = 'pending'",
+                (error[:2000], dlq_id),
+            )
+
+    def discard(self, ids: Sequence[str]) -> list[str]:
+        with self._conn("discarding dead letters") as conn:
+            rows = conn.execute(
+                "UPDATE eventhandler.dlq SET status = 'discarded' "
+                "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending' RETURNING dlq_id::text",
+                (list(ids),),
+            ).fetchall()
+        return [r["dlq_id"] for r in rows]

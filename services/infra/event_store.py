@@ -1,0 +1,80 @@
+"""Reads ingestion.event_store for tools that replay history (projection rebuilds,
+republishing). Uses ingestion's database URL: the event store is ingestion's table."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from services.core.events import Event, Metadata
+
+_SELECT = (
+    "SELECT event_id::text, event_type, aggregate_id, event_time, ingested_at, payload, "
+    "metadata FROM ingestion.event_store"
+)
+
+
+class EventStoreSource:
+    """Streams the event store with a server-side cursor (constant memory), optionally only
+    events ingested in [since, until)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        order: str = "event_time",
+    ) -> None:
+        if order not in ("event_time", "ingested_at"):
+            raise ValueError(f"order must be event_time or ingested_at, got {order!r}")
+        self._url = url
+        self._order = order
+        self._params: list[Any] = []
+        parts: list[str] = ["TRUE"]
+        if since is not None:
+            parts.append("ingested_at >= %s")
+            self._params.append(since)
+        if until is not None:
+            parts.append("ingested_at < %s")
+            self._params.append(until)
+        self._where = " AND ".join(parts)
+
+    def count(self) -> int:
+        with psycopg.connect(self._url) as conn:
+            row = conn.execute(
+                f"SELECT count(*) FROM ingestion.event_store WHERE {self._where}", self._params
+            ).fetchone()
+        return int(row[0]) if row else 0
+
+    def batches(self, size: int) -> Iterator[list[Event]]:
+        with psycopg.connect(self._url) as conn, conn.transaction():
+            conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+            with conn.cursor(name="cj_event_store") as cur:
+                cur.itersize = size
+                cur.execute(
+                    f"{_SELECT} WHERE {self._where} ORDER BY {self._order}, event_id",
+                    self._params,
+                )
+                while rows := cur.fetchmany(size):
+                    yield [_event(r) for r in rows]
+
+
+def _event(r: tuple[Any, ...]) -> Event:
+    meta = r[6] or {}
+    return Event(
+        event_id=r[0],
+        event_type=r[1],
+        aggregate_id=r[2],
+        event_time=r[3],
+        ingested_at=r[4],
+        payload=r[5],
+        metadata=Metadata(
+            trace_id=meta.get("trace_id", ""),
+            source=meta.get("source", "grpc"),
+            schema_version=int(meta.get("schema_version", 1)),
+        ),
+    )

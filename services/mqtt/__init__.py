@@ -1,0 +1,1 @@
+"""MQTT entry point: an embedded amqtt broker whose publishes feed the ingestion API."""

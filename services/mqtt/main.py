@@ -1,0 +1,107 @@
+"""Composition root for the MQTT gateway (`cornjacket serve mqtt`)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+import uuid_utils
+from amqtt.errors import BrokerError
+
+from services.config.settings import MqttSettings
+from services.core.aio import wait_event
+from services.infra.runtime import Health, PortInUse, install_stop_signals, make_server, watch
+from services.mqtt.access import Access, load_users
+from services.mqtt.broker import BrokerFeedback, GatewayBroker
+from services.mqtt.gateway import Gateway, Limits
+from services.mqtt.ingest_client import GrpcIngestor
+
+log = logging.getLogger(__name__)
+
+STATS_INTERVAL = 30.0
+
+
+def new_key() -> str:
+    # Names a device's event for retries of the ingestion call; UUIDv7 keeps the keys'
+    # index append-mostly.
+    return f"mqtt:{uuid_utils.uuid7()}"
+
+
+async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        install_stop_signals(stop)
+    logging.getLogger("amqtt").setLevel(logging.WARNING)
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+    access = Access(
+        users=load_users(settings.users_file) if settings.users_file else {},
+        allow_anonymous=settings.allow_anonymous,
+    )
+    health = Health(["cornjacket.v1.MqttGateway"])
+    await health.set(False, "starting")
+    health_server = make_server(settings.host, settings.health_port, health)
+    ingestor = GrpcIngestor(settings.ingestion_address, settings.ingest_timeout)
+    feedback = BrokerFeedback()
+    gateway = Gateway(
+        ingestor,
+        feedback,
+        access,
+        new_key,
+        Limits(
+            max_message_bytes=settings.max_message_bytes,
+            max_batch_events=settings.max_batch_events,
+            max_inflight=settings.max_inflight,
+        ),
+    )
+    broker = GatewayBroker(
+        host=settings.host,
+        port=settings.port,
+        gateway=gateway,
+        access=access,
+        max_connections=settings.max_connections,
+    )
+    feedback.broker = broker
+    gateway.start()
+    try:
+        await broker.start()
+    except BrokerError as e:
+        await ingestor.close()
+        raise PortInUse(
+            f"cannot start the MQTT listener on {settings.host}:{settings.port}: {e}"
+        ) from e
+    await health_server.start()
+    await health.set(True)
+    log.info(
+        "mqtt gateway serving",
+        extra={
+            "address": f"{settings.host}:{settings.port}",
+            "ingestion": settings.ingestion_address,
+            "anonymous": settings.allow_anonymous,
+            "users": len(access.users),
+        },
+    )
+    stats = asyncio.create_task(_log_stats(gateway, stop), name="mqtt-stats")
+    try:
+        await watch([stats], stop)
+    finally:
+        await health.set(False, "shutting down")
+        await broker.stop_listening()
+        # Settle what devices already sent (their acknowledgements go out), then close
+        # every connection; anything unsettled stays unacknowledged and is sent again.
+        await gateway.stop(settings.shutdown_grace)
+        await broker.shutdown()
+        stop.set()
+        await asyncio.wait([stats], timeout=3)
+        await ingestor.close()
+        await health_server.stop(grace=1)
+        log.info("mqtt gateway stopped", extra={"counters": gateway.counters.snapshot()})
+
+
+async def _log_stats(gateway: Gateway, stop: asyncio.Event) -> None:
+    last: dict[str, object] = {}
+    while not await wait_event(stop, STATS_INTERVAL):
+        now = gateway.counters.snapshot()
+        if now != last:
+            log.info("mqtt gateway counters", extra={"counters": now, "queued": gateway.queued})
+            last = now
