@@ -21,6 +21,7 @@ from services.actions.service import match_events
 from services.core.clock import Clock
 from services.core.errors import Unavailable
 from services.core.events import Event
+from services.infra import metrics
 from services.infra.codec import DecodeError, decode_event
 
 log = logging.getLogger(__name__)
@@ -52,6 +53,7 @@ class JobPlanner:
         rules = self._sink.enabled_rules()
         jobs = match_events(rules, events, self._new_id)
         created = self._sink.enqueue(jobs, self._clock.now(), self._dedupe_window)
+        metrics.WEBHOOK_JOBS.inc(created)
         self.jobs += created
         return created
 

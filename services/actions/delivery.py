@@ -31,7 +31,7 @@ from services.actions.signing import signature_headers
 from services.core.aio import wait_event
 from services.core.clock import Clock
 from services.core.errors import InvalidInput, Unavailable
-from services.infra import logs
+from services.infra import logs, metrics
 
 log = logging.getLogger(__name__)
 
@@ -232,6 +232,8 @@ class DeliveryWorkers:
 
     async def _finish(self, job: Job, outcome: Outcome, worker: str) -> None:
         await self._queue.finish(job, outcome, self._clock.now(), self._policy, worker)
+        if outcome.attempt is not None:
+            metrics.WEBHOOK_ATTEMPTS.labels(outcome.attempt.outcome).inc()
 
     async def _process(self, job: Job, worker: str, stop: asyncio.Event) -> None:
         meta = job.event.get("metadata") or {}
@@ -309,7 +311,9 @@ class DeliveryWorkers:
         }
         t0 = time.monotonic()
         result = await self._sender.send(job.target.url, headers, body, self._policy.timeout)
-        duration_ms = int((time.monotonic() - t0) * 1000)
+        elapsed = time.monotonic() - t0
+        metrics.WEBHOOK_ATTEMPT_SECONDS.observe(elapsed)
+        duration_ms = int(elapsed * 1000)
         self.attempts += 1
         now = self._clock.now()
         number = job.attempt_count + 1

@@ -24,7 +24,7 @@ from services.config.settings import ActionsSettings
 from services.core.aio import wait_event
 from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
-from services.infra import migrations
+from services.infra import metrics, migrations
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.postgres import TRANSIENT, Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
@@ -71,6 +71,7 @@ async def run(
     guard = ResolvingGuard() if settings.block_private_targets else None
     health = Health([SERVICE_NAME])
     await health.set(False, "starting")
+    metrics.serve(settings.host, settings.metrics_port)
     sender = HttpxSender(max_connections=max(settings.workers, 10))
     async with open_pool(
         settings.database_url,
@@ -176,11 +177,12 @@ async def _monitor(
     retention: float,
     stop: asyncio.Event,
 ) -> None:
-    """SERVING when the database answers and the consumer has joined its group; purges
-    finished deliveries past their retention once a minute."""
+    """SERVING when the database answers and the consumer has joined its group; samples the
+    delivery and breaker gauges every 5 s; purges finished deliveries once a minute."""
     availability = Availability()
     purge_every = 60.0
     since_purge = purge_every
+    since_stats = 5.0
     while not stop.is_set():
         db_ok = await ping(pool)
         await availability.observe(pool, db_ok)
@@ -188,6 +190,14 @@ async def _monitor(
         reason = "" if ok else ("database unreachable" if not db_ok else "consumer not assigned")
         await health.set(ok, reason)
         since_purge += 1.0
+        since_stats += 1.0
+        if db_ok and since_stats >= 5.0:
+            since_stats = 0.0
+            with contextlib.suppress(Unavailable):
+                counts, open_breakers = await store.stats()
+                for status, n in counts.items():
+                    metrics.WEBHOOK_DELIVERIES.labels(status).set(n)
+                metrics.WEBHOOK_BREAKERS_OPEN.set(open_breakers)
         if db_ok and since_purge >= purge_every:
             since_purge = 0.0
             with contextlib.suppress(Unavailable):

@@ -581,6 +581,22 @@ class PostgresActionStore:
                     (outcome.disable_rule_reason, now, job.rule_id),
                 )
 
+    async def stats(self) -> tuple[dict[str, int], int]:
+        """Pending and failed delivery counts, and breakers not closed (for metrics)."""
+        async with translate_errors("counting deliveries"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT status, count(*) AS n FROM actions.deliveries "
+                "WHERE status IN ('pending', 'failed') GROUP BY status"
+            )
+            counts = {"pending": 0, "failed": 0}
+            for row in await cur.fetchall():
+                counts[row["status"]] = int(row["n"])
+            cur = await conn.execute(
+                "SELECT count(*) AS n FROM actions.breakers WHERE state <> 'closed'"
+            )
+            open_row = await cur.fetchone()
+            return counts, int(open_row["n"]) if open_row else 0
+
     async def purge(self, now: datetime, retention: float) -> int:
         """Delete finished deliveries (delivered, discarded, suppressed) older than
         ``retention`` seconds with their attempts, and expired dedupe windows."""

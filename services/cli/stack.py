@@ -21,7 +21,7 @@ from pathlib import Path
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
 from services.cli.processes import Child, StartError, env_with, free_port, port_free, wait_until
-from services.config.settings import StackSettings
+from services.config.settings import METRICS_PORTS, StackSettings
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +76,7 @@ class Stack:
             "CJ_MQTT_PORT": str(s.mqtt_port),
             "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
             "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
+            **{f"CJ_{n.upper()}_METRICS_PORT": str(p) for n, p in s.metrics_ports.items()},
         }
         env.update(self.extra_env)
         return env_with(env)
@@ -94,6 +95,7 @@ class Stack:
             "CJ_ACTIONS_PORT": s.actions_port,
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
+            **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
         }
         seen: dict[int, str] = {}
         for var, port in wanted.items():
@@ -229,6 +231,11 @@ class Stack:
             "PostgreSQL": self.postgres.url,
             "Kafka-protocol broker": self.broker.bootstrap,
             "logs": str(self.logs),
+            **{
+                f"metrics ({name})": f"http://127.0.0.1:{port}/metrics"
+                for name, port in s.metrics_ports.items()
+                if port
+            },
         }
         width = max(len(k) for k in rows)
         return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows.items())
@@ -249,6 +256,7 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         actions_port=free_port(),
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
+        metrics_ports={name: free_port() for name in METRICS_PORTS},
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",

@@ -145,6 +145,8 @@ class IngestionSettings:
     host: str
     port: int
     relay_port: int
+    metrics_port: int
+    relay_metrics_port: int
     max_payload_bytes: int
     idempotency_retention: float
     run_relay: bool
@@ -163,6 +165,8 @@ class IngestionSettings:
             host=env.text("CJ_INGESTION_HOST", "127.0.0.1"),
             port=env.port("CJ_INGESTION_PORT", 50051),
             relay_port=env.port("CJ_RELAY_PORT", 50054),
+            metrics_port=env.integer("CJ_INGESTION_METRICS_PORT", 9101, lo=0, hi=65535),
+            relay_metrics_port=env.integer("CJ_RELAY_METRICS_PORT", 9102, lo=0, hi=65535),
             max_payload_bytes=env.integer(
                 "CJ_INGESTION_MAX_PAYLOAD_BYTES", 64 * 1024, lo=16, hi=4 * 1024 * 1024
             ),
@@ -189,6 +193,7 @@ class EventHandlerSettings:
     topics: tuple[str, ...]
     poll_timeout: float
     batch_size: int
+    metrics_port: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> EventHandlerSettings:
@@ -204,6 +209,7 @@ class EventHandlerSettings:
             ),
             poll_timeout=env.duration("CJ_EVENTHANDLER_POLL_TIMEOUT", 1.0, lo=0.001),
             batch_size=env.integer("CJ_EVENTHANDLER_BATCH_SIZE", 500, lo=1, hi=100_000),
+            metrics_port=env.integer("CJ_EVENTHANDLER_METRICS_PORT", 9103, lo=0, hi=65535),
         )
 
 
@@ -215,6 +221,7 @@ class QuerySettings:
     port: int
     pool_size: int
     db_timeout: float
+    metrics_port: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -226,6 +233,7 @@ class QuerySettings:
             port=env.port("CJ_QUERY_PORT", 50052),
             pool_size=env.integer("CJ_QUERY_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_QUERY_DB_TIMEOUT", 5.0, lo=0.1),
+            metrics_port=env.integer("CJ_QUERY_METRICS_PORT", 9104, lo=0, hi=65535),
         )
 
 
@@ -237,6 +245,7 @@ class ActionsSettings:
     database_url: str
     host: str
     port: int
+    metrics_port: int
     consumer_group: str
     topics: tuple[str, ...]
     poll_timeout: float
@@ -275,6 +284,7 @@ class ActionsSettings:
             database_url=env.db_url("CJ_ACTIONS_DATABASE_URL"),
             host=env.text("CJ_ACTIONS_HOST", "127.0.0.1"),
             port=env.port("CJ_ACTIONS_PORT", 50056),
+            metrics_port=env.integer("CJ_ACTIONS_METRICS_PORT", 9106, lo=0, hi=65535),
             consumer_group=env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
             topics=env.csv("CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")),
             poll_timeout=env.duration("CJ_ACTIONS_POLL_TIMEOUT", 1.0, lo=0.001),
@@ -318,6 +328,7 @@ class MqttSettings:
     host: str
     port: int
     health_port: int
+    metrics_port: int
     ingestion_address: str
     users_file: Path | None
     allow_anonymous: bool
@@ -350,6 +361,7 @@ class MqttSettings:
             host=env.text("CJ_MQTT_HOST", "127.0.0.1"),
             port=env.port("CJ_MQTT_PORT", 1883),
             health_port=env.port("CJ_MQTT_HEALTH_PORT", 50055),
+            metrics_port=env.integer("CJ_MQTT_METRICS_PORT", 9105, lo=0, hi=65535),
             ingestion_address=env.text(
                 "CJ_MQTT_INGESTION_ADDRESS",
                 f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
@@ -365,6 +377,17 @@ class MqttSettings:
             ingest_timeout=env.duration("CJ_MQTT_INGEST_TIMEOUT", 10.0, lo=0.1),
             shutdown_grace=env.duration("CJ_MQTT_SHUTDOWN_GRACE", 10.0, lo=0.0),
         )
+
+
+# Default Prometheus ports per process (CJ_<NAME>_METRICS_PORT; 0 turns one off).
+METRICS_PORTS = {
+    "ingestion": 9101,
+    "relay": 9102,
+    "eventhandler": 9103,
+    "query": 9104,
+    "mqtt": 9105,
+    "actions": 9106,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -383,6 +406,7 @@ class StackSettings:
     actions_port: int
     mqtt_port: int
     mqtt_health_port: int
+    metrics_ports: dict[str, int]
     envoy_concurrency: int
     start_timeout: float
     broker_log: str
@@ -403,6 +427,10 @@ class StackSettings:
             actions_port=env.port("CJ_ACTIONS_PORT", 50056),
             mqtt_port=env.port("CJ_MQTT_PORT", 1883),
             mqtt_health_port=env.port("CJ_MQTT_HEALTH_PORT", 50055),
+            metrics_ports={
+                name: env.integer(f"CJ_{name.upper()}_METRICS_PORT", port, lo=0, hi=65535)
+                for name, port in METRICS_PORTS.items()
+            },
             envoy_concurrency=env.integer("CJ_ENVOY_CONCURRENCY", 1, lo=1, hi=64),
             start_timeout=env.duration("CJ_START_TIMEOUT", 60.0, lo=1.0),
             broker_log=env.choice(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
@@ -17,9 +18,12 @@ from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 from services.core.errors import Unavailable
 from services.core.events import Event
 from services.eventhandler.service import EventHandler
+from services.infra import metrics
 from services.infra.codec import DecodeError, decode_event
 
 log = logging.getLogger(__name__)
+
+LAG_INTERVAL = 5.0
 
 
 class ConsumerLoop:
@@ -31,7 +35,9 @@ class ConsumerLoop:
         *,
         batch_size: int,
         poll_timeout: float,
+        group: str = "event-handler",
     ) -> None:
+        self._group = group
         self._consumer = consumer
         self._handler = handler
         self._topics = topics
@@ -41,6 +47,7 @@ class ConsumerLoop:
         self.assigned = threading.Event()
         self.db_ok = True
         self.processed = 0
+        self._lag_at = 0.0
         # Latest offsets handed to async commits, re-committed synchronously on close.
         self._pending_commit: dict[tuple[str, int], TopicPartition] = {}
 
@@ -80,7 +87,15 @@ class ConsumerLoop:
         failures = 0
         while True:
             try:
-                self._handler.handle(items)
+                start = time.perf_counter()
+                outcome = self._handler.handle(items)
+                metrics.HANDLER_SECONDS.observe(time.perf_counter() - start)
+                dead = len(outcome.dead)
+                metrics.HANDLER_EVENTS.labels("applied").inc(
+                    outcome.events - outcome.skipped - dead
+                )
+                metrics.HANDLER_EVENTS.labels("skipped").inc(outcome.skipped)
+                metrics.HANDLER_EVENTS.labels("dead_lettered").inc(dead)
                 if not self.db_ok:
                     log.warning("database is back; resuming", extra={"failed_attempts": failures})
                     self._consumer.resume(self._consumer.assignment())
@@ -117,6 +132,23 @@ class ConsumerLoop:
             # E.g. a rebalance took the partition: the next owner re-reads; effects are idempotent.
             log.warning("offset commit failed", extra={"error": str(e)})
 
+    def _sample_lag(self) -> None:
+        """Every few seconds: position vs. end of each assigned partition (both local: the
+        end offset is the one the last fetch response reported)."""
+        now = time.monotonic()
+        if now - self._lag_at < LAG_INTERVAL:
+            return
+        self._lag_at = now
+        try:
+            for tp in self._consumer.position(self._consumer.assignment()):
+                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
+                if tp.offset >= 0 and high >= 0:
+                    metrics.CONSUMER_LAG.labels(self._group, tp.topic, str(tp.partition)).set(
+                        max(0, high - tp.offset)
+                    )
+        except Exception as e:  # a metric must never stop the loop
+            log.debug("could not sample consumer lag", extra={"error": str(e)})
+
     def _poll_batch(self) -> list[Message]:
         # consume(n, timeout) waits the whole timeout unless n messages arrive, which would
         # add up to poll_timeout of latency to every event. Wait for the first message only,
@@ -143,6 +175,7 @@ class ConsumerLoop:
                         good.append(m)
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error", extra={"error": err.str()})
+                self._sample_lag()
                 if good:
                     idle_polls = 0
                     if not self._handle_blocking(good):

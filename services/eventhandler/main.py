@@ -21,7 +21,7 @@ from services.eventhandler.dlq_store import PostgresDeadLetterStore
 from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
-from services.infra import migrations
+from services.infra import metrics, migrations
 from services.infra.codec import decode_event
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.runtime import PortInUse
@@ -38,13 +38,30 @@ def _db_reachable(url: str) -> bool:
         return False
 
 
+def _sample_dlq(url: str) -> None:
+    try:
+        with psycopg.connect(url, connect_timeout=2) as conn:
+            rows = conn.execute(
+                "SELECT consumer, count(*) FROM eventhandler.dlq WHERE status = 'pending' "
+                "GROUP BY consumer"
+            ).fetchall()
+    except psycopg.Error:
+        return
+    for consumer, n in rows:
+        metrics.DLQ_PENDING.labels(consumer).set(n)
+
+
 def _health_loop(
     loop: ConsumerLoop, servicer: health.HealthServicer, url: str, stop: threading.Event
 ) -> None:
     """SERVING only when the consumer has joined its group and the database answers."""
     last: bool | None = None
+    ticks = 0
     while not stop.is_set():
         ok = loop.assigned.is_set() and loop.db_ok and _db_reachable(url)
+        if ok and ticks % 10 == 0:
+            _sample_dlq(url)
+        ticks += 1
         if ok != last:
             status = (
                 health_pb2.HealthCheckResponse.SERVING
@@ -78,7 +95,9 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         settings.topics,
         batch_size=settings.batch_size,
         poll_timeout=settings.poll_timeout,
+        group=settings.consumer_group,
     )
+    metrics.serve(settings.host, settings.metrics_port)
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.NOT_SERVING)
     server = grpc.server(

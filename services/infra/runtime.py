@@ -49,11 +49,14 @@ class Health:
 
 
 def make_server(host: str, port: int, health_: Health) -> grpc.aio.Server:
+    from services.infra.metrics import GrpcMetrics
+
     server = grpc.aio.server(
+        interceptors=[GrpcMetrics()],
         options=[
             ("grpc.so_reuseport", 0),  # a second process on our port is an error, not a peer
             ("grpc.max_receive_message_length", 8 * 1024 * 1024),
-        ]
+        ],
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_.servicer, server)
     try:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 from datetime import UTC
 
 import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
-from services.infra import logs
+from services.core.errors import InvalidInput, Unavailable
+from services.infra import logs, metrics
 from services.infra.codec import from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.ingestion.service import IngestionService
@@ -45,6 +47,10 @@ def _source(context: grpc.aio.ServicerContext) -> str:
     return src if src in ("http", "grpc", "mqtt") else "grpc"
 
 
+def _count(source: str, result: str, n: int = 1) -> None:
+    metrics.INGESTED.labels(source, result).inc(n)
+
+
 class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     def __init__(self, service: IngestionService) -> None:
         self._service = service
@@ -59,7 +65,12 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
             header = metadata_value(context, "idempotency-key")
             if header:
                 cmd = dataclasses.replace(cmd, idempotency_key=header)
-        result = await self._service.ingest(cmd)
+        try:
+            result = await self._service.ingest(cmd)
+        except (InvalidInput, Unavailable) as e:
+            _count(cmd.source, "rejected" if isinstance(e, InvalidInput) else "unavailable")
+            raise
+        _count(cmd.source, result.status)
         return ingestion_pb2.IngestEventResponse(event_id=result.event_id, status=result.status)
 
     @grpc_errors
@@ -67,9 +78,16 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         self, request: ingestion_pb2.IngestEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.IngestEventsResponse:
         source = _source(context)
-        results = await self._service.ingest_many(
-            [to_command(e, context, source) for e in request.events]
-        )
+        try:
+            results = await self._service.ingest_many(
+                [to_command(e, context, source) for e in request.events]
+            )
+        except (InvalidInput, Unavailable) as e:
+            kind = "rejected" if isinstance(e, InvalidInput) else "unavailable"
+            _count(source, kind, len(request.events))
+            raise
+        for status, n in collections.Counter(r.status for r in results).items():
+            _count(source, status, n)
         out = ingestion_pb2.IngestEventsResponse()
         for i, r in enumerate(results):
             out.results.add(index=i, event_id=r.event_id, status=r.status, error=r.error)

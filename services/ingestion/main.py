@@ -14,7 +14,7 @@ from services.core.aio import wait_event
 from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
 from services.core.events import ALL_TOPICS
-from services.infra import migrations
+from services.infra import metrics, migrations
 from services.infra.kafka import KafkaPublisher, ensure_topics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
@@ -57,6 +57,7 @@ async def run(
             settings.common.topic_replication,
         )
         publisher = KafkaPublisher(settings.common.brokers)
+    metrics.serve(settings.host, settings.metrics_port if api else settings.relay_metrics_port)
 
     health = Health([SERVICE_NAME] if api else [])
     await health.set(False, "starting")
@@ -93,7 +94,7 @@ async def run(
         if relay and publisher is not None:
             relay_obj = Relay(
                 store,
-                publisher,
+                metrics.InstrumentedPublisher(publisher),
                 batch_size=settings.outbox.batch_size,
                 max_retries=settings.outbox.max_retries,
                 worker_count=settings.outbox.worker_count,
@@ -156,6 +157,11 @@ async def _monitor(
             "" if db_ok and relay_ok else ("database unreachable" if not db_ok else "relay stuck")
         )
         await health.set(db_ok and relay_ok, reason)
+        if db_ok and relay is not None:
+            with contextlib.suppress(Unavailable):
+                depth, age = await store.outbox_stats()
+                metrics.OUTBOX_DEPTH.set(depth)
+                metrics.OUTBOX_OLDEST.set(age)
         since_purge += 1.0
         if db_ok and since_purge >= purge_every:
             since_purge = 0.0

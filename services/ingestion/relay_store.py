@@ -92,6 +92,16 @@ class PostgresRelayStore:
                 raw = await cur.fetchall()
             yield _Batch(cur, [_row(r) for r in raw])
 
+    async def outbox_stats(self) -> tuple[int, float]:
+        """Rows waiting and the age in seconds of the oldest (0 when empty)."""
+        async with translate_errors("reading outbox depth"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(created_at)), 0) "
+                "AS age FROM ingestion.outbox"
+            )
+            row = await cur.fetchone()
+        return (int(row["n"]), float(row["age"])) if row else (0, 0.0)
+
     async def purge_idempotency_keys(self, older_than_seconds: float) -> int:
         async with translate_errors("purging idempotency keys"), self._pool.connection() as conn:
             cur = await conn.execute(

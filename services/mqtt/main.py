@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterator
 
 import uuid_utils
 from amqtt.errors import BrokerError
+from prometheus_client import REGISTRY
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from services.config.settings import MqttSettings
 from services.core.aio import wait_event
+from services.infra import metrics
 from services.infra.runtime import Health, PortInUse, install_stop_signals, make_server, watch
 from services.mqtt.access import Access, load_users
 from services.mqtt.broker import BrokerFeedback, GatewayBroker
@@ -63,6 +68,8 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
     )
     feedback.broker = broker
     gateway.start()
+    metrics.serve(settings.host, settings.metrics_port)
+    REGISTRY.register(GatewayCollector(gateway))
     try:
         await broker.start()
     except BrokerError as e:
@@ -96,6 +103,38 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         await ingestor.close()
         await health_server.stop(grace=1)
         log.info("mqtt gateway stopped", extra={"counters": gateway.counters.snapshot()})
+
+
+class GatewayCollector(Collector):
+    """The gateway's own counters, read at scrape time (the core knows nothing of Prometheus)."""
+
+    def __init__(self, gateway: Gateway) -> None:
+        self._gateway = gateway
+
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        c = self._gateway.counters
+        settled = CounterMetricFamily(
+            "cornjacket_mqtt_messages",
+            "MQTT publishes settled by the gateway, by result (accepted, duplicate, or the "
+            "rejection code)",
+            labels=["result"],
+        )
+        settled.add_metric(["accepted"], c.accepted)
+        settled.add_metric(["duplicate"], c.duplicates)
+        for code, n in c.rejected.items():
+            settled.add_metric([code], n)
+        settled.add_metric(["dropped_qos0"], c.dropped_qos0)
+        yield settled
+        retries = CounterMetricFamily(
+            "cornjacket_mqtt_ingest_retries", "Ingestion calls the gateway had to repeat"
+        )
+        retries.add_metric([], c.ingest_retries)
+        yield retries
+        queued = GaugeMetricFamily(
+            "cornjacket_mqtt_queued", "Publishes waiting for ingestion (unacknowledged)"
+        )
+        queued.add_metric([], self._gateway.queued)
+        yield queued
 
 
 async def _log_stats(gateway: Gateway, stop: asyncio.Event) -> None:

@@ -10,6 +10,7 @@ from cornjacket.v1 import query_pb2, query_pb2_grpc
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
+from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.grpc_api import QueryServicer
@@ -27,6 +28,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         install_stop_signals(stop)
     health = Health([SERVICE_NAME])
     await health.set(False, "starting")
+    metrics.serve(settings.host, settings.metrics_port)
     async with open_pool(
         settings.database_url,
         max_size=settings.pool_size,

@@ -363,3 +363,31 @@ def create_rule_direct(stack: Stack, url: str) -> str:
             (rule_id, url, [SECRET]),
         )
     return rule_id
+
+
+def test_the_orchestrator_serves_metrics(http: httpx.Client, hooks: Receiver, stack: Stack) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    path = f"/{unique('metrics')}"
+    rule = create_rule(http, hooks.url(path), pattern="system.alert")
+    send(http, "system.alert", unique("a"), {"level": "info", "message": "metrics"})
+    eventually(lambda: deliveries(http, rule["rule_id"], "delivered"), what="delivered")
+    port = stack.settings.metrics_ports["actions"]
+
+    def samples() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        return {
+            (s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text)
+            for s in family.samples
+        }
+
+    got = samples()
+    assert got[("cornjacket_webhook_jobs_total", ())] >= 1
+    assert got[("cornjacket_webhook_attempts_total", (("outcome", "success"),))] >= 1
+    assert got[("cornjacket_webhook_attempt_seconds_count", ())] >= 1
+    assert got[("cornjacket_grpc_requests_total", (("code", "OK"), ("method", "CreateRule")))] >= 1
+    eventually(
+        lambda: ("cornjacket_webhook_deliveries", (("status", "pending"),)) in samples(),
+        what="sampled delivery gauges",
+    )
