@@ -19,6 +19,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
+from services.config.settings import METRICS_PORTS
 from services.core.events import Event
 from services.infra.codec import decode_event
 
@@ -67,8 +68,10 @@ def wait_serving(address: str, timeout: float = 30.0, child: Child | None = None
 def service_process(
     service: str, env: dict[str, str], log_dir: Path, address: str | None = None
 ) -> Iterator[Child]:
-    """Run ``cornjacket serve <service>`` as a real process; stop it afterwards."""
-    child = python_service(service, service, env_with(env), log_dir / f"{service}.log")
+    """Run ``cornjacket serve <service>`` as a real process; stop it afterwards. Metrics
+    are off unless asked for: several processes of one service run side by side here."""
+    quiet = {f"CJ_{name.upper()}_METRICS_PORT": "0" for name in METRICS_PORTS}
+    child = python_service(service, service, env_with({**quiet, **env}), log_dir / f"{service}.log")
     child.start()
     try:
         if address is not None:

@@ -376,9 +376,10 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME=HOST:PORT",
         help="where a service listens, e.g. ingestion=ingestion:50051 (repeatable)",
     )
-    from services.cli import dlq
+    from services.cli import dlq, trace
 
     dlq.add_parser(sub)
+    trace.add_parser(sub)
     replay = sub.add_parser(
         "replay",
         help="rebuild projections from the event store (build aside, then swap in)",
@@ -458,6 +459,10 @@ def main(argv: list[str] | None = None) -> int:
             return _replay(args)
         if args.command == "republish":
             return _republish(args)
+        if args.command == "trace":
+            from services.cli import trace
+
+            return trace.run(args, f"127.0.0.1:{StackSettings.from_env().edge_port}")
         if args.command == "dlq":
             from services.cli import dlq
 

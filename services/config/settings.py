@@ -222,6 +222,8 @@ class QuerySettings:
     pool_size: int
     db_timeout: float
     metrics_port: int
+    ingestion_address: str
+    eventhandler_address: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -234,6 +236,14 @@ class QuerySettings:
             pool_size=env.integer("CJ_QUERY_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_QUERY_DB_TIMEOUT", 5.0, lo=0.1),
             metrics_port=env.integer("CJ_QUERY_METRICS_PORT", 9104, lo=0, hi=65535),
+            # Lineage asks the services owning each part, over gRPC.
+            ingestion_address=env.text(
+                "CJ_QUERY_INGESTION_ADDRESS", f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}"
+            ),
+            eventhandler_address=env.text(
+                "CJ_QUERY_EVENTHANDLER_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_EVENTHANDLER_PORT', 50053)}",
+            ),
         )
 
 

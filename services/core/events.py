@@ -78,3 +78,13 @@ class Event:
                 schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
             ),
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Publication:
+    """Where the broker put an event: topic, partition and offset."""
+
+    event_id: str
+    topic: str
+    partition: int
+    offset: int

@@ -1,4 +1,5 @@
-"""PostgreSQL adapter for the DeadLetterStore port (eventhandler.dlq)."""
+"""PostgreSQL adapter for the DeadLetterStore port (eventhandler.dlq) and the EffectsStore
+port (lineage reads of projections and dead letters): the handler's API-side reads."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 
 from services.core.errors import Unavailable
 from services.eventhandler.dead_letters import DeadLetterFilter, DeadLetterRecord
+from services.eventhandler.effects import DeadLetterRef, ProjectionRow
 from services.eventhandler.projection_store import UPSERT, upsert_batch
 from services.eventhandler.projectors import ProjectionUpdate
 
@@ -152,3 +154,25 @@ class PostgresDeadLetterStore:
                 (list(ids),),
             ).fetchall()
         return [r["dlq_id"] for r in rows]
+
+    def rows(self, keys: Sequence[tuple[str, str]]) -> list[ProjectionRow]:
+        if not keys:
+            return []
+        with self._conn("reading projections") as conn:
+            found = conn.execute(
+                "SELECT p.projection_type, p.aggregate_id, p.last_event_id::text AS last_event_id, "
+                "p.last_event_timestamp, p.updated_at FROM eventhandler.projections p "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(t, a) "
+                "ON p.projection_type = k.t AND p.aggregate_id = k.a",
+                ([k[0] for k in keys], [k[1] for k in keys]),
+            ).fetchall()
+        return [ProjectionRow(**r) for r in found]
+
+    def dead_letters(self, event_id: str) -> list[DeadLetterRef]:
+        with self._conn("reading dead letters") as conn:
+            found = conn.execute(
+                "SELECT dlq_id::text AS dlq_id, consumer, status, error_message, failed_at "
+                "FROM eventhandler.dlq WHERE event_id = %s ORDER BY failed_at",
+                (event_id,),
+            ).fetchall()
+        return [DeadLetterRef(**r) for r in found]

@@ -9,7 +9,7 @@ from concurrent import futures
 
 import grpc
 import psycopg
-from cornjacket.v1 import dlq_pb2_grpc
+from cornjacket.v1 import dlq_pb2_grpc, lineage_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import EventHandlerSettings
@@ -18,6 +18,7 @@ from services.eventhandler.consumer import ConsumerLoop, consumer_from
 from services.eventhandler.dead_letters import DeadLetterService
 from services.eventhandler.dlq_api import DeadLetterServicer
 from services.eventhandler.dlq_store import PostgresDeadLetterStore
+from services.eventhandler.effects_api import EventEffectsServicer
 from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
@@ -112,6 +113,9 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
             DeadLetterService(dlq_store, default_registry(), decode_event, clock_.now)
         ),
         server,
+    )
+    lineage_pb2_grpc.add_EventEffectsServiceServicer_to_server(
+        EventEffectsServicer(default_registry(), dlq_store), server
     )
     address = f"{settings.host}:{settings.port}"
     try:

@@ -84,6 +84,10 @@ def decode_event(data: bytes) -> Event:
         uuid.UUID(env.event_id)
     except ValueError:
         raise DecodeError(f"event_id {env.event_id[:64]!r} is not a UUID") from None
+    return event_from_proto(env)
+
+
+def event_from_proto(env: events_pb2.EventEnvelope) -> Event:
     return Event(
         event_id=env.event_id,
         event_type=env.event_type,

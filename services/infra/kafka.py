@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
 
 from services.core.errors import Unavailable
-from services.core.events import Event, topic_for
+from services.core.events import Event, Publication, topic_for
 from services.infra.codec import encode_event
 
 log = logging.getLogger(__name__)
@@ -76,26 +76,28 @@ class KafkaPublisher:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[Event]) -> list[Publication]:
         loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[None]] = []
+        futures: list[asyncio.Future[Publication]] = []
 
-        def make_cb(fut: asyncio.Future[None]) -> Any:
-            def cb(err: KafkaError | None, _msg: Any) -> None:
+        def make_cb(fut: asyncio.Future[Publication], event_id: str) -> Any:
+            def cb(err: KafkaError | None, msg: Any) -> None:
                 def settle() -> None:
                     if fut.done():
                         return
                     if err is not None:
                         fut.set_exception(Unavailable(f"broker did not acknowledge: {err.str()}"))
                     else:
-                        fut.set_result(None)
+                        fut.set_result(
+                            Publication(event_id, msg.topic(), msg.partition(), msg.offset())
+                        )
 
                 loop.call_soon_threadsafe(settle)
 
             return cb
 
         for ev in events:
-            fut: asyncio.Future[None] = loop.create_future()
+            fut: asyncio.Future[Publication] = loop.create_future()
             futures.append(fut)
             headers: list[tuple[str, str | bytes | None]] = [("event_type", ev.event_type.encode())]
             if ev.metadata.trace_id:
@@ -107,7 +109,7 @@ class KafkaPublisher:
                         key=ev.aggregate_id.encode(),
                         value=encode_event(ev),
                         headers=headers,
-                        on_delivery=make_cb(fut),
+                        on_delivery=make_cb(fut, ev.event_id),
                     )
                     break
                 except BufferError:
@@ -116,9 +118,12 @@ class KafkaPublisher:
                     fut.set_exception(Unavailable(f"cannot produce: {e}"))
                     break
         results = await asyncio.gather(*futures, return_exceptions=True)
+        published: list[Publication] = []
         for r in results:
             if isinstance(r, BaseException):
                 raise r
+            published.append(r)
+        return published
 
     def close(self, flush_timeout: float = 10) -> None:
         self._stop.set()

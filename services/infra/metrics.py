@@ -105,15 +105,16 @@ class InstrumentedPublisher:
     def __init__(self, inner: Any) -> None:
         self._inner = inner
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[Event]) -> Any:
         start = time.perf_counter()
         try:
-            await self._inner.publish(events)
+            published = await self._inner.publish(events)
         except Exception:
             RELAY_EVENTS.labels("failed").inc(len(events))
             raise
         RELAY_PUBLISH_SECONDS.observe(time.perf_counter() - start)
         RELAY_EVENTS.labels("published").inc(len(events))
+        return published
 
     def close(self, flush_timeout: float = 10) -> None:
         self._inner.close(flush_timeout)

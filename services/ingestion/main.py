@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 import uuid_utils
-from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc, lineage_pb2_grpc
 
 from services.config.settings import IngestionSettings
 from services.core.aio import wait_event
@@ -18,6 +18,7 @@ from services.infra import metrics, migrations
 from services.infra.kafka import KafkaPublisher, ensure_topics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
+from services.ingestion.event_records import EventRecordReader, EventRecordServicer
 from services.ingestion.group_commit import GroupCommitOutbox
 from services.ingestion.grpc_api import IngestionServicer
 from services.ingestion.outbox_store import PostgresOutbox
@@ -87,6 +88,9 @@ async def run(
             )
             ingestion_pb2_grpc.add_IngestionServiceServicer_to_server(
                 IngestionServicer(service), server
+            )
+            lineage_pb2_grpc.add_EventRecordServiceServicer_to_server(
+                EventRecordServicer(EventRecordReader(pool)), server
             )
         await server.start()
         tasks: list[asyncio.Task[None]] = []

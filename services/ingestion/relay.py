@@ -20,7 +20,7 @@ from typing import Protocol
 
 from services.core.aio import wait_event
 from services.core.errors import Unavailable
-from services.core.events import Event
+from services.core.events import Event, Publication
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +43,8 @@ class ClaimedBatch(Protocol):
 
     async def delete(self, outbox_ids: Sequence[str]) -> None: ...
 
+    async def record_publications(self, publications: Sequence[Publication]) -> None: ...
+
     async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
         """Count a failed attempt on these rows (they stay in the outbox)."""
         ...
@@ -58,11 +60,12 @@ class RelayStore(Protocol):
 class Publisher(Protocol):
     """Publishes events to the bus. Safe for concurrent use.
 
-    ``publish`` returns once the broker acknowledged every message (acks=all); it raises
-    Unavailable if any message was not acknowledged (some may have been: at-least-once).
+    ``publish`` returns once the broker acknowledged every message (acks=all), with where
+    each went; it raises Unavailable if any message was not acknowledged (some may have
+    been: at-least-once).
     """
 
-    async def publish(self, events: Sequence[Event]) -> None: ...
+    async def publish(self, events: Sequence[Event]) -> Sequence[Publication]: ...
 
 
 class Relay:
@@ -121,13 +124,14 @@ class Relay:
             if events:
                 await batch.append_to_event_store(events)
                 try:
-                    await self._publisher.publish(events)
+                    publications = await self._publisher.publish(events)
                 except Unavailable as e:
                     # Keep the rows (no delete) and count the attempt; the event store
                     # append may commit, it is idempotent on event_id.
                     await batch.mark_failed([r.outbox_id for r in good], str(e))
                     publish_error = e
                 else:
+                    await batch.record_publications(publications)
                     await batch.delete([r.outbox_id for r in good])
         if publish_error is not None:
             raise publish_error

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,7 +12,7 @@ from typing import Any
 import psycopg
 
 from services.core.aio import wait_event
-from services.core.events import Event
+from services.core.events import Event, Publication
 from services.infra.postgres import TRANSIENT, DictPool, translate_errors
 from services.ingestion.relay import ClaimedBatch, OutboxRow
 
@@ -37,6 +38,13 @@ ON CONFLICT (event_id) DO NOTHING
 """
 
 
+_RECORD_PUBLICATIONS = """
+INSERT INTO ingestion.event_publications (event_id, topic, "partition", "offset")
+SELECT e, t, p, o FROM jsonb_to_recordset(%s::jsonb) AS x(e uuid, t text, p int, o bigint)
+ON CONFLICT DO NOTHING
+"""
+
+
 def _row(raw: dict[str, Any]) -> OutboxRow:
     try:
         event = Event.from_dict(raw["event_payload"])
@@ -59,6 +67,14 @@ class _Batch:
         await self._cur.execute(
             "DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])", (list(outbox_ids),)
         )
+
+    async def record_publications(self, publications: Sequence[Publication]) -> None:
+        if not publications:
+            return
+        rows = json.dumps(
+            [{"e": p.event_id, "t": p.topic, "p": p.partition, "o": p.offset} for p in publications]
+        )
+        await self._cur.execute(_RECORD_PUBLICATIONS, (rows,))
 
     async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
         await self._cur.execute(

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from cornjacket.v1 import query_pb2, query_pb2_grpc
+from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc, query_pb2, query_pb2_grpc
 
-from services.infra.codec import to_struct, to_timestamp
+from services.infra.codec import event_to_proto, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
+from services.query.lineage import LineageService
 from services.query.service import ProjectionView, QueryService
 
 
@@ -44,3 +45,20 @@ class QueryServicer(query_pb2_grpc.QueryServiceServicer):
             limit=page.limit,
             offset=page.offset,
         )
+
+
+class LineageServicer(lineage_pb2_grpc.LineageServiceServicer):
+    def __init__(self, service: LineageService) -> None:
+        self._service = service
+
+    @grpc_errors
+    async def GetEventLineage(
+        self, request: lineage_pb2.GetEventLineageRequest, context: grpc.aio.ServicerContext
+    ) -> lineage_pb2.EventLineage:
+        event, hops = await self._service.lineage(request.event_id)
+        out = lineage_pb2.EventLineage(event_id=event.event_id, event=event_to_proto(event))
+        for h in hops:
+            hop = out.hops.add(stage=h.stage, status=h.status, detail=h.detail)
+            if h.at is not None:
+                hop.at.CopyFrom(to_timestamp(h.at))
+        return out

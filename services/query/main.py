@@ -6,14 +6,16 @@ import asyncio
 import contextlib
 import logging
 
-from cornjacket.v1 import query_pb2, query_pb2_grpc
+from cornjacket.v1 import lineage_pb2_grpc, query_pb2, query_pb2_grpc
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
-from services.query.grpc_api import QueryServicer
+from services.query.grpc_api import LineageServicer, QueryServicer
+from services.query.lineage import LineageService
+from services.query.lineage_clients import GrpcEffects, GrpcRecords
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
 
@@ -39,6 +41,11 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         query_pb2_grpc.add_QueryServiceServicer_to_server(
             QueryServicer(QueryService(PostgresProjectionReader(pool))), server
         )
+        records = GrpcRecords(settings.ingestion_address)
+        effects = GrpcEffects(settings.eventhandler_address)
+        lineage_pb2_grpc.add_LineageServiceServicer_to_server(
+            LineageServicer(LineageService(records, effects)), server
+        )
         await server.start()
         monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
         log.info("query serving", extra={"address": f"{settings.host}:{settings.port}"})
@@ -49,6 +56,8 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await server.stop(grace=5)
             stop.set()
             await asyncio.wait([monitor], timeout=3)
+            await records.close()
+            await effects.close()
             log.info("query stopped")
 
 

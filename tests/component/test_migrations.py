@@ -44,7 +44,8 @@ def test_replicas_starting_together_do_not_race(database: str) -> None:
         t.start()
     for t in threads:
         t.join()
-    assert sorted(r for r in results if isinstance(r, int)) == [0, 0, 0, 2], results
+    released = len(migrations.load("eventhandler"))
+    assert sorted(r for r in results if isinstance(r, int)) == [0, 0, 0, released], results
 
 
 def test_changed_or_failing_migration_refuses(database: str, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.core.errors import Unavailable
-from services.core.events import Event
+from services.core.events import Event, Publication
 from services.eventhandler.projectors import ProjectionUpdate
 from services.eventhandler.service import DeadLetter
 from services.ingestion.ports import Appended, PendingEvent
@@ -52,6 +52,9 @@ class _MemBatch:
         for i in outbox_ids:
             self.store.outbox.pop(i, None)
 
+    async def record_publications(self, publications: Sequence[Publication]) -> None:
+        self.store.publications.extend(publications)
+
     async def mark_failed(self, outbox_ids: Sequence[str], error: str) -> None:
         for i in outbox_ids:
             row = self.store.outbox[i]
@@ -62,6 +65,7 @@ class _MemBatch:
 class MemoryRelayStore:
     outbox: dict[str, OutboxRow] = field(default_factory=dict)
     event_store: dict[str, Event] = field(default_factory=dict)
+    publications: list[Publication] = field(default_factory=list)
 
     def add(self, event: Event | None, outbox_id: str | None = None) -> None:
         oid = outbox_id or (event.event_id if event else "bad")
@@ -82,10 +86,14 @@ class MemoryPublisher:
         self.sent: list[Event] = []
         self.down = False
 
-    async def publish(self, events: Sequence[Event]) -> None:
+    async def publish(self, events: Sequence[Event]) -> list[Publication]:
         if self.down:
             raise Unavailable("broker did not acknowledge: timed out")
+        start = len(self.sent)
         self.sent.extend(events)
+        return [
+            Publication(e.event_id, "sensor-events", 0, start + i) for i, e in enumerate(events)
+        ]
 
 
 class MemoryProjectionStore:

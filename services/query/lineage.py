@@ -1,0 +1,143 @@
+"""Lineage core: "where is event X", as hops gathered from the services owning each part."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from services.core.errors import InvalidInput, NotFound, Unavailable
+from services.core.events import Event
+
+
+@dataclass(frozen=True, slots=True)
+class PublicationView:
+    topic: str
+    partition: int
+    offset: int
+    published_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RecordView:
+    """Ingestion's answer."""
+
+    event: Event
+    state: str  # outbox | stored
+    stored_at: datetime | None = None
+    retry_count: int = 0
+    last_error: str = ""
+    publications: list[PublicationView] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class EffectView:
+    projection_type: str
+    aggregate_id: str
+    status: str  # current | superseded | pending
+    current_event_id: str = ""
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterView:
+    dlq_id: str
+    consumer: str
+    status: str
+    error_message: str
+    failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    stage: str
+    status: str  # done | pending | superseded | failed | unknown
+    at: datetime | None
+    detail: str
+
+
+class Records(Protocol):
+    async def record(self, event_id: str) -> RecordView | None:
+        """Raises Unavailable when ingestion cannot be asked."""
+        ...
+
+
+class Effects(Protocol):
+    async def effects(self, event: Event) -> tuple[list[EffectView], list[DeadLetterView]]:
+        """Raises Unavailable when the event handler cannot be asked."""
+        ...
+
+
+class LineageService:
+    def __init__(self, records: Records, effects: Effects) -> None:
+        self._records = records
+        self._effects = effects
+
+    async def lineage(self, event_id: str) -> tuple[Event, list[Hop]]:
+        try:
+            uuid.UUID(event_id)
+        except ValueError:
+            raise InvalidInput(f"event_id {event_id[:80]!r} is not a UUID") from None
+        record = await self._records.record(event_id)
+        if record is None:
+            raise NotFound(f"no event {event_id}: ingestion never accepted it")
+        ev = record.event
+        trace = f", trace_id {ev.metadata.trace_id}" if ev.metadata.trace_id else ""
+        hops = [Hop("accepted", "done", ev.ingested_at, f"via {ev.metadata.source}{trace}")]
+        if record.state == "outbox":
+            why = (
+                f"; {record.retry_count} failed attempt(s), last: {record.last_error}"
+                if (record.retry_count)
+                else ""
+            )
+            hops.append(Hop("outbox", "pending", None, "waiting for the relay" + why))
+            hops.append(Hop("published", "pending", None, "not yet"))
+        else:
+            hops.append(Hop("event_store", "done", record.stored_at, "appended"))
+            for p in record.publications:
+                hops.append(
+                    Hop(
+                        "published",
+                        "done",
+                        p.published_at,
+                        f"{p.topic} partition {p.partition} offset {p.offset}",
+                    )
+                )
+            if not record.publications:
+                hops.append(
+                    Hop("published", "done", record.stored_at, "relayed (position not recorded)")
+                )
+        try:
+            effects, dead = await self._effects.effects(ev)
+        except Unavailable as e:
+            hops.append(Hop("projection", "unknown", None, f"event handler unreachable: {e}"))
+            return ev, hops
+        for eff in effects:
+            where = f"{eff.projection_type}/{eff.aggregate_id}"
+            if eff.status == "current":
+                hops.append(Hop("projection", "done", eff.updated_at, f"{where} reflects it"))
+            elif eff.status == "superseded":
+                hops.append(
+                    Hop(
+                        "projection",
+                        "superseded",
+                        eff.updated_at,
+                        f"{where} reflects a newer event, {eff.current_event_id}",
+                    )
+                )
+            else:
+                hops.append(Hop("projection", "pending", None, f"{where} not updated yet"))
+        if not effects and not dead:
+            hops.append(Hop("projection", "done", None, f"no projection for {ev.event_type}"))
+        for d in dead:
+            status = {"pending": "failed", "replayed": "done"}.get(d.status, d.status)
+            hops.append(
+                Hop(
+                    "dead_letter",
+                    status,
+                    d.failed_at,
+                    f"{d.consumer}: {d.error_message} (dead letter {d.dlq_id}, {d.status})",
+                )
+            )
+        return ev, hops

@@ -1,0 +1,85 @@
+"""gRPC adapters for the lineage ports: ingestion's EventRecordService and the event
+handler's EventEffectsService, called inside the mesh."""
+
+from __future__ import annotations
+
+import grpc
+from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc
+
+from services.core.errors import Unavailable
+from services.core.events import Event
+from services.infra.codec import event_from_proto, event_to_proto, from_timestamp
+from services.query.lineage import DeadLetterView, EffectView, PublicationView, RecordView
+
+TIMEOUT = 5.0
+
+
+class GrpcRecords:
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = lineage_pb2_grpc.EventRecordServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def record(self, event_id: str) -> RecordView | None:
+        try:
+            r = await self._stub.GetEventRecord(
+                lineage_pb2.GetEventRecordRequest(event_id=event_id), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as e:
+            if e.code() == grpc.StatusCode.NOT_FOUND:
+                return None
+            raise Unavailable(
+                f"ingestion at {self._address}: {e.code().name}: {e.details()}"
+            ) from e
+        return RecordView(
+            event=event_from_proto(r.event),
+            state=r.state,
+            stored_at=from_timestamp(r.stored_at) if r.HasField("stored_at") else None,
+            retry_count=r.outbox_retry_count,
+            last_error=r.outbox_last_error,
+            publications=[
+                PublicationView(p.topic, p.partition, p.offset, from_timestamp(p.published_at))
+                for p in r.publications
+            ],
+        )
+
+
+class GrpcEffects:
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = lineage_pb2_grpc.EventEffectsServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def effects(self, event: Event) -> tuple[list[EffectView], list[DeadLetterView]]:
+        try:
+            r = await self._stub.GetEventEffects(
+                lineage_pb2.GetEventEffectsRequest(event=event_to_proto(event)), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as e:
+            raise Unavailable(
+                f"event handler at {self._address}: {e.code().name}: {e.details()}"
+            ) from e
+        return (
+            [
+                EffectView(
+                    p.projection_type,
+                    p.aggregate_id,
+                    p.status,
+                    p.current_event_id,
+                    from_timestamp(p.updated_at) if p.HasField("updated_at") else None,
+                )
+                for p in r.projections
+            ],
+            [
+                DeadLetterView(
+                    d.dlq_id, d.consumer, d.status, d.error_message, from_timestamp(d.failed_at)
+                )
+                for d in r.dead_letters
+            ],
+        )

@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import InvalidInput, NotFound, Unavailable
+from services.core.events import Event
+from services.query.lineage import (
+    DeadLetterView,
+    EffectView,
+    LineageService,
+    PublicationView,
+    RecordView,
+)
+
+T = datetime(2026, 11, 27, tzinfo=UTC)
+EID = "01a21cb8-86b8-725b-be08-6d14b059f202"
+EVENT = Event(EID, "sensor.reading", "d1", T, T, {"value": 1})
+
+
+class Records:
+    def __init__(self, record: RecordView | None) -> None:
+        self.value = record
+
+    async def record(self, event_id: str) -> RecordView | None:
+        return self.value
+
+
+class Effects:
+    def __init__(self, effects: list[EffectView], dead: list[DeadLetterView], down: bool = False):
+        self.value = (effects, dead)
+        self.down = down
+
+    async def effects(self, event: Event) -> tuple[list[EffectView], list[DeadLetterView]]:
+        if self.down:
+            raise Unavailable("connection refused")
+        return self.value
+
+
+async def test_a_waiting_event_shows_its_failed_attempts() -> None:
+    svc = LineageService(
+        Records(RecordView(EVENT, "outbox", retry_count=2, last_error="broker down")),
+        Effects([EffectView("sensor_state", "d1", "pending")], []),
+    )
+    _, hops = await svc.lineage(EID)
+    assert [(h.stage, h.status) for h in hops] == [
+        ("accepted", "done"),
+        ("outbox", "pending"),
+        ("published", "pending"),
+        ("projection", "pending"),
+    ]
+    assert "2 failed attempt(s), last: broker down" in hops[1].detail
+
+
+async def test_publications_dead_letters_and_an_unreachable_handler() -> None:
+    stored = RecordView(
+        EVENT, "stored", T, publications=[PublicationView("sensor-events", 2, 41, T)]
+    )
+    dead = [DeadLetterView("dl-1", "event-handler", "pending", "projection failed: bug", T)]
+    _, hops = await LineageService(Records(stored), Effects([], dead)).lineage(EID)
+    assert ("published", "done", "sensor-events partition 2 offset 41") in [
+        (h.stage, h.status, h.detail) for h in hops
+    ]
+    assert hops[-1].stage == "dead_letter" and hops[-1].status == "failed"
+    _, hops = await LineageService(Records(stored), Effects([], [], down=True)).lineage(EID)
+    assert hops[-1].status == "unknown" and "unreachable" in hops[-1].detail
+
+
+async def test_unknown_and_malformed_ids() -> None:
+    svc = LineageService(Records(None), Effects([], []))
+    with pytest.raises(NotFound):
+        await svc.lineage(EID)
+    with pytest.raises(InvalidInput, match="not a UUID"):
+        await svc.lineage("x")
