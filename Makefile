@@ -25,7 +25,13 @@ node_modules/.installed: package.json
 run: setup ## start the whole platform locally (embedded PostgreSQL, broker, Envoy, services)
 	@$(VENV)/bin/cornjacket up
 
-test: setup ## run unit, component and end-to-end tests against real parts
+sdk/typescript/node_modules/.installed: sdk/typescript/package.json sdk/typescript/package-lock.json
+	@cd sdk/typescript && npm ci --silent --no-audit --no-fund && touch node_modules/.installed
+
+sdk-ts: sdk/typescript/node_modules/.installed ## build the TypeScript SDK (sdk/typescript) from gen/typescript
+	@cd sdk/typescript && npm run --silent build
+
+test: setup sdk-ts ## run unit, component and end-to-end tests against real parts
 	@$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-unit: setup ## only the fast unit tests
@@ -46,7 +52,7 @@ bench-soak: setup ## the benchmark plus a 10-minute memory soak
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 
-gen: setup ## regenerate gen/ (Python stubs, Envoy descriptor set) from proto/
+gen: setup node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set) from proto/
 	@$(PY) scripts/gen.py
 
 gen-check: gen ## fail if gen/ differs from what proto/ generates
@@ -68,4 +74,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data

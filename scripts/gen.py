@@ -1,4 +1,5 @@
-"""Regenerate gen/ from proto/: Python stubs and the Envoy descriptor set.
+"""Regenerate gen/ from proto/: Python stubs, the Envoy descriptor set and the TypeScript
+stubs of the SDK (protoc-gen-es through buf, both from node_modules).
 
 One command (`make gen`) so CI can regenerate and diff: gen/ must never drift from proto/.
 """
@@ -6,6 +7,7 @@ One command (`make gen`) so CI can regenerate and diff: gen/ must never drift fr
 from __future__ import annotations
 
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -49,7 +51,19 @@ def main() -> int:
             (pkg / "__init__.py").touch()
             (pkg / "py.typed").touch()
             pkg = pkg.parent
-    print(f"generated {len(protos)} protos into {py_out} and {envoy_out / 'cornjacket.pb'}")
+    ts_out = GEN / "typescript"
+    shutil.rmtree(ts_out, ignore_errors=True)
+    buf = ROOT / "node_modules" / ".bin" / "buf"
+    if not buf.exists():
+        print("node_modules is missing: run `make gen` (it installs buf and protoc-gen-es)")
+        return 1
+    done = subprocess.run([str(buf), "generate"], cwd=ROOT, check=False)
+    if done.returncode != 0:
+        print(f"buf generate failed with exit code {done.returncode}", file=sys.stderr)
+        return done.returncode
+    print(
+        f"generated {len(protos)} protos into {py_out}, {envoy_out / 'cornjacket.pb'} and {ts_out}"
+    )
     return 0
 
 

@@ -58,7 +58,5 @@ def render(
         MAX_BODY_BYTES=max_body_bytes,
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
-        HEALTH_CLUSTERS="\n".join(
-            f"                        {name}: {{ value: 100 }}" for name in upstreams
-        ),
+        HEALTH_SERVICES=", ".join(f'"{name}"' for name in upstreams),
     )

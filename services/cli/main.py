@@ -31,6 +31,9 @@ SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions
 def _serve(service: str) -> int:
     common = CommonSettings.from_env(Env())
     logs.setup(service, level=common.log_level, fmt=common.log_format)
+    from services.infra import tracing
+
+    tracing.setup(service, common.tracing_exporter, common.tracing_dir)
     from services.infra.runtime import run
 
     if service in ("ingestion", "relay"):

@@ -101,6 +101,8 @@ class CommonSettings:
     brokers: str
     topic_partitions: int
     topic_replication: int
+    tracing_exporter: str
+    tracing_dir: Path | None
 
     @classmethod
     def from_env(cls, env: Env) -> CommonSettings:
@@ -117,6 +119,10 @@ class CommonSettings:
             brokers=brokers,
             topic_partitions=env.integer("CJ_TOPIC_PARTITIONS", 3, lo=1, hi=1024),
             topic_replication=env.integer("CJ_TOPIC_REPLICATION", 1, lo=1, hi=16),
+            tracing_exporter=env.choice(
+                "CJ_TRACING_EXPORTER", "none", ("none", "console", "file", "otlp")
+            ),
+            tracing_dir=Path(d) if (d := env.text("CJ_TRACING_DIR", "")) else None,
         )
 
 

@@ -32,6 +32,8 @@ class Metadata:
     trace_id: str = ""
     source: str = "grpc"
     schema_version: int = SCHEMA_VERSION
+    # The span that accepted the event, when tracing is on: later hops are its children.
+    span_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,7 @@ class Event:
                 "trace_id": self.metadata.trace_id,
                 "source": self.metadata.source,
                 "schema_version": self.metadata.schema_version,
+                "span_id": self.metadata.span_id,
             },
         }
 
@@ -76,6 +79,7 @@ class Event:
                 trace_id=str(meta.get("trace_id", "")),
                 source=str(meta.get("source", "grpc")),
                 schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
+                span_id=str(meta.get("span_id", "")),
             ),
         )
 

@@ -59,6 +59,7 @@ def event_to_proto(event: Event) -> events_pb2.EventEnvelope:
             trace_id=event.metadata.trace_id,
             source=event.metadata.source,
             schema_version=event.metadata.schema_version,
+            span_id=event.metadata.span_id,
         ),
     )
 
@@ -99,5 +100,6 @@ def event_from_proto(env: events_pb2.EventEnvelope) -> Event:
             trace_id=env.metadata.trace_id,
             source=env.metadata.source,
             schema_version=env.metadata.schema_version,
+            span_id=env.metadata.span_id,
         ),
     )

@@ -76,5 +76,6 @@ def _event(r: tuple[Any, ...]) -> Event:
             trace_id=meta.get("trace_id", ""),
             source=meta.get("source", "grpc"),
             schema_version=int(meta.get("schema_version", 1)),
+            span_id=meta.get("span_id", ""),
         ),
     )

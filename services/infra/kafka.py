@@ -10,9 +10,11 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from opentelemetry.trace import Span, SpanKind
 
 from services.core.errors import Unavailable
 from services.core.events import Event, Publication, topic_for
+from services.infra import tracing
 from services.infra.codec import encode_event
 
 log = logging.getLogger(__name__)
@@ -96,12 +98,24 @@ class KafkaPublisher:
 
             return cb
 
+        spans: list[Span] = []
         for ev in events:
             fut: asyncio.Future[Publication] = loop.create_future()
             futures.append(fut)
             headers: list[tuple[str, str | bytes | None]] = [("event_type", ev.event_type.encode())]
             if ev.metadata.trace_id:
                 headers.append(("trace_id", ev.metadata.trace_id.encode()))
+            if tracing.enabled and ev.metadata.span_id:
+                # A producer span per event, child of the span that accepted it; consumers
+                # continue from the traceparent header.
+                span = tracing.tracer().start_span(
+                    f"publish {topic_for(ev.event_type)}",
+                    context=tracing.parent_of(ev.metadata.trace_id, ev.metadata.span_id),
+                    kind=SpanKind.PRODUCER,
+                    attributes={"event_id": ev.event_id},
+                )
+                spans.append(span)
+                headers.append(("traceparent", tracing.traceparent(span)))
             while True:
                 try:
                     self._producer.produce(
@@ -118,6 +132,8 @@ class KafkaPublisher:
                     fut.set_exception(Unavailable(f"cannot produce: {e}"))
                     break
         results = await asyncio.gather(*futures, return_exceptions=True)
+        for span in spans:
+            span.end()
         published: list[Publication] = []
         for r in results:
             if isinstance(r, BaseException):

@@ -12,9 +12,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import grpc
+from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
 from services.core.events import Event
+from services.infra import tracing
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +123,8 @@ class InstrumentedPublisher:
 
 
 class GrpcMetrics(grpc.aio.ServerInterceptor):
-    """Counts and times every unary call of an asyncio gRPC server."""
+    """Counts and times every unary call of an asyncio gRPC server; with tracing on, each
+    call is a server span continuing the caller's ``traceparent``."""
 
     async def intercept_service(
         self,
@@ -142,6 +145,14 @@ class GrpcMetrics(grpc.aio.ServerInterceptor):
             start = time.perf_counter()
             code = "OK"
             try:
+                if tracing.enabled:
+                    carrier = {
+                        k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)
+                    }
+                    with tracing.span(
+                        method, SpanKind.SERVER, tracing.extract(carrier), rpc=str(details.method)
+                    ):
+                        return await inner(request, context)
                 return await inner(request, context)
             except BaseException:
                 c = context.code()

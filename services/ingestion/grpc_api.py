@@ -8,9 +8,10 @@ from datetime import UTC
 
 import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
+from opentelemetry import trace
 
 from services.core.errors import InvalidInput, Unavailable
-from services.infra import logs, metrics
+from services.infra import logs, metrics, tracing
 from services.infra.codec import from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.ingestion.service import IngestionService
@@ -29,14 +30,21 @@ def _trace_id(context: grpc.aio.ServicerContext) -> str:
 def to_command(
     req: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext, source: str
 ) -> IngestCommand:
+    trace_id, span_id = req.trace_id or _trace_id(context), ""
+    if tracing.enabled:
+        # The call's server span (GrpcMetrics opened it) becomes the event's parent span.
+        span_trace, span = tracing.ids(trace.get_current_span())
+        if span_trace and (not trace_id or trace_id == span_trace):
+            trace_id, span_id = span_trace, span
     return IngestCommand(
         event_type=req.event_type,
         aggregate_id=req.aggregate_id,
         payload=from_value(req.payload) if req.HasField("payload") else None,
         event_time=req.event_time.ToDatetime(tzinfo=UTC) if req.HasField("event_time") else None,
-        trace_id=req.trace_id or _trace_id(context),
+        trace_id=trace_id,
         idempotency_key=req.idempotency_key,
         source=source,
+        span_id=span_id,
     )
 
 

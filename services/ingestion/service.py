@@ -51,7 +51,7 @@ class IngestionService:
             event_time=cmd.event_time or now,
             ingested_at=now,
             payload=cmd.payload,
-            metadata=Metadata(trace_id=cmd.trace_id, source=cmd.source),
+            metadata=Metadata(trace_id=cmd.trace_id, source=cmd.source, span_id=cmd.span_id),
         )
         return PendingEvent(event, cmd.idempotency_key)
 

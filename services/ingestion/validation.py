@@ -42,6 +42,7 @@ class IngestCommand:
     trace_id: str = ""
     idempotency_key: str = ""
     source: str = "grpc"
+    span_id: str = ""
 
 
 def _json_type(value: Any) -> str:

@@ -48,6 +48,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_MQTT_USERS_FILE": str(users),
             **ACTIONS_ENV,
+            # Spans of every process as JSON lines: tests/e2e/test_tracing.py reads them.
+            "CJ_TRACING_EXPORTER": "file",
+            "CJ_TRACING_DIR": str(data / "traces"),
         },
         say=lambda m: None,
     )

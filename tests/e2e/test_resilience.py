@@ -50,7 +50,9 @@ def test_database_down_answers_503_then_recovers(own_stack: Stack) -> None:
             assert r.status_code == 503, r.text
             assert "unavailable" in r.json()["message"]
             eventually(lambda: http.get("/health").status_code == 503, what="health reports 503")
-            assert http.get("/health").json()["status"] == "unhealthy"
+            body = http.get("/health").json()
+            assert body["status"] == "unhealthy"
+            assert "ingestion" in body["unhealthy"] and "ingestion" in body["message"]
         finally:
             own_stack.postgres.start()
         r = eventually(

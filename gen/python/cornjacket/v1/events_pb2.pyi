@@ -10,14 +10,16 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class EventMetadata(_message.Message):
-    __slots__ = ("trace_id", "source", "schema_version")
+    __slots__ = ("trace_id", "source", "schema_version", "span_id")
     TRACE_ID_FIELD_NUMBER: _ClassVar[int]
     SOURCE_FIELD_NUMBER: _ClassVar[int]
     SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
     trace_id: str
     source: str
     schema_version: int
-    def __init__(self, trace_id: _Optional[str] = ..., source: _Optional[str] = ..., schema_version: _Optional[int] = ...) -> None: ...
+    span_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., source: _Optional[str] = ..., schema_version: _Optional[int] = ..., span_id: _Optional[str] = ...) -> None: ...
 
 class EventEnvelope(_message.Message):
     __slots__ = ("event_id", "event_type", "aggregate_id", "event_time", "ingested_at", "payload", "metadata")

@@ -1,0 +1,125 @@
+/**
+ * Cornjacket TypeScript SDK: typed gRPC clients for every service through Envoy, with
+ * retries on UNAVAILABLE, deadlines and bearer tokens, plus the HTTP/JSON ingest route.
+ */
+import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
+import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
+import { createGrpcTransport } from "@connectrpc/connect-node";
+
+import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
+import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
+import {
+  IngestEventRequestSchema,
+  IngestionService,
+  type IngestEventRequest,
+} from "./gen/cornjacket/v1/ingestion_pb.js";
+import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
+import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
+
+export * from "./gen/cornjacket/v1/actions_pb.js";
+export * from "./gen/cornjacket/v1/dlq_pb.js";
+export * from "./gen/cornjacket/v1/events_pb.js";
+export * from "./gen/cornjacket/v1/ingestion_pb.js";
+export * from "./gen/cornjacket/v1/lineage_pb.js";
+export * from "./gen/cornjacket/v1/query_pb.js";
+
+export interface Options {
+  /** Envoy's address, e.g. "http://127.0.0.1:8080" (https:// for TLS). */
+  baseUrl: string;
+  /** Sent as "authorization: Bearer <token>" on every call. */
+  token?: string;
+  /** Deadline per call (default 10 s). */
+  timeoutMs?: number;
+  /** Retries after UNAVAILABLE, with exponential backoff from 100 ms (default 3). */
+  retries?: number;
+}
+
+export interface Cornjacket {
+  ingestion: Client<typeof IngestionService>;
+  query: Client<typeof QueryService>;
+  deadLetters: Client<typeof DeadLetterService>;
+  lineage: Client<typeof LineageService>;
+  actions: Client<typeof ActionService>;
+}
+
+/** Clients for every service, sharing one HTTP/2 connection to Envoy. */
+export function connect(options: Options): Cornjacket {
+  const interceptors: Interceptor[] = [retryUnavailable(options.retries ?? 3)];
+  if (options.token) {
+    const value = `Bearer ${options.token}`;
+    interceptors.push((next) => (req) => {
+      req.header.set("authorization", value);
+      return next(req);
+    });
+  }
+  const transport = createGrpcTransport({
+    baseUrl: options.baseUrl,
+    interceptors,
+    defaultTimeoutMs: options.timeoutMs ?? 10_000,
+  });
+  return {
+    ingestion: createClient(IngestionService, transport),
+    query: createClient(QueryService, transport),
+    deadLetters: createClient(DeadLetterService, transport),
+    lineage: createClient(LineageService, transport),
+    actions: createClient(ActionService, transport),
+  };
+}
+
+/** UNAVAILABLE means nothing was accepted: safe to retry (use idempotency keys for ingest). */
+function retryUnavailable(retries: number): Interceptor {
+  return (next) => async (req) => {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await next(req);
+      } catch (e) {
+        const err = ConnectError.from(e);
+        if (err.code !== Code.Unavailable || attempt >= retries) throw err;
+        await new Promise((r) => setTimeout(r, 100 * 2 ** attempt));
+      }
+    }
+  };
+}
+
+export interface EventOptions {
+  eventTime?: Date;
+  traceId?: string;
+  idempotencyKey?: string;
+}
+
+/** Build an ingest request from plain values (the payload is any JSON object). */
+export function event(
+  eventType: string,
+  aggregateId: string,
+  payload: JsonObject,
+  opts: EventOptions = {},
+): IngestEventRequest {
+  return create(IngestEventRequestSchema, {
+    eventType,
+    aggregateId,
+    payload: fromJson(ValueSchema, payload),
+    eventTime: opts.eventTime ? timestampFromDate(opts.eventTime) : undefined,
+    traceId: opts.traceId ?? "",
+    idempotencyKey: opts.idempotencyKey ?? "",
+  });
+}
+
+/** POST /api/v1/events over HTTP/JSON; resolves to the answer or throws with the message. */
+export async function ingestJson(
+  baseUrl: string,
+  body: { event_type: string; aggregate_id: string; payload: JsonObject; event_time?: string },
+  init: { token?: string; idempotencyKey?: string } = {},
+): Promise<{ event_id: string; status: string }> {
+  const headers: Record<string, string> = { "content-type": "application/json" };
+  if (init.token) headers.authorization = `Bearer ${init.token}`;
+  if (init.idempotencyKey) headers["idempotency-key"] = init.idempotencyKey;
+  const r = await fetch(new URL("/api/v1/events", baseUrl), {
+    method: "POST",
+    headers,
+    body: JSON.stringify(body),
+  });
+  const answer = (await r.json()) as { event_id: string; status: string; message?: string };
+  if (r.status !== 202) throw new Error(`ingest failed (${r.status}): ${answer.message ?? ""}`);
+  return answer;
+}

@@ -1,0 +1,53 @@
+// Against a running stack (CORNJACKET_URL, e.g. http://127.0.0.1:8080): ingest over gRPC and
+// HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
+import assert from "node:assert/strict";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { connect, event, ingestJson } from "../dist/index.js";
+
+const baseUrl = process.env.CORNJACKET_URL;
+assert.ok(baseUrl, "set CORNJACKET_URL");
+const cj = connect({ baseUrl });
+const agg = `ts-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
+
+const accepted = await cj.ingestion.ingestEvent(
+  event("sensor.reading", agg, { value: 21.5, unit: "C" }, { eventTime: new Date(Date.now() - 1000) }),
+);
+assert.equal(accepted.status, "accepted");
+
+const viaHttp = await ingestJson(baseUrl, {
+  event_type: "sensor.reading",
+  aggregate_id: agg,
+  payload: { value: 22.5, unit: "C" },
+});
+assert.equal(viaHttp.status, "accepted");
+
+let projection;
+for (let i = 0; i < 100; i++) {
+  try {
+    projection = await cj.query.getProjection({ projectionType: "sensor_state", aggregateId: agg });
+    if (projection.lastEventId === viaHttp.event_id) break;
+  } catch (e) {
+    if (ConnectError.from(e).code !== Code.NotFound) throw e;
+  }
+  await new Promise((r) => setTimeout(r, 100));
+}
+assert.equal(projection?.lastEventId, viaHttp.event_id);
+assert.equal(projection.state?.value, 22.5);
+
+const lineage = await cj.lineage.getEventLineage({ eventId: accepted.eventId });
+assert.equal(lineage.hops[0].stage, "accepted");
+
+const rule = await cj.actions.createRule({
+  name: `ts-${agg}`,
+  eventTypePattern: "sdk.check",
+  target: { url: "http://127.0.0.1:9/never", headers: {}, secrets: [] },
+});
+assert.ok(rule.generatedSecret.startsWith("whsec_"));
+assert.equal((await cj.actions.getRule({ ruleId: rule.ruleId })).name, `ts-${agg}`);
+await cj.actions.deleteRule({ ruleId: rule.ruleId });
+
+await assert.rejects(
+  cj.ingestion.ingestEvent(event("nope", agg, {})),
+  (e) => ConnectError.from(e).code === Code.InvalidArgument && /dot notation/.test(e.message),
+);
+console.log(JSON.stringify({ ok: true, aggregate: agg, grpc: accepted.eventId, http: viaHttp.event_id }));
