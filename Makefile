@@ -61,11 +61,20 @@ gen-check: gen ## fail if gen/ differs from what proto/ generates
 buf-lint: node_modules/.installed ## lint the protos with buf
 	@npx --no-install buf lint
 
-lint: setup buf-lint ## ruff (lint + format check), mypy, import rules (import-linter), buf lint
+# The API as released: the protos at tag v0.1.0 (issue 2's landing). Bump on a release.
+BUF_AGAINST ?= .git\#tag=v0.1.0
+buf-breaking: node_modules/.installed ## fail on breaking proto changes against the last release tag
+	@npx --no-install buf breaking --against '$(BUF_AGAINST)'
+
+
+lint: setup buf-lint buf-breaking ## ruff (lint + format check), mypy, import rules, bandit, buf lint and breaking
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
 	@$(VENV)/bin/mypy services tests scripts bench sdk
 	@$(VENV)/bin/lint-imports
+	@$(VENV)/bin/bandit -q -c pyproject.toml -r services
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy; \
+	else echo "terraform fmt: skipped (no terraform on PATH; it is not on PyPI, npm or Debian)"; fi
 
 format: setup ## apply ruff's formatting and safe fixes
 	@$(VENV)/bin/ruff check --fix .
@@ -74,4 +83,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test sdk-ts test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts buf-breaking test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data

@@ -1,5 +1,6 @@
-"""Regenerate gen/ from proto/: Python stubs, the Envoy descriptor set and the TypeScript
-stubs of the SDK (protoc-gen-es through buf, both from node_modules).
+"""Regenerate gen/ from proto/: Python stubs, the Envoy descriptor set, the OpenAPI document
+(scripts/openapi.py) and the TypeScript stubs of the SDK (protoc-gen-es through buf, both
+from node_modules).
 
 One command (`make gen`) so CI can regenerate and diff: gen/ must never drift from proto/.
 """
@@ -51,6 +52,10 @@ def main() -> int:
             (pkg / "__init__.py").touch()
             (pkg / "py.typed").touch()
             pkg = pkg.parent
+    from openapi import main as openapi  # after protoc: it reads the descriptor set
+
+    if openapi() != 0:
+        return 1
     ts_out = GEN / "typescript"
     shutil.rmtree(ts_out, ignore_errors=True)
     buf = ROOT / "node_modules" / ".bin" / "buf"

@@ -19,7 +19,8 @@ MAX_NAME_LEN = 200
 MAX_URL_LEN = 2048
 MAX_HEADERS = 20
 MAX_SECRETS = 5
-SECRET_PREFIX = "whsec_"
+# The Standard Webhooks prefix of a secret, not a secret itself (bandit B105).
+SECRET_PREFIX = "whsec_"  # nosec B105
 _SEGMENT = r"[a-z0-9_-]+"
 _EXACT_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})+$")
 _PREFIX_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})*\.\*$")

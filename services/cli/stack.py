@@ -156,7 +156,8 @@ class Stack:
 
     def healthy(self) -> bool:
         try:
-            with urllib.request.urlopen(self.edge_url + "/health", timeout=2) as resp:
+            # B310 (URL scheme): edge_url is always http://127.0.0.1:<port>, built above.
+            with urllib.request.urlopen(self.edge_url + "/health", timeout=2) as resp:  # nosec B310
                 return bool(resp.status == 200)
         except (urllib.error.URLError, OSError):
             return False

@@ -182,6 +182,8 @@ def _check_id(dlq_id: str) -> None:
 
 
 def _check_filter(flt: DeadLetterFilter) -> None:
+    if len(flt.consumer) > 200 or any(ord(c) < 32 or ord(c) == 127 for c in flt.consumer):
+        raise InvalidInput("consumer must be at most 200 characters without control characters")
     if flt.status and flt.status not in STATUSES:
         raise InvalidInput(f"status {flt.status!r} is not one of {', '.join(STATUSES)}")
     if flt.failed_since and flt.failed_until and flt.failed_since > flt.failed_until:

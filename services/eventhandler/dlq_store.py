@@ -12,7 +12,7 @@ import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.eventhandler.dead_letters import DeadLetterFilter, DeadLetterRecord
 from services.eventhandler.effects import DeadLetterRef, ProjectionRow
 from services.eventhandler.projection_store import UPSERT, upsert_batch
@@ -81,6 +81,8 @@ class PostgresDeadLetterStore:
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as e:
             raise Unavailable(f"database unavailable while {what}: {e}") from e
+        except psycopg.DataError as e:
+            raise InvalidInput(f"{what}: a value cannot be used: {e}") from e
 
     def page(
         self, flt: DeadLetterFilter, limit: int, offset: int

@@ -55,7 +55,8 @@ def effects(
     for projector in registry.projectors_for(event.event_type):
         try:
             keys.extend((u.projection_type, u.aggregate_id) for u in projector(event))
-        except Exception:  # a poison event: its dead letter tells the story
+        # A poison event (B112, continue on error): its dead letter tells the story.
+        except Exception:  # nosec B112
             continue
     found = {(r.projection_type, r.aggregate_id): r for r in store.rows(keys)}
     out = []

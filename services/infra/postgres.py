@@ -10,7 +10,7 @@ import psycopg
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
 
@@ -76,11 +76,14 @@ class Availability:
 
 @asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
-    """Turn transient driver errors into Unavailable, naming what we were doing."""
+    """Turn transient driver errors into Unavailable, naming what we were doing; a value the
+    database cannot hold (a NUL character, say) is the caller's input problem."""
     try:
         yield
     except TRANSIENT as e:
         raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
+    except psycopg.DataError as e:
+        raise InvalidInput(f"{what}: a value cannot be used: {e}".strip()) from e
 
 
 @asynccontextmanager

@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from services.core.errors import Unavailable
 from services.ingestion.ports import Appended, Outbox, PendingEvent
 
 
@@ -66,8 +67,14 @@ class GroupCommitOutbox:
         since = min(req.retention_since for req in group)
         try:
             results = await self._inner.append(items, retention_since=since)
-        except Exception as e:  # every caller of the batch learns the same failure
-            for req in group:
+        except Exception as e:
+            if len(group) > 1 and not isinstance(e, Unavailable):
+                # Something in one caller's events broke the shared commit: commit each
+                # caller on its own, so only the one that causes it gets the error.
+                for req in group:
+                    await self._flush([req])
+                return
+            for req in group:  # the database is down: everyone learns the same failure
                 if not req.done.done():
                     req.done.set_exception(e)
             return

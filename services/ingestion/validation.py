@@ -82,7 +82,15 @@ def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> in
         raise InvalidInput("payload is required and must be a JSON object")
     if not isinstance(cmd.payload, dict):
         raise InvalidInput(f"payload must be a JSON object, not {_json_type(cmd.payload)}")
-    size = len(json.dumps(cmd.payload, separators=(",", ":")).encode())
+    # What PostgreSQL's jsonb cannot hold is refused here, where it cannot fail a commit
+    # that other callers' events share (group commit).
+    try:
+        encoded = json.dumps(cmd.payload, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        raise InvalidInput("payload numbers must be finite (no NaN or Infinity)") from None
+    if "\\u0000" in encoded.replace("\\\\", ""):
+        raise InvalidInput("payload must not contain the NUL character (\\u0000)")
+    size = len(encoded.encode())
     if size > max_payload_bytes:
         raise InvalidInput(f"payload is {size} bytes; the limit is {max_payload_bytes} bytes")
     if cmd.event_time is not None:

@@ -61,6 +61,10 @@ class QueryService:
         self._check_type(projection_type)
         if not aggregate_id:
             raise InvalidInput("aggregate_id is required")
+        if len(aggregate_id) > 256 or any(ord(c) < 32 or ord(c) == 127 for c in aggregate_id):
+            raise InvalidInput(
+                "aggregate_id must be at most 256 characters without control characters"
+            )
         view = await self._reader.get(projection_type, aggregate_id)
         if view is None:
             raise NotFound(f"no {projection_type} projection for aggregate {aggregate_id!r}")

@@ -72,3 +72,28 @@ async def test_max_rows_bounds_a_group() -> None:
     await asyncio.gather(*(outbox.append([pending(i)], retention_since=T) for i in range(40)))
     await outbox.close()
     assert max(inner.calls) <= 10
+
+
+class PickyOutbox(CountingOutbox):
+    """Fails a whole commit when one of its rows is 'poison' (as a database would)."""
+
+    async def append(
+        self, items: Sequence[PendingEvent], *, retention_since: datetime
+    ) -> list[Appended]:
+        if any(i.event.payload.get("value") == -1 for i in items):
+            self.calls.append(len(items))
+            raise ValueError("row 'poison' cannot be stored")
+        return await super().append(items, retention_since=retention_since)
+
+
+async def test_one_bad_caller_does_not_fail_the_others_sharing_its_commit() -> None:
+    inner = PickyOutbox()
+    outbox = GroupCommitOutbox(inner, max_rows=1000, flushers=1)
+    results = await asyncio.gather(
+        *(outbox.append([pending(-1 if i == 3 else i)], retention_since=T) for i in range(10)),
+        return_exceptions=True,
+    )
+    failed = [i for i, r in enumerate(results) if isinstance(r, BaseException)]
+    assert failed == [3]
+    assert len(inner.rows) == 9
+    await outbox.close()

@@ -74,3 +74,25 @@ def test_user_login_catalog() -> None:
     check(cmd(event_type="user.login", payload={"user_id": "u1", "ip": "10.0.0.1"}))
     with pytest.raises(InvalidInput, match="payload.ip is required"):
         check(cmd(event_type="user.login", payload={"user_id": "u1"}))
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        ({"k": "x\x00y"}, "must not contain the NUL character"),
+        ({"k\x00": 1}, "must not contain the NUL character"),
+        ({"v": float("inf")}, "must be finite"),
+        ({"v": float("nan")}, "must be finite"),
+    ],
+)
+def test_payloads_postgresql_cannot_store_are_refused(
+    payload: dict[str, object], message: str
+) -> None:
+
+    with pytest.raises(InvalidInput, match=message):
+        validate(IngestCommand("a.b", "x", payload), now=NOW, max_payload_bytes=65536)
+
+
+def test_a_literal_backslash_u0000_is_fine() -> None:
+
+    validate(IngestCommand("a.b", "x", {"k": "\\u0000"}), now=NOW, max_payload_bytes=65536)
