@@ -11,7 +11,7 @@ from services.actions.ports import Attempt, BreakerView, Delivery, DeliveryFilte
 from services.actions.rules import Rule, RuleDraft, Target, mask_secret
 from services.actions.service import ActionService
 from services.core.errors import InvalidInput
-from services.infra.codec import to_timestamp
+from services.infra.codec import from_struct, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
 
 
@@ -40,7 +40,7 @@ def rule_to_proto(rule: Rule, generated_secret: str = "") -> actions_pb2.Rule:  
         condition=rule.condition,
         target=actions_pb2.WebhookTarget(
             url=rule.target.url,
-            headers=rule.target.headers,
+            headers=to_struct(rule.target.headers),
             secrets=[mask_secret(s) for s in rule.target.secrets],
         ),
         enabled=rule.enabled,
@@ -93,7 +93,9 @@ def _breaker(b: BreakerView) -> actions_pb2.Breaker:
 
 
 def _target(t: actions_pb2.WebhookTarget) -> Target:
-    return Target(url=t.url, headers=dict(t.headers), secrets=tuple(t.secrets))
+    # Values are checked to be strings by rules.validate_headers.
+    headers = from_struct(t.headers) if t.HasField("headers") else {}
+    return Target(url=t.url, headers=headers, secrets=tuple(t.secrets))
 
 
 class ActionServicer(actions_pb2_grpc.ActionServiceServicer):

@@ -119,6 +119,8 @@ def validate_url(url: str, *, block_private: bool) -> str:
         raise InvalidInput("target.url is required")
     if len(u) > MAX_URL_LEN:
         raise InvalidInput(f"target.url is longer than {MAX_URL_LEN} characters")
+    if _has_control(u) or " " in u:
+        raise InvalidInput("target.url must not contain spaces or control characters")
     try:
         parts = urlsplit(u)
         parts.port  # noqa: B018 - raises ValueError on a bad port
@@ -165,13 +167,15 @@ def mask_secret(secret: str) -> str:
     return f"{SECRET_PREFIX}…{secret[-4:]}"
 
 
-def validate_headers(headers: Mapping[str, str]) -> dict[str, str]:
+def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
     if len(headers) > MAX_HEADERS:
         raise InvalidInput(f"target.headers holds more than {MAX_HEADERS} headers")
     out: dict[str, str] = {}
     for name, value in headers.items():
         if not _HEADER_NAME_RE.match(name):
             raise InvalidInput(f"target.headers: {name[:80]!r} is not a valid header name")
+        if not isinstance(value, str):
+            raise InvalidInput(f"target.headers: the value of {name[:80]!r} must be a string")
         lower = name.lower()
         if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
             raise InvalidInput(f"target.headers: {name!r} is set by the orchestrator itself")
@@ -196,10 +200,16 @@ def validate_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
     return secrets
 
 
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
 def validate_name(name: str) -> str:
     n = name.strip()
     if not n:
         raise InvalidInput("name is required")
+    if _has_control(n):
+        raise InvalidInput("name must not contain control characters")
     if len(n) > MAX_NAME_LEN:
         raise InvalidInput(f"name is longer than {MAX_NAME_LEN} characters")
     return n

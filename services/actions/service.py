@@ -145,8 +145,10 @@ class ActionService:
 
     async def set_enabled(self, rule_id: str, enabled: bool, reason: str = "") -> r.Rule:
         self._check_id("rule_id", rule_id)
+        # A reason is free text; control characters (NUL cannot even be stored) are dropped.
+        reason = "".join(c for c in reason if ord(c) >= 0x20 and ord(c) != 0x7F).strip()
         rule = await self._rules.set_enabled(
-            rule_id, enabled, reason.strip()[:500] or "disabled by the API", self._clock.now()
+            rule_id, enabled, reason[:500] or "disabled by the API", self._clock.now()
         )
         if rule is None:
             raise NotFound(f"no rule {rule_id}")

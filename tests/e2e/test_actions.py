@@ -133,6 +133,14 @@ def test_rule_crud_over_http(http: httpx.Client, hooks: Receiver) -> None:
             "must start with http:// or https://",
         ),
         ({"name": "", "event_type_pattern": "*", "target": {"url": "http://e.com/"}}, "name"),
+        (
+            {
+                "name": "x",
+                "event_type_pattern": "*",
+                "target": {"url": "http://e.com/", "headers": {"X-A": {"nested": 1}}},
+            },
+            "target.headers: the value of 'X-A' must be a string",
+        ),
     ],
 )
 def test_invalid_rules_answer_400_with_a_message(

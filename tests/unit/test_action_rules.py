@@ -47,6 +47,9 @@ def test_patterns(pattern: str, event_type: str, expected: bool) -> None:
     ("changes", "block_private", "message"),
     [
         ({"name": " "}, False, "name is required"),
+        ({"name": "a\x00b"}, False, "name must not contain control characters"),
+        ({"target": r.Target("http://e.com/a\x00")}, False, "spaces or control characters"),
+        ({"target": r.Target("https://e.com/", {"X": 1})}, False, "must be a string"),  # type: ignore[dict-item]
         ({"event_type_pattern": "sensor*"}, False, "is not an event type"),
         ({"event_type_pattern": "*.reading"}, False, "is not an event type"),
         ({"event_type_pattern": ""}, False, "event_type_pattern is required"),

@@ -23,18 +23,17 @@ _sym_db = _symbol_database.Default()
 
 
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ornjacket/v1/actions.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x99\x01\n\rWebhookTarget\x12\x0b\n\x03url\x18\x01 \x01(\t\x12:\n\x07headers\x18\x02 \x03(\x0b\x32).cornjacket.v1.WebhookTarget.HeadersEntry\x12\x0f\n\x07secrets\x18\x03 \x03(\t\x1a.\n\x0cHeadersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01\"\xa6\x02\n\x04Rule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x12\x65vent_type_pattern\x18\x03 \x01(\t\x12\x11\n\tcondition\x18\x04 \x01(\t\x12,\n\x06target\x18\x05 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTarget\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10generated_secret\x18\n \x01(\t\"\xa0\x01\n\x11\x43reateRuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12\x65vent_type_pattern\x18\x02 \x01(\t\x12\x11\n\tcondition\x18\x03 \x01(\t\x12,\n\x06target\x18\x04 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTarget\x12\x14\n\x07\x65nabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_enabled\"!\n\x0eGetRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"@\n\x10ListRulesRequest\x12\x12\n\x05limit\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x42\x08\n\x06_limit\"e\n\x11ListRulesResponse\x12\"\n\x05rules\x18\x01 \x03(\x0b\x32\x13.cornjacket.v1.Rule\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xcc\x01\n\x11UpdateRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1f\n\x12\x65vent_type_pattern\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tcondition\x18\x04 \x01(\tH\x02\x88\x01\x01\x12,\n\x06target\x18\x05 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTargetB\x07\n\x05_nameB\x15\n\x13_event_type_patternB\x0c\n\n_condition\"$\n\x11\x45nableRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"5\n\x12\x44isableRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x11\x44\x65leteRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteRuleResponse\"\xa9\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x05\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x13\n\x0bstatus_code\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\"\xfc\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x17\n\x0fnext_attempt_at\x18\x08 \x01(\t\x12\x12\n\nlast_error\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65livered_at\x18\x0c \x01(\t\x12\x14\n\x0creplay_count\x18\r \x01(\x05\x12\x30\n\x08\x61ttempts\x18\x0e \x03(\x0b\x32\x1e.cornjacket.v1.DeliveryAttempt\"\x84\x01\n\x15ListDeliveriesRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05until\x18\x04 \x01(\t\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x42\x08\n\x06_limit\"s\n\x16ListDeliveriesResponse\x12+\n\ndeliveries\x18\x01 \x03(\x0b\x32\x17.cornjacket.v1.Delivery\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\")\n\x12GetDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"\x15\n\x13ListBreakersRequest\"\x8a\x01\n\x07\x42reaker\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12\x10\n\x08retry_at\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x14ListBreakersResponse\x12(\n\x08\x62reakers\x18\x01 \x03(\x0b\x32\x16.cornjacket.v1.Breaker\"T\n\x17ReplayDeliveriesRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x12\n\nall_failed\x18\x02 \x01(\x08\x12\x0f\n\x07rule_id\x18\x03 \x01(\t\"B\n\x18ReplayDeliveriesResponse\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x10\n\x08replayed\x18\x02 \x01(\x05\"-\n\x16\x44iscardDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t2\xed\n\n\rActionService\x12]\n\nCreateRule\x12 .cornjacket.v1.CreateRuleRequest\x1a\x13.cornjacket.v1.Rule\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/rules:\x01*\x12^\n\x07GetRule\x12\x1d.cornjacket.v1.GetRuleRequest\x1a\x13.cornjacket.v1.Rule\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/rules/{rule_id}\x12\x65\n\tListRules\x12\x1f.cornjacket.v1.ListRulesRequest\x1a .cornjacket.v1.ListRulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/rules\x12g\n\nUpdateRule\x12 .cornjacket.v1.UpdateRuleRequest\x1a\x13.cornjacket.v1.Rule\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/rules/{rule_id}:\x01*\x12n\n\nEnableRule\x12 .cornjacket.v1.EnableRuleRequest\x1a\x13.cornjacket.v1.Rule\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/rules/{rule_id}:enable:\x01*\x12q\n\x0b\x44isableRule\x12!.cornjacket.v1.DisableRuleRequest\x1a\x13.cornjacket.v1.Rule\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/rules/{rule_id}:disable:\x01*\x12r\n\nDeleteRule\x12 .cornjacket.v1.DeleteRuleRequest\x1a!.cornjacket.v1.DeleteRuleResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/rules/{rule_id}\x12y\n\x0eListDeliveries\x12$.cornjacket.v1.ListDeliveriesRequest\x1a%.cornjacket.v1.ListDeliveriesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/deliveries\x12s\n\x0bGetDelivery\x12!.cornjacket.v1.GetDeliveryRequest\x1a\x17.cornjacket.v1.Delivery\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/deliveries/{delivery_id}\x12q\n\x0cListBreakers\x12\".cornjacket.v1.ListBreakersRequest\x1a#.cornjacket.v1.ListBreakersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/breakers\x12\x89\x01\n\x10ReplayDeliveries\x12&.cornjacket.v1.ReplayDeliveriesRequest\x1a\'.cornjacket.v1.ReplayDeliveriesResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/deliveries:replay:\x01*\x12\x86\x01\n\x0f\x44iscardDelivery\x12%.cornjacket.v1.DiscardDeliveryRequest\x1a\x17.cornjacket.v1.Delivery\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/deliveries/{delivery_id}:discard:\x01*b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1b\x63ornjacket/v1/actions.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"W\n\rWebhookTarget\x12\x0b\n\x03url\x18\x01 \x01(\t\x12(\n\x07headers\x18\x02 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x0f\n\x07secrets\x18\x03 \x03(\t\"\xa6\x02\n\x04Rule\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x1a\n\x12\x65vent_type_pattern\x18\x03 \x01(\t\x12\x11\n\tcondition\x18\x04 \x01(\t\x12,\n\x06target\x18\x05 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTarget\x12\x0f\n\x07\x65nabled\x18\x06 \x01(\x08\x12\x17\n\x0f\x64isabled_reason\x18\x07 \x01(\t\x12.\n\ncreated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10generated_secret\x18\n \x01(\t\"\xa0\x01\n\x11\x43reateRuleRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x1a\n\x12\x65vent_type_pattern\x18\x02 \x01(\t\x12\x11\n\tcondition\x18\x03 \x01(\t\x12,\n\x06target\x18\x04 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTarget\x12\x14\n\x07\x65nabled\x18\x05 \x01(\x08H\x00\x88\x01\x01\x42\n\n\x08_enabled\"!\n\x0eGetRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"@\n\x10ListRulesRequest\x12\x12\n\x05limit\x18\x01 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x02 \x01(\x05\x42\x08\n\x06_limit\"e\n\x11ListRulesResponse\x12\"\n\x05rules\x18\x01 \x03(\x0b\x32\x13.cornjacket.v1.Rule\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\"\xcc\x01\n\x11UpdateRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x11\n\x04name\x18\x02 \x01(\tH\x00\x88\x01\x01\x12\x1f\n\x12\x65vent_type_pattern\x18\x03 \x01(\tH\x01\x88\x01\x01\x12\x16\n\tcondition\x18\x04 \x01(\tH\x02\x88\x01\x01\x12,\n\x06target\x18\x05 \x01(\x0b\x32\x1c.cornjacket.v1.WebhookTargetB\x07\n\x05_nameB\x15\n\x13_event_type_patternB\x0c\n\n_condition\"$\n\x11\x45nableRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"5\n\x12\x44isableRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"$\n\x11\x44\x65leteRuleRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\"\x14\n\x12\x44\x65leteRuleResponse\"\xa9\x01\n\x0f\x44\x65liveryAttempt\x12\x0f\n\x07\x61ttempt\x18\x01 \x01(\x05\x12.\n\nstarted_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x13\n\x0b\x64uration_ms\x18\x03 \x01(\x05\x12\x0f\n\x07outcome\x18\x04 \x01(\t\x12\x13\n\x0bstatus_code\x18\x05 \x01(\x05\x12\r\n\x05\x65rror\x18\x06 \x01(\t\x12\x0b\n\x03url\x18\x07 \x01(\t\"\xfc\x02\n\x08\x44\x65livery\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\x12\x0f\n\x07rule_id\x18\x02 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x03 \x01(\t\x12\x12\n\nevent_type\x18\x04 \x01(\t\x12\x12\n\ntarget_url\x18\x05 \x01(\t\x12\x0e\n\x06status\x18\x06 \x01(\t\x12\x15\n\rattempt_count\x18\x07 \x01(\x05\x12\x17\n\x0fnext_attempt_at\x18\x08 \x01(\t\x12\x12\n\nlast_error\x18\t \x01(\t\x12.\n\ncreated_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x64\x65livered_at\x18\x0c \x01(\t\x12\x14\n\x0creplay_count\x18\r \x01(\x05\x12\x30\n\x08\x61ttempts\x18\x0e \x03(\x0b\x32\x1e.cornjacket.v1.DeliveryAttempt\"\x84\x01\n\x15ListDeliveriesRequest\x12\x0f\n\x07rule_id\x18\x01 \x01(\t\x12\x0e\n\x06status\x18\x02 \x01(\t\x12\r\n\x05since\x18\x03 \x01(\t\x12\r\n\x05until\x18\x04 \x01(\t\x12\x12\n\x05limit\x18\x05 \x01(\x05H\x00\x88\x01\x01\x12\x0e\n\x06offset\x18\x06 \x01(\x05\x42\x08\n\x06_limit\"s\n\x16ListDeliveriesResponse\x12+\n\ndeliveries\x18\x01 \x03(\x0b\x32\x17.cornjacket.v1.Delivery\x12\r\n\x05total\x18\x02 \x01(\x05\x12\r\n\x05limit\x18\x03 \x01(\x05\x12\x0e\n\x06offset\x18\x04 \x01(\x05\")\n\x12GetDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t\"\x15\n\x13ListBreakersRequest\"\x8a\x01\n\x07\x42reaker\x12\x10\n\x08\x65ndpoint\x18\x01 \x01(\t\x12\r\n\x05state\x18\x02 \x01(\t\x12\x1c\n\x14\x63onsecutive_failures\x18\x03 \x01(\x05\x12\x10\n\x08retry_at\x18\x04 \x01(\t\x12.\n\nupdated_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"@\n\x14ListBreakersResponse\x12(\n\x08\x62reakers\x18\x01 \x03(\x0b\x32\x16.cornjacket.v1.Breaker\"T\n\x17ReplayDeliveriesRequest\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x12\n\nall_failed\x18\x02 \x01(\x08\x12\x0f\n\x07rule_id\x18\x03 \x01(\t\"B\n\x18ReplayDeliveriesResponse\x12\x14\n\x0c\x64\x65livery_ids\x18\x01 \x03(\t\x12\x10\n\x08replayed\x18\x02 \x01(\x05\"-\n\x16\x44iscardDeliveryRequest\x12\x13\n\x0b\x64\x65livery_id\x18\x01 \x01(\t2\xed\n\n\rActionService\x12]\n\nCreateRule\x12 .cornjacket.v1.CreateRuleRequest\x1a\x13.cornjacket.v1.Rule\"\x18\x82\xd3\xe4\x93\x02\x12\"\r/api/v1/rules:\x01*\x12^\n\x07GetRule\x12\x1d.cornjacket.v1.GetRuleRequest\x1a\x13.cornjacket.v1.Rule\"\x1f\x82\xd3\xe4\x93\x02\x19\x12\x17/api/v1/rules/{rule_id}\x12\x65\n\tListRules\x12\x1f.cornjacket.v1.ListRulesRequest\x1a .cornjacket.v1.ListRulesResponse\"\x15\x82\xd3\xe4\x93\x02\x0f\x12\r/api/v1/rules\x12g\n\nUpdateRule\x12 .cornjacket.v1.UpdateRuleRequest\x1a\x13.cornjacket.v1.Rule\"\"\x82\xd3\xe4\x93\x02\x1c\x32\x17/api/v1/rules/{rule_id}:\x01*\x12n\n\nEnableRule\x12 .cornjacket.v1.EnableRuleRequest\x1a\x13.cornjacket.v1.Rule\")\x82\xd3\xe4\x93\x02#\"\x1e/api/v1/rules/{rule_id}:enable:\x01*\x12q\n\x0b\x44isableRule\x12!.cornjacket.v1.DisableRuleRequest\x1a\x13.cornjacket.v1.Rule\"*\x82\xd3\xe4\x93\x02$\"\x1f/api/v1/rules/{rule_id}:disable:\x01*\x12r\n\nDeleteRule\x12 .cornjacket.v1.DeleteRuleRequest\x1a!.cornjacket.v1.DeleteRuleResponse\"\x1f\x82\xd3\xe4\x93\x02\x19*\x17/api/v1/rules/{rule_id}\x12y\n\x0eListDeliveries\x12$.cornjacket.v1.ListDeliveriesRequest\x1a%.cornjacket.v1.ListDeliveriesResponse\"\x1a\x82\xd3\xe4\x93\x02\x14\x12\x12/api/v1/deliveries\x12s\n\x0bGetDelivery\x12!.cornjacket.v1.GetDeliveryRequest\x1a\x17.cornjacket.v1.Delivery\"(\x82\xd3\xe4\x93\x02\"\x12 /api/v1/deliveries/{delivery_id}\x12q\n\x0cListBreakers\x12\".cornjacket.v1.ListBreakersRequest\x1a#.cornjacket.v1.ListBreakersResponse\"\x18\x82\xd3\xe4\x93\x02\x12\x12\x10/api/v1/breakers\x12\x89\x01\n\x10ReplayDeliveries\x12&.cornjacket.v1.ReplayDeliveriesRequest\x1a\'.cornjacket.v1.ReplayDeliveriesResponse\"$\x82\xd3\xe4\x93\x02\x1e\"\x19/api/v1/deliveries:replay:\x01*\x12\x86\x01\n\x0f\x44iscardDelivery\x12%.cornjacket.v1.DiscardDeliveryRequest\x1a\x17.cornjacket.v1.Delivery\"3\x82\xd3\xe4\x93\x02-\"(/api/v1/deliveries/{delivery_id}:discard:\x01*b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'cornjacket.v1.actions_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_WEBHOOKTARGET_HEADERSENTRY']._loaded_options = None
-  _globals['_WEBHOOKTARGET_HEADERSENTRY']._serialized_options = b'8\001'
   _globals['_ACTIONSERVICE'].methods_by_name['CreateRule']._loaded_options = None
   _globals['_ACTIONSERVICE'].methods_by_name['CreateRule']._serialized_options = b'\202\323\344\223\002\022\"\r/api/v1/rules:\001*'
   _globals['_ACTIONSERVICE'].methods_by_name['GetRule']._loaded_options = None
@@ -59,52 +58,50 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ACTIONSERVICE'].methods_by_name['ReplayDeliveries']._serialized_options = b'\202\323\344\223\002\036\"\031/api/v1/deliveries:replay:\001*'
   _globals['_ACTIONSERVICE'].methods_by_name['DiscardDelivery']._loaded_options = None
   _globals['_ACTIONSERVICE'].methods_by_name['DiscardDelivery']._serialized_options = b'\202\323\344\223\002-\"(/api/v1/deliveries/{delivery_id}:discard:\001*'
-  _globals['_WEBHOOKTARGET']._serialized_start=110
-  _globals['_WEBHOOKTARGET']._serialized_end=263
-  _globals['_WEBHOOKTARGET_HEADERSENTRY']._serialized_start=217
-  _globals['_WEBHOOKTARGET_HEADERSENTRY']._serialized_end=263
-  _globals['_RULE']._serialized_start=266
-  _globals['_RULE']._serialized_end=560
-  _globals['_CREATERULEREQUEST']._serialized_start=563
-  _globals['_CREATERULEREQUEST']._serialized_end=723
-  _globals['_GETRULEREQUEST']._serialized_start=725
-  _globals['_GETRULEREQUEST']._serialized_end=758
-  _globals['_LISTRULESREQUEST']._serialized_start=760
-  _globals['_LISTRULESREQUEST']._serialized_end=824
-  _globals['_LISTRULESRESPONSE']._serialized_start=826
-  _globals['_LISTRULESRESPONSE']._serialized_end=927
-  _globals['_UPDATERULEREQUEST']._serialized_start=930
-  _globals['_UPDATERULEREQUEST']._serialized_end=1134
-  _globals['_ENABLERULEREQUEST']._serialized_start=1136
-  _globals['_ENABLERULEREQUEST']._serialized_end=1172
-  _globals['_DISABLERULEREQUEST']._serialized_start=1174
-  _globals['_DISABLERULEREQUEST']._serialized_end=1227
-  _globals['_DELETERULEREQUEST']._serialized_start=1229
-  _globals['_DELETERULEREQUEST']._serialized_end=1265
-  _globals['_DELETERULERESPONSE']._serialized_start=1267
-  _globals['_DELETERULERESPONSE']._serialized_end=1287
-  _globals['_DELIVERYATTEMPT']._serialized_start=1290
-  _globals['_DELIVERYATTEMPT']._serialized_end=1459
-  _globals['_DELIVERY']._serialized_start=1462
-  _globals['_DELIVERY']._serialized_end=1842
-  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1845
-  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1977
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1979
-  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2094
-  _globals['_GETDELIVERYREQUEST']._serialized_start=2096
-  _globals['_GETDELIVERYREQUEST']._serialized_end=2137
-  _globals['_LISTBREAKERSREQUEST']._serialized_start=2139
-  _globals['_LISTBREAKERSREQUEST']._serialized_end=2160
-  _globals['_BREAKER']._serialized_start=2163
-  _globals['_BREAKER']._serialized_end=2301
-  _globals['_LISTBREAKERSRESPONSE']._serialized_start=2303
-  _globals['_LISTBREAKERSRESPONSE']._serialized_end=2367
-  _globals['_REPLAYDELIVERIESREQUEST']._serialized_start=2369
-  _globals['_REPLAYDELIVERIESREQUEST']._serialized_end=2453
-  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_start=2455
-  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_end=2521
-  _globals['_DISCARDDELIVERYREQUEST']._serialized_start=2523
-  _globals['_DISCARDDELIVERYREQUEST']._serialized_end=2568
-  _globals['_ACTIONSERVICE']._serialized_start=2571
-  _globals['_ACTIONSERVICE']._serialized_end=3960
+  _globals['_WEBHOOKTARGET']._serialized_start=139
+  _globals['_WEBHOOKTARGET']._serialized_end=226
+  _globals['_RULE']._serialized_start=229
+  _globals['_RULE']._serialized_end=523
+  _globals['_CREATERULEREQUEST']._serialized_start=526
+  _globals['_CREATERULEREQUEST']._serialized_end=686
+  _globals['_GETRULEREQUEST']._serialized_start=688
+  _globals['_GETRULEREQUEST']._serialized_end=721
+  _globals['_LISTRULESREQUEST']._serialized_start=723
+  _globals['_LISTRULESREQUEST']._serialized_end=787
+  _globals['_LISTRULESRESPONSE']._serialized_start=789
+  _globals['_LISTRULESRESPONSE']._serialized_end=890
+  _globals['_UPDATERULEREQUEST']._serialized_start=893
+  _globals['_UPDATERULEREQUEST']._serialized_end=1097
+  _globals['_ENABLERULEREQUEST']._serialized_start=1099
+  _globals['_ENABLERULEREQUEST']._serialized_end=1135
+  _globals['_DISABLERULEREQUEST']._serialized_start=1137
+  _globals['_DISABLERULEREQUEST']._serialized_end=1190
+  _globals['_DELETERULEREQUEST']._serialized_start=1192
+  _globals['_DELETERULEREQUEST']._serialized_end=1228
+  _globals['_DELETERULERESPONSE']._serialized_start=1230
+  _globals['_DELETERULERESPONSE']._serialized_end=1250
+  _globals['_DELIVERYATTEMPT']._serialized_start=1253
+  _globals['_DELIVERYATTEMPT']._serialized_end=1422
+  _globals['_DELIVERY']._serialized_start=1425
+  _globals['_DELIVERY']._serialized_end=1805
+  _globals['_LISTDELIVERIESREQUEST']._serialized_start=1808
+  _globals['_LISTDELIVERIESREQUEST']._serialized_end=1940
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_start=1942
+  _globals['_LISTDELIVERIESRESPONSE']._serialized_end=2057
+  _globals['_GETDELIVERYREQUEST']._serialized_start=2059
+  _globals['_GETDELIVERYREQUEST']._serialized_end=2100
+  _globals['_LISTBREAKERSREQUEST']._serialized_start=2102
+  _globals['_LISTBREAKERSREQUEST']._serialized_end=2123
+  _globals['_BREAKER']._serialized_start=2126
+  _globals['_BREAKER']._serialized_end=2264
+  _globals['_LISTBREAKERSRESPONSE']._serialized_start=2266
+  _globals['_LISTBREAKERSRESPONSE']._serialized_end=2330
+  _globals['_REPLAYDELIVERIESREQUEST']._serialized_start=2332
+  _globals['_REPLAYDELIVERIESREQUEST']._serialized_end=2416
+  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_start=2418
+  _globals['_REPLAYDELIVERIESRESPONSE']._serialized_end=2484
+  _globals['_DISCARDDELIVERYREQUEST']._serialized_start=2486
+  _globals['_DISCARDDELIVERYREQUEST']._serialized_end=2531
+  _globals['_ACTIONSERVICE']._serialized_start=2534
+  _globals['_ACTIONSERVICE']._serialized_end=3923
 # @@protoc_insertion_point(module_scope)

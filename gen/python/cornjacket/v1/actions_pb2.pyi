@@ -1,6 +1,7 @@
 import datetime
 
 from google.api import annotations_pb2 as _annotations_pb2
+from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
@@ -12,20 +13,13 @@ DESCRIPTOR: _descriptor.FileDescriptor
 
 class WebhookTarget(_message.Message):
     __slots__ = ("url", "headers", "secrets")
-    class HeadersEntry(_message.Message):
-        __slots__ = ("key", "value")
-        KEY_FIELD_NUMBER: _ClassVar[int]
-        VALUE_FIELD_NUMBER: _ClassVar[int]
-        key: str
-        value: str
-        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
     URL_FIELD_NUMBER: _ClassVar[int]
     HEADERS_FIELD_NUMBER: _ClassVar[int]
     SECRETS_FIELD_NUMBER: _ClassVar[int]
     url: str
-    headers: _containers.ScalarMap[str, str]
+    headers: _struct_pb2.Struct
     secrets: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Mapping[str, str]] = ..., secrets: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, url: _Optional[str] = ..., headers: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., secrets: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Rule(_message.Message):
     __slots__ = ("rule_id", "name", "event_type_pattern", "condition", "target", "enabled", "disabled_reason", "created_at", "updated_at", "generated_secret")
