@@ -73,7 +73,7 @@ lint: setup buf-lint buf-breaking ## ruff (lint + format check), mypy, import ru
 	@$(VENV)/bin/mypy services tests scripts bench sdk
 	@$(VENV)/bin/lint-imports
 	@$(VENV)/bin/bandit -q -c pyproject.toml -r services
-	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy; \
+	@if command -v terraform >/dev/null; then env -u TF_CLI_CONFIG_FILE terraform fmt -check -recursive deploy; \
 	else echo "terraform fmt: skipped (no terraform on PATH; it is not on PyPI, npm or Debian)"; fi
 
 format: setup ## apply ruff's formatting and safe fixes

@@ -49,7 +49,14 @@ class Event:
     metadata: Metadata = field(default_factory=Metadata)
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form, as stored in the outbox row."""
+        """JSON-ready form, as stored in the outbox row (span_id only when tracing set it)."""
+        metadata: dict[str, Any] = {
+            "trace_id": self.metadata.trace_id,
+            "source": self.metadata.source,
+            "schema_version": self.metadata.schema_version,
+        }
+        if self.metadata.span_id:
+            metadata["span_id"] = self.metadata.span_id
         return {
             "event_id": self.event_id,
             "event_type": self.event_type,
@@ -57,12 +64,7 @@ class Event:
             "event_time": self.event_time.isoformat(),
             "ingested_at": self.ingested_at.isoformat(),
             "payload": self.payload,
-            "metadata": {
-                "trace_id": self.metadata.trace_id,
-                "source": self.metadata.source,
-                "schema_version": self.metadata.schema_version,
-                "span_id": self.metadata.span_id,
-            },
+            "metadata": metadata,
         }
 
     @classmethod

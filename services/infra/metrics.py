@@ -124,46 +124,59 @@ class InstrumentedPublisher:
 
 class GrpcMetrics(grpc.aio.ServerInterceptor):
     """Counts and times every unary call of an asyncio gRPC server; with tracing on, each
-    call is a server span continuing the caller's ``traceparent``."""
+    call is a server span continuing the caller's ``traceparent``. The wrapped handler is
+    built once per method (handlers are registered once), not per call."""
+
+    def __init__(self) -> None:
+        self._wrapped: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        full = str(details.method)
+        cached = self._wrapped.get(full)
+        if cached is not None:
+            return cached
         handler = await continuation(details)
         if (
             handler is None
             or handler.unary_unary is None
-            or str(details.method).startswith("/grpc.health.")  # Envoy's probes: noise
+            or full.startswith("/grpc.health.")  # Envoy's probes: noise
         ):
             return handler
-        method = str(details.method).rsplit("/", 1)[-1]
-        inner = handler.unary_unary
+        wrapped = _timed(full, handler)
+        self._wrapped[full] = wrapped
+        return wrapped
 
-        async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
-            start = time.perf_counter()
-            code = "OK"
-            try:
-                if tracing.enabled:
-                    carrier = {
-                        k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)
-                    }
-                    with tracing.span(
-                        method, SpanKind.SERVER, tracing.extract(carrier), rpc=str(details.method)
-                    ):
-                        return await inner(request, context)
-                return await inner(request, context)
-            except BaseException:
-                c = context.code()
-                code = c.name if isinstance(c, grpc.StatusCode) else "UNKNOWN"
-                raise
-            finally:
-                GRPC_REQUESTS.labels(method, code).inc()
-                GRPC_SECONDS.labels(method).observe(time.perf_counter() - start)
 
-        return grpc.unary_unary_rpc_method_handler(
-            timed,
-            request_deserializer=handler.request_deserializer,
-            response_serializer=handler.response_serializer,
-        )
+def _timed(full: str, handler: grpc.RpcMethodHandler) -> grpc.RpcMethodHandler:
+    method = full.rsplit("/", 1)[-1]
+    inner = handler.unary_unary
+    seconds = GRPC_SECONDS.labels(method)
+
+    async def timed(request: Any, context: grpc.aio.ServicerContext) -> Any:
+        start = time.perf_counter()
+        code = "OK"
+        try:
+            if tracing.enabled:
+                carrier = {
+                    k: v for k, v in context.invocation_metadata() or () if isinstance(v, str)
+                }
+                with tracing.span(method, SpanKind.SERVER, tracing.extract(carrier), rpc=full):
+                    return await inner(request, context)
+            return await inner(request, context)
+        except BaseException:
+            c = context.code()
+            code = c.name if isinstance(c, grpc.StatusCode) else "UNKNOWN"
+            raise
+        finally:
+            GRPC_REQUESTS.labels(method, code).inc()
+            seconds.observe(time.perf_counter() - start)
+
+    return grpc.unary_unary_rpc_method_handler(
+        timed,
+        request_deserializer=handler.request_deserializer,
+        response_serializer=handler.response_serializer,
+    )
