@@ -24,10 +24,11 @@ COPY services/ services/
 COPY gen/ gen/
 COPY migrations/ migrations/
 COPY envoy/ envoy/
+COPY sdk/ sdk/
 # Editable: the venv points at /app/services and /app/gen/python, so the final stage must
 # keep both the venv and /app at exactly these paths.
 RUN pip install --no-deps -e . \
-    && python -c "import services.cli.main, cornjacket.v1.ingestion_pb2, cornjacket.v1.query_pb2"
+    && python -c "import services.cli.main, cornjacket.v1.ingestion_pb2, cornjacket.v1.query_pb2, cornjacket.v1.actions_pb2, cornjacket_sdk.webhooks"
 
 
 FROM python:3.11-slim

@@ -49,6 +49,9 @@ bench-replay: setup ## rebuild projections from a 100k-event store and report th
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
+bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
+	@$(PY) -m bench.actions $(BENCH_ARGS)
+
 gen: setup node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set) from proto/
 	@$(PY) scripts/gen.py
 
@@ -67,7 +70,7 @@ buf-breaking: node_modules/.installed ## fail on breaking proto changes against 
 lint: setup buf-lint buf-breaking ## ruff (lint + format check), mypy, import rules, bandit, buf lint and breaking
 	@$(VENV)/bin/ruff check .
 	@$(VENV)/bin/ruff format --check .
-	@$(VENV)/bin/mypy services tests scripts bench
+	@$(VENV)/bin/mypy services tests scripts bench sdk
 	@$(VENV)/bin/lint-imports
 	@$(VENV)/bin/bandit -q -c pyproject.toml -r services
 	@if command -v terraform >/dev/null; then env -u TF_CLI_CONFIG_FILE terraform fmt -check -recursive deploy; \
@@ -80,4 +83,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test sdk-ts buf-breaking test-unit bench bench-mqtt bench-replay bench-soak gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts buf-breaking test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data

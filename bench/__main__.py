@@ -45,7 +45,8 @@ def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
             edge_port=edge,
             admin_port=admin,
             upstreams={
-                name: ("127.0.0.1", port) for name in ("ingestion", "query", "eventhandler")
+                name: ("127.0.0.1", port)
+                for name in ("ingestion", "query", "eventhandler", "actions")
             },
         )
     )

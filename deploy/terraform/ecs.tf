@@ -27,6 +27,8 @@ locals {
     ingestion    = { port = 50051, stop_timeout = 60 }
     eventhandler = { port = 50053, stop_timeout = 60 }
     query        = { port = 50052, stop_timeout = 30 }
+    # The orchestrator lets in-flight webhooks finish (<= 8 s) and commits its offsets.
+    actions = { port = 50056, stop_timeout = 40 }
   }
 
   # The same CJ_* variables as `make run` and docker-compose.yml; the database URL comes
@@ -40,6 +42,9 @@ locals {
     CJ_INGESTION_HOST      = "0.0.0.0"
     CJ_EVENTHANDLER_HOST   = "0.0.0.0"
     CJ_QUERY_HOST          = "0.0.0.0"
+    CJ_ACTIONS_HOST        = "0.0.0.0"
+    # Webhook targets may not point into the VPC or at the instance metadata endpoint.
+    CJ_ACTIONS_BLOCK_PRIVATE_TARGETS = "true"
   }
 
   # Standard gRPC health check against the task's own port; SERVING exits 0.
@@ -50,6 +55,7 @@ locals {
     "--upstream ingestion=ingestion.${local.namespace}:50051",
     "--upstream query=query.${local.namespace}:50052",
     "--upstream eventhandler=eventhandler.${local.namespace}:50053",
+    "--upstream actions=actions.${local.namespace}:50056",
     "--descriptor /envoy/cornjacket.pb",
     "&& cp /app/gen/envoy/cornjacket.pb /envoy/cornjacket.pb",
   ])
@@ -95,7 +101,7 @@ resource "aws_ecs_task_definition" "backend" {
     stopTimeout  = each.value.stop_timeout
     portMappings = [{ containerPort = each.value.port, protocol = "tcp" }]
     environment  = [for k, v in local.common_env : { name = k, value = v }]
-    # Every task gets all three URLs (one secret), so `cornjacket migrate all` runs from any.
+    # Every task gets all four URLs (one secret), so `cornjacket migrate all` runs from any.
     secrets = [for name in keys(local.backends) : {
       name      = "CJ_${upper(name)}_DATABASE_URL"
       valueFrom = aws_secretsmanager_secret.database_url.arn

@@ -55,7 +55,7 @@ resource "aws_vpc_security_group_egress_rule" "edge_all" {
 
 resource "aws_security_group" "services" {
   name        = "${local.name}-services"
-  description = "ingestion, eventhandler and query tasks"
+  description = "ingestion, eventhandler, query and actions tasks"
   vpc_id      = aws_vpc.main.id
 }
 
@@ -65,7 +65,7 @@ resource "aws_vpc_security_group_ingress_rule" "services_from_edge" {
   referenced_security_group_id = aws_security_group.edge.id
   ip_protocol                  = "tcp"
   from_port                    = 50051
-  to_port                      = 50053
+  to_port                      = 50056
 }
 
 resource "aws_vpc_security_group_egress_rule" "services_all" {

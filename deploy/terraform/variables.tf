@@ -104,12 +104,13 @@ variable "service_sizes" {
     ingestion    = { cpu = 512, memory = 1024, desired_count = 1 }
     eventhandler = { cpu = 512, memory = 1024, desired_count = 1 }
     query        = { cpu = 256, memory = 512, desired_count = 1 }
+    actions      = { cpu = 256, memory = 512, desired_count = 1 }
     edge         = { cpu = 256, memory = 512, desired_count = 1 }
   }
 
   validation {
-    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "edge"], keys(var.service_sizes))) == 0
-    error_message = "service_sizes needs entries for ingestion, eventhandler, query and edge."
+    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "edge"], keys(var.service_sizes))) == 0
+    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions and edge."
   }
 }
 

@@ -12,6 +12,7 @@ from pathlib import Path
 from types import FrameType
 
 from services.config.settings import (
+    ActionsSettings,
     CommonSettings,
     Env,
     EventHandlerSettings,
@@ -24,7 +25,7 @@ from services.core.errors import CornjacketError
 from services.eventhandler.projectors import PROJECTION_TYPES
 from services.infra import logs
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 
 
 def _serve(service: str) -> int:
@@ -42,6 +43,11 @@ def _serve(service: str) -> int:
         if service == "relay":
             return run(lambda: ingestion.run(settings, api=False, relay=True))
         return run(lambda: ingestion.run(settings, relay=settings.run_relay))
+    if service == "actions":
+        from services.actions import main as actions
+
+        acts = ActionsSettings.from_env()
+        return run(lambda: actions.run(acts))
     if service == "mqtt":
         from services.mqtt import main as mqtt
 
@@ -111,7 +117,7 @@ def _migrate(service: str) -> int:
     from services.infra import migrations
 
     env = Env()
-    targets = ("ingestion", "eventhandler") if service == "all" else (service,)
+    targets = ("ingestion", "eventhandler", "actions") if service == "all" else (service,)
     for name in targets:
         url = env.db_url(f"CJ_{name.upper()}_DATABASE_URL")
         n = migrations.apply(url, name)
@@ -273,13 +279,13 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt")
+        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions")
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
-            "relay, mqtt"
+            "relay, mqtt, actions"
         )
     return name, (host, int(port))
 
@@ -291,6 +297,7 @@ def _envoy_config(args: argparse.Namespace) -> int:
         "ingestion": ("127.0.0.1", 50051),
         "query": ("127.0.0.1", 50052),
         "eventhandler": ("127.0.0.1", 50053),
+        "actions": ("127.0.0.1", 50056),
     }
     upstreams.update(dict(args.upstream or []))
     text = render(
@@ -348,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("service", choices=SERVE_CHOICES)
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
-    migrate.add_argument("service", choices=("ingestion", "eventhandler", "all"))
+    migrate.add_argument("service", choices=("ingestion", "eventhandler", "actions", "all"))
     pg = sub.add_parser(
         "postgres",
         help="stop, start or check the embedded PostgreSQL of a running `cornjacket up`",

@@ -2,7 +2,8 @@
 
 Used by ``cornjacket up`` and by the end-to-end tests, so tests run the same parts a user
 runs. Stop order is the reverse and drains: Envoy first (no new requests), then ingestion
-(the relay finishes its batch), then the handler (folds in what was published), then the
+(the relay finishes its batch), then the handler (folds in what was published), query, the
+action orchestrator (finishes in-flight webhooks; unfinished jobs stay in PostgreSQL), then the
 broker and PostgreSQL.
 """
 
@@ -26,7 +27,7 @@ log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
-SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt")
+SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 
 
 class Stack:
@@ -64,12 +65,14 @@ class Stack:
             "CJ_INGESTION_DATABASE_URL": url,
             "CJ_EVENTHANDLER_DATABASE_URL": url,
             "CJ_QUERY_DATABASE_URL": url,
+            "CJ_ACTIONS_DATABASE_URL": url,
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
             "CJ_RELAY_PORT": str(s.relay_port),
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
+            "CJ_ACTIONS_PORT": str(s.actions_port),
             "CJ_MQTT_PORT": str(s.mqtt_port),
             "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
             "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
@@ -89,6 +92,7 @@ class Stack:
             "CJ_QUERY_PORT": s.query_port,
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
+            "CJ_ACTIONS_PORT": s.actions_port,
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
@@ -130,6 +134,7 @@ class Stack:
                     "query": ("127.0.0.1", s.query_port),
                     "eventhandler": ("127.0.0.1", s.eventhandler_port),
                     "relay": ("127.0.0.1", s.relay_port),
+                    "actions": ("127.0.0.1", s.actions_port),
                     "mqtt": ("127.0.0.1", s.mqtt_health_port),
                 },
             )
@@ -176,10 +181,10 @@ class Stack:
             # Their clients are stopped before the new broker comes up: a consumer that
             # reconnects to the new broker while shutting down joins its group and leaves a
             # member behind that blocks the next consumer's assignment.
-            for name in ("relay", "eventhandler"):
+            for name in ("relay", "eventhandler", "actions"):
                 self.services[name].stop(deadline=10)
             self.broker.start(timeout=s.start_timeout)
-            for name in ("relay", "eventhandler"):
+            for name in ("relay", "eventhandler", "actions"):
                 self.services[name].start()
             self.catch_up_projections()
         elif child is self.envoy.child:
@@ -208,7 +213,7 @@ class Stack:
     def stop(self) -> None:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
-        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query"):
+        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -249,6 +254,7 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         query_port=free_port(),
         eventhandler_port=free_port(),
         relay_port=free_port(),
+        actions_port=free_port(),
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
         metrics_ports={name: free_port() for name in METRICS_PORTS},

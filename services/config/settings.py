@@ -254,6 +254,89 @@ class QuerySettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ActionsSettings:
+    """The action orchestrator: API, consumer and the webhook delivery policy (DESIGN 5)."""
+
+    common: CommonSettings
+    database_url: str
+    host: str
+    port: int
+    metrics_port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+    pool_size: int
+    db_timeout: float
+    workers: int
+    endpoint_concurrency: int
+    poll_interval: float
+    timeout: float
+    backoff: tuple[float, ...]
+    backoff_jitter: float
+    retry_after_max: float
+    rate_limit_per_minute: int
+    dedupe_window: float
+    breaker_threshold: int
+    breaker_cooldown: float
+    max_job_age: float
+    retention: float
+    block_private_targets: bool
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> ActionsSettings:
+        env = env or Env()
+        backoff_raw = env.csv("CJ_ACTIONS_BACKOFF", ("1s", "2s", "4s", "8s", "16s"))
+        backoff = tuple(_parse_duration("CJ_ACTIONS_BACKOFF", part, lo=0.0) for part in backoff_raw)
+        jitter_raw = env.text("CJ_ACTIONS_BACKOFF_JITTER", "0.2")
+        try:
+            jitter = float(jitter_raw)
+        except ValueError:
+            raise ConfigError(f"CJ_ACTIONS_BACKOFF_JITTER={jitter_raw!r} is not a number") from None
+        if not 0.0 <= jitter <= 1.0:
+            raise ConfigError(f"CJ_ACTIONS_BACKOFF_JITTER={jitter_raw!r} is out of range 0..1")
+        return cls(
+            common=CommonSettings.from_env(env),
+            database_url=env.db_url("CJ_ACTIONS_DATABASE_URL"),
+            host=env.text("CJ_ACTIONS_HOST", "127.0.0.1"),
+            port=env.port("CJ_ACTIONS_PORT", 50056),
+            metrics_port=env.integer("CJ_ACTIONS_METRICS_PORT", 9106, lo=0, hi=65535),
+            consumer_group=env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
+            topics=env.csv("CJ_ACTIONS_TOPICS", ("sensor-events", "user-actions", "system-events")),
+            poll_timeout=env.duration("CJ_ACTIONS_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.integer("CJ_ACTIONS_BATCH_SIZE", 500, lo=1, hi=100_000),
+            pool_size=env.integer("CJ_ACTIONS_POOL_SIZE", 8, lo=1, hi=256),
+            db_timeout=env.duration("CJ_ACTIONS_DB_TIMEOUT", 5.0, lo=0.1),
+            workers=env.integer("CJ_ACTIONS_WORKERS", 16, lo=1, hi=1024),
+            endpoint_concurrency=env.integer("CJ_ACTIONS_ENDPOINT_CONCURRENCY", 4, lo=1, hi=1024),
+            poll_interval=env.duration("CJ_ACTIONS_POLL_INTERVAL", 1.0, lo=0.01),
+            timeout=env.duration("CJ_ACTIONS_TIMEOUT", 30.0, lo=0.05),
+            backoff=backoff,
+            backoff_jitter=jitter,
+            retry_after_max=env.duration("CJ_ACTIONS_RETRY_AFTER_MAX", 3600.0, lo=0.0),
+            rate_limit_per_minute=env.integer(
+                "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE", 10, lo=0, hi=10_000_000
+            ),
+            dedupe_window=env.duration("CJ_ACTIONS_DEDUPE_WINDOW", 300.0, lo=0.0),
+            breaker_threshold=env.integer("CJ_ACTIONS_BREAKER_THRESHOLD", 5, lo=1, hi=1_000_000),
+            breaker_cooldown=env.duration("CJ_ACTIONS_BREAKER_COOLDOWN", 300.0, lo=0.0),
+            max_job_age=env.duration("CJ_ACTIONS_MAX_JOB_AGE", 24 * 3600.0, lo=1.0),
+            retention=env.duration("CJ_ACTIONS_RETENTION", 7 * 24 * 3600.0, lo=60.0),
+            block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", False),
+        )
+
+
+def _parse_duration(name: str, raw: str, *, lo: float) -> float:
+    m = _DURATION_RE.match(raw.strip())
+    if not m:
+        raise ConfigError(f"{name}: {raw!r} is not a duration like 5s, 250ms, 1m or 24h")
+    value = float(m.group(1)) * _UNIT_SECONDS[m.group(2)]
+    if value < lo:
+        raise ConfigError(f"{name}: {raw!r} must be at least {lo}s")
+    return value
+
+
+@dataclass(frozen=True, slots=True)
 class MqttSettings:
     """The MQTT entry point: an amqtt broker whose publishes feed ingestion over gRPC."""
 
@@ -319,6 +402,7 @@ METRICS_PORTS = {
     "eventhandler": 9103,
     "query": 9104,
     "mqtt": 9105,
+    "actions": 9106,
 }
 
 
@@ -335,6 +419,7 @@ class StackSettings:
     query_port: int
     eventhandler_port: int
     relay_port: int
+    actions_port: int
     mqtt_port: int
     mqtt_health_port: int
     metrics_ports: dict[str, int]
@@ -355,6 +440,7 @@ class StackSettings:
             query_port=env.port("CJ_QUERY_PORT", 50052),
             eventhandler_port=env.port("CJ_EVENTHANDLER_PORT", 50053),
             relay_port=env.port("CJ_RELAY_PORT", 50054),
+            actions_port=env.port("CJ_ACTIONS_PORT", 50056),
             mqtt_port=env.port("CJ_MQTT_PORT", 1883),
             mqtt_health_port=env.port("CJ_MQTT_HEALTH_PORT", 50055),
             metrics_ports={

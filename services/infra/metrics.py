@@ -63,6 +63,30 @@ DLQ_PENDING = Gauge(
     "cornjacket_dlq_pending", "Dead letters waiting for replay or discard", ["consumer"]
 )
 
+WEBHOOK_JOBS = Counter(
+    "cornjacket_webhook_jobs_total",
+    "Delivery jobs the action orchestrator wrote for matching events (re-deliveries excluded)",
+)
+WEBHOOK_ATTEMPTS = Counter(
+    "cornjacket_webhook_attempts_total",
+    "Webhook attempts by outcome (success, failure, timeout, connection_error, gone, "
+    "short_circuited, blocked)",
+    ["outcome"],
+)
+WEBHOOK_ATTEMPT_SECONDS = Histogram(
+    "cornjacket_webhook_attempt_seconds",
+    "Duration of one webhook HTTP attempt",
+    buckets=(*_LATENCY, 30),
+)
+WEBHOOK_DELIVERIES = Gauge(
+    "cornjacket_webhook_deliveries",
+    "Deliveries by status: pending (queued, retrying or waiting on a breaker), failed (the DLQ)",
+    ["status"],
+)
+WEBHOOK_BREAKERS_OPEN = Gauge(
+    "cornjacket_webhook_breakers_open", "Endpoints whose circuit breaker is open or half-open"
+)
+
 
 def serve(host: str, port: int) -> None:
     """Serve /metrics on host:port in a background thread; port 0 turns it off."""

@@ -17,6 +17,18 @@ stack_settings = settings_on_free_ports
 MQTT_PASSWORD = "correct-horse-1"
 MQTT_DEVICES = ("device-a", "device-b")
 
+# The action orchestrator's policy, shortened so the webhook tests run in seconds: retries
+# after 200 ms, a 5 s breaker cooldown, a 3 s attempt timeout, 300 deliveries a minute.
+ACTIONS_ENV = {
+    "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
+    "CJ_ACTIONS_POLL_INTERVAL": "200ms",
+    "CJ_ACTIONS_BACKOFF": "200ms,200ms,200ms,200ms,200ms",
+    "CJ_ACTIONS_BACKOFF_JITTER": "0.1",
+    "CJ_ACTIONS_TIMEOUT": "3s",
+    "CJ_ACTIONS_BREAKER_COOLDOWN": "5s",
+    "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "300",
+}
+
 
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
@@ -35,6 +47,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_LOG_FORMAT": "json",
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_MQTT_USERS_FILE": str(users),
+            **ACTIONS_ENV,
             # Spans of every process as JSON lines: tests/e2e/test_tracing.py reads them.
             "CJ_TRACING_EXPORTER": "file",
             "CJ_TRACING_DIR": str(data / "traces"),

@@ -45,3 +45,33 @@ def test_durations_accept_units() -> None:
 def test_bad_values_fail_fast_naming_variable(var: str, value: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         IngestionSettings.from_env(Env({var: value}))
+
+
+def test_actions_defaults_follow_the_design() -> None:
+    from services.config.settings import ActionsSettings
+
+    s = ActionsSettings.from_env(Env({}))
+    assert s.consumer_group == "action-orchestrator"
+    assert s.topics == ("sensor-events", "user-actions", "system-events")
+    assert s.timeout == 30.0 and s.backoff == (1.0, 2.0, 4.0, 8.0, 16.0)
+    assert s.rate_limit_per_minute == 10 and s.dedupe_window == 300.0
+    assert (s.breaker_threshold, s.breaker_cooldown) == (5, 300.0)
+    assert s.block_private_targets is False and s.port == 50056
+
+
+@pytest.mark.parametrize(
+    ("var", "value", "message"),
+    [
+        ("CJ_ACTIONS_BACKOFF", "1s,soon", "CJ_ACTIONS_BACKOFF: 'soon' is not a duration"),
+        ("CJ_ACTIONS_BACKOFF_JITTER", "2", "CJ_ACTIONS_BACKOFF_JITTER='2' is out of range 0..1"),
+        ("CJ_ACTIONS_RATE_LIMIT_PER_MINUTE", "-1", "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE=-1 is out"),
+        ("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", "maybe", "is not a boolean"),
+        ("CJ_ACTIONS_TIMEOUT", "1ms", "CJ_ACTIONS_TIMEOUT='1ms' must be at least"),
+    ],
+)
+def test_bad_actions_settings_name_the_variable(var: str, value: str, message: str) -> None:
+    from services.config.settings import ActionsSettings
+
+    with pytest.raises(ConfigError) as err:
+        ActionsSettings.from_env(Env({var: value}))
+    assert message in str(err.value)

@@ -18,6 +18,7 @@ service_sizes = {
   ingestion    = { cpu = 512, memory = 1024, desired_count = 1 }
   eventhandler = { cpu = 512, memory = 1024, desired_count = 1 }
   query        = { cpu = 256, memory = 512, desired_count = 1 }
+  actions      = { cpu = 256, memory = 512, desired_count = 1 }
   edge         = { cpu = 256, memory = 512, desired_count = 1 }
 }
 

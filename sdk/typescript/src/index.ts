@@ -7,6 +7,7 @@ import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
+import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
 import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
 import {
   IngestEventRequestSchema,
@@ -16,6 +17,7 @@ import {
 import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
 import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
 
+export * from "./gen/cornjacket/v1/actions_pb.js";
 export * from "./gen/cornjacket/v1/dlq_pb.js";
 export * from "./gen/cornjacket/v1/events_pb.js";
 export * from "./gen/cornjacket/v1/ingestion_pb.js";
@@ -38,6 +40,7 @@ export interface Cornjacket {
   query: Client<typeof QueryService>;
   deadLetters: Client<typeof DeadLetterService>;
   lineage: Client<typeof LineageService>;
+  actions: Client<typeof ActionService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -60,6 +63,7 @@ export function connect(options: Options): Cornjacket {
     query: createClient(QueryService, transport),
     deadLetters: createClient(DeadLetterService, transport),
     lineage: createClient(LineageService, transport),
+    actions: createClient(ActionService, transport),
   };
 }
 

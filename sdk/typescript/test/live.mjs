@@ -37,6 +37,15 @@ assert.equal(projection.state?.value, 22.5);
 const lineage = await cj.lineage.getEventLineage({ eventId: accepted.eventId });
 assert.equal(lineage.hops[0].stage, "accepted");
 
+const rule = await cj.actions.createRule({
+  name: `ts-${agg}`,
+  eventTypePattern: "sdk.check",
+  target: { url: "http://127.0.0.1:9/never", headers: {}, secrets: [] },
+});
+assert.ok(rule.generatedSecret.startsWith("whsec_"));
+assert.equal((await cj.actions.getRule({ ruleId: rule.ruleId })).name, `ts-${agg}`);
+await cj.actions.deleteRule({ ruleId: rule.ruleId });
+
 await assert.rejects(
   cj.ingestion.ingestEvent(event("nope", agg, {})),
   (e) => ConnectError.from(e).code === Code.InvalidArgument && /dot notation/.test(e.message),

@@ -1,0 +1,1 @@
+"""Client-side helpers for Cornjacket users (standard library only)."""

@@ -1,0 +1,220 @@
+"""gRPC transport for the action orchestrator: Protobuf <-> plain values, errors mapped."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import grpc
+from cornjacket.v1 import actions_pb2, actions_pb2_grpc
+
+from services.actions.ports import Attempt, BreakerView, Delivery, DeliveryFilter, RuleChanges
+from services.actions.rules import Rule, RuleDraft, Target, mask_secret
+from services.actions.service import ActionService
+from services.core.errors import InvalidInput
+from services.infra.codec import from_struct, to_struct, to_timestamp
+from services.infra.grpc_errors import grpc_errors
+
+
+def _rfc3339(dt: datetime | None) -> str:
+    return "" if dt is None else dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _parse_time(name: str, text: str) -> datetime | None:
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} {text[:60]!r} is not an RFC 3339 time") from None
+    if dt.tzinfo is None:
+        raise InvalidInput(f"{name} {text[:60]!r} needs a time zone (e.g. Z)")
+    return dt
+
+
+# generated_secret defaults to "none was generated" (bandit B107 takes it for a password).
+def rule_to_proto(rule: Rule, generated_secret: str = "") -> actions_pb2.Rule:  # nosec B107
+    return actions_pb2.Rule(
+        rule_id=rule.rule_id,
+        name=rule.name,
+        event_type_pattern=rule.event_type_pattern,
+        condition=rule.condition,
+        target=actions_pb2.WebhookTarget(
+            url=rule.target.url,
+            headers=to_struct(rule.target.headers),
+            secrets=[mask_secret(s) for s in rule.target.secrets],
+        ),
+        enabled=rule.enabled,
+        disabled_reason=rule.disabled_reason,
+        created_at=to_timestamp(rule.created_at),
+        updated_at=to_timestamp(rule.updated_at),
+        generated_secret=generated_secret,
+    )
+
+
+def _attempt(a: Attempt) -> actions_pb2.DeliveryAttempt:
+    return actions_pb2.DeliveryAttempt(
+        attempt=a.attempt,
+        started_at=to_timestamp(a.started_at),
+        duration_ms=a.duration_ms,
+        outcome=a.outcome,
+        status_code=a.status_code,
+        error=a.error,
+        url=a.url,
+    )
+
+
+def delivery_to_proto(d: Delivery) -> actions_pb2.Delivery:
+    return actions_pb2.Delivery(
+        delivery_id=d.delivery_id,
+        rule_id=d.rule_id,
+        event_id=d.event_id,
+        event_type=d.event_type,
+        target_url=d.target_url,
+        status=d.status,
+        attempt_count=d.attempt_count,
+        next_attempt_at=_rfc3339(d.next_attempt_at),
+        last_error=d.last_error,
+        created_at=to_timestamp(d.created_at),
+        updated_at=to_timestamp(d.updated_at),
+        delivered_at=_rfc3339(d.delivered_at),
+        replay_count=d.replay_count,
+        attempts=[_attempt(a) for a in d.attempts],
+    )
+
+
+def _breaker(b: BreakerView) -> actions_pb2.Breaker:
+    return actions_pb2.Breaker(
+        endpoint=b.endpoint,
+        state=b.state,
+        consecutive_failures=b.consecutive_failures,
+        retry_at=_rfc3339(b.retry_at),
+        updated_at=to_timestamp(b.updated_at),
+    )
+
+
+def _target(t: actions_pb2.WebhookTarget) -> Target:
+    # Values are checked to be strings by rules.validate_headers.
+    headers = from_struct(t.headers) if t.HasField("headers") else {}
+    return Target(url=t.url, headers=headers, secrets=tuple(t.secrets))
+
+
+class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
+    def __init__(self, service: ActionService) -> None:
+        self._service = service
+
+    @grpc_errors
+    async def CreateRule(
+        self, request: actions_pb2.CreateRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Rule:
+        saved = await self._service.create_rule(
+            RuleDraft(
+                name=request.name,
+                event_type_pattern=request.event_type_pattern,
+                condition=request.condition,
+                target=_target(request.target),
+                enabled=request.enabled if request.HasField("enabled") else True,
+            )
+        )
+        return rule_to_proto(saved.rule, saved.generated_secret)
+
+    @grpc_errors
+    async def GetRule(
+        self, request: actions_pb2.GetRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Rule:
+        return rule_to_proto(await self._service.get_rule(request.rule_id))
+
+    @grpc_errors
+    async def ListRules(
+        self, request: actions_pb2.ListRulesRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.ListRulesResponse:
+        limit = request.limit if request.HasField("limit") else None
+        page = await self._service.list_rules(limit, request.offset)
+        return actions_pb2.ListRulesResponse(
+            rules=[rule_to_proto(r) for r in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    @grpc_errors
+    async def UpdateRule(
+        self, request: actions_pb2.UpdateRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Rule:
+        changes = RuleChanges(
+            name=request.name if request.HasField("name") else None,
+            event_type_pattern=request.event_type_pattern
+            if request.HasField("event_type_pattern")
+            else None,
+            condition=request.condition if request.HasField("condition") else None,
+            target=_target(request.target) if request.HasField("target") else None,
+        )
+        return rule_to_proto(await self._service.update_rule(request.rule_id, changes))
+
+    @grpc_errors
+    async def EnableRule(
+        self, request: actions_pb2.EnableRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Rule:
+        return rule_to_proto(await self._service.set_enabled(request.rule_id, True))
+
+    @grpc_errors
+    async def DisableRule(
+        self, request: actions_pb2.DisableRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Rule:
+        return rule_to_proto(
+            await self._service.set_enabled(request.rule_id, False, request.reason)
+        )
+
+    @grpc_errors
+    async def DeleteRule(
+        self, request: actions_pb2.DeleteRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.DeleteRuleResponse:
+        await self._service.delete_rule(request.rule_id)
+        return actions_pb2.DeleteRuleResponse()
+
+    @grpc_errors
+    async def ListDeliveries(
+        self, request: actions_pb2.ListDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.ListDeliveriesResponse:
+        flt = DeliveryFilter(
+            rule_id=request.rule_id,
+            status=request.status,
+            since=_parse_time("since", request.since),
+            until=_parse_time("until", request.until),
+        )
+        limit = request.limit if request.HasField("limit") else None
+        page = await self._service.list_deliveries(flt, limit, request.offset)
+        return actions_pb2.ListDeliveriesResponse(
+            deliveries=[delivery_to_proto(d) for d in page.items],
+            total=page.total,
+            limit=page.limit,
+            offset=page.offset,
+        )
+
+    @grpc_errors
+    async def GetDelivery(
+        self, request: actions_pb2.GetDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Delivery:
+        return delivery_to_proto(await self._service.get_delivery(request.delivery_id))
+
+    @grpc_errors
+    async def ListBreakers(
+        self, request: actions_pb2.ListBreakersRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.ListBreakersResponse:
+        return actions_pb2.ListBreakersResponse(
+            breakers=[_breaker(b) for b in await self._service.breakers()]
+        )
+
+    @grpc_errors
+    async def ReplayDeliveries(
+        self, request: actions_pb2.ReplayDeliveriesRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.ReplayDeliveriesResponse:
+        ids = await self._service.replay(
+            list(request.delivery_ids), request.all_failed, request.rule_id
+        )
+        return actions_pb2.ReplayDeliveriesResponse(delivery_ids=ids, replayed=len(ids))
+
+    @grpc_errors
+    async def DiscardDelivery(
+        self, request: actions_pb2.DiscardDeliveryRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.Delivery:
+        return delivery_to_proto(await self._service.discard(request.delivery_id))

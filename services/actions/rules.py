@@ -1,0 +1,257 @@
+"""Rules: the plain model, its validation, and matching an event against a rule."""
+
+from __future__ import annotations
+
+import base64
+import ipaddress
+import re
+import secrets as pysecrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+from urllib.parse import urlsplit
+
+from services.actions.conditions import Condition, parse
+from services.core.errors import InvalidInput
+
+MAX_NAME_LEN = 200
+MAX_URL_LEN = 2048
+MAX_HEADERS = 20
+MAX_SECRETS = 5
+# The Standard Webhooks prefix of a secret, not a secret itself (bandit B105).
+SECRET_PREFIX = "whsec_"  # nosec B105
+_SEGMENT = r"[a-z0-9_-]+"
+_EXACT_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})+$")
+_PREFIX_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})*\.\*$")
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# Headers the orchestrator sets itself; a rule may not override them.
+RESERVED_HEADERS = frozenset(
+    {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def endpoint(self) -> str:
+        """The circuit breaker's key: scheme://host:port."""
+        return endpoint_of(self.url)
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    rule_id: str
+    name: str
+    event_type_pattern: str
+    condition: str
+    target: Target
+    enabled: bool
+    disabled_reason: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RuleDraft:
+    """What a caller asks for; validated by ``validate_draft``."""
+
+    name: str
+    event_type_pattern: str
+    condition: str
+    target: Target
+    enabled: bool = True
+
+
+def endpoint_of(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (443 if parts.scheme == "https" else 80)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    return f"{parts.scheme}://{host}:{port}"
+
+
+def validate_pattern(pattern: str) -> str:
+    p = pattern.strip()
+    if not p:
+        raise InvalidInput(
+            "event_type_pattern is required: an event type, a prefix like 'sensor.*', or '*'"
+        )
+    if p == "*" or _EXACT_RE.match(p) or _PREFIX_RE.match(p):
+        return p
+    raise InvalidInput(
+        f"event_type_pattern {p[:80]!r} is not an event type (e.g. 'sensor.reading'), "
+        "a prefix ending in '.*' (e.g. 'sensor.*') or '*'"
+    )
+
+
+def pattern_matches(pattern: str, event_type: str) -> bool:
+    if pattern == "*":
+        return True
+    if pattern.endswith(".*"):
+        return event_type.startswith(pattern[:-1])
+    return event_type == pattern
+
+
+def forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local, multicast, reserved or unspecified: not a webhook target
+    when private targets are blocked (a rule must not reach the platform's own network)."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return bool(
+        ip.is_private
+        or ip.is_loopback
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+    )
+
+
+def validate_url(url: str, *, block_private: bool) -> str:
+    u = url.strip()
+    if not u:
+        raise InvalidInput("target.url is required")
+    if len(u) > MAX_URL_LEN:
+        raise InvalidInput(f"target.url is longer than {MAX_URL_LEN} characters")
+    if _has_control(u) or " " in u:
+        raise InvalidInput("target.url must not contain spaces or control characters")
+    try:
+        parts = urlsplit(u)
+        parts.port  # noqa: B018 - raises ValueError on a bad port
+    except ValueError as e:
+        raise InvalidInput(f"target.url {u[:200]!r} is not a valid URL: {e}") from None
+    if parts.scheme not in ("http", "https"):
+        raise InvalidInput(f"target.url {u[:200]!r} must start with http:// or https://")
+    if not parts.hostname:
+        raise InvalidInput(f"target.url {u[:200]!r} has no host")
+    if block_private:
+        host = parts.hostname
+        if host == "localhost" or host.endswith(".localhost"):
+            raise InvalidInput(f"target.url host {host!r} is a forbidden (local) address")
+        try:
+            ip = ipaddress.ip_address(host)
+        except ValueError:
+            ip = None
+        if ip is not None and forbidden_address(ip):
+            raise InvalidInput(
+                f"target.url host {host} is in a forbidden address range (private, loopback, "
+                "link-local or reserved)"
+            )
+    return u
+
+
+def decode_secret(secret: str) -> bytes:
+    """The HMAC key of a ``whsec_<base64>`` secret (Standard Webhooks)."""
+    if not secret.startswith(SECRET_PREFIX):
+        raise InvalidInput(f"a signing secret must look like {SECRET_PREFIX}<base64>")
+    try:
+        key = base64.b64decode(secret[len(SECRET_PREFIX) :], validate=True)
+    except ValueError:
+        raise InvalidInput(f"a signing secret's part after {SECRET_PREFIX} is not base64") from None
+    if not 24 <= len(key) <= 64:
+        raise InvalidInput(f"a signing secret must hold 24 to 64 bytes, this one holds {len(key)}")
+    return key
+
+
+def generate_secret() -> str:
+    return SECRET_PREFIX + base64.b64encode(pysecrets.token_bytes(32)).decode()
+
+
+def mask_secret(secret: str) -> str:
+    return f"{SECRET_PREFIX}…{secret[-4:]}"
+
+
+def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
+    if len(headers) > MAX_HEADERS:
+        raise InvalidInput(f"target.headers holds more than {MAX_HEADERS} headers")
+    out: dict[str, str] = {}
+    for name, value in headers.items():
+        if not _HEADER_NAME_RE.match(name):
+            raise InvalidInput(f"target.headers: {name[:80]!r} is not a valid header name")
+        if not isinstance(value, str):
+            raise InvalidInput(f"target.headers: the value of {name[:80]!r} must be a string")
+        lower = name.lower()
+        if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
+            raise InvalidInput(f"target.headers: {name!r} is set by the orchestrator itself")
+        if any(c in value for c in "\r\n\0") or len(value) > 4096:
+            raise InvalidInput(f"target.headers: the value of {name!r} is not a valid header value")
+        out[name] = value
+    return out
+
+
+def validate_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
+    if len(secrets) > MAX_SECRETS:
+        raise InvalidInput(f"target.secrets holds more than {MAX_SECRETS} secrets")
+    for s in secrets:
+        if s.startswith(SECRET_PREFIX + "…"):
+            raise InvalidInput(
+                "target.secrets holds a masked secret (as shown in responses); send the full "
+                "secrets, or leave secrets out to keep the current ones"
+            )
+        decode_secret(s)
+    if len(set(secrets)) != len(secrets):
+        raise InvalidInput("target.secrets holds the same secret twice")
+    return secrets
+
+
+def _has_control(text: str) -> bool:
+    return any(ord(c) < 0x20 or ord(c) == 0x7F for c in text)
+
+
+def validate_name(name: str) -> str:
+    n = name.strip()
+    if not n:
+        raise InvalidInput("name is required")
+    if _has_control(n):
+        raise InvalidInput("name must not contain control characters")
+    if len(n) > MAX_NAME_LEN:
+        raise InvalidInput(f"name is longer than {MAX_NAME_LEN} characters")
+    return n
+
+
+def validate_condition(condition: str) -> str:
+    try:
+        return parse(condition).source
+    except InvalidInput as e:
+        raise InvalidInput(f"condition: {e}") from None
+
+
+def validate_target(target: Target, *, block_private: bool) -> Target:
+    return Target(
+        url=validate_url(target.url, block_private=block_private),
+        headers=validate_headers(target.headers),
+        secrets=validate_secrets(target.secrets),
+    )
+
+
+def validate_draft(draft: RuleDraft, *, block_private: bool) -> RuleDraft:
+    return RuleDraft(
+        name=validate_name(draft.name),
+        event_type_pattern=validate_pattern(draft.event_type_pattern),
+        condition=validate_condition(draft.condition),
+        target=validate_target(draft.target, block_private=block_private),
+        enabled=draft.enabled,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledRule:
+    """A rule ready for matching: its condition parsed once."""
+
+    rule_id: str
+    pattern: str
+    condition: Condition
+    target_url: str
+
+    def matches(self, event_type: str, event: Mapping[str, Any]) -> bool:
+        return pattern_matches(self.pattern, event_type) and self.condition.matches(event)
+
+
+def compile_rule(rule_id: str, pattern: str, condition: str, target_url: str) -> CompiledRule:
+    return CompiledRule(rule_id, pattern, parse(condition), target_url)

@@ -1,0 +1,184 @@
+"""The orchestrator's PostgreSQL adapters against a real database: claiming and leases,
+no duplicate jobs, dedupe windows, the shared breaker and rate limit. Time is passed in
+(the injectable clock), so leases and windows expire without waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import uuid_utils
+
+from services.actions import policy as pol
+from services.actions.ports import DELIVERED, PENDING, Attempt, NewJob, Outcome
+from services.actions.rules import RuleDraft, Target
+from services.actions.store import PostgresActionStore, PostgresJobSink
+from services.infra import migrations
+from services.infra.postgres import open_pool
+
+pytestmark = pytest.mark.component
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
+POLICY = pol.Policy(breaker_threshold=3, breaker_cooldown=60, timeout=5)
+
+
+def new_id() -> str:
+    return str(uuid_utils.uuid7())
+
+
+@pytest.fixture
+async def stores(database: str) -> AsyncIterator[tuple[PostgresActionStore, PostgresActionStore]]:
+    """Two stores on two pools: two replicas sharing one database."""
+    await asyncio.to_thread(migrations.apply, database, "actions")
+    async with (
+        open_pool(database, max_size=4, acquire_timeout=5, name="a") as a,
+        open_pool(database, max_size=4, acquire_timeout=5, name="b") as b,
+    ):
+        yield PostgresActionStore(a), PostgresActionStore(b)
+
+
+async def make_rule(store: PostgresActionStore, url: str) -> str:
+    rule_id = new_id()
+    await store.create(
+        rule_id, RuleDraft("r", "sensor.reading", "", Target(url, {}, (SECRET,))), T0
+    )
+    return rule_id
+
+
+def job(
+    rule_id: str, url: str, event_id: str | None = None, event_type: str = "sensor.reading"
+) -> NewJob:
+    eid = event_id or new_id()
+    return NewJob(new_id(), rule_id, eid, event_type, url, {"event_id": eid})
+
+
+def delivered(attempt: int) -> Outcome:
+    a = Attempt(attempt, T0, 1, pol.SUCCESS, 200, "", "http://x")
+    return Outcome(a, DELIVERED, None, "", True, pol.SUCCESS)
+
+
+async def test_claims_are_disjoint_leased_and_a_dead_workers_job_comes_back(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, b = stores
+    url = "http://127.0.0.1:9/lease"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    try:
+        assert sink.enqueue([job(rule_id, url) for _ in range(2)], T0, 0) == 2
+    finally:
+        sink.close()
+    ja, jb = await asyncio.gather(a.claim(T0, 30, "wa"), b.claim(T0, 30, "wb"))
+    assert ja is not None and jb is not None and ja.delivery_id != jb.delivery_id
+    assert await a.claim(T0 + timedelta(seconds=29), 30, "wc") is None, "leased"
+
+    # wa finishes; wb dies. After wb's lease, another worker gets wb's job.
+    await a.finish(ja, delivered(1), T0, POLICY, "wa")
+    again = await b.claim(T0 + timedelta(seconds=31), 30, "wd")
+    assert again is not None and again.delivery_id == jb.delivery_id
+    # The dead worker's late result does not touch the job it no longer holds.
+    await b.finish(jb, delivered(1), T0 + timedelta(seconds=32), POLICY, "wb")
+    d = await a.get_delivery(jb.delivery_id)
+    assert d is not None and d.status == PENDING
+    await b.finish(again, delivered(1), T0 + timedelta(seconds=33), POLICY, "wd")
+    d = await a.get_delivery(jb.delivery_id)
+    assert d is not None and d.status == DELIVERED and d.attempt_count == 1
+    # A delivered job is never claimed again.
+    assert await a.claim(T0 + timedelta(hours=1), 30, "we") is None
+
+
+async def test_no_duplicate_jobs_and_the_dedupe_window(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, _ = stores
+    url = "http://127.0.0.1:9/dedupe"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    try:
+        first = job(rule_id, url, event_type="sensor.dedupe")
+        assert sink.enqueue([first], T0, 300) == 1
+        # The same event again (a re-delivery): no new row at all.
+        assert sink.enqueue([job(rule_id, url, first.event_id, "sensor.dedupe")], T0, 300) == 0
+        inside = job(rule_id, url, event_type="sensor.dedupe")
+        assert sink.enqueue([inside], T0 + timedelta(seconds=299), 300) == 1
+        after = job(rule_id, url, event_type="sensor.dedupe")
+        assert sink.enqueue([after], T0 + timedelta(seconds=301), 300) == 1
+    finally:
+        sink.close()
+    statuses = {
+        j.delivery_id: (await a.get_delivery(j.delivery_id)).status  # type: ignore[union-attr]
+        for j in (first, inside, after)
+    }
+    assert statuses == {
+        first.delivery_id: "pending",
+        inside.delivery_id: "suppressed",
+        after.delivery_id: "pending",
+    }
+
+
+async def test_breaker_state_is_shared_by_replicas(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, b = stores
+    url = "http://127.0.0.1:9/breaker"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    try:
+        sink.enqueue([job(rule_id, url, event_type=f"sensor.b{i}") for i in range(3)], T0, 0)
+    finally:
+        sink.close()
+    fail = Outcome(
+        Attempt(1, T0, 1, pol.FAILURE, 500, "HTTP 500", url), PENDING, T0, "x", True, pol.FAILURE
+    )
+    for i, store in enumerate((a, b, a)):
+        claimed = await store.claim(T0, 30, f"w{i}")
+        assert claimed is not None
+        assert (await store.admit(claimed.target.endpoint, T0, POLICY)).allowed
+        await store.finish(claimed, fail, T0, POLICY, f"w{i}")
+    endpoint = "http://127.0.0.1:9"
+    [view] = [v for v in await b.breakers() if v.endpoint == endpoint]
+    assert view.state == "open" and view.consecutive_failures == 3
+    refused = await b.admit(endpoint, T0 + timedelta(seconds=59), POLICY)
+    assert not refused.allowed and refused.retry_at == T0 + timedelta(seconds=60)
+    later = T0 + timedelta(seconds=61)
+    trials = await asyncio.gather(
+        a.admit(endpoint, later, POLICY), b.admit(endpoint, later, POLICY)
+    )
+    assert sorted(t.allowed for t in trials) == [False, True], "one trial across replicas"
+
+
+async def test_rate_limit_slots_are_spaced_across_replicas(
+    stores: tuple[PostgresActionStore, PostgresActionStore],
+) -> None:
+    a, b = stores
+    slots = [await store.reserve_slot(T0 + timedelta(days=1), 6.0) for store in (a, b, a, b)]
+    assert slots == [T0 + timedelta(days=1, seconds=6 * i) for i in range(4)]
+    # Idle long enough: the next slot is now, not in the past.
+    idle = T0 + timedelta(days=2)
+    assert await b.reserve_slot(idle, 6.0) == idle
+
+
+async def test_purge_keeps_failed_and_pending_deliveries(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, _ = stores
+    url = "http://127.0.0.1:9/purge"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    old = T0 - timedelta(days=30)
+    try:
+        jobs = [job(rule_id, url, event_type=f"sensor.p{i}") for i in range(2)]
+        sink.enqueue(jobs, old, 0)
+    finally:
+        sink.close()
+    claimed = await a.claim(old, 30, "w")
+    assert claimed is not None
+    await a.finish(claimed, delivered(1), old, POLICY, "w")
+    assert await a.purge(T0, 7 * 86400) == 1
+    assert await a.get_delivery(claimed.delivery_id) is None
+    pending = next(j for j in jobs if j.delivery_id != claimed.delivery_id)
+    assert await a.get_delivery(pending.delivery_id) is not None

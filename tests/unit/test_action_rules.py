@@ -1,0 +1,165 @@
+"""Rule validation, pattern matching and webhook signatures (verified by the SDK)."""
+
+from __future__ import annotations
+
+import base64
+import json
+
+import pytest
+from cornjacket_sdk.webhooks import WebhookVerificationError, verify
+
+from services.actions import rules as r
+from services.actions.signing import signature_headers
+from services.core.errors import InvalidInput
+
+SECRET = "whsec_" + base64.b64encode(b"k" * 32).decode()
+OTHER = "whsec_" + base64.b64encode(b"o" * 32).decode()
+
+
+def draft(**kw: object) -> r.RuleDraft:
+    base: dict[str, object] = {
+        "name": "hot",
+        "event_type_pattern": "sensor.reading",
+        "condition": "payload.value > 80",
+        "target": r.Target("https://example.com/hook", {"X-Team": "ops"}, (SECRET,)),
+    }
+    base.update(kw)
+    return r.RuleDraft(**base)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "event_type", "expected"),
+    [
+        ("*", "anything.at_all", True),
+        ("sensor.*", "sensor.reading", True),
+        ("sensor.*", "sensors.reading", False),
+        ("sensor.reading", "sensor.reading", True),
+        ("sensor.reading", "sensor.reading2", False),
+        ("a.b.*", "a.b.c", True),
+    ],
+)
+def test_patterns(pattern: str, event_type: str, expected: bool) -> None:
+    assert r.validate_pattern(pattern) == pattern
+    assert r.pattern_matches(pattern, event_type) is expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "block_private", "message"),
+    [
+        ({"name": " "}, False, "name is required"),
+        ({"name": "a\x00b"}, False, "name must not contain control characters"),
+        ({"target": r.Target("http://e.com/a\x00")}, False, "spaces or control characters"),
+        ({"target": r.Target("https://e.com/", {"X": 1})}, False, "must be a string"),  # type: ignore[dict-item]
+        ({"event_type_pattern": "sensor*"}, False, "is not an event type"),
+        ({"event_type_pattern": "*.reading"}, False, "is not an event type"),
+        ({"event_type_pattern": ""}, False, "event_type_pattern is required"),
+        ({"condition": "payload.value >> 80"}, False, "condition: expected a value or a path"),
+        ({"target": r.Target("ftp://example.com/x")}, False, "must start with http:// or https://"),
+        ({"target": r.Target("http:///x")}, False, "has no host"),
+        ({"target": r.Target("http://example.com:99999/")}, False, "is not a valid URL"),
+        ({"target": r.Target("")}, False, "target.url is required"),
+        ({"target": r.Target("http://127.0.0.1:8000/")}, True, "forbidden address range"),
+        ({"target": r.Target("http://10.1.2.3/")}, True, "forbidden address range"),
+        ({"target": r.Target("http://[::1]/")}, True, "forbidden address range"),
+        ({"target": r.Target("http://169.254.169.254/")}, True, "forbidden address range"),
+        ({"target": r.Target("http://localhost/")}, True, "forbidden (local) address"),
+        (
+            {"target": r.Target("https://e.com/", {"Webhook-Id": "x"})},
+            False,
+            "set by the orchestrator",
+        ),
+        (
+            {"target": r.Target("https://e.com/", {"X": "a\r\nb"})},
+            False,
+            "not a valid header value",
+        ),
+        (
+            {"target": r.Target("https://e.com/", {"bad name": "x"})},
+            False,
+            "not a valid header name",
+        ),
+        ({"target": r.Target("https://e.com/", {}, ("secret",))}, False, "whsec_<base64>"),
+        ({"target": r.Target("https://e.com/", {}, ("whsec_!!",))}, False, "not base64"),
+        ({"target": r.Target("https://e.com/", {}, ("whsec_YWJj",))}, False, "24 to 64 bytes"),
+    ],
+)
+def test_invalid_rules_are_rejected_clearly(
+    changes: dict[str, object], block_private: bool, message: str
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        r.validate_draft(draft(**changes), block_private=block_private)
+    assert message in str(err.value)
+
+
+def test_private_targets_are_allowed_unless_blocked() -> None:
+    ok = draft(target=r.Target("http://127.0.0.1:8000/hook"))
+    assert r.validate_draft(ok, block_private=False).target.url == "http://127.0.0.1:8000/hook"
+    assert r.validate_draft(draft(), block_private=True).name == "hot"
+
+
+def test_endpoint_key() -> None:
+    assert r.endpoint_of("https://Example.com/a?b") == "https://example.com:443"
+    assert r.endpoint_of("http://127.0.0.1:8000/x") == "http://127.0.0.1:8000"
+    assert r.endpoint_of("http://[::1]/x") == "http://[::1]:80"
+
+
+def test_generated_secret_is_valid_and_masked() -> None:
+    s = r.generate_secret()
+    assert len(r.decode_secret(s)) == 32
+    assert r.mask_secret(s) == "whsec_…" + s[-4:]
+
+
+def test_signatures_verify_with_either_secret_during_rotation() -> None:
+    body = json.dumps({"rule_id": "r", "event": {"event_id": "e"}}).encode()
+    headers = signature_headers([SECRET, OTHER], "msg-1", 1_700_000_000, body)
+    assert headers["webhook-id"] == "msg-1" and headers["webhook-timestamp"] == "1700000000"
+    assert len(headers["webhook-signature"].split(" ")) == 2
+    assert all(sig.startswith("v1,") for sig in headers["webhook-signature"].split(" "))
+    for secret in (SECRET, OTHER):
+        assert verify(secret, headers, body, now=1_700_000_010) == json.loads(body)
+    unknown = "whsec_" + base64.b64encode(b"u" * 32).decode()
+    with pytest.raises(WebhookVerificationError, match="no signature matches"):
+        verify(unknown, headers, body, now=1_700_000_010)
+    with pytest.raises(WebhookVerificationError, match="no signature matches"):
+        verify(SECRET, headers, body + b" ", now=1_700_000_010)
+    with pytest.raises(WebhookVerificationError, match="too old"):
+        verify(SECRET, headers, body, now=1_700_000_000 + 301)
+    with pytest.raises(WebhookVerificationError, match="missing header webhook-id"):
+        verify(SECRET, {"webhook-timestamp": "1"}, body)
+
+
+def test_signature_matches_the_standard_webhooks_reference_vector() -> None:
+    # From the Standard Webhooks spec test vectors.
+    secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    body = b'{"test": 2432232314}'
+    headers = signature_headers([secret], "msg_p5jXN8AQM9LWM0D4loKWxJek", 1614265330, body)
+    assert headers["webhook-signature"] == "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+
+
+def test_a_masked_secret_sent_back_is_explained() -> None:
+    masked = r.mask_secret(SECRET)
+    with pytest.raises(InvalidInput, match="masked secret"):
+        r.validate_draft(
+            draft(target=r.Target("https://e.com/", {}, (masked,))), block_private=False
+        )
+
+
+@pytest.mark.parametrize(
+    ("url", "refused"),
+    [
+        ("http://10.0.0.1/x", True),
+        ("http://127.0.0.1:8000/x", True),
+        ("http://[::ffff:192.168.1.1]/x", True),
+        ("http://localhost:8000/x", True),
+        ("http://169.254.169.254/latest", True),
+        ("https://93.184.216.34/x", False),
+    ],
+)
+async def test_the_resolving_guard_refuses_forbidden_ranges(url: str, refused: bool) -> None:
+    from services.actions.delivery import ResolvingGuard
+
+    if refused:
+        with pytest.raises(InvalidInput, match="forbidden"):
+            await ResolvingGuard().check(url)
+    else:
+        await ResolvingGuard().check(url)
