@@ -44,12 +44,15 @@ def test_lineage_follows_an_event_to_its_projection(stack: Stack, http: httpx.Cl
     agg = unique("lineage")
     newer = ingest(http, agg, 2.0, event_time="2026-11-27T10:00:00Z")
     older = ingest(http, agg, 1.0, event_time="2026-11-27T09:00:00Z")
-    found = eventually(
-        lambda: (lambda h: h if stage(h, "projection")[0]["status"] == "done" else None)(
-            hops(http, newer)
-        ),
-        what="the newer event in its projection",
-    )
+
+    def settled(h: list[dict[str, Any]]) -> list[dict[str, Any]] | None:
+        # The relay commits after the broker's ack, so the handler may apply an event a
+        # moment before the event store shows it: wait for both.
+        stored = stage(h, "event_store")
+        done = stage(h, "projection")[0]["status"] == "done"
+        return h if done and stored and stored[0]["status"] == "done" else None
+
+    found = eventually(lambda: settled(hops(http, newer)), what="the newer event settled")
     assert stage(found, "accepted")[0]["detail"].startswith("via http")
     assert stage(found, "event_store")[0]["status"] == "done"
     published = stage(found, "published")[0]
