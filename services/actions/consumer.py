@@ -21,7 +21,7 @@ from services.actions.service import match_events
 from services.core.clock import Clock
 from services.core.errors import Unavailable
 from services.core.events import Event
-from services.infra import metrics
+from services.infra import metrics, tracing
 from services.infra.codec import DecodeError, decode_event
 
 log = logging.getLogger(__name__)
@@ -99,6 +99,18 @@ class ConsumerLoop:
     def _handle_blocking(self, msgs: list[Message]) -> bool:
         """Write the batch's jobs until it succeeds or we are stopped (False if stopped)."""
         raws = [m.value() or b"" for m in msgs]
+        spans = (
+            tracing.consumer_spans([(m.headers(), "match rules") for m in msgs])
+            if tracing.enabled
+            else []
+        )
+        try:
+            return self._write_jobs(raws)
+        finally:
+            for span in spans:
+                span.end()
+
+    def _write_jobs(self, raws: list[bytes]) -> bool:
         backoff = 0.5
         while True:
             try:

@@ -178,6 +178,7 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
         flt = DeliveryFilter(
             rule_id=request.rule_id,
             status=request.status,
+            event_id=request.event_id,
             since=_parse_time("since", request.since),
             until=_parse_time("until", request.until),
         )

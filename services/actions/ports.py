@@ -65,6 +65,7 @@ class Delivery:
 class DeliveryFilter:
     rule_id: str = ""
     status: str = ""
+    event_id: str = ""
     since: datetime | None = None
     until: datetime | None = None
 

@@ -165,6 +165,8 @@ class ActionService:
         limit, offset = _paging(limit, offset)
         if flt.rule_id:
             self._check_id("rule_id", flt.rule_id)
+        if flt.event_id:
+            self._check_id("event_id", flt.event_id)
         if flt.status and flt.status not in STATUSES:
             raise InvalidInput(f"status {flt.status[:40]!r} is not one of {', '.join(STATUSES)}")
         if flt.since and flt.until and flt.since >= flt.until:

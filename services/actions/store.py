@@ -308,6 +308,9 @@ class PostgresActionStore:
         if flt.status:
             where.append("status = %(status)s")
             params["status"] = flt.status
+        if flt.event_id:
+            where.append("event_id = %(event)s")
+            params["event"] = flt.event_id
         if flt.since is not None:
             where.append("created_at >= %(since)s")
             params["since"] = flt.since

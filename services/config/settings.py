@@ -230,6 +230,7 @@ class QuerySettings:
     metrics_port: int
     ingestion_address: str
     eventhandler_address: str
+    actions_address: str
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -249,6 +250,9 @@ class QuerySettings:
             eventhandler_address=env.text(
                 "CJ_QUERY_EVENTHANDLER_ADDRESS",
                 f"127.0.0.1:{env.port('CJ_EVENTHANDLER_PORT', 50053)}",
+            ),
+            actions_address=env.text(
+                "CJ_QUERY_ACTIONS_ADDRESS", f"127.0.0.1:{env.port('CJ_ACTIONS_PORT', 50056)}"
             ),
         )
 

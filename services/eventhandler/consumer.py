@@ -14,7 +14,6 @@ import time
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
-from opentelemetry.trace import Span, SpanKind
 
 from services.core.errors import Unavailable
 from services.core.events import Event
@@ -25,29 +24,6 @@ from services.infra.codec import DecodeError, decode_event
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 5.0
-
-
-def _consumer_spans(
-    msgs: list[Message], items: list[tuple[Event | None, bytes, str]]
-) -> list[Span]:
-    """One consumer span per message that carries a traceparent, open while its batch is
-    folded into projections."""
-    spans = []
-    for msg, (event, _, _) in zip(msgs, items, strict=True):
-        carrier: dict[str, str] = {}
-        headers: Any = msg.headers() or ()
-        for key, value in headers:
-            if key == "traceparent" and value is not None:
-                carrier[key] = value.decode() if isinstance(value, bytes) else str(value)
-        if not carrier:
-            continue
-        name = f"project {event.event_type}" if event is not None else "project (undecodable)"
-        spans.append(
-            tracing.tracer().start_span(
-                name, context=tracing.extract(carrier), kind=SpanKind.CONSUMER
-            )
-        )
-    return spans
 
 
 class ConsumerLoop:
@@ -107,7 +83,16 @@ class ConsumerLoop:
     def _handle_blocking(self, msgs: list[Message]) -> bool:
         """Handle until it succeeds or we are stopped; return False if stopped first."""
         items = self._decode(msgs)
-        spans = _consumer_spans(msgs, items) if tracing.enabled else []
+        spans = (
+            tracing.consumer_spans(
+                [
+                    (m.headers(), f"project {e.event_type}" if e else "project (undecodable)")
+                    for m, (e, _, _) in zip(msgs, items, strict=True)
+                ]
+            )
+            if tracing.enabled
+            else []
+        )
         try:
             return self._handle_until_done(items)
         finally:

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.context import Context
@@ -147,3 +148,19 @@ def parent_of(trace_id: str, span_id: str) -> Context | None:
 def span(name: str, kind: SpanKind, parent: Context | None, **attrs: str) -> Iterator[Span]:
     with tracer().start_as_current_span(name, context=parent, kind=kind, attributes=attrs) as s:
         yield s
+
+
+def consumer_spans(messages: Sequence[tuple[Any, str]]) -> list[Span]:
+    """A consumer span per bus message that carries a ``traceparent`` header, named as given;
+    the caller ends them when the batch is done. ``messages``: (headers, span name)."""
+    spans = []
+    for headers, name in messages:
+        carrier: dict[str, str] = {}
+        for key, value in headers or ():
+            if key == "traceparent" and value is not None:
+                carrier[key] = value.decode() if isinstance(value, bytes) else str(value)
+        if carrier:
+            spans.append(
+                tracer().start_span(name, context=extract(carrier), kind=SpanKind.CONSUMER)
+            )
+    return spans

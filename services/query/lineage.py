@@ -50,6 +50,17 @@ class DeadLetterView:
 
 
 @dataclass(frozen=True, slots=True)
+class WebhookView:
+    delivery_id: str
+    rule_id: str
+    target_url: str
+    status: str  # pending | delivered | failed | discarded | suppressed
+    attempts: int
+    last_error: str
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Hop:
     stage: str
     status: str  # done | pending | superseded | failed | unknown
@@ -69,10 +80,17 @@ class Effects(Protocol):
         ...
 
 
+class Webhooks(Protocol):
+    async def deliveries(self, event_id: str) -> list[WebhookView]:
+        """Raises Unavailable when the action orchestrator cannot be asked."""
+        ...
+
+
 class LineageService:
-    def __init__(self, records: Records, effects: Effects) -> None:
+    def __init__(self, records: Records, effects: Effects, webhooks: Webhooks) -> None:
         self._records = records
         self._effects = effects
+        self._webhooks = webhooks
 
     async def lineage(self, event_id: str) -> tuple[Event, list[Hop]]:
         try:
@@ -108,11 +126,34 @@ class LineageService:
                 hops.append(
                     Hop("published", "done", record.stored_at, "relayed (position not recorded)")
                 )
+        hops += await self._projection_hops(ev)
+        hops += await self._webhook_hops(ev)
+        return ev, hops
+
+    async def _webhook_hops(self, ev: Event) -> list[Hop]:
+        try:
+            found = await self._webhooks.deliveries(ev.event_id)
+        except Unavailable as e:
+            return [Hop("webhook", "unknown", None, f"action orchestrator unreachable: {e}")]
+        status = {"delivered": "done", "pending": "pending", "failed": "failed"}
+        return [
+            Hop(
+                "webhook",
+                status.get(d.status, d.status),
+                d.updated_at,
+                f"rule {d.rule_id} -> {d.target_url}: {d.status} after {d.attempts} attempt(s)"
+                + (f", last error: {d.last_error}" if d.last_error else "")
+                + f" (delivery {d.delivery_id})",
+            )
+            for d in found
+        ]
+
+    async def _projection_hops(self, ev: Event) -> list[Hop]:
+        hops: list[Hop] = []
         try:
             effects, dead = await self._effects.effects(ev)
         except Unavailable as e:
-            hops.append(Hop("projection", "unknown", None, f"event handler unreachable: {e}"))
-            return ev, hops
+            return [Hop("projection", "unknown", None, f"event handler unreachable: {e}")]
         for eff in effects:
             where = f"{eff.projection_type}/{eff.aggregate_id}"
             if eff.status == "current":
@@ -140,4 +181,4 @@ class LineageService:
                     f"{d.consumer}: {d.error_message} (dead letter {d.dlq_id}, {d.status})",
                 )
             )
-        return ev, hops
+        return hops

@@ -4,12 +4,18 @@ handler's EventEffectsService, called inside the mesh."""
 from __future__ import annotations
 
 import grpc
-from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc
+from cornjacket.v1 import actions_pb2, actions_pb2_grpc, lineage_pb2, lineage_pb2_grpc
 
 from services.core.errors import Unavailable
 from services.core.events import Event
 from services.infra.codec import event_from_proto, event_to_proto, from_timestamp
-from services.query.lineage import DeadLetterView, EffectView, PublicationView, RecordView
+from services.query.lineage import (
+    DeadLetterView,
+    EffectView,
+    PublicationView,
+    RecordView,
+    WebhookView,
+)
 
 TIMEOUT = 5.0
 
@@ -83,3 +89,35 @@ class GrpcEffects:
                 for d in r.dead_letters
             ],
         )
+
+
+class GrpcWebhooks:
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = actions_pb2_grpc.ActionServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def deliveries(self, event_id: str) -> list[WebhookView]:
+        try:
+            r = await self._stub.ListDeliveries(
+                actions_pb2.ListDeliveriesRequest(event_id=event_id, limit=100), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as e:
+            raise Unavailable(
+                f"action orchestrator at {self._address}: {e.code().name}: {e.details()}"
+            ) from e
+        return [
+            WebhookView(
+                d.delivery_id,
+                d.rule_id,
+                d.target_url,
+                d.status,
+                d.attempt_count,
+                d.last_error,
+                from_timestamp(d.updated_at),
+            )
+            for d in r.deliveries
+        ]

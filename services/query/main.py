@@ -15,7 +15,7 @@ from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.grpc_api import LineageServicer, QueryServicer
 from services.query.lineage import LineageService
-from services.query.lineage_clients import GrpcEffects, GrpcRecords
+from services.query.lineage_clients import GrpcEffects, GrpcRecords, GrpcWebhooks
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
 
@@ -43,8 +43,9 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         )
         records = GrpcRecords(settings.ingestion_address)
         effects = GrpcEffects(settings.eventhandler_address)
+        webhooks = GrpcWebhooks(settings.actions_address)
         lineage_pb2_grpc.add_LineageServiceServicer_to_server(
-            LineageServicer(LineageService(records, effects)), server
+            LineageServicer(LineageService(records, effects, webhooks)), server
         )
         await server.start()
         monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
@@ -58,6 +59,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await asyncio.wait([monitor], timeout=3)
             await records.close()
             await effects.close()
+            await webhooks.close()
             log.info("query stopped")
 
 

@@ -399,3 +399,27 @@ def test_the_orchestrator_serves_metrics(http: httpx.Client, hooks: Receiver, st
         lambda: ("cornjacket_webhook_deliveries", (("status", "pending"),)) in samples(),
         what="sampled delivery gauges",
     )
+
+
+def test_lineage_shows_the_webhook_an_event_caused(
+    stack: Stack, http: httpx.Client, hooks: Receiver
+) -> None:
+    event_type = f"lineage.t{unique('x').split('-')[-1]}"
+    rule = create_rule(http, hooks.url("/lineage"), pattern=event_type)
+    r = http.post(
+        "/api/v1/events",
+        json={"event_type": event_type, "aggregate_id": unique("lin"), "payload": {"v": 1}},
+    )
+    assert r.status_code == 202, r.text
+    event_id = r.json()["event_id"]
+    eventually(lambda: hooks.received("/lineage"), timeout=30, what="the webhook")
+
+    def webhook_hop() -> dict[str, Any] | None:
+        hops = http.get(f"/api/v1/events/{event_id}/lineage").json()["hops"]
+        found = [h for h in hops if h["stage"] == "webhook" and h["status"] == "done"]
+        return found[0] if found else None
+
+    hop = eventually(webhook_hop, timeout=30, what="a delivered webhook hop")
+    assert rule["rule_id"] in hop["detail"] and "/lineage" in hop["detail"]
+    listed = http.get("/api/v1/deliveries", params={"event_id": event_id}).json()
+    assert [d["event_id"] for d in listed["deliveries"]] == [event_id]

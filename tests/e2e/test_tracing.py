@@ -1,4 +1,5 @@
-"""One trace follows an event: HTTP through Envoy, ingestion, the relay, the handler."""
+"""One trace follows an event: HTTP through Envoy, ingestion, the relay, the handler and
+the action orchestrator."""
 
 from __future__ import annotations
 
@@ -47,7 +48,7 @@ def test_a_trace_runs_from_the_http_call_to_the_projection(
 
     def chain() -> dict[str, dict[str, Any]] | None:
         by_name = {s["name"]: s for s in spans_of(stack, trace_id)}
-        wanted = ("IngestEvent", "publish sensor-events", "project sensor.reading")
+        wanted = ("IngestEvent", "publish sensor-events", "project sensor.reading", "match rules")
         return by_name if all(n in by_name for n in wanted) else None
 
     spans = eventually(chain, what="spans of ingestion, relay and handler")
@@ -59,6 +60,9 @@ def test_a_trace_runs_from_the_http_call_to_the_projection(
     assert ingest["parent_span_id"] == caller_span and ingest["kind"] == "SERVER"
     assert publish["parent_span_id"] == ingest["span_id"] and publish["kind"] == "PRODUCER"
     assert project["parent_span_id"] == publish["span_id"] and project["kind"] == "CONSUMER"
+    # The action orchestrator consumes the same message: its span hangs off the same parent.
+    assert spans["match rules"]["parent_span_id"] == publish["span_id"]
+    assert spans["match rules"]["service"] == "cornjacket-actions"
     assert {ingest["service"], publish["service"], project["service"]} == {
         "cornjacket-ingestion",
         "cornjacket-relay",

@@ -12,6 +12,7 @@ from services.query.lineage import (
     LineageService,
     PublicationView,
     RecordView,
+    WebhookView,
 )
 
 T = datetime(2026, 11, 27, tzinfo=UTC)
@@ -38,10 +39,22 @@ class Effects:
         return self.value
 
 
+class Webhooks:
+    def __init__(self, found: list[WebhookView] | None = None, down: bool = False) -> None:
+        self.found = found or []
+        self.down = down
+
+    async def deliveries(self, event_id: str) -> list[WebhookView]:
+        if self.down:
+            raise Unavailable("connection refused")
+        return self.found
+
+
 async def test_a_waiting_event_shows_its_failed_attempts() -> None:
     svc = LineageService(
         Records(RecordView(EVENT, "outbox", retry_count=2, last_error="broker down")),
         Effects([EffectView("sensor_state", "d1", "pending")], []),
+        Webhooks(),
     )
     _, hops = await svc.lineage(EID)
     assert [(h.stage, h.status) for h in hops] == [
@@ -58,17 +71,27 @@ async def test_publications_dead_letters_and_an_unreachable_handler() -> None:
         EVENT, "stored", T, publications=[PublicationView("sensor-events", 2, 41, T)]
     )
     dead = [DeadLetterView("dl-1", "event-handler", "pending", "projection failed: bug", T)]
-    _, hops = await LineageService(Records(stored), Effects([], dead)).lineage(EID)
+    hook = WebhookView("dl-9", "rule-1", "https://example.test/h", "failed", 6, "HTTP 500", T)
+    _, hops = await LineageService(Records(stored), Effects([], dead), Webhooks([hook])).lineage(
+        EID
+    )
     assert ("published", "done", "sensor-events partition 2 offset 41") in [
         (h.stage, h.status, h.detail) for h in hops
     ]
-    assert hops[-1].stage == "dead_letter" and hops[-1].status == "failed"
-    _, hops = await LineageService(Records(stored), Effects([], [], down=True)).lineage(EID)
-    assert hops[-1].status == "unknown" and "unreachable" in hops[-1].detail
+    assert hops[-2].stage == "dead_letter" and hops[-2].status == "failed"
+    assert hops[-1].stage == "webhook" and hops[-1].status == "failed"
+    assert "after 6 attempt(s), last error: HTTP 500" in hops[-1].detail
+    _, hops = await LineageService(
+        Records(stored), Effects([], [], down=True), Webhooks(down=True)
+    ).lineage(EID)
+    assert [(h.stage, h.status) for h in hops[-2:]] == [
+        ("projection", "unknown"),
+        ("webhook", "unknown"),
+    ]
 
 
 async def test_unknown_and_malformed_ids() -> None:
-    svc = LineageService(Records(None), Effects([], []))
+    svc = LineageService(Records(None), Effects([], []), Webhooks())
     with pytest.raises(NotFound):
         await svc.lineage(EID)
     with pytest.raises(InvalidInput, match="not a UUID"):
