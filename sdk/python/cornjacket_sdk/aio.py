@@ -1,0 +1,95 @@
+"""asyncio client: the same calls as ``Client``, awaited (grpc.aio)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from cornjacket.v1 import (
+    actions_pb2_grpc,
+    dlq_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    lineage_pb2,
+    lineage_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+
+from cornjacket_sdk.client import DEFAULT_TIMEOUT, channel_options
+
+
+class AsyncClient:
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        opts = channel_options(options)
+        if tls:
+            creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+            self.channel = grpc.aio.secure_channel(target, creds, options=opts)
+        else:
+            self.channel = grpc.aio.insecure_channel(target, options=opts)
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channel)
+        self.query = query_pb2_grpc.QueryServiceStub(self.channel)
+        self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(self.channel)
+        self.lineage_service = lineage_pb2_grpc.LineageServiceStub(self.channel)
+        self.actions = actions_pb2_grpc.ActionServiceStub(self.channel)
+
+    def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        return {"timeout": self.timeout, "metadata": (*self._metadata, *metadata)}
+
+    async def ingest(
+        self, request: ingestion_pb2.IngestEventRequest
+    ) -> ingestion_pb2.IngestEventResponse:
+        response: ingestion_pb2.IngestEventResponse = await self.ingestion.IngestEvent(
+            request, **self.call_options()
+        )
+        return response
+
+    async def ingest_many(
+        self, requests: Sequence[ingestion_pb2.IngestEventRequest]
+    ) -> ingestion_pb2.IngestEventsResponse:
+        response: ingestion_pb2.IngestEventsResponse = await self.ingestion.IngestEvents(
+            ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
+        )
+        return response
+
+    async def get_projection(self, projection_type: str, aggregate_id: str) -> query_pb2.Projection:
+        response: query_pb2.Projection = await self.query.GetProjection(
+            query_pb2.GetProjectionRequest(
+                projection_type=projection_type, aggregate_id=aggregate_id
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    async def lineage(self, event_id: str) -> lineage_pb2.EventLineage:
+        response: lineage_pb2.EventLineage = await self.lineage_service.GetEventLineage(
+            lineage_pb2.GetEventLineageRequest(event_id=event_id), **self.call_options()
+        )
+        return response
+
+    async def close(self) -> None:
+        await self.channel.close()
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,173 @@
+"""Synchronous client: one gRPC channel to Envoy (or a service), typed calls for the common
+operations and the generated stubs for everything else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from types import TracebackType
+from typing import Any
+
+import grpc
+from cornjacket.v1 import (
+    actions_pb2_grpc,
+    dlq_pb2,
+    dlq_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    lineage_pb2,
+    lineage_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
+
+DEFAULT_TIMEOUT = 10.0
+# Retried by gRPC itself, with backoff: UNAVAILABLE means nothing was done (for ingest, give
+# each event an idempotency key so a retry after a lost answer cannot store it twice).
+_SERVICE_CONFIG = json.dumps(
+    {
+        "methodConfig": [
+            {
+                "name": [
+                    {"service": "cornjacket.v1." + s}
+                    for s in (
+                        "IngestionService",
+                        "QueryService",
+                        "DeadLetterService",
+                        "LineageService",
+                        "ActionService",
+                    )
+                ],
+                "retryPolicy": {
+                    "maxAttempts": 4,
+                    "initialBackoff": "0.1s",
+                    "maxBackoff": "2s",
+                    "backoffMultiplier": 2,
+                    "retryableStatusCodes": ["UNAVAILABLE"],
+                },
+            }
+        ]
+    }
+)
+
+
+def channel_options(extra: Sequence[tuple[str, Any]] = ()) -> list[tuple[str, Any]]:
+    return [
+        ("grpc.service_config", _SERVICE_CONFIG),
+        ("grpc.enable_retries", 1),
+        ("grpc.keepalive_time_ms", 30_000),
+        *extra,
+    ]
+
+
+def make_channel(
+    target: str,
+    *,
+    tls: bool = False,
+    root_certificates: bytes | None = None,
+    options: Sequence[tuple[str, Any]] = (),
+) -> grpc.Channel:
+    if tls:
+        creds = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+        return grpc.secure_channel(target, creds, options=channel_options(options))
+    return grpc.insecure_channel(target, options=channel_options(options))
+
+
+class Client:
+    """``Client("127.0.0.1:8080")``: Envoy's address (host:port). ``token`` is sent as a bearer
+    token on every call; ``tls=True`` uses TLS (system roots unless ``root_certificates``)."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        token: str | None = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        tls: bool = False,
+        root_certificates: bytes | None = None,
+        options: Sequence[tuple[str, Any]] = (),
+    ) -> None:
+        self.channel = make_channel(
+            target, tls=tls, root_certificates=root_certificates, options=options
+        )
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channel)
+        self.query = query_pb2_grpc.QueryServiceStub(self.channel)
+        self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(self.channel)
+        self.lineage_service = lineage_pb2_grpc.LineageServiceStub(self.channel)
+        self.actions = actions_pb2_grpc.ActionServiceStub(self.channel)
+
+    def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """``timeout`` and ``metadata`` for a raw stub call, e.g.
+        ``cj.actions.ListRules(req, **cj.call_options())``."""
+        return {"timeout": self.timeout, "metadata": (*self._metadata, *metadata)}
+
+    def ingest(
+        self, request: ingestion_pb2.IngestEventRequest
+    ) -> ingestion_pb2.IngestEventResponse:
+        response: ingestion_pb2.IngestEventResponse = self.ingestion.IngestEvent(
+            request, **self.call_options()
+        )
+        return response
+
+    def ingest_many(
+        self, requests: Sequence[ingestion_pb2.IngestEventRequest]
+    ) -> ingestion_pb2.IngestEventsResponse:
+        response: ingestion_pb2.IngestEventsResponse = self.ingestion.IngestEvents(
+            ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
+        )
+        return response
+
+    def get_projection(self, projection_type: str, aggregate_id: str) -> query_pb2.Projection:
+        response: query_pb2.Projection = self.query.GetProjection(
+            query_pb2.GetProjectionRequest(
+                projection_type=projection_type, aggregate_id=aggregate_id
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    def list_projections(
+        self, projection_type: str, *, limit: int = 20, offset: int = 0
+    ) -> query_pb2.ListProjectionsResponse:
+        response: query_pb2.ListProjectionsResponse = self.query.ListProjections(
+            query_pb2.ListProjectionsRequest(
+                projection_type=projection_type, limit=limit, offset=offset
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    def lineage(self, event_id: str) -> lineage_pb2.EventLineage:
+        response: lineage_pb2.EventLineage = self.lineage_service.GetEventLineage(
+            lineage_pb2.GetEventLineageRequest(event_id=event_id), **self.call_options()
+        )
+        return response
+
+    def list_dead_letters(
+        self, *, status: str = "", consumer: str = "", limit: int = 20, offset: int = 0
+    ) -> dlq_pb2.ListDeadLettersResponse:
+        response: dlq_pb2.ListDeadLettersResponse = self.dead_letters.ListDeadLetters(
+            dlq_pb2.ListDeadLettersRequest(
+                filter=dlq_pb2.DeadLetterFilter(status=status, consumer=consumer),
+                limit=limit,
+                offset=offset,
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    def close(self) -> None:
+        self.channel.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()

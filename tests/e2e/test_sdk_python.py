@@ -1,0 +1,64 @@
+"""The Python SDK as its own distribution: `pip install ./sdk/python` into a fresh virtualenv,
+then a five-line script ingests an event and reads its projection through Envoy."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+
+from services.cli.stack import Stack
+from tests.support import unique
+
+pytestmark = pytest.mark.e2e
+
+SDK = Path(__file__).resolve().parents[2] / "sdk" / "python"
+
+SCRIPT = """
+import asyncio, sys, time
+from cornjacket_sdk import AsyncClient, Client, event
+with Client(sys.argv[1]) as cj:
+    accepted = cj.ingest(event("sensor.reading", sys.argv[2], {"value": 7.5, "unit": "C"}))
+    for _ in range(100):
+        try:
+            p = cj.get_projection("sensor_state", sys.argv[2]); break
+        except Exception:
+            time.sleep(0.1)
+    assert p.last_event_id == accepted.event_id, (p, accepted)
+    assert cj.lineage(accepted.event_id).hops[0].stage == "accepted"
+async def main():
+    async with AsyncClient(sys.argv[1]) as ac:
+        r = await ac.ingest(event("sensor.reading", sys.argv[2], {"value": 8.5, "unit": "C"}))
+        assert r.status == "accepted"
+asyncio.run(main())
+print("ok", accepted.event_id)
+"""
+
+
+def test_pip_installed_sdk_ingests_and_reads_back(stack: Stack, tmp_path: Path) -> None:
+    env_dir = tmp_path / "venv"
+    venv.create(env_dir, with_pip=True)
+    python = env_dir / "bin" / "python"
+    install = subprocess.run(
+        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(SDK)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert install.returncode == 0, install.stdout + install.stderr
+    done = subprocess.run(
+        [str(python), "-c", SCRIPT, f"127.0.0.1:{stack.settings.edge_port}", unique("sdk-py")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("ok ")
+    assert sys.executable not in done.stdout
