@@ -7,21 +7,12 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from cornjacket.v1 import (
-    actions_pb2_grpc,
-    dlq_pb2_grpc,
-    ingestion_pb2,
-    ingestion_pb2_grpc,
-    lineage_pb2,
-    lineage_pb2_grpc,
-    query_pb2,
-    query_pb2_grpc,
-)
+from cornjacket.v1 import ingestion_pb2, lineage_pb2, query_pb2
 
-from cornjacket_sdk.client import DEFAULT_TIMEOUT, channel_options
+from cornjacket_sdk.client import DEFAULT_TIMEOUT, Stubs, channel_options
 
 
-class AsyncClient:
+class AsyncClient(Stubs):
     def __init__(
         self,
         target: str,
@@ -38,16 +29,7 @@ class AsyncClient:
             self.channel = grpc.aio.secure_channel(target, creds, options=opts)
         else:
             self.channel = grpc.aio.insecure_channel(target, options=opts)
-        self.timeout = timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channel)
-        self.query = query_pb2_grpc.QueryServiceStub(self.channel)
-        self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(self.channel)
-        self.lineage_service = lineage_pb2_grpc.LineageServiceStub(self.channel)
-        self.actions = actions_pb2_grpc.ActionServiceStub(self.channel)
-
-    def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        return {"timeout": self.timeout, "metadata": (*self._metadata, *metadata)}
+        super().__init__(self.channel, token, timeout)
 
     async def ingest(
         self, request: ingestion_pb2.IngestEventRequest

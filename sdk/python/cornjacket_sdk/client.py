@@ -73,7 +73,25 @@ def make_channel(
     return grpc.insecure_channel(target, options=channel_options(options))
 
 
-class Client:
+class Stubs:
+    """The generated stubs of every service on one channel, and the per-call options."""
+
+    def __init__(self, channel: Any, token: str | None, timeout: float) -> None:
+        self.timeout = timeout
+        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
+        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(channel)
+        self.query = query_pb2_grpc.QueryServiceStub(channel)
+        self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(channel)
+        self.lineage_service = lineage_pb2_grpc.LineageServiceStub(channel)
+        self.actions = actions_pb2_grpc.ActionServiceStub(channel)
+
+    def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
+        """``timeout`` and ``metadata`` for a raw stub call, e.g.
+        ``cj.actions.ListRules(req, **cj.call_options())``."""
+        return {"timeout": self.timeout, "metadata": (*self._metadata, *metadata)}
+
+
+class Client(Stubs):
     """``Client("127.0.0.1:8080")``: Envoy's address (host:port). ``token`` is sent as a bearer
     token on every call; ``tls=True`` uses TLS (system roots unless ``root_certificates``)."""
 
@@ -90,18 +108,7 @@ class Client:
         self.channel = make_channel(
             target, tls=tls, root_certificates=root_certificates, options=options
         )
-        self.timeout = timeout
-        self._metadata = (("authorization", f"Bearer {token}"),) if token else ()
-        self.ingestion = ingestion_pb2_grpc.IngestionServiceStub(self.channel)
-        self.query = query_pb2_grpc.QueryServiceStub(self.channel)
-        self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(self.channel)
-        self.lineage_service = lineage_pb2_grpc.LineageServiceStub(self.channel)
-        self.actions = actions_pb2_grpc.ActionServiceStub(self.channel)
-
-    def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
-        """``timeout`` and ``metadata`` for a raw stub call, e.g.
-        ``cj.actions.ListRules(req, **cj.call_options())``."""
-        return {"timeout": self.timeout, "metadata": (*self._metadata, *metadata)}
+        super().__init__(self.channel, token, timeout)
 
     def ingest(
         self, request: ingestion_pb2.IngestEventRequest
