@@ -56,6 +56,7 @@ locals {
     "--upstream query=query.${local.namespace}:50052",
     "--upstream eventhandler=eventhandler.${local.namespace}:50053",
     "--upstream actions=actions.${local.namespace}:50056",
+    "--upstream mqtt=mqtt.${local.namespace}:50055",
     "--descriptor /envoy/cornjacket.pb",
     "&& cp /app/gen/envoy/cornjacket.pb /envoy/cornjacket.pb",
   ])

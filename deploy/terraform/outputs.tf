@@ -25,3 +25,13 @@ output "private_subnet_ids" {
 output "services_security_group_id" {
   value = aws_security_group.services.id
 }
+
+output "mqtt_endpoint" {
+  description = "MQTT over TLS for devices; point a DNS name covered by the certificate at it."
+  value       = "mqtts://${aws_lb.mqtt.dns_name}:8883"
+}
+
+output "mqtt_users_secret_arn" {
+  description = "Put the MQTT users TOML (cornjacket mqtt add-user --file ...) into this secret."
+  value       = aws_secretsmanager_secret.mqtt_users.arn
+}

@@ -32,6 +32,12 @@ variable "allowed_ingress_cidrs" {
   default     = ["0.0.0.0/0"]
 }
 
+variable "mqtt_allowed_cidrs" {
+  description = "Device CIDRs allowed to reach the MQTT gateway (TLS on 8883 at the NLB)."
+  type        = list(string)
+  default     = ["0.0.0.0/0"]
+}
+
 variable "certificate_arn" {
   description = "ACM certificate for the HTTPS listener (the ALB speaks HTTP/2 and gRPC only over TLS)."
   type        = string
@@ -105,12 +111,13 @@ variable "service_sizes" {
     eventhandler = { cpu = 512, memory = 1024, desired_count = 1 }
     query        = { cpu = 256, memory = 512, desired_count = 1 }
     actions      = { cpu = 256, memory = 512, desired_count = 1 }
+    mqtt         = { cpu = 256, memory = 512, desired_count = 1 }
     edge         = { cpu = 256, memory = 512, desired_count = 1 }
   }
 
   validation {
-    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "edge"], keys(var.service_sizes))) == 0
-    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions and edge."
+    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "mqtt", "edge"], keys(var.service_sizes))) == 0
+    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions, mqtt and edge."
   }
 }
 

@@ -351,6 +351,7 @@ class MqttSettings:
     metrics_port: int
     ingestion_address: str
     users_file: Path | None
+    users_toml: str
     allow_anonymous: bool
     max_connections: int
     max_inflight: int
@@ -369,12 +370,16 @@ class MqttSettings:
         users_file = Path(users).expanduser() if users else None
         if users_file is not None and not users_file.is_file():
             raise ConfigError(f"CJ_MQTT_USERS_FILE={users!r} is not a readable file")
+        # The same TOML as a variable: how container platforms hand over a secret.
+        users_toml = env.text("CJ_MQTT_USERS", "")
+        if users_file is not None and users_toml:
+            raise ConfigError("set CJ_MQTT_USERS_FILE or CJ_MQTT_USERS, not both")
         # Anonymous devices are a development convenience only: elsewhere it must be asked for.
         allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", deployment == "development")
-        if users_file is None and not allow_anonymous:
+        if users_file is None and not users_toml and not allow_anonymous:
             raise ConfigError(
-                "CJ_MQTT_USERS_FILE is required when anonymous MQTT access is off "
-                f"(CJ_ENVIRONMENT={deployment}); create one with `cornjacket mqtt add-user`"
+                "CJ_MQTT_USERS_FILE (or CJ_MQTT_USERS) is required when anonymous MQTT access "
+                f"is off (CJ_ENVIRONMENT={deployment}); create one with `cornjacket mqtt add-user`"
             )
         return cls(
             common=CommonSettings.from_env(env),
@@ -387,6 +392,7 @@ class MqttSettings:
                 f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
             ),
             users_file=users_file,
+            users_toml=users_toml,
             allow_anonymous=allow_anonymous,
             max_connections=env.integer("CJ_MQTT_MAX_CONNECTIONS", 1000, lo=1, hi=1_000_000),
             max_inflight=env.integer("CJ_MQTT_MAX_INFLIGHT", 5000, lo=1, hi=1_000_000),

@@ -96,9 +96,19 @@ def _fill(pattern: str, who: Identity) -> str:
 def load_users(path: Path) -> dict[str, User]:
     """Read the users file; every mistake names the file, the user and the field."""
     try:
-        doc = tomllib.loads(path.read_text())
-    except (OSError, tomllib.TOMLDecodeError) as e:
+        text = path.read_text()
+    except OSError as e:
         raise ConfigError(f"CJ_MQTT_USERS_FILE={str(path)!r} cannot be read: {e}") from e
+    return parse_users(text, str(path))
+
+
+def parse_users(text: str, source: str) -> dict[str, User]:
+    """The users TOML from a file or from CJ_MQTT_USERS (a secret injected as a variable)."""
+    path = source
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{source}: the MQTT users TOML cannot be read: {e}") from e
     table = doc.get("users", {})
     if not isinstance(table, dict):
         raise ConfigError(f"{path}: [users] must be a table of users")

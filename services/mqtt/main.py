@@ -17,7 +17,7 @@ from services.config.settings import MqttSettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.runtime import Health, PortInUse, install_stop_signals, make_server, watch
-from services.mqtt.access import Access, load_users
+from services.mqtt.access import Access, load_users, parse_users
 from services.mqtt.broker import BrokerFeedback, GatewayBroker
 from services.mqtt.gateway import Gateway, Limits
 from services.mqtt.ingest_client import GrpcIngestor
@@ -39,10 +39,13 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         install_stop_signals(stop)
     logging.getLogger("amqtt").setLevel(logging.WARNING)
     logging.getLogger("transitions").setLevel(logging.WARNING)
-    access = Access(
-        users=load_users(settings.users_file) if settings.users_file else {},
-        allow_anonymous=settings.allow_anonymous,
-    )
+    if settings.users_file is not None:
+        users = load_users(settings.users_file)
+    elif settings.users_toml:
+        users = parse_users(settings.users_toml, "CJ_MQTT_USERS")
+    else:
+        users = {}
+    access = Access(users=users, allow_anonymous=settings.allow_anonymous)
     health = Health(["cornjacket.v1.MqttGateway"])
     await health.set(False, "starting")
     health_server = make_server(settings.host, settings.health_port, health)

@@ -29,7 +29,13 @@ def serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 def test_production_refuses_to_start_without_credentials() -> None:
     done = serve({"CJ_ENVIRONMENT": "production"})
     assert done.returncode == 1
-    assert "CJ_MQTT_USERS_FILE is required when anonymous MQTT access is off" in done.stderr
+    assert "CJ_MQTT_USERS_FILE (or CJ_MQTT_USERS) is required" in done.stderr
+
+
+def test_users_from_a_variable_are_checked_too() -> None:
+    done = serve({"CJ_ENVIRONMENT": "production", "CJ_MQTT_USERS": "[users\n"})
+    assert done.returncode == 1
+    assert "CJ_MQTT_USERS: the MQTT users TOML cannot be read" in done.stderr
 
 
 def test_a_broken_users_file_is_named(tmp_path: Path) -> None:

@@ -19,6 +19,7 @@ service_sizes = {
   eventhandler = { cpu = 512, memory = 1024, desired_count = 1 }
   query        = { cpu = 256, memory = 512, desired_count = 1 }
   actions      = { cpu = 256, memory = 512, desired_count = 1 }
+  mqtt         = { cpu = 256, memory = 512, desired_count = 1 }
   edge         = { cpu = 256, memory = 512, desired_count = 1 }
 }
 

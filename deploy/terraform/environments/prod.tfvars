@@ -20,6 +20,7 @@ service_sizes = {
   eventhandler = { cpu = 1024, memory = 2048, desired_count = 2 }
   query        = { cpu = 512, memory = 1024, desired_count = 2 }
   actions      = { cpu = 512, memory = 1024, desired_count = 2 }
+  mqtt         = { cpu = 512, memory = 1024, desired_count = 2 }
   edge         = { cpu = 512, memory = 1024, desired_count = 2 }
 }
 
