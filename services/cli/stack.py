@@ -169,8 +169,10 @@ class Stack:
     def dead(self) -> list[Child]:
         return [c for c in self.children() if not c.alive()]
 
-    def restart(self, child: Child) -> None:
-        """Start a part that died again; raises StartError if it cannot come back."""
+    def restart(self, child: Child, *, rebuild_projections: bool = True) -> None:
+        """Start a part that died again; raises StartError if it cannot come back. After a
+        broker restart the projections are rebuilt from the event store unless told not to
+        (the benchmark swaps brokers between scenarios on purpose)."""
         s = self.settings
         if child is self.postgres.child:
             # Services keep running meanwhile: ingest answers 503 until the database is back.
@@ -186,7 +188,8 @@ class Stack:
             self.broker.start(timeout=s.start_timeout)
             for name in ("relay", "eventhandler", "actions"):
                 self.services[name].start()
-            self.catch_up_projections()
+            if rebuild_projections:
+                self.catch_up_projections()
         elif child is self.envoy.child:
             self.envoy.start()
         else:
