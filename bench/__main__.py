@@ -97,7 +97,7 @@ def fresh_bus(stack: Stack) -> None:
         return
     progress("bench: fresh broker for the next scenario")
     stack.broker.stop()
-    stack.restart(stack.broker.child, rebuild_projections=False)
+    stack.restart(stack.broker.child, republish=False)
     wait_until(stack.healthy, 90, what="the stack to be healthy after the broker restart")
     time.sleep(2)
 

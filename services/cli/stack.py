@@ -16,6 +16,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
@@ -53,6 +54,7 @@ class Stack:
             data / "envoy.yaml", self.logs / "envoy.log", settings.envoy_concurrency
         )
         self.services: dict[str, Child] = {}
+        self.broker_since = datetime.now(UTC)
 
     @property
     def edge_url(self) -> str:
@@ -118,6 +120,7 @@ class Stack:
         )
         self.postgres.start(timeout=s.start_timeout)
         self.say(f"starting the broker (Tansu, in-memory) on {self.broker.bootstrap}")
+        self.broker_since = datetime.now(UTC)
         self.broker.start(timeout=s.start_timeout)
         env = self.service_env()
         for name in SERVICES:
@@ -169,10 +172,10 @@ class Stack:
     def dead(self) -> list[Child]:
         return [c for c in self.children() if not c.alive()]
 
-    def restart(self, child: Child, *, rebuild_projections: bool = True) -> None:
+    def restart(self, child: Child, *, republish: bool = True) -> None:
         """Start a part that died again; raises StartError if it cannot come back. After a
-        broker restart the projections are rebuilt from the event store unless told not to
-        (the benchmark swaps brokers between scenarios on purpose)."""
+        broker restart what it held is published again unless told not to (the benchmark
+        swaps brokers between scenarios on purpose)."""
         s = self.settings
         if child is self.postgres.child:
             # Services keep running meanwhile: ingest answers 503 until the database is back.
@@ -185,24 +188,34 @@ class Stack:
             # member behind that blocks the next consumer's assignment.
             for name in ("relay", "eventhandler", "actions"):
                 self.services[name].stop(deadline=10)
+            lost_since, self.broker_since = self.broker_since, datetime.now(UTC)
             self.broker.start(timeout=s.start_timeout)
             for name in ("relay", "eventhandler", "actions"):
                 self.services[name].start()
-            if rebuild_projections:
-                self.catch_up_projections()
+            if republish:
+                self.republish_lost(lost_since)
         elif child is self.envoy.child:
             self.envoy.start()
         else:
             child.start()
 
-    def catch_up_projections(self) -> None:
-        """After the in-memory broker lost its messages, events it held that the handler
-        had not applied yet exist only in the event store: rebuild from there."""
-        self.say("rebuilding projections from the event store (the broker lost its messages)")
-        log_path = self.logs / "replay.log"
+    def republish_lost(self, since: datetime) -> None:
+        """The in-memory broker lost every message it held, including some a consumer had
+        not read yet. Publish again what was ingested while it ran: every consumer is
+        idempotent by event_id (projections move forward only, webhook jobs are unique per
+        rule and event), so what they already had changes nothing."""
+        self.say(f"republishing events ingested since {since:%H:%M:%S} (the broker lost them)")
+        log_path = self.logs / "republish.log"
         with log_path.open("ab") as out:
             done = subprocess.run(
-                [sys.executable, "-m", "services.cli.main", "replay"],
+                [
+                    sys.executable,
+                    "-m",
+                    "services.cli.main",
+                    "republish",
+                    "--since",
+                    since.isoformat(),
+                ],
                 env=self.service_env(),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -210,8 +223,8 @@ class Stack:
                 check=False,
             )
         if done.returncode != 0:
-            raise StartError(f"projection rebuild failed (exit {done.returncode}); see {log_path}")
-        self.say("projections rebuilt")
+            raise StartError(f"republishing failed (exit {done.returncode}); see {log_path}")
+        self.say("events republished")
 
     def stop(self) -> None:
         self.envoy.stop()
