@@ -103,6 +103,7 @@ async def run(
                 max_retries=settings.outbox.max_retries,
                 worker_count=settings.outbox.worker_count,
                 poll_interval=settings.outbox.poll_interval,
+                linger=settings.outbox.linger,
             )
             tasks.append(asyncio.create_task(relay_obj.run(), name="outbox-relay"))
             tasks.append(

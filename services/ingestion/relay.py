@@ -11,7 +11,6 @@ at-least-once and consumers are idempotent.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
@@ -78,6 +77,7 @@ class Relay:
         max_retries: int,
         worker_count: int,
         poll_interval: float,
+        linger: float = 0.0,
     ) -> None:
         self._store = store
         self._publisher = publisher
@@ -85,6 +85,7 @@ class Relay:
         self._max_retries = max_retries
         self._workers = worker_count
         self._poll_interval = poll_interval
+        self._linger = linger
         # Wake-up tokens: one notification wakes one idle worker, not all of them (four
         # workers racing to claim the same few rows costs more than it relays).
         self._wake: asyncio.Queue[None] = asyncio.Queue()
@@ -155,11 +156,17 @@ class Relay:
             if moved >= self._batch_size:
                 self.notify()  # a backlog: bring another worker in, and keep draining
                 continue
-            if moved == 0:
-                # Idle: sleep until NOTIFY wakes us or the watchdog interval passes (a lost
-                # notification, or rows inserted while the listener was reconnecting).
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.get(), timeout=self._poll_interval)
+            # Less than a full batch: the outbox was drained when we claimed. Rows inserted
+            # since then sent a NOTIFY (a wake-up token is waiting), so claiming again right
+            # away would mostly find nothing: sleep until NOTIFY wakes us or the watchdog
+            # interval passes (a lost notification, or the listener was reconnecting).
+            try:
+                await asyncio.wait_for(self._wake.get(), timeout=self._poll_interval)
+            except TimeoutError:
+                continue
+            if self._linger:
+                # Let the rows of concurrent ingests that are committing now join the batch.
+                await self._sleep(self._linger)
 
     async def _sleep(self, seconds: float) -> None:
         await wait_event(self._stopping, seconds)
