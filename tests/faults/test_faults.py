@@ -11,6 +11,7 @@ time until the stack was healthy and accepting again.
 from __future__ import annotations
 
 import collections
+import json
 import subprocess
 import sys
 import threading
@@ -27,6 +28,7 @@ from services.cli.stack import Stack
 from services.cli.supervisor import Supervisor
 from tests.e2e.conftest import stack_settings
 from tests.support import eventually, unique
+from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.faults
 
@@ -34,9 +36,17 @@ pytestmark = pytest.mark.faults
 class SteadyLoad(threading.Thread):
     """Sequential HTTP ingests at about ``rate`` per second; records what was acknowledged."""
 
-    def __init__(self, edge_url: str, run: str, rate: float = 80, aggregates: int = 25) -> None:
+    def __init__(
+        self,
+        edge_url: str,
+        run: str,
+        rate: float = 80,
+        aggregates: int = 25,
+        event_type: str = "sensor.reading",
+    ) -> None:
         super().__init__(daemon=True)
         self.edge_url, self.run_id, self.rate, self.aggregates = edge_url, run, rate, aggregates
+        self.event_type = event_type
         self.acked: list[str] = []
         self.errors: collections.Counter[str] = collections.Counter()
         self.halt = threading.Event()
@@ -47,7 +57,7 @@ class SteadyLoad(threading.Thread):
             i, due = 0, time.monotonic()
             while not self.halt.is_set():
                 body = {
-                    "event_type": "sensor.reading",
+                    "event_type": self.event_type,
                     "aggregate_id": f"{self.run_id}-{i % self.aggregates}",
                     "payload": {"value": float(i), "unit": "C"},
                 }
@@ -92,6 +102,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_LOG_FORMAT": "json",
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_OUTBOX_POLL_INTERVAL": "1s",
+            # Every matching event is one webhook: no rate limit, no dedupe window.
+            "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "0",
+            "CJ_ACTIONS_DEDUPE_WINDOW": "0",
+            "CJ_ACTIONS_POLL_INTERVAL": "200ms",
+            "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
         },
         say=lambda m: None,
     )
@@ -218,3 +233,62 @@ def test_fault(
     )
     assert stored == len(set(acked)) == len(acked), f"{len(acked) - stored} acknowledged lost"
     assert twice == 0
+
+
+def test_fault_sigkill_action_orchestrator(
+    stack: Stack, supervised: Supervised, report: list[dict[str, Any]]
+) -> None:
+    """Webhooks under load while the orchestrator is SIGKILLed: every acknowledged event that
+    matches the rule reaches the receiver, and none under two delivery ids (an attempt in
+    flight at the kill may repeat, with the same webhook-id)."""
+    event_type = f"fault.w{unique('x').split('-')[-1]}"
+    with receiver() as hooks, httpx.Client(base_url=stack.edge_url, timeout=10) as http:
+        r = http.post(
+            "/api/v1/rules",
+            json={
+                "name": unique("fault-rule"),
+                "event_type_pattern": event_type,
+                "target": {"url": hooks.url("/fault")},
+            },
+        )
+        assert r.status_code == 200, r.text
+        load = SteadyLoad(stack.edge_url, unique("w"), event_type=event_type)
+        load.start()
+        try:
+            eventually(lambda: len(hooks.received("/fault")) >= 100, timeout=60, what="webhooks")
+            injected = time.monotonic()
+            stack.services["actions"].kill()
+            time.sleep(1.0)
+            eventually(
+                lambda: stack.healthy() and not stack.dead(),
+                timeout=120,
+                interval=0.2,
+                what="the orchestrator back",
+            )
+            recovery = time.monotonic() - injected
+            at = len(load.acked)
+            eventually(lambda: len(load.acked) >= at + 150, timeout=60, what="load after")
+        finally:
+            load.halt.set()
+            load.join(timeout=30)
+        acked = set(load.acked)
+
+        def delivered() -> dict[str, set[str]] | None:
+            ids: dict[str, set[str]] = collections.defaultdict(set)
+            for req in hooks.received("/fault"):
+                body = json.loads(req.body)
+                ids[body["event"]["event_id"]].add(req.headers["webhook-id"])
+            return ids if acked <= set(ids) else None
+
+        ids = eventually(delivered, timeout=90, interval=0.5, what="a webhook for every event")
+    report.append(
+        {
+            "fault": "SIGKILL action orchestrator (webhooks)",
+            "acked": len(acked),
+            "lost": len(acked - set(ids)),
+            "unacked_stored": len(set(ids) - acked),
+            "duplicated": sum(1 for v in ids.values() if len(v) > 1),
+            "recovery_s": recovery,
+        }
+    )
+    assert all(len(v) == 1 for v in ids.values()), "an event was delivered under two ids"
