@@ -14,7 +14,7 @@ import uuid_utils
 from confluent_kafka import Consumer
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc
 
-from services.actions.consumer import ConsumerLoop, JobPlanner
+from services.actions.consumer import JobPlanner
 from services.actions.delivery import DeliveryWorkers, HttpxSender, ResolvingGuard
 from services.actions.grpc_api import ActionServicer
 from services.actions.policy import Policy
@@ -25,6 +25,7 @@ from services.core.aio import wait_event
 from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
 from services.infra import metrics, migrations
+from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.postgres import TRANSIENT, Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
@@ -95,10 +96,14 @@ async def run(
                     settings.common.brokers, settings.consumer_group, **{"fetch.wait.max.ms": 100}
                 )
             ),
-            planner,
+            lambda msgs: planner.handle([m.value() or b"" for m in msgs]),
             settings.topics,
             batch_size=settings.batch_size,
             poll_timeout=settings.poll_timeout,
+            group=settings.consumer_group,
+            span_name=lambda m: "match rules",
+            # In-flight webhooks are the workers' business; the consumer can stop at once.
+            drain_on_stop=False,
         )
         workers = DeliveryWorkers(
             store,

@@ -1,218 +1,48 @@
-"""Kafka consumer loop for the event handler: poll, handle, then commit.
-
-Offsets are committed only after the batch's projection writes have committed. While the
-database is down the loop blocks on the same batch (partitions paused, nothing committed)
-and resumes by itself; outage state changes are logged once each, not per attempt.
-"""
+"""The event handler's side of the shared consumer loop (services/infra/consumer_loop.py):
+decode a polled batch and fold it into projections, recording handler metrics."""
 
 from __future__ import annotations
 
-import contextlib
-import logging
-import threading
 import time
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message
 
-from services.core.errors import Unavailable
 from services.core.events import Event
 from services.eventhandler.service import EventHandler
-from services.infra import metrics, tracing
+from services.infra import metrics
 from services.infra.codec import DecodeError, decode_event
-
-log = logging.getLogger(__name__)
-
-LAG_INTERVAL = 5.0
+from services.infra.consumer_loop import header
 
 
-class ConsumerLoop:
-    def __init__(
-        self,
-        consumer: Consumer,
-        handler: EventHandler,
-        topics: tuple[str, ...],
-        *,
-        batch_size: int,
-        poll_timeout: float,
-        group: str = "event-handler",
-    ) -> None:
-        self._group = group
-        self._consumer = consumer
-        self._handler = handler
-        self._topics = topics
-        self._batch_size = batch_size
-        self._poll_timeout = poll_timeout
-        self.stop_event = threading.Event()
-        self.assigned = threading.Event()
-        self.db_ok = True
-        self.processed = 0
-        self._lag_at = 0.0
-        # Latest offsets handed to async commits, re-committed synchronously on close.
-        self._pending_commit: dict[tuple[str, int], TopicPartition] = {}
-
-    def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info(
-            "partitions assigned",
-            extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]},
-        )
-        self.assigned.set()
-
-    def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
-        log.info("partitions revoked", extra={"count": len(partitions)})
-        # Settle our async commits for these partitions before their next owner starts.
-        revoked = [
-            self._pending_commit.pop((p.topic, p.partition))
-            for p in partitions
-            if (p.topic, p.partition) in self._pending_commit
-        ]
-        if revoked:
-            with contextlib.suppress(Exception):
-                consumer.commit(offsets=revoked, asynchronous=False)
-
-    def _decode(self, msgs: list[Message]) -> list[tuple[Event | None, bytes, str]]:
-        items: list[tuple[Event | None, bytes, str]] = []
-        for m in msgs:
-            raw = m.value() or b""
-            try:
-                items.append((decode_event(raw), raw, ""))
-            except DecodeError as e:
-                items.append((None, raw, str(e)))
-        return items
-
-    def _handle_blocking(self, msgs: list[Message]) -> bool:
-        """Handle until it succeeds or we are stopped; return False if stopped first."""
-        items = self._decode(msgs)
-        spans = (
-            tracing.consumer_spans(
-                [
-                    (m.headers(), f"project {e.event_type}" if e else "project (undecodable)")
-                    for m, (e, _, _) in zip(msgs, items, strict=True)
-                ]
-            )
-            if tracing.enabled
-            else []
-        )
+def decode(msgs: list[Message]) -> list[tuple[Event | None, bytes, str]]:
+    items: list[tuple[Event | None, bytes, str]] = []
+    for m in msgs:
+        raw = m.value() or b""
         try:
-            return self._handle_until_done(items)
-        finally:
-            for span in spans:
-                span.end()
+            items.append((decode_event(raw), raw, ""))
+        except DecodeError as e:
+            items.append((None, raw, str(e)))
+    return items
 
-    def _handle_until_done(self, items: list[tuple[Event | None, bytes, str]]) -> bool:
-        backoff = 0.5
-        failures = 0
-        while True:
-            try:
-                start = time.perf_counter()
-                outcome = self._handler.handle(items)
-                metrics.HANDLER_SECONDS.observe(time.perf_counter() - start)
-                dead = len(outcome.dead)
-                metrics.HANDLER_EVENTS.labels("applied").inc(
-                    outcome.events - outcome.skipped - dead
-                )
-                metrics.HANDLER_EVENTS.labels("skipped").inc(outcome.skipped)
-                metrics.HANDLER_EVENTS.labels("dead_lettered").inc(dead)
-                if not self.db_ok:
-                    log.warning("database is back; resuming", extra={"failed_attempts": failures})
-                    self._consumer.resume(self._consumer.assignment())
-                self.db_ok = True
-                return True
-            except Unavailable as e:
-                failures += 1
-                if self.db_ok:
-                    log.error(
-                        "database unavailable; blocking without committing", extra={"error": str(e)}
-                    )
-                    # Stay in the group (max.poll.interval) without fetching more.
-                    self._consumer.pause(self._consumer.assignment())
-                self.db_ok = False
-                if self.stop_event.wait(backoff):
-                    return False
-                self._consumer.poll(0)
-                backoff = min(backoff * 2, 5.0)
 
-    def _commit(self, msgs: list[Message]) -> None:
-        latest: dict[tuple[str, int], int] = {}
-        for m in msgs:
-            key = (str(m.topic()), int(m.partition() or 0))
-            latest[key] = max(latest.get(key, -1), int(m.offset() or 0))
-        offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
-        for tp in offsets:
-            self._pending_commit[(tp.topic, tp.partition)] = tp
-        try:
-            # Asynchronous: the projection write has already committed, which is all
-            # at-least-once needs; librdkafka sends commits in order, and a lost one only
-            # means a harmless re-delivery. close() commits synchronously at the end.
-            self._consumer.commit(offsets=offsets, asynchronous=True)
-        except Exception as e:
-            # E.g. a rebalance took the partition: the next owner re-reads; effects are idempotent.
-            log.warning("offset commit failed", extra={"error": str(e)})
+def batch_handler(handler: EventHandler) -> Any:
+    """The loop's callback: raises Unavailable (the loop blocks) while the database is down."""
 
-    def _sample_lag(self) -> None:
-        """Every few seconds: position vs. end of each assigned partition (both local: the
-        end offset is the one the last fetch response reported)."""
-        now = time.monotonic()
-        if now - self._lag_at < LAG_INTERVAL:
-            return
-        self._lag_at = now
-        try:
-            for tp in self._consumer.position(self._consumer.assignment()):
-                _, high = self._consumer.get_watermark_offsets(tp, cached=True)
-                if tp.offset >= 0 and high >= 0:
-                    metrics.CONSUMER_LAG.labels(self._group, tp.topic, str(tp.partition)).set(
-                        max(0, high - tp.offset)
-                    )
-        except Exception as e:  # a metric must never stop the loop
-            log.debug("could not sample consumer lag", extra={"error": str(e)})
+    def handle(msgs: list[Message]) -> None:
+        start = time.perf_counter()
+        outcome = handler.handle(decode(msgs))
+        metrics.HANDLER_SECONDS.observe(time.perf_counter() - start)
+        dead = len(outcome.dead)
+        metrics.HANDLER_EVENTS.labels("applied").inc(outcome.events - outcome.skipped - dead)
+        metrics.HANDLER_EVENTS.labels("skipped").inc(outcome.skipped)
+        metrics.HANDLER_EVENTS.labels("dead_lettered").inc(dead)
 
-    def _poll_batch(self) -> list[Message]:
-        # consume(n, timeout) waits the whole timeout unless n messages arrive, which would
-        # add up to poll_timeout of latency to every event. Wait for the first message only,
-        # then take whatever else is already fetched.
-        first = self._consumer.poll(self._poll_timeout)
-        if first is None:
-            return []
-        if self._batch_size == 1:
-            return [first]
-        return [first, *self._consumer.consume(self._batch_size - 1, timeout=0)]
+    return handle
 
-    def run(self) -> None:
-        self._consumer.subscribe(
-            list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
-        )
-        idle_polls = 0
-        try:
-            while True:
-                msgs = self._poll_batch()
-                good: list[Message] = []
-                for m in msgs:
-                    err = m.error()
-                    if err is None:
-                        good.append(m)
-                    elif err.code() != KafkaError._PARTITION_EOF:
-                        log.warning("consumer error", extra={"error": err.str()})
-                self._sample_lag()
-                if good:
-                    idle_polls = 0
-                    if not self._handle_blocking(good):
-                        break
-                    self._commit(good)
-                    self.processed += len(good)
-                else:
-                    idle_polls += 1
-                if self.stop_event.is_set() and (idle_polls > 0 or not good):
-                    # Drain: we stop once a poll comes back empty, so events the relay
-                    # published just before shutdown are folded in first.
-                    break
-        finally:
-            if self._pending_commit:
-                with contextlib.suppress(Exception):
-                    self._consumer.commit(
-                        offsets=list(self._pending_commit.values()), asynchronous=False
-                    )
-            self._consumer.close()
-            log.info("consumer closed", extra={"processed": self.processed})
+
+def span_name(msg: Message) -> str:
+    return f"project {header(msg, 'event_type') or '(unknown type)'}"
 
 
 def consumer_from(config: dict[str, Any]) -> Consumer:

@@ -14,7 +14,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import EventHandlerSettings
 from services.core.clock import Clock, SystemClock
-from services.eventhandler.consumer import ConsumerLoop, consumer_from
+from services.eventhandler.consumer import batch_handler, consumer_from, span_name
 from services.eventhandler.dead_letters import DeadLetterService
 from services.eventhandler.dlq_api import DeadLetterServicer
 from services.eventhandler.dlq_store import PostgresDeadLetterStore
@@ -24,6 +24,7 @@ from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
 from services.infra import metrics, migrations
 from services.infra.codec import decode_event
+from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.runtime import PortInUse
 
@@ -92,11 +93,12 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     consumer = consumer_from(consumer_config(settings.common.brokers, settings.consumer_group))
     loop = ConsumerLoop(
         consumer,
-        handler,
+        batch_handler(handler),
         settings.topics,
         batch_size=settings.batch_size,
         poll_timeout=settings.poll_timeout,
         group=settings.consumer_group,
+        span_name=span_name,
     )
     metrics.serve(settings.host, settings.metrics_port)
     servicer = health.HealthServicer()
