@@ -7,9 +7,7 @@ import contextlib
 import logging
 import os
 import socket
-from collections.abc import Callable
 
-import psycopg
 import uuid_utils
 from confluent_kafka import Consumer
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc
@@ -27,7 +25,7 @@ from services.core.errors import Unavailable
 from services.infra import metrics, migrations
 from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
-from services.infra.postgres import TRANSIENT, Availability, DictPool, open_pool, ping
+from services.infra.postgres import Availability, DictPool, listen, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 
 log = logging.getLogger(__name__)
@@ -121,7 +119,8 @@ async def run(
             asyncio.create_task(asyncio.to_thread(consumer.run), name="consumer"),
             asyncio.create_task(workers.run(worker_stop), name="delivery-workers"),
             asyncio.create_task(
-                _listen(settings.database_url, workers.notify, stop), name="jobs-listener"
+                listen(settings.database_url, NOTIFY_CHANNEL, workers.notify, stop),
+                name="jobs-listener",
             ),
             asyncio.create_task(
                 _monitor(pool, health, consumer, store, clock, settings.retention, stop),
@@ -156,27 +155,6 @@ async def run(
                 "action orchestrator stopped",
                 extra={"delivered": workers.delivered, "jobs": planner.jobs},
             )
-
-
-async def _listen(url: str, notify: Callable[[], None], stop: asyncio.Event) -> None:
-    """Wake idle workers on every NOTIFY; reconnect after failures (workers also poll)."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5
-            ) as conn:
-                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
-                backoff = 0.5
-                notify()
-                while not stop.is_set():
-                    async for _ in conn.notifies(timeout=1.0):
-                        notify()
-        except TRANSIENT as e:
-            log.debug("jobs listener reconnecting", extra={"error": str(e)})
-        if not stop.is_set():
-            await wait_event(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
 
 
 async def _monitor(

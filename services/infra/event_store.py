@@ -3,18 +3,17 @@ republishing). Uses ingestion's database URL: the event store is ingestion's tab
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from services.core.events import Event, Metadata
 
-_SELECT = (
-    "SELECT event_id::text, event_type, aggregate_id, event_time, ingested_at, payload, "
-    "metadata FROM ingestion.event_store"
-)
+COLUMNS = "event_id, event_type, aggregate_id, event_time, ingested_at, payload, metadata"
+_SELECT = f"SELECT {COLUMNS} FROM ingestion.event_store"
 
 
 class EventStoreSource:
@@ -53,25 +52,26 @@ class EventStoreSource:
     def batches(self, size: int) -> Iterator[list[Event]]:
         with psycopg.connect(self._url) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-            with conn.cursor(name="cj_event_store") as cur:
+            with conn.cursor(name="cj_event_store", row_factory=dict_row) as cur:
                 cur.itersize = size
                 cur.execute(
                     f"{_SELECT} WHERE {self._where} ORDER BY {self._order}, event_id",
                     self._params,
                 )
                 while rows := cur.fetchmany(size):
-                    yield [_event(r) for r in rows]
+                    yield [row_to_event(r) for r in rows]
 
 
-def _event(r: tuple[Any, ...]) -> Event:
-    meta = r[6] or {}
+def row_to_event(row: Mapping[str, Any]) -> Event:
+    """An ``ingestion.event_store`` row (as selected by COLUMNS) as an Event."""
+    meta = row["metadata"] or {}
     return Event(
-        event_id=r[0],
-        event_type=r[1],
-        aggregate_id=r[2],
-        event_time=r[3],
-        ingested_at=r[4],
-        payload=r[5],
+        event_id=str(row["event_id"]),
+        event_type=row["event_type"],
+        aggregate_id=row["aggregate_id"],
+        event_time=row["event_time"],
+        ingested_at=row["ingested_at"],
+        payload=row["payload"],
         metadata=Metadata(
             trace_id=meta.get("trace_id", ""),
             source=meta.get("source", "grpc"),

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 import psycopg
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
 
+from services.core.aio import wait_event
 from services.core.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
@@ -102,3 +104,29 @@ async def ping(pool: DictPool, wait: float = 2.0, probe: str = "SELECT 1") -> bo
         return True
     except Exception:
         return False
+
+
+async def listen(
+    url: str, channel: str, on_notify: Callable[[], None], stop: asyncio.Event
+) -> None:
+    """Call ``on_notify`` on every NOTIFY on ``channel`` until ``stop``; reconnect after
+    failures with backoff. It also calls it once per (re)connection, to catch up on what
+    arrived while nobody listened; callers keep a watchdog poll for anything else."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=5
+            ) as conn:
+                await conn.execute(f"LISTEN {channel}")
+                backoff = 0.5
+                on_notify()
+                while not stop.is_set():
+                    # The timeout lets us notice stop() without a notification arriving.
+                    async for _ in conn.notifies(timeout=1.0):
+                        on_notify()
+        except TRANSIENT as e:
+            log.debug("listener reconnecting", extra={"channel": channel, "error": str(e)})
+        if not stop.is_set():
+            await wait_event(stop, backoff)
+            backoff = min(backoff * 2, 5.0)

@@ -4,7 +4,6 @@ where the relay published it. A PostgreSQL reader plus its gRPC servicer."""
 from __future__ import annotations
 
 import uuid
-from typing import Any
 
 import grpc
 from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc
@@ -12,6 +11,7 @@ from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc
 from services.core.errors import InvalidInput, NotFound
 from services.core.events import Event
 from services.infra.codec import event_to_proto, to_timestamp
+from services.infra.event_store import COLUMNS, row_to_event
 from services.infra.grpc_errors import grpc_errors
 from services.infra.postgres import DictPool, translate_errors
 
@@ -29,8 +29,7 @@ class EventRecordReader:
             )
             waiting = await cur.fetchone()
             cur = await conn.execute(
-                "SELECT event_id::text, event_type, aggregate_id, event_time, ingested_at, "
-                "payload, metadata, created_at FROM ingestion.event_store WHERE event_id = %s",
+                f"SELECT {COLUMNS}, created_at FROM ingestion.event_store WHERE event_id = %s",
                 (event_id,),
             )
             stored = await cur.fetchone()
@@ -41,7 +40,9 @@ class EventRecordReader:
             )
             published = await cur.fetchall()
         if stored is not None:
-            record = lineage_pb2.EventRecord(event=event_to_proto(_stored(stored)), state="stored")
+            record = lineage_pb2.EventRecord(
+                event=event_to_proto(row_to_event(stored)), state="stored"
+            )
             record.stored_at.CopyFrom(to_timestamp(stored["created_at"]))
         elif waiting is not None:
             record = lineage_pb2.EventRecord(
@@ -60,20 +61,6 @@ class EventRecordReader:
                 published_at=to_timestamp(p["published_at"]),
             )
         return record
-
-
-def _stored(row: dict[str, Any]) -> Event:
-    return Event.from_dict(
-        {
-            "event_id": row["event_id"],
-            "event_type": row["event_type"],
-            "aggregate_id": row["aggregate_id"],
-            "event_time": row["event_time"].isoformat(),
-            "ingested_at": row["ingested_at"].isoformat(),
-            "payload": row["payload"],
-            "metadata": row["metadata"],
-        }
-    )
 
 
 class EventRecordServicer(lineage_pb2_grpc.EventRecordServiceServicer):

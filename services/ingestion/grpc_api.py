@@ -27,15 +27,28 @@ def _trace_id(context: grpc.aio.ServicerContext) -> str:
     return metadata_value(context, "x-request-id")
 
 
-def to_command(
-    req: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext, source: str
-) -> IngestCommand:
-    trace_id, span_id = req.trace_id or _trace_id(context), ""
-    if tracing.enabled:
-        # The call's server span (GrpcMetrics opened it) becomes the event's parent span.
-        span_trace, span = tracing.ids(trace.get_current_span())
-        if span_trace and (not trace_id or trace_id == span_trace):
-            trace_id, span_id = span_trace, span
+@dataclasses.dataclass(frozen=True, slots=True)
+class CallContext:
+    """What every event of one call shares; read from the call once, not per event."""
+
+    source: str
+    trace_id: str  # from traceparent or x-request-id
+    span_trace: str = ""  # the call's server span (GrpcMetrics opened it), when tracing
+    span_id: str = ""
+
+    @classmethod
+    def of(cls, context: grpc.aio.ServicerContext) -> CallContext:
+        span_trace, span_id = "", ""
+        if tracing.enabled:
+            span_trace, span_id = tracing.ids(trace.get_current_span())
+        return cls(_source(context), _trace_id(context), span_trace, span_id)
+
+
+def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> IngestCommand:
+    trace_id, span_id = req.trace_id or call.trace_id, ""
+    # The call's server span becomes the event's parent span.
+    if call.span_trace and (not trace_id or trace_id == call.span_trace):
+        trace_id, span_id = call.span_trace, call.span_id
     return IngestCommand(
         event_type=req.event_type,
         aggregate_id=req.aggregate_id,
@@ -43,7 +56,7 @@ def to_command(
         event_time=req.event_time.ToDatetime(tzinfo=UTC) if req.HasField("event_time") else None,
         trace_id=trace_id,
         idempotency_key=req.idempotency_key,
-        source=source,
+        source=call.source,
         span_id=span_id,
     )
 
@@ -67,7 +80,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def IngestEvent(
         self, request: ingestion_pb2.IngestEventRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.IngestEventResponse:
-        cmd = to_command(request, context, _source(context))
+        cmd = to_command(request, CallContext.of(context))
         logs.bind(trace_id=cmd.trace_id)
         if not cmd.idempotency_key:
             header = metadata_value(context, "idempotency-key")
@@ -85,11 +98,10 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
     async def IngestEvents(
         self, request: ingestion_pb2.IngestEventsRequest, context: grpc.aio.ServicerContext
     ) -> ingestion_pb2.IngestEventsResponse:
-        source = _source(context)
+        call = CallContext.of(context)
+        source = call.source
         try:
-            results = await self._service.ingest_many(
-                [to_command(e, context, source) for e in request.events]
-            )
+            results = await self._service.ingest_many([to_command(e, call) for e in request.events])
         except (InvalidInput, Unavailable) as e:
             kind = "rejected" if isinstance(e, InvalidInput) else "unavailable"
             _count(source, kind, len(request.events))

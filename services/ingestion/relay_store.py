@@ -11,9 +11,8 @@ from typing import Any
 
 import psycopg
 
-from services.core.aio import wait_event
 from services.core.events import Event, Publication
-from services.infra.postgres import TRANSIENT, DictPool, translate_errors
+from services.infra.postgres import DictPool, listen, translate_errors
 from services.ingestion.relay import ClaimedBatch, OutboxRow
 
 log = logging.getLogger(__name__)
@@ -130,22 +129,5 @@ class PostgresRelayStore:
 
 
 async def listen_outbox(url: str, on_notify: Callable[[], None], stop: asyncio.Event) -> None:
-    """Wake the relay on every NOTIFY; reconnect after failures (the watchdog poll covers gaps)."""
-    backoff = 0.5
-    while not stop.is_set():
-        try:
-            async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5
-            ) as conn:
-                await conn.execute("LISTEN outbox_insert")
-                backoff = 0.5
-                on_notify()  # catch up on anything inserted while we were not listening
-                while not stop.is_set():
-                    # The timeout lets us notice stop() without a notification arriving.
-                    async for _ in conn.notifies(timeout=1.0):
-                        on_notify()
-        except TRANSIENT as e:
-            log.debug("outbox listener reconnecting", extra={"error": str(e)})
-        if not stop.is_set():
-            await wait_event(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
+    """Wake the relay on every NOTIFY (the watchdog poll covers gaps)."""
+    await listen(url, "outbox_insert", on_notify, stop)

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.core.errors import InvalidInput
+from services.core.json_kinds import json_kind
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
 MAX_EVENT_TYPE_LEN = 128
@@ -45,18 +46,6 @@ class IngestCommand:
     span_id: str = ""
 
 
-def _json_type(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return type(value).__name__
-
-
 def _has_control_chars(text: str) -> bool:
     return any(ord(c) < 32 or ord(c) == 127 for c in text)
 
@@ -81,7 +70,7 @@ def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> in
     if cmd.payload is None:
         raise InvalidInput("payload is required and must be a JSON object")
     if not isinstance(cmd.payload, dict):
-        raise InvalidInput(f"payload must be a JSON object, not {_json_type(cmd.payload)}")
+        raise InvalidInput(f"payload must be a JSON object, not {json_kind(cmd.payload)}")
     # What PostgreSQL's jsonb cannot hold is refused here, where it cannot fail a commit
     # that other callers' events share (group commit).
     try:

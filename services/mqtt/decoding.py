@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from services.core.json_kinds import json_kind
 from services.mqtt.ports import EventRequest
 from services.mqtt.topics import Address, Form
 
@@ -38,12 +39,10 @@ def decode(
     request again after an ambiguous failure and must not create a second event then.
     """
     doc = _json(body)
-    if address.form is Form.PAYLOAD:
-        if not isinstance(doc, dict):
-            raise DecodeError("invalid_body", f"the body must be a JSON object, got {_kind(doc)}")
-        return [EventRequest(address.event_type, address.aggregate_id, doc, new_key())], False
     if not isinstance(doc, dict):
-        raise DecodeError("invalid_body", f"the body must be a JSON object, got {_kind(doc)}")
+        raise DecodeError("invalid_body", f"the body must be a JSON object, got {json_kind(doc)}")
+    if address.form is Form.PAYLOAD:
+        return [EventRequest(address.event_type, address.aggregate_id, doc, new_key())], False
     if address.form is Form.ENVELOPE:
         _only(doc, ENVELOPE_FIELDS, "envelope")
         event = _event(doc, address.event_type, address.aggregate_id, new_key, where="")
@@ -60,7 +59,7 @@ def decode(
     for i, item in enumerate(items):
         where = f"events[{i}]: "
         if not isinstance(item, dict):
-            raise DecodeError("invalid_body", f"{where}must be an object, got {_kind(item)}")
+            raise DecodeError("invalid_body", f"{where}must be an object, got {json_kind(item)}")
         _only(item, BATCH_EVENT_FIELDS, f"events[{i}]")
         event_type = _text(item, "event_type", where, required=True)
         aggregate_id = _text(item, "aggregate_id", where, required=True)
@@ -93,7 +92,7 @@ def _event(
 ) -> EventRequest:
     payload = doc.get("payload")
     if not isinstance(payload, dict):
-        got = "nothing" if payload is None else _kind(payload)
+        got = "nothing" if payload is None else json_kind(payload)
         raise DecodeError("invalid_body", f"{where}'payload' must be a JSON object, got {got}")
     when = _text(doc, "event_time", where)
     event_time = None
@@ -126,14 +125,16 @@ def _text(doc: dict[str, Any], name: str, where: str, *, required: bool = False)
             raise DecodeError("invalid_body", f"{where}'{name}' is required")
         return ""
     if not isinstance(value, str):
-        raise DecodeError("invalid_body", f"{where}'{name}' must be a string, got {_kind(value)}")
+        raise DecodeError(
+            "invalid_body", f"{where}'{name}' must be a string, got {json_kind(value)}"
+        )
     return value
 
 
 def _ack(doc: dict[str, Any]) -> bool:
     value = doc.get("ack", False)
     if not isinstance(value, bool):
-        raise DecodeError("invalid_body", f"'ack' must be true or false, got {_kind(value)}")
+        raise DecodeError("invalid_body", f"'ack' must be true or false, got {json_kind(value)}")
     return value
 
 
@@ -144,17 +145,3 @@ def _only(doc: dict[str, Any], allowed: frozenset[str], what: str) -> None:
             "invalid_body",
             f"unknown field {unknown[0]!r} in the {what}; allowed: {', '.join(sorted(allowed))}",
         )
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
