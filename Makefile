@@ -61,10 +61,16 @@ gen-check: gen ## fail if gen/ differs from what proto/ generates
 buf-lint: node_modules/.installed ## lint the protos with buf
 	@npx --no-install buf lint
 
-# The API as released: the protos at tag v0.1.0 (issue 2's landing). Bump on a release.
-BUF_AGAINST ?= .git\#tag=v0.1.0
-buf-breaking: node_modules/.installed ## fail on breaking proto changes against the last release tag
-	@npx --no-install buf breaking --against '$(BUF_AGAINST)'
+# The API as released: a buf image of the protos at tag v0.1.0 (issue 2's landing), kept in
+# the repository because CI's clean clone carries no tags. `make api-release VERSION=vX.Y.Z`
+# snapshots the current protos on a release; then point RELEASED_API at the new image.
+RELEASED_API ?= api/v0.1.0.binpb
+buf-breaking: node_modules/.installed ## fail on breaking proto changes against the last released API image
+	@npx --no-install buf breaking --against '$(RELEASED_API)'
+
+api-release: node_modules/.installed ## snapshot the protos as the released API image api/$(VERSION).binpb
+	@test -n "$(VERSION)" || (echo "usage: make api-release VERSION=v0.2.0" && exit 2)
+	@npx --no-install buf build -o api/$(VERSION).binpb && echo "wrote api/$(VERSION).binpb"
 
 
 lint: setup buf-lint buf-breaking ## ruff (lint + format check), mypy, import rules, bandit, buf lint and breaking
@@ -83,4 +89,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test sdk-ts buf-breaking test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts buf-breaking api-release test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data
