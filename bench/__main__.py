@@ -9,11 +9,14 @@ chart and a summary table.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +30,7 @@ from services.cli.embedded import EmbeddedEnvoy
 from services.cli.envoy_config import render
 from services.cli.processes import Child, free_port, port_open, wait_until
 from services.cli.stack import Stack, settings_on_free_ports
+from services.cli.supervisor import Supervisor
 
 
 def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
@@ -96,10 +100,32 @@ def fresh_bus(stack: Stack) -> None:
     if stack.broker.child is None:
         return
     progress("bench: fresh broker for the next scenario")
-    stack.broker.stop()
     stack.restart(stack.broker.child, republish=False)
     wait_until(stack.healthy, 90, what="the stack to be healthy after the broker restart")
     time.sleep(2)
+
+
+@contextlib.contextmanager
+def supervised(stack: Stack, broker_max_rss_mb: int) -> Iterator[None]:
+    """Run the stack's supervisor beside a long scenario, as `cornjacket up` does, so the
+    embedded broker is swapped when it outgrows its memory limit (it retains every message).
+    Not during short scenarios: the benchmark restarts the broker itself between them."""
+    halt = threading.Event()
+    supervisor = Supervisor(
+        stack, say=lambda m: progress(f"stack: {m}"), broker_max_rss_mb=broker_max_rss_mb
+    )
+
+    def loop() -> None:
+        while not halt.is_set() and supervisor.tick():
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        halt.set()
+        thread.join(timeout=120)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,6 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         default=500,
         help="CJ_OUTBOX_BATCH_SIZE for the stack under test (default 500; the platform "
         "default of 100 is tuned for latency at low rates, see docs/performance.md)",
+    )
+    parser.add_argument(
+        "--broker-max-rss-mb",
+        type=int,
+        default=256,
+        help="during the soak, swap the embedded broker past this RSS, as `cornjacket up` "
+        "does (CJ_BROKER_MAX_RSS_MB; 0 = never, to see Tansu grow)",
     )
     parser.add_argument(
         "--keep-broker",
@@ -180,6 +213,7 @@ def main(argv: list[str] | None = None) -> int:
             db_url=stack.postgres.url,
             brokers=stack.broker.bootstrap,
             procs={c.name: c.pid for c in stack.children() if c.pid is not None},
+            live_procs=lambda: {c.name: c.pid for c in stack.children() if c.pid is not None},
         )
         if not args.skip_ceilings:
             result.ceilings += measure_pg(stack.postgres.url, duration_s=args.ceiling_duration)
@@ -238,15 +272,17 @@ def main(argv: list[str] | None = None) -> int:
                 fresh_bus(stack)
             target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
-            scenario = run_scenario(
-                name,
-                spec,
-                target,
-                work / "load",
-                procs=procs,
-                ceiling=ceil,
-                measure_e2e=spec.mode != "query-http",
-            )
+            watch = name == "soak" and args.broker_max_rss_mb > 0
+            with supervised(stack, args.broker_max_rss_mb) if watch else contextlib.nullcontext():
+                scenario = run_scenario(
+                    name,
+                    spec,
+                    target,
+                    work / "load",
+                    procs=procs,
+                    ceiling=ceil,
+                    measure_e2e=spec.mode != "query-http",
+                )
             result.scenarios.append(scenario)
             p99 = scenario.accept_latency_ms["p99"]
             progress(f"bench: {name}: {scenario.accepted_per_s:,.0f}/s, p99 {p99:.1f} ms")

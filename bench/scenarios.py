@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,9 @@ class Target:
     db_url: str | None = None
     brokers: str | None = None
     procs: dict[str, int] = field(default_factory=dict)
+    # When set, asked for the pids on every sample: parts restarted mid-run (the supervisor
+    # swapping the broker and its clients) are followed to their new processes.
+    live_procs: Callable[[], dict[str, int]] | None = None
 
 
 @dataclass
@@ -167,7 +170,7 @@ def run_scenario(
     ceiling: tuple[str, float] | None = None,
     measure_e2e: bool = True,
 ) -> ScenarioResult:
-    sampler = Sampler(target.procs, target.db_url, target.brokers)
+    sampler = Sampler(target.live_procs or target.procs, target.db_url, target.brokers)
     sampler.start()
     start_wall = time.time() + 1.5
     try:

@@ -1,4 +1,4 @@
-"""A tiny file-based control channel between `cornjacket postgres ...` and a running `up`.
+"""A tiny file-based control channel between `cornjacket postgres|broker ...` and a running `up`.
 
 The supervisor owns every child process; other commands ask it to act by dropping a request
 file into ``<data_dir>/control/`` rather than starting processes it would not know about.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-ACTIONS = ("start-postgres",)
+ACTIONS = ("start-postgres", "swap-broker")
 
 
 def _dir(data_dir: Path) -> Path:

@@ -84,7 +84,11 @@ def _up() -> int:
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     code = 0
-    supervisor = Supervisor(stack, requests=lambda: control.take_requests(settings.data_dir))
+    supervisor = Supervisor(
+        stack,
+        requests=lambda: control.take_requests(settings.data_dir),
+        broker_max_rss_mb=settings.broker_max_rss_mb,
+    )
     running = control.supervisor_pid(settings.data_dir)
     if running is not None:
         print(
@@ -158,6 +162,18 @@ def _postgres(action: str) -> int:
         time.sleep(0.2)
     print("cornjacket: PostgreSQL did not come up within 60s; see the `up` output", file=sys.stderr)
     return 1
+
+
+def _broker_swap() -> int:
+    from services.cli import control
+
+    settings = StackSettings.from_env()
+    if control.supervisor_pid(settings.data_dir) is None:
+        print(f"cornjacket: no `cornjacket up` is running on {settings.data_dir}", file=sys.stderr)
+        return 1
+    control.request(settings.data_dir, "swap-broker")
+    print("asked the running `cornjacket up` to swap the broker; its output says when it is done")
+    return 0
 
 
 def _mqtt_add_user(args: argparse.Namespace) -> int:
@@ -363,6 +379,15 @@ def build_parser() -> argparse.ArgumentParser:
         "`start` asks the running `cornjacket up` to bring it back.",
     )
     pg.add_argument("action", choices=("stop", "start", "status"))
+    broker = sub.add_parser(
+        "broker",
+        help="swap the embedded broker of a running `cornjacket up` for an empty one",
+        description="The embedded broker (Tansu, in-memory) keeps every message; `cornjacket up` "
+        "swaps it by itself past CJ_BROKER_MAX_RSS_MB. `swap` asks for it now: the relay pauses "
+        "(ingest goes on into the outbox), the consumers read to the end, then a new broker "
+        "starts. Nothing accepted is lost.",
+    )
+    broker.add_argument("action", choices=("swap",))
     envoy = sub.add_parser(
         "envoy-config",
         help="render the Envoy edge configuration (for containers and custom deployments)",
@@ -454,6 +479,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(args.service)
         if args.command == "postgres":
             return _postgres(args.action)
+        if args.command == "broker":
+            return _broker_swap()
         if args.command == "envoy-config":
             return _envoy_config(args)
         if args.command == "mqtt":

@@ -19,16 +19,27 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+import psutil  # type: ignore[import-untyped, unused-ignore]
+
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
 from services.cli.processes import Child, StartError, env_with, free_port, port_free, wait_until
-from services.config.settings import METRICS_PORTS, StackSettings
+from services.config.settings import (
+    METRICS_PORTS,
+    ActionsSettings,
+    Env,
+    EventHandlerSettings,
+    StackSettings,
+)
+from services.infra.kafka_lag import GroupLag
 
 log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+# The services with a Kafka client: restarted with the (in-memory) broker.
+BUS_SERVICES = ("relay", "eventhandler", "actions")
 
 
 class Stack:
@@ -181,23 +192,82 @@ class Stack:
             # Services keep running meanwhile: ingest answers 503 until the database is back.
             self.postgres.start(timeout=s.start_timeout)
         elif child is self.broker.child:
-            # The in-memory broker lost its topics and group offsets: the services that use
-            # the bus restart too, so topics are recreated and the handler rejoins its group.
-            # Their clients are stopped before the new broker comes up: a consumer that
-            # reconnects to the new broker while shutting down joins its group and leaves a
-            # member behind that blocks the next consumer's assignment.
-            for name in ("relay", "eventhandler", "actions"):
-                self.services[name].stop(deadline=10)
-            lost_since, self.broker_since = self.broker_since, datetime.now(UTC)
-            self.broker.start(timeout=s.start_timeout)
-            for name in ("relay", "eventhandler", "actions"):
-                self.services[name].start()
+            lost_since = self._swap_broker()
             if republish:
                 self.republish_lost(lost_since)
         elif child is self.envoy.child:
             self.envoy.start()
         else:
             child.start()
+
+    def _swap_broker(self) -> datetime:
+        """Bring up an empty broker in place of the current one (dead or alive); returns when
+        the lost one started. The in-memory broker loses its topics and group offsets with
+        it, so the services that use the bus restart too: topics are recreated and consumers
+        rejoin their groups. Their clients are stopped before the new broker comes up: a
+        consumer that reconnects to the new broker while shutting down joins its group and
+        leaves a member behind that blocks the next consumer's assignment."""
+        for name in BUS_SERVICES:
+            self.services[name].stop(deadline=10)
+        self.broker.stop()
+        lost_since, self.broker_since = self.broker_since, datetime.now(UTC)
+        self.broker.start(timeout=self.settings.start_timeout)
+        for name in BUS_SERVICES:
+            self.services[name].start()
+        return lost_since
+
+    def broker_rss_mb(self) -> float | None:
+        """Resident memory of the broker process, None when it is not running."""
+        pid = self.broker.child.pid if self.broker.child is not None else None
+        if pid is None:
+            return None
+        try:
+            return float(psutil.Process(pid).memory_info().rss) / 2**20
+        except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
+            return None
+
+    def rotate_broker(self, *, why: str = "as requested", drain_timeout: float = 60.0) -> bool:
+        """Swap the embedded broker for an empty one without losing an event: it keeps every
+        message in memory and slows down as it grows (no retention in Tansu's memory
+        engine). Ingest goes on throughout (events wait in the outbox). The relay stops
+        first; once every consumer group has read to the end of every topic nothing on the
+        broker is still needed, and it is swapped. If the consumers do not catch up within
+        ``drain_timeout`` the broker is swapped anyway and what it held is published again
+        (consumers are idempotent). Returns whether the consumers had caught up."""
+        self.say(f"swapping the in-memory broker for an empty one: {why}")
+        t0 = time.monotonic()
+        self.services["relay"].stop(deadline=10)
+        caught_up = self._wait_consumed(drain_timeout)
+        lost_since = self._swap_broker()
+        if caught_up:
+            self.say(f"broker swapped in {time.monotonic() - t0:.1f}s; consumers had read it all")
+        else:
+            self.say(f"consumers did not catch up within {drain_timeout:.0f}s")
+            self.republish_lost(lost_since)
+        return caught_up
+
+    def _consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+        env = Env(self.service_env())
+        handler = EventHandlerSettings.from_env(env)
+        actions = ActionsSettings.from_env(env)
+        return [
+            (handler.consumer_group, handler.topics),
+            (actions.consumer_group, actions.topics),
+        ]
+
+    def _wait_consumed(self, timeout: float) -> bool:
+        probes = [GroupLag(self.broker.bootstrap, g, t) for g, t in self._consumer_groups()]
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                lags = [p.lag() for p in probes]
+                if all(lag == 0 for lag in lags):
+                    return True
+                time.sleep(0.2)
+            return False
+        finally:
+            for p in probes:
+                p.close()
 
     def republish_lost(self, since: datetime) -> None:
         """The in-memory broker lost every message it held, including some a consumer had
@@ -258,7 +328,9 @@ class Stack:
         return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows.items())
 
 
-def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> StackSettings:
+def settings_on_free_ports(
+    data_dir: Path, *, start_timeout: float = 90, broker_max_rss_mb: int = 256
+) -> StackSettings:
     """A stack of its own beside any other (tests, benchmarks): every port picked free."""
     return StackSettings(
         data_dir=data_dir,
@@ -277,4 +349,5 @@ def settings_on_free_ports(data_dir: Path, *, start_timeout: float = 90) -> Stac
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",
+        broker_max_rss_mb=broker_max_rss_mb,
     )

@@ -1,4 +1,5 @@
-"""Watch the local stack: report every part that dies, restart it, give up on crash loops."""
+"""Watch the local stack: report every part that dies, restart it, give up on crash loops, and
+swap the in-memory broker for an empty one before what it retains grows without bound."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from services.cli.stack import Stack
 MAX_RESTARTS = 5
 WINDOW = 120.0
 BACKOFF = (1.0, 2.0, 5.0, 10.0, 30.0)
+BROKER_CHECK_EVERY = 5.0
 
 
 class Supervisor:
@@ -23,6 +25,7 @@ class Supervisor:
         clock: Callable[[], float] = time.monotonic,
         say: Callable[[str], None] | None = None,
         requests: Callable[[], list[str]] = list,
+        broker_max_rss_mb: int = 0,
     ) -> None:
         self._stack = stack
         self._clock = clock
@@ -32,6 +35,8 @@ class Supervisor:
         self._say = say or (lambda m: print(f"cornjacket: {m}", file=sys.stderr, flush=True))
         self._deaths: dict[str, deque[float]] = {}
         self._due: dict[str, float] = {}
+        self._broker_max_rss_mb = broker_max_rss_mb
+        self._broker_checked = clock()
 
     def tick(self) -> bool:
         """Check children once; return False when the stack should stop (crash loop)."""
@@ -39,6 +44,8 @@ class Supervisor:
         for action in self._requests():
             if action == "start-postgres":
                 self._start_held("postgres", now)
+            elif action == "swap-broker":
+                self._swap_broker("as requested")
         for child in self._stack.dead():
             if child.name in self._held:
                 continue
@@ -47,7 +54,25 @@ class Supervisor:
                     return False
             elif now >= self._due[child.name]:
                 self._try_restart(child, now)
+        self._check_broker(now)
         return True
+
+    def _check_broker(self, now: float) -> None:
+        if not self._broker_max_rss_mb or now - self._broker_checked < BROKER_CHECK_EVERY:
+            return
+        self._broker_checked = now
+        rss = self._stack.broker_rss_mb()
+        if rss is None or rss <= self._broker_max_rss_mb:
+            return
+        self._swap_broker(f"it holds {rss:.0f} MB (CJ_BROKER_MAX_RSS_MB={self._broker_max_rss_mb})")
+        self._broker_checked = self._clock()
+
+    def _swap_broker(self, why: str) -> None:
+        try:
+            self._stack.rotate_broker(why=why)
+        except StartError as e:
+            # A part that did not come back is dead now: the next ticks restart it.
+            self._say(f"swapping the broker failed: {e}")
 
     def _start_held(self, name: str, now: float) -> None:
         for child in self._stack.dead():

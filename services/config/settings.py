@@ -438,6 +438,9 @@ class StackSettings:
     envoy_concurrency: int
     start_timeout: float
     broker_log: str
+    # The embedded broker keeps every message in memory: past this RSS `cornjacket up` swaps
+    # it for an empty one once consumers have read everything (0 = never).
+    broker_max_rss_mb: int
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -464,4 +467,5 @@ class StackSettings:
             broker_log=env.choice(
                 "CJ_BROKER_LOG", "warn", ("error", "warn", "info", "debug", "trace")
             ),
+            broker_max_rss_mb=env.integer("CJ_BROKER_MAX_RSS_MB", 256, lo=0, hi=1_048_576),
         )

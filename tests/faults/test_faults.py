@@ -80,11 +80,16 @@ class Supervised:
 
     def __init__(self, stack: Stack) -> None:
         self.said: list[str] = []
-        self.supervisor = Supervisor(stack, say=self.said.append)
+        self.asks: list[str] = []
+        self.supervisor = Supervisor(stack, say=self.said.append, requests=self._take)
         self.halt = threading.Event()
         self.failed = False
         self.thread = threading.Thread(target=self._loop, daemon=True)
         self.thread.start()
+
+    def _take(self) -> list[str]:
+        taken, self.asks[:] = list(self.asks), []
+        return taken
 
     def _loop(self) -> None:
         while not self.halt.is_set():
@@ -143,8 +148,8 @@ def count(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(row[0]) if row else 0
 
 
-def kill(name: str) -> Callable[[Stack], None]:
-    def inject(stack: Stack) -> None:
+def kill(name: str) -> Callable[[Stack, Supervised], None]:
+    def inject(stack: Stack, _: Supervised) -> None:
         child = stack.broker.child if name == "broker" else stack.services[name]
         assert child is not None
         child.kill()
@@ -152,18 +157,31 @@ def kill(name: str) -> Callable[[Stack], None]:
     return inject
 
 
-def restart_postgres(stack: Stack) -> None:
+def restart_postgres(stack: Stack, _: Supervised) -> None:
     stack.postgres.stop()
     time.sleep(2)
     stack.postgres.start(timeout=60)
 
 
-FAULTS: dict[str, Callable[[Stack], None]] = {
+def swap_broker(stack: Stack, supervised: Supervised) -> None:
+    """What `cornjacket up` does when the in-memory broker outgrows CJ_BROKER_MAX_RSS_MB."""
+    assert stack.broker.child is not None
+    old = stack.broker.child.pid
+    supervised.asks.append("swap-broker")
+    eventually(
+        lambda: stack.broker.child is not None and stack.broker.child.pid != old,
+        timeout=90,
+        what="a new broker",
+    )
+
+
+FAULTS: dict[str, Callable[[Stack, Supervised], None]] = {
     "SIGKILL relay": kill("relay"),
     "SIGKILL event handler": kill("eventhandler"),
     "SIGKILL ingestion": kill("ingestion"),
     "restart PostgreSQL": restart_postgres,
     "restart broker": kill("broker"),
+    "swap broker (memory limit)": swap_broker,
 }
 
 
@@ -177,7 +195,7 @@ def test_fault(
     try:
         eventually(lambda: len(load.acked) >= 150, timeout=30, what="load running")
         injected = time.monotonic()
-        FAULTS[fault](stack)
+        FAULTS[fault](stack, supervised)
         time.sleep(1.0)
 
         def recovered() -> bool:
@@ -233,6 +251,14 @@ def test_fault(
     )
     assert stored == len(set(acked)) == len(acked), f"{len(acked) - stored} acknowledged lost"
     assert twice == 0
+    if fault.startswith("swap broker"):
+        # The consumers had read everything before the swap: nothing was published twice.
+        published = count(
+            url,
+            "SELECT count(*) FROM ingestion.event_publications WHERE event_id = ANY(%s::uuid[])",
+            (acked,),
+        )
+        assert published == len(acked)
 
 
 def test_fault_sigkill_action_orchestrator(

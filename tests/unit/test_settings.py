@@ -7,6 +7,7 @@ from services.config.settings import (
     EventHandlerSettings,
     IngestionSettings,
     OutboxSettings,
+    StackSettings,
 )
 from services.core.errors import ConfigError
 
@@ -75,3 +76,10 @@ def test_bad_actions_settings_name_the_variable(var: str, value: str, message: s
     with pytest.raises(ConfigError) as err:
         ActionsSettings.from_env(Env({var: value}))
     assert message in str(err.value)
+
+
+def test_broker_memory_limit_defaults_on_and_rejects_negatives() -> None:
+    assert StackSettings.from_env(Env({})).broker_max_rss_mb == 256
+    assert StackSettings.from_env(Env({"CJ_BROKER_MAX_RSS_MB": "0"})).broker_max_rss_mb == 0
+    with pytest.raises(ConfigError, match="CJ_BROKER_MAX_RSS_MB=-1 is out of range"):
+        StackSettings.from_env(Env({"CJ_BROKER_MAX_RSS_MB": "-1"}))

@@ -84,3 +84,72 @@ def test_failed_restart_counts_as_another_death() -> None:
     assert "could not restart query: still broken" in said[-1]
     sup.tick()
     assert "restarting it in 2s" in said[-1]
+
+
+class GrowingBrokerStack(FakeStack):
+    def __init__(self) -> None:
+        super().__init__()
+        self.rss: float | None = 100.0
+        self.rotations = 0
+        self.fail_rotation = False
+
+    def broker_rss_mb(self) -> float | None:
+        return self.rss
+
+    def rotate_broker(self, *, why: str) -> bool:
+        self.rotations += 1
+        self.why = why
+        if self.fail_rotation:
+            raise StartError("the broker did not come up")
+        self.rss = 10.0
+        return True
+
+
+def test_broker_over_its_memory_limit_is_swapped_at_most_every_check_interval() -> None:
+    stack, now, said = GrowingBrokerStack(), [0.0], list[str]()
+    sup = Supervisor(
+        cast(Stack, stack), clock=lambda: now[0], say=said.append, broker_max_rss_mb=256
+    )
+    now[0] = 6.0
+    assert sup.tick() and stack.rotations == 0  # 100 MB: under the limit
+    stack.rss = 300.0
+    now[0] = 7.0
+    assert sup.tick() and stack.rotations == 0  # checked 1 s ago: not yet
+    now[0] = 12.0
+    assert sup.tick() and stack.rotations == 1
+    assert stack.why == "it holds 300 MB (CJ_BROKER_MAX_RSS_MB=256)"
+    now[0] = 20.0
+    assert sup.tick() and stack.rotations == 1  # the new broker is small
+
+
+def test_failed_broker_swap_is_reported_and_the_stack_keeps_running() -> None:
+    stack, now, said = GrowingBrokerStack(), [0.0], list[str]()
+    stack.rss, stack.fail_rotation = 300.0, True
+    sup = Supervisor(
+        cast(Stack, stack), clock=lambda: now[0], say=said.append, broker_max_rss_mb=256
+    )
+    now[0] = 6.0
+    assert sup.tick()
+    assert said == ["swapping the broker failed: the broker did not come up"]
+
+
+def test_broker_limit_zero_never_checks() -> None:
+    stack, now, said = GrowingBrokerStack(), [0.0], list[str]()
+    stack.rss = 10_000.0
+    sup = Supervisor(cast(Stack, stack), clock=lambda: now[0], say=said.append)
+    now[0] = 100.0
+    assert sup.tick() and stack.rotations == 0
+
+
+def test_swap_broker_request_swaps_it_whatever_its_size() -> None:
+    stack, now, said = GrowingBrokerStack(), [0.0], list[str]()
+    asks = ["swap-broker"]
+
+    def requests() -> list[str]:
+        taken = list(asks)
+        asks.clear()
+        return taken
+
+    sup = Supervisor(cast(Stack, stack), clock=lambda: now[0], say=said.append, requests=requests)
+    assert sup.tick() and stack.rotations == 1 and stack.why == "as requested"
+    assert sup.tick() and stack.rotations == 1
