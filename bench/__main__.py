@@ -105,6 +105,13 @@ def fresh_bus(stack: Stack) -> None:
     time.sleep(2)
 
 
+def _setting(text: str) -> tuple[str, str]:
+    name, sep, value = text.partition("=")
+    if not sep or not name.startswith("CJ_"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not CJ_NAME=VALUE")
+    return name, value
+
+
 @contextlib.contextmanager
 def supervised(stack: Stack, broker_max_rss_mb: int) -> Iterator[None]:
     """Run the stack's supervisor beside a long scenario, as `cornjacket up` does, so the
@@ -166,6 +173,14 @@ def main(argv: list[str] | None = None) -> int:
         "default of 100 is tuned for latency at low rates, see docs/performance.md)",
     )
     parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="CJ_NAME=VALUE",
+        type=_setting,
+        help="extra setting for the stack under test (repeatable), e.g. CJ_OUTBOX_LINGER=5ms",
+    )
+    parser.add_argument(
         "--broker-max-rss-mb",
         type=int,
         default=256,
@@ -185,7 +200,11 @@ def main(argv: list[str] | None = None) -> int:
 
     stack = Stack(
         settings_on_free_ports(work / "stack", start_timeout=120),
-        extra_env={"CJ_LOG_LEVEL": "warning", "CJ_OUTBOX_BATCH_SIZE": str(args.relay_batch)},
+        extra_env={
+            "CJ_LOG_LEVEL": "warning",
+            "CJ_OUTBOX_BATCH_SIZE": str(args.relay_batch),
+            **dict(args.env),
+        },
         say=lambda m: progress(f"stack: {m}"),
     )
     result = BenchResult(
