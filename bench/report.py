@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.results import BenchResult, ScenarioResult, Tick
-from bench.sampler import rss_growth
+from bench.sampler import memory_growth
 
 # A soak is "memory flat" when no process tree grew by more than this (median of the last
-# third minus median of the first third of its RSS): the larger of an absolute allowance
-# (caches, pools and allocator slack warming up) and a fraction of its starting size.
+# third minus median of the first third of its PSS, or RSS where PSS is unknown): the larger
+# of an absolute allowance (caches, pools and allocator slack warming up) and a fraction of
+# its starting size.
 SOAK_RSS_GROWTH_MB = 32.0
 SOAK_RSS_GROWTH_FRACTION = 0.10
 # A fixed-rate scenario must reach this fraction of its target for its latency to count.
@@ -153,12 +154,12 @@ def _check_query(result: BenchResult) -> TargetCheck:
 
 
 def soak_growth(s: ScenarioResult) -> dict[str, tuple[float, float]]:
-    """Per process tree: (RSS growth MB, allowed growth MB) over a scenario's ticks."""
-    growth = rss_growth(s.ticks)
+    """Per process tree: (memory growth MB, allowed growth MB) over a scenario's ticks."""
+    growth = memory_growth(s.ticks)
     first_third = s.ticks[: max(1, len(s.ticks) // 3)]
     out: dict[str, tuple[float, float]] = {}
     for name, g in growth.items():
-        start = [t.procs[name].rss_mb for t in first_third if name in t.procs]
+        start = [t.procs[name].memory_mb for t in first_third if name in t.procs]
         base = sorted(start)[len(start) // 2] if start else 0.0
         out[name] = (g, max(SOAK_RSS_GROWTH_MB, SOAK_RSS_GROWTH_FRACTION * base))
     return out
@@ -173,7 +174,7 @@ def _check_soak(result: BenchResult) -> TargetCheck:
     if len(s.ticks) < 6 or not growth:
         return TargetCheck(target, "n.a.", f"soak has too few samples ({len(s.ticks)} ticks)")
     grew = {n: g for n, (g, allowed) in growth.items() if g > allowed}
-    measured = "RSS growth " + ", ".join(f"{n} {g:+.0f} MB" for n, (g, _) in growth.items())
+    measured = "memory growth " + ", ".join(f"{n} {g:+.0f} MB" for n, (g, _) in growth.items())
     if grew:
         measured = "grew: " + ", ".join(f"{n} {g:+.0f} MB" for n, g in grew.items())
     if s.sustained is False:

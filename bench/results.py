@@ -49,13 +49,26 @@ class ProcSample:
 
     cpu_percent: float
     rss_mb: float
+    # Proportional set size: shared pages divided among the processes sharing them, so a tree
+    # of PostgreSQL backends counts its shared buffers once (RSS counts them per backend).
+    pss_mb: float | None = None
+
+    @property
+    def memory_mb(self) -> float:
+        """What memory growth is judged on: PSS where the kernel reports it, else RSS."""
+        return self.rss_mb if self.pss_mb is None else self.pss_mb
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> ProcSample:
-        return cls(cpu_percent=float(d["cpu_percent"]), rss_mb=float(d["rss_mb"]))
+        pss = d.get("pss_mb")
+        return cls(
+            cpu_percent=float(d["cpu_percent"]),
+            rss_mb=float(d["rss_mb"]),
+            pss_mb=None if pss is None else float(pss),
+        )
 
 
 def _procs_from(d: Mapping[str, Any]) -> dict[str, ProcSample]:

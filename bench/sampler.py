@@ -100,6 +100,7 @@ class _ProcTrees:
         for name, root_pid in self._roots.items():
             cpu = 0.0
             rss = 0
+            pss: int | None = 0
             for pid in self._tree(root_pid, children):
                 proc = self._proc(pid)
                 if proc is None:
@@ -109,12 +110,26 @@ class _ProcTrees:
                     with proc.oneshot():
                         cpu += float(proc.cpu_percent(None))
                         rss += int(proc.memory_info().rss)
+                        if pss is not None:
+                            pss = _add_pss(pss, proc)
                 except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                     continue
-            out[name] = ProcSample(cpu_percent=round(cpu, 1), rss_mb=round(rss / 2**20, 1))
+            out[name] = ProcSample(
+                cpu_percent=round(cpu, 1),
+                rss_mb=round(rss / 2**20, 1),
+                pss_mb=None if pss is None else round(pss / 2**20, 1),
+            )
         for pid in [p for p in self._cache if p not in seen]:
             del self._cache[pid]
         return out
+
+
+def _add_pss(total: int, proc: Any) -> int | None:
+    """Adds the process's PSS (from /proc/<pid>/smaps_rollup); None when it is unavailable."""
+    try:
+        return total + int(proc.memory_full_info().pss)
+    except (AttributeError, psutil.AccessDenied):
+        return None
 
 
 class _OutboxProbe:
@@ -244,8 +259,9 @@ def peak_rss(samples: Sequence[_HasProcs]) -> dict[str, float]:
     return peak
 
 
-def rss_growth(samples: Sequence[_HasProcs]) -> dict[str, float]:
-    """RSS growth (MB) per tree: median of the last third minus median of the first third.
+def memory_growth(samples: Sequence[_HasProcs]) -> dict[str, float]:
+    """Memory growth (MB, PSS or else RSS) per tree: median of the last third minus median of
+    the first third.
 
     Medians of thirds, not first-vs-last, so that warm-up allocation and a single GC spike do
     not read as a leak. Works on ``SystemSample`` and on ``Tick`` alike. Fewer than three
@@ -254,7 +270,7 @@ def rss_growth(samples: Sequence[_HasProcs]) -> dict[str, float]:
     series: dict[str, list[float]] = {}
     for s in samples:
         for name, p in s.procs.items():
-            series.setdefault(name, []).append(p.rss_mb)
+            series.setdefault(name, []).append(p.memory_mb)
     growth: dict[str, float] = {}
     for name, values in series.items():
         n = len(values)

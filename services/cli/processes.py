@@ -128,13 +128,18 @@ class Child:
     def exit_code(self) -> int | None:
         return None if self.proc is None else self.proc.poll()
 
+    def ask_to_stop(self) -> None:
+        """Send the stop signal without waiting (to stop several children at once)."""
+        if self.proc is not None and self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(self.stop_signal)
+
     def stop(self, deadline: float = 10.0) -> int | None:
         """Ask politely, then kill after ``deadline`` seconds; return the exit code."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(self.stop_signal)
+            self.ask_to_stop()
             try:
                 self.proc.wait(timeout=deadline)
             except subprocess.TimeoutExpired:

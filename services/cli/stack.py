@@ -207,6 +207,8 @@ class Stack:
         rejoin their groups. Their clients are stopped before the new broker comes up: a
         consumer that reconnects to the new broker while shutting down joins its group and
         leaves a member behind that blocks the next consumer's assignment."""
+        for name in BUS_SERVICES:  # all at once: each drains and leaves its group
+            self.services[name].ask_to_stop()
         for name in BUS_SERVICES:
             self.services[name].stop(deadline=10)
         self.broker.stop()
@@ -237,10 +239,16 @@ class Stack:
         self.say(f"swapping the in-memory broker for an empty one: {why}")
         t0 = time.monotonic()
         self.services["relay"].stop(deadline=10)
+        t1 = time.monotonic()
         caught_up = self._wait_consumed(drain_timeout)
+        t2 = time.monotonic()
         lost_since = self._swap_broker()
+        t3 = time.monotonic()
         if caught_up:
-            self.say(f"broker swapped in {time.monotonic() - t0:.1f}s; consumers had read it all")
+            self.say(
+                f"broker swapped in {t3 - t0:.1f}s (relay paused {t1 - t0:.1f}s, consumers "
+                f"read to the end {t2 - t1:.1f}s, new broker and clients {t3 - t2:.1f}s)"
+            )
         else:
             self.say(f"consumers did not catch up within {drain_timeout:.0f}s")
             self.republish_lost(lost_since)
