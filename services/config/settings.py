@@ -141,7 +141,7 @@ class OutboxSettings:
             batch_size=env.integer("CJ_OUTBOX_BATCH_SIZE", 100, lo=1, hi=10_000),
             max_retries=env.integer("CJ_OUTBOX_MAX_RETRIES", 5, lo=0, hi=1_000_000),
             poll_interval=env.duration("CJ_OUTBOX_POLL_INTERVAL", 5.0, lo=0.01),
-            linger=env.duration("CJ_OUTBOX_LINGER", 0.0, lo=0.0),
+            linger=env.duration("CJ_OUTBOX_LINGER", 0.015, lo=0.0),
         )
 
 
