@@ -23,6 +23,7 @@ from pathlib import Path
 
 from bench.loadgen import LoadSpec
 from bench.pg_ceiling import measure_pg
+from bench.profiler import Profiler, format_hot_spots
 from bench.report import chart, progress, summary_table
 from bench.results import BenchResult, Ceiling
 from bench.scenarios import Target, run_load, run_scenario
@@ -105,6 +106,28 @@ def fresh_bus(stack: Stack) -> None:
     time.sleep(2)
 
 
+def _profiler(
+    args: argparse.Namespace, stack: Stack, stamp: str, scenario: str, duration_s: float
+) -> Profiler | None:
+    """A py-spy recording of the Python services, centred in the scenario's load."""
+    if not args.profile:
+        return None
+    if not Profiler.available():
+        progress("bench: --profile needs py-spy (pip install py-spy); not profiling")
+        return None
+    seconds = min(args.profile, duration_s)
+    pids = {n: c.pid for n, c in stack.services.items() if c.pid is not None}
+    # run_scenario starts the load ~1.5 s from now; centre the recording in the load.
+    profiler = Profiler(
+        pids,
+        args.out / f"profile-{stamp}" / scenario,
+        delay=1.5 + (duration_s - seconds) / 2,
+        seconds=seconds,
+    )
+    profiler.start()
+    return profiler
+
+
 def _setting(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.startswith("CJ_"):
@@ -165,6 +188,14 @@ def main(argv: list[str] | None = None) -> int:
         "--out", type=Path, default=Path("bench/results"), help="where to write results"
     )
     parser.add_argument("--skip-ceilings", action="store_true")
+    parser.add_argument(
+        "--profile",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="sample each Python service with py-spy for this long in the middle of every "
+        "scenario and print its hot spots (collapsed stacks kept under --out)",
+    )
     parser.add_argument(
         "--relay-batch",
         type=int,
@@ -283,6 +314,7 @@ def main(argv: list[str] | None = None) -> int:
                     None,
                 )
             )
+        hot_spots: list[str] = []
         for name, spec, procs, ceiling in plan:
             if args.only and name not in args.only:
                 continue
@@ -292,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
             watch = name == "soak" and args.broker_max_rss_mb > 0
+            profiler = _profiler(args, stack, stamp, name, spec.duration)
             with supervised(stack, args.broker_max_rss_mb) if watch else contextlib.nullcontext():
                 scenario = run_scenario(
                     name,
@@ -302,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
                     ceiling=ceil,
                     measure_e2e=spec.mode != "query-http",
                 )
+            if profiler is not None:
+                hot_spots.append(format_hot_spots(name, profiler.finish()))
             result.scenarios.append(scenario)
             p99 = scenario.accept_latency_ms["p99"]
             progress(f"bench: {name}: {scenario.accepted_per_s:,.0f}/s, p99 {p99:.1f} ms")
@@ -311,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
     result.save(path)
     chart(result, path.with_suffix(".png"))
     print(summary_table(result))
+    for text in hot_spots:
+        print("\n" + text)
     print(f"\nresults: {path}\nchart:   {path.with_suffix('.png')}")
     _ = asdict
     return 0
