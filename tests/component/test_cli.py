@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from services.cli import control
+
 pytestmark = pytest.mark.component
 
 
@@ -29,8 +31,25 @@ def cornjacket(
 def test_help_lists_commands() -> None:
     out = cornjacket("--help")
     assert out.returncode == 0
-    for command in ("up", "serve", "migrate", "postgres", "envoy-config"):
+    for command in ("up", "serve", "migrate", "postgres", "broker", "envoy-config"):
         assert command in out.stdout
+
+
+def test_broker_swap_asks_the_running_up_and_refuses_without_one(tmp_path: Path) -> None:
+    env = {"CJ_DATA_DIR": str(tmp_path)}
+    out = cornjacket("broker", "swap", env=env)
+    assert out.returncode == 1
+    assert f"no `cornjacket up` is running on {tmp_path}" in out.stderr
+    control.mark_running(tmp_path)  # this test's process stands in for `cornjacket up`
+    try:
+        out = cornjacket("broker", "swap", env=env)
+        assert out.returncode == 0, out.stderr
+        assert "asked the running `cornjacket up` to swap the broker" in out.stdout
+        assert control.take_requests(tmp_path) == ["swap-broker"]
+    finally:
+        control.mark_stopped(tmp_path)
+    bad = cornjacket("broker", "flush", env=env)
+    assert bad.returncode == 2 and "invalid choice: 'flush'" in bad.stderr
 
 
 def test_busy_edge_port_is_a_clear_error(tmp_path: Path) -> None:
