@@ -14,6 +14,8 @@ from services.core.events import Event
 class PendingEvent:
     event: Event
     idempotency_key: str = ""
+    # event.payload as compact JSON when validation already encoded it ("" = not yet).
+    payload_json: str = ""
 
 
 @dataclass(frozen=True, slots=True)
