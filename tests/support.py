@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,11 +22,38 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
+from services.cli.stack import Stack, settings_on_free_ports
 from services.config.settings import METRICS_PORTS
 from services.core.events import Event
 from services.infra.codec import decode_event
 
 T = TypeVar("T")
+
+
+@contextmanager
+def running_stack(data_dir: Path, extra_env: Mapping[str, str]) -> Iterator[Stack]:
+    """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit."""
+    stack = Stack(settings_on_free_ports(data_dir), extra_env=dict(extra_env), say=lambda m: None)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def cornjacket(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    """Run the `cornjacket` command as a user would (this interpreter), output captured;
+    ``env`` adds to this process's environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "services.cli.main", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=timeout,
+        check=False,
+    )
 
 
 def eventually(

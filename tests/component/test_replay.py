@@ -3,29 +3,23 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import psycopg
 import pytest
 
 from bench.histories import apply_live, history, store_events
 from services.cli.embedded import EmbeddedBroker
-from services.cli.processes import env_with
-from tests.support import consume_events, fetch_one
+from tests.support import consume_events, cornjacket, fetch_one
 
 pytestmark = pytest.mark.component
 
 
 def replay(database: str, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "replay", *args],
-        env=env_with(
-            {"CJ_INGESTION_DATABASE_URL": database, "CJ_EVENTHANDLER_DATABASE_URL": database}
-        ),
-        capture_output=True,
-        text=True,
+    return cornjacket(
+        "replay",
+        *args,
+        env={"CJ_INGESTION_DATABASE_URL": database, "CJ_EVENTHANDLER_DATABASE_URL": database},
         timeout=300,
-        check=False,
     )
 
 
@@ -90,15 +84,12 @@ def test_republish_sends_stored_events_to_the_bus_again(
     events = history(40, aggregates=5, seed=11)
     store_events(database, events)
     since = min(e.ingested_at for e in events).isoformat()
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "republish", "--since", since],
-        env=env_with(
-            {"CJ_INGESTION_DATABASE_URL": database, "CJ_REDPANDA_BROKERS": broker.bootstrap}
-        ),
-        capture_output=True,
-        text=True,
+    done = cornjacket(
+        "republish",
+        "--since",
+        since,
+        env={"CJ_INGESTION_DATABASE_URL": database, "CJ_REDPANDA_BROKERS": broker.bootstrap},
         timeout=120,
-        check=False,
     )
     assert done.returncode == 0, done.stderr
     assert "republished" in done.stdout and "100.0%" in done.stderr
@@ -107,10 +98,5 @@ def test_republish_sends_stored_events_to_the_bus_again(
         broker.bootstrap, "sensor-events", lambda e: e.event_id in wanted, len(wanted)
     )
     assert {e.event_id for e in got} == wanted
-    bad = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "republish", "--since", "yesterday"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    bad = cornjacket("republish", "--since", "yesterday")
     assert bad.returncode == 2 and "not an ISO 8601 time" in bad.stderr

@@ -8,10 +8,10 @@ import grpc
 import httpx
 import pytest
 
-from services.cli.stack import Stack, settings_on_free_ports
+from services.cli.stack import Stack
 from services.mqtt.access import hash_password, render_user
+from tests.support import running_stack
 
-stack_settings = settings_on_free_ports
 # Devices of the end-to-end stack's MQTT users file (anonymous access stays on, as in
 # development, so other tests can publish without credentials).
 MQTT_PASSWORD = "correct-horse-1"
@@ -41,9 +41,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for name in MQTT_DEVICES
         )
     )
-    s = Stack(
-        stack_settings(data),
-        extra_env={
+    with running_stack(
+        data,
+        {
             "CJ_LOG_FORMAT": "json",
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_MQTT_USERS_FILE": str(users),
@@ -52,13 +52,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_TRACING_EXPORTER": "file",
             "CJ_TRACING_DIR": str(data / "traces"),
         },
-        say=lambda m: None,
-    )
-    try:
-        s.start()
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="session")

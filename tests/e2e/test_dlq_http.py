@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from datetime import UTC, datetime
 
 import httpx
@@ -14,27 +13,13 @@ import uuid_utils
 from services.cli.stack import Stack
 from services.core.events import Event
 from services.infra.codec import encode_event
-from tests.support import unique
+from tests.support import cornjacket, unique
 
 pytestmark = pytest.mark.e2e
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "dlq",
-            "--edge",
-            f"127.0.0.1:{stack.settings.edge_port}",
-            *args,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    return cornjacket("dlq", "--edge", f"127.0.0.1:{stack.settings.edge_port}", *args)
 
 
 def test_dead_letter_replayed_over_http_and_listed_by_the_cli(

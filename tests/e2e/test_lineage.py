@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from typing import Any
 
 import httpx
@@ -11,7 +9,7 @@ import pytest
 import uuid_utils
 
 from services.cli.stack import Stack
-from tests.support import eventually, unique
+from tests.support import cornjacket, eventually, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -69,21 +67,7 @@ def test_lineage_follows_an_event_to_its_projection(stack: Stack, http: httpx.Cl
     )
     assert newer in stage(old, "projection")[0]["detail"]
 
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "services.cli.main",
-            "trace",
-            newer,
-            "--edge",
-            f"127.0.0.1:{stack.settings.edge_port}",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    out = cornjacket("trace", newer, "--edge", f"127.0.0.1:{stack.settings.edge_port}")
     assert out.returncode == 0, out.stderr
     assert "accepted" in out.stdout and "sensor-events partition" in out.stdout
 

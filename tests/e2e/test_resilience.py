@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from services.cli.stack import Stack
-from tests.e2e.conftest import stack_settings
-from tests.support import MqttDevice, eventually, fetch_one, unique
+from tests.support import MqttDevice, eventually, fetch_one, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -24,12 +23,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def own_stack(data_dir: Path) -> Iterator[Stack]:
-    s = Stack(stack_settings(data_dir), extra_env={"CJ_LOG_FORMAT": "json"}, say=lambda m: None)
-    try:
-        s.start()
+    with running_stack(data_dir, {"CJ_LOG_FORMAT": "json"}) as s:
         yield s
-    finally:
-        s.stop()
 
 
 def reading(agg: str, value: float) -> dict[str, object]:

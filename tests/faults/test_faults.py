@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import collections
 import json
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -26,8 +24,7 @@ import pytest
 
 from services.cli.stack import Stack
 from services.cli.supervisor import Supervisor
-from tests.e2e.conftest import stack_settings
-from tests.support import eventually, unique
+from tests.support import cornjacket, eventually, running_stack, unique
 from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.faults
@@ -101,9 +98,9 @@ class Supervised:
 
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    s = Stack(
-        stack_settings(tmp_path_factory.mktemp("faults")),
-        extra_env={
+    with running_stack(
+        tmp_path_factory.mktemp("faults"),
+        {
             "CJ_LOG_FORMAT": "json",
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_OUTBOX_POLL_INTERVAL": "1s",
@@ -113,13 +110,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_ACTIONS_POLL_INTERVAL": "200ms",
             "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
         },
-        say=lambda m: None,
-    )
-    try:
-        s.start()
+    ) as s:
         yield s
-    finally:
-        s.stop()
 
 
 @pytest.fixture(scope="module")
@@ -131,14 +123,7 @@ def supervised(stack: Stack) -> Iterator[Supervised]:
 
 
 def projections_match_event_store(stack: Stack) -> bool:
-    done = subprocess.run(
-        [sys.executable, "-m", "services.cli.main", "replay", "--check"],
-        env=stack.service_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = cornjacket("replay", "--check", env=stack.service_env(), timeout=120)
     return done.returncode == 0
 
 
