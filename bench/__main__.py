@@ -145,11 +145,7 @@ def supervised(stack: Stack, broker_max_rss_mb: int) -> Iterator[None]:
         stack, say=lambda m: progress(f"stack: {m}"), broker_max_rss_mb=broker_max_rss_mb
     )
 
-    def loop() -> None:
-        while not halt.is_set() and supervisor.tick():
-            time.sleep(0.5)
-
-    thread = threading.Thread(target=loop, name="supervisor", daemon=True)
+    thread = threading.Thread(target=supervisor.run, args=(halt,), name="supervisor", daemon=True)
     thread.start()
     try:
         yield

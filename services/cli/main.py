@@ -6,6 +6,7 @@ import argparse
 import os
 import signal
 import sys
+import threading
 import time
 from datetime import datetime
 from pathlib import Path
@@ -75,11 +76,10 @@ def _up() -> int:
 
     settings = StackSettings.from_env()
     stack = Stack(settings, say=lambda m: print(f"cornjacket: {m}", flush=True))
-    stopping = False
+    stopping = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        stopping.set()
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
@@ -101,11 +101,8 @@ def _up() -> int:
     try:
         stack.start()
         print("\nCornjacket is up:\n" + stack.endpoints() + "\n\nPress Ctrl-C to stop.", flush=True)
-        while not stopping:
-            if not supervisor.tick():
-                code = 1
-                break
-            time.sleep(0.5)
+        if not supervisor.run(stopping):
+            code = 1
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr, flush=True)
         code = 1

@@ -4,6 +4,7 @@ swap the in-memory broker for an empty one before what it retains grows without 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
@@ -37,6 +38,15 @@ class Supervisor:
         self._due: dict[str, float] = {}
         self._broker_max_rss_mb = broker_max_rss_mb
         self._broker_checked = clock()
+
+    def run(self, halt: threading.Event, interval: float = 0.5) -> bool:
+        """Tick until ``halt`` is set (True) or the stack should stop (False): the loop of
+        `cornjacket up`, and of harnesses that run it in a thread."""
+        while not halt.is_set():
+            if not self.tick():
+                return False
+            halt.wait(interval)
+        return True
 
     def tick(self) -> bool:
         """Check children once; return False when the stack should stop (crash loop)."""

@@ -89,11 +89,7 @@ class Supervised:
         return taken
 
     def _loop(self) -> None:
-        while not self.halt.is_set():
-            if not self.supervisor.tick():
-                self.failed = True
-                return
-            time.sleep(0.2)
+        self.failed = not self.supervisor.run(self.halt, interval=0.2)
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 from typing import Any, cast
 
@@ -153,3 +154,16 @@ def test_swap_broker_request_swaps_it_whatever_its_size() -> None:
     sup = Supervisor(cast(Stack, stack), clock=lambda: now[0], say=said.append, requests=requests)
     assert sup.tick() and stack.rotations == 1 and stack.why == "as requested"
     assert sup.tick() and stack.rotations == 1
+
+
+def test_run_ticks_until_halted_or_a_crash_loop() -> None:
+    halt = threading.Event()
+    halt.set()
+    assert Supervisor(cast(Stack, FakeStack()), say=list[str]().append).run(halt)
+    dying = FakeChild("relay")
+    dying.up = False
+    stack = FakeStack(dying)
+    stack.fail_restart = True
+    ticks = iter(range(0, 10_000, 5))  # five seconds pass per tick: backoffs elapse at once
+    sup = Supervisor(cast(Stack, stack), clock=lambda: float(next(ticks)), say=list[str]().append)
+    assert not sup.run(threading.Event(), interval=0)
