@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 from collections.abc import Sequence
 from datetime import datetime
 
 import psycopg
 
+from services.core import json_text
 from services.core.errors import Unavailable
 from services.eventhandler.projectors import ProjectionUpdate
 from services.eventhandler.service import DeadLetter
@@ -42,7 +42,7 @@ VALUES (%s, %s, %s, %s, %s)
 
 def upsert_batch(updates: Sequence[ProjectionUpdate]) -> str:
     """UPSERT's one JSON parameter: PostgreSQL unpacks it in C."""
-    return json.dumps(
+    return json_text.dumps(
         [
             {
                 "t": u.projection_type,
@@ -52,8 +52,7 @@ def upsert_batch(updates: Sequence[ProjectionUpdate]) -> str:
                 "ts": u.event_time.isoformat(),
             }
             for u in updates
-        ],
-        separators=(",", ":"),
+        ]
     )
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import threading
 from collections.abc import Sequence
@@ -50,6 +51,50 @@ def ensure_topics(
             raise Unavailable(f"cannot create topic {topic}: {e}") from e
 
 
+class _Delivery:
+    """One publish() call's messages: their delivery reports are collected in the delivery
+    thread and the waiting coroutine is woken once, when the last report is in (a wake-up
+    per message cost the relay a loop round and a self-pipe write per event)."""
+
+    def __init__(self, events: Sequence[Event], loop: asyncio.AbstractEventLoop) -> None:
+        self._ids = [e.event_id for e in events]
+        self._results: list[Publication | None] = [None] * len(events)
+        self._error = ""
+        self._pending = len(events)
+        self._lock = threading.Lock()
+        self._loop = loop
+        self.done: asyncio.Future[list[Publication]] = loop.create_future()
+        if not events:
+            self.done.set_result([])
+
+    def delivered(self, i: int, err: KafkaError | None, msg: Any) -> None:
+        if err is not None:
+            self.failed(i, f"broker did not acknowledge: {err.str()}")
+            return
+        self._results[i] = Publication(self._ids[i], msg.topic(), msg.partition(), msg.offset())
+        self._settle_one()
+
+    def failed(self, i: int, error: str) -> None:
+        with self._lock:
+            self._error = self._error or error
+        self._settle_one()
+
+    def _settle_one(self) -> None:
+        with self._lock:
+            self._pending -= 1
+            last = self._pending == 0
+        if last:
+            self._loop.call_soon_threadsafe(self._finish)
+
+    def _finish(self) -> None:
+        if self.done.done():
+            return
+        if self._error:
+            self.done.set_exception(Unavailable(self._error))
+        else:
+            self.done.set_result([r for r in self._results if r is not None])
+
+
 class KafkaPublisher:
     """Idempotent producer (acks=all); publish() resolves when every message is acked.
 
@@ -79,29 +124,9 @@ class KafkaPublisher:
             self._producer.poll(0.05)
 
     async def publish(self, events: Sequence[Event]) -> list[Publication]:
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Publication]] = []
-
-        def make_cb(fut: asyncio.Future[Publication], event_id: str) -> Any:
-            def cb(err: KafkaError | None, msg: Any) -> None:
-                def settle() -> None:
-                    if fut.done():
-                        return
-                    if err is not None:
-                        fut.set_exception(Unavailable(f"broker did not acknowledge: {err.str()}"))
-                    else:
-                        fut.set_result(
-                            Publication(event_id, msg.topic(), msg.partition(), msg.offset())
-                        )
-
-                loop.call_soon_threadsafe(settle)
-
-            return cb
-
+        batch = _Delivery(events, asyncio.get_running_loop())
         spans: list[Span] = []
-        for ev in events:
-            fut: asyncio.Future[Publication] = loop.create_future()
-            futures.append(fut)
+        for i, ev in enumerate(events):
             headers: list[tuple[str, str | bytes | None]] = [("event_type", ev.event_type.encode())]
             if ev.metadata.trace_id:
                 headers.append(("trace_id", ev.metadata.trace_id.encode()))
@@ -123,23 +148,19 @@ class KafkaPublisher:
                         key=ev.aggregate_id.encode(),
                         value=encode_event(ev),
                         headers=headers,
-                        on_delivery=make_cb(fut, ev.event_id),
+                        on_delivery=functools.partial(batch.delivered, i),
                     )
                     break
                 except BufferError:
                     await asyncio.sleep(0.01)  # local queue full; the delivery thread drains it
                 except KafkaException as e:
-                    fut.set_exception(Unavailable(f"cannot produce: {e}"))
+                    batch.failed(i, f"cannot produce: {e}")
                     break
-        results = await asyncio.gather(*futures, return_exceptions=True)
-        for span in spans:
-            span.end()
-        published: list[Publication] = []
-        for r in results:
-            if isinstance(r, BaseException):
-                raise r
-            published.append(r)
-        return published
+        try:
+            return await batch.done
+        finally:
+            for span in spans:
+                span.end()
 
     def close(self, flush_timeout: float = 10) -> None:
         self._stop.set()

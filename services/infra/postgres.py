@@ -10,11 +10,16 @@ from contextlib import asynccontextmanager
 import psycopg
 import psycopg_pool
 from psycopg.rows import DictRow, dict_row
+from psycopg.types.json import set_json_loads
 
+from services.core import json_text
 from services.core.aio import wait_event
 from services.core.errors import InvalidInput, Unavailable
 
 log = logging.getLogger(__name__)
+
+# json/jsonb columns are parsed with orjson (the relay reads every outbox row's JSON).
+set_json_loads(json_text.loads)
 
 # Pools hand out connections whose rows are dicts keyed by column name.
 DictPool = psycopg_pool.AsyncConnectionPool[psycopg.AsyncConnection[DictRow]]

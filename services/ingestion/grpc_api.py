@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-from datetime import UTC
+from collections.abc import Sequence
+from datetime import datetime
 
 import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
@@ -12,7 +13,7 @@ from opentelemetry import trace
 
 from services.core.errors import InvalidInput, Unavailable
 from services.infra import logs, metrics, tracing
-from services.infra.codec import from_value
+from services.infra.codec import from_timestamp, from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.ingestion.service import IngestionService
 from services.ingestion.validation import IngestCommand
@@ -53,12 +54,33 @@ def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> Inge
         event_type=req.event_type,
         aggregate_id=req.aggregate_id,
         payload=from_value(req.payload) if req.HasField("payload") else None,
-        event_time=req.event_time.ToDatetime(tzinfo=UTC) if req.HasField("event_time") else None,
+        event_time=_event_time(req) if req.HasField("event_time") else None,
         trace_id=trace_id,
         idempotency_key=req.idempotency_key,
         source=call.source,
         span_id=span_id,
     )
+
+
+def _event_time(req: ingestion_pb2.IngestEventRequest) -> datetime:
+    try:
+        return from_timestamp(req.event_time)
+    except ValueError:
+        raise InvalidInput(
+            "event_time is outside 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z"
+        ) from None
+
+
+def _commands(
+    events: Sequence[ingestion_pb2.IngestEventRequest], call: CallContext
+) -> list[IngestCommand]:
+    commands = []
+    for i, e in enumerate(events):
+        try:
+            commands.append(to_command(e, call))
+        except InvalidInput as err:
+            raise InvalidInput(f"events[{i}]: {err}") from None
+    return commands
 
 
 def _source(context: grpc.aio.ServicerContext) -> str:
@@ -101,7 +123,7 @@ class IngestionServicer(ingestion_pb2_grpc.IngestionServiceServicer):
         call = CallContext.of(context)
         source = call.source
         try:
-            results = await self._service.ingest_many([to_command(e, call) for e in request.events])
+            results = await self._service.ingest_many(_commands(request.events, call))
         except (InvalidInput, Unavailable) as e:
             kind = "rejected" if isinstance(e, InvalidInput) else "unavailable"
             _count(source, kind, len(request.events))

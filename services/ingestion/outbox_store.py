@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from datetime import datetime
 
+from services.core import json_text
 from services.infra.postgres import Availability, DictPool, translate_errors
 from services.ingestion.ports import Appended, PendingEvent
 
@@ -60,7 +60,7 @@ class PostgresOutbox:
         for item in items:
             if item.idempotency_key:
                 first.setdefault(item.idempotency_key, item)
-        claims = json.dumps(
+        claims = json_text.dumps(
             [
                 {"k": key, "e": item.event.event_id, "t": item.event.ingested_at.isoformat()}
                 for key, item in first.items()
@@ -105,7 +105,7 @@ def _event_json(item: PendingEvent) -> str:
     rather than encoded a second time on the ingest path."""
     row = item.event.to_dict()
     if not item.payload_json:
-        return json.dumps(row, separators=(",", ":"))
+        return json_text.dumps(row)
     del row["payload"]
-    head = json.dumps(row, separators=(",", ":"))
+    head = json_text.dumps(row)
     return f'{head[:-1]},"payload":{item.payload_json}}}'

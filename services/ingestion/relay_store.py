@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -11,6 +10,7 @@ from typing import Any
 
 import psycopg
 
+from services.core import json_text
 from services.core.events import Event, Publication
 from services.infra.postgres import DictPool, listen, translate_errors
 from services.ingestion.relay import ClaimedBatch, OutboxRow
@@ -74,7 +74,7 @@ class _Batch:
 
     async def record_publications(self, publications: Sequence[Publication]) -> None:
         # Sent with the delete that follows: one round trip for both (same transaction).
-        self._publications = json.dumps(
+        self._publications = json_text.dumps(
             [{"e": p.event_id, "t": p.topic, "p": p.partition, "o": p.offset} for p in publications]
         )
 

@@ -6,12 +6,12 @@ Every transport (HTTP via Envoy, gRPC, MQTT) builds an IngestCommand and calls
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from services.core import json_text
 from services.core.errors import InvalidInput
 from services.core.json_kinds import json_kind
 
@@ -80,7 +80,7 @@ def validate_encoded(cmd: IngestCommand, *, now: datetime, max_payload_bytes: in
     # What PostgreSQL's jsonb cannot hold is refused here, where it cannot fail a commit
     # that other callers' events share (group commit).
     try:
-        encoded = json.dumps(cmd.payload, separators=(",", ":"), allow_nan=False)
+        encoded = json_text.encode_payload(cmd.payload)
     except ValueError:
         raise InvalidInput("payload numbers must be finite (no NaN or Infinity)") from None
     if "\\u0000" in encoded.replace("\\\\", ""):

@@ -143,6 +143,33 @@ def test_invalid_input_is_rejected_and_writes_nothing(
     ) == (0,)
 
 
+def test_values_json_cannot_hold_are_invalid_argument(
+    ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
+) -> None:
+    """gRPC can carry what JSON cannot: NaN/Infinity numbers, timestamps past year 9999."""
+    agg = unique("nonjson")
+    nan = ingestion_pb2.IngestEventRequest(event_type="a.b", aggregate_id=agg, payload=payload())
+    nan.payload.struct_value.fields["x"].list_value.values.add().number_value = float("nan")
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvent(nan)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert err.value.details() == "payload numbers must be finite (no NaN or Infinity)"
+    # In a batch it is that event's rejection; the others are accepted.
+    resp = ingestion.IngestEvents(ingestion_pb2.IngestEventsRequest(events=[reading(agg), nan]))
+    assert (resp.accepted, resp.rejected) == (1, 1)
+    assert "finite" in resp.results[1].error
+    late = reading(agg, event_time=timestamp_pb2.Timestamp(seconds=10**12))
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvent(late)
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert "event_time is outside" in (err.value.details() or "")
+    with pytest.raises(grpc.RpcError) as err:
+        ingestion.IngestEvents(ingestion_pb2.IngestEventsRequest(events=[reading(agg), late]))
+    assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert (err.value.details() or "").startswith("events[1]: event_time is outside")
+    eventually(lambda: stored(database, agg) == 1, what="only the valid event stored")
+
+
 def test_idempotency_key_field_and_header(
     ingestion: ingestion_pb2_grpc.IngestionServiceStub, database: str
 ) -> None:
