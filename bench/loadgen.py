@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -316,6 +317,10 @@ def main() -> None:
     spec = LoadSpec(**json.loads(args.spec))
     if spec.mode not in MODES:
         raise SystemExit(f"--spec mode must be one of {', '.join(MODES)}")
+    # As in the services (services/infra/runtime.freeze_heap): a full collection over the
+    # start-up heap would pause the sender, and open-loop latency would count the pause.
+    gc.collect()
+    gc.freeze()
     result = uvloop.run(Driver(spec).run())
     args.out.write_text(json.dumps(asdict(result)))
 

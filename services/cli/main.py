@@ -35,7 +35,7 @@ def _serve(service: str) -> int:
     from services.infra import tracing
 
     tracing.setup(service, common.tracing_exporter, common.tracing_dir)
-    from services.infra.runtime import run
+    from services.infra.runtime import freeze_heap, run
 
     if service in ("ingestion", "relay"):
         from services.ingestion import main as ingestion
@@ -61,6 +61,7 @@ def _serve(service: str) -> int:
         return run(lambda: query.run(qs))
     from services.eventhandler import main as eventhandler
 
+    freeze_heap()
     try:
         eventhandler.run(EventHandlerSettings.from_env())
     except CornjacketError as e:

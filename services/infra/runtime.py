@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -74,9 +75,20 @@ def install_stop_signals(stop: asyncio.Event) -> None:
         loop.add_signal_handler(sig, stop.set)
 
 
+def freeze_heap() -> None:
+    """Take everything allocated at start-up (modules, settings, clients) out of the garbage
+    collector's view. A full collection walked ~50,000 start-up objects, a ~25 ms pause in
+    the middle of whatever requests were running; afterwards it walks only what requests
+    allocated (ADR 0012)."""
+    gc.collect()
+    gc.freeze()
+
+
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> int:
     """Run a service's async main on uvloop; a CornjacketError exits 1 with its message."""
     import uvloop
+
+    freeze_heap()
 
     try:
         uvloop.run(main())
