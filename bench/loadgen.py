@@ -112,7 +112,7 @@ def _payload(value: float, pad: str) -> dict[str, Any]:
     return body
 
 
-def _pb_payload(value: float, pad: str) -> struct_pb2.Value:
+def pb_payload(value: float, pad: str) -> struct_pb2.Value:
     fields = {
         "value": struct_pb2.Value(number_value=value),
         "unit": struct_pb2.Value(string_value="C"),
@@ -203,7 +203,7 @@ class Driver:
                 ingestion_pb2.IngestEventRequest(
                     event_type="sensor.reading",
                     aggregate_id=agg,
-                    payload=_pb_payload(float(n), self.pad),
+                    payload=pb_payload(float(n), self.pad),
                 ),
                 timeout=30,
             )
@@ -217,7 +217,7 @@ class Driver:
                 ingestion_pb2.IngestEventRequest(
                     event_type="sensor.reading",
                     aggregate_id=agg,
-                    payload=_pb_payload(float(k), self.pad),
+                    payload=pb_payload(float(k), self.pad),
                 )
             )
         resp = await self.stub.IngestEvents(

@@ -27,7 +27,7 @@ PAYLOADS: list[dict[str, Any]] = [
     {},
     {"value": 21.5, "unit": "C"},
     {"n": 0.0, "neg": -3.25, "big": 1e300, "tiny": 5e-324, "int_like": 7.0},
-    {"s": "", "u": "grüße 🌡", "ctl": "a\nb\tc\\\"d", "nul": "\x00"},
+    {"s": "", "u": "grüße 🌡", "ctl": 'a\nb\tc\\"d', "nul": "\x00"},
     {"t": True, "f": False, "none": None},
     {"nested": {"a": {"b": {"c": [1.0, "x", None, True, {"d": []}]}}}, "empty": {}},
     {"list": [[], [[]], [1.5, [2.5]]], "mixed": [{"k": "v"}, None]},
