@@ -243,6 +243,6 @@ def run_scenario(
         ticks=ticks,
         ceiling=ceiling[0] if ceiling else None,
         ratio=ratio,
-        sustained=is_sustained(ticks) if target.db_url else None,
+        sustained=is_sustained(ticks, rate=accepted_per_s) if target.db_url else None,
         notes=notes,
     )
