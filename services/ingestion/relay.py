@@ -89,12 +89,19 @@ class Relay:
         # Wake-up tokens: one notification wakes one idle worker, not all of them (four
         # workers racing to claim the same few rows costs more than it relays).
         self._wake: asyncio.Queue[None] = asyncio.Queue()
+        self._lingering = 0  # workers waiting out the linger before they claim
         self._stopping = asyncio.Event()
         self.published = 0
         self.healthy = True
 
     def notify(self) -> None:
         """Called when the database announces new outbox rows (LISTEN/NOTIFY)."""
+        # A worker lingering before its claim will take these rows too: waking another one
+        # would only split the batch (at 1,000 single events/s, hundreds of commits a second).
+        if not self._lingering:
+            self._wake_one()
+
+    def _wake_one(self) -> None:
         if self._wake.empty():
             self._wake.put_nowait(None)
 
@@ -154,7 +161,7 @@ class Relay:
                 backoff = min(backoff * 2, self._poll_interval)
                 continue
             if moved >= self._batch_size:
-                self.notify()  # a backlog: bring another worker in, and keep draining
+                self._wake_one()  # a backlog: bring another worker in, and keep draining
                 continue
             # Less than a full batch: the outbox was drained when we claimed. Rows inserted
             # since then sent a NOTIFY (a wake-up token is waiting), so claiming again right
@@ -166,7 +173,11 @@ class Relay:
                 continue
             if self._linger:
                 # Let the rows of concurrent ingests that are committing now join the batch.
-                await self._sleep(self._linger)
+                self._lingering += 1
+                try:
+                    await self._sleep(self._linger)
+                finally:
+                    self._lingering -= 1
 
     async def _sleep(self, seconds: float) -> None:
         await wait_event(self._stopping, seconds)
