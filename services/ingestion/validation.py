@@ -46,8 +46,11 @@ class IngestCommand:
     span_id: str = ""
 
 
+_CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")
+
+
 def _has_control_chars(text: str) -> bool:
-    return any(ord(c) < 32 or ord(c) == 127 for c in text)
+    return _CONTROL_CHAR.search(text) is not None
 
 
 def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> int:
