@@ -141,7 +141,7 @@ class OutboxSettings:
             batch_size=env.integer("CJ_OUTBOX_BATCH_SIZE", 100, lo=1, hi=10_000),
             max_retries=env.integer("CJ_OUTBOX_MAX_RETRIES", 5, lo=0, hi=1_000_000),
             poll_interval=env.duration("CJ_OUTBOX_POLL_INTERVAL", 5.0, lo=0.01),
-            linger=env.duration("CJ_OUTBOX_LINGER", 0.015, lo=0.0),
+            linger=env.duration("CJ_OUTBOX_LINGER", 0.030, lo=0.0),
         )
 
 
@@ -185,7 +185,7 @@ class IngestionSettings:
             group_commit_max_rows=env.integer(
                 "CJ_INGESTION_GROUP_COMMIT_MAX_ROWS", 1000, lo=1, hi=100_000
             ),
-            group_commit_flushers=env.integer("CJ_INGESTION_GROUP_COMMIT_FLUSHERS", 4, lo=1, hi=64),
+            group_commit_flushers=env.integer("CJ_INGESTION_GROUP_COMMIT_FLUSHERS", 1, lo=1, hi=64),
             pool_size=env.integer("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_INGESTION_DB_TIMEOUT", 5.0, lo=0.1),
         )

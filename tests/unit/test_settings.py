@@ -15,7 +15,7 @@ from services.core.errors import ConfigError
 def test_defaults_run_locally() -> None:
     s = IngestionSettings.from_env(Env({}))
     assert s.outbox == OutboxSettings(
-        worker_count=4, batch_size=100, max_retries=5, poll_interval=5.0, linger=0.015
+        worker_count=4, batch_size=100, max_retries=5, poll_interval=5.0, linger=0.030
     )
     assert s.common.brokers == "127.0.0.1:9092"
     assert s.common.log_level == "info" and s.common.log_format == "json"
