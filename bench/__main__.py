@@ -1,15 +1,16 @@
 """`make bench` / `cornjacket bench`: measure the pipeline and the ceilings it is compared with.
 
 Starts its own stack (the same parts as `make run`, on free ports, in a scratch data dir)
-unless --edge points at a running one, measures the ceilings (no-op gRPC servicer direct and
-behind Envoy, PostgreSQL insert rates), runs the scenarios, and writes a JSON result, a PNG
-chart and a summary table.
+unless --edge points at a running one (`make run`'s, or any Envoy in front of Cornjacket),
+measures the ceilings (no-op gRPC servicer direct and behind Envoy, PostgreSQL insert
+rates), runs the scenarios, and writes a JSON result, a PNG chart and a summary table.
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import os
 import platform
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bench.external import local_stack_processes
 from bench.loadgen import LoadSpec
 from bench.pg_ceiling import measure_pg
 from bench.profiler import Profiler, format_hot_spots
@@ -128,6 +130,33 @@ def _profiler(
     return profiler
 
 
+def own_target(stack: Stack) -> Target:
+    return Target(
+        edge=f"127.0.0.1:{stack.settings.edge_port}",
+        ingestion=f"127.0.0.1:{stack.settings.ingestion_port}",
+        db_url=stack.postgres.url,
+        brokers=stack.broker.bootstrap,
+        procs={c.name: c.pid for c in stack.children() if c.pid is not None},
+        live_procs=lambda: {c.name: c.pid for c in stack.children() if c.pid is not None},
+    )
+
+
+def running_target(args: argparse.Namespace) -> Target:
+    """A stack the benchmark did not start: what it can see of it is what it was told."""
+    db_url = args.database_url or os.environ.get("CJ_INGESTION_DATABASE_URL")
+    brokers = args.brokers or os.environ.get("CJ_REDPANDA_BROKERS")
+    procs = local_stack_processes()
+    progress(
+        f"bench: running stack at {args.edge}; processes found here: "
+        + (", ".join(sorted(procs)) or "none (CPU and memory columns stay empty)")
+    )
+    if not db_url:
+        progress("bench: no --database-url: no outbox depth, send->projection or PG ceilings")
+    if not brokers:
+        progress("bench: no --brokers: no consumer lag")
+    return Target(edge=args.edge, db_url=db_url, brokers=brokers, procs=procs)
+
+
 def _setting(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name.startswith("CJ_"):
@@ -215,6 +244,28 @@ def main(argv: list[str] | None = None) -> int:
         "does (CJ_BROKER_MAX_RSS_MB; 0 = never, to see Tansu grow)",
     )
     parser.add_argument(
+        "--edge",
+        metavar="HOST:PORT",
+        help="benchmark a running stack through this Envoy instead of starting one (e.g. "
+        "`make run`'s); scenarios then share one broker, and --profile and the soak's broker "
+        "swap are off",
+    )
+    parser.add_argument(
+        "--mqtt",
+        metavar="HOST:PORT",
+        help="the running stack's MQTT gateway (default: edge host:1883)",
+    )
+    parser.add_argument(
+        "--database-url",
+        help="with --edge: the stack's PostgreSQL, for outbox depth, send->projection latency "
+        "and the PostgreSQL ceilings (default: $CJ_INGESTION_DATABASE_URL)",
+    )
+    parser.add_argument(
+        "--brokers",
+        help="with --edge: the stack's Kafka-protocol bootstrap, for consumer lag "
+        "(default: $CJ_REDPANDA_BROKERS)",
+    )
+    parser.add_argument(
         "--keep-broker",
         action="store_true",
         help="do not give each scenario a fresh embedded broker (see docs/performance.md)",
@@ -225,14 +276,20 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(tempfile.mkdtemp(prefix="cj-bench-"))
     progress(f"bench: scratch dir {work}")
 
-    stack = Stack(
-        settings_on_free_ports(work / "stack", start_timeout=120),
-        extra_env={
-            "CJ_LOG_LEVEL": "warning",
-            "CJ_OUTBOX_BATCH_SIZE": str(args.relay_batch),
-            **dict(args.env),
-        },
-        say=lambda m: progress(f"stack: {m}"),
+    if args.edge and (args.profile or args.env):
+        parser.error("--profile and --env need the benchmark's own stack (leave out --edge)")
+    stack = (
+        None
+        if args.edge
+        else Stack(
+            settings_on_free_ports(work / "stack", start_timeout=120),
+            extra_env={
+                "CJ_LOG_LEVEL": "warning",
+                "CJ_OUTBOX_BATCH_SIZE": str(args.relay_batch),
+                **dict(args.env),
+            },
+            say=lambda m: progress(f"stack: {m}"),
+        )
     )
     result = BenchResult(
         started_at=stamp,
@@ -252,20 +309,17 @@ def main(argv: list[str] | None = None) -> int:
         if not args.skip_ceilings:
             progress("bench: measuring ceilings (no-op gRPC servicer, Envoy, PostgreSQL)")
             result.ceilings += noop_ceilings(work, args)
-        stack.start()
-        target = Target(
-            edge=f"127.0.0.1:{stack.settings.edge_port}",
-            ingestion=f"127.0.0.1:{stack.settings.ingestion_port}",
-            db_url=stack.postgres.url,
-            brokers=stack.broker.bootstrap,
-            procs={c.name: c.pid for c in stack.children() if c.pid is not None},
-            live_procs=lambda: {c.name: c.pid for c in stack.children() if c.pid is not None},
-        )
-        if not args.skip_ceilings:
-            result.ceilings += measure_pg(stack.postgres.url, duration_s=args.ceiling_duration)
+        if stack is not None:
+            stack.start()
+            target = own_target(stack)
+            mqtt = f"127.0.0.1:{stack.settings.mqtt_port}"
+        else:
+            target = running_target(args)
+            mqtt = args.mqtt or f"{args.edge.rpartition(':')[0]}:1883"
+        if not args.skip_ceilings and target.db_url:
+            result.ceilings += measure_pg(target.db_url, duration_s=args.ceiling_duration)
         ceilings = {c.name: c.value for c in result.ceilings}
         d = args.duration
-        mqtt = f"127.0.0.1:{stack.settings.mqtt_port}"
         plan = [
             (
                 "grpc-batch-max",
@@ -315,13 +369,18 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             progress(f"bench: {name}")
-            if result.scenarios and not args.keep_broker:
+            if stack is not None and result.scenarios and not args.keep_broker:
                 fresh_bus(stack)
-            target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
+            if stack is not None:
+                target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
-            watch = name == "soak" and args.broker_max_rss_mb > 0
-            profiler = _profiler(args, stack, stamp, name, spec.duration)
-            with supervised(stack, args.broker_max_rss_mb) if watch else contextlib.nullcontext():
+            watch = stack is not None and name == "soak" and args.broker_max_rss_mb > 0
+            profiler = _profiler(args, stack, stamp, name, spec.duration) if stack else None
+            with (
+                supervised(stack, args.broker_max_rss_mb)
+                if stack is not None and watch
+                else contextlib.nullcontext()
+            ):
                 scenario = run_scenario(
                     name,
                     spec,
@@ -337,7 +396,8 @@ def main(argv: list[str] | None = None) -> int:
             p99 = scenario.accept_latency_ms["p99"]
             progress(f"bench: {name}: {scenario.accepted_per_s:,.0f}/s, p99 {p99:.1f} ms")
     finally:
-        stack.stop()
+        if stack is not None:
+            stack.stop()
     path = args.out / f"bench-{stamp}.json"
     result.save(path)
     chart(result, path.with_suffix(".png"))
