@@ -18,7 +18,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -371,14 +370,11 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"bench: {name}")
             if stack is not None and result.scenarios and not args.keep_broker:
                 fresh_bus(stack)
-            if stack is not None:
-                target.procs = {c.name: c.pid for c in stack.children() if c.pid is not None}
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
-            watch = stack is not None and name == "soak" and args.broker_max_rss_mb > 0
             profiler = _profiler(args, stack, stamp, name, spec.duration) if stack else None
             with (
                 supervised(stack, args.broker_max_rss_mb)
-                if stack is not None and watch
+                if stack is not None and name == "soak" and args.broker_max_rss_mb > 0
                 else contextlib.nullcontext()
             ):
                 scenario = run_scenario(
@@ -405,7 +401,6 @@ def main(argv: list[str] | None = None) -> int:
     for text in hot_spots:
         print("\n" + text)
     print(f"\nresults: {path}\nchart:   {path.with_suffix('.png')}")
-    _ = asdict
     return 0
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
-SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+from services.cli.stack import SERVICES
 
 
 def _name(cmdline: list[str], exe_name: str, parent_name: str) -> str | None:

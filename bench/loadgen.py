@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import time
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from google.protobuf import struct_pb2
 
 from bench.mqtt_client import MqttConnection
+from services.infra.runtime import freeze_heap
 
 MODES = ("http", "grpc-unary", "grpc-batch", "query-http", "mqtt")
 
@@ -317,10 +317,9 @@ def main() -> None:
     spec = LoadSpec(**json.loads(args.spec))
     if spec.mode not in MODES:
         raise SystemExit(f"--spec mode must be one of {', '.join(MODES)}")
-    # As in the services (services/infra/runtime.freeze_heap): a full collection over the
-    # start-up heap would pause the sender, and open-loop latency would count the pause.
-    gc.collect()
-    gc.freeze()
+    # As in the services: a full collection over the start-up heap would pause the sender,
+    # and open-loop latency would count the pause.
+    freeze_heap()
     result = uvloop.run(Driver(spec).run())
     args.out.write_text(json.dumps(asdict(result)))
 

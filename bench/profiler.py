@@ -96,7 +96,8 @@ class Profiler:
         for name, proc in procs.items():
             _, err = proc.communicate(timeout=self._seconds + 60)
             if proc.returncode != 0:
-                self._errors[name] = (err or "").strip().splitlines()[-1:][0] if err else "failed"
+                lines = (err or "").strip().splitlines()
+                self._errors[name] = lines[-1] if lines else "failed"
 
     def finish(self, n: int = 8) -> dict[str, list[HotSpot] | str]:
         """Waits for the recordings; per service its hot spots, or why there are none."""

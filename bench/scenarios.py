@@ -11,9 +11,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import grpc
 import psycopg
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
-from bench.loadgen import LoadSpec
+from bench.loadgen import LoadSpec, pb_payload
 from bench.report import progress
 from bench.results import ProcSample, ScenarioResult, Tick, is_sustained, percentiles
 from bench.sampler import Sampler, SystemSample
@@ -119,11 +121,6 @@ def e2e_latencies(
 def seed_projections(target: Target, aggregates: int, timeout: float = 60) -> None:
     """Give every aggregate the query scenario reads (``bench-{n}``) a projection first, so
     it measures lookups that find a row even when no ingest scenario ran before it."""
-    import grpc
-    from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
-
-    from bench.loadgen import pb_payload
-
     names = [f"bench-{n}" for n in range(aggregates)]
     with grpc.insecure_channel(target.edge) as channel:
         stub = ingestion_pb2_grpc.IngestionServiceStub(channel)

@@ -8,7 +8,6 @@ json_format's in tests/unit/test_codec.py.
 
 from __future__ import annotations
 
-import math
 import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,10 +16,16 @@ from cornjacket.v1 import events_pb2
 from google.protobuf import struct_pb2, timestamp_pb2
 
 from services.core.events import Event, Metadata
+from services.core.json_text import all_finite
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # Timestamp's valid range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z).
 _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
+
+
+def _set_timestamp(ts: timestamp_pb2.Timestamp, dt: datetime) -> None:
+    d = (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)) - _EPOCH
+    ts.seconds, ts.nanos = d.days * 86_400 + d.seconds, d.microseconds * 1000
 
 
 def to_timestamp(dt: datetime) -> timestamp_pb2.Timestamp:
@@ -45,8 +50,7 @@ def _py(v: struct_pb2.Value) -> Any:
     if kind == "string_value":
         return v.string_value
     if kind == "struct_value":
-        fields = v.struct_value.fields
-        return {k: _py(fields[k]) for k in fields}
+        return _dict(v.struct_value)
     if kind == "bool_value":
         return v.bool_value
     if kind == "list_value":
@@ -54,15 +58,18 @@ def _py(v: struct_pb2.Value) -> Any:
     return None  # null_value, or no kind set
 
 
-def _finite(data: Any) -> bool:
-    t = type(data)
-    if t is float:
-        return math.isfinite(data)
-    if t is dict:
-        return all(_finite(x) for x in data.values())
-    if t is list:
-        return all(_finite(x) for x in data)
-    return True
+def _dict(s: struct_pb2.Struct) -> dict[str, Any]:
+    fields = s.fields  # keys then lookups: the map's items() is a slow Python-level view
+    return {k: _py(fields[k]) for k in fields}
+
+
+def _fill_struct(s: struct_pb2.Struct, data: dict[str, Any]) -> None:
+    """Fill in place (a built Struct passed to a constructor would be copied)."""
+    fields = s.fields
+    for key, item in data.items():
+        _fill(fields[key], item)
+    if not data:
+        s.SetInParent()  # present, if empty: {} rather than an unset field
 
 
 def _fill(v: struct_pb2.Value, data: Any) -> None:
@@ -76,20 +83,14 @@ def _fill(v: struct_pb2.Value, data: Any) -> None:
     elif data is None:
         v.null_value = struct_pb2.NULL_VALUE
     elif isinstance(data, dict):
-        fields = v.struct_value.fields
-        for key, item in data.items():
-            _fill(fields[key], item)
-        if not data:
-            v.struct_value.SetInParent()
+        _fill_struct(v.struct_value, data)
     elif isinstance(data, (list, tuple)):
         values = v.list_value.values
         for item in data:
             _fill(values.add(), item)
         if not data:
             v.list_value.SetInParent()
-    elif isinstance(data, bool):
-        v.bool_value = data
-    elif isinstance(data, (int, float)):
+    elif isinstance(data, (int, float)):  # subclasses (bool cannot be subclassed)
         v.number_value = data
     elif isinstance(data, str):
         v.string_value = data
@@ -99,17 +100,14 @@ def _fill(v: struct_pb2.Value, data: Any) -> None:
 
 def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:
     s = struct_pb2.Struct()
-    fields = s.fields
-    for key, item in data.items():
-        _fill(fields[key], item)
+    _fill_struct(s, data)
     return s
 
 
 def from_struct(s: struct_pb2.Struct) -> dict[str, Any]:
     """Raises ValueError for a non-finite number (JSON cannot carry it)."""
-    fields = s.fields  # keys then lookups: the map's items() is a slow Python-level view
-    data = {k: _py(fields[k]) for k in fields}
-    if not _finite(data):
+    data = _dict(s)
+    if not all_finite(data):
         raise ValueError("payload numbers must be finite (no NaN or Infinity)")
     return data
 
@@ -124,11 +122,6 @@ def to_value(data: Any) -> struct_pb2.Value:
     v = struct_pb2.Value()
     _fill(v, data)
     return v
-
-
-def _set_timestamp(ts: timestamp_pb2.Timestamp, dt: datetime) -> None:
-    d = (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)) - _EPOCH
-    ts.seconds, ts.nanos = d.days * 86_400 + d.seconds, d.microseconds * 1000
 
 
 def event_to_proto(event: Event) -> events_pb2.EventEnvelope:
@@ -146,11 +139,7 @@ def event_to_proto(event: Event) -> events_pb2.EventEnvelope:
     # Filled in place: passing built submessages to the constructor would copy them.
     _set_timestamp(env.event_time, event.event_time)
     _set_timestamp(env.ingested_at, event.ingested_at)
-    fields = env.payload.fields
-    for key, item in event.payload.items():
-        _fill(fields[key], item)
-    if not event.payload:
-        env.payload.SetInParent()
+    _fill_struct(env.payload, event.payload)
     return env
 
 

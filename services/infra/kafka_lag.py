@@ -11,6 +11,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, TopicPartition
+
 _QUERY_TIMEOUT_S = 2.0
 _PARTITIONS_REFRESH_S = 10.0
 _TAIL_READ_S = 1.0
@@ -42,8 +44,6 @@ class GroupLag:
 
     def _ensure(self) -> Any:
         if self._consumer is None:
-            from confluent_kafka import Consumer
-
             self._consumer = Consumer(
                 {
                     "bootstrap.servers": self._brokers,
@@ -54,15 +54,13 @@ class GroupLag:
                     "allow.auto.create.topics": False,
                     "fetch.wait.max.ms": 10,
                     "queued.max.messages.kbytes": 2048,
-                    "client.id": "bench-sampler",
+                    "client.id": "cornjacket-lag-probe",
                     "log_level": 3,
                 }
             )
         return self._consumer
 
     def _refresh_partitions(self, consumer: Any) -> None:
-        from confluent_kafka import TopicPartition
-
         parts: list[Any] = []
         for topic in self._topics:
             meta = consumer.list_topics(topic, timeout=_QUERY_TIMEOUT_S)
@@ -75,8 +73,6 @@ class GroupLag:
 
     def _bounds(self, consumer: Any) -> dict[tuple[str, int], tuple[int, int]]:
         """(low, end) per partition, end corrected by reading the partition's tail."""
-        from confluent_kafka import KafkaError, TopicPartition
-
         bounds: dict[tuple[str, int], tuple[int, int]] = {}
         tails: list[Any] = []
         for tp in self._partitions:

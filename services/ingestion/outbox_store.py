@@ -97,15 +97,4 @@ class PostgresOutbox:
 
 
 def _json_array(items: Sequence[PendingEvent]) -> str:
-    return "[" + ",".join(_event_json(item) for item in items) + "]"
-
-
-def _event_json(item: PendingEvent) -> str:
-    """The outbox row's JSON; a payload validation already encoded is spliced in as text
-    rather than encoded a second time on the ingest path."""
-    row = item.event.to_dict()
-    if not item.payload_json:
-        return json_text.dumps(row)
-    del row["payload"]
-    head = json_text.dumps(row)
-    return f'{head[:-1]},"payload":{item.payload_json}}}'
+    return json_text.dumps([item.event.to_dict() for item in items])

@@ -14,8 +14,6 @@ from services.core.events import Event
 class PendingEvent:
     event: Event
     idempotency_key: str = ""
-    # event.payload as compact JSON when validation already encoded it ("" = not yet).
-    payload_json: str = ""
 
 
 @dataclass(frozen=True, slots=True)

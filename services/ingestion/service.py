@@ -11,7 +11,7 @@ from services.core.clock import Clock
 from services.core.errors import InvalidInput
 from services.core.events import Event, Metadata
 from services.ingestion.ports import Outbox, PendingEvent
-from services.ingestion.validation import IngestCommand, validate_encoded
+from services.ingestion.validation import IngestCommand, validate
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ class IngestionService:
 
     def _prepare(self, cmd: IngestCommand) -> PendingEvent:
         now = self._clock.now()
-        payload_json = validate_encoded(cmd, now=now, max_payload_bytes=self._max_payload_bytes)
+        validate(cmd, now=now, max_payload_bytes=self._max_payload_bytes)
         event = Event(
             event_id=self._new_id(),
             event_type=cmd.event_type,
@@ -53,7 +53,7 @@ class IngestionService:
             payload=cmd.payload,
             metadata=Metadata(trace_id=cmd.trace_id, source=cmd.source, span_id=cmd.span_id),
         )
-        return PendingEvent(event, cmd.idempotency_key, payload_json)
+        return PendingEvent(event, cmd.idempotency_key)
 
     async def ingest(self, cmd: IngestCommand) -> IngestResult:
         """Accept one event; raises InvalidInput or Unavailable."""

@@ -55,12 +55,6 @@ def _has_control_chars(text: str) -> bool:
 
 def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> int:
     """Raise InvalidInput naming the first problem; return the payload's encoded size."""
-    return len(validate_encoded(cmd, now=now, max_payload_bytes=max_payload_bytes).encode())
-
-
-def validate_encoded(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> str:
-    """Raise InvalidInput naming the first problem; return the payload as compact JSON, the
-    text the outbox stores (encoded once, here, where its size and content are checked)."""
     if not cmd.event_type:
         raise InvalidInput("event_type is required")
     if len(cmd.event_type) > MAX_EVENT_TYPE_LEN:
@@ -107,7 +101,7 @@ def validate_encoded(cmd: IngestCommand, *, now: datetime, max_payload_bytes: in
             f"idempotency key must be at most {MAX_IDEMPOTENCY_KEY_LEN} printable characters"
         )
     _validate_catalog(cmd.event_type, cmd.payload)
-    return encoded
+    return size
 
 
 def _validate_catalog(event_type: str, payload: dict[str, Any]) -> None:
