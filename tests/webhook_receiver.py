@@ -39,6 +39,7 @@ class Receiver:
         self._defaults: dict[str, Reply] = {}
         self.requests: list[Received] = []
         self.in_flight = 0
+        self.truncated = 0  # requests whose body was cut short (not recorded as received)
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -47,6 +48,14 @@ class Receiver:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
+                if len(body) < length:
+                    # The sender went away mid-body (e.g. it was killed): that is not a
+                    # delivery, so it is not recorded; the sender never saw an answer and
+                    # will send the whole request again.
+                    with receiver._lock:
+                        receiver.truncated += 1
+                    self.close_connection = True
+                    return
                 path = self.path
                 reply = receiver._take(path)
                 with receiver._lock:
