@@ -109,12 +109,14 @@ class PostgresDeadLetterStore:
     def pending(
         self, ids: Sequence[str], flt: DeadLetterFilter | None, limit: int
     ) -> list[DeadLetterRecord]:
+        """Named ids: every one of them that is pending (``limit`` is not applied: a cut
+        would report pending letters as missing); otherwise up to ``limit`` by filter."""
         with self._conn("reading dead letters") as conn:
             if ids:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM eventhandler.dlq "
-                    "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending' LIMIT %s",
-                    (list(ids), limit),
+                    "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending'",
+                    (list(ids),),
                 ).fetchall()
             else:
                 where, params = _where(flt or DeadLetterFilter())

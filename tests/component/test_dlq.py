@@ -1,0 +1,109 @@
+"""The dead-letter queue against a real PostgreSQL: the handler's writes (one row per poison
+event, however often it is redelivered) and the operator's replay/discard by ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+import uuid_utils
+
+from services.core.errors import InvalidInput
+from services.core.events import Event
+from services.eventhandler.dead_letters import MAX_REPLAY, DeadLetterService
+from services.eventhandler.dlq_store import PostgresDeadLetterStore
+from services.eventhandler.projectors import default_registry
+from services.infra import migrations
+from services.infra.codec import decode_event, encode_event
+from tests.support import unique
+
+pytestmark = pytest.mark.component
+
+T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def db(database: str) -> str:
+    migrations.apply(database, "eventhandler")
+    return database
+
+
+@pytest.fixture
+def service(db: str) -> Iterator[DeadLetterService]:
+    store = PostgresDeadLetterStore(db)
+    store.open()
+    try:
+        yield DeadLetterService(store, default_registry(), decode_event, lambda: T0)
+    finally:
+        store.close()
+
+
+def pending_letters(db: str, n: int) -> tuple[list[str], list[Event]]:
+    """``n`` pending dead letters of good readings (a projector bug since fixed, say)."""
+    events = [
+        Event(str(uuid_utils.uuid7()), "sensor.reading", unique("dev"), T0, T0, {"value": float(i)})
+        for i in range(n)
+    ]
+    with psycopg.connect(db, autocommit=True) as conn:
+        ids = [
+            conn.execute(
+                "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message) "
+                "VALUES ('event-handler', %s, %s, 'bug') RETURNING dlq_id::text",
+                (e.event_id, encode_event(e)),
+            ).fetchone()[0]  # type: ignore[index]
+            for e in events
+        ]
+    return ids, events
+
+
+def test_replay_by_ids_handles_every_id_given(db: str, service: DeadLetterService) -> None:
+    """More ids than the default limit (100): none may be reported 'not found or not
+    pending' while it is pending."""
+    ids, events = pending_letters(db, 150)
+    outcomes = service.replay(ids, None, None)
+    assert [o.dlq_id for o in outcomes] == ids
+    assert [o for o in outcomes if o.status != "replayed"] == []
+    with psycopg.connect(db) as conn:
+        applied = conn.execute(
+            "SELECT count(*) FROM eventhandler.projections WHERE aggregate_id = ANY(%s)",
+            ([e.aggregate_id for e in events],),
+        ).fetchone()
+    assert applied == (150,)
+
+
+def test_replay_by_ids_ignores_the_selection_limit(db: str, service: DeadLetterService) -> None:
+    """``limit`` bounds a filter's selection; named ids are all handled (the CLI always
+    sends its --limit default)."""
+    ids, _ = pending_letters(db, 3)
+    outcomes = service.replay(ids, None, 1)
+    assert [o.status for o in outcomes] == ["replayed"] * 3
+
+
+def test_replay_by_ids_reports_unknown_and_settled_ids_and_repeats_once(
+    db: str, service: DeadLetterService
+) -> None:
+    ids, _ = pending_letters(db, 2)
+    service.discard(ids[1:])
+    missing = str(uuid_utils.uuid7())
+    outcomes = service.replay([ids[0], ids[1], missing, ids[0]], None, None)
+    assert [(o.dlq_id, o.status, o.error) for o in outcomes] == [
+        (ids[0], "replayed", ""),
+        (ids[1], "skipped", "not found or not pending"),
+        (missing, "skipped", "not found or not pending"),
+    ]
+
+
+def test_too_many_ids_are_refused_naming_the_maximum(service: DeadLetterService) -> None:
+    ids = [str(uuid_utils.uuid7()) for _ in range(MAX_REPLAY + 1)]
+    with pytest.raises(InvalidInput, match=f"at most {MAX_REPLAY} dlq_ids"):
+        service.replay(ids, None, None)
+    with pytest.raises(InvalidInput, match=f"at most {MAX_REPLAY} dlq_ids"):
+        service.discard(ids)
+
+
+def test_discard_by_ids_handles_every_id_given(db: str, service: DeadLetterService) -> None:
+    ids, _ = pending_letters(db, 150)
+    outcomes = service.discard(ids)
+    assert [(o.dlq_id, o.status) for o in outcomes] == [(i, "discarded") for i in ids]
