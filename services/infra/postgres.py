@@ -84,9 +84,14 @@ class Availability:
 @asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
     """Turn transient driver errors into Unavailable, naming what we were doing; a value the
-    database cannot hold (a NUL character, say) is the caller's input problem."""
+    database cannot hold (a NUL character, say) is the caller's input problem. So is a
+    program limit (an OperationalError subclass, e.g. a jsonb value past 256 MiB): the data
+    of this statement is too big, the database is fine and the same statement fails again."""
     try:
         yield
+    except psycopg.errors.ProgramLimitExceeded as e:
+        reason = e.diag.message_primary or str(e)  # not the CONTEXT line: it quotes the data
+        raise InvalidInput(f"{what}: a database limit was exceeded: {reason}") from e
     except TRANSIENT as e:
         raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
     except psycopg.DataError as e:

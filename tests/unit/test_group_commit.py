@@ -4,8 +4,11 @@ import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+import psycopg
+
 from services.core.errors import Unavailable
 from services.core.events import Event
+from services.infra.postgres import translate_errors
 from services.ingestion.group_commit import GroupCommitOutbox
 from services.ingestion.ports import Appended, PendingEvent
 from tests.unit.fakes import MemoryOutbox
@@ -97,3 +100,44 @@ async def test_one_bad_caller_does_not_fail_the_others_sharing_its_commit() -> N
     assert failed == [3]
     assert len(inner.rows) == 9
     await outbox.close()
+
+
+class LimitedOutbox(CountingOutbox):
+    """Raises what PostgreSQL raises when one statement's JSON is past a size limit (the
+    jsonb array of a whole group), through the adapter's real error translation."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    async def append(
+        self, items: Sequence[PendingEvent], *, retention_since: datetime
+    ) -> list[Appended]:
+        size = sum(len(str(i.event.payload)) for i in items)
+        async with translate_errors("writing the outbox"):
+            if size > self.limit:
+                self.calls.append(len(items))
+                raise psycopg.errors.ProgramLimitExceeded(
+                    f"total size of jsonb array elements exceeds the maximum of {self.limit} bytes"
+                )
+        return await super().append(items, retention_since=retention_since)
+
+
+def sized(n: int, size: int) -> PendingEvent:
+    return PendingEvent(Event(f"id-{n}", "a.b", "d", T, T, {"s": "x" * size}))
+
+
+async def test_a_group_past_a_database_limit_is_split_and_only_the_event_past_it_fails() -> None:
+    """A program limit is a data error of that group, not an outage: every caller is
+    stored on its own, and the one event that is past the limit alone gets InvalidInput."""
+    inner = LimitedOutbox(limit=1000)
+    outbox = GroupCommitOutbox(inner, max_rows=1000, flushers=1)
+    sizes = [300, 300, 300, 5000, 300]  # together past the limit; only [3] alone
+    results = await asyncio.gather(
+        *(outbox.append([sized(i, s)], retention_since=T) for i, s in enumerate(sizes)),
+        return_exceptions=True,
+    )
+    await outbox.close()
+    assert [type(r).__name__ for r in results] == ["list"] * 3 + ["InvalidInput", "list"]
+    assert "exceeds the maximum of 1000 bytes" in str(results[3])
+    assert sorted(e.event_id for e in inner.rows) == ["id-0", "id-1", "id-2", "id-4"]
