@@ -34,10 +34,20 @@ WHERE (p.last_event_timestamp, p.last_event_id)
 UPSERT = _UPSERT_INTO.format(table="eventhandler.projections")
 # The same fold into the table `cornjacket replay` builds aside.
 UPSERT_ASIDE = _UPSERT_INTO.format(table="eventhandler.projections_rebuild")
+# One row per (consumer, poison event) (migration 004): a redelivery of a pending letter is
+# another failed attempt (retry_count + 1, the latest error; failed_at stays the first
+# failure); a replayed or discarded letter stays as the operator left it. A letter without
+# an event id (undecodable) is keyed by the SHA-256 of its bytes.
 _DEAD = """
-INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message, failed_at)
+INSERT INTO eventhandler.dlq AS d (consumer, event_id, event_payload, error_message, failed_at)
 VALUES (%s, %s, %s, %s, %s)
+ON CONFLICT {key} DO UPDATE SET
+    retry_count = d.retry_count + 1,
+    error_message = EXCLUDED.error_message
+WHERE d.status = 'pending'
 """
+_DEAD_BY_EVENT = _DEAD.format(key="(consumer, event_id)")
+_DEAD_BY_BYTES = _DEAD.format(key="(consumer, sha256(event_payload)) WHERE event_id IS NULL")
 
 
 def upsert_batch(updates: Sequence[ProjectionUpdate]) -> str:
@@ -89,7 +99,8 @@ class PostgresProjectionStore:
                         "event sent to the DLQ",
                         extra={"event_id": d.event_id or "", "error": d.error},
                     )
-                    cur.execute(_DEAD, (self._consumer, d.event_id, d.raw, d.error, now))
+                    sql = _DEAD_BY_EVENT if d.event_id else _DEAD_BY_BYTES
+                    cur.execute(sql, (self._consumer, d.event_id, d.raw, d.error, now))
             return len(updates)
         except psycopg.OperationalError as e:
             self.close()

@@ -14,7 +14,9 @@ from services.core.errors import InvalidInput
 from services.core.events import Event
 from services.eventhandler.dead_letters import MAX_REPLAY, DeadLetterService
 from services.eventhandler.dlq_store import PostgresDeadLetterStore
+from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
+from services.eventhandler.service import DeadLetter
 from services.infra import migrations
 from services.infra.codec import decode_event, encode_event
 from tests.support import unique
@@ -107,3 +109,74 @@ def test_discard_by_ids_handles_every_id_given(db: str, service: DeadLetterServi
     ids, _ = pending_letters(db, 150)
     outcomes = service.discard(ids)
     assert [(o.dlq_id, o.status) for o in outcomes] == [(i, "discarded") for i in ids]
+
+
+def letters(db: str, consumer: str, where: str, param: object) -> list[tuple[object, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT status, retry_count, error_message FROM eventhandler.dlq "
+            f"WHERE consumer = %s AND {where} ORDER BY failed_at",
+            (consumer, param),
+        ).fetchall()
+
+
+def test_a_redelivered_poison_event_keeps_one_row_and_counts_the_attempt(db: str) -> None:
+    """Decision: a redelivery of a pending letter updates it (retry_count + 1, the latest
+    error) rather than adding a row or being dropped silently."""
+    consumer = unique("consumer")
+    store = PostgresProjectionStore(db, consumer)
+    event = Event(str(uuid_utils.uuid7()), "sensor.reading", "d", T0, T0, {"value": 1.0})
+    raw = encode_event(event)
+    try:
+        store.apply([], [DeadLetter(event.event_id, raw, "first")], T0)
+        store.apply([], [DeadLetter(event.event_id, raw, "second")], T0)
+        # Twice in one batch (the producer sent it twice) is one more attempt each.
+        store.apply(
+            [], [DeadLetter(event.event_id, raw, "third"), DeadLetter(event.event_id, raw, "4")], T0
+        )
+        # Another consumer's letter for the same event is its own row.
+        PostgresProjectionStore(db, consumer + "-other").apply(
+            [], [DeadLetter(event.event_id, raw, "x")], T0
+        )
+    finally:
+        store.close()
+    assert letters(db, consumer, "event_id = %s", event.event_id) == [("pending", 3, "4")]
+    assert len(letters(db, consumer + "-other", "event_id = %s", event.event_id)) == 1
+
+
+def test_a_redelivered_undecodable_message_keeps_one_row(db: str) -> None:
+    """No event id to key on: the same bytes are the same letter."""
+    consumer = unique("consumer")
+    store = PostgresProjectionStore(db, consumer)
+    raw = b"\x00not-an-envelope-" + unique("p").encode()
+    try:
+        store.apply([], [DeadLetter(None, raw, "undecodable message: a")], T0)
+        store.apply([], [DeadLetter(None, raw, "undecodable message: b")], T0)
+        store.apply([], [DeadLetter(None, raw + b"!", "undecodable message: c")], T0)
+    finally:
+        store.close()
+    assert letters(db, consumer, "event_payload = %s", raw) == [
+        ("pending", 1, "undecodable message: b")
+    ]
+    assert len(letters(db, consumer, "event_payload = %s", raw + b"!")) == 1
+
+
+def test_a_settled_letter_is_left_alone_by_a_redelivery(
+    db: str, service: DeadLetterService
+) -> None:
+    consumer = unique("consumer")
+    store = PostgresProjectionStore(db, consumer)
+    event = Event(str(uuid_utils.uuid7()), "sensor.reading", "d", T0, T0, {"value": 1.0})
+    letter = DeadLetter(event.event_id, encode_event(event), "bug")
+    try:
+        store.apply([], [letter], T0)
+        with psycopg.connect(db) as conn:
+            row = conn.execute(
+                "SELECT dlq_id::text FROM eventhandler.dlq WHERE consumer = %s", (consumer,)
+            ).fetchone()
+        assert row is not None
+        service.discard([row[0]])
+        store.apply([], [letter], T0)
+    finally:
+        store.close()
+    assert letters(db, consumer, "event_id = %s", event.event_id) == [("discarded", 0, "bug")]
