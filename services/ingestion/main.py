@@ -78,6 +78,7 @@ async def run(
                 PostgresOutbox(pool, availability),
                 max_rows=settings.group_commit_max_rows,
                 flushers=settings.group_commit_flushers,
+                max_queued_rows=settings.group_commit_max_queued_rows,
             )
             service = IngestionService(
                 outbox,
