@@ -12,6 +12,8 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
     ConfigResource,
     NewTopic,
 )
@@ -70,12 +72,14 @@ def ensure_topics(
     *,
     max_message_bytes: int | None = None,
 ) -> None:
-    """Create missing topics; existing ones are left as they are. Raises Unavailable.
+    """Create missing topics; existing ones keep their partitions. Raises Unavailable.
 
     With ``max_message_bytes`` new topics get it as ``max.message.bytes`` (the per-topic
     limit Kafka and Redpanda apply instead of their 1 MiB cluster default), and an existing
-    topic that reports a lower limit is named in a warning: its large events would be set
-    aside by the relay as poison rows until an operator raises it.
+    topic that reports a lower limit is raised to it: the event handler and the orchestrator
+    create the same topics without a limit when they start first. If that fails (no
+    permission), a warning names the topic: its larger events would be set aside by the
+    relay as poison rows until an operator raises it.
     """
     admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": int(timeout * 1000)})
     try:
@@ -83,50 +87,66 @@ def ensure_topics(
     except KafkaException as e:
         raise Unavailable(f"broker {brokers} unreachable: {e}") from e
     missing = [t for t in topics if t not in existing]
-    if max_message_bytes is not None:
-        _warn_low_limits(admin, [t for t in topics if t in existing], max_message_bytes, timeout)
-    if not missing:
-        return
+    present = [t for t in topics if t in existing]
     config = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
-    futures = admin.create_topics(
-        [
-            NewTopic(t, num_partitions=partitions, replication_factor=replication, config=config)
-            for t in missing
-        ],
-        operation_timeout=timeout,
-    )
+    new = [NewTopic(t, partitions, replication, config=config) for t in missing]
+    futures = admin.create_topics(new, operation_timeout=timeout) if new else {}
     for topic, fut in futures.items():
         try:
             fut.result(timeout=timeout)
             log.info("created topic", extra={"topic": topic, "partitions": partitions})
         except KafkaException as e:
             if e.args and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                present.append(topic)  # another service created it meanwhile
                 continue
             raise Unavailable(f"cannot create topic {topic}: {e}") from e
+    if max_message_bytes is not None and present:
+        _raise_low_limits(admin, present, max_message_bytes, timeout)
 
 
-def _warn_low_limits(
+def _raise_low_limits(
     admin: AdminClient, topics: Sequence[str], needed: int, timeout: float
 ) -> None:
-    if not topics:
-        return
+    low: list[tuple[str, int]] = []
     try:
         futures = admin.describe_configs([ConfigResource("topic", t) for t in topics])
         for resource, fut in futures.items():
             entry = fut.result(timeout=timeout).get("max.message.bytes")
+            # A broker that reports no limit (Tansu) has none.
             if entry is not None and entry.value and int(entry.value) < needed:
-                log.warning(
-                    "topic's message limit is below what ingestion may publish; larger events "
-                    "will be set aside as poison rows (raise it: rpk topic alter-config TOPIC "
-                    "--set max.message.bytes=N, or kafka-configs.sh --alter)",
-                    extra={
-                        "topic": resource.name,
-                        "max_message_bytes": int(entry.value),
-                        "needed": needed,
-                    },
-                )
+                low.append((resource.name, int(entry.value)))
     except Exception as e:  # a broker without DescribeConfigs: nothing to check
         log.debug("cannot read topic limits", extra={"error": str(e)})
+        return
+    for topic, limit in low:
+        change = ConfigResource(
+            "topic",
+            topic,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes", str(needed), incremental_operation=AlterConfigOpType.SET
+                )
+            ],
+        )
+        try:
+            for fut in admin.incremental_alter_configs([change]).values():
+                fut.result(timeout=timeout)
+            log.info(
+                "raised topic's message limit",
+                extra={"topic": topic, "max_message_bytes": needed, "was": limit},
+            )
+        except Exception as e:
+            log.warning(
+                "topic's message limit is below what ingestion may publish and cannot be "
+                "raised; larger events will be set aside as poison rows (raise it: rpk topic "
+                "alter-config TOPIC --set max.message.bytes=N, or kafka-configs.sh --alter)",
+                extra={
+                    "topic": topic,
+                    "max_message_bytes": limit,
+                    "needed": needed,
+                    "error": str(e),
+                },
+            )
 
 
 class _Delivery:

@@ -16,6 +16,11 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    ConfigResource,
+    NewTopic,
+)
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
@@ -24,7 +29,7 @@ from services.core.errors import InvalidInput
 from services.core.events import Event, Metadata, Publication
 from services.infra import migrations
 from services.infra.codec import to_value
-from services.infra.kafka import KafkaPublisher
+from services.infra.kafka import KafkaPublisher, ensure_topics, message_limit
 from services.infra.postgres import open_pool
 from services.ingestion.outbox_store import PostgresOutbox
 from services.ingestion.ports import PendingEvent
@@ -179,3 +184,26 @@ async def test_a_row_that_cannot_be_published_becomes_a_poison_row_and_its_batch
         broker.bootstrap, "system-events", lambda e: e.aggregate_id.startswith(agg), count=2
     )
     assert sorted(e.event_id for e in found) == sorted(small)
+
+
+def test_ingestion_raises_the_limit_of_topics_created_before_it(tmp_path: Path) -> None:
+    """The event handler and the orchestrator create the same topics without a limit (a
+    broker's default: 1 MiB on Redpanda). Ingestion must raise it, or events past it
+    would become poison rows; new topics are created with it."""
+    own = EmbeddedBroker(free_port(), tmp_path / "broker.log")
+    own.start()
+    try:
+        admin = AdminClient({"bootstrap.servers": own.bootstrap})
+        existing = NewTopic("sensor-events", 1, 1, config={"max.message.bytes": "1048576"})
+        for fut in admin.create_topics([existing]).values():
+            fut.result(10)
+        needed = message_limit(4 * MIB)
+        topics = ["sensor-events", "user-actions"]
+        ensure_topics(own.bootstrap, topics, 1, 1, max_message_bytes=needed)
+        limits = {}
+        resources = [ConfigResource("topic", t) for t in ("sensor-events", "user-actions")]
+        for res, fut in admin.describe_configs(resources).items():
+            limits[res.name] = int(fut.result(10)["max.message.bytes"].value)
+        assert limits == {"sensor-events": needed, "user-actions": needed}
+    finally:
+        own.stop()
