@@ -80,7 +80,9 @@ class DeadLetterStore(Protocol):
         no longer pending (someone else replayed or discarded it meanwhile)."""
         ...
 
-    def mark_failed(self, dlq_id: str, error: str) -> None: ...
+    def mark_failed(self, dlq_id: str, error: str) -> None:
+        """Count a failed replay and record its error (stored cleaned: never refused)."""
+        ...
 
     def discard(self, ids: Sequence[str]) -> list[str]: ...
 
@@ -156,7 +158,14 @@ class DeadLetterService:
             error = f"{type(e).__name__}: {e}"
             self._store.mark_failed(record.dlq_id, error)
             return Outcome(record.dlq_id, "failed", error)
-        if not self._store.mark_replayed(record.dlq_id, newest_per_key(updates), self._now()):
+        try:
+            replayed = self._store.mark_replayed(
+                record.dlq_id, newest_per_key(updates), self._now()
+            )
+        except InvalidInput as e:  # the database refuses a value of it (a NUL): still poison
+            self._store.mark_failed(record.dlq_id, str(e))
+            return Outcome(record.dlq_id, "failed", str(e))
+        if not replayed:
             return Outcome(record.dlq_id, "skipped", "no longer pending")
         return Outcome(record.dlq_id, "replayed")
 

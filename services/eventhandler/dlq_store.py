@@ -15,7 +15,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from services.core.errors import InvalidInput, Unavailable
 from services.eventhandler.dead_letters import DeadLetterFilter, DeadLetterRecord
 from services.eventhandler.effects import DeadLetterRef, ProjectionRow
-from services.eventhandler.projection_store import UPSERT, upsert_batch
+from services.eventhandler.projection_store import (
+    UPSERT,
+    db_message,
+    storable_text,
+    upsert_batch,
+)
 from services.eventhandler.projectors import ProjectionUpdate
 
 _COLUMNS = (
@@ -82,7 +87,7 @@ class PostgresDeadLetterStore:
         except (psycopg.OperationalError, PoolTimeout) as e:
             raise Unavailable(f"database unavailable while {what}: {e}") from e
         except psycopg.DataError as e:
-            raise InvalidInput(f"{what}: a value cannot be used: {e}") from e
+            raise InvalidInput(f"{what}: a value cannot be used: {db_message(e)}") from e
 
     def page(
         self, flt: DeadLetterFilter, limit: int, offset: int
@@ -147,7 +152,7 @@ class PostgresDeadLetterStore:
             conn.execute(
                 "UPDATE eventhandler.dlq SET retry_count = retry_count + 1, "
                 "error_message = %s WHERE dlq_id = %s AND status = 'pending'",
-                (error[:2000], dlq_id),
+                (storable_text(error), dlq_id),
             )
 
     def discard(self, ids: Sequence[str]) -> list[str]:

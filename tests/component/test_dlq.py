@@ -180,3 +180,41 @@ def test_a_settled_letter_is_left_alone_by_a_redelivery(
     finally:
         store.close()
     assert letters(db, consumer, "event_id = %s", event.event_id) == [("discarded", 0, "bug")]
+
+
+def test_replaying_a_letter_the_database_refuses_fails_it_and_goes_on(
+    db: str, service: DeadLetterService
+) -> None:
+    """A dead letter of another producer's event with a NUL: its replay fails (it stays
+    pending, the reason recorded) and the other ids of the call are still replayed."""
+    bad = Event(str(uuid_utils.uuid7()), "sensor.reading", unique("dev"), T0, T0, {"u": "\x00"})
+    with psycopg.connect(db, autocommit=True) as conn:
+        bad_id = conn.execute(
+            "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message) "
+            "VALUES ('event-handler', %s, %s, 'refused') RETURNING dlq_id::text",
+            (bad.event_id, encode_event(bad)),
+        ).fetchone()[0]  # type: ignore[index]
+    good_ids, _ = pending_letters(db, 1)
+    outcomes = service.replay([bad_id, *good_ids], None, None)
+    assert [(o.dlq_id, o.status) for o in outcomes] == [
+        (bad_id, "failed"),
+        (good_ids[0], "replayed"),
+    ]
+    assert "a value cannot be used" in outcomes[0].error
+    view = service.get(bad_id)
+    assert (view.record.status, view.record.retry_count) == ("pending", 1)
+    assert view.record.error_message == outcomes[0].error
+
+
+def test_a_letter_with_an_id_postgresql_cannot_read_or_a_nul_in_its_error_is_stored(
+    db: str,
+) -> None:
+    consumer = unique("consumer")
+    store = PostgresProjectionStore(db, consumer)
+    eid = str(uuid_utils.uuid7())
+    try:
+        store.apply([], [DeadLetter("urn:uuid:" + eid, b"\x00raw", "KeyError: 'a\x00b'")], T0)
+        store.apply([], [DeadLetter("{" + eid.upper() + "}", b"\x00raw", "again")], T0)
+    finally:
+        store.close()
+    assert letters(db, consumer, "event_id = %s", eid) == [("pending", 1, "again")]
