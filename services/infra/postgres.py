@@ -46,8 +46,14 @@ async def open_pool(
         name=name,
         open=False,
         # Autocommit: a single statement is its own transaction (one round trip); code that
-        # needs more opens conn.transaction() explicitly.
-        kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+        # needs more opens conn.transaction() explicitly. Sessions in UTC: timestamptz reads
+        # carry +00:00 whatever the server's or database's time zone.
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": 5,
+            "options": "-c TimeZone=UTC",
+        },
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )
     await pool.open(wait=False)
@@ -126,7 +132,7 @@ async def listen(
     while not stop.is_set():
         try:
             async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5
+                url, autocommit=True, connect_timeout=5, options="-c TimeZone=UTC"
             ) as conn:
                 await conn.execute(f"LISTEN {channel}")
                 backoff = 0.5
