@@ -12,6 +12,7 @@ from services.infra import metrics
 
 class _Refusing:
     async def publish(self, events: Sequence[Any]) -> list[Any]:
+        # Results in the order of the events: two sent, one refused for good.
         return ["ok", InvalidInput("message too large"), "ok"]
 
     def close(self, flush_timeout: float = 10) -> None:
@@ -19,11 +20,11 @@ class _Refusing:
 
 
 def _count(result: str) -> float:
-    return metrics.RELAY_EVENTS.labels(result)._value.get()
+    return float(metrics.RELAY_EVENTS.labels(result)._value.get())
 
 
 def test_a_refused_event_is_not_counted_as_published() -> None:
     before = _count("published")
-    results = asyncio.run(metrics.InstrumentedPublisher(_Refusing()).publish(["a", "b", "c"]))
+    results = asyncio.run(metrics.InstrumentedPublisher(_Refusing()).publish([]))
     assert len(results) == 3
     assert _count("published") - before == 2
