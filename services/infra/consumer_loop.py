@@ -9,10 +9,10 @@ when it ends (with the number of failed attempts), not per attempt.
 Rebalances during an outage: partitions assigned while blocked are paused as they are
 assigned, and a message the blocked loop's polls return anyway is kept for the next batch,
 never dropped; a partition paused in an outage and assigned back after it is resumed
-(librdkafka keeps the pause across revoke and reassignment). A batch's offsets are committed only for partitions assigned to this consumer
-without a break since the batch was polled: a partition revoked meanwhile (even if assigned
-back) belongs to whoever read it since, from the last committed offset, and committing our
-older offset would move its position back.
+(librdkafka keeps the pause across revoke and reassignment). A batch's offsets are committed
+only for partitions assigned to this consumer without a break since the batch was polled: a
+partition revoked meanwhile (even if assigned back) belongs to whoever read it since, from
+the last committed offset, and committing our older offset would move its position back.
 """
 
 from __future__ import annotations
