@@ -20,6 +20,7 @@ from confluent_kafka import Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paho.mqtt.enums import CallbackAPIVersion
 
+from services.cli.auth import SCOPES
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
 from services.cli.stack import Stack, settings_on_free_ports
@@ -39,6 +40,29 @@ def running_stack(data_dir: Path, extra_env: Mapping[str, str]) -> Iterator[Stac
         yield stack
     finally:
         stack.stop()
+
+
+def token(
+    stack: Stack,
+    *scopes: str,
+    subject: str = "test-client",
+    ttl: float = 600,
+    **claims: Any,
+) -> str:
+    """A token the test stack's Envoy accepts: signed with the stack's own key, its issuer
+    and audience, the given scopes (default every scope); ``claims`` override any claim."""
+    return stack.keys.sign(
+        stack.settings.auth,
+        subject=subject,
+        scopes=scopes or SCOPES,
+        ttl=ttl,
+        extra=claims,
+    )
+
+
+def bearer(stack: Stack) -> dict[str, str]:
+    """The Authorization header of the stack's admin token (none when it runs insecure)."""
+    return {"Authorization": f"Bearer {stack.admin_token}"} if stack.admin_token else {}
 
 
 def cornjacket(
