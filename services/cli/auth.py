@@ -73,7 +73,7 @@ class KeyStore:
         self.keys_dir = folder / "keys"
         self.jwks_path = folder / "jwks.json"
 
-    def keys(self) -> list[SigningKey]:
+    def signing_keys(self) -> list[SigningKey]:
         """Every key, oldest first (key ids start with their creation time)."""
         if not self.keys_dir.is_dir():
             return []
@@ -87,7 +87,7 @@ class KeyStore:
 
     def ensure(self) -> SigningKey:
         """The current signing key, creating the first one (and jwks.json) if there is none."""
-        keys = self.keys()
+        keys = self.signing_keys()
         if not keys:
             return self.rotate()
         self.write_jwks(keys)
@@ -108,7 +108,7 @@ class KeyStore:
             serialization.NoEncryption(),
         )
         _write_private(self.keys_dir / f"{kid}.pem", pem)
-        self.write_jwks(self.keys())
+        self.write_jwks(self.signing_keys())
         return SigningKey(kid, key)
 
     def write_jwks(self, keys: list[SigningKey]) -> None:

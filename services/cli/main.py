@@ -175,7 +175,7 @@ def _token(args: argparse.Namespace) -> int:
     if args.token_command == "rotate-key":
         key = store.rotate()
         print(
-            f"new signing key {key.kid}; {len(store.keys())} key(s) in {store.jwks_path}. "
+            f"new signing key {key.kid}; {len(store.signing_keys())} key(s) in {store.jwks_path}. "
             "Restart `cornjacket up` so Envoy loads them; tokens of the older keys keep "
             "working until they expire (delete an old key file under "
             f"{store.keys_dir} to revoke them all)."
@@ -190,7 +190,7 @@ def _token(args: argparse.Namespace) -> int:
         return 0
     token = local_auth.read_admin_token(settings.data_dir)
     if not token:
-        if not store.keys():
+        if not store.signing_keys():
             print(
                 f"cornjacket: error: no signing key in {store.folder}: run `cornjacket up` "
                 "once (it makes one) or `cornjacket token rotate-key`",
