@@ -95,7 +95,7 @@ class KeyStore:
 
     def rotate(self, kid: str | None = None) -> SigningKey:
         """Add a new key, which signs from now on; the older ones stay in the JWKS."""
-        kid = kid or f"cj-{datetime.now(UTC):%Y%m%dT%H%M%S}-{secrets.token_hex(4)}"
+        kid = kid or f"cj-{datetime.now(UTC):%Y%m%dT%H%M%S%f}-{secrets.token_hex(2)}"
         if not _KID_RE.match(kid):
             raise ConfigError(f"key id {kid!r} must be 1-64 letters, digits, '-' or '_'")
         self.keys_dir.mkdir(parents=True, exist_ok=True)
