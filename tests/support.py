@@ -24,7 +24,7 @@ from services.cli.auth import SCOPES
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
 from services.cli.stack import Stack, settings_on_free_ports
-from services.config.settings import METRICS_PORTS
+from services.config.settings import METRICS_PORTS, AuthSettings, Env
 from services.core.events import Event
 from services.infra.codec import decode_event
 
@@ -32,9 +32,14 @@ T = TypeVar("T")
 
 
 @contextmanager
-def running_stack(data_dir: Path, extra_env: Mapping[str, str]) -> Iterator[Stack]:
-    """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit."""
-    stack = Stack(settings_on_free_ports(data_dir), extra_env=dict(extra_env), say=lambda m: None)
+def running_stack(
+    data_dir: Path, extra_env: Mapping[str, str], *, insecure: bool = False
+) -> Iterator[Stack]:
+    """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit.
+    ``insecure`` runs it as `cornjacket up --insecure` (no authentication at the edge)."""
+    auth = AuthSettings.from_env(Env({"CJ_AUTH_INSECURE": "true"})) if insecure else None
+    settings = settings_on_free_ports(data_dir, auth=auth)
+    stack = Stack(settings, extra_env=dict(extra_env), say=lambda m: None)
     try:
         stack.start()
         yield stack

@@ -419,17 +419,24 @@ def _envoy_config(args: argparse.Namespace) -> int:
     }
     upstreams.update(dict(args.upstream or []))
     auth = AuthSettings.from_env()
+    jwks_file = None
     if args.insecure:
         auth = dataclasses.replace(auth, insecure=True)
+    elif args.local_keys:
+        jwks_file = _local_keys_for(args.out, auth)
+        if jwks_file is None:
+            return 1
     elif not auth.insecure and not auth.jwks_uri and auth.jwks_file is None:
         print(
             "cornjacket: error: set CJ_AUTH_JWKS_FILE or CJ_AUTH_JWKS_URI (the keys Envoy "
-            "trusts), or pass --insecure to render an edge without authentication",
+            "trusts), pass --local-keys to use $CJ_DATA_DIR/auth, or --insecure to render an "
+            "edge without authentication",
             file=sys.stderr,
         )
         return 1
     text = render(
         auth=auth,
+        jwks_file=jwks_file,
         edge_port=args.edge_port,
         admin_port=args.admin_port,
         upstreams=upstreams,
@@ -442,6 +449,27 @@ def _envoy_config(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
     return 0
+
+
+def _local_keys_for(out: str, auth: AuthSettings) -> Path | None:
+    """The local key store (made on first use) for a rendered config: its JWKS is copied next
+    to ``out`` (where Envoy reads it) and a development admin token is written."""
+    import shutil
+
+    from services.cli.auth import admin_token_path, key_store, write_admin_token
+
+    if out == "-":
+        print("cornjacket: error: --local-keys needs --out FILE", file=sys.stderr)
+        return None
+    data_dir = StackSettings.from_env().data_dir
+    store = key_store(data_dir)
+    store.ensure()
+    jwks = Path(out).resolve().parent / "jwks.json"
+    shutil.copyfile(store.jwks_path, jwks)
+    jwks.chmod(0o644)
+    write_admin_token(data_dir, auth)
+    print(f"keys from {store.folder}; admin token in {admin_token_path(data_dir)}")
+    return jwks
 
 
 def _positive(text: str) -> int:
@@ -561,6 +589,13 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument("--edge-address", default="127.0.0.1", help="0.0.0.0 inside a container")
     envoy.add_argument("--admin-port", type=int, default=9901)
     envoy.add_argument("--descriptor", help="path of cornjacket.pb as Envoy will see it")
+    envoy.add_argument(
+        "--local-keys",
+        action="store_true",
+        help="trust the key store under $CJ_DATA_DIR/auth (made on first use, as by "
+        "`cornjacket up`): its JWKS is copied next to --out, an admin token written to "
+        "$CJ_DATA_DIR/admin.token (docker-compose)",
+    )
     envoy.add_argument(
         "--insecure",
         action="store_true",

@@ -409,7 +409,7 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """Bearer JWTs verified by Envoy at the edge (docs/decisions/0013-edge-authentication.md).
+    """Bearer JWTs verified by Envoy at the edge (docs/decisions/0014-edge-authentication.md).
 
     The keys come from a JWKS: a local file (``cornjacket up`` makes one under
     ``$CJ_DATA_DIR/auth/`` when neither source is set) or a remote URI (production). With

@@ -23,8 +23,25 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def own_stack(data_dir: Path) -> Iterator[Stack]:
-    with running_stack(data_dir, {"CJ_LOG_FORMAT": "json"}) as s:
+    # As `cornjacket up --insecure`: these tests also show that the HTTP contract without
+    # authentication is the one it always was (no tokens, same answers).
+    with running_stack(data_dir, {"CJ_LOG_FORMAT": "json"}, insecure=True) as s:
         yield s
+
+
+def test_insecure_stack_needs_no_token_and_says_so(own_stack: Stack) -> None:
+    assert own_stack.admin_token == "" and bearer(own_stack) == {}
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+        health = http.get("/health")
+        assert health.status_code == 200
+        assert health.json()["auth"] == "disabled"
+        assert health.json()["warning"].startswith("AUTHENTICATION IS OFF")
+        r = http.post("/api/v1/events", json=reading(unique("insecure"), 1.0))
+        assert r.status_code == 202, r.text
+        missing = http.get("/api/v1/rules/00000000-0000-0000-0000-000000000000")
+        assert missing.status_code == 404
+        assert set(missing.json()) == {"code", "message", "details"}
+        assert "www-authenticate" not in missing.headers
 
 
 def reading(agg: str, value: float) -> dict[str, object]:
