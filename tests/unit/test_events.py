@@ -45,6 +45,14 @@ def test_outbox_dict_round_trip() -> None:
     assert Event.from_dict(ev.to_dict()) == ev
 
 
+def test_subject_is_kept_in_the_outbox_form_only_when_set() -> None:
+    ev = make_event()
+    assert "subject" not in ev.to_dict()["metadata"]
+    signed = Event(**{**ev.__dict__, "metadata": Metadata(source="http", subject="alice")})
+    assert signed.to_dict()["metadata"]["subject"] == "alice"
+    assert Event.from_dict(signed.to_dict()) == signed
+
+
 @pytest.mark.parametrize("raw", [b"\xff\xff\xff", b"", b"\x0a\x03abc"])
 def test_undecodable_bytes_raise_decode_error(raw: bytes) -> None:
     with pytest.raises(DecodeError):
