@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -48,7 +49,7 @@ def test_outbox_dict_round_trip() -> None:
 def test_subject_is_kept_in_the_outbox_form_only_when_set() -> None:
     ev = make_event()
     assert "subject" not in ev.to_dict()["metadata"]
-    signed = Event(**{**ev.__dict__, "metadata": Metadata(source="http", subject="alice")})
+    signed = dataclasses.replace(ev, metadata=Metadata(source="http", subject="alice"))
     assert signed.to_dict()["metadata"]["subject"] == "alice"
     assert Event.from_dict(signed.to_dict()) == signed
 
