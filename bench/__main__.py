@@ -157,7 +157,7 @@ def running_target(args: argparse.Namespace) -> Target:
         progress("bench: no --database-url: no outbox depth, send->projection or PG ceilings")
     if not brokers:
         progress("bench: no --brokers: no consumer lag")
-    token = edge_token(StackSettings.from_env().data_dir)
+    token = edge_token(StackSettings.from_env())
     if not token:
         progress("bench: no $CJ_TOKEN and no .cornjacket/admin.token: requests carry no token")
     return Target(edge=args.edge, db_url=db_url, brokers=brokers, procs=procs, token=token)

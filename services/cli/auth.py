@@ -26,7 +26,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from services.config.settings import AuthSettings
+from services.config.settings import AuthSettings, StackSettings
 from services.core.errors import ConfigError
 
 ALGORITHM = "ES256"
@@ -180,9 +180,9 @@ def read_admin_token(data_dir: Path) -> str:
     return token if float(claims.get("exp", 0)) > time.time() + 60 else ""
 
 
-def edge_token(data_dir: Path) -> str:
+def edge_token(stack: StackSettings) -> str:
     """The token CLI commands that call the edge send: $CJ_TOKEN, else the local admin token."""
-    return os.environ.get("CJ_TOKEN", "").strip() or read_admin_token(data_dir)
+    return stack.token or read_admin_token(stack.data_dir)
 
 
 def _write_private(path: Path, data: bytes) -> None:

@@ -497,7 +497,7 @@ def _when(text: str) -> datetime:
 def _edge_token(stack: StackSettings) -> str:
     from services.cli.auth import edge_token
 
-    return edge_token(stack.data_dir)
+    return edge_token(stack)
 
 
 def build_parser() -> argparse.ArgumentParser:

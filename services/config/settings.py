@@ -497,6 +497,9 @@ class StackSettings:
     # it for an empty one once consumers have read everything (0 = never).
     broker_max_rss_mb: int
     auth: AuthSettings
+    # The bearer token the operator commands (dlq, trace, bench --edge) send to the edge;
+    # empty = the local admin token ($CJ_DATA_DIR/admin.token).
+    token: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -525,4 +528,5 @@ class StackSettings:
             ),
             broker_max_rss_mb=env.integer("CJ_BROKER_MAX_RSS_MB", 256, lo=0, hi=1_048_576),
             auth=AuthSettings.from_env(env),
+            token=env.text("CJ_TOKEN", ""),
         )
