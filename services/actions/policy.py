@@ -59,11 +59,11 @@ def parse_retry_after(value: str, now: datetime) -> float | None:
     text = value.strip()
     if not text:
         return None
-    if text.isdigit():
+    if text.isascii() and text.isdigit():  # str.isdigit() alone accepts superscripts
         return float(text)
     try:
         when = parsedate_to_datetime(text)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if when.tzinfo is None:
         return None
@@ -98,6 +98,12 @@ CONNECTION_ERROR = "connection_error"
 SHORT_CIRCUITED = "short_circuited"
 GONE = "gone"
 BLOCKED = "blocked"
+# The request could not be made as configured (a header value or host the HTTP client
+# refuses): retried with backoff into the DLQ, not the endpoint's fault.
+INVALID_REQUEST = "invalid_request"
+# The attempt failed inside the orchestrator (a bug): recorded and retried the same way, so
+# the job still ends delivered or in the DLQ instead of coming back after every lease.
+ERROR = "error"
 
 
 def classify(status_code: int) -> str:

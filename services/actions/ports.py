@@ -105,6 +105,11 @@ class Job:
     created_at: datetime
     rule_enabled: bool
     target: Target
+    # The claim's owner token: finish, extend and release act only while it still holds
+    # the job (another worker may have claimed it after the lease ran out).
+    lease_token: str = ""
+    # When the lease runs out (None: unknown, the worker extends before sending).
+    leased_until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,13 +173,15 @@ class JobQueue(Protocol):
 
     A claimed job is leased: no other worker claims it until ``locked_until``; a worker
     that dies leaves it to be claimed again after the lease (its attempt may be repeated).
+    Every claim gets a new owner token (``Job.lease_token``); ``finish``, ``extend`` and
+    ``release`` change the job only while that token still holds it, and say whether it did.
     """
 
     async def claim(
         self, now: datetime, lease: float, worker: str, busy: Sequence[str] = ()
     ) -> Job | None:
         """Take the due pending job with the earliest due time whose endpoint is not in
-        ``busy``, or None."""
+        ``busy``, leased until ``now + lease`` under a new owner token, or None."""
         ...
 
     async def admit(self, endpoint: str, now: datetime, policy: Policy) -> Admission:
@@ -185,18 +192,24 @@ class JobQueue(Protocol):
         """Reserve the next slot of the global rate limit; return when it starts."""
         ...
 
-    async def extend(self, delivery_id: str, until: datetime) -> None: ...
+    async def extend(self, job: Job, until: datetime) -> bool:
+        """Move the job's lease to ``until``; False (nothing changed) if the claim no longer
+        holds it: the caller must not send."""
+        ...
 
     async def finish(
         self, job: Job, outcome: Outcome, now: datetime, policy: Policy, worker: str
-    ) -> None:
+    ) -> bool:
         """In ONE transaction: record the attempt, set the job's status/schedule and release
-        its lease (only if ``worker`` still holds it), update the endpoint's breaker, and
-        disable the rule if asked. A delivered job is never sent again."""
+        its lease, update the endpoint's breaker, and disable the rule if asked -- all only
+        if the claim still holds the job. False: it does not (the lease ran out and another
+        worker claimed it, or the job was deleted) and nothing was written. A delivered job
+        is never sent again."""
         ...
 
-    async def release(self, delivery_id: str, now: datetime) -> None:
-        """Give a claimed job back untouched (shutdown)."""
+    async def release(self, job: Job, now: datetime) -> bool:
+        """Give a claimed job back untouched, due ``now`` (shutdown); False (nothing
+        changed) if the claim no longer holds it."""
         ...
 
 

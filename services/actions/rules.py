@@ -12,6 +12,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
 
+import idna
+
 from services.actions.conditions import Condition, parse
 from services.core.errors import InvalidInput
 
@@ -25,6 +27,13 @@ _SEGMENT = r"[a-z0-9_-]+"
 _EXACT_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})+$")
 _PREFIX_RE = re.compile(rf"^[a-z][a-z0-9_-]*(\.{_SEGMENT})*\.\*$")
 _HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,128}$")
+# What the HTTP client can send as a header value: printable ASCII, spaces and tabs inside
+# (httpx encodes values as ASCII; h11 refuses control characters and surrounding whitespace).
+_HEADER_VALUE_RE = re.compile(r"^([\x21-\x7e]([\x20-\x7e\t]*[\x21-\x7e])?)?$")
+MAX_HEADER_VALUE_LEN = 4096
+# A DNS label: letters, digits, hyphens inside (underscores occur in real names and resolve).
+_LABEL_RE = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
+_NUMERIC_HOST_RE = re.compile(r"^[0-9.]+$")
 # Headers the orchestrator sets itself; a rule may not override them.
 RESERVED_HEADERS = frozenset(
     {"content-type", "content-length", "host", "user-agent", "transfer-encoding", "connection"}
@@ -130,6 +139,7 @@ def validate_url(url: str, *, block_private: bool) -> str:
         raise InvalidInput(f"target.url {u[:200]!r} must start with http:// or https://")
     if not parts.hostname:
         raise InvalidInput(f"target.url {u[:200]!r} has no host")
+    validate_host(parts.hostname)
     if block_private:
         host = parts.hostname
         if host == "localhost" or host.endswith(".localhost"):
@@ -144,6 +154,47 @@ def validate_url(url: str, *, block_private: bool) -> str:
                 "link-local or reserved)"
             )
     return u
+
+
+def validate_host(host: str) -> str:
+    """The host of a target URL: an IP literal or a DNS name the HTTP client can encode
+    (IDNA 2008, as httpx does) and a resolver will look up as a name, not as an address."""
+
+    def bad(why: str) -> InvalidInput:
+        return InvalidInput(f"target.url host {host[:100]!r} is not a valid host name: {why}")
+
+    if ":" in host:  # urlsplit keeps only bracketed IPv6 literals with a colon
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise bad("not an IPv6 address") from None
+        return host
+    if _NUMERIC_HOST_RE.match(host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            raise bad("not an IPv4 address (four numbers 0-255)") from None
+        return host
+    name = host[:-1] if host.endswith(".") else host
+    try:
+        # Unicode names become their xn-- form; xn-- labels must decode.
+        ascii_name = idna.encode(name).decode("ascii") if not name.isascii() else name
+        if any(label.startswith("xn--") for label in ascii_name.split(".")):
+            idna.decode(ascii_name)
+    except (idna.IDNAError, UnicodeError, ValueError) as e:
+        raise bad(f"not a valid internationalised name ({e})") from None
+    if len(ascii_name) > 253:
+        raise bad("longer than 253 characters")
+    labels = ascii_name.lower().split(".")
+    for label in labels:
+        if not _LABEL_RE.match(label):
+            raise bad(
+                "each dot-separated label must be 1-63 letters, digits, hyphens or "
+                "underscores, not starting or ending with a hyphen"
+            )
+    if labels[-1].isdigit() or labels[-1].startswith("0x"):
+        raise bad("the last label is numeric (resolvers read such a name as an address)")
+    return host
 
 
 def decode_secret(secret: str) -> bytes:
@@ -179,8 +230,12 @@ def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
         lower = name.lower()
         if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
             raise InvalidInput(f"target.headers: {name!r} is set by the orchestrator itself")
-        if any(c in value for c in "\r\n\0") or len(value) > 4096:
-            raise InvalidInput(f"target.headers: the value of {name!r} is not a valid header value")
+        if len(value) > MAX_HEADER_VALUE_LEN or not _HEADER_VALUE_RE.match(value):
+            raise InvalidInput(
+                f"target.headers: the value of {name!r} is not a valid header value: use "
+                "printable ASCII (no control or non-ASCII characters, no leading or trailing "
+                f"spaces), at most {MAX_HEADER_VALUE_LEN} characters"
+            )
         out[name] = value
     return out
 

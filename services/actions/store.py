@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -108,7 +109,7 @@ WITH next AS (
     FOR UPDATE SKIP LOCKED
 )
 UPDATE actions.deliveries d
-SET next_attempt_at = %(lease)s, locked_until = %(lease)s, locked_by = %(worker)s
+SET next_attempt_at = %(lease)s, locked_until = %(lease)s, locked_by = %(token)s
 FROM next, actions.rules r
 WHERE d.delivery_id = next.delivery_id AND r.rule_id = d.rule_id
 RETURNING d.delivery_id, d.rule_id, d.event_type, d.event, d.attempt_count, d.budget_base,
@@ -134,15 +135,21 @@ SET status = %(status)s,
     updated_at = %(now)s,
     delivered_at = CASE WHEN %(status)s = 'delivered' THEN %(now)s ELSE delivered_at END,
     failed_at = CASE WHEN %(status)s = 'failed' THEN %(now)s ELSE failed_at END
-WHERE delivery_id = %(id)s AND status = 'pending' AND locked_by = %(worker)s
+WHERE delivery_id = %(id)s AND status = 'pending' AND locked_by = %(token)s
 """
 
 _INSERT_ATTEMPT = """
 INSERT INTO actions.attempts
     (delivery_id, attempt, started_at, duration_ms, outcome, status_code, error, url)
-SELECT d.delivery_id, %s, %s, %s, %s, %s, %s, %s
-FROM actions.deliveries d WHERE d.delivery_id = %s FOR KEY SHARE
+VALUES (%s, %s, %s, %s, %s, %s, %s, %s)
 """
+
+
+def _text(value: str, limit: int = 2000) -> str:
+    """A text column's value: PostgreSQL refuses NUL characters (the whole transaction would
+    fail, and the job would come back after every lease)."""
+    return value.replace("\x00", "\ufffd")[:limit]
+
 
 _ENQUEUE = """
 INSERT INTO actions.deliveries (delivery_id, rule_id, event_id, event_type, target_url, endpoint,
@@ -415,15 +422,12 @@ class PostgresActionStore:
     async def claim(
         self, now: datetime, lease: float, worker: str, busy: Sequence[str] = ()
     ) -> Job | None:
+        # A new owner token per claim: worker names repeat across replicas and restarts.
+        token = f"{worker}:{uuid.uuid4()}"
+        until = now + timedelta(seconds=lease)
         async with translate_errors("claiming a delivery"), self._pool.connection() as conn:
             cur = await conn.execute(
-                _CLAIM,
-                {
-                    "now": now,
-                    "lease": now + timedelta(seconds=lease),
-                    "worker": worker,
-                    "busy": list(busy),
-                },
+                _CLAIM, {"now": now, "lease": until, "token": token, "busy": list(busy)}
             )
             row = await cur.fetchone()
         if row is None:
@@ -438,6 +442,8 @@ class PostgresActionStore:
             created_at=row["created_at"],
             rule_enabled=row["enabled"],
             target=Target(row["target_url"], dict(row["target_headers"]), tuple(row["secrets"])),
+            lease_token=token,
+            leased_until=until,
         )
 
     async def admit(self, endpoint: str, now: datetime, policy: pol.Policy) -> pol.Admission:
@@ -489,51 +495,55 @@ class PostgresActionStore:
             slot: datetime = row["slot"]
             return slot
 
-    async def extend(self, delivery_id: str, until: datetime) -> None:
+    async def extend(self, job: Job, until: datetime) -> bool:
         async with translate_errors("extending a lease"), self._pool.connection() as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 "UPDATE actions.deliveries SET next_attempt_at = %s, locked_until = %s "
-                "WHERE delivery_id = %s AND status = 'pending'",
-                (until, until, delivery_id),
+                "WHERE delivery_id = %s AND status = 'pending' AND locked_by = %s",
+                (until, until, job.delivery_id, job.lease_token),
             )
+            return cur.rowcount == 1
 
     async def finish(
         self, job: Job, outcome: Outcome, now: datetime, policy: pol.Policy, worker: str
-    ) -> None:
+    ) -> bool:
         endpoint = job.target.endpoint
         async with (
             translate_errors("recording a delivery attempt"),
             self._pool.connection() as conn,
             conn.transaction(),
         ):
-            if outcome.attempt is not None:
-                a = outcome.attempt
-                # The rule (and with it the job) may have been deleted meanwhile.
-                await conn.execute(
-                    _INSERT_ATTEMPT,
-                    (
-                        a.attempt,
-                        a.started_at,
-                        a.duration_ms,
-                        a.outcome,
-                        a.status_code,
-                        a.error[:2000],
-                        a.url,
-                        job.delivery_id,
-                    ),
-                )
-            await conn.execute(
+            # First the job, under its owner token: a claim that lost its lease (or a job
+            # deleted with its rule) writes nothing at all, not its attempt, breaker or rule.
+            cur = await conn.execute(
                 _FINISH,
                 {
                     "status": outcome.status,
                     "inc": 1 if outcome.counts_attempt else 0,
                     "next": outcome.next_attempt_at,
-                    "error": outcome.last_error[:2000],
+                    "error": _text(outcome.last_error),
                     "now": now,
                     "id": job.delivery_id,
-                    "worker": worker,
+                    "token": job.lease_token,
                 },
             )
+            if cur.rowcount != 1:
+                return False
+            if outcome.attempt is not None:
+                a = outcome.attempt
+                await conn.execute(
+                    _INSERT_ATTEMPT,
+                    (
+                        job.delivery_id,
+                        a.attempt,
+                        a.started_at,
+                        a.duration_ms,
+                        _text(a.outcome, 100),
+                        a.status_code,
+                        _text(a.error),
+                        _text(a.url),
+                    ),
+                )
             if outcome.breaker == pol.SUCCESS:
                 cur = await conn.execute(
                     "UPDATE actions.breakers b SET state = 'closed', consecutive_failures = 0, "
@@ -581,8 +591,9 @@ class PostgresActionStore:
                 await conn.execute(
                     "UPDATE actions.rules SET enabled = false, disabled_reason = %s, "
                     "updated_at = %s WHERE rule_id = %s",
-                    (outcome.disable_rule_reason, now, job.rule_id),
+                    (_text(outcome.disable_rule_reason), now, job.rule_id),
                 )
+        return True
 
     async def stats(self) -> tuple[dict[str, int], int]:
         """Pending and failed delivery counts, and breakers not closed (for metrics)."""
@@ -613,13 +624,15 @@ class PostgresActionStore:
             await conn.execute("DELETE FROM actions.dedupe WHERE window_until < %s", (now,))
             return cur.rowcount
 
-    async def release(self, delivery_id: str, now: datetime) -> None:
+    async def release(self, job: Job, now: datetime) -> bool:
         async with translate_errors("releasing a delivery"), self._pool.connection() as conn:
-            await conn.execute(
+            cur = await conn.execute(
                 "UPDATE actions.deliveries SET next_attempt_at = %s, locked_until = NULL, "
-                "locked_by = NULL WHERE delivery_id = %s AND status = 'pending'",
-                (now, delivery_id),
+                "locked_by = NULL WHERE delivery_id = %s AND status = 'pending' "
+                "AND locked_by = %s",
+                (now, job.delivery_id, job.lease_token),
             )
+            return cur.rowcount == 1
 
 
 class PostgresJobSink:

@@ -38,7 +38,13 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "--all-pending", action="store_true", help="every pending one the filters select"
     )
     _filters(replay, status=False)
-    replay.add_argument("--limit", type=int, default=100, help="at most this many (1..1000)")
+    replay.add_argument(
+        "--limit",
+        type=int,
+        default=100,
+        help="with --all-pending: at most this many (1..1000); named ids (1000 at most) "
+        "are all handled",
+    )
     discard = actions.add_parser("discard", help="mark pending dead letters discarded")
     discard.add_argument("dlq_ids", nargs="+")
 

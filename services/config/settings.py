@@ -160,6 +160,7 @@ class IngestionSettings:
     run_relay: bool
     group_commit_max_rows: int
     group_commit_flushers: int
+    group_commit_max_queued_rows: int
     pool_size: int
     db_timeout: float
 
@@ -186,6 +187,11 @@ class IngestionSettings:
                 "CJ_INGESTION_GROUP_COMMIT_MAX_ROWS", 1000, lo=1, hi=100_000
             ),
             group_commit_flushers=env.integer("CJ_INGESTION_GROUP_COMMIT_FLUSHERS", 1, lo=1, hi=64),
+            # Events waiting for a commit before callers are answered UNAVAILABLE; at least
+            # one full IngestEvents batch (500).
+            group_commit_max_queued_rows=env.integer(
+                "CJ_INGESTION_GROUP_COMMIT_MAX_QUEUED_ROWS", 10_000, lo=500, hi=10_000_000
+            ),
             pool_size=env.integer("CJ_INGESTION_POOL_SIZE", 8, lo=1, hi=256),
             db_timeout=env.duration("CJ_INGESTION_DB_TIMEOUT", 5.0, lo=0.1),
         )
@@ -409,7 +415,7 @@ class MqttSettings:
 
 @dataclass(frozen=True, slots=True)
 class AuthSettings:
-    """Bearer JWTs verified by Envoy at the edge (docs/decisions/0014-edge-authentication.md).
+    """Bearer JWTs verified by Envoy at the edge (docs/decisions/0015-edge-authentication.md).
 
     The keys come from a JWKS: a local file (``cornjacket up`` makes one under
     ``$CJ_DATA_DIR/auth/`` when neither source is set) or a remote URI (production). With

@@ -68,7 +68,10 @@ class DeadLetterStore(Protocol):
 
     def pending(
         self, ids: Sequence[str], flt: DeadLetterFilter | None, limit: int
-    ) -> list[DeadLetterRecord]: ...
+    ) -> list[DeadLetterRecord]:
+        """With ids: every named letter that is pending, ``limit`` ignored. Without: up to
+        ``limit`` pending letters the filter selects, oldest first."""
+        ...
 
     def mark_replayed(
         self, dlq_id: str, updates: Sequence[ProjectionUpdate], now: datetime
@@ -77,7 +80,9 @@ class DeadLetterStore(Protocol):
         no longer pending (someone else replayed or discarded it meanwhile)."""
         ...
 
-    def mark_failed(self, dlq_id: str, error: str) -> None: ...
+    def mark_failed(self, dlq_id: str, error: str) -> None:
+        """Count a failed replay and record its error (stored cleaned: never refused)."""
+        ...
 
     def discard(self, ids: Sequence[str]) -> list[str]: ...
 
@@ -117,13 +122,15 @@ class DeadLetterService:
     def replay(
         self, ids: Sequence[str], flt: DeadLetterFilter | None, limit: int | None
     ) -> list[Outcome]:
+        """Replay the named ids, every one of them (``limit`` does not apply; more than
+        MAX_REPLAY is refused), or else up to ``limit`` pending letters the filter selects."""
         limit = 100 if limit is None else limit
         if not 1 <= limit <= MAX_REPLAY:
             raise InvalidInput(f"limit must be between 1 and {MAX_REPLAY}, got {limit}")
         if ids:
-            for i in ids:
-                _check_id(i)
+            ids = _checked_ids(ids)
             flt = None
+            limit = len(ids)
         else:
             if flt is None:
                 flt = DeadLetterFilter()
@@ -131,7 +138,7 @@ class DeadLetterService:
             if flt.status not in ("", "pending"):
                 raise InvalidInput("only pending dead letters can be replayed")
         records = {r.dlq_id: r for r in self._store.pending(ids, flt, limit)}
-        order = list(ids) if ids else list(records)
+        order = ids if ids else list(records)
         outcomes = []
         for dlq_id in order:
             record = records.get(dlq_id)
@@ -151,15 +158,21 @@ class DeadLetterService:
             error = f"{type(e).__name__}: {e}"
             self._store.mark_failed(record.dlq_id, error)
             return Outcome(record.dlq_id, "failed", error)
-        if not self._store.mark_replayed(record.dlq_id, newest_per_key(updates), self._now()):
+        try:
+            replayed = self._store.mark_replayed(
+                record.dlq_id, newest_per_key(updates), self._now()
+            )
+        except InvalidInput as e:  # the database refuses a value of it (a NUL): still poison
+            self._store.mark_failed(record.dlq_id, str(e))
+            return Outcome(record.dlq_id, "failed", str(e))
+        if not replayed:
             return Outcome(record.dlq_id, "skipped", "no longer pending")
         return Outcome(record.dlq_id, "replayed")
 
     def discard(self, ids: Sequence[str]) -> list[Outcome]:
         if not ids:
             raise InvalidInput("dlq_ids is required")
-        for i in ids:
-            _check_id(i)
+        ids = _checked_ids(ids)
         done = set(self._store.discard(ids))
         return [
             Outcome(i, "discarded") if i in done else Outcome(i, "skipped", "not pending")
@@ -179,6 +192,18 @@ def _check_id(dlq_id: str) -> None:
         uuid.UUID(dlq_id)
     except ValueError:
         raise InvalidInput(f"dlq_id {dlq_id[:80]!r} is not a UUID") from None
+
+
+def _checked_ids(ids: Sequence[str]) -> list[str]:
+    """The ids, each checked, repeats dropped (first place kept); at most MAX_REPLAY."""
+    unique = list(dict.fromkeys(ids))
+    if len(unique) > MAX_REPLAY:
+        raise InvalidInput(
+            f"at most {MAX_REPLAY} dlq_ids per request, got {len(unique)}; send them in parts"
+        )
+    for i in unique:
+        _check_id(i)
+    return unique
 
 
 def _check_filter(flt: DeadLetterFilter) -> None:

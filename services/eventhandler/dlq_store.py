@@ -15,7 +15,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from services.core.errors import InvalidInput, Unavailable
 from services.eventhandler.dead_letters import DeadLetterFilter, DeadLetterRecord
 from services.eventhandler.effects import DeadLetterRef, ProjectionRow
-from services.eventhandler.projection_store import UPSERT, upsert_batch
+from services.eventhandler.projection_store import (
+    UPSERT,
+    db_message,
+    storable_text,
+    upsert_batch,
+)
 from services.eventhandler.projectors import ProjectionUpdate
 
 _COLUMNS = (
@@ -82,7 +87,7 @@ class PostgresDeadLetterStore:
         except (psycopg.OperationalError, PoolTimeout) as e:
             raise Unavailable(f"database unavailable while {what}: {e}") from e
         except psycopg.DataError as e:
-            raise InvalidInput(f"{what}: a value cannot be used: {e}") from e
+            raise InvalidInput(f"{what}: a value cannot be used: {db_message(e)}") from e
 
     def page(
         self, flt: DeadLetterFilter, limit: int, offset: int
@@ -109,12 +114,14 @@ class PostgresDeadLetterStore:
     def pending(
         self, ids: Sequence[str], flt: DeadLetterFilter | None, limit: int
     ) -> list[DeadLetterRecord]:
+        """Named ids: every one of them that is pending (``limit`` is not applied: a cut
+        would report pending letters as missing); otherwise up to ``limit`` by filter."""
         with self._conn("reading dead letters") as conn:
             if ids:
                 rows = conn.execute(
                     f"SELECT {_COLUMNS} FROM eventhandler.dlq "
-                    "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending' LIMIT %s",
-                    (list(ids), limit),
+                    "WHERE dlq_id = ANY(%s::uuid[]) AND status = 'pending'",
+                    (list(ids),),
                 ).fetchall()
             else:
                 where, params = _where(flt or DeadLetterFilter())
@@ -145,7 +152,7 @@ class PostgresDeadLetterStore:
             conn.execute(
                 "UPDATE eventhandler.dlq SET retry_count = retry_count + 1, "
                 "error_message = %s WHERE dlq_id = %s AND status = 'pending'",
-                (error[:2000], dlq_id),
+                (storable_text(error), dlq_id),
             )
 
     def discard(self, ids: Sequence[str]) -> list[str]:

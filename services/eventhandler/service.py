@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Protocol
 
 from services.core.clock import Clock
+from services.core.errors import InvalidInput
 from services.core.events import Event
 from services.eventhandler.projectors import ProjectionUpdate, Registry, newest_per_key
 
@@ -31,8 +32,11 @@ class ProjectionStore(Protocol):
 
     ``apply`` upserts every update and records every dead letter in ONE transaction, so a
     batch is either fully applied or not at all; an update older than the stored row by
-    (event_time, event_id) changes nothing, which makes re-delivery harmless.
-    Raises Unavailable when the database cannot be used.
+    (event_time, event_id) changes nothing, which makes re-delivery harmless. A dead letter
+    repeating one already recorded (same consumer and event) adds no row.
+    Raises Unavailable when the database cannot be used, InvalidInput (nothing written) when
+    it refuses a value of an update (a NUL in a string, an id it cannot read). Dead letters
+    are always storable: the adapter cleans what the database could refuse in them.
     """
 
     def apply(
@@ -90,7 +94,7 @@ class EventHandler:
         Raises Unavailable if the database is down; the caller must not commit offsets then.
         """
         out = BatchOutcome(events=len(items))
-        updates: list[ProjectionUpdate] = []
+        projected: list[tuple[Event, bytes, list[ProjectionUpdate]]] = []
         for event, raw, decode_error in items:
             if event is None:
                 out.dead.append(DeadLetter(None, raw, f"undecodable message: {decode_error}"))
@@ -101,8 +105,40 @@ class EventHandler:
             result = self._project_with_retries(event, raw)
             if isinstance(result, DeadLetter):
                 out.dead.append(result)
-            else:
-                updates.extend(result)
-        if updates or out.dead:
-            out.updated = self._store.apply(newest_per_key(updates), out.dead, self._clock.now())
+            elif result:
+                projected.append((event, raw, result))
+        updates = [u for _, _, event_updates in projected for u in event_updates]
+        if not updates and not out.dead:
+            return out
+        now = self._clock.now()
+        try:
+            out.updated = self._store.apply(newest_per_key(updates), out.dead, now)
+        except InvalidInput:
+            if not updates:
+                raise  # the store promises dead letters are storable: a bug, not poison
+            out.updated = self._apply_each(projected, out.dead, now)
         return out
+
+    def _apply_each(
+        self,
+        projected: Sequence[tuple[Event, bytes, list[ProjectionUpdate]]],
+        dead: list[DeadLetter],
+        now: datetime,
+    ) -> int:
+        """The database refused a value somewhere in the batch (another producer's NUL,
+        say): apply it event by event, so the refused events become dead letters and the
+        others are applied. Newer-wins makes the result the batch's own; if the database
+        goes away half-way, Unavailable makes the caller retry the whole batch (harmless)."""
+        updated = 0
+        for event, raw, updates in projected:
+            try:
+                updated += self._store.apply(newest_per_key(updates), [], now)
+            except InvalidInput as e:
+                dead.append(
+                    DeadLetter(
+                        event.event_id, raw, f"the database refused a value of this event: {e}"
+                    )
+                )
+        if dead:
+            self._store.apply([], dead, now)
+        return updated

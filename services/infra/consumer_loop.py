@@ -5,6 +5,13 @@ Offsets are committed only after ``handle`` returned (its effects are committed)
 raises Unavailable (the database is down) the loop blocks on the same batch, partitions
 paused and nothing committed, and resumes by itself; the outage is logged when it starts and
 when it ends (with the number of failed attempts), not per attempt.
+
+Rebalances during an outage: partitions assigned while blocked are paused as they are
+assigned, and a message the blocked loop's polls return anyway is kept for the next batch,
+never dropped. A batch's offsets are committed only for partitions assigned to this consumer
+without a break since the batch was polled: a partition revoked meanwhile (even if assigned
+back) belongs to whoever read it since, from the last committed offset, and committing our
+older offset would move its position back.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from services.core.errors import Unavailable
 from services.infra import metrics, tracing
@@ -62,25 +69,68 @@ class ConsumerLoop:
         self._lag_at = 0.0
         # Latest offsets handed to async commits, re-committed synchronously on close.
         self._pending_commit: dict[tuple[str, int], TopicPartition] = {}
+        # The partitions we own, each with the number of the assignment that gave it to us:
+        # a batch may commit a partition only under the assignment it was polled in.
+        self._owned: dict[tuple[str, int], int] = {}
+        self._assignments = 0
+        # Messages polled while blocked (a partition not paused yet): the next batch's start.
+        self._held: list[Message] = []
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
             "partitions assigned",
             extra={"partitions": [f"{p.topic}[{p.partition}]" for p in partitions]},
         )
+        self._assignments += 1
+        for p in partitions:
+            self._owned[(p.topic, p.partition)] = self._assignments
+        if partitions:
+            self._follow_pause(consumer, partitions, paused=not self.db_ok)
         self.assigned.set()
+
+    def _follow_pause(
+        self, consumer: Consumer, partitions: list[TopicPartition], *, paused: bool
+    ) -> None:
+        """Newly assigned partitions take the loop's state: paused while it is blocked (else
+        its polls would fetch from them), resumed otherwise (librdkafka keeps a partition's
+        pause across revoke and reassignment: one paused in an outage and assigned back
+        after it would never be fetched again). pause() and resume() act on assigned
+        partitions only, so they are assigned here (the client would, right after this)."""
+        try:
+            try:
+                consumer.assign(partitions)  # eager protocol (the default): the whole assignment
+            except KafkaException:
+                consumer.incremental_assign(partitions)  # cooperative protocol
+            if paused:
+                consumer.pause(partitions)
+            else:
+                consumer.resume(partitions)
+        except KafkaException as e:
+            # While blocked, _poll_while_blocked still keeps whatever comes back.
+            log.warning("could not pause or resume assigned partitions", extra={"error": str(e)})
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"count": len(partitions)})
         # Settle our async commits for these partitions before their next owner starts.
-        revoked = [
-            self._pending_commit.pop((p.topic, p.partition))
-            for p in partitions
-            if (p.topic, p.partition) in self._pending_commit
-        ]
+        revoked = self._disown(partitions)
         if revoked:
             with contextlib.suppress(Exception):
                 consumer.commit(offsets=revoked, asynchronous=False)
+
+    def _on_lost(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        # Lost (our session expired): another member may own them already; commit nothing.
+        log.warning("partitions lost", extra={"count": len(partitions)})
+        self._disown(partitions)
+
+    def _disown(self, partitions: list[TopicPartition]) -> list[TopicPartition]:
+        """Forget ``partitions``: no longer ours to commit; messages held from them are
+        dropped (never committed, so their next owner reads them again). Returns our
+        pending offsets for them."""
+        keys = {(p.topic, p.partition) for p in partitions}
+        for key in keys:
+            self._owned.pop(key, None)
+        self._held = [m for m in self._held if _key(m) not in keys]
+        return [self._pending_commit.pop(k) for k in keys if k in self._pending_commit]
 
     def _handle_blocking(self, msgs: list[Message]) -> bool:
         """Handle until it succeeds or we are stopped; return False if stopped first."""
@@ -103,6 +153,7 @@ class ConsumerLoop:
                 self._handle(msgs)
                 if not self.db_ok:
                     log.warning("database is back; resuming", extra={"failed_attempts": failures})
+                    # Everything we own now, including partitions assigned during the outage.
                     self._consumer.resume(self._consumer.assignment())
                 self.db_ok = True
                 return True
@@ -112,19 +163,52 @@ class ConsumerLoop:
                     log.error(
                         "database unavailable; blocking without committing", extra={"error": str(e)}
                     )
+                    # From here on _on_assign pauses what a rebalance hands us.
+                    self.db_ok = False
                     # Stay in the group (max.poll.interval) without fetching more.
                     self._consumer.pause(self._consumer.assignment())
-                self.db_ok = False
                 if self.stop_event.wait(backoff):
                     return False
-                self._consumer.poll(0)
+                self._poll_while_blocked()
                 backoff = min(backoff * 2, 5.0)
 
-    def _commit(self, msgs: list[Message]) -> None:
+    def _poll_while_blocked(self) -> None:
+        """Serve the group (heartbeats, rebalance callbacks). Should a message come back all
+        the same, it is kept for the next batch and its partition paused: the position has
+        moved past it, so dropping it would commit past it later."""
+        msg = self._consumer.poll(0)
+        if msg is None:
+            return
+        err = msg.error()
+        if err is not None:
+            if err.code() != KafkaError._PARTITION_EOF:
+                log.warning("consumer error", extra={"error": err.str()})
+            return
+        topic, partition = _key(msg)
+        if (topic, partition) not in self._owned:
+            return  # not ours (any more): its owner reads it from the committed offset
+        self._held.append(msg)
+        self._consumer.pause([TopicPartition(topic, partition)])
+        log.info(
+            "kept a message polled while blocked",
+            extra={"partition": f"{topic}[{partition}]", "offset": msg.offset()},
+        )
+
+    def _claims(self, msgs: list[Message]) -> dict[tuple[str, int], int]:
+        """Which assignment each partition of a batch was polled under (see _commit)."""
+        return {k: self._owned[k] for k in {_key(m) for m in msgs} if k in self._owned}
+
+    def _commit(self, msgs: list[Message], claims: dict[tuple[str, int], int]) -> None:
         latest: dict[tuple[str, int], int] = {}
         for m in msgs:
-            key = (str(m.topic()), int(m.partition() or 0))
+            key = _key(m)
+            if key not in claims or self._owned.get(key) != claims[key]:
+                # Revoked since the batch was polled (perhaps assigned back since): its new
+                # owner started from the committed offset and may have committed further.
+                continue
             latest[key] = max(latest.get(key, -1), int(m.offset() or 0))
+        if not latest:
+            return
         offsets = [TopicPartition(t, p, o + 1) for (t, p), o in latest.items()]
         for tp in offsets:
             self._pending_commit[(tp.topic, tp.partition)] = tp
@@ -155,6 +239,10 @@ class ConsumerLoop:
             log.debug("could not sample consumer lag", extra={"error": str(e)})
 
     def _poll_batch(self) -> list[Message]:
+        if self._held:
+            # Polled while blocked: handled first, ahead of what follows in their partitions.
+            held, self._held = self._held, []
+            return held
         # consume(n, timeout) waits the whole timeout unless n messages arrive, which would
         # add up to poll_timeout of latency to every event. Wait for the first message only,
         # then take whatever else is already fetched.
@@ -167,7 +255,10 @@ class ConsumerLoop:
 
     def run(self) -> None:
         self._consumer.subscribe(
-            list(self._topics), on_assign=self._on_assign, on_revoke=self._on_revoke
+            list(self._topics),
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_lost,
         )
         try:
             while True:
@@ -180,21 +271,26 @@ class ConsumerLoop:
                         good.append(m)
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error", extra={"error": err.str()})
+                claims = self._claims(good)
                 self._sample_lag()
                 if good:
                     if not self._handle_blocking(good):
                         break
-                    self._commit(good)
+                    self._commit(good, claims)
                     self.processed += len(good)
                 elif self.stop_event.is_set():
                     # Drain: we stop once a poll comes back empty, so events published just
                     # before shutdown are handled first.
                     break
         finally:
-            if self._pending_commit:
+            # Only partitions still ours (revoke and lost remove theirs from the pending set).
+            pending = [tp for k, tp in self._pending_commit.items() if k in self._owned]
+            if pending:
                 with contextlib.suppress(Exception):
-                    self._consumer.commit(
-                        offsets=list(self._pending_commit.values()), asynchronous=False
-                    )
+                    self._consumer.commit(offsets=pending, asynchronous=False)
             self._consumer.close()
             log.info("consumer closed", extra={"processed": self.processed})
+
+
+def _key(msg: Message) -> tuple[str, int]:
+    return (str(msg.topic()), int(msg.partition() or 0))

@@ -4,7 +4,7 @@ republishing). Uses ingestion's database URL: the event store is ingestion's tab
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -13,6 +13,8 @@ from psycopg.rows import dict_row
 from services.core.events import Event, Metadata
 
 COLUMNS = "event_id, event_type, aggregate_id, event_time, ingested_at, payload, metadata"
+# Sessions in UTC whatever the server's or database's time zone (row_to_event converts too).
+_UTC = "-c TimeZone=UTC"
 _SELECT = f"SELECT {COLUMNS} FROM ingestion.event_store"
 
 
@@ -43,14 +45,14 @@ class EventStoreSource:
         self._where = " AND ".join(parts)
 
     def count(self) -> int:
-        with psycopg.connect(self._url) as conn:
+        with psycopg.connect(self._url, options=_UTC) as conn:
             row = conn.execute(
                 f"SELECT count(*) FROM ingestion.event_store WHERE {self._where}", self._params
             ).fetchone()
         return int(row[0]) if row else 0
 
     def batches(self, size: int) -> Iterator[list[Event]]:
-        with psycopg.connect(self._url) as conn, conn.transaction():
+        with psycopg.connect(self._url, options=_UTC) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             with conn.cursor(name="cj_event_store", row_factory=dict_row) as cur:
                 cur.itersize = size
@@ -63,14 +65,17 @@ class EventStoreSource:
 
 
 def row_to_event(row: Mapping[str, Any]) -> Event:
-    """An ``ingestion.event_store`` row (as selected by COLUMNS) as an Event."""
+    """An ``ingestion.event_store`` row (as selected by COLUMNS) as an Event. Times are
+    converted to UTC, as the bus carries them: psycopg returns timestamptz in the session's
+    time zone, and a projector that writes a time (user_session's last_login_at) must write
+    the same text on a rebuild as the live handler does."""
     meta = row["metadata"] or {}
     return Event(
         event_id=str(row["event_id"]),
         event_type=row["event_type"],
         aggregate_id=row["aggregate_id"],
-        event_time=row["event_time"],
-        ingested_at=row["ingested_at"],
+        event_time=row["event_time"].astimezone(UTC),
+        ingested_at=row["ingested_at"].astimezone(UTC),
         payload=row["payload"],
         metadata=Metadata(
             trace_id=meta.get("trace_id", ""),

@@ -10,15 +10,57 @@ from collections.abc import Sequence
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
-from confluent_kafka.admin import AdminClient, NewTopic  # type: ignore[attr-defined]
+from confluent_kafka.admin import (  # type: ignore[attr-defined]
+    AdminClient,
+    AlterConfigOpType,
+    ConfigEntry,
+    ConfigResource,
+    NewTopic,
+)
 from opentelemetry.trace import Span, SpanKind
 
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event, Publication, topic_for
 from services.infra import tracing
 from services.infra.codec import encode_event
 
 log = logging.getLogger(__name__)
+
+# How big one event's bus message can get. The envelope carries the payload as a protobuf
+# Struct, which can be 5.5 times the payload's JSON text (a list of one-digit numbers: 2
+# bytes of JSON, 11 of protobuf each); everything else (ids, type, aggregate_id, trace and
+# span ids, timestamps; the key and headers) is bounded by validation's field limits to a
+# few KiB, so 64 KiB covers it and Kafka's record overhead with room to spare.
+PAYLOAD_GROWTH = 5.5
+ENVELOPE_OVERHEAD = 64 * 1024
+# librdkafka packs the messages of one partition into record batches up to batch.size; the
+# broker checks its limit per batch. Kafka's and Redpanda's default limit is 1 MiB, and the
+# topic limit set below is never lower, so a batch of small events is never refused for its
+# size: a size refusal is always a message that is too big on its own.
+BATCH_BYTES = 1_000_000
+BROKER_DEFAULT_LIMIT = 1024 * 1024
+# The largest payload CJ_INGESTION_MAX_PAYLOAD_BYTES allows: what a publisher that does not
+# know the setting (republish) must be able to carry.
+LARGEST_PAYLOAD = 4 * 1024 * 1024
+
+# Errors that belong to one message and will not change on a retry (the broker or the
+# producer refuses it as it is); every other error is an outage of the bus: Unavailable.
+PERMANENT_ERRORS = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,  # over message.max.bytes, local or the topic's
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.INVALID_MSG,  # CORRUPT_MESSAGE
+        KafkaError.INVALID_MSG_SIZE,
+        KafkaError.INVALID_RECORD,
+    }
+)
+
+
+def message_limit(max_payload_bytes: int) -> int:
+    """The largest bus message an event with a payload of ``max_payload_bytes`` (JSON) can
+    make: the producer's message.max.bytes and the topics' max.message.bytes. Never below
+    the brokers' 1 MiB default (see BATCH_BYTES)."""
+    return max(int(max_payload_bytes * PAYLOAD_GROWTH) + ENVELOPE_OVERHEAD, BROKER_DEFAULT_LIMIT)
 
 
 def ensure_topics(
@@ -27,51 +69,118 @@ def ensure_topics(
     partitions: int,
     replication: int = 1,
     timeout: float = 15,
+    *,
+    max_message_bytes: int | None = None,
 ) -> None:
-    """Create missing topics; existing ones are left as they are. Raises Unavailable."""
+    """Create missing topics; existing ones keep their partitions. Raises Unavailable.
+
+    With ``max_message_bytes`` new topics get it as ``max.message.bytes`` (the per-topic
+    limit Kafka and Redpanda apply instead of their 1 MiB cluster default), and an existing
+    topic that reports a lower limit is raised to it: the event handler and the orchestrator
+    create the same topics without a limit when they start first. If that fails (no
+    permission), a warning names the topic: its larger events would be set aside by the
+    relay as poison rows until an operator raises it.
+    """
     admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": int(timeout * 1000)})
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as e:
         raise Unavailable(f"broker {brokers} unreachable: {e}") from e
     missing = [t for t in topics if t not in existing]
-    if not missing:
-        return
-    futures = admin.create_topics(
-        [NewTopic(t, num_partitions=partitions, replication_factor=replication) for t in missing],
-        operation_timeout=timeout,
-    )
+    present = [t for t in topics if t in existing]
+    config = {} if max_message_bytes is None else {"max.message.bytes": str(max_message_bytes)}
+    new = [NewTopic(t, partitions, replication, config=config) for t in missing]
+    futures = admin.create_topics(new, operation_timeout=timeout) if new else {}
     for topic, fut in futures.items():
         try:
             fut.result(timeout=timeout)
             log.info("created topic", extra={"topic": topic, "partitions": partitions})
         except KafkaException as e:
             if e.args and e.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS:
+                present.append(topic)  # another service created it meanwhile
                 continue
             raise Unavailable(f"cannot create topic {topic}: {e}") from e
+    if max_message_bytes is not None and present:
+        _raise_low_limits(admin, present, max_message_bytes, timeout)
+
+
+def _raise_low_limits(
+    admin: AdminClient, topics: Sequence[str], needed: int, timeout: float
+) -> None:
+    low: list[tuple[str, int]] = []
+    try:
+        futures = admin.describe_configs([ConfigResource("topic", t) for t in topics])
+        for resource, fut in futures.items():
+            entry = fut.result(timeout=timeout).get("max.message.bytes")
+            # A broker that reports no limit (Tansu) has none.
+            if entry is not None and entry.value and int(entry.value) < needed:
+                low.append((resource.name, int(entry.value)))
+    except Exception as e:  # a broker without DescribeConfigs: nothing to check
+        log.debug("cannot read topic limits", extra={"error": str(e)})
+        return
+    for topic, limit in low:
+        change = ConfigResource(
+            "topic",
+            topic,
+            incremental_configs=[
+                ConfigEntry(
+                    "max.message.bytes", str(needed), incremental_operation=AlterConfigOpType.SET
+                )
+            ],
+        )
+        try:
+            for fut in admin.incremental_alter_configs([change]).values():
+                fut.result(timeout=timeout)
+            log.info(
+                "raised topic's message limit",
+                extra={"topic": topic, "max_message_bytes": needed, "was": limit},
+            )
+        except Exception as e:
+            log.warning(
+                "topic's message limit is below what ingestion may publish and cannot be "
+                "raised; larger events will be set aside as poison rows (raise it: rpk topic "
+                "alter-config TOPIC --set max.message.bytes=N, or kafka-configs.sh --alter)",
+                extra={
+                    "topic": topic,
+                    "max_message_bytes": limit,
+                    "needed": needed,
+                    "error": str(e),
+                },
+            )
 
 
 class _Delivery:
     """One publish() call's messages: their delivery reports are collected in the delivery
     thread and the waiting coroutine is woken once, when the last report is in (a wake-up
-    per message cost the relay a loop round and a self-pipe write per event)."""
+    per message cost the relay a loop round and a self-pipe write per event).
+
+    A message refused for good (PERMANENT_ERRORS) gets an InvalidInput in its place; any
+    other failure makes the whole call Unavailable."""
 
     def __init__(self, events: Sequence[Event], loop: asyncio.AbstractEventLoop) -> None:
         self._ids = [e.event_id for e in events]
-        self._results: list[Publication | None] = [None] * len(events)
+        self._results: list[Publication | InvalidInput | None] = [None] * len(events)
         self._error = ""
         self._pending = len(events)
         self._lock = threading.Lock()
         self._loop = loop
-        self.done: asyncio.Future[list[Publication]] = loop.create_future()
+        self.done: asyncio.Future[list[Publication | InvalidInput]] = loop.create_future()
         if not events:
             self.done.set_result([])
 
     def delivered(self, i: int, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
-            self.failed(i, f"broker did not acknowledge: {err.str()}")
+            if err.code() in PERMANENT_ERRORS:
+                self.refused(i, f"broker refused the message for good: {err.str()}")
+            else:
+                self.failed(i, f"broker did not acknowledge: {err.str()}")
             return
         self._results[i] = Publication(self._ids[i], msg.topic(), msg.partition(), msg.offset())
+        self._settle_one()
+
+    def refused(self, i: int, error: str) -> None:
+        """This message can never be published as it is (its batch-mates are unaffected)."""
+        self._results[i] = InvalidInput(error)
         self._settle_one()
 
     def failed(self, i: int, error: str) -> None:
@@ -96,14 +205,28 @@ class _Delivery:
 
 
 class KafkaPublisher:
-    """Idempotent producer (acks=all); publish() resolves when every message is acked.
+    """Idempotent producer (acks=all); publish() resolves when every message is settled:
+    with a Publication per acknowledged message and an InvalidInput in the place of one
+    refused for good (too large, invalid: see PERMANENT_ERRORS), or Unavailable when any
+    message failed otherwise (a broker outage; some may have been published).
+
+    ``max_message_bytes`` is librdkafka's message.max.bytes: give it
+    ``message_limit(CJ_INGESTION_MAX_PAYLOAD_BYTES)``. The default fits the largest payload
+    limit ingestion allows, so a publisher that does not know the setting (republish)
+    carries anything ingestion accepted.
 
     A background thread serves librdkafka's delivery callbacks and hands results to the
     asyncio loop, so concurrent publish() calls wait only for their own messages.
     close() flushes what is still queued (bounded by ``flush_timeout``).
     """
 
-    def __init__(self, brokers: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        brokers: str,
+        *,
+        max_message_bytes: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
         config: dict[str, Any] = {
             "bootstrap.servers": brokers,
             "enable.idempotence": True,
@@ -112,6 +235,8 @@ class KafkaPublisher:
             "compression.type": "none",
             "message.timeout.ms": 10_000,
             "socket.keepalive.enable": True,
+            "message.max.bytes": max_message_bytes or message_limit(LARGEST_PAYLOAD),
+            "batch.size": BATCH_BYTES,
         }
         config.update(extra or {})
         self._producer = Producer(config)
@@ -123,7 +248,7 @@ class KafkaPublisher:
         while not self._stop.is_set():
             self._producer.poll(0.05)
 
-    async def publish(self, events: Sequence[Event]) -> list[Publication]:
+    async def publish(self, events: Sequence[Event]) -> list[Publication | InvalidInput]:
         batch = _Delivery(events, asyncio.get_running_loop())
         spans: list[Span] = []
         for i, ev in enumerate(events):
@@ -154,7 +279,12 @@ class KafkaPublisher:
                 except BufferError:
                     await asyncio.sleep(0.01)  # local queue full; the delivery thread drains it
                 except KafkaException as e:
-                    batch.failed(i, f"cannot produce: {e}")
+                    err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
+                    if err is not None and err.code() in PERMANENT_ERRORS:
+                        # librdkafka checks the size before queueing: nothing was sent.
+                        batch.refused(i, f"cannot produce, refused for good: {err.str()}")
+                    else:
+                        batch.failed(i, f"cannot produce: {e}")
                     break
         try:
             return await batch.done

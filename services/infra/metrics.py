@@ -115,7 +115,11 @@ class InstrumentedPublisher:
             RELAY_EVENTS.labels("failed").inc(len(events))
             raise
         RELAY_PUBLISH_SECONDS.observe(time.perf_counter() - start)
-        RELAY_EVENTS.labels("published").inc(len(events))
+        # A result that is an exception is an event the bus refused for good: the relay sets
+        # its row aside and counts it as "poisoned" (relay_store), not as published.
+        RELAY_EVENTS.labels("published").inc(
+            sum(1 for r in published if not isinstance(r, BaseException))
+        )
         return published
 
     def close(self, flush_timeout: float = 10) -> None:

@@ -46,8 +46,14 @@ async def open_pool(
         name=name,
         open=False,
         # Autocommit: a single statement is its own transaction (one round trip); code that
-        # needs more opens conn.transaction() explicitly.
-        kwargs={"autocommit": True, "row_factory": dict_row, "connect_timeout": 5},
+        # needs more opens conn.transaction() explicitly. Sessions in UTC: timestamptz reads
+        # carry +00:00 whatever the server's or database's time zone.
+        kwargs={
+            "autocommit": True,
+            "row_factory": dict_row,
+            "connect_timeout": 5,
+            "options": "-c TimeZone=UTC",
+        },
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )
     await pool.open(wait=False)
@@ -84,9 +90,14 @@ class Availability:
 @asynccontextmanager
 async def translate_errors(what: str) -> AsyncIterator[None]:
     """Turn transient driver errors into Unavailable, naming what we were doing; a value the
-    database cannot hold (a NUL character, say) is the caller's input problem."""
+    database cannot hold (a NUL character, say) is the caller's input problem. So is a
+    program limit (an OperationalError subclass, e.g. a jsonb value past 256 MiB): the data
+    of this statement is too big, the database is fine and the same statement fails again."""
     try:
         yield
+    except psycopg.errors.ProgramLimitExceeded as e:
+        reason = e.diag.message_primary or str(e)  # not the CONTEXT line: it quotes the data
+        raise InvalidInput(f"{what}: a database limit was exceeded: {reason}") from e
     except TRANSIENT as e:
         raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
     except psycopg.DataError as e:
@@ -121,7 +132,7 @@ async def listen(
     while not stop.is_set():
         try:
             async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5
+                url, autocommit=True, connect_timeout=5, options="-c TimeZone=UTC"
             ) as conn:
                 await conn.execute(f"LISTEN {channel}")
                 backoff = 0.5

@@ -15,7 +15,7 @@ from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra import metrics, migrations
-from services.infra.kafka import KafkaPublisher, ensure_topics
+from services.infra.kafka import KafkaPublisher, ensure_topics, message_limit
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.ingestion.event_records import EventRecordReader, EventRecordServicer
@@ -50,14 +50,18 @@ async def run(
     await asyncio.to_thread(migrations.apply, settings.database_url, "ingestion")
     publisher: KafkaPublisher | None = None
     if relay:
+        # Producer and topics take the largest message an accepted event can make, so that
+        # no accepted event is refused for its size (ADR 14).
+        bus_limit = message_limit(settings.max_payload_bytes)
         await asyncio.to_thread(
             ensure_topics,
             settings.common.brokers,
             ALL_TOPICS,
             settings.common.topic_partitions,
             settings.common.topic_replication,
+            max_message_bytes=bus_limit,
         )
-        publisher = KafkaPublisher(settings.common.brokers)
+        publisher = KafkaPublisher(settings.common.brokers, max_message_bytes=bus_limit)
     metrics.serve(settings.host, settings.metrics_port if api else settings.relay_metrics_port)
 
     health = Health([SERVICE_NAME] if api else [])
@@ -78,6 +82,7 @@ async def run(
                 PostgresOutbox(pool, availability),
                 max_rows=settings.group_commit_max_rows,
                 flushers=settings.group_commit_flushers,
+                max_queued_rows=settings.group_commit_max_queued_rows,
             )
             service = IngestionService(
                 outbox,

@@ -6,6 +6,13 @@ number of relays can run and never hold the same row), append them to the event 
 If anything fails the transaction rolls back, the rows stay and their retry_count grows.
 A crash after the publish but before the commit republishes the batch later: delivery is
 at-least-once and consumers are idempotent.
+
+An event the bus refuses for good (too large for the broker's or the producer's limit,
+invalid) is a poison row of its own: in the same transaction its row is set aside
+(``ingestion.outbox_poison``), logged and counted, while its batch-mates are recorded and
+deleted as usual, so it neither holds them back nor makes them be sent again. It stays in
+the event store: it was accepted. A broker outage is not a poison row: the batch is kept
+and retried (ADR 14).
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from services.core.aio import wait_event
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event, Publication
 
 log = logging.getLogger(__name__)
@@ -48,6 +55,11 @@ class ClaimedBatch(Protocol):
         """Count a failed attempt on these rows (they stay in the outbox)."""
         ...
 
+    async def set_aside(self, rows: Sequence[tuple[str, str]]) -> None:
+        """Move these rows (outbox_id, why) out of the outbox into the poison rows, for an
+        operator: they can never be published as they are."""
+        ...
+
 
 class RelayStore(Protocol):
     def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
@@ -59,12 +71,14 @@ class RelayStore(Protocol):
 class Publisher(Protocol):
     """Publishes events to the bus. Safe for concurrent use.
 
-    ``publish`` returns once the broker acknowledged every message (acks=all), with where
-    each went; it raises Unavailable if any message was not acknowledged (some may have
-    been: at-least-once).
+    ``publish`` returns once every message is settled, one entry per event in order: where
+    it went once the broker acknowledged it (acks=all), or an ``InvalidInput`` saying why
+    the bus refuses that one message for good (too large, invalid; retrying cannot help).
+    It raises Unavailable if any message failed otherwise, e.g. the broker is unreachable
+    (some may have been published: at-least-once).
     """
 
-    async def publish(self, events: Sequence[Event]) -> Sequence[Publication]: ...
+    async def publish(self, events: Sequence[Event]) -> Sequence[Publication | InvalidInput]: ...
 
 
 class Relay:
@@ -92,6 +106,7 @@ class Relay:
         self._lingering = 0  # workers waiting out the linger before they claim
         self._stopping = asyncio.Event()
         self.published = 0
+        self.poisoned = 0  # rows set aside because the bus refuses their event for good
         self.healthy = True
 
     def notify(self) -> None:
@@ -111,8 +126,10 @@ class Relay:
             self._wake.put_nowait(None)
 
     async def step(self) -> int:
-        """Relay one batch; return how many rows it moved. Raises Unavailable."""
+        """Relay one batch; return how many rows left the outbox (published, or set aside
+        as poison rows). Raises Unavailable."""
         publish_error: Unavailable | None = None
+        published, poisoned = 0, list[tuple[OutboxRow, str]]()
         async with self._store.claim(self._batch_size, self._max_retries) as batch:
             if not batch.rows:
                 return 0
@@ -132,19 +149,43 @@ class Relay:
             if events:
                 await batch.append_to_event_store(events)
                 try:
-                    publications = await self._publisher.publish(events)
+                    results = await self._publisher.publish(events)
                 except Unavailable as e:
                     # Keep the rows (no delete) and count the attempt; the event store
                     # append may commit, it is idempotent on event_id.
                     await batch.mark_failed([r.outbox_id for r in good], str(e))
                     publish_error = e
                 else:
-                    await batch.record_publications(publications)
-                    await batch.delete([r.outbox_id for r in good])
+                    publications: list[Publication] = []
+                    sent: list[str] = []
+                    refused: list[tuple[OutboxRow, str]] = []
+                    for row, result in zip(good, results, strict=True):
+                        if isinstance(result, InvalidInput):
+                            refused.append((row, str(result)))
+                        else:
+                            publications.append(result)
+                            sent.append(row.outbox_id)
+                    if refused:
+                        await batch.set_aside([(row.outbox_id, why) for row, why in refused])
+                    if sent:
+                        await batch.record_publications(publications)
+                        await batch.delete(sent)
+                    published, poisoned = len(sent), refused
         if publish_error is not None:
             raise publish_error
-        self.published += len(good)
-        return len(good)
+        for row, why in poisoned:  # committed: the rows are out of the outbox now
+            log.error(
+                "event refused by the bus for good: its outbox row was set aside in "
+                "ingestion.outbox_poison; its batch went on",
+                extra={
+                    "outbox_id": row.outbox_id,
+                    "event_type": row.event.event_type if row.event else "",
+                    "error": why,
+                },
+            )
+        self.published += published
+        self.poisoned += len(poisoned)
+        return published + len(poisoned)
 
     async def _worker(self, n: int) -> None:
         backoff = 0.1

@@ -12,6 +12,7 @@ import psycopg
 
 from services.core import json_text
 from services.core.events import Event, Publication
+from services.infra import metrics
 from services.infra.postgres import DictPool, listen, translate_errors
 from services.ingestion.relay import ClaimedBatch, OutboxRow
 
@@ -44,6 +45,24 @@ WITH recorded AS (
     ON CONFLICT DO NOTHING
 )
 DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])
+"""
+
+
+# Out of the outbox into the poison rows, in the batch's transaction; the rows stay locked
+# by this transaction's claim, so no other relay can hold them meanwhile.
+_SET_ASIDE = """
+WITH why AS (
+    SELECT i, e FROM jsonb_to_recordset(%s::jsonb) AS x(i uuid, e text)
+), moved AS (
+    DELETE FROM ingestion.outbox o USING why WHERE o.outbox_id = why.i
+    RETURNING o.outbox_id, o.created_at, o.event_payload, o.retry_count, why.e
+)
+INSERT INTO ingestion.outbox_poison
+    (outbox_id, created_at, event_payload, retry_count, last_error)
+SELECT outbox_id, created_at, event_payload, retry_count + 1, e FROM moved
+ON CONFLICT (outbox_id) DO UPDATE SET
+    event_payload = EXCLUDED.event_payload, retry_count = EXCLUDED.retry_count,
+    last_error = EXCLUDED.last_error, poisoned_at = now()
 """
 
 
@@ -88,6 +107,11 @@ class _Batch:
             "WHERE outbox_id = ANY(%s::uuid[])",
             (error[:1000], list(outbox_ids)),
         )
+
+    async def set_aside(self, rows: Sequence[tuple[str, str]]) -> None:
+        reasons = json_text.dumps([{"i": i, "e": why[:1000]} for i, why in rows])
+        await self._cur.execute(_SET_ASIDE, (reasons,))
+        metrics.RELAY_EVENTS.labels("poisoned").inc(len(rows))
 
 
 class PostgresRelayStore:

@@ -9,11 +9,12 @@ import base64
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import psycopg
 import pytest
 import uuid_utils
 
 from services.actions import policy as pol
-from services.actions.ports import DELIVERED, PENDING, Attempt, NewJob, Outcome
+from services.actions.ports import DELIVERED, FAILED, PENDING, Attempt, NewJob, Outcome
 from services.actions.rules import RuleDraft, Target
 from services.actions.store import PostgresActionStore, PostgresJobSink
 from services.infra import migrations
@@ -54,6 +55,16 @@ def job(
 ) -> NewJob:
     eid = event_id or new_id()
     return NewJob(new_id(), rule_id, eid, event_type, url, {"event_id": eid})
+
+
+def others(database: str, endpoint: str) -> list[str]:
+    """Every other endpoint with jobs in this module's database: passed as ``busy`` so a
+    claim takes only this test's jobs."""
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT DISTINCT endpoint FROM actions.deliveries WHERE endpoint <> %s", (endpoint,)
+        ).fetchall()
+    return [r[0] for r in rows]
 
 
 def delivered(attempt: int) -> Outcome:
@@ -182,3 +193,77 @@ async def test_purge_keeps_failed_and_pending_deliveries(
     assert await a.get_delivery(claimed.delivery_id) is None
     pending = next(j for j in jobs if j.delivery_id != claimed.delivery_id)
     assert await a.get_delivery(pending.delivery_id) is not None
+
+
+async def test_every_lease_operation_is_checked_against_the_claims_owner_token(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    """Two replicas run a worker of the same name; the first one's lease runs out mid-send
+    and the second claims the job. Nothing the first does afterwards may touch the job."""
+    a, b = stores
+    url = "http://127.0.0.1:11/owner"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    try:
+        assert sink.enqueue([job(rule_id, url, event_type="sensor.owner")], T0, 0) == 1
+    finally:
+        sink.close()
+    busy = others(database, "http://127.0.0.1:11")
+    first = await a.claim(T0, 30, "actions/0", busy)
+    second = await b.claim(T0 + timedelta(seconds=31), 30, "actions/0", busy)
+    assert first is not None and second is not None
+    assert second.delivery_id == first.delivery_id
+    assert first.leased_until == T0 + timedelta(seconds=30)
+
+    # The first worker's late results: a 410 (closes the breaker, disables the rule, fails
+    # the job) and a failure (counts against the breaker). Neither is written.
+    gone = Outcome(
+        Attempt(1, T0, 1, pol.GONE, 410, "HTTP 410", url),
+        FAILED,
+        None,
+        "gone",
+        True,
+        pol.SUCCESS,
+        "endpoint answered 410 Gone",
+    )
+    failure = Outcome(
+        Attempt(1, T0, 1, pol.FAILURE, 500, "HTTP 500", url), PENDING, T0, "x", True, pol.FAILURE
+    )
+    for late in (gone, failure):
+        assert await a.finish(first, late, T0 + timedelta(seconds=32), POLICY, "actions/0") is False
+    d = await a.get_delivery(first.delivery_id)
+    assert d is not None and (d.status, d.attempt_count, d.attempts) == (PENDING, 0, [])
+    rule = await a.get(rule_id)
+    assert rule is not None and rule.enabled
+    assert [v for v in await a.breakers() if v.endpoint == "http://127.0.0.1:11"] == []
+
+    # Its extend and release (shutdown) do not move or unlock the second worker's lease.
+    assert await a.extend(first, T0 + timedelta(hours=1)) is False
+    assert await a.release(first, T0 + timedelta(seconds=33)) is False
+    assert await a.claim(T0 + timedelta(seconds=34), 30, "thief", busy) is None
+
+    # The holder can extend, and its result is recorded.
+    assert await b.extend(second, T0 + timedelta(seconds=120)) is True
+    assert await a.claim(T0 + timedelta(seconds=90), 30, "thief", busy) is None
+    assert await b.finish(second, delivered(1), T0 + timedelta(seconds=95), POLICY, "actions/0")
+    d = await a.get_delivery(first.delivery_id)
+    assert d is not None and d.status == DELIVERED and len(d.attempts) == 1
+
+
+async def test_release_gives_the_job_back_to_the_next_claim(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    a, b = stores
+    url = "http://127.0.0.1:12/release"
+    rule_id = await make_rule(a, url)
+    sink = PostgresJobSink(database)
+    try:
+        assert sink.enqueue([job(rule_id, url, event_type="sensor.release")], T0, 0) == 1
+    finally:
+        sink.close()
+    busy = others(database, "http://127.0.0.1:12")
+    claimed = await a.claim(T0, 30, "actions/0", busy)
+    assert claimed is not None
+    assert await a.release(claimed, T0 + timedelta(seconds=1)) is True
+    again = await b.claim(T0 + timedelta(seconds=1), 30, "actions/1", busy)
+    assert again is not None and again.delivery_id == claimed.delivery_id

@@ -12,7 +12,7 @@ import psycopg
 import pytest
 import uuid_utils
 from confluent_kafka import Producer
-from cornjacket.v1 import dlq_pb2, dlq_pb2_grpc
+from cornjacket.v1 import dlq_pb2, dlq_pb2_grpc, events_pb2
 
 from services.cli.embedded import EmbeddedBroker
 from services.cli.processes import Child, free_port
@@ -28,6 +28,7 @@ T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 class Bus:
     def __init__(self, brokers: str, topics: dict[str, str]) -> None:
+        self.brokers = brokers
         self.producer = Producer({"bootstrap.servers": brokers, "enable.idempotence": True})
         self.topics = topics
 
@@ -68,6 +69,8 @@ def handler(
     logs = tmp_path_factory.mktemp("handler-logs")
     with service_process("eventhandler", env, logs, f"127.0.0.1:{port}") as child:
         child.env_port = port  # type: ignore[attr-defined]
+        # Its dead letters' consumer name.
+        child.env_group = env["CJ_EVENTHANDLER_CONSUMER_GROUP"]  # type: ignore[attr-defined]
         yield Bus(broker.bootstrap, topics), child
 
 
@@ -139,6 +142,74 @@ def test_poison_message_goes_to_dlq_and_partition_moves_on(
         (b"\x00not-protobuf\xff",),
     )
     assert row is not None and "undecodable" in row[0] and row[1] == "pending"
+
+
+def foreign_envelope(event_id: str, agg: str, payload: dict[str, Any]) -> bytes:
+    """An envelope as another producer might write it: built with Protobuf directly, no
+    platform validation (a NUL in a string, an id spelled as PostgreSQL cannot read it)."""
+    env = events_pb2.EventEnvelope(event_id=event_id, event_type="sensor.reading", aggregate_id=agg)
+    env.event_time.FromDatetime(T0)
+    env.ingested_at.FromDatetime(T0)
+    env.payload.update(payload)
+    return env.SerializeToString()
+
+
+def produce_raw(bus: Bus, key: str, value: bytes) -> None:
+    """Another producer on the bus: confluent_kafka, its own client, no codec."""
+    producer = Producer({"bootstrap.servers": bus.brokers})
+    producer.produce(bus.topics["sensor"], key=key.encode(), value=value)
+    assert producer.flush(10) == 0
+
+
+def dead_letters(db: str, event_id: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT consumer, error_message, status, event_payload, retry_count "
+            "FROM eventhandler.dlq "
+            "WHERE event_id = %s",
+            (event_id,),
+        ).fetchall()
+
+
+@pytest.mark.parametrize(
+    ("what", "event_id", "payload"),
+    [
+        ("a NUL in a string", None, {"value": 1.0, "unit": "C\x00"}),
+        ("a NUL in a key", None, {"va\x00lue": 1.0}),
+        ("an id PostgreSQL cannot read", "urn:uuid:", {"value": 1.0}),
+    ],
+)
+def test_a_value_the_database_refuses_is_dead_lettered_and_the_stream_goes_on(
+    handler: tuple[Bus, Child], database: str, what: str, event_id: str | None, payload: Any
+) -> None:
+    bus, child = handler
+    agg = unique("foreign")
+    good_id = str(uuid_utils.uuid7())
+    bad_id = str(uuid_utils.uuid7())
+    raw = foreign_envelope((event_id or "") + bad_id, agg, payload)
+    produce_raw(bus, agg, raw)
+    # The same poison event redelivered (the producer sent it twice): still one letter.
+    produce_raw(bus, agg, raw)
+    # Another device's reading (a newer one for the same row would supersede the poison
+    # event in a shared batch: newer-wins, never written), with the same key: same
+    # partition, after it.
+    after = reading(agg + "-after", 5.0, 1, event_id=good_id)
+    produce_raw(bus, agg, encode_event(after))
+    row = eventually(
+        lambda: state(database, "sensor_state", after.aggregate_id),
+        what=f"the event after the one with {what} ({child.tail(20)})",
+    )
+    assert row[1] == good_id and row[0] == {"value": 5.0, "unit": "C"}
+    # Both copies counted (its dead letter is written after the batch's accepted updates
+    # when the batch has to be applied event by event).
+    letters = eventually(
+        lambda: [r for r in dead_letters(database, bad_id) if r[4] == 1] or None,
+        what="one dead letter for both copies",
+    )
+    assert len(dead_letters(database, bad_id)) == 1
+    consumer, error, status, stored, _ = letters[0]
+    assert consumer == child.env_group and status == "pending" and bytes(stored) == raw  # type: ignore[attr-defined]
+    assert "the database refused a value" in error and "\x00" not in error, error
 
 
 def test_database_outage_blocks_then_resumes(broker: EmbeddedBroker, tmp_path: Path) -> None:

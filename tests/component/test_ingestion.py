@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +17,13 @@ from google.protobuf import struct_pb2, timestamp_pb2
 
 from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.cli.processes import free_port
+from services.core.events import Event, Metadata
+from services.infra import migrations
 from services.infra.codec import to_value
+from services.infra.postgres import open_pool
+from services.ingestion.group_commit import GroupCommitOutbox
+from services.ingestion.outbox_store import PostgresOutbox
+from services.ingestion.ports import PendingEvent
 from tests.support import consume_events, eventually, fetch_one, service_process, unique
 
 pytestmark = pytest.mark.component
@@ -304,3 +313,41 @@ def test_no_rows_left_behind(
             "SELECT count(*) - count(DISTINCT event_id) FROM ingestion.event_store"
         ).fetchone()
     assert dupes == (0,)
+
+
+def fresh_database(postgres: EmbeddedPostgres) -> str:
+    """A database of its own with ingestion's schema and no relay reading its outbox."""
+    name = unique("t").replace("-", "_")
+    with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    migrations.apply(url, "ingestion")
+    return url
+
+
+async def test_group_commit_past_the_jsonb_size_limit_stores_every_caller(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """66 concurrent ingests of 4 MiB each share one group commit whose JSON array is past
+    PostgreSQL's 256 MiB jsonb limit (ProgramLimitExceeded). That is the group's data, not
+    an outage: each caller is committed on its own and every one is stored."""
+    url = fresh_database(postgres)
+    big = "x" * (4 * 1024 * 1024 - 16)  # one string shared by every payload
+    now = datetime.now(UTC)
+
+    def item(n: int) -> PendingEvent:
+        return PendingEvent(
+            Event(str(uuid.uuid4()), "a.b", f"big-{n}", now, now, {"s": big}, Metadata())
+        )
+
+    items = [item(n) for n in range(66)]
+    async with open_pool(url, max_size=2, acquire_timeout=30, name="t") as pool:
+        outbox = GroupCommitOutbox(PostgresOutbox(pool), max_rows=1000, flushers=1)
+        # Started together, every request is queued before the flusher runs: one group.
+        results = await asyncio.gather(
+            *(outbox.append([it], retention_since=now) for it in items), return_exceptions=True
+        )
+        await outbox.close()
+    errors = [r for r in results if isinstance(r, BaseException)]
+    assert errors == []
+    assert fetch_one(url, "SELECT count(*) FROM ingestion.outbox") == (66,)

@@ -1,15 +1,26 @@
 from __future__ import annotations
 
 import threading
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from services.cli.embedded import EmbeddedPostgres
 from services.infra import migrations
 from services.infra.migrations import MigrationError
+from tests.support import unique
 
 pytestmark = pytest.mark.component
+
+
+def fresh_database(postgres: EmbeddedPostgres) -> str:
+    """A database of this test's own (the module's ``database`` is already migrated)."""
+    name = unique("m").replace("-", "_")
+    with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
 
 
 def test_apply_is_idempotent_and_tracked(database: str) -> None:
@@ -62,3 +73,66 @@ def test_changed_or_failing_migration_refuses(database: str, tmp_path: Path) -> 
         migrations.apply(database, "demo", root=root)
     with psycopg.connect(database) as conn:
         assert conn.execute("SELECT count(*) FROM demo.schema_migrations").fetchone() == (1,)
+
+
+def test_dlq_uniqueness_applies_to_a_database_that_already_has_duplicates(
+    postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """Released before the dead letters were unique, a DLQ may hold one row per redelivery.
+    The migration folds each (consumer, event) into one row: the replayed one if any, else
+    a pending one, else a discarded one (earliest first), counting the others' attempts."""
+    url = fresh_database(postgres)
+    before = tmp_path / "migrations"
+    (before / "eventhandler").mkdir(parents=True)
+    for m in migrations.load("eventhandler"):
+        if m.version <= 3:
+            (before / "eventhandler" / f"{m.version:03d}_{m.name}.sql").write_text(m.sql)
+    assert migrations.apply(url, "eventhandler", root=before) == 3
+    poison, replayed, undecodable = (str(uuid.uuid4()) for _ in range(3))
+    rows = [
+        # (consumer, event_id, payload, error, failed_at second, retry_count, status)
+        ("event-handler", poison, b"p", "first", 1, 0, "pending"),
+        ("event-handler", poison, b"p", "second", 2, 2, "pending"),
+        ("event-handler", poison, b"p", "third", 3, 0, "discarded"),
+        ("other", poison, b"p", "other consumer", 4, 0, "pending"),
+        ("event-handler", replayed, b"r", "a", 1, 0, "pending"),
+        ("event-handler", replayed, b"r", "b", 2, 1, "replayed"),
+        ("event-handler", None, b"\x00junk" + undecodable.encode(), "u1", 1, 0, "pending"),
+        ("event-handler", None, b"\x00junk" + undecodable.encode(), "u2", 2, 0, "pending"),
+        ("event-handler", None, b"\x00other junk", "u3", 3, 0, "pending"),
+    ]
+    with psycopg.connect(url, autocommit=True) as conn:
+        for consumer, eid, payload, error, sec, retries, status in rows:
+            conn.execute(
+                "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message,"
+                " failed_at, retry_count, status)"
+                " VALUES (%s, %s, %s, %s, '2026-01-01T00:00:00Z'::timestamptz + %s * '1s'::interval,"
+                " %s, %s)",
+                (consumer, eid, payload, error, sec, retries, status),
+            )
+    assert migrations.apply(url, "eventhandler") == len(migrations.load("eventhandler")) - 3
+    with psycopg.connect(url) as conn:
+        left = conn.execute(
+            "SELECT consumer, coalesce(event_id::text, ''), error_message, retry_count, status"
+            " FROM eventhandler.dlq ORDER BY consumer, error_message"
+        ).fetchall()
+        assert left == [
+            ("event-handler", replayed, "b", 2, "replayed"),
+            ("event-handler", poison, "first", 4, "pending"),
+            ("event-handler", "", "u1", 1, "pending"),
+            ("event-handler", "", "u3", 0, "pending"),
+            ("other", poison, "other consumer", 0, "pending"),
+        ]
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message)"
+                " VALUES ('event-handler', %s, 'p', 'again')",
+                (poison,),
+            )
+        conn.rollback()
+        with pytest.raises(psycopg.errors.UniqueViolation):
+            conn.execute(
+                "INSERT INTO eventhandler.dlq (consumer, event_payload, error_message)"
+                " VALUES ('event-handler', %s, 'again')",
+                (b"\x00other junk",),
+            )

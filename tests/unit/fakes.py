@@ -7,7 +7,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event, Publication
 from services.eventhandler.projectors import ProjectionUpdate
 from services.eventhandler.service import DeadLetter
@@ -60,12 +60,18 @@ class _MemBatch:
             row = self.store.outbox[i]
             self.store.outbox[i] = OutboxRow(row.outbox_id, row.event, row.retry_count + 1, error)
 
+    async def set_aside(self, rows: Sequence[tuple[str, str]]) -> None:
+        for i, error in rows:
+            row = self.store.outbox.pop(i)
+            self.store.poison[i] = OutboxRow(row.outbox_id, row.event, row.retry_count + 1, error)
+
 
 @dataclass
 class MemoryRelayStore:
     outbox: dict[str, OutboxRow] = field(default_factory=dict)
     event_store: dict[str, Event] = field(default_factory=dict)
     publications: list[Publication] = field(default_factory=list)
+    poison: dict[str, OutboxRow] = field(default_factory=dict)  # rows set aside for good
 
     def add(self, event: Event | None, outbox_id: str | None = None) -> None:
         oid = outbox_id or (event.event_id if event else "bad")
@@ -85,15 +91,19 @@ class MemoryPublisher:
     def __init__(self) -> None:
         self.sent: list[Event] = []
         self.down = False
+        self.refuse: dict[str, str] = {}  # event_id -> why the bus refuses it for good
 
-    async def publish(self, events: Sequence[Event]) -> list[Publication]:
+    async def publish(self, events: Sequence[Event]) -> list[Publication | InvalidInput]:
         if self.down:
             raise Unavailable("broker did not acknowledge: timed out")
-        start = len(self.sent)
-        self.sent.extend(events)
-        return [
-            Publication(e.event_id, "sensor-events", 0, start + i) for i, e in enumerate(events)
-        ]
+        out: list[Publication | InvalidInput] = []
+        for e in events:
+            if e.event_id in self.refuse:
+                out.append(InvalidInput(self.refuse[e.event_id]))
+                continue
+            out.append(Publication(e.event_id, "sensor-events", 0, len(self.sent)))
+            self.sent.append(e)
+        return out
 
 
 class MemoryProjectionStore:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 
@@ -163,3 +164,90 @@ async def test_the_resolving_guard_refuses_forbidden_ranges(url: str, refused: b
             await ResolvingGuard().check(url)
     else:
         await ResolvingGuard().check(url)
+
+
+@pytest.mark.parametrize(
+    ("value", "why"),
+    [
+        ("caf\u00e9", "non-ASCII"),  # httpx encodes header values as ASCII
+        ("a\x01b", "control character"),
+        ("a\x7fb", "control character"),
+        (" token", "leading space"),  # h11 refuses a value with surrounding whitespace
+        ("token\t", "trailing tab"),
+    ],
+)
+def test_header_values_that_cannot_be_sent_are_refused_naming_the_header(
+    value: str, why: str
+) -> None:
+    with pytest.raises(InvalidInput) as err:
+        r.validate_draft(
+            draft(target=r.Target("https://e.com/", {"X-Api-Key": value}, (SECRET,))),
+            block_private=False,
+        )
+    assert "target.headers" in str(err.value) and "'X-Api-Key'" in str(err.value), why
+    assert "printable ASCII" in str(err.value), why
+
+
+def test_header_values_that_can_be_sent_are_kept() -> None:
+    headers = {"Authorization": "Bearer a.b-c_d~e+f/g=", "X-Empty": "", "X-Mid": "a \tb"}
+    got = r.validate_draft(
+        draft(target=r.Target("https://e.com/", headers, (SECRET,))), block_private=False
+    )
+    assert got.target.headers == headers
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://\u2603.net/",  # not a valid IDNA 2008 name: httpx raises InvalidURL
+        "http://b\u00fc..de/",
+        "http://999.1.1.1/",  # looks like IPv4, is not one
+        "http://1.2.3/",  # a numeric last label: the resolver reads it as an address
+        "http://0x7f.1/",
+        "http://a..b/",
+        "http://-a.example.com/",
+        "http://exa$mple.com/",
+        "http://a{b}.com/",
+        "http://xn--zz.com/",  # a broken A-label
+        "http://" + "a" * 64 + ".com/",
+        "http://" + ".".join(["abcdefgh"] * 30) + "/",  # longer than 253
+    ],
+)
+def test_host_names_that_cannot_be_sent_to_are_refused(url: str) -> None:
+    with pytest.raises(InvalidInput) as err:
+        r.validate_draft(draft(target=r.Target(url, {}, (SECRET,))), block_private=False)
+    assert "target.url" in str(err.value) and "not a valid host" in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://example.com/hook",
+        "https://EXAMPLE.com./hook",
+        "http://b\u00fccher.de/x",
+        "http://a_b.example.com/",
+        "http://xn--bcher-kva.de/",
+        "http://127.0.0.1:8000/x",
+        "http://[::1]:8000/x",
+        "http://localhost:8000/x",
+    ],
+)
+def test_valid_host_names_pass(url: str) -> None:
+    assert r.validate_draft(draft(target=r.Target(url, {}, (SECRET,))), block_private=False)
+
+
+async def test_the_resolving_guard_bounds_dns_resolution() -> None:
+    """A resolver that never answers must not hold a worker (and its lease) forever."""
+    from services.actions.delivery import ResolutionTimeout, ResolvingGuard
+
+    never = asyncio.Event()
+
+    async def hang(host: str) -> list[str]:
+        await never.wait()
+        return []
+
+    guard = ResolvingGuard(resolve=hang, timeout=0.01)
+    with pytest.raises(ResolutionTimeout, match="did not resolve within"):
+        await guard.check_before_send("http://slow.example/x")
+    # When a rule is saved, an unresolved host passes (the attempt checks again).
+    await guard.check("http://slow.example/x")

@@ -1,14 +1,16 @@
 from __future__ import annotations
 
+import json
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from services.core.clock import FixedClock
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event
-from services.eventhandler.projectors import Registry, default_registry
-from services.eventhandler.service import EventHandler
+from services.eventhandler.projectors import ProjectionUpdate, Registry, default_registry
+from services.eventhandler.service import DeadLetter, EventHandler
 from services.infra.codec import encode_event
 from tests.unit.fakes import MemoryProjectionStore
 
@@ -89,3 +91,39 @@ def test_database_down_raises_unavailable() -> None:
     store.down = True
     with pytest.raises(Unavailable):
         handler(store).handle(items(reading("e1", "d1", 1.0, 1)))
+
+
+class RefusingStore(MemoryProjectionStore):
+    """Refuses, as PostgreSQL does, a batch holding a NUL in a string; nothing of it is kept."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def apply(
+        self, updates: Sequence[ProjectionUpdate], dead: Sequence[DeadLetter], now: datetime
+    ) -> int:
+        self.calls += 1
+        if any("\\u0000" in json.dumps([u.state, u.aggregate_id]) for u in updates):
+            raise InvalidInput("a value cannot be stored: unsupported Unicode escape sequence")
+        return super().apply(updates, dead, now)
+
+
+def test_an_event_the_store_refuses_is_dead_lettered_and_the_rest_applied() -> None:
+    store = RefusingStore()
+    bad = Event("e2", "sensor.reading", "d1", T0 + timedelta(seconds=9), T0, {"unit": "C\x00"})
+    out = handler(store).handle(
+        [*items(reading("e1", "d1", 1.0, 1), bad, reading("e3", "d2", 3.0, 3)), (None, b"x", "?")]
+    )
+    assert store.rows[("sensor_state", "d1")].event_id == "e1"  # the refused one is not newest
+    assert store.rows[("sensor_state", "d2")].event_id == "e3"
+    assert [d.event_id for d in out.dead] == [None, "e2"] == [d.event_id for d in store.dead]
+    assert store.dead[1].raw == encode_event(bad)
+    assert store.dead[1].error.startswith("the database refused a value of this event: ")
+    assert out.updated == 2
+
+
+def test_a_batch_the_store_accepts_is_written_in_one_call() -> None:
+    store = RefusingStore()
+    out = handler(store).handle(items(reading("e1", "d1", 1.0, 1)))
+    assert out.dead == [] and store.calls == 1

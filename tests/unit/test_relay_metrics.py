@@ -1,0 +1,30 @@
+"""The relay's event counter tells published events from ones the bus refused for good."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+from services.core.errors import InvalidInput
+from services.infra import metrics
+
+
+class _Refusing:
+    async def publish(self, events: Sequence[Any]) -> list[Any]:
+        # Results in the order of the events: two sent, one refused for good.
+        return ["ok", InvalidInput("message too large"), "ok"]
+
+    def close(self, flush_timeout: float = 10) -> None:
+        pass
+
+
+def _count(result: str) -> float:
+    return float(metrics.RELAY_EVENTS.labels(result)._value.get())
+
+
+def test_a_refused_event_is_not_counted_as_published() -> None:
+    before = _count("published")
+    results = asyncio.run(metrics.InstrumentedPublisher(_Refusing()).publish([]))
+    assert len(results) == 3
+    assert _count("published") - before == 2
