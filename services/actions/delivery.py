@@ -29,7 +29,6 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 import httpx
-import prometheus_client
 
 from services.actions import policy as pol
 from services.actions.ports import DELIVERED, FAILED, PENDING, Attempt, Job, JobQueue, Outcome
@@ -52,12 +51,6 @@ DNS_TIMEOUT = 5.0
 # When the send starts, the lease must still cover the whole attempt plus this much, for
 # recording its result; otherwise it is extended first (owner-checked).
 RECORD_SLACK = 5.0
-
-LEASES_LOST = prometheus_client.Counter(
-    "cornjacket_webhook_leases_lost",
-    "Delivery jobs whose lease ran out and was taken by another claim before the worker "
-    "sent or recorded its attempt (nothing is written; the holder delivers it)",
-)
 
 
 def clean_text(text: str, limit: int = ERROR_EXCERPT_CHARS) -> str:
@@ -348,7 +341,7 @@ class DeliveryWorkers:
             )
 
     def _lost_lease(self, job: Job, worker: str, when: str) -> None:
-        LEASES_LOST.inc()
+        metrics.WEBHOOK_LEASES_LOST.inc()
         log.warning(
             f"lost the lease {when}; another claim holds the job, nothing was recorded",
             extra={"delivery_id": job.delivery_id, "worker": worker},

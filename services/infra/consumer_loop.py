@@ -8,7 +8,8 @@ when it ends (with the number of failed attempts), not per attempt.
 
 Rebalances during an outage: partitions assigned while blocked are paused as they are
 assigned, and a message the blocked loop's polls return anyway is kept for the next batch,
-never dropped. A batch's offsets are committed only for partitions assigned to this consumer
+never dropped; a partition paused in an outage and assigned back after it is resumed
+(librdkafka keeps the pause across revoke and reassignment). A batch's offsets are committed only for partitions assigned to this consumer
 without a break since the batch was polled: a partition revoked meanwhile (even if assigned
 back) belongs to whoever read it since, from the last committed offset, and committing our
 older offset would move its position back.
@@ -20,7 +21,7 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
@@ -75,6 +76,10 @@ class ConsumerLoop:
         self._assignments = 0
         # Messages polled while blocked (a partition not paused yet): the next batch's start.
         self._held: list[Message] = []
+        # Partitions we paused and have not resumed: librdkafka keeps a partition's pause
+        # across revoke and reassignment, so one paused during an outage and assigned back
+        # after it would never be fetched again unless resumed then.
+        self._paused: set[tuple[str, int]] = set()
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -84,30 +89,48 @@ class ConsumerLoop:
         self._assignments += 1
         for p in partitions:
             self._owned[(p.topic, p.partition)] = self._assignments
-        if partitions:
-            self._follow_pause(consumer, partitions, paused=not self.db_ok)
+        if not self.db_ok:
+            # Blocked: its polls must not fetch from these either.
+            self._follow_pause(consumer, partitions, pause=partitions)
+        else:
+            stale = [p for p in partitions if (p.topic, p.partition) in self._paused]
+            if stale:
+                self._follow_pause(consumer, partitions, resume=stale)
         self.assigned.set()
 
     def _follow_pause(
-        self, consumer: Consumer, partitions: list[TopicPartition], *, paused: bool
+        self,
+        consumer: Consumer,
+        partitions: list[TopicPartition],
+        *,
+        pause: Sequence[TopicPartition] = (),
+        resume: Sequence[TopicPartition] = (),
     ) -> None:
-        """Newly assigned partitions take the loop's state: paused while it is blocked (else
-        its polls would fetch from them), resumed otherwise (librdkafka keeps a partition's
-        pause across revoke and reassignment: one paused in an outage and assigned back
-        after it would never be fetched again). pause() and resume() act on assigned
-        partitions only, so they are assigned here (the client would, right after this)."""
+        """Pause or resume some of the partitions being assigned. pause() and resume() act on
+        assigned partitions only, so they are assigned here first (the client would, right
+        after this callback)."""
+        if not partitions:
+            return
         try:
             try:
                 consumer.assign(partitions)  # eager protocol (the default): the whole assignment
             except KafkaException:
                 consumer.incremental_assign(partitions)  # cooperative protocol
-            if paused:
-                consumer.pause(partitions)
-            else:
-                consumer.resume(partitions)
+            if pause:
+                self._pause(list(pause))
+            if resume:
+                self._resume(list(resume))
         except KafkaException as e:
             # While blocked, _poll_while_blocked still keeps whatever comes back.
             log.warning("could not pause or resume assigned partitions", extra={"error": str(e)})
+
+    def _pause(self, partitions: list[TopicPartition]) -> None:
+        self._consumer.pause(partitions)
+        self._paused.update((p.topic, p.partition) for p in partitions)
+
+    def _resume(self, partitions: list[TopicPartition]) -> None:
+        self._consumer.resume(partitions)
+        self._paused.difference_update((p.topic, p.partition) for p in partitions)
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"count": len(partitions)})
@@ -154,7 +177,7 @@ class ConsumerLoop:
                 if not self.db_ok:
                     log.warning("database is back; resuming", extra={"failed_attempts": failures})
                     # Everything we own now, including partitions assigned during the outage.
-                    self._consumer.resume(self._consumer.assignment())
+                    self._resume(self._consumer.assignment())
                 self.db_ok = True
                 return True
             except Unavailable as e:
@@ -166,7 +189,7 @@ class ConsumerLoop:
                     # From here on _on_assign pauses what a rebalance hands us.
                     self.db_ok = False
                     # Stay in the group (max.poll.interval) without fetching more.
-                    self._consumer.pause(self._consumer.assignment())
+                    self._pause(self._consumer.assignment())
                 if self.stop_event.wait(backoff):
                     return False
                 self._poll_while_blocked()
@@ -188,7 +211,7 @@ class ConsumerLoop:
         if (topic, partition) not in self._owned:
             return  # not ours (any more): its owner reads it from the committed offset
         self._held.append(msg)
-        self._consumer.pause([TopicPartition(topic, partition)])
+        self._pause([TopicPartition(topic, partition)])
         log.info(
             "kept a message polled while blocked",
             extra={"partition": f"{topic}[{partition}]", "offset": msg.offset()},

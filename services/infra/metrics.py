@@ -70,8 +70,13 @@ WEBHOOK_JOBS = Counter(
 WEBHOOK_ATTEMPTS = Counter(
     "cornjacket_webhook_attempts_total",
     "Webhook attempts by outcome (success, failure, timeout, connection_error, gone, "
-    "short_circuited, blocked)",
+    "short_circuited, blocked, invalid_request, error)",
     ["outcome"],
+)
+WEBHOOK_LEASES_LOST = Counter(
+    "cornjacket_webhook_leases_lost",
+    "Delivery jobs whose lease ran out and was taken by another claim before the worker "
+    "sent or recorded its attempt (nothing is written; the holder delivers it)",
 )
 WEBHOOK_ATTEMPT_SECONDS = Histogram(
     "cornjacket_webhook_attempt_seconds",

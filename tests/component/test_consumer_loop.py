@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,10 +257,10 @@ def test_partition_assigned_during_an_outage_loses_nothing(
     assert not group.commits.backwards()
 
 
-def test_partition_revoked_while_its_batch_is_blocked_is_not_committed(group: Group) -> None:
-    """A consumer is blocked on a batch holding both partitions; a second consumer joins and
-    takes one of them, reads it to the end and commits. When the database is back the first
-    consumer must not commit its stale offset for the partition it lost."""
+def lose_a_partition_during_an_outage(group: Group) -> tuple[Member, Member, int, threading.Event]:
+    """Consumer a, alone, is blocked on a batch holding both partitions (the database is down
+    for a: ``outage``, returned, set); consumer b joins and takes one of them (``lost``,
+    returned), reads it to the end and commits."""
     armed, outage = threading.Event(), threading.Event()
     blocked: list[Message] = []
 
@@ -281,7 +282,9 @@ def test_partition_revoked_while_its_batch_is_blocked_is_not_committed(group: Gr
     group.wait_all_handled("before the outage", timeout=30)
     armed.set()
     # Steady traffic on both partitions until a batch spans both of them.
+    deadline = time.monotonic() + 60
     while not outage.is_set():
+        assert time.monotonic() < deadline, "no batch spanned both partitions"
         for p in PARTITIONS:
             group.produce(p, 3)
     eventually(lambda: not a.loop.db_ok, timeout=30, what="a blocked")
@@ -300,11 +303,34 @@ def test_partition_revoked_while_its_batch_is_blocked_is_not_committed(group: Gr
         timeout=30,
         what="b commits the partition it took to the end",
     )
+    return a, b, lost, outage
+
+
+def test_partition_revoked_while_its_batch_is_blocked_is_not_committed(group: Group) -> None:
+    """When the database is back, the consumer that lost a partition during the outage must
+    not commit its stale offset for it (the batch it was blocked on held that partition)."""
+    a, b, _, outage = lose_a_partition_during_an_outage(group)
     outage.clear()  # the database is back for a
     group.wait_all_handled("after the outage")
     eventually(lambda: a.loop.db_ok, timeout=30, what="a unblocked")
     a.stop()  # commits what it holds, synchronously
     assert group.committed() == group.ends()
     b.stop()
+    assert group.committed() == group.ends()
+    assert not group.commits.backwards()
+
+
+def test_partition_paused_in_an_outage_and_assigned_back_after_it_is_read(group: Group) -> None:
+    """The partition a consumer paused when the database went down and lost during the outage
+    comes back to it after the outage: it must be read again (a pause outlives a revoke)."""
+    a, b, lost, outage = lose_a_partition_during_an_outage(group)
+    outage.clear()
+    group.wait_all_handled("after the outage")
+    eventually(lambda: a.loop.db_ok, timeout=30, what="a unblocked")
+    b.stop()  # a is handed the partition back
+    eventually(lambda: owns(a, set(PARTITIONS)), timeout=60, what="a owns both partitions")
+    group.produce(lost, 5)
+    group.wait_all_handled(f"on partition {lost}, back with a")
+    a.stop()
     assert group.committed() == group.ends()
     assert not group.commits.backwards()

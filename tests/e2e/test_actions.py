@@ -141,6 +141,18 @@ def test_rule_crud_over_http(http: httpx.Client, hooks: Receiver) -> None:
             },
             "target.headers: the value of 'X-A' must be a string",
         ),
+        (
+            {
+                "name": "x",
+                "event_type_pattern": "*",
+                "target": {"url": "http://e.com/", "headers": {"X-Key": "caf\u00e9"}},
+            },
+            "target.headers: the value of 'X-Key' is not a valid header value",
+        ),
+        (
+            {"name": "x", "event_type_pattern": "*", "target": {"url": "http://\u2603.net/"}},
+            "target.url host '\u2603.net' is not a valid host name",
+        ),
     ],
 )
 def test_invalid_rules_answer_400_with_a_message(
