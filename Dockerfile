@@ -41,8 +41,10 @@ RUN groupadd --system --gid 10001 cornjacket \
 COPY --from=builder /opt/venv /opt/venv
 COPY --from=builder /app /app
 # docker-compose's envoy-config job writes the rendered Envoy config into a named volume
-# mounted here; a new volume takes this directory's owner, so the non-root user can write it.
-RUN mkdir /envoy && chown cornjacket:cornjacket /envoy
+# mounted at /envoy and keeps the token signing keys in one at /auth; a new volume takes the
+# directory's owner, so the non-root user can write them.
+RUN mkdir /envoy /auth && chown cornjacket:cornjacket /envoy /auth \
+    && chmod 700 /auth
 WORKDIR /app
 # Numeric, so runtimes that enforce runAsNonRoot can verify it.
 USER 10001:10001

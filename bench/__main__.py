@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import platform
 import subprocess
@@ -28,11 +29,13 @@ from bench.profiler import Profiler, format_hot_spots
 from bench.report import chart, progress, summary_table
 from bench.results import BenchResult, Ceiling
 from bench.scenarios import Target, run_load, run_scenario
+from services.cli.auth import edge_token
 from services.cli.embedded import EmbeddedEnvoy
 from services.cli.envoy_config import render
 from services.cli.processes import Child, free_port, port_open, wait_until
 from services.cli.stack import Stack, settings_on_free_ports
 from services.cli.supervisor import Supervisor
+from services.config.settings import StackSettings
 
 
 def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
@@ -137,6 +140,7 @@ def own_target(stack: Stack) -> Target:
         brokers=stack.broker.bootstrap,
         procs={c.name: c.pid for c in stack.children() if c.pid is not None},
         live_procs=lambda: {c.name: c.pid for c in stack.children() if c.pid is not None},
+        token=stack.admin_token,
     )
 
 
@@ -153,7 +157,10 @@ def running_target(args: argparse.Namespace) -> Target:
         progress("bench: no --database-url: no outbox depth, send->projection or PG ceilings")
     if not brokers:
         progress("bench: no --brokers: no consumer lag")
-    return Target(edge=args.edge, db_url=db_url, brokers=brokers, procs=procs)
+    token = edge_token(StackSettings.from_env())
+    if not token:
+        progress("bench: no $CJ_TOKEN and no .cornjacket/admin.token: requests carry no token")
+    return Target(edge=args.edge, db_url=db_url, brokers=brokers, procs=procs, token=token)
 
 
 def _setting(text: str) -> tuple[str, str]:
@@ -368,6 +375,7 @@ def main(argv: list[str] | None = None) -> int:
             if args.only and name not in args.only:
                 continue
             progress(f"bench: {name}")
+            spec = dataclasses.replace(spec, token=target.token)
             if stack is not None and result.scenarios and not args.keep_broker:
                 fresh_bus(stack)
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None

@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         stack.start()
-        with httpx.Client(base_url=stack.edge_url, timeout=30) as http:
+        headers = {"Authorization": f"Bearer {stack.admin_token}"}
+        with httpx.Client(base_url=stack.edge_url, timeout=30, headers=headers) as http:
             event_type = "bench.delivery"
             r = http.post(
                 "/api/v1/rules",

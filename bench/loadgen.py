@@ -42,6 +42,7 @@ class LoadSpec:
     run_id: str = "run"
     worker: int = 0
     start_at: float = 0.0  # wall-clock start, shared by all workers of a scenario
+    token: str = ""  # bearer token for the edge ("" = none: an insecure edge or the no-op)
 
 
 @dataclass
@@ -60,8 +61,9 @@ class LoadResult:
 class HttpConnection:
     """Minimal HTTP/1.1 keep-alive client: enough for a load generator, and cheap per call."""
 
-    def __init__(self, host: str, port: int) -> None:
+    def __init__(self, host: str, port: int, token: str = "") -> None:
         self.host, self.port = host, port
+        self.auth = f"Authorization: Bearer {token}\r\n" if token else ""
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
@@ -71,7 +73,7 @@ class HttpConnection:
         assert self.reader is not None
         head = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}\r\n"
-            f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+            f"{self.auth}Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
         )
         self.writer.write(head.encode() + body)
         try:
@@ -149,8 +151,11 @@ class Driver:
                 self.devices.append(dev)
             return
         for _ in range(self.spec.concurrency):
-            self.pool.put_nowait(HttpConnection(self.host, self.port))
+            self.pool.put_nowait(HttpConnection(self.host, self.port, self.spec.token))
         if self.spec.mode.startswith("grpc"):
+            self.metadata = (
+                (("authorization", f"Bearer {self.spec.token}"),) if self.spec.token else ()
+            )
             self.channel = grpc.aio.insecure_channel(self.spec.target)
             self.stub = ingestion_pb2_grpc.IngestionServiceStub(self.channel)
 
@@ -206,6 +211,7 @@ class Driver:
                     payload=pb_payload(float(n), self.pad),
                 ),
                 timeout=30,
+                metadata=self.metadata,
             )
             return 1
         events = []
@@ -221,7 +227,7 @@ class Driver:
                 )
             )
         resp = await self.stub.IngestEvents(
-            ingestion_pb2.IngestEventsRequest(events=events), timeout=30
+            ingestion_pb2.IngestEventsRequest(events=events), timeout=30, metadata=self.metadata
         )
         if resp.rejected:
             raise _Failed("rejected in batch")

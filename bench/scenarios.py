@@ -11,7 +11,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import grpc
 import psycopg
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
@@ -19,6 +18,7 @@ from bench.loadgen import LoadSpec, pb_payload
 from bench.report import progress
 from bench.results import ProcSample, ScenarioResult, Tick, is_sustained, percentiles
 from bench.sampler import Sampler, SystemSample
+from services.cli.auth import edge_channel
 
 
 @dataclass
@@ -33,6 +33,7 @@ class Target:
     # When set, asked for the pids on every sample: parts restarted mid-run (the supervisor
     # swapping the broker and its clients) are followed to their new processes.
     live_procs: Callable[[], dict[str, int]] | None = None
+    token: str = ""  # bearer token with every scope ("" when the edge runs insecure)
 
 
 @dataclass
@@ -122,7 +123,7 @@ def seed_projections(target: Target, aggregates: int, timeout: float = 60) -> No
     """Give every aggregate the query scenario reads (``bench-{n}``) a projection first, so
     it measures lookups that find a row even when no ingest scenario ran before it."""
     names = [f"bench-{n}" for n in range(aggregates)]
-    with grpc.insecure_channel(target.edge) as channel:
+    with edge_channel(target.edge, target.token) as channel:
         stub = ingestion_pb2_grpc.IngestionServiceStub(channel)
         for i in range(0, len(names), 500):
             stub.IngestEvents(

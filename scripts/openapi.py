@@ -19,6 +19,8 @@ from typing import Any
 from google.api import annotations_pb2  # registers the http option extension
 from google.protobuf import descriptor_pb2
 
+from services.cli.envoy_config import ROUTE_SCOPES
+
 ROOT = Path(__file__).resolve().parent.parent
 DESCRIPTOR = ROOT / "gen" / "envoy" / "cornjacket.pb"
 OUT = ROOT / "gen" / "openapi" / "openapi.json"
@@ -32,6 +34,12 @@ ERRORS = {
     "413": "request body too large",
     "500": "internal error",
     "503": "a dependency (database, broker) is unavailable; nothing was done, retry",
+}
+# Envoy's answers before a request reaches a service (docs/decisions/0014).
+AUTH_ERRORS = {
+    "401": "no valid bearer token (missing, malformed, expired, not yet valid, wrongly signed, "
+    "wrong issuer or audience); see the WWW-Authenticate header",
+    "403": "the token is valid but its scope does not include {scope}",
 }
 _SCALARS: dict[int, dict[str, Any]] = {
     F.TYPE_STRING: {"type": "string"},
@@ -207,6 +215,7 @@ class Generator:
                 "operationId": "Health",
                 "summary": "Health of every service, from Envoy's active gRPC health checks",
                 "tags": ["Edge"],
+                "security": [],
                 "responses": {
                     "200": _json({"$ref": "#/components/schemas/Health"}, "every service SERVING"),
                     "503": _json({"$ref": "#/components/schemas/Health"}, "names what is not"),
@@ -229,6 +238,12 @@ class Generator:
                 "status": {"type": "string", "enum": ["healthy", "unhealthy"]},
                 "unhealthy": {"type": "array", "items": {"type": "string"}},
                 "message": {"type": "string"},
+                "auth": {
+                    "type": "string",
+                    "enum": ["disabled"],
+                    "description": "present only when the edge runs without authentication",
+                },
+                "warning": {"type": "string"},
             },
         }
         return {
@@ -239,8 +254,22 @@ class Generator:
                 "description": "Generated from proto/ by scripts/openapi.py (make gen); "
                 "served by Envoy's gRPC-JSON transcoder.",
             },
+            "security": [{"bearer": []}],
             "paths": dict(sorted(paths.items())),
-            "components": {"schemas": dict(sorted(self.schemas.items()))},
+            "components": {
+                "schemas": dict(sorted(self.schemas.items())),
+                "securitySchemes": {
+                    "bearer": {
+                        "type": "http",
+                        "scheme": "bearer",
+                        "bearerFormat": "JWT",
+                        "description": "A JWT of the configured issuer and audience whose "
+                        "space-separated `scope` claim holds the operation's scope "
+                        "(x-required-scope): events:write, read or admin. Locally: "
+                        "`cornjacket token` or `cornjacket token create`.",
+                    }
+                },
+            },
         }
 
     def operation(
@@ -279,8 +308,28 @@ class Generator:
         responses = {ok: _json({"$ref": f"#/components/schemas/{self.ref(method.output_type)}"})}
         for code, why in ERRORS.items():
             responses[code] = _json({"$ref": "#/components/schemas/Error"}, why)
+        scope = _scope(service)
+        for code, why in AUTH_ERRORS.items():
+            responses[code] = _json({"$ref": "#/components/schemas/Error"}, why.format(scope=scope))
+        responses["401"]["headers"] = {
+            "WWW-Authenticate": {
+                "description": 'Bearer realm="cornjacket" (with error="invalid_token" when a '
+                "token was sent)",
+                "schema": {"type": "string"},
+            }
+        }
+        op["x-required-scope"] = scope
+        op["description"] = f"Needs a bearer token with the `{scope}` scope."
         op["responses"] = responses
         return op
+
+
+def _scope(service: str) -> str:
+    """The scope Envoy's RBAC filter asks of every method of ``service``."""
+    for scope, prefixes in ROUTE_SCOPES.items():
+        if f"/{PACKAGE}.{service}/" in prefixes:
+            return scope
+    raise SystemExit(f"{service} has no scope in services/cli/envoy_config.ROUTE_SCOPES")
 
 
 def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:

@@ -20,10 +20,11 @@ from confluent_kafka import Consumer, TopicPartition
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from paho.mqtt.enums import CallbackAPIVersion
 
+from services.cli.auth import SCOPES
 from services.cli.embedded import python_service
 from services.cli.processes import Child, env_with
 from services.cli.stack import Stack, settings_on_free_ports
-from services.config.settings import METRICS_PORTS
+from services.config.settings import METRICS_PORTS, AuthSettings, Env
 from services.core.events import Event
 from services.infra.codec import decode_event
 
@@ -31,14 +32,42 @@ T = TypeVar("T")
 
 
 @contextmanager
-def running_stack(data_dir: Path, extra_env: Mapping[str, str]) -> Iterator[Stack]:
-    """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit."""
-    stack = Stack(settings_on_free_ports(data_dir), extra_env=dict(extra_env), say=lambda m: None)
+def running_stack(
+    data_dir: Path, extra_env: Mapping[str, str], *, insecure: bool = False
+) -> Iterator[Stack]:
+    """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit.
+    ``insecure`` runs it as `cornjacket up --insecure` (no authentication at the edge)."""
+    auth = AuthSettings.from_env(Env({"CJ_AUTH_INSECURE": "true"})) if insecure else None
+    settings = settings_on_free_ports(data_dir, auth=auth)
+    stack = Stack(settings, extra_env=dict(extra_env), say=lambda m: None)
     try:
         stack.start()
         yield stack
     finally:
         stack.stop()
+
+
+def token(
+    stack: Stack,
+    *scopes: str,
+    subject: str = "test-client",
+    ttl: float = 600,
+    **claims: Any,
+) -> str:
+    """A token the test stack's Envoy accepts: signed with the stack's own key, its issuer
+    and audience, the given scopes (default every scope); ``claims`` override any claim."""
+    return stack.keys.sign(
+        stack.settings.auth,
+        subject=subject,
+        scopes=scopes or SCOPES,
+        ttl=ttl,
+        extra=claims,
+    )
+
+
+def bearer(stack: Stack) -> dict[str, str]:
+    """The Authorization header of the stack's admin token (none when it runs insecure)."""
+    return {"Authorization": f"Bearer {stack.admin_token}"} if stack.admin_token else {}
 
 
 def cornjacket(

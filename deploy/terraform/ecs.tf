@@ -179,9 +179,16 @@ resource "aws_ecs_task_definition" "edge" {
       image     = local.image
       essential = false
       # Root only for this one-shot: a fresh Fargate task volume is owned by root.
-      user        = "0"
-      entryPoint  = ["sh", "-c"]
-      command     = [local.envoy_config_script]
+      user       = "0"
+      entryPoint = ["sh", "-c"]
+      command    = [local.envoy_config_script]
+      # Bearer JWTs are verified at the edge against the identity provider's JWKS
+      # (README "Authentication"); envoy-config refuses to render without a key source.
+      environment = [
+        { name = "CJ_AUTH_JWKS_URI", value = var.auth_jwks_uri },
+        { name = "CJ_AUTH_ISSUER", value = var.auth_issuer },
+        { name = "CJ_AUTH_AUDIENCE", value = var.auth_audience },
+      ]
       mountPoints = [{ sourceVolume = "envoy-config", containerPath = "/envoy" }]
       logConfiguration = {
         logDriver = "awslogs"

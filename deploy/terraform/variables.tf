@@ -48,6 +48,26 @@ variable "image_tag" {
   type        = string
 }
 
+variable "auth_jwks_uri" {
+  description = "https URL of the JWKS whose keys sign API tokens (your identity provider's); Envoy verifies every /api/v1 and gRPC call against it."
+  type        = string
+  validation {
+    condition     = startswith(var.auth_jwks_uri, "https://")
+    error_message = "auth_jwks_uri must be an https:// URL."
+  }
+}
+
+variable "auth_issuer" {
+  description = "The iss claim API tokens must carry (CJ_AUTH_ISSUER)."
+  type        = string
+}
+
+variable "auth_audience" {
+  description = "The aud claim API tokens must carry (CJ_AUTH_AUDIENCE)."
+  type        = string
+  default     = "cornjacket"
+}
+
 variable "envoy_image" {
   description = "Envoy image of the edge task; the same Envoy version the local stack runs."
   type        = string

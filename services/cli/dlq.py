@@ -11,6 +11,8 @@ import grpc
 from cornjacket.v1 import dlq_pb2, dlq_pb2_grpc
 from google.protobuf import json_format
 
+from services.cli.auth import edge_channel
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     dlq = sub.add_parser(
@@ -76,8 +78,8 @@ def _filter(args: argparse.Namespace) -> dlq_pb2.DeadLetterFilter:
     return f
 
 
-def run(args: argparse.Namespace, default_edge: str) -> int:
-    with grpc.insecure_channel(args.edge or default_edge) as channel:
+def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:
+    with edge_channel(args.edge or default_edge, token) as channel:
         stub = dlq_pb2_grpc.DeadLetterServiceStub(channel)
         try:
             return _run(stub, args)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import re
+import textwrap
 from pathlib import Path
 from string import Template
+from urllib.parse import urlsplit
+
+from services.config.settings import AuthSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -35,6 +41,163 @@ _CLUSTER = """\
 """
 
 
+# Which scope each gRPC service needs, for native gRPC and transcoded HTTP alike (RBAC runs
+# after the transcoder, on the gRPC path). A new method of a service inherits its scope.
+ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
+    "events:write": ("/cornjacket.v1.IngestionService/",),
+    "read": ("/cornjacket.v1.QueryService/", "/cornjacket.v1.LineageService/"),
+    "admin": ("/cornjacket.v1.ActionService/", "/cornjacket.v1.DeadLetterService/"),
+}
+
+_AUTHN = """\
+- name: envoy.filters.http.jwt_authn
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.JwtAuthentication
+    providers:
+      cornjacket:
+        issuer: {issuer}
+        audiences: [{audience}]
+        clock_skew_seconds: {skew}
+        require_expiration: true
+        # Only the Authorization header: a token in the query string (which
+        # ends up in logs) does not authenticate.
+        from_headers: [{{ name: authorization, value_prefix: "Bearer " }}]
+        forward: false
+        # Verified tokens are remembered (their exp is still checked on every use): a
+        # client sending the same token saves the signature check on 2 cores.
+        jwt_cache_config: {{ jwt_cache_size: 1000 }}
+        payload_in_metadata: jwt_payload
+        claim_to_headers:
+          - {{ header_name: x-cj-subject, claim_name: sub }}
+          - {{ header_name: x-cj-scope, claim_name: scope }}
+{jwks}
+    rules:
+      - match: {{ prefix: "/" }}
+        requires: {{ provider_name: cornjacket }}
+"""
+
+_RBAC = """\
+- name: envoy.filters.http.rbac
+  typed_config:
+    "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+    rules:
+      action: ALLOW
+      policies:
+{policies}
+        # Paths outside the API (unknown routes) answer 404 to any verified token.
+        outside-api:
+          permissions:
+            - not_rule: {{ url_path: {{ path: {{ prefix: "/cornjacket.v1." }} }} }}
+          principals: [{{ any: true }}]
+"""
+
+_POLICY = """\
+        {scope}:
+          permissions:
+{permissions}
+          principals:
+            - metadata:
+                filter: envoy.filters.http.jwt_authn
+                path: [{{ key: jwt_payload }}, {{ key: scope }}]
+                value: {{ string_match: {{ safe_regex: {{ regex: {regex} }} }} }}
+"""
+
+_JWKS_CLUSTER = """
+    # Where Envoy fetches the token signing keys (CJ_AUTH_JWKS_URI).
+    - name: jwks
+      type: STRICT_DNS
+      connect_timeout: 5s
+      dns_lookup_family: V4_PREFERRED
+      load_assignment:
+        cluster_name: jwks
+        endpoints:
+          - lb_endpoints:
+              - endpoint:
+                  address:
+                    socket_address: {{ address: {host}, port_value: {port} }}
+{tls}"""
+
+_TLS = """\
+      transport_socket:
+        name: envoy.transport_sockets.tls
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext
+          sni: {host}
+          common_tls_context:
+            validation_context:
+              trusted_ca: {{ filename: /etc/ssl/certs/ca-certificates.crt }}
+              match_typed_subject_alt_names:
+                - san_type: DNS
+                  matcher: {{ exact: {host} }}
+"""
+
+
+def _indent(text: str) -> str:
+    """Filter fragments are written flush left; the template's filter list is 18 deep."""
+    return textwrap.indent(text, " " * 18)
+
+
+def scope_regex(scope: str) -> str:
+    """Matches a claim holding ``scope`` as a whole space-separated word (never a prefix or a
+    lookalike). Envoy's safe_regex must match the whole claim, hence the optional words."""
+    return "(.* )?" + re.escape(scope) + "( .*)?"
+
+
+def _auth_parts(auth: AuthSettings | None, jwks_file: Path | None) -> dict[str, str]:
+    if auth is None or auth.insecure:
+        return {
+            "AUTHN_FILTER": "",
+            "RBAC_FILTER": "",
+            "JWKS_CLUSTER": "",
+            "SCOPE_HINT": "",
+            "HEALTH_AUTH": ',"auth":"disabled","warning":"AUTHENTICATION IS OFF: anyone who '
+            'reaches this port can ingest, read and change everything"',
+        }
+    q = json.dumps
+    cluster = ""
+    if auth.jwks_uri:
+        url = urlsplit(auth.jwks_uri)
+        host = url.hostname or ""
+        https = url.scheme == "https"
+        port = url.port or (443 if https else 80)
+        jwks = (
+            "        remote_jwks:\n"
+            f"          http_uri: {{ uri: {q(auth.jwks_uri)}, cluster: jwks, timeout: 5s }}\n"
+            f"          cache_duration: {int(auth.jwks_cache)}s\n"
+            "          async_fetch: { fast_listener: false }\n"
+            "          retry_policy: { num_retries: 3 }"
+        )
+        tls = _TLS.format(host=q(host)) if https else ""
+        cluster = _JWKS_CLUSTER.format(host=q(host), port=port, tls=tls).rstrip("\n")
+    else:
+        path = auth.jwks_file or jwks_file
+        if path is None:
+            raise ValueError("a JWKS file or URI is needed when authentication is on")
+        jwks = f"        local_jwks: {{ filename: {q(str(path))} }}"
+    policies = "".join(
+        _POLICY.format(
+            scope=q(scope),
+            permissions="".join(
+                f"            - url_path: {{ path: {{ prefix: {q(p)} }} }}\n" for p in prefixes
+            ).rstrip("\n"),
+            regex=q(scope_regex(scope)),
+        )
+        for scope, prefixes in ROUTE_SCOPES.items()
+    )
+    return {
+        "AUTHN_FILTER": _indent(
+            _AUTHN.format(
+                issuer=q(auth.issuer), audience=q(auth.audience), skew=auth.clock_skew, jwks=jwks
+            )
+        ),
+        "RBAC_FILTER": _indent(_RBAC.format(policies=policies.rstrip("\n"))),
+        "JWKS_CLUSTER": cluster,
+        "SCOPE_HINT": "ingest needs events:write, reads need read, rules, deliveries and "
+        "dead letters need admin",
+        "HEALTH_AUTH": "",
+    }
+
+
 def render(
     *,
     edge_port: int,
@@ -44,9 +207,13 @@ def render(
     max_body_bytes: int = 1024 * 1024,
     health_interval: str = "1s",
     descriptor: Path = DESCRIPTOR,
+    auth: AuthSettings | None = None,
+    jwks_file: Path | None = None,
 ) -> str:
     """``upstreams`` maps cluster name (ingestion, query, eventhandler, and relay when it
-    runs as its own process) to (host, port); /health needs every one of them SERVING."""
+    runs as its own process) to (host, port); /health needs every one of them SERVING.
+    ``auth`` None or insecure renders no authentication (and says so in /health); otherwise
+    the JWKS is ``auth.jwks_uri``, ``auth.jwks_file`` or else ``jwks_file``."""
     clusters = "".join(
         _CLUSTER.format(name=name, host=host, port=port, interval=health_interval)
         for name, (host, port) in upstreams.items()
@@ -59,4 +226,5 @@ def render(
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
         HEALTH_SERVICES=", ".join(f'"{name}"' for name in upstreams),
+        **_auth_parts(auth, jwks_file),
     )

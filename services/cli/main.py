@@ -11,9 +11,11 @@ import time
 from datetime import datetime
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from services.config.settings import (
     ActionsSettings,
+    AuthSettings,
     CommonSettings,
     Env,
     EventHandlerSettings,
@@ -25,6 +27,9 @@ from services.config.settings import (
 from services.core.errors import CornjacketError
 from services.eventhandler.projectors import PROJECTION_TYPES
 from services.infra import logs
+
+if TYPE_CHECKING:
+    from services.cli.stack import Stack
 
 SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 
@@ -70,12 +75,18 @@ def _serve(service: str) -> int:
     return 0
 
 
-def _up() -> int:
+def _up(insecure: bool) -> int:
+    import dataclasses
+
     from services.cli import control
     from services.cli.stack import Stack
     from services.cli.supervisor import Supervisor
 
     settings = StackSettings.from_env()
+    if insecure:
+        settings = dataclasses.replace(
+            settings, auth=dataclasses.replace(settings.auth, insecure=True)
+        )
     stack = Stack(settings, say=lambda m: print(f"cornjacket: {m}", flush=True))
     stopping = threading.Event()
 
@@ -101,7 +112,14 @@ def _up() -> int:
     control.mark_running(settings.data_dir)
     try:
         stack.start()
-        print("\nCornjacket is up:\n" + stack.endpoints() + "\n\nPress Ctrl-C to stop.", flush=True)
+        print(
+            "\nCornjacket is up:\n"
+            + stack.endpoints()
+            + "\n\n"
+            + _auth_banner(stack)
+            + "\n\nPress Ctrl-C to stop.",
+            flush=True,
+        )
         if not supervisor.run(stopping):
             code = 1
     except CornjacketError as e:
@@ -113,6 +131,90 @@ def _up() -> int:
         control.mark_stopped(settings.data_dir)
         print("cornjacket: stopped", flush=True)
     return code
+
+
+def _auth_banner(stack: Stack) -> str:
+    from services.cli.auth import SCOPES, admin_token_path
+
+    auth = stack.settings.auth
+    if auth.insecure:
+        line = "!" * 78
+        return (
+            f"{line}\n!! AUTHENTICATION IS OFF (--insecure / CJ_AUTH_INSECURE=true): anyone who"
+            f"\n!! reaches {stack.edge_url} can ingest, read and change everything.\n{line}"
+        )
+    if not stack.admin_token:
+        source = auth.jwks_uri or str(auth.jwks_file)
+        return (
+            f"Authentication: bearer tokens of issuer {auth.issuer!r}, audience "
+            f"{auth.audience!r}, keys from {source}"
+        )
+    path = admin_token_path(stack.settings.data_dir)
+    return (
+        f"Development admin token (scopes {' '.join(SCOPES)}; also in {path}, "
+        "`cornjacket token` prints it):\n"
+        f"  {stack.admin_token}\n"
+        f'  e.g. curl -H "Authorization: Bearer $(cat {path})" {stack.edge_url}/api/v1/rules'
+    )
+
+
+def _token(args: argparse.Namespace) -> int:
+    """Print the development admin token, sign a token, or add a signing key."""
+    from services.cli import auth as local_auth
+
+    settings = StackSettings.from_env()
+    if settings.auth.jwks_uri or settings.auth.jwks_file is not None:
+        print(
+            "cornjacket: error: Envoy trusts keys from "
+            f"{settings.auth.jwks_uri or settings.auth.jwks_file} (CJ_AUTH_JWKS_*); get tokens "
+            "from that issuer, not from the local key",
+            file=sys.stderr,
+        )
+        return 1
+    store = local_auth.key_store(settings.data_dir)
+    if args.token_command == "rotate-key":
+        key = store.rotate()
+        print(
+            f"new signing key {key.kid}; {len(store.signing_keys())} key(s) in {store.jwks_path}. "
+            "Restart `cornjacket up` so Envoy loads them; tokens of the older keys keep "
+            "working until they expire (delete an old key file under "
+            f"{store.keys_dir} to revoke them all)."
+        )
+        return 0
+    if args.token_command == "create":
+        scopes = local_auth.parse_scopes(args.scope)
+        print(
+            store.sign(settings.auth, subject=args.subject, scopes=scopes, ttl=args.ttl),
+            flush=True,
+        )
+        return 0
+    token = local_auth.read_admin_token(settings.data_dir)
+    if not token:
+        if not store.signing_keys():
+            print(
+                f"cornjacket: error: no signing key in {store.folder}: run `cornjacket up` "
+                "once (it makes one) or `cornjacket token rotate-key`",
+                file=sys.stderr,
+            )
+            return 1
+        token = local_auth.write_admin_token(settings.data_dir, settings.auth)
+    print(token)
+    return 0
+
+
+def _ttl(text: str) -> float:
+    from services.cli.auth import MAX_TTL
+    from services.core.errors import ConfigError
+
+    try:
+        seconds = Env({"ttl": text}).duration("ttl", 0.0, lo=1.0)
+    except ConfigError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a duration of at least 1s like 90s, 15m, 12h or 30d"
+        ) from None
+    if seconds > MAX_TTL:
+        raise argparse.ArgumentTypeError(f"{text!r} is longer than {MAX_TTL / 86400:g}d")
+    return seconds
 
 
 def _migrate(service: str) -> int:
@@ -305,6 +407,8 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
 
 
 def _envoy_config(args: argparse.Namespace) -> int:
+    import dataclasses
+
     from services.cli.envoy_config import DESCRIPTOR, render
 
     upstreams = {
@@ -314,7 +418,25 @@ def _envoy_config(args: argparse.Namespace) -> int:
         "actions": ("127.0.0.1", 50056),
     }
     upstreams.update(dict(args.upstream or []))
+    auth = AuthSettings.from_env()
+    jwks_file = None
+    if args.insecure:
+        auth = dataclasses.replace(auth, insecure=True)
+    elif args.local_keys:
+        jwks_file = _local_keys_for(args.out, auth)
+        if jwks_file is None:
+            return 1
+    elif not auth.insecure and not auth.jwks_uri and auth.jwks_file is None:
+        print(
+            "cornjacket: error: set CJ_AUTH_JWKS_FILE or CJ_AUTH_JWKS_URI (the keys Envoy "
+            "trusts), pass --local-keys to use $CJ_DATA_DIR/auth, or --insecure to render an "
+            "edge without authentication",
+            file=sys.stderr,
+        )
+        return 1
     text = render(
+        auth=auth,
+        jwks_file=jwks_file,
         edge_port=args.edge_port,
         admin_port=args.admin_port,
         upstreams=upstreams,
@@ -327,6 +449,27 @@ def _envoy_config(args: argparse.Namespace) -> int:
         Path(args.out).write_text(text)
         print(f"wrote {args.out}")
     return 0
+
+
+def _local_keys_for(out: str, auth: AuthSettings) -> Path | None:
+    """The local key store (made on first use) for a rendered config: its JWKS is copied next
+    to ``out`` (where Envoy reads it) and a development admin token is written."""
+    import shutil
+
+    from services.cli.auth import admin_token_path, key_store, write_admin_token
+
+    if out == "-":
+        print("cornjacket: error: --local-keys needs --out FILE", file=sys.stderr)
+        return None
+    data_dir = StackSettings.from_env().data_dir
+    store = key_store(data_dir)
+    store.ensure()
+    jwks = Path(out).resolve().parent / "jwks.json"
+    shutil.copyfile(store.jwks_path, jwks)
+    jwks.chmod(0o644)
+    write_admin_token(data_dir, auth)
+    print(f"keys from {store.folder}; admin token in {admin_token_path(data_dir)}")
+    return jwks
 
 
 def _positive(text: str) -> int:
@@ -351,6 +494,12 @@ def _when(text: str) -> datetime:
     return t
 
 
+def _edge_token(stack: StackSettings) -> str:
+    from services.cli.auth import edge_token
+
+    return edge_token(stack)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cornjacket",
@@ -358,10 +507,55 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Configuration comes from CJ_* environment variables; see the README.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
+    up = sub.add_parser(
         "up",
         help="start everything locally: embedded PostgreSQL, broker, Envoy and every service",
-        description="Start the whole platform on this machine (no Docker). Ctrl-C stops it.",
+        description="Start the whole platform on this machine (no Docker). Ctrl-C stops it. "
+        "Envoy asks for a bearer token on every API call; the banner prints a development "
+        "admin token (also in $CJ_DATA_DIR/admin.token).",
+    )
+    up.add_argument(
+        "--insecure",
+        action="store_true",
+        help="no authentication at all (same as CJ_AUTH_INSECURE=true); for local "
+        "experiments only, /health and the banner say so",
+    )
+    token = sub.add_parser(
+        "token",
+        help="print the development admin token, or sign a token with the local key",
+        description="Without an action: print the admin token of the local stack "
+        "($CJ_DATA_DIR/admin.token, signed again if it expired). Tokens are ES256 JWTs "
+        "signed with the key under $CJ_DATA_DIR/auth/ that `cornjacket up` makes; Envoy "
+        "checks issuer (CJ_AUTH_ISSUER), audience (CJ_AUTH_AUDIENCE), expiry and scope.",
+    )
+    token_sub = token.add_subparsers(dest="token_command", required=False, metavar="ACTION")
+    create = token_sub.add_parser(
+        "create",
+        help="sign a token for a person, device or test",
+        description="Print a signed token. Scopes: events:write (ingest), read "
+        "(projections, lineage), admin (rules, deliveries, breakers, dead letters).",
+        epilog="example: cornjacket token create --subject ci-bot --scope events:write "
+        "--scope read --ttl 12h",
+    )
+    create.add_argument("--subject", required=True, help="who the token is for (the sub claim)")
+    create.add_argument(
+        "--scope",
+        action="append",
+        required=True,
+        metavar="SCOPE",
+        help="events:write, read or admin (repeatable, or several separated by spaces)",
+    )
+    create.add_argument(
+        "--ttl",
+        type=_ttl,
+        default=3600.0,
+        help="lifetime like 90s, 15m, 12h or 30d (default 1h, at most 366d)",
+    )
+    token_sub.add_parser(
+        "rotate-key",
+        help="add a new signing key (older keys stay trusted until removed)",
+        description="The new key signs from now on; the JWKS keeps the older keys, so "
+        "tokens they signed keep working until they expire. Restart `cornjacket up` after.",
     )
     serve = sub.add_parser(
         "serve",
@@ -395,6 +589,19 @@ def build_parser() -> argparse.ArgumentParser:
     envoy.add_argument("--edge-address", default="127.0.0.1", help="0.0.0.0 inside a container")
     envoy.add_argument("--admin-port", type=int, default=9901)
     envoy.add_argument("--descriptor", help="path of cornjacket.pb as Envoy will see it")
+    envoy.add_argument(
+        "--local-keys",
+        action="store_true",
+        help="trust the key store under $CJ_DATA_DIR/auth (made on first use, as by "
+        "`cornjacket up`): its JWKS is copied next to --out, an admin token written to "
+        "$CJ_DATA_DIR/admin.token (docker-compose)",
+    )
+    envoy.add_argument(
+        "--insecure",
+        action="store_true",
+        help="render without authentication (otherwise CJ_AUTH_JWKS_FILE or "
+        "CJ_AUTH_JWKS_URI and the other CJ_AUTH_* settings are used)",
+    )
     envoy.add_argument(
         "--upstream",
         action="append",
@@ -470,7 +677,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
-            return _up()
+            return _up(args.insecure)
+        if args.command == "token":
+            return _token(args)
         if args.command == "serve":
             return _serve(args.service)
         if args.command == "migrate":
@@ -490,12 +699,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "trace":
             from services.cli import trace
 
-            return trace.run(args, f"127.0.0.1:{StackSettings.from_env().edge_port}")
+            stack = StackSettings.from_env()
+            return trace.run(args, f"127.0.0.1:{stack.edge_port}", _edge_token(stack))
         if args.command == "dlq":
             from services.cli import dlq
 
-            edge = StackSettings.from_env().edge_port
-            return dlq.run(args, f"127.0.0.1:{edge}")
+            stack = StackSettings.from_env()
+            return dlq.run(args, f"127.0.0.1:{stack.edge_port}", _edge_token(stack))
     except CornjacketError as e:
         print(f"cornjacket: error: {e}", file=sys.stderr)
         return 1

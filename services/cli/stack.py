@@ -21,12 +21,14 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from services.cli import auth as local_auth
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
 from services.cli.processes import Child, StartError, env_with, free_port, port_free, wait_until
 from services.config.settings import (
     METRICS_PORTS,
     ActionsSettings,
+    AuthSettings,
     Env,
     EventHandlerSettings,
     StackSettings,
@@ -66,6 +68,19 @@ class Stack:
         )
         self.services: dict[str, Child] = {}
         self.broker_since = datetime.now(UTC)
+        # The development admin token (every scope), when the stack signs its own tokens.
+        self.admin_token = ""
+
+    @property
+    def keys(self) -> local_auth.KeyStore:
+        """The local signing keys ($CJ_DATA_DIR/auth), which Envoy's JWKS is made from."""
+        return local_auth.key_store(self.settings.data_dir)
+
+    @property
+    def signs_tokens(self) -> bool:
+        """Whether Envoy trusts this stack's own key store (no external JWKS, not insecure)."""
+        a = self.settings.auth
+        return not a.insecure and not a.jwks_uri and a.jwks_file is None
 
     @property
     def edge_url(self) -> str:
@@ -139,8 +154,15 @@ class Stack:
             self.services[name] = child
             self.say(f"starting {name}")
             child.start()
+        jwks_file = None
+        if self.signs_tokens:
+            self.keys.ensure()
+            jwks_file = self.keys.jwks_path
+            self.admin_token = local_auth.write_admin_token(s.data_dir, s.auth)
         self.envoy.config_path.write_text(
             render(
+                auth=s.auth,
+                jwks_file=jwks_file,
                 edge_port=s.edge_port,
                 admin_port=s.envoy_admin_port,
                 upstreams={
@@ -329,6 +351,11 @@ class Stack:
             "PostgreSQL": self.postgres.url,
             "Kafka-protocol broker": self.broker.bootstrap,
             "logs": str(self.logs),
+            **(
+                {"admin token": str(local_auth.admin_token_path(s.data_dir))}
+                if self.admin_token
+                else {}
+            ),
             **{
                 f"metrics ({name})": f"http://127.0.0.1:{port}/metrics"
                 for name, port in s.metrics_ports.items()
@@ -340,9 +367,14 @@ class Stack:
 
 
 def settings_on_free_ports(
-    data_dir: Path, *, start_timeout: float = 90, broker_max_rss_mb: int = 256
+    data_dir: Path,
+    *,
+    start_timeout: float = 90,
+    broker_max_rss_mb: int = 256,
+    auth: AuthSettings | None = None,
 ) -> StackSettings:
-    """A stack of its own beside any other (tests, benchmarks): every port picked free."""
+    """A stack of its own beside any other (tests, benchmarks): every port picked free;
+    authentication on with the stack's own keys unless ``auth`` says otherwise."""
     return StackSettings(
         data_dir=data_dir,
         edge_port=free_port(),
@@ -361,4 +393,5 @@ def settings_on_free_ports(
         start_timeout=start_timeout,
         broker_log="warn",
         broker_max_rss_mb=broker_max_rss_mb,
+        auth=auth or AuthSettings.from_env(Env({})),
     )

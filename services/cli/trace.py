@@ -8,6 +8,8 @@ import sys
 import grpc
 from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc
 
+from services.cli.auth import edge_channel
+
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p = sub.add_parser(
@@ -19,8 +21,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--edge", default="", help="Envoy host:port (default 127.0.0.1:$CJ_EDGE_PORT)")
 
 
-def run(args: argparse.Namespace, default_edge: str) -> int:
-    with grpc.insecure_channel(args.edge or default_edge) as channel:
+def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:
+    with edge_channel(args.edge or default_edge, token) as channel:
         stub = lineage_pb2_grpc.LineageServiceStub(channel)
         try:
             lineage = stub.GetEventLineage(

@@ -17,8 +17,8 @@ from services.core.errors import ConfigError
 DEFAULT_DB_URL = "postgresql://postgres@127.0.0.1:55432/cornjacket"
 DEFAULT_BROKERS = "127.0.0.1:9092"
 
-_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h)?$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)?$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
 
 class Env:
@@ -413,6 +413,61 @@ class MqttSettings:
         )
 
 
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """Bearer JWTs verified by Envoy at the edge (docs/decisions/0015-edge-authentication.md).
+
+    The keys come from a JWKS: a local file (``cornjacket up`` makes one under
+    ``$CJ_DATA_DIR/auth/`` when neither source is set) or a remote URI (production). With
+    ``insecure`` Envoy verifies nothing: a development convenience that /health announces.
+    """
+
+    insecure: bool
+    issuer: str
+    audience: str
+    clock_skew: int  # seconds of leeway on exp/nbf
+    jwks_file: Path | None
+    jwks_uri: str
+    jwks_cache: float  # seconds a remote JWKS is kept before it is fetched again
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> AuthSettings:
+        env = env or Env()
+        jwks_file_raw = env.text("CJ_AUTH_JWKS_FILE", "")
+        jwks_uri = env.text("CJ_AUTH_JWKS_URI", "")
+        if jwks_file_raw and jwks_uri:
+            raise ConfigError("set CJ_AUTH_JWKS_FILE or CJ_AUTH_JWKS_URI, not both")
+        if jwks_uri and not _JWKS_URI_RE.match(jwks_uri):
+            raise ConfigError(
+                f"CJ_AUTH_JWKS_URI={jwks_uri!r} is not an https://host[:port]/path URL "
+                "(plain http only for 127.0.0.1 or localhost)"
+            )
+        jwks_file = Path(jwks_file_raw).expanduser().resolve() if jwks_file_raw else None
+        issuer = env.text("CJ_AUTH_ISSUER", "cornjacket-local")
+        audience = env.text("CJ_AUTH_AUDIENCE", "cornjacket")
+        for name, value in (("CJ_AUTH_ISSUER", issuer), ("CJ_AUTH_AUDIENCE", audience)):
+            if not _CLAIM_RE.match(value):
+                raise ConfigError(f"{name}={value!r} must be printable, without quotes or spaces")
+        skew = env.duration("CJ_AUTH_CLOCK_SKEW", 30.0, lo=0.0)
+        if skew > 600 or skew != int(skew):
+            raise ConfigError(f"CJ_AUTH_CLOCK_SKEW={skew:g}s must be whole seconds, at most 600s")
+        return cls(
+            insecure=env.flag("CJ_AUTH_INSECURE", False),
+            issuer=issuer,
+            audience=audience,
+            clock_skew=int(skew),
+            jwks_file=jwks_file,
+            jwks_uri=jwks_uri,
+            jwks_cache=env.duration("CJ_AUTH_JWKS_CACHE", 300.0, lo=1.0),
+        )
+
+
+_JWKS_URI_RE = re.compile(
+    r"^(https://[A-Za-z0-9.-]+(:\d{1,5})?|http://(127\.0\.0\.1|localhost)(:\d{1,5})?)/\S*$"
+)
+_CLAIM_RE = re.compile(r"^[!#-~]+$")  # printable ASCII, no space and no double quote
+
+
 # Default Prometheus ports per process (CJ_<NAME>_METRICS_PORT; 0 turns one off).
 METRICS_PORTS = {
     "ingestion": 9101,
@@ -447,6 +502,10 @@ class StackSettings:
     # The embedded broker keeps every message in memory: past this RSS `cornjacket up` swaps
     # it for an empty one once consumers have read everything (0 = never).
     broker_max_rss_mb: int
+    auth: AuthSettings
+    # The bearer token the operator commands (dlq, trace, bench --edge) send to the edge;
+    # empty = the local admin token ($CJ_DATA_DIR/admin.token).
+    token: str = ""
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -474,4 +533,6 @@ class StackSettings:
                 "CJ_BROKER_LOG", "warn", ("error", "warn", "info", "debug", "trace")
             ),
             broker_max_rss_mb=env.integer("CJ_BROKER_MAX_RSS_MB", 256, lo=0, hi=1_048_576),
+            auth=AuthSettings.from_env(env),
+            token=env.text("CJ_TOKEN", ""),
         )

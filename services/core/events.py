@@ -34,6 +34,9 @@ class Metadata:
     schema_version: int = SCHEMA_VERSION
     # The span that accepted the event, when tracing is on: later hops are its children.
     span_id: str = ""
+    # Who sent it: the verified token's subject (Envoy sets x-cj-subject from it), or the
+    # MQTT gateway's name; empty when the edge runs without authentication.
+    subject: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +60,8 @@ class Event:
         }
         if self.metadata.span_id:
             metadata["span_id"] = self.metadata.span_id
+        if self.metadata.subject:
+            metadata["subject"] = self.metadata.subject
         return {
             "event_id": self.event_id,
             "event_type": self.event_type,
@@ -82,6 +87,7 @@ class Event:
                 source=str(meta.get("source", "grpc")),
                 schema_version=int(meta.get("schema_version", SCHEMA_VERSION)),
                 span_id=str(meta.get("span_id", "")),
+                subject=str(meta.get("subject", "")),
             ),
         )
 

@@ -82,5 +82,6 @@ def row_to_event(row: Mapping[str, Any]) -> Event:
             source=meta.get("source", "grpc"),
             schema_version=int(meta.get("schema_version", 1)),
             span_id=meta.get("span_id", ""),
+            subject=meta.get("subject", ""),
         ),
     )

@@ -36,13 +36,16 @@ class CallContext:
     trace_id: str  # from traceparent or x-request-id
     span_trace: str = ""  # the call's server span (GrpcMetrics opened it), when tracing
     span_id: str = ""
+    subject: str = ""
 
     @classmethod
     def of(cls, context: grpc.aio.ServicerContext) -> CallContext:
         span_trace, span_id = "", ""
         if tracing.enabled:
             span_trace, span_id = tracing.ids(trace.get_current_span())
-        return cls(_source(context), _trace_id(context), span_trace, span_id)
+        # Envoy drops any x-cj-subject a client sent and sets it from the verified token.
+        subject = metadata_value(context, "x-cj-subject")[:256]
+        return cls(_source(context), _trace_id(context), span_trace, span_id, subject)
 
 
 def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> IngestCommand:
@@ -59,6 +62,7 @@ def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> Inge
         idempotency_key=req.idempotency_key,
         source=call.source,
         span_id=span_id,
+        subject=call.subject,
     )
 
 

@@ -51,7 +51,9 @@ class IngestionService:
             event_time=cmd.event_time or now,
             ingested_at=now,
             payload=cmd.payload,
-            metadata=Metadata(trace_id=cmd.trace_id, source=cmd.source, span_id=cmd.span_id),
+            metadata=Metadata(
+                trace_id=cmd.trace_id, source=cmd.source, span_id=cmd.span_id, subject=cmd.subject
+            ),
         )
         return PendingEvent(event, cmd.idempotency_key)
 

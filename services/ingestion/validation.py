@@ -44,6 +44,7 @@ class IngestCommand:
     idempotency_key: str = ""
     source: str = "grpc"
     span_id: str = ""
+    subject: str = ""
 
 
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")

@@ -22,7 +22,9 @@ _RETRYABLE = {
     grpc.StatusCode.UNKNOWN,
     grpc.StatusCode.CANCELLED,
 }
-_METADATA = (("x-cj-source", "mqtt"),)
+# The gateway calls ingestion directly (inside the stack, not through Envoy) and names
+# itself as the subject of what devices send.
+_METADATA = (("x-cj-source", "mqtt"), ("x-cj-subject", "mqtt-gateway"))
 
 
 class GrpcIngestor:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import jwt
 import pytest
 
 from services.cli import control
@@ -82,3 +83,48 @@ def test_unreachable_database_refuses_to_start() -> None:
     out = cornjacket("serve", "ingestion", env=env, timeout=60)
     assert out.returncode == 1
     assert "cannot reach the database to migrate ingestion" in out.stderr
+
+
+def test_token_create_signs_with_the_local_key_and_rejects_bad_input(tmp_path: Path) -> None:
+    env = {"CJ_DATA_DIR": str(tmp_path)}
+    out = cornjacket("token", "--help", env=env)
+    assert out.returncode == 0 and "create" in out.stdout and "rotate-key" in out.stdout
+    out = cornjacket("token", env=env)
+    assert out.returncode == 1 and "no signing key" in out.stderr
+    out = cornjacket(
+        "token",
+        "create",
+        "--subject",
+        "ci",
+        "--scope",
+        "read",
+        "--scope",
+        "events:write",
+        "--ttl",
+        "2h",
+        env=env,
+    )
+    assert out.returncode == 0, out.stderr
+    token = out.stdout.strip()
+    jwks = jwt.PyJWKSet.from_json((tmp_path / "auth" / "jwks.json").read_text())
+    kid = jwt.get_unverified_header(token)["kid"]
+    claims = jwt.decode(
+        token, jwks[kid].key, algorithms=["ES256"], audience="cornjacket", issuer="cornjacket-local"
+    )
+    assert (claims["sub"], claims["scope"]) == ("ci", "read events:write")
+    assert claims["exp"] - claims["iat"] == 7200
+    bad_ttl = cornjacket(
+        "token", "create", "--subject", "s", "--scope", "read", "--ttl", "soon", env=env
+    )
+    assert bad_ttl.returncode == 2 and "'soon' is not a duration" in bad_ttl.stderr
+    bad_scope = cornjacket("token", "create", "--subject", "s", "--scope", "events:writer", env=env)
+    assert bad_scope.returncode == 1
+    assert "unknown scope 'events:writer': use one or more of events:write, read, admin" in (
+        bad_scope.stderr
+    )
+    admin = cornjacket("token", env=env)
+    assert admin.returncode == 0, admin.stderr
+    path = tmp_path / "admin.token"
+    assert path.read_text().strip() == admin.stdout.strip()
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert cornjacket("token", env=env).stdout == admin.stdout  # printed again, not re-signed

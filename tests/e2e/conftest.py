@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import grpc
 import httpx
 import pytest
 
+from services.cli.auth import edge_channel, key_store
 from services.cli.stack import Stack
 from services.mqtt.access import hash_password, render_user
-from tests.support import running_stack
+from tests.support import bearer, running_stack
 
 # Devices of the end-to-end stack's MQTT users file (anonymous access stays on, as in
 # development, so other tests can publish without credentials).
@@ -30,9 +32,34 @@ ACTIONS_ENV = {
 }
 
 
+# Rows of tests/e2e/test_auth_attacks.py's table: attack, expected, got, pass.
+ATTACKS = pytest.StashKey[list[tuple[str, str, str, bool]]]()
+
+
+@pytest.fixture(scope="session")
+def attack_log(pytestconfig: pytest.Config) -> list[tuple[str, str, str, bool]]:
+    return pytestconfig.stash.setdefault(ATTACKS, [])
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    rows = config.stash.get(ATTACKS, [])
+    if not rows:
+        return
+    head = ("attack", "expected", "got", "pass")
+    table = [head, *((a, e, g, "yes" if ok else "NO") for a, e, g, ok in rows)]
+    widths = [max(len(r[i]) for r in table) for i in range(4)]
+    terminalreporter.section("edge authentication: attacks through Envoy")
+    for r in table:
+        terminalreporter.write_line("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
+
+
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     data = tmp_path_factory.mktemp("stack")
+    # Two signing keys, as after a rotation: the older one no longer signs, but tokens it
+    # signed must keep working (tests/e2e/test_auth_attacks.py).
+    key_store(data).rotate(kid="cj-0-previous")
+    key_store(data).rotate()
     users = data / "mqtt-users.toml"
     password_hash = hash_password(MQTT_PASSWORD)
     users.write_text(
@@ -58,12 +85,12 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 
 @pytest.fixture(scope="session")
 def http(stack: Stack) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=stack.edge_url, timeout=15) as client:
+    with httpx.Client(base_url=stack.edge_url, timeout=15, headers=bearer(stack)) as client:
         yield client
 
 
 @pytest.fixture(scope="session")
 def channel(stack: Stack) -> Iterator[grpc.Channel]:
-    ch = grpc.insecure_channel(f"127.0.0.1:{stack.settings.edge_port}")
+    ch = edge_channel(f"127.0.0.1:{stack.settings.edge_port}", stack.admin_token)
     yield ch
     ch.close()

@@ -19,7 +19,13 @@ pytestmark = pytest.mark.e2e
 
 
 def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
-    return cornjacket("dlq", "--edge", f"127.0.0.1:{stack.settings.edge_port}", *args)
+    return cornjacket(
+        "dlq",
+        "--edge",
+        f"127.0.0.1:{stack.settings.edge_port}",
+        *args,
+        env={"CJ_TOKEN": stack.admin_token},
+    )
 
 
 def test_dead_letter_replayed_over_http_and_listed_by_the_cli(

@@ -67,7 +67,13 @@ def test_lineage_follows_an_event_to_its_projection(stack: Stack, http: httpx.Cl
     )
     assert newer in stage(old, "projection")[0]["detail"]
 
-    out = cornjacket("trace", newer, "--edge", f"127.0.0.1:{stack.settings.edge_port}")
+    out = cornjacket(
+        "trace",
+        newer,
+        "--edge",
+        f"127.0.0.1:{stack.settings.edge_port}",
+        env={"CJ_TOKEN": stack.admin_token},
+    )
     assert out.returncode == 0, out.stderr
     assert "accepted" in out.stdout and "sensor-events partition" in out.stdout
 

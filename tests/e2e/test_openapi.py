@@ -32,6 +32,8 @@ def test_fuzzing_the_http_api_finds_no_5xx_and_no_schema_violation(
             str(ROOT / "gen" / "openapi" / "openapi.json"),
             "--url",
             stack.edge_url,
+            "--header",
+            f"Authorization: Bearer {stack.admin_token}",
             "--checks",
             CHECKS,
             "--max-examples",

@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.cli.stack import Stack
-from tests.support import MqttDevice, eventually, fetch_one, running_stack, unique
+from tests.support import MqttDevice, bearer, eventually, fetch_one, running_stack, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -23,8 +23,25 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def own_stack(data_dir: Path) -> Iterator[Stack]:
-    with running_stack(data_dir, {"CJ_LOG_FORMAT": "json"}) as s:
+    # As `cornjacket up --insecure`: these tests also show that the HTTP contract without
+    # authentication is the one it always was (no tokens, same answers).
+    with running_stack(data_dir, {"CJ_LOG_FORMAT": "json"}, insecure=True) as s:
         yield s
+
+
+def test_insecure_stack_needs_no_token_and_says_so(own_stack: Stack) -> None:
+    assert own_stack.admin_token == "" and bearer(own_stack) == {}
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+        health = http.get("/health")
+        assert health.status_code == 200
+        assert health.json()["auth"] == "disabled"
+        assert health.json()["warning"].startswith("AUTHENTICATION IS OFF")
+        r = http.post("/api/v1/events", json=reading(unique("insecure"), 1.0))
+        assert r.status_code == 202, r.text
+        missing = http.get("/api/v1/rules/00000000-0000-0000-0000-000000000000")
+        assert missing.status_code == 404
+        assert set(missing.json()) == {"code", "message", "details"}
+        assert "www-authenticate" not in missing.headers
 
 
 def reading(agg: str, value: float) -> dict[str, object]:
@@ -36,7 +53,7 @@ def reading(agg: str, value: float) -> dict[str, object]:
 
 
 def test_database_down_answers_503_then_recovers(own_stack: Stack) -> None:
-    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30, headers=bearer(own_stack)) as http:
         agg = unique("outage")
         assert http.post("/api/v1/events", json=reading(agg, 1.0)).status_code == 202
         own_stack.postgres.stop()
@@ -92,7 +109,7 @@ def test_supervisor_brings_a_killed_broker_back(own_stack: Stack) -> None:
 
     eventually(recovered, timeout=90, interval=0.5, what="stack healthy after the broker died")
     assert any("broker exited" in m for m in said) and "broker restarted" in said
-    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30, headers=bearer(own_stack)) as http:
         agg = unique("after-broker")
         eid = http.post("/api/v1/events", json=reading(agg, 7.0)).json()["event_id"]
         p = eventually(
@@ -166,7 +183,7 @@ def _all(url: str, sql: str, params: tuple[object, ...]) -> list[tuple[object, .
 
 
 def test_restart_keeps_data_and_loses_no_accepted_event(own_stack: Stack, data_dir: Path) -> None:
-    with httpx.Client(base_url=own_stack.edge_url, timeout=30) as http:
+    with httpx.Client(base_url=own_stack.edge_url, timeout=30, headers=bearer(own_stack)) as http:
         agg = unique("restart")
         ids = [
             http.post("/api/v1/events", json=reading(agg, float(i))).json()["event_id"]
@@ -190,7 +207,7 @@ def test_restart_keeps_data_and_loses_no_accepted_event(own_stack: Stack, data_d
             timeout=30,
             what="all 20 accepted events in the event store",
         )
-        with httpx.Client(base_url=again.edge_url, timeout=30) as http:
+        with httpx.Client(base_url=again.edge_url, timeout=30, headers=bearer(again)) as http:
             p = eventually(
                 lambda: (
                     lambda r: (

@@ -20,7 +20,7 @@ SDK = Path(__file__).resolve().parents[2] / "sdk" / "python"
 SCRIPT = """
 import asyncio, sys, time
 from cornjacket_sdk import AsyncClient, Client, event
-with Client(sys.argv[1]) as cj:
+with Client(sys.argv[1], token=sys.argv[3]) as cj:
     accepted = cj.ingest(event("sensor.reading", sys.argv[2], {"value": 7.5, "unit": "C"}))
     for _ in range(100):
         try:
@@ -30,7 +30,7 @@ with Client(sys.argv[1]) as cj:
     assert p.last_event_id == accepted.event_id, (p, accepted)
     assert cj.lineage(accepted.event_id).hops[0].stage == "accepted"
 async def main():
-    async with AsyncClient(sys.argv[1]) as ac:
+    async with AsyncClient(sys.argv[1], token=sys.argv[3]) as ac:
         r = await ac.ingest(event("sensor.reading", sys.argv[2], {"value": 8.5, "unit": "C"}))
         assert r.status == "accepted"
 asyncio.run(main())
@@ -52,7 +52,14 @@ def test_pip_installed_sdk_ingests_and_reads_back(stack: Stack, tmp_path: Path) 
     )
     assert install.returncode == 0, install.stdout + install.stderr
     done = subprocess.run(
-        [str(python), "-c", SCRIPT, f"127.0.0.1:{stack.settings.edge_port}", unique("sdk-py")],
+        [
+            str(python),
+            "-c",
+            SCRIPT,
+            f"127.0.0.1:{stack.settings.edge_port}",
+            unique("sdk-py"),
+            stack.admin_token,
+        ],
         capture_output=True,
         text=True,
         timeout=120,

@@ -23,7 +23,11 @@ def test_typescript_sdk_ingests_and_reads_back(stack: Stack) -> None:
     done = subprocess.run(
         [node, "test/live.mjs"],
         cwd=SDK,
-        env={"CORNJACKET_URL": stack.edge_url, "PATH": "/usr/bin:/bin"},
+        env={
+            "CORNJACKET_URL": stack.edge_url,
+            "CORNJACKET_TOKEN": stack.admin_token,
+            "PATH": "/usr/bin:/bin",
+        },
         capture_output=True,
         text=True,
         timeout=120,

@@ -24,7 +24,7 @@ import pytest
 
 from services.cli.stack import Stack
 from services.cli.supervisor import Supervisor
-from tests.support import cornjacket, eventually, running_stack, unique
+from tests.support import bearer, cornjacket, eventually, running_stack, unique
 from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.faults
@@ -40,17 +40,19 @@ class SteadyLoad(threading.Thread):
         rate: float = 80,
         aggregates: int = 25,
         event_type: str = "sensor.reading",
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(daemon=True)
         self.edge_url, self.run_id, self.rate, self.aggregates = edge_url, run, rate, aggregates
         self.event_type = event_type
+        self.headers = headers or {}
         self.acked: list[str] = []
         self.errors: collections.Counter[str] = collections.Counter()
         self.halt = threading.Event()
         self.last_ok = 0.0
 
     def run(self) -> None:
-        with httpx.Client(base_url=self.edge_url, timeout=5) as http:
+        with httpx.Client(base_url=self.edge_url, timeout=5, headers=self.headers) as http:
             i, due = 0, time.monotonic()
             while not self.halt.is_set():
                 body = {
@@ -171,7 +173,7 @@ def test_fault(
     fault: str, stack: Stack, supervised: Supervised, report: list[dict[str, Any]], tmp_path: Path
 ) -> None:
     run = unique("f")
-    load = SteadyLoad(stack.edge_url, run)
+    load = SteadyLoad(stack.edge_url, run, headers=bearer(stack))
     load.start()
     try:
         eventually(lambda: len(load.acked) >= 150, timeout=30, what="load running")
@@ -249,7 +251,10 @@ def test_fault_sigkill_action_orchestrator(
     matches the rule reaches the receiver, and none under two delivery ids (an attempt in
     flight at the kill may repeat, with the same webhook-id)."""
     event_type = f"fault.w{unique('x').split('-')[-1]}"
-    with receiver() as hooks, httpx.Client(base_url=stack.edge_url, timeout=10) as http:
+    with (
+        receiver() as hooks,
+        httpx.Client(base_url=stack.edge_url, timeout=10, headers=bearer(stack)) as http,
+    ):
         r = http.post(
             "/api/v1/rules",
             json={
@@ -259,7 +264,7 @@ def test_fault_sigkill_action_orchestrator(
             },
         )
         assert r.status_code == 200, r.text
-        load = SteadyLoad(stack.edge_url, unique("w"), event_type=event_type)
+        load = SteadyLoad(stack.edge_url, unique("w"), event_type=event_type, headers=bearer(stack))
         load.start()
         try:
             eventually(lambda: len(hooks.received("/fault")) >= 100, timeout=60, what="webhooks")

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 
 import pytest
@@ -43,6 +44,14 @@ def test_protobuf_envelope_round_trip() -> None:
 def test_outbox_dict_round_trip() -> None:
     ev = make_event()
     assert Event.from_dict(ev.to_dict()) == ev
+
+
+def test_subject_is_kept_in_the_outbox_form_only_when_set() -> None:
+    ev = make_event()
+    assert "subject" not in ev.to_dict()["metadata"]
+    signed = dataclasses.replace(ev, metadata=Metadata(source="http", subject="alice"))
+    assert signed.to_dict()["metadata"]["subject"] == "alice"
+    assert Event.from_dict(signed.to_dict()) == signed
 
 
 @pytest.mark.parametrize("raw", [b"\xff\xff\xff", b"", b"\x0a\x03abc"])

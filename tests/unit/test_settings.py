@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 
 from services.config.settings import (
+    AuthSettings,
     Env,
     EventHandlerSettings,
     IngestionSettings,
@@ -83,3 +84,50 @@ def test_broker_memory_limit_defaults_on_and_rejects_negatives() -> None:
     assert StackSettings.from_env(Env({"CJ_BROKER_MAX_RSS_MB": "0"})).broker_max_rss_mb == 0
     with pytest.raises(ConfigError, match="CJ_BROKER_MAX_RSS_MB=-1 is out of range"):
         StackSettings.from_env(Env({"CJ_BROKER_MAX_RSS_MB": "-1"}))
+
+
+def test_auth_defaults_are_secure_with_local_keys() -> None:
+    auth = AuthSettings.from_env(Env({}))
+    assert not auth.insecure
+    assert (auth.issuer, auth.audience, auth.clock_skew) == ("cornjacket-local", "cornjacket", 30)
+    assert auth.jwks_file is None and auth.jwks_uri == ""
+    assert StackSettings.from_env(Env({})).auth == auth
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"CJ_AUTH_INSECURE": "perhaps"}, "CJ_AUTH_INSECURE='perhaps' is not a boolean"),
+        ({"CJ_AUTH_CLOCK_SKEW": "forever"}, "CJ_AUTH_CLOCK_SKEW='forever' is not a duration"),
+        ({"CJ_AUTH_CLOCK_SKEW": "1h"}, "CJ_AUTH_CLOCK_SKEW=3600s must be whole seconds"),
+        ({"CJ_AUTH_CLOCK_SKEW": "1500ms"}, "CJ_AUTH_CLOCK_SKEW=1.5s must be whole seconds"),
+        ({"CJ_AUTH_JWKS_URI": "http://idp.example.com/jwks"}, "CJ_AUTH_JWKS_URI='http://idp"),
+        ({"CJ_AUTH_JWKS_URI": "ftp://x/jwks"}, "is not an https://host"),
+        (
+            {"CJ_AUTH_JWKS_URI": "https://idp/jwks", "CJ_AUTH_JWKS_FILE": "/k.json"},
+            "set CJ_AUTH_JWKS_FILE or CJ_AUTH_JWKS_URI, not both",
+        ),
+        ({"CJ_AUTH_ISSUER": 'a"b'}, "CJ_AUTH_ISSUER='a\"b' must be printable"),
+        ({"CJ_AUTH_AUDIENCE": "two words"}, "CJ_AUTH_AUDIENCE='two words' must be printable"),
+    ],
+)
+def test_bad_auth_settings_name_the_variable(env: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError) as err:
+        AuthSettings.from_env(Env(env))
+    assert message in str(err.value)
+
+
+def test_auth_settings_parse_a_remote_jwks() -> None:
+    auth = AuthSettings.from_env(
+        Env(
+            {
+                "CJ_AUTH_JWKS_URI": "https://idp.example.com/.well-known/jwks.json",
+                "CJ_AUTH_ISSUER": "https://idp.example.com/",
+                "CJ_AUTH_AUDIENCE": "cornjacket-prod",
+                "CJ_AUTH_CLOCK_SKEW": "1m",
+                "CJ_AUTH_JWKS_CACHE": "10m",
+            }
+        )
+    )
+    assert auth.jwks_uri.endswith("/jwks.json") and auth.clock_skew == 60
+    assert auth.jwks_cache == 600.0

@@ -30,3 +30,7 @@ db_deletion_protection      = false
 db_skip_final_snapshot      = true
 secret_recovery_window_days = 0
 alb_deletion_protection     = false
+# API tokens: the identity provider that signs them (scopes events:write, read, admin).
+auth_jwks_uri = "https://auth.example.com/.well-known/jwks.json"
+auth_issuer   = "https://auth.example.com/"
+auth_audience = "cornjacket-dev"

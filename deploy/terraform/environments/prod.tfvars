@@ -33,3 +33,7 @@ db_deletion_protection      = true
 db_skip_final_snapshot      = false
 secret_recovery_window_days = 30
 alb_deletion_protection     = true
+# API tokens: the identity provider that signs them (scopes events:write, read, admin).
+auth_jwks_uri = "https://auth.example.com/.well-known/jwks.json"
+auth_issuer   = "https://auth.example.com/"
+auth_audience = "cornjacket-prod"

@@ -1,4 +1,5 @@
-// Against a running stack (CORNJACKET_URL, e.g. http://127.0.0.1:8080): ingest over gRPC and
+// Against a running stack (CORNJACKET_URL, e.g. http://127.0.0.1:8080, and CORNJACKET_TOKEN, a
+// bearer token with every scope, e.g. `cornjacket token`): ingest over gRPC and
 // HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
@@ -6,7 +7,8 @@ import { connect, event, ingestJson } from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
 assert.ok(baseUrl, "set CORNJACKET_URL");
-const cj = connect({ baseUrl });
+const token = process.env.CORNJACKET_TOKEN || undefined;
+const cj = connect({ baseUrl, token });
 const agg = `ts-${Date.now()}-${Math.floor(Math.random() * 1e6)}`;
 
 const accepted = await cj.ingestion.ingestEvent(
@@ -18,7 +20,7 @@ const viaHttp = await ingestJson(baseUrl, {
   event_type: "sensor.reading",
   aggregate_id: agg,
   payload: { value: 22.5, unit: "C" },
-});
+}, { token });
 assert.equal(viaHttp.status, "accepted");
 
 let projection;
