@@ -29,7 +29,7 @@ from tests.faults.test_faults import (  # noqa: F401 (stack, supervised: the fau
     stack,
     supervised,
 )
-from tests.support import eventually, service_process, unique
+from tests.support import bearer, eventually, service_process, unique
 
 pytestmark = pytest.mark.faults
 
@@ -79,7 +79,7 @@ def test_fault_rebalance_while_postgres_is_down(
     second_log = tmp_path / "eventhandler.log"
     run = unique("r")
     # One aggregate per event: a projection per acknowledged event.
-    load = SteadyLoad(stack.edge_url, run, aggregates=10**9)
+    load = SteadyLoad(stack.edge_url, run, aggregates=10**9, headers=bearer(stack))
     with service_process("eventhandler", env, tmp_path, f"127.0.0.1:{port}") as second:
         first = stack.services["eventhandler"]
         load.start()
