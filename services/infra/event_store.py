@@ -11,10 +11,11 @@ import psycopg
 from psycopg.rows import dict_row
 
 from services.core.events import Event, Metadata
+from services.infra.postgres import utc_options
 
+# Sessions run in UTC (utc_options) whatever the server's or database's time zone, and
+# row_to_event converts too.
 COLUMNS = "event_id, event_type, aggregate_id, event_time, ingested_at, payload, metadata"
-# Sessions in UTC whatever the server's or database's time zone (row_to_event converts too).
-_UTC = "-c TimeZone=UTC"
 _SELECT = f"SELECT {COLUMNS} FROM ingestion.event_store"
 
 
@@ -45,14 +46,14 @@ class EventStoreSource:
         self._where = " AND ".join(parts)
 
     def count(self) -> int:
-        with psycopg.connect(self._url, options=_UTC) as conn:
+        with psycopg.connect(self._url, options=utc_options(self._url)) as conn:
             row = conn.execute(
                 f"SELECT count(*) FROM ingestion.event_store WHERE {self._where}", self._params
             ).fetchone()
         return int(row[0]) if row else 0
 
     def batches(self, size: int) -> Iterator[list[Event]]:
-        with psycopg.connect(self._url, options=_UTC) as conn, conn.transaction():
+        with psycopg.connect(self._url, options=utc_options(self._url)) as conn, conn.transaction():
             conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
             with conn.cursor(name="cj_event_store", row_factory=dict_row) as cur:
                 cur.itersize = size

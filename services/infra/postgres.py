@@ -32,6 +32,25 @@ def is_transient(exc: BaseException) -> bool:
     return isinstance(exc, TRANSIENT)
 
 
+def utc_options(url: str) -> str:
+    """The ``options`` startup parameter for a session in UTC, keeping any options the
+    configured URL already carries (a keyword argument would replace them)."""
+    given = psycopg.conninfo.conninfo_to_dict(url).get("options") or ""
+    return f"{given} -c TimeZone=UTC".strip()
+
+
+# Program limits (SQLSTATE 54xxx) that concern the size of this statement's data: the same
+# statement fails again, the database is fine. Others of the class are not the caller's
+# fault: "database is not accepting commands ... to avoid wraparound data loss" is an
+# outage that clears after a VACUUM, so it stays Unavailable.
+_DATA_SIZE_LIMIT = ("exceeds", "too long", "too large", "too big", "too many elements")
+
+
+def _is_data_size_limit(e: psycopg.errors.ProgramLimitExceeded) -> bool:
+    text = (e.diag.message_primary or str(e)).lower()
+    return any(marker in text for marker in _DATA_SIZE_LIMIT)
+
+
 @asynccontextmanager
 async def open_pool(
     url: str, *, max_size: int, acquire_timeout: float, name: str
@@ -52,7 +71,7 @@ async def open_pool(
             "autocommit": True,
             "row_factory": dict_row,
             "connect_timeout": 5,
-            "options": "-c TimeZone=UTC",
+            "options": utc_options(url),
         },
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )
@@ -92,10 +111,14 @@ async def translate_errors(what: str) -> AsyncIterator[None]:
     """Turn transient driver errors into Unavailable, naming what we were doing; a value the
     database cannot hold (a NUL character, say) is the caller's input problem. So is a
     program limit (an OperationalError subclass, e.g. a jsonb value past 256 MiB): the data
-    of this statement is too big, the database is fine and the same statement fails again."""
+    of this statement is too big, the database is fine and the same statement fails again
+    (only size limits: other program limits, such as refusing writes near transaction-id
+    wraparound, are an outage)."""
     try:
         yield
     except psycopg.errors.ProgramLimitExceeded as e:
+        if not _is_data_size_limit(e):
+            raise Unavailable(f"database unavailable while {what}: {e}".strip()) from e
         reason = e.diag.message_primary or str(e)  # not the CONTEXT line: it quotes the data
         raise InvalidInput(f"{what}: a database limit was exceeded: {reason}") from e
     except TRANSIENT as e:
@@ -132,7 +155,7 @@ async def listen(
     while not stop.is_set():
         try:
             async with await psycopg.AsyncConnection.connect(
-                url, autocommit=True, connect_timeout=5, options="-c TimeZone=UTC"
+                url, autocommit=True, connect_timeout=5, options=utc_options(url)
             ) as conn:
                 await conn.execute(f"LISTEN {channel}")
                 backoff = 0.5
