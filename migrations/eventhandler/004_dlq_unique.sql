@@ -7,6 +7,12 @@
 -- first: the replayed one if there is one (its effect is in the projections), else a pending
 -- one (it still needs an operator), else a discarded one; the earliest failure among those.
 -- The kept row counts the others as failed attempts: retry_count = their sum + (rows - 1).
+--
+-- The table is locked against writes first (the migration runs in one transaction): an old
+-- replica still running during a rolling deploy must not insert a duplicate between the
+-- fold and the unique index, or the index build fails. Its insert waits and then conflicts.
+LOCK TABLE dlq IN SHARE ROW EXCLUSIVE MODE;
+
 WITH keyed AS (
     SELECT dlq_id, consumer, status, failed_at, retry_count,
            coalesce(event_id::text, 'sha256:' || encode(sha256(event_payload), 'hex')) AS k
