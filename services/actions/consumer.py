@@ -13,9 +13,10 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 
-from services.actions.ports import JobSink
+from services.actions.ports import JobSink, NewJob
 from services.actions.service import match_events
 from services.core.clock import Clock
+from services.core.errors import InvalidInput
 from services.core.events import Event
 from services.infra import metrics
 from services.infra.codec import DecodeError, decode_event
@@ -36,6 +37,7 @@ class JobPlanner:
         self._new_id = new_id
         self._dedupe_window = dedupe_window
         self.jobs = 0
+        self.skipped = 0  # events whose jobs the database refused (logged)
 
     def handle(self, raws: list[bytes]) -> int:
         rules = self._sink.enabled_rules()
@@ -51,7 +53,29 @@ class JobPlanner:
         if not events:
             return 0
         jobs = match_events(rules, events, self._new_id)
-        created = self._sink.enqueue(jobs, self._clock.now(), self._dedupe_window)
+        try:
+            created = self._sink.enqueue(jobs, self._clock.now(), self._dedupe_window)
+        except InvalidInput:
+            # Some event's data cannot be stored (nothing was written): enqueue event by
+            # event so only the refused one is skipped, not its batch-mates, and the loop
+            # does not retry the same batch forever. The event handler dead-letters it.
+            created = self._enqueue_one_by_one(jobs)
         metrics.WEBHOOK_JOBS.inc(created)
         self.jobs += created
+        return created
+
+    def _enqueue_one_by_one(self, jobs: list[NewJob]) -> int:
+        by_event: dict[str, list[NewJob]] = {}
+        for job in jobs:
+            by_event.setdefault(job.event_id, []).append(job)
+        created = 0
+        for event_id, its_jobs in by_event.items():
+            try:
+                created += self._sink.enqueue(its_jobs, self._clock.now(), self._dedupe_window)
+            except InvalidInput as e:
+                self.skipped += 1
+                log.error(
+                    "skipping an event whose delivery jobs cannot be stored",
+                    extra={"event_id": event_id, "error": str(e)},
+                )
         return created

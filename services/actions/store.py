@@ -741,6 +741,10 @@ class PostgresJobSink:
         except TRANSIENT as e:
             self.close()
             raise Unavailable(f"database unavailable while writing delivery jobs: {e}") from e
+        except psycopg.DataError as e:
+            # A value PostgreSQL cannot hold (e.g. another producer's NUL in a string): the
+            # batch's data, not an outage; the transaction rolled back, nothing was written.
+            raise InvalidInput(f"a delivery job's event cannot be stored: {e}") from e
 
     def close(self) -> None:
         if self._conn is not None:

@@ -14,10 +14,13 @@ import pytest
 import uuid_utils
 
 from services.actions import policy as pol
+from services.actions.consumer import JobPlanner
 from services.actions.ports import DELIVERED, FAILED, PENDING, Attempt, NewJob, Outcome
 from services.actions.rules import RuleDraft, Target
 from services.actions.store import PostgresActionStore, PostgresJobSink
+from services.core.events import Event
 from services.infra import migrations
+from services.infra.codec import encode_event
 from services.infra.postgres import open_pool
 
 pytestmark = pytest.mark.component
@@ -25,6 +28,11 @@ pytestmark = pytest.mark.component
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 POLICY = pol.Policy(breaker_threshold=3, breaker_cooldown=60, timeout=5)
+
+
+class FixedClock:
+    def now(self) -> datetime:
+        return T0
 
 
 def new_id() -> str:
@@ -267,3 +275,31 @@ async def test_release_gives_the_job_back_to_the_next_claim(
     assert await a.release(claimed, T0 + timedelta(seconds=1)) is True
     again = await b.claim(T0 + timedelta(seconds=1), 30, "actions/1", busy)
     assert again is not None and again.delivery_id == claimed.delivery_id
+
+
+async def test_an_event_postgresql_refuses_is_skipped_and_its_batch_mates_get_jobs(
+    stores: tuple[PostgresActionStore, PostgresActionStore], database: str
+) -> None:
+    """Another producer's NUL in a string: jsonb refuses the job's copy of the event. That
+    event is skipped and logged (the event handler dead-letters it); the batch's other
+    events still get their jobs, and the consumer does not crash-loop on the batch."""
+    a, _ = stores
+    url = "http://127.0.0.1:9/nul"
+    kind = "nul.test"  # rules of the module's other tests match sensor.reading
+    rule_id = new_id()
+    await a.create(rule_id, RuleDraft("r", kind, "", Target(url, {}, (SECRET,))), T0)
+    sink = PostgresJobSink(database)
+    planner = JobPlanner(sink, FixedClock(), new_id, dedupe_window=0)
+    bad = Event(new_id(), kind, "dev-nul", T0, T0, {"unit": "C\x00", "value": 1})
+    good = Event(new_id(), kind, "dev-ok", T0, T0, {"unit": "C", "value": 2})
+    try:
+        created = await asyncio.to_thread(planner.handle, [encode_event(bad), encode_event(good)])
+    finally:
+        sink.close()
+    assert created == 1
+    with psycopg.connect(database) as conn:
+        rows = conn.execute(
+            "SELECT event_id::text FROM actions.deliveries WHERE rule_id = %s", (rule_id,)
+        ).fetchall()
+    assert [r[0] for r in rows] == [good.event_id]
+    assert planner.skipped == 1
