@@ -150,6 +150,7 @@ class Relay:
                 await batch.append_to_event_store(events)
                 try:
                     results = await self._publisher.publish(events)
+                    refused_alone = await self._retry_refused_alone(good, results)
                 except Unavailable as e:
                     # Keep the rows (no delete) and count the attempt; the event store
                     # append may commit, it is idempotent on event_id.
@@ -159,7 +160,7 @@ class Relay:
                     publications: list[Publication] = []
                     sent: list[str] = []
                     refused: list[tuple[OutboxRow, str]] = []
-                    for row, result in zip(good, results, strict=True):
+                    for row, result in zip(good, refused_alone, strict=True):
                         if isinstance(result, InvalidInput):
                             refused.append((row, str(result)))
                         else:
@@ -186,6 +187,22 @@ class Relay:
         self.published += published
         self.poisoned += len(poisoned)
         return published + len(poisoned)
+
+    async def _retry_refused_alone(
+        self, rows: list[OutboxRow], results: Sequence[Publication | InvalidInput]
+    ) -> list[Publication | InvalidInput]:
+        """A size refusal may concern the record batch the producer built around an event
+        (a topic limit below batch.size), not the event: each refused event of a batch of
+        several is published once more on its own, and only a refusal of the event alone
+        makes it a poison row. Raises Unavailable."""
+        if len(rows) < 2 or not any(isinstance(r, InvalidInput) for r in results):
+            return list(results)
+        out: list[Publication | InvalidInput] = []
+        for row, result in zip(rows, results, strict=True):
+            if isinstance(result, InvalidInput) and row.event is not None:
+                (result,) = await self._publisher.publish([row.event])
+            out.append(result)
+        return out
 
     async def _worker(self, n: int) -> None:
         backoff = 0.1

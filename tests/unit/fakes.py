@@ -92,6 +92,8 @@ class MemoryPublisher:
         self.sent: list[Event] = []
         self.down = False
         self.refuse: dict[str, str] = {}  # event_id -> why the bus refuses it for good
+        # Refused only inside a batch of several (a broker's record-batch limit), sent alone.
+        self.refuse_in_batch: set[str] = set()
 
     async def publish(self, events: Sequence[Event]) -> list[Publication | InvalidInput]:
         if self.down:
@@ -100,6 +102,9 @@ class MemoryPublisher:
         for e in events:
             if e.event_id in self.refuse:
                 out.append(InvalidInput(self.refuse[e.event_id]))
+                continue
+            if e.event_id in self.refuse_in_batch and len(events) > 1:
+                out.append(InvalidInput("Broker: Message size too large (record batch)"))
                 continue
             out.append(Publication(e.event_id, "sensor-events", 0, len(self.sent)))
             self.sent.append(e)

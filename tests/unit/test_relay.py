@@ -86,6 +86,21 @@ async def test_an_event_the_bus_refuses_for_good_is_set_aside_and_its_batch_mate
     assert [e.event_id for e in pub.sent] == ["id-0", "id-2"]
 
 
+async def test_an_event_refused_only_with_its_batch_mates_is_sent_alone_not_set_aside() -> None:
+    """A broker's size refusal can concern the record batch librdkafka built (a topic limit
+    below batch.size), not the event: each refused event is tried once on its own before it
+    is called a poison row."""
+    store, pub = MemoryRelayStore(), MemoryPublisher()
+    for n in range(3):
+        store.add(ev(n))
+    pub.refuse_in_batch.add("id-1")
+    r = relay(store, pub)
+    assert await r.step() == 3
+    assert sorted(e.event_id for e in pub.sent) == ["id-0", "id-1", "id-2"]
+    assert store.poison == {} and store.outbox == {} and r.poisoned == 0
+    assert sorted(p.event_id for p in store.publications) == ["id-0", "id-1", "id-2"]
+
+
 async def test_a_broker_outage_is_not_a_poison_row() -> None:
     store, pub = MemoryRelayStore(), MemoryPublisher()
     store.add(ev(1))
