@@ -300,6 +300,13 @@ class DeliveryWorkers:
                 await wait_event(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
                 continue
+            except Exception:
+                # Not an outage, but a worker that dies here would silently shrink the pool
+                # until a restart: log it and try again after the backoff.
+                log.exception("could not claim a delivery job")
+                await wait_event(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
             if job is None:
                 await wait_event(self._wake, self._poll)
                 self._wake.clear()
@@ -307,19 +314,22 @@ class DeliveryWorkers:
             endpoint = job.target.endpoint
             self._inflight[endpoint] += 1
             try:
-                await self._process(job, worker, stop)
-            except Unavailable as e:
-                # The lease expires and the job is tried again; its attempt may repeat.
-                log.error(
-                    "could not record a delivery; it will be retried after its lease",
-                    extra={"delivery_id": job.delivery_id, "error": str(e)},
-                )
-            except Exception as e:
-                # A bug (or a value the database refuses) must neither shrink the pool nor
-                # bring the job back after every lease: record it as a failed attempt, so
-                # it goes through backoff into the DLQ like any other failure.
-                log.exception("delivery worker error", extra={"delivery_id": job.delivery_id})
-                await self._record_error(job, worker, e)
+                # The outer try: a cancel (shutdown) that lands while an inner handler is
+                # still recording must release the job too, not leave it to its lease.
+                try:
+                    await self._process(job, worker, stop)
+                except Unavailable as e:
+                    # The lease expires and the job is tried again; its attempt may repeat.
+                    log.error(
+                        "could not record a delivery; it will be retried after its lease",
+                        extra={"delivery_id": job.delivery_id, "error": str(e)},
+                    )
+                except Exception as e:
+                    # A bug (or a value the database refuses) must neither shrink the pool
+                    # nor bring the job back after every lease: record it as a failed
+                    # attempt, so it goes through backoff into the DLQ like any other.
+                    log.exception("delivery worker error", extra={"delivery_id": job.delivery_id})
+                    await self._record_error(job, worker, e)
             except asyncio.CancelledError:
                 with contextlib.suppress(Exception):
                     await asyncio.shield(self._queue.release(job, self._clock.now()))

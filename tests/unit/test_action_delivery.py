@@ -318,3 +318,59 @@ def test_error_excerpts_are_short_and_clean() -> None:
     text = response_excerpt(b"oops\x00\x01\x1b[31m\r\nline2 \xff\xfe" + b"x" * 5000)
     assert "\x00" not in text and "\x1b" not in text and "\r" not in text
     assert text.startswith("oops") and "line2" in text and len(text) <= 200
+
+
+def test_a_shutdown_cancel_while_an_error_is_being_recorded_releases_the_job() -> None:
+    """The cancel lands inside the catch-all's recording call (a sibling except clause
+    would not see it): the job is still released, not left to wait out its lease."""
+
+    class SlowRecording(FakeQueue):
+        recording = asyncio.Event()
+
+        async def admit(self, endpoint: str, now: datetime, policy: pol.Policy) -> pol.Admission:
+            raise RuntimeError("a bug")
+
+        async def finish(
+            self, job: Job, outcome: Outcome, now: datetime, policy: pol.Policy, worker: str
+        ) -> bool:
+            self.recording.set()
+            await asyncio.Event().wait()  # the database is slow: still recording at the cancel
+            return True
+
+    async def run() -> list[str]:
+        queue = SlowRecording(jobs=[job()])
+        workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(workers.run(stop, grace=0.01))
+        await asyncio.wait_for(queue.recording.wait(), 60)
+        stop.set()
+        await task
+        return queue.calls
+
+    assert asyncio.run(run())[-1] == "release"
+
+
+def test_a_claim_that_fails_for_another_reason_than_an_outage_does_not_kill_the_worker() -> None:
+    class FlakyClaim(FakeQueue):
+        failed = False
+
+        async def claim(
+            self, now: datetime, lease: float, worker: str, busy: Sequence[str] = ()
+        ) -> Job | None:
+            if not self.failed:
+                self.failed = True
+                raise RuntimeError("unexpected")
+            return await super().claim(now, lease, worker, busy)
+
+    async def run() -> list[Outcome]:
+        queue = FlakyClaim(jobs=[job()])
+        workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
+        stop = asyncio.Event()
+        task = asyncio.create_task(workers.run(stop, grace=5))
+        await asyncio.wait_for(queue.finished_event.wait(), 60)
+        stop.set()
+        await task
+        return queue.finished
+
+    [outcome] = asyncio.run(run())
+    assert outcome.status == DELIVERED
