@@ -78,7 +78,7 @@ def _filter(args: argparse.Namespace) -> dlq_pb2.DeadLetterFilter:
     return f
 
 
-def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:
+def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:  # nosec B107
     with edge_channel(args.edge or default_edge, token) as channel:
         stub = dlq_pb2_grpc.DeadLetterServiceStub(channel)
         try:

@@ -172,7 +172,7 @@ def _token(args: argparse.Namespace) -> int:
         )
         return 1
     store = local_auth.key_store(settings.data_dir)
-    if args.token_command == "rotate-key":
+    if args.token_command == "rotate-key":  # nosec B105
         key = store.rotate()
         print(
             f"new signing key {key.kid}; {len(store.signing_keys())} key(s) in {store.jwks_path}. "
@@ -181,7 +181,7 @@ def _token(args: argparse.Namespace) -> int:
             f"{store.keys_dir} to revoke them all)."
         )
         return 0
-    if args.token_command == "create":
+    if args.token_command == "create":  # nosec B105
         scopes = local_auth.parse_scopes(args.scope)
         print(
             store.sign(settings.auth, subject=args.subject, scopes=scopes, ttl=args.ttl),

@@ -69,7 +69,7 @@ class Stack:
         self.services: dict[str, Child] = {}
         self.broker_since = datetime.now(UTC)
         # The development admin token (every scope), when the stack signs its own tokens.
-        self.admin_token = ""
+        self.admin_token = ""  # nosec B105
 
     @property
     def keys(self) -> local_auth.KeyStore:

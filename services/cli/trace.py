@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     p.add_argument("--edge", default="", help="Envoy host:port (default 127.0.0.1:$CJ_EDGE_PORT)")
 
 
-def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:
+def run(args: argparse.Namespace, default_edge: str, token: str = "") -> int:  # nosec B107
     with edge_channel(args.edge or default_edge, token) as channel:
         stub = lineage_pb2_grpc.LineageServiceStub(channel)
         try:
