@@ -132,6 +132,17 @@ class ConsumerLoop:
         self._consumer.resume(partitions)
         self._paused.difference_update((p.topic, p.partition) for p in partitions)
 
+    def _resume_stale(self) -> None:
+        """Nothing we own stays paused once the database is back, even if a resume in an
+        assign callback failed (it would never be fetched again)."""
+        stale = [TopicPartition(t, p) for (t, p) in self._paused if (t, p) in self._owned]
+        if not stale:
+            return
+        try:
+            self._resume(stale)
+        except KafkaException as e:
+            log.warning("could not resume paused partitions", extra={"error": str(e)})
+
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info("partitions revoked", extra={"count": len(partitions)})
         # Settle our async commits for these partitions before their next owner starts.
@@ -296,6 +307,8 @@ class ConsumerLoop:
                         log.warning("consumer error", extra={"error": err.str()})
                 claims = self._claims(good)
                 self._sample_lag()
+                if self.db_ok and self._paused:
+                    self._resume_stale()
                 if good:
                     if not self._handle_blocking(good):
                         break
