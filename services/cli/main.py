@@ -382,14 +382,20 @@ def _republish(args: argparse.Namespace) -> int:
     )
     total = source.count()
     print(f"republishing {total:,} event(s) to {common.brokers}", file=sys.stderr)
-    ensure_topics(common.brokers, ALL_TOPICS, common.topic_partitions, common.topic_replication)
+    ensure_topics(
+        common.brokers,
+        ALL_TOPICS,
+        common.topic_partitions,
+        common.topic_replication,
+        security=common.kafka,
+    )
 
     def progress(done: int, n: int, seconds: float) -> None:
         end = "\r" if sys.stderr.isatty() and done < n else "\n"
         print(render_progress(done, n, seconds), end=end, file=sys.stderr, flush=True)
 
     async def go() -> int:
-        publisher = KafkaPublisher(common.brokers)
+        publisher = KafkaPublisher(common.brokers, security=common.kafka)
         try:
             return await republish(
                 source.batches(args.batch_size), total, publisher, progress=progress

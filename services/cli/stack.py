@@ -39,6 +39,7 @@ from services.config.settings import (
     AuthSettings,
     Env,
     EventHandlerSettings,
+    KafkaSecurity,
     StackSettings,
 )
 from services.infra.kafka_lag import GroupLag
@@ -298,17 +299,19 @@ class Stack:
             self.republish_lost(lost_since)
         return caught_up
 
-    def _consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+    def _consumer_groups(self) -> list[tuple[str, tuple[str, ...], KafkaSecurity]]:
         env = Env(self.service_env())
         handler = EventHandlerSettings.from_env(env)
         actions = ActionsSettings.from_env(env)
         return [
-            (handler.consumer_group, handler.topics),
-            (actions.consumer_group, actions.topics),
+            (handler.consumer_group, handler.topics, handler.common.kafka),
+            (actions.consumer_group, actions.topics, actions.common.kafka),
         ]
 
     def _wait_consumed(self, timeout: float) -> bool:
-        probes = [GroupLag(self.broker.bootstrap, g, t) for g, t in self._consumer_groups()]
+        probes = [
+            GroupLag(self.broker.bootstrap, g, t, security=k) for g, t, k in self._consumer_groups()
+        ]
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
