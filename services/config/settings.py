@@ -112,6 +112,9 @@ class KafkaSecurity:
     username: str = ""
     password: str = field(default="", repr=False)
     ca_location: Path | None = None
+    # CJ_ENVIRONMENT=production: a client is refused unless the bus is sasl_ssl (checked when
+    # a client is built, so processes without one, query and mqtt, need no bus credentials).
+    production: bool = False
 
     @property
     def sasl(self) -> bool:
@@ -185,12 +188,14 @@ class KafkaSecurity:
                 )
             if not ca_location.is_file():
                 raise ConfigError(f"CJ_KAFKA_SSL_CA_LOCATION={ca!r} is not a readable file")
-        if deployment == "production" and protocol != "sasl_ssl":
-            raise ConfigError(
-                f"CJ_KAFKA_SECURITY_PROTOCOL={protocol} with CJ_ENVIRONMENT=production: anything "
-                "that reaches the brokers could read or inject events; use sasl_ssl"
-            )
-        return cls(protocol, mechanism if sasl else "", username, password, ca_location)
+        return cls(
+            protocol,
+            mechanism if sasl else "",
+            username,
+            password,
+            ca_location,
+            production=deployment == "production",
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 from opentelemetry.trace import Span, SpanKind
 
 from services.config.settings import KafkaSecurity
-from services.core.errors import InvalidInput, Unavailable
+from services.core.errors import ConfigError, InvalidInput, Unavailable
 from services.core.events import Event, Publication, topic_for
 from services.infra import tracing
 from services.infra.codec import encode_event
@@ -62,7 +62,13 @@ PLAINTEXT = KafkaSecurity()
 
 def client_config(brokers: str, security: KafkaSecurity) -> dict[str, Any]:
     """What every client (producer, consumer, admin, lag probe) starts from: the brokers and
-    how to reach them (CJ_KAFKA_*: TLS, SASL). Every client config is built on this one."""
+    how to reach them (CJ_KAFKA_*: TLS, SASL). Every client config is built on this one.
+    Raises ConfigError for a bus without TLS and SASL under CJ_ENVIRONMENT=production."""
+    if security.production and security.protocol != "sasl_ssl":
+        raise ConfigError(
+            f"CJ_KAFKA_SECURITY_PROTOCOL={security.protocol} with CJ_ENVIRONMENT=production: "
+            "anything that reaches the brokers could read or inject events; use sasl_ssl"
+        )
     config: dict[str, Any] = {
         "bootstrap.servers": brokers,
         "security.protocol": security.protocol,

@@ -118,20 +118,27 @@ def test_common_settings_carry_the_bus_security() -> None:
             },
             "CJ_KAFKA_SASL_PASSWORD_FILE='/nonexistent' cannot be read",
         ),
-        (
-            {"CJ_ENVIRONMENT": "production"},
-            "CJ_KAFKA_SECURITY_PROTOCOL=plaintext with CJ_ENVIRONMENT=production",
-        ),
-        (
-            {"CJ_ENVIRONMENT": "production", "CJ_KAFKA_SECURITY_PROTOCOL": "ssl"},
-            "CJ_KAFKA_SECURITY_PROTOCOL=ssl with CJ_ENVIRONMENT=production",
-        ),
     ],
 )
 def test_inconsistent_settings_fail_fast(env: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError) as err:
         security(**env)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("protocol", ["plaintext", "ssl"])
+def test_production_builds_no_client_without_tls_and_sasl(protocol: str) -> None:
+    sec = security(CJ_ENVIRONMENT="production", CJ_KAFKA_SECURITY_PROTOCOL=protocol)
+    with pytest.raises(ConfigError) as err:
+        consumer_config("b-1:9092", "g", security=sec)
+    assert f"CJ_KAFKA_SECURITY_PROTOCOL={protocol} with CJ_ENVIRONMENT=production" in str(err.value)
+    ok = security(
+        CJ_ENVIRONMENT="production",
+        CJ_KAFKA_SECURITY_PROTOCOL="sasl_ssl",
+        CJ_KAFKA_SASL_USERNAME="u",
+        CJ_KAFKA_SASL_PASSWORD="p",
+    )
+    assert client_config("b-1:9096", ok)["security.protocol"] == "sasl_ssl"
 
 
 def test_every_client_config_is_built_by_client_config() -> None:
