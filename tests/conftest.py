@@ -45,7 +45,7 @@ def database(postgres: EmbeddedPostgres) -> str:
     name = unique("t").replace("-", "_")
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    return postgres.url_for(name)
 
 
 @pytest.fixture

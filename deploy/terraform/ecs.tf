@@ -34,9 +34,11 @@ locals {
   # The same CJ_* variables as `make run` and docker-compose.yml; the database URL comes
   # from Secrets Manager (see database.tf).
   common_env = {
-    CJ_LOG_LEVEL           = var.log_level
-    CJ_LOG_FORMAT          = "json"
-    CJ_REDPANDA_BROKERS    = var.kafka_brokers
+    CJ_LOG_LEVEL        = var.log_level
+    CJ_LOG_FORMAT       = "json"
+    CJ_REDPANDA_BROKERS = var.kafka_brokers
+    # Under production a Kafka client is refused unless the bus is sasl_ssl (bus_env).
+    CJ_ENVIRONMENT         = "production"
     CJ_TOPIC_PARTITIONS    = tostring(var.topic_partitions)
     CJ_OUTBOX_WORKER_COUNT = tostring(var.outbox_worker_count)
     CJ_INGESTION_HOST      = "0.0.0.0"
@@ -45,6 +47,13 @@ locals {
     CJ_ACTIONS_HOST        = "0.0.0.0"
     # Webhook targets may not point into the VPC or at the instance metadata endpoint.
     CJ_ACTIONS_BLOCK_PRIVATE_TARGETS = "true"
+  }
+
+  # TLS and SASL/SCRAM on the bus (kafka.tf), for the services with a Kafka client only;
+  # the user and password are per service.
+  bus_env = {
+    CJ_KAFKA_SECURITY_PROTOCOL = "sasl_ssl"
+    CJ_KAFKA_SASL_MECHANISM    = var.kafka_sasl_mechanism
   }
 
   # Standard gRPC health check against the task's own port; SERVING exits 0.
@@ -101,12 +110,22 @@ resource "aws_ecs_task_definition" "backend" {
     command      = ["serve", each.key]
     stopTimeout  = each.value.stop_timeout
     portMappings = [{ containerPort = each.value.port, protocol = "tcp" }]
-    environment  = [for k, v in local.common_env : { name = k, value = v }]
+    environment = [for k, v in merge(
+      local.common_env,
+      contains(local.bus_users, each.key) ? merge(local.bus_env, { CJ_KAFKA_SASL_USERNAME = "${local.name}-${each.key}" }) : {},
+    ) : { name = k, value = v }]
     # Every task gets all four URLs (one secret), so `cornjacket migrate all` runs from any.
-    secrets = [for name in keys(local.backends) : {
-      name      = "CJ_${upper(name)}_DATABASE_URL"
-      valueFrom = aws_secretsmanager_secret.database_url.arn
-    }]
+    # A service with a Kafka client gets its own bus password (the secret's JSON key).
+    secrets = concat(
+      [for name in keys(local.backends) : {
+        name      = "CJ_${upper(name)}_DATABASE_URL"
+        valueFrom = aws_secretsmanager_secret.database_url.arn
+      }],
+      contains(local.bus_users, each.key) ? [{
+        name      = "CJ_KAFKA_SASL_PASSWORD"
+        valueFrom = "${aws_secretsmanager_secret.kafka[each.key].arn}:password::"
+      }] : [],
+    )
     healthCheck = {
       command     = ["CMD", "python", "-c", format(local.grpc_health_check, each.value.port)]
       interval    = 10

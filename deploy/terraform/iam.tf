@@ -22,8 +22,17 @@ resource "aws_iam_role_policy_attachment" "execution" {
 
 data "aws_iam_policy_document" "read_database_url" {
   statement {
-    actions   = ["secretsmanager:GetSecretValue"]
-    resources = [aws_secretsmanager_secret.database_url.arn, aws_secretsmanager_secret.mqtt_users.arn]
+    actions = ["secretsmanager:GetSecretValue"]
+    resources = concat(
+      [aws_secretsmanager_secret.database_url.arn, aws_secretsmanager_secret.mqtt_users.arn],
+      [for s in aws_secretsmanager_secret.kafka : s.arn],
+    )
+  }
+
+  # The bus passwords are encrypted with the key MSK requires (kafka.tf).
+  statement {
+    actions   = ["kms:Decrypt"]
+    resources = [aws_kms_key.kafka.arn]
   }
 }
 

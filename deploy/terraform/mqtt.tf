@@ -27,9 +27,11 @@ resource "aws_vpc_security_group_ingress_rule" "mqtt_from_devices" {
   to_port           = 1883
 }
 
+# The NLB's health checks come from its nodes in the public subnets, not from the whole VPC.
 resource "aws_vpc_security_group_ingress_rule" "mqtt_health_from_nlb" {
+  count             = length(aws_subnet.public)
   security_group_id = aws_security_group.mqtt.id
-  cidr_ipv4         = var.vpc_cidr
+  cidr_ipv4         = aws_subnet.public[count.index].cidr_block
   ip_protocol       = "tcp"
   from_port         = 1883
   to_port           = 1883

@@ -81,13 +81,30 @@ variable "envoy_concurrency" {
 }
 
 variable "kafka_brokers" {
-  description = "Kafka-protocol bootstrap list (MSK or Redpanda) as host:port,...; becomes CJ_REDPANDA_BROKERS."
+  description = "Kafka-protocol bootstrap list of the brokers' SASL/SCRAM TLS listener (MSK: port 9096) as host:port,...; becomes CJ_REDPANDA_BROKERS."
   type        = string
 
   validation {
     condition     = can(regex("^[^,:\\s]+:[0-9]+(,[^,:\\s]+:[0-9]+)*$", var.kafka_brokers))
     error_message = "kafka_brokers must be a comma-separated host:port list."
   }
+}
+
+variable "kafka_sasl_mechanism" {
+  description = "SASL mechanism of the bus users (CJ_KAFKA_SASL_MECHANISM); MSK supports SCRAM-SHA-512."
+  type        = string
+  default     = "SCRAM-SHA-512"
+
+  validation {
+    condition     = contains(["SCRAM-SHA-512", "SCRAM-SHA-256"], var.kafka_sasl_mechanism)
+    error_message = "kafka_sasl_mechanism must be SCRAM-SHA-512 or SCRAM-SHA-256."
+  }
+}
+
+variable "msk_cluster_arn" {
+  description = "ARN of the MSK cluster whose SCRAM users are the services' (empty: associate the secrets outside this stack)."
+  type        = string
+  default     = ""
 }
 
 variable "topic_partitions" {

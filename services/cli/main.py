@@ -82,6 +82,8 @@ def _up(insecure: bool) -> int:
     from services.cli.stack import Stack
     from services.cli.supervisor import Supervisor
 
+    # What the stack writes (data, logs, keys, tokens) is its user's only.
+    os.umask(0o077)
     settings = StackSettings.from_env()
     if insecure:
         settings = dataclasses.replace(
@@ -299,10 +301,19 @@ def _mqtt_add_user(args: argparse.Namespace) -> int:
     publish = tuple(args.publish or DEFAULT_PUBLISH)
     blocks.append(render_user(args.name, hash_password(password), publish, args.subscribe or ()))
     header = "# Cornjacket MQTT users (CJ_MQTT_USERS_FILE); edit with `cornjacket mqtt add-user`\n"
-    path.write_text(header + "\n".join(blocks))
-    path.chmod(0o600)
+    _write_private(path, header + "\n".join(blocks))
     print(f"{args.name} may now connect; publish allowed on: {', '.join(publish)}")
     return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` with a file created 0600: the secret is never readable by others, not
+    even between the write and a chmod."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.unlink(missing_ok=True)
+    with os.fdopen(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(text)
+    tmp.replace(path)
 
 
 def _replay(args: argparse.Namespace) -> int:
@@ -371,14 +382,20 @@ def _republish(args: argparse.Namespace) -> int:
     )
     total = source.count()
     print(f"republishing {total:,} event(s) to {common.brokers}", file=sys.stderr)
-    ensure_topics(common.brokers, ALL_TOPICS, common.topic_partitions, common.topic_replication)
+    ensure_topics(
+        common.brokers,
+        ALL_TOPICS,
+        common.topic_partitions,
+        common.topic_replication,
+        security=common.kafka,
+    )
 
     def progress(done: int, n: int, seconds: float) -> None:
         end = "\r" if sys.stderr.isatty() and done < n else "\n"
         print(render_progress(done, n, seconds), end=end, file=sys.stderr, flush=True)
 
     async def go() -> int:
-        publisher = KafkaPublisher(common.brokers)
+        publisher = KafkaPublisher(common.brokers, security=common.kafka)
         try:
             return await republish(
                 source.batches(args.batch_size), total, publisher, progress=progress

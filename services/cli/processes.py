@@ -12,6 +12,7 @@ import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import IO
 
 from services.core.errors import CornjacketError
 
@@ -90,6 +91,7 @@ class Child:
         stop_signal: int = signal.SIGTERM,
         user: str | None = None,
         cwd: Path | None = None,
+        pass_fds: tuple[int, ...] = (),
     ) -> None:
         self.name = name
         self.argv = list(argv)
@@ -98,11 +100,14 @@ class Child:
         self.stop_signal = stop_signal
         self.user = user
         self.cwd = cwd
+        self.pass_fds = pass_fds
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        log = self.log_path.open("ab")
+        """Start the process with umask 077: what it creates is its owner's only; so is its
+        log (0600, never widened: an existing log keeps its mode)."""
+        self.log_path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        log = open_private(self.log_path, "ab")
         try:
             self.proc = subprocess.Popen(
                 [*launch_prefix(self.user), *self.argv],
@@ -112,6 +117,8 @@ class Child:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,
+                pass_fds=self.pass_fds,
+                umask=0o077,
             )
         except OSError as e:
             raise StartError(f"cannot start {self.name} ({self.argv[0]}): {e}") from e
@@ -158,6 +165,12 @@ class Child:
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-lines:])
+
+
+def open_private(path: Path, mode: str = "ab") -> IO[bytes]:
+    """Open (creating it 0600 if missing) a file for binary appending or writing."""
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_APPEND if "a" in mode else os.O_TRUNC)
+    return os.fdopen(os.open(path, flags, 0o600), mode)
 
 
 def wait_until(predicate: object, timeout: float, *, what: str, child: Child | None = None) -> None:

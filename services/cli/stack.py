@@ -24,13 +24,22 @@ import psutil  # type: ignore[import-untyped, unused-ignore]
 from services.cli import auth as local_auth
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
-from services.cli.processes import Child, StartError, env_with, free_port, port_free, wait_until
+from services.cli.processes import (
+    Child,
+    StartError,
+    env_with,
+    free_port,
+    open_private,
+    port_free,
+    wait_until,
+)
 from services.config.settings import (
     METRICS_PORTS,
     ActionsSettings,
     AuthSettings,
     Env,
     EventHandlerSettings,
+    KafkaSecurity,
     StackSettings,
 )
 from services.infra.kafka_lag import GroupLag
@@ -139,12 +148,22 @@ class Stack:
     def start(self) -> None:
         self.check_ports()
         s = self.settings
+        # The stack's own folders are its user's only (secrets, logs, data); no folder above
+        # them is touched.
+        s.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.logs.mkdir(mode=0o700, exist_ok=True)
         t0 = time.monotonic()
         self.say(
             f"starting PostgreSQL 18 on 127.0.0.1:{s.postgres_port} "
             f"(data in {self.postgres.pgdata})"
         )
         self.postgres.start(timeout=s.start_timeout)
+        if self.postgres.migrated:
+            self.say(
+                f"{self.postgres.pgdata} let local users in without a password (made by an "
+                "older cornjacket with --auth=trust); PostgreSQL now asks for the password "
+                f"kept in {self.postgres.password_file}"
+            )
         self.say(f"starting the broker (Tansu, in-memory) on {self.broker.bootstrap}")
         self.broker_since = datetime.now(UTC)
         self.broker.start(timeout=s.start_timeout)
@@ -159,22 +178,23 @@ class Stack:
             self.keys.ensure()
             jwks_file = self.keys.jwks_path
             self.admin_token = local_auth.write_admin_token(s.data_dir, s.auth)
-        self.envoy.config_path.write_text(
-            render(
-                auth=s.auth,
-                jwks_file=jwks_file,
-                edge_port=s.edge_port,
-                admin_port=s.envoy_admin_port,
-                upstreams={
-                    "ingestion": ("127.0.0.1", s.ingestion_port),
-                    "query": ("127.0.0.1", s.query_port),
-                    "eventhandler": ("127.0.0.1", s.eventhandler_port),
-                    "relay": ("127.0.0.1", s.relay_port),
-                    "actions": ("127.0.0.1", s.actions_port),
-                    "mqtt": ("127.0.0.1", s.mqtt_health_port),
-                },
+        with open_private(self.envoy.config_path, "wb") as config:
+            config.write(
+                render(
+                    auth=s.auth,
+                    jwks_file=jwks_file,
+                    edge_port=s.edge_port,
+                    admin_port=s.envoy_admin_port,
+                    upstreams={
+                        "ingestion": ("127.0.0.1", s.ingestion_port),
+                        "query": ("127.0.0.1", s.query_port),
+                        "eventhandler": ("127.0.0.1", s.eventhandler_port),
+                        "relay": ("127.0.0.1", s.relay_port),
+                        "actions": ("127.0.0.1", s.actions_port),
+                        "mqtt": ("127.0.0.1", s.mqtt_health_port),
+                    },
+                ).encode()
             )
-        )
         self.say(f"starting Envoy on 127.0.0.1:{s.edge_port}")
         self.envoy.start()
         self.say("waiting until every service reports ready ...")
@@ -279,17 +299,19 @@ class Stack:
             self.republish_lost(lost_since)
         return caught_up
 
-    def _consumer_groups(self) -> list[tuple[str, tuple[str, ...]]]:
+    def _consumer_groups(self) -> list[tuple[str, tuple[str, ...], KafkaSecurity]]:
         env = Env(self.service_env())
         handler = EventHandlerSettings.from_env(env)
         actions = ActionsSettings.from_env(env)
         return [
-            (handler.consumer_group, handler.topics),
-            (actions.consumer_group, actions.topics),
+            (handler.consumer_group, handler.topics, handler.common.kafka),
+            (actions.consumer_group, actions.topics, actions.common.kafka),
         ]
 
     def _wait_consumed(self, timeout: float) -> bool:
-        probes = [GroupLag(self.broker.bootstrap, g, t) for g, t in self._consumer_groups()]
+        probes = [
+            GroupLag(self.broker.bootstrap, g, t, security=k) for g, t, k in self._consumer_groups()
+        ]
         try:
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline:
@@ -309,7 +331,7 @@ class Stack:
         rule and event), so what they already had changes nothing."""
         self.say(f"republishing events ingested since {since:%H:%M:%S} (the broker lost them)")
         log_path = self.logs / "republish.log"
-        with log_path.open("ab") as out:
+        with open_private(log_path, "ab") as out:
             done = subprocess.run(
                 [
                     sys.executable,
@@ -348,7 +370,7 @@ class Stack:
             "health": self.edge_url + "/health",
             "MQTT": f"mqtt://127.0.0.1:{s.mqtt_port}",
             "Envoy admin": f"http://127.0.0.1:{s.envoy_admin_port}",
-            "PostgreSQL": self.postgres.url,
+            "PostgreSQL": self.postgres.display_url,
             "Kafka-protocol broker": self.broker.bootstrap,
             "logs": str(self.logs),
             **(

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from services.core.errors import ConfigError
@@ -94,6 +94,110 @@ class Env:
         return value
 
 
+KAFKA_PROTOCOLS = ("plaintext", "ssl", "sasl_plaintext", "sasl_ssl")
+KAFKA_MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSecurity:
+    """How every Kafka client (producer, consumer, admin) authenticates and encrypts:
+    librdkafka's security.protocol, sasl.*, ssl.ca.location (ADR 17).
+
+    ``plaintext`` (the default) is for the local stack's broker on 127.0.0.1; with
+    CJ_ENVIRONMENT=production only sasl_ssl is accepted (encrypted and authenticated).
+    """
+
+    protocol: str = "plaintext"
+    mechanism: str = ""
+    username: str = ""
+    password: str = field(default="", repr=False)
+    ca_location: Path | None = None
+    # CJ_ENVIRONMENT=production: a client is refused unless the bus is sasl_ssl (checked when
+    # a client is built, so processes without one, query and mqtt, need no bus credentials).
+    production: bool = False
+
+    @property
+    def sasl(self) -> bool:
+        return self.protocol.startswith("sasl_")
+
+    @property
+    def tls(self) -> bool:
+        return self.protocol in ("ssl", "sasl_ssl")
+
+    @classmethod
+    def from_env(cls, env: Env) -> KafkaSecurity:
+        protocol = env.choice("CJ_KAFKA_SECURITY_PROTOCOL", "plaintext", KAFKA_PROTOCOLS)
+        deployment = env.choice(
+            "CJ_ENVIRONMENT", "development", ("development", "test", "production")
+        )
+        mechanism = env.text("CJ_KAFKA_SASL_MECHANISM", "").upper()
+        username = env.text("CJ_KAFKA_SASL_USERNAME", "")
+        password = env.text("CJ_KAFKA_SASL_PASSWORD", "")
+        password_file = env.text("CJ_KAFKA_SASL_PASSWORD_FILE", "")
+        ca = env.text("CJ_KAFKA_SSL_CA_LOCATION", "")
+        if password and password_file:
+            raise ConfigError("set CJ_KAFKA_SASL_PASSWORD or CJ_KAFKA_SASL_PASSWORD_FILE, not both")
+        if password_file:
+            try:
+                password = Path(password_file).expanduser().read_text().strip()
+            except OSError as e:
+                raise ConfigError(
+                    f"CJ_KAFKA_SASL_PASSWORD_FILE={password_file!r} cannot be read: {e.strerror}"
+                ) from None
+            if not password:
+                raise ConfigError(f"CJ_KAFKA_SASL_PASSWORD_FILE={password_file!r} is empty")
+        sasl = protocol.startswith("sasl_")
+        if sasl:
+            mechanism = mechanism or "SCRAM-SHA-512"
+            if mechanism not in KAFKA_MECHANISMS:
+                raise ConfigError(
+                    f"CJ_KAFKA_SASL_MECHANISM={mechanism!r} is not one of "
+                    f"{', '.join(KAFKA_MECHANISMS)}"
+                )
+            if not username or not password:
+                raise ConfigError(
+                    f"CJ_KAFKA_SECURITY_PROTOCOL={protocol} needs CJ_KAFKA_SASL_USERNAME and "
+                    "CJ_KAFKA_SASL_PASSWORD (or CJ_KAFKA_SASL_PASSWORD_FILE)"
+                )
+            if protocol == "sasl_plaintext" and mechanism == "PLAIN":
+                raise ConfigError(
+                    "CJ_KAFKA_SASL_MECHANISM=PLAIN over CJ_KAFKA_SECURITY_PROTOCOL="
+                    "sasl_plaintext sends the password in the clear: use sasl_ssl"
+                )
+        else:
+            stray = [
+                name
+                for name, value in (
+                    ("CJ_KAFKA_SASL_MECHANISM", mechanism),
+                    ("CJ_KAFKA_SASL_USERNAME", username),
+                    ("CJ_KAFKA_SASL_PASSWORD", password),
+                )
+                if value
+            ]
+            if stray:
+                raise ConfigError(
+                    f"{', '.join(stray)} set but CJ_KAFKA_SECURITY_PROTOCOL={protocol} sends no "
+                    "credentials: use sasl_ssl"
+                )
+        ca_location = Path(ca).expanduser() if ca else None
+        if ca_location is not None:
+            if protocol not in ("ssl", "sasl_ssl"):
+                raise ConfigError(
+                    f"CJ_KAFKA_SSL_CA_LOCATION is set but CJ_KAFKA_SECURITY_PROTOCOL={protocol} "
+                    "does not use TLS: use ssl or sasl_ssl"
+                )
+            if not ca_location.is_file():
+                raise ConfigError(f"CJ_KAFKA_SSL_CA_LOCATION={ca!r} is not a readable file")
+        return cls(
+            protocol,
+            mechanism if sasl else "",
+            username,
+            password,
+            ca_location,
+            production=deployment == "production",
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class CommonSettings:
     log_level: str
@@ -103,6 +207,7 @@ class CommonSettings:
     topic_replication: int
     tracing_exporter: str
     tracing_dir: Path | None
+    kafka: KafkaSecurity = KafkaSecurity()
 
     @classmethod
     def from_env(cls, env: Env) -> CommonSettings:
@@ -123,6 +228,7 @@ class CommonSettings:
                 "CJ_TRACING_EXPORTER", "none", ("none", "console", "file", "otlp")
             ),
             tracing_dir=Path(d) if (d := env.text("CJ_TRACING_DIR", "")) else None,
+            kafka=KafkaSecurity.from_env(env),
         )
 
 

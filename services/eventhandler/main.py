@@ -86,11 +86,16 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         settings.topics,
         settings.common.topic_partitions,
         settings.common.topic_replication,
+        security=settings.common.kafka,
     )
     store = PostgresProjectionStore(settings.database_url, settings.consumer_group)
     clock_ = clock or SystemClock()
     handler = EventHandler(store, default_registry(), clock_, consumer=settings.consumer_group)
-    consumer = consumer_from(consumer_config(settings.common.brokers, settings.consumer_group))
+    consumer = consumer_from(
+        consumer_config(
+            settings.common.brokers, settings.consumer_group, security=settings.common.kafka
+        )
+    )
     loop = ConsumerLoop(
         consumer,
         batch_handler(handler),

@@ -19,7 +19,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 from opentelemetry.trace import Span, SpanKind
 
-from services.core.errors import InvalidInput, Unavailable
+from services.config.settings import KafkaSecurity
+from services.core.errors import ConfigError, InvalidInput, Unavailable
 from services.core.events import Event, Publication, topic_for
 from services.infra import tracing
 from services.infra.codec import encode_event
@@ -56,6 +57,36 @@ PERMANENT_ERRORS = frozenset(
 )
 
 
+PLAINTEXT = KafkaSecurity()
+
+
+def client_config(brokers: str, security: KafkaSecurity) -> dict[str, Any]:
+    """What every client (producer, consumer, admin, lag probe) starts from: the brokers and
+    how to reach them (CJ_KAFKA_*: TLS, SASL). Every client config is built on this one.
+    Raises ConfigError for a bus without TLS and SASL under CJ_ENVIRONMENT=production."""
+    if security.production and security.protocol != "sasl_ssl":
+        raise ConfigError(
+            f"CJ_KAFKA_SECURITY_PROTOCOL={security.protocol} with CJ_ENVIRONMENT=production: "
+            "anything that reaches the brokers could read or inject events; use sasl_ssl"
+        )
+    config: dict[str, Any] = {
+        "bootstrap.servers": brokers,
+        "security.protocol": security.protocol,
+    }
+    if security.sasl:
+        config["sasl.mechanism"] = security.mechanism
+        config["sasl.username"] = security.username
+        config["sasl.password"] = security.password
+    if security.tls:
+        # librdkafka verifies the broker's certificate and host name by default; say so
+        # rather than rely on a default another version might change.
+        config["enable.ssl.certificate.verification"] = True
+        config["ssl.endpoint.identification.algorithm"] = "https"
+        if security.ca_location is not None:
+            config["ssl.ca.location"] = str(security.ca_location)
+    return config
+
+
 def message_limit(max_payload_bytes: int) -> int:
     """The largest bus message an event with a payload of ``max_payload_bytes`` (JSON) can
     make: the producer's message.max.bytes and the topics' max.message.bytes. Never below
@@ -71,6 +102,7 @@ def ensure_topics(
     timeout: float = 15,
     *,
     max_message_bytes: int | None = None,
+    security: KafkaSecurity = PLAINTEXT,
 ) -> None:
     """Create missing topics; existing ones keep their partitions. Raises Unavailable.
 
@@ -81,7 +113,9 @@ def ensure_topics(
     permission), a warning names the topic: its larger events would be set aside by the
     relay as poison rows until an operator raises it.
     """
-    admin = AdminClient({"bootstrap.servers": brokers, "socket.timeout.ms": int(timeout * 1000)})
+    admin = AdminClient(
+        client_config(brokers, security) | {"socket.timeout.ms": int(timeout * 1000)}
+    )
     try:
         existing = admin.list_topics(timeout=timeout).topics
     except KafkaException as e:
@@ -226,9 +260,10 @@ class KafkaPublisher:
         *,
         max_message_bytes: int | None = None,
         extra: dict[str, Any] | None = None,
+        security: KafkaSecurity = PLAINTEXT,
     ) -> None:
         config: dict[str, Any] = {
-            "bootstrap.servers": brokers,
+            **client_config(brokers, security),
             "enable.idempotence": True,
             "acks": "all",
             "linger.ms": 2,
@@ -300,10 +335,12 @@ class KafkaPublisher:
             log.warning("producer closed with unacknowledged messages", extra={"count": remaining})
 
 
-def consumer_config(brokers: str, group: str, **extra: Any) -> dict[str, Any]:
+def consumer_config(
+    brokers: str, group: str, *, security: KafkaSecurity = PLAINTEXT, **extra: Any
+) -> dict[str, Any]:
     """Consumer settings: manual commits after processing; quick group joins on small clusters."""
     config: dict[str, Any] = {
-        "bootstrap.servers": brokers,
+        **client_config(brokers, security),
         "group.id": group,
         "enable.auto.commit": False,
         "enable.auto.offset.store": False,

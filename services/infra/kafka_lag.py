@@ -13,6 +13,9 @@ from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
+from services.config.settings import KafkaSecurity
+from services.infra.kafka import PLAINTEXT, client_config
+
 _QUERY_TIMEOUT_S = 2.0
 _PARTITIONS_REFRESH_S = 10.0
 _TAIL_READ_S = 1.0
@@ -34,8 +37,16 @@ class GroupLag:
     of the fetch response. On a real Kafka this reads one record and changes nothing.
     """
 
-    def __init__(self, brokers: str, group: str, topics: Sequence[str]) -> None:
+    def __init__(
+        self,
+        brokers: str,
+        group: str,
+        topics: Sequence[str],
+        *,
+        security: KafkaSecurity = PLAINTEXT,
+    ) -> None:
         self._brokers = brokers
+        self._security = security
         self._group = group
         self._topics = list(topics)
         self._consumer: Any = None
@@ -46,7 +57,7 @@ class GroupLag:
         if self._consumer is None:
             self._consumer = Consumer(
                 {
-                    "bootstrap.servers": self._brokers,
+                    **client_config(self._brokers, self._security),
                     "group.id": self._group,
                     "enable.auto.commit": False,
                     "enable.auto.offset.store": False,

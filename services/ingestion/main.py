@@ -60,8 +60,11 @@ async def run(
             settings.common.topic_partitions,
             settings.common.topic_replication,
             max_message_bytes=bus_limit,
+            security=settings.common.kafka,
         )
-        publisher = KafkaPublisher(settings.common.brokers, max_message_bytes=bus_limit)
+        publisher = KafkaPublisher(
+            settings.common.brokers, max_message_bytes=bus_limit, security=settings.common.kafka
+        )
     metrics.serve(settings.host, settings.metrics_port if api else settings.relay_metrics_port)
 
     health = Health([SERVICE_NAME] if api else [])

@@ -320,7 +320,7 @@ def fresh_database(postgres: EmbeddedPostgres) -> str:
     name = unique("t").replace("-", "_")
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    url = postgres.url_for(name)
     migrations.apply(url, "ingestion")
     return url
 

@@ -20,7 +20,7 @@ def fresh_database(postgres: EmbeddedPostgres) -> str:
     name = unique("m").replace("-", "_")
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    return f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    return postgres.url_for(name)
 
 
 def test_apply_is_idempotent_and_tracked(database: str) -> None:

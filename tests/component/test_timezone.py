@@ -26,7 +26,7 @@ def kolkata(postgres: EmbeddedPostgres) -> str:
     with psycopg.connect(postgres.admin_url, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
         conn.execute(f"ALTER DATABASE \"{name}\" SET timezone = '{ZONE}'")
-    url = f"postgresql://postgres@127.0.0.1:{postgres.port}/{name}"
+    url = postgres.url_for(name)
     with psycopg.connect(url) as conn:
         assert conn.execute("SHOW TimeZone").fetchone() == (ZONE,)
     return url

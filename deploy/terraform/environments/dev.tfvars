@@ -7,8 +7,8 @@ single_nat_gateway    = true
 allowed_ingress_cidrs = ["0.0.0.0/0"]
 certificate_arn       = "arn:aws:acm:eu-central-1:111122223333:certificate/00000000-0000-0000-0000-000000000000"
 
-# MSK (plaintext listener, port 9092) or Redpanda on EC2: the bootstrap list only.
-kafka_brokers    = "b-1.cornjacket-dev.example.kafka.eu-central-1.amazonaws.com:9092,b-2.cornjacket-dev.example.kafka.eu-central-1.amazonaws.com:9092"
+# MSK's SASL/SCRAM TLS listener (port 9096; kafka.tf makes the users): the bootstrap list.
+kafka_brokers    = "b-1.cornjacket-dev.example.kafka.eu-central-1.amazonaws.com:9096,b-2.cornjacket-dev.example.kafka.eu-central-1.amazonaws.com:9096"
 topic_partitions = 3
 
 log_level          = "debug"

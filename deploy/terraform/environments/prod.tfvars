@@ -9,7 +9,7 @@ certificate_arn       = "arn:aws:acm:eu-central-1:111122223333:certificate/11111
 
 # Three brokers; create the topics with replication factor 3 before the first deploy
 # (ingestion only creates missing topics, with replication factor 1).
-kafka_brokers    = "b-1.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9092,b-2.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9092,b-3.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9092"
+kafka_brokers    = "b-1.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9096,b-2.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9096,b-3.cornjacket-prod.example.kafka.eu-central-1.amazonaws.com:9096"
 topic_partitions = 12
 
 log_level          = "info"
