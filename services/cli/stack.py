@@ -162,6 +162,7 @@ class Stack:
         self.envoy.config_path.write_text(
             render(
                 auth=s.auth,
+                edge=s.edge,
                 jwks_file=jwks_file,
                 edge_port=s.edge_port,
                 admin_port=s.envoy_admin_port,
