@@ -74,7 +74,11 @@ def _run(servicer: Servicer, sync: bool, metadata: tuple[tuple[str, str], ...]) 
         if sync:
             servicer.call_sync(None, Context(metadata))
         else:
-            asyncio.run(servicer.call(None, AsyncContext(metadata)))
+
+            async def call() -> None:
+                await servicer.call(None, AsyncContext(metadata))
+
+            asyncio.run(call())
     return info.value
 
 
