@@ -158,7 +158,8 @@ _LIMIT = """\
       "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
       stat_prefix: {budget}
       rate_limits: [{{ actions: [{action}] }}]
-      token_bucket: &{budget}_{n} {{ max_tokens: {burst}, tokens_per_fill: {rate}, fill_interval: 1s }}
+      token_bucket: &{budget}_{n}
+        {{ max_tokens: {burst}, tokens_per_fill: {rate}, fill_interval: 1s }}
       max_dynamic_descriptors: 10000
       always_consume_default_token_bucket: false
       rate_limited_as_resource_exhausted: true
@@ -195,7 +196,12 @@ _FOREIGN = """\
       - match: { prefix: "/" }
         direct_response:
           status: 421
-          body: { inline_string: "this edge does not answer for the host name in the Host header (CJ_EDGE_HOSTS)" }
+          body:
+            inline_string: "this edge does not answer for the host name in the Host header
+              (CJ_EDGE_HOSTS)"
+"""
+
+_FOREIGN_NO_AUTH = """\
     typed_per_filter_config:
       envoy.filters.http.jwt_authn:
         "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig
@@ -207,7 +213,10 @@ _FOREIGN = """\
 
 def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
     if auth_on:
-        action, key = "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }", "client"
+        action, key = (
+            "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",
+            "client",
+        )
     else:
         action, key = "{ remote_address: {} }", "remote_address"
     routes = []
@@ -215,7 +224,12 @@ def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
         budget: RateBudget = getattr(edge, budget_name)
         limit = (
             _LIMIT.format(
-                action=action, key=key, budget=budget_name, n=n, rate=budget.rate, burst=budget.burst
+                action=action,
+                key=key,
+                budget=budget_name,
+                n=n,
+                rate=budget.rate,
+                burst=budget.burst,
             )
             if budget.rate
             else ""
@@ -227,7 +241,7 @@ def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
     text = _VIRTUAL_HOSTS.format(
         domains=", ".join(json.dumps(h) for h in edge.hosts),
         routes=textwrap.indent("".join(routes), " " * 6).rstrip("\n"),
-        foreign="" if any_host else _FOREIGN,
+        foreign="" if any_host else _FOREIGN + (_FOREIGN_NO_AUTH if auth_on else ""),
     )
     return textwrap.indent(text, " " * 18).rstrip("\n")
 

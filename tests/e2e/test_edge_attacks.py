@@ -35,7 +35,11 @@ TIGHT = RateBudget(rate=1, burst=2)
 
 
 def _reading(agg: str) -> dict[str, object]:
-    return {"event_type": "sensor.reading", "aggregate_id": agg, "payload": {"value": 1, "unit": "C"}}
+    return {
+        "event_type": "sensor.reading",
+        "aggregate_id": agg,
+        "payload": {"value": 1, "unit": "C"},
+    }
 
 
 def _shape(r: httpx.Response) -> bool:
