@@ -207,6 +207,10 @@ resource "aws_ecs_task_definition" "edge" {
         { name = "CJ_AUTH_JWKS_URI", value = var.auth_jwks_uri },
         { name = "CJ_AUTH_ISSUER", value = var.auth_issuer },
         { name = "CJ_AUTH_AUDIENCE", value = var.auth_audience },
+        # The names clients reach the edge by (others get 421) and the ALB in front, whose
+        # X-Forwarded-For entry is the client's address (per-client rate budgets).
+        { name = "CJ_EDGE_HOSTS", value = join(",", concat([aws_lb.edge.dns_name], var.edge_hosts)) },
+        { name = "CJ_EDGE_TRUSTED_HOPS", value = "1" },
       ]
       mountPoints = [{ sourceVolume = "envoy-config", containerPath = "/envoy" }]
       logConfiguration = {

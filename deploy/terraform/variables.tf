@@ -217,3 +217,9 @@ variable "alb_deletion_protection" {
   type        = bool
   default     = false
 }
+
+variable "edge_hosts" {
+  description = "Host names (besides the ALB's own DNS name) clients use to reach the edge, e.g. your domain; Envoy answers 421 to any other (CJ_EDGE_HOSTS)."
+  type        = list(string)
+  default     = []
+}

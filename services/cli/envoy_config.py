@@ -9,7 +9,7 @@ from pathlib import Path
 from string import Template
 from urllib.parse import urlsplit
 
-from services.config.settings import AuthSettings
+from services.config.settings import AuthSettings, EdgeSettings, RateBudget
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
@@ -132,6 +132,120 @@ _TLS = """\
 """
 
 
+# The API's routes (gRPC paths: the transcoder rewrites HTTP/JSON paths before the route is
+# chosen again), their upstream cluster, timeout and rate budget (EdgeSettings' field).
+ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("/cornjacket.v1.IngestionService/", "ingestion", "30s", "ingest"),
+    ("/cornjacket.v1.QueryService/", "query", "30s", "read"),
+    ("/cornjacket.v1.LineageService/", "query", "30s", "read"),
+    ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
+    ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
+)
+
+_ROUTE = """\
+- match: {{ prefix: {prefix} }}
+  route:
+    cluster: {cluster}
+    timeout: {timeout}
+{limit}"""
+
+# A bucket per client (the verified token's subject, or the client address when the edge
+# authenticates nobody) and route, kept for the 10,000 clients seen last; a request
+# without the key (a token without sub) shares the route's default bucket of one budget.
+_LIMIT = """\
+  typed_per_filter_config:
+    envoy.filters.http.local_ratelimit:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit
+      stat_prefix: {budget}
+      rate_limits: [{{ actions: [{action}] }}]
+      token_bucket: &{budget}_{n}
+        {{ max_tokens: {burst}, tokens_per_fill: {rate}, fill_interval: 1s }}
+      max_dynamic_descriptors: 10000
+      always_consume_default_token_bucket: false
+      rate_limited_as_resource_exhausted: true
+      filter_enabled: {{ default_value: {{ numerator: 100, denominator: HUNDRED }} }}
+      filter_enforced: {{ default_value: {{ numerator: 100, denominator: HUNDRED }} }}
+      response_headers_to_add:
+        - header: {{ key: retry-after, value: "1" }}
+          append_action: OVERWRITE_IF_EXISTS_OR_ADD
+      descriptors:
+        - entries: [{{ key: {key}, value: "" }}]
+          token_bucket: *{budget}_{n}
+"""
+
+_VIRTUAL_HOSTS = """\
+virtual_hosts:
+  - name: cornjacket
+    domains: [{domains}]
+    routes:
+{routes}
+      - match: {{ prefix: "/" }}
+        direct_response:
+          status: 404
+          body: {{ inline_string: "no route for this path" }}
+{foreign}"""
+
+# Any other Host name: a web page that a DNS name rebound onto this address must not reach
+# the API. Answered before authentication (a browser would not send a token anyway) and the
+# same with or without one; /health still answers (the Lua filter, for load balancers that
+# probe the task's address).
+_FOREIGN = """\
+  - name: foreign-host
+    domains: ["*"]
+    routes:
+      - match: { prefix: "/" }
+        direct_response:
+          status: 421
+          body:
+            inline_string: "this edge does not answer for the host name in the Host header
+              (CJ_EDGE_HOSTS)"
+"""
+
+_FOREIGN_NO_AUTH = """\
+    typed_per_filter_config:
+      envoy.filters.http.jwt_authn:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig
+        disabled: true
+      envoy.filters.http.rbac:
+        "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+"""
+
+
+def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
+    if auth_on:
+        action, key = (
+            "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",
+            "client",
+        )
+    else:
+        action, key = "{ remote_address: {} }", "remote_address"
+    routes = []
+    for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES):
+        budget: RateBudget = getattr(edge, budget_name)
+        limit = (
+            _LIMIT.format(
+                action=action,
+                key=key,
+                budget=budget_name,
+                n=n,
+                rate=budget.rate,
+                burst=budget.burst,
+            )
+            if budget.rate
+            else ""
+        )
+        routes.append(
+            _ROUTE.format(prefix=json.dumps(prefix), cluster=cluster, timeout=timeout, limit=limit)
+        )
+    any_host = "*" in edge.hosts
+    text = _VIRTUAL_HOSTS.format(
+        domains=", ".join(json.dumps(h) for h in edge.hosts),
+        routes=textwrap.indent("".join(routes), " " * 6).rstrip("\n"),
+        foreign="" if any_host else _FOREIGN + (_FOREIGN_NO_AUTH if auth_on else ""),
+    )
+    return textwrap.indent(text, " " * 18).rstrip("\n")
+
+
 def _indent(text: str) -> str:
     """Filter fragments are written flush left; the template's filter list is 18 deep."""
     return textwrap.indent(text, " " * 18)
@@ -209,11 +323,15 @@ def render(
     descriptor: Path = DESCRIPTOR,
     auth: AuthSettings | None = None,
     jwks_file: Path | None = None,
+    edge: EdgeSettings | None = None,
 ) -> str:
     """``upstreams`` maps cluster name (ingestion, query, eventhandler, and relay when it
     runs as its own process) to (host, port); /health needs every one of them SERVING.
     ``auth`` None or insecure renders no authentication (and says so in /health); otherwise
-    the JWKS is ``auth.jwks_uri``, ``auth.jwks_file`` or else ``jwks_file``."""
+    the JWKS is ``auth.jwks_uri``, ``auth.jwks_file`` or else ``jwks_file``. ``edge`` (default
+    EdgeSettings()) sets rate budgets, host names, trusted proxies and overload bounds."""
+    edge = edge or EdgeSettings()
+    auth_on = auth is not None and not auth.insecure
     clusters = "".join(
         _CLUSTER.format(name=name, host=host, port=port, interval=health_interval)
         for name, (host, port) in upstreams.items()
@@ -226,5 +344,9 @@ def render(
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
         HEALTH_SERVICES=", ".join(f'"{name}"' for name in upstreams),
+        VIRTUAL_HOSTS=_virtual_hosts(edge, auth_on),
+        TRUSTED_HOPS=edge.trusted_hops,
+        MAX_HEAP_BYTES=edge.max_heap_mb * 1024 * 1024,
+        MAX_CONNECTIONS=edge.max_connections,
         **_auth_parts(auth, jwks_file),
     )

@@ -17,6 +17,7 @@ from services.config.settings import (
     ActionsSettings,
     AuthSettings,
     CommonSettings,
+    EdgeSettings,
     Env,
     EventHandlerSettings,
     IngestionSettings,
@@ -453,6 +454,7 @@ def _envoy_config(args: argparse.Namespace) -> int:
         return 1
     text = render(
         auth=auth,
+        edge=EdgeSettings.from_env(),
         jwks_file=jwks_file,
         edge_port=args.edge_port,
         admin_port=args.admin_port,

@@ -182,6 +182,7 @@ class Stack:
             config.write(
                 render(
                     auth=s.auth,
+                    edge=s.edge,
                     jwks_file=jwks_file,
                     edge_port=s.edge_port,
                     admin_port=s.envoy_admin_port,

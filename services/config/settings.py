@@ -574,6 +574,74 @@ _JWKS_URI_RE = re.compile(
 _CLAIM_RE = re.compile(r"^[!#-~]+$")  # printable ASCII, no space and no double quote
 
 
+LOCAL_EDGE_HOSTS = ("127.0.0.1", "localhost", "[::1]")
+
+
+@dataclass(frozen=True, slots=True)
+class RateBudget:
+    """A token bucket per client: ``rate`` requests a second on average, ``burst`` at once
+    (0 = no limit)."""
+
+    rate: int
+    burst: int
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """Envoy's protections at the edge (docs/decisions/0015-edge-authentication.md, "Edge
+    hardening"): per-client rate budgets, the host names it answers, proxies it trusts and
+    the overload manager's bounds."""
+
+    ingest: RateBudget = RateBudget(20_000, 40_000)
+    read: RateBudget = RateBudget(10_000, 20_000)
+    admin: RateBudget = RateBudget(1_000, 2_000)
+    # Host header names (any port) the edge answers; others get 421 (DNS rebinding of a web
+    # page onto a local stack). "*" answers every name (behind a proxy that checks it).
+    hosts: tuple[str, ...] = LOCAL_EDGE_HOSTS
+    # Proxies in front of Envoy whose X-Forwarded-For entries are believed (0 = the TCP peer
+    # is the client).
+    trusted_hops: int = 0
+    max_heap_mb: int = 1024
+    max_connections: int = 10_000
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> EdgeSettings:
+        env = env or Env()
+        budgets = {}
+        for name, (rate, burst) in (
+            ("INGEST", (20_000, 40_000)),
+            ("READ", (10_000, 20_000)),
+            ("ADMIN", (1_000, 2_000)),
+        ):
+            r = env.integer(f"CJ_EDGE_{name}_RATE", rate, lo=0, hi=1_000_000)
+            b = env.integer(f"CJ_EDGE_{name}_BURST", max(burst, r), lo=0, hi=10_000_000)
+            if r and b < r:
+                raise ConfigError(f"CJ_EDGE_{name}_BURST={b} is below CJ_EDGE_{name}_RATE={r}")
+            budgets[name] = RateBudget(r, b)
+        hosts = env.csv("CJ_EDGE_HOSTS", LOCAL_EDGE_HOSTS)
+        for host in hosts:
+            if not _EDGE_HOST_RE.match(host):
+                raise ConfigError(
+                    f"CJ_EDGE_HOSTS: {host!r} is not a host name, an IP address, [IPv6], "
+                    "*.domain or *"
+                )
+        return cls(
+            ingest=budgets["INGEST"],
+            read=budgets["READ"],
+            admin=budgets["ADMIN"],
+            hosts=tuple(h.lower() for h in hosts),
+            trusted_hops=env.integer("CJ_EDGE_TRUSTED_HOPS", 0, lo=0, hi=10),
+            max_heap_mb=env.integer("CJ_EDGE_MAX_HEAP_MB", 1024, lo=64, hi=1_048_576),
+            max_connections=env.integer("CJ_EDGE_MAX_CONNECTIONS", 10_000, lo=1, hi=1_000_000),
+        )
+
+
+_EDGE_HOST_RE = re.compile(
+    r"^(\*|(\*\.)?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+    r"[A-Za-z0-9])?)*|\[[0-9A-Fa-f:.]+\])$"
+)
+
+
 # Default Prometheus ports per process (CJ_<NAME>_METRICS_PORT; 0 turns one off).
 METRICS_PORTS = {
     "ingestion": 9101,
@@ -609,6 +677,7 @@ class StackSettings:
     # it for an empty one once consumers have read everything (0 = never).
     broker_max_rss_mb: int
     auth: AuthSettings
+    edge: EdgeSettings = EdgeSettings()
     # The bearer token the operator commands (dlq, trace, bench --edge) send to the edge;
     # empty = the local admin token ($CJ_DATA_DIR/admin.token).
     token: str = ""
@@ -640,5 +709,6 @@ class StackSettings:
             ),
             broker_max_rss_mb=env.integer("CJ_BROKER_MAX_RSS_MB", 256, lo=0, hi=1_048_576),
             auth=AuthSettings.from_env(env),
+            edge=EdgeSettings.from_env(env),
             token=env.text("CJ_TOKEN", ""),
         )

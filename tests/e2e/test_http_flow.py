@@ -191,7 +191,7 @@ def test_oversized_bodies_are_400(http: httpx.Client) -> None:
         content=json.dumps({**body, "payload": {"blob": "x" * 2_000_000}}),
         headers={"content-type": "application/json"},
     )
-    assert r.status_code == 400 and "larger than" in r.json()["message"]
+    assert r.status_code == 413 and "larger than" in r.json()["message"]
 
 
 @pytest.mark.parametrize("query", ["limit=0", "limit=101", "offset=-1", "limit=abc", "bogus=1"])
