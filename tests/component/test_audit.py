@@ -147,7 +147,7 @@ def test_failed_admin_calls_are_recorded_with_their_error_code(
 ) -> None:
     api = actions_pb2_grpc.ActionServiceStub(actions)
     missing = str(uuid_utils.uuid7())
-    calls: list[tuple[str, Any, Any, str]] = [
+    calls: list[tuple[str, Any, Any, str | None]] = [
         (
             "create",
             api.CreateRule,
