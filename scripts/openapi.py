@@ -183,6 +183,11 @@ class Generator:
             name = prefix + f.name
             if name in skip:
                 continue
+            # A json_name set in the proto (e.g. "from") is the name users see.
+            custom = f.json_name and f.json_name != _camel(f.name)
+            name = prefix + f.json_name if custom else name
+            if name in skip:
+                continue
             if f.type == F.TYPE_MESSAGE and f.type_name not in _WKT:
                 params += self.query_params(f.type_name, skip, name + ".")
                 continue
@@ -345,6 +350,12 @@ def main() -> int:
     OUT.write_text(json.dumps(doc, indent=2) + "\n")
     print(f"wrote {OUT.relative_to(ROOT)} ({len(doc['paths'])} paths)")
     return 0
+
+
+def _camel(name: str) -> str:
+    """protoc's default json_name: lower camel case of the field name."""
+    head, *rest = name.split("_")
+    return head + "".join(p[:1].upper() + p[1:] for p in rest)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from services.actions.ports import Attempt, BreakerView, Delivery, DeliveryFilte
 from services.actions.rules import Rule, RuleDraft, Target, mask_secret
 from services.actions.service import ActionService
 from services.core.errors import InvalidInput
+from services.infra.audit import AsyncAuditLog, mask_headers, mask_url
 from services.infra.codec import from_struct, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
 
@@ -92,6 +93,26 @@ def _breaker(b: BreakerView) -> actions_pb2.Breaker:
     )
 
 
+def audited_rule(rule: Rule) -> dict[str, object]:
+    """A rule as the audit log keeps it: secrets masked as in responses, header values and a
+    URL's password hidden."""
+    return {
+        "name": rule.name,
+        "event_type_pattern": rule.event_type_pattern,
+        "condition": rule.condition,
+        "target": {
+            "url": mask_url(rule.target.url),
+            "headers": mask_headers(rule.target.headers),
+            "secrets": [mask_secret(s) for s in rule.target.secrets],
+        },
+        "enabled": rule.enabled,
+        "disabled_reason": rule.disabled_reason,
+    }
+
+
+_SERVICE = "/cornjacket.v1.ActionService/"
+
+
 def _target(t: actions_pb2.WebhookTarget) -> Target:
     # Values are checked to be strings by rules.validate_headers.
     headers = from_struct(t.headers) if t.HasField("headers") else {}
@@ -99,22 +120,26 @@ def _target(t: actions_pb2.WebhookTarget) -> Target:
 
 
 class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
-    def __init__(self, service: ActionService) -> None:
+    def __init__(self, service: ActionService, audit: AsyncAuditLog) -> None:
         self._service = service
+        self._audit = audit
 
     @grpc_errors
     async def CreateRule(
         self, request: actions_pb2.CreateRuleRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Rule:
-        saved = await self._service.create_rule(
-            RuleDraft(
-                name=request.name,
-                event_type_pattern=request.event_type_pattern,
-                condition=request.condition,
-                target=_target(request.target),
-                enabled=request.enabled if request.HasField("enabled") else True,
+        async with self._audit.record(context, _SERVICE + "CreateRule") as audit:
+            saved = await self._service.create_rule(
+                RuleDraft(
+                    name=request.name,
+                    event_type_pattern=request.event_type_pattern,
+                    condition=request.condition,
+                    target=_target(request.target),
+                    enabled=request.enabled if request.HasField("enabled") else True,
+                )
             )
-        )
+            audit.target = saved.rule.rule_id
+            audit.change = {"after": audited_rule(saved.rule)}
         return rule_to_proto(saved.rule, saved.generated_secret)
 
     @grpc_errors
@@ -148,27 +173,49 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
             condition=request.condition if request.HasField("condition") else None,
             target=_target(request.target) if request.HasField("target") else None,
         )
-        return rule_to_proto(await self._service.update_rule(request.rule_id, changes))
+        async with self._audit.record(context, _SERVICE + "UpdateRule", request.rule_id) as audit:
+            before = await self._service.get_rule(request.rule_id)
+            audit.change = {"before": audited_rule(before)}
+            after = await self._service.update_rule(request.rule_id, changes)
+            audit.change["after"] = audited_rule(after)
+        return rule_to_proto(after)
 
     @grpc_errors
     async def EnableRule(
         self, request: actions_pb2.EnableRuleRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Rule:
-        return rule_to_proto(await self._service.set_enabled(request.rule_id, True))
+        return rule_to_proto(await self._set_enabled(context, "EnableRule", request.rule_id, True))
 
     @grpc_errors
     async def DisableRule(
         self, request: actions_pb2.DisableRuleRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Rule:
         return rule_to_proto(
-            await self._service.set_enabled(request.rule_id, False, request.reason)
+            await self._set_enabled(context, "DisableRule", request.rule_id, False, request.reason)
         )
+
+    async def _set_enabled(
+        self,
+        context: grpc.aio.ServicerContext,
+        method: str,
+        rule_id: str,
+        enabled: bool,
+        reason: str = "",
+    ) -> Rule:
+        async with self._audit.record(context, _SERVICE + method, rule_id) as audit:
+            before = await self._service.get_rule(rule_id)
+            audit.change = {"before": audited_rule(before)}
+            after = await self._service.set_enabled(rule_id, enabled, reason)
+            audit.change["after"] = audited_rule(after)
+        return after
 
     @grpc_errors
     async def DeleteRule(
         self, request: actions_pb2.DeleteRuleRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.DeleteRuleResponse:
-        await self._service.delete_rule(request.rule_id)
+        async with self._audit.record(context, _SERVICE + "DeleteRule", request.rule_id) as audit:
+            audit.change = {"before": audited_rule(await self._service.get_rule(request.rule_id))}
+            await self._service.delete_rule(request.rule_id)
         return actions_pb2.DeleteRuleResponse()
 
     @grpc_errors
@@ -209,13 +256,25 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
     async def ReplayDeliveries(
         self, request: actions_pb2.ReplayDeliveriesRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.ReplayDeliveriesResponse:
-        ids = await self._service.replay(
-            list(request.delivery_ids), request.all_failed, request.rule_id
-        )
+        async with self._audit.record(context, _SERVICE + "ReplayDeliveries") as audit:
+            audit.change = {
+                "delivery_ids": list(request.delivery_ids),
+                "all_failed": request.all_failed,
+                "rule_id": request.rule_id,
+            }
+            ids = await self._service.replay(
+                list(request.delivery_ids), request.all_failed, request.rule_id
+            )
+            audit.change["replayed"] = ids
         return actions_pb2.ReplayDeliveriesResponse(delivery_ids=ids, replayed=len(ids))
 
     @grpc_errors
     async def DiscardDelivery(
         self, request: actions_pb2.DiscardDeliveryRequest, context: grpc.aio.ServicerContext
     ) -> actions_pb2.Delivery:
-        return delivery_to_proto(await self._service.discard(request.delivery_id))
+        async with self._audit.record(
+            context, _SERVICE + "DiscardDelivery", request.delivery_id
+        ) as audit:
+            delivery = await self._service.discard(request.delivery_id)
+            audit.change = {"delivery_id": delivery.delivery_id, "status": delivery.status}
+        return delivery_to_proto(delivery)

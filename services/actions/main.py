@@ -10,7 +10,7 @@ import socket
 
 import uuid_utils
 from confluent_kafka import Consumer
-from cornjacket.v1 import actions_pb2, actions_pb2_grpc
+from cornjacket.v1 import actions_pb2, actions_pb2_grpc, audit_pb2_grpc
 
 from services.actions.consumer import JobPlanner
 from services.actions.delivery import DeliveryWorkers, HttpxSender, ResolvingGuard
@@ -23,6 +23,7 @@ from services.core.aio import wait_event
 from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
 from services.infra import metrics, migrations
+from services.infra.audit import AsyncAuditLog, AuditLogServicer
 from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.postgres import Availability, DictPool, listen, open_pool, ping
@@ -82,7 +83,11 @@ async def run(
         store = PostgresActionStore(pool)
         service = ActionService(store, store, clock, new_id, guard=guard)
         server = make_server(settings.host, settings.port, health)
-        actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(service), server)
+        audit = AsyncAuditLog(pool, "actions")
+        actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(service, audit), server)
+        audit_pb2_grpc.add_AuditLogServiceServicer_to_server(
+            AuditLogServicer("actions", audit), server
+        )
         await server.start()
 
         sink = PostgresJobSink(settings.database_url)

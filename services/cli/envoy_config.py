@@ -46,7 +46,11 @@ _CLUSTER = """\
 ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "events:write": ("/cornjacket.v1.IngestionService/",),
     "read": ("/cornjacket.v1.QueryService/", "/cornjacket.v1.LineageService/"),
-    "admin": ("/cornjacket.v1.ActionService/", "/cornjacket.v1.DeadLetterService/"),
+    "admin": (
+        "/cornjacket.v1.ActionService/",
+        "/cornjacket.v1.DeadLetterService/",
+        "/cornjacket.v1.AuditService/",
+    ),
 }
 
 _AUTHN = """\
@@ -138,6 +142,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.IngestionService/", "ingestion", "30s", "ingest"),
     ("/cornjacket.v1.QueryService/", "query", "30s", "read"),
     ("/cornjacket.v1.LineageService/", "query", "30s", "read"),
+    ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
     ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
 )
@@ -307,7 +312,7 @@ def _auth_parts(auth: AuthSettings | None, jwks_file: Path | None) -> dict[str, 
         "RBAC_FILTER": _indent(_RBAC.format(policies=policies.rstrip("\n"))),
         "JWKS_CLUSTER": cluster,
         "SCOPE_HINT": "ingest needs events:write, reads need read, rules, deliveries and "
-        "dead letters need admin",
+        "dead letters and the audit log need admin",
         "HEALTH_AUTH": "",
     }
 

@@ -323,6 +323,7 @@ def _replay(args: argparse.Namespace) -> int:
     from services.eventhandler.rebuild import rebuild, render_progress
     from services.eventhandler.rebuild_store import AsideTable
     from services.infra import migrations
+    from services.infra.audit import SyncAuditLog, cli_caller
     from services.infra.event_store import EventStoreSource
 
     env = Env()
@@ -340,18 +341,25 @@ def _replay(args: argparse.Namespace) -> int:
             print(render_progress(done, total, seconds), end=end, file=sys.stderr, flush=True)
 
     target = AsideTable(target_url)
-    try:
-        report = rebuild(
-            EventStoreSource(source_url),
-            target,
-            default_registry(),
-            types,
-            batch_size=args.batch_size,
-            swap=not args.check,
-            progress=progress,
-        )
-    finally:
-        target.close()
+    # Recorded in the event handler's audit log (ADR 16); no record, no rebuild.
+    with (
+        SyncAuditLog(target_url, "eventhandler") as audit_log,
+        audit_log.record(cli_caller(), "cli/replay") as audit,
+    ):
+        audit.change = {"projections": types, "check": args.check}
+        try:
+            report = rebuild(
+                EventStoreSource(source_url),
+                target,
+                default_registry(),
+                types,
+                batch_size=args.batch_size,
+                swap=not args.check,
+                progress=progress,
+            )
+        finally:
+            target.close()
+        audit.change.update(events=report.events, rows=report.rows, differences=report.differences)
     what = ", ".join(types)
     print(
         f"{report.events:,} events in {report.seconds:.1f}s ({report.rate:,.0f} events/s); "
@@ -370,6 +378,8 @@ def _republish(args: argparse.Namespace) -> int:
 
     from services.core.events import ALL_TOPICS
     from services.eventhandler.rebuild import render_progress
+    from services.infra import migrations
+    from services.infra.audit import SyncAuditLog, cli_caller
     from services.infra.event_store import EventStoreSource
     from services.infra.kafka import KafkaPublisher, ensure_topics
     from services.ingestion.republish import republish
@@ -404,7 +414,20 @@ def _republish(args: argparse.Namespace) -> int:
         finally:
             publisher.close()
 
-    done = asyncio.run(go())
+    # Recorded in the event handler's audit log (it folds what is republished; ADR 16).
+    audit_url = Env().db_url("CJ_EVENTHANDLER_DATABASE_URL")
+    migrations.apply(audit_url, "eventhandler")
+    with (
+        SyncAuditLog(audit_url, "eventhandler") as audit_log,
+        audit_log.record(cli_caller(), "cli/republish") as audit,
+    ):
+        audit.change = {
+            "since": args.since.isoformat(),
+            "until": args.until.isoformat() if args.until else "",
+            "events": total,
+        }
+        done = asyncio.run(go())
+        audit.change["republished"] = done
     print(f"republished {done:,} event(s)")
     return 0
 

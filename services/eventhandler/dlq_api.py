@@ -13,7 +13,10 @@ from services.eventhandler.dead_letters import (
     DeadLetterView,
     Outcome,
 )
+from services.infra.audit import SyncAuditLog, caller_of
 from services.infra.grpc_errors import grpc_errors_sync
+
+_SERVICE = "/cornjacket.v1.DeadLetterService/"
 
 
 def _filter(f: dlq_pb2.DeadLetterFilter) -> DeadLetterFilter:
@@ -48,9 +51,25 @@ def _outcomes(items: list[Outcome]) -> list[dlq_pb2.DeadLetterOutcome]:
     ]
 
 
+def _audited_filter(f: DeadLetterFilter | None) -> dict[str, str] | None:
+    if f is None:
+        return None
+    return {
+        "consumer": f.consumer,
+        "status": f.status,
+        "failed_since": f.failed_since.isoformat() if f.failed_since else "",
+        "failed_until": f.failed_until.isoformat() if f.failed_until else "",
+    }
+
+
+def _audited_outcomes(items: list[Outcome]) -> list[dict[str, str]]:
+    return [{"dlq_id": o.dlq_id, "status": o.status} for o in items]
+
+
 class DeadLetterServicer(dlq_pb2_grpc.DeadLetterServiceServicer):
-    def __init__(self, service: DeadLetterService) -> None:
+    def __init__(self, service: DeadLetterService, audit: SyncAuditLog) -> None:
         self._service = service
+        self._audit = audit
 
     @grpc_errors_sync
     def ListDeadLetters(
@@ -77,7 +96,11 @@ class DeadLetterServicer(dlq_pb2_grpc.DeadLetterServiceServicer):
     ) -> dlq_pb2.ReplayDeadLettersResponse:
         limit = request.limit if request.HasField("limit") else None
         flt = _filter(request.filter) if request.HasField("filter") else None
-        outcomes = self._service.replay(list(request.dlq_ids), flt, limit)
+        who = caller_of(context.invocation_metadata())
+        with self._audit.record(who, _SERVICE + "ReplayDeadLetters") as audit:
+            audit.change = {"dlq_ids": list(request.dlq_ids), "filter": _audited_filter(flt)}
+            outcomes = self._service.replay(list(request.dlq_ids), flt, limit)
+            audit.change["outcomes"] = _audited_outcomes(outcomes)
         return dlq_pb2.ReplayDeadLettersResponse(
             outcomes=_outcomes(outcomes),
             replayed=sum(o.status == "replayed" for o in outcomes),
@@ -88,7 +111,11 @@ class DeadLetterServicer(dlq_pb2_grpc.DeadLetterServiceServicer):
     def DiscardDeadLetters(
         self, request: dlq_pb2.DiscardDeadLettersRequest, context: grpc.ServicerContext
     ) -> dlq_pb2.DiscardDeadLettersResponse:
-        outcomes = self._service.discard(list(request.dlq_ids))
+        who = caller_of(context.invocation_metadata())
+        with self._audit.record(who, _SERVICE + "DiscardDeadLetters") as audit:
+            audit.change = {"dlq_ids": list(request.dlq_ids)}
+            outcomes = self._service.discard(list(request.dlq_ids))
+            audit.change["outcomes"] = _audited_outcomes(outcomes)
         return dlq_pb2.DiscardDeadLettersResponse(
             outcomes=_outcomes(outcomes),
             discarded=sum(o.status == "discarded" for o in outcomes),

@@ -9,7 +9,7 @@ from concurrent import futures
 
 import grpc
 import psycopg
-from cornjacket.v1 import dlq_pb2_grpc, lineage_pb2_grpc
+from cornjacket.v1 import audit_pb2_grpc, dlq_pb2_grpc, lineage_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import EventHandlerSettings
@@ -23,6 +23,7 @@ from services.eventhandler.projection_store import PostgresProjectionStore
 from services.eventhandler.projectors import default_registry
 from services.eventhandler.service import EventHandler
 from services.infra import metrics, migrations
+from services.infra.audit import SyncAuditLog, SyncAuditLogServicer
 from services.infra.codec import decode_event
 from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
@@ -115,11 +116,16 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     # The DLQ API lives here: replays must run the very projectors live handling runs.
     dlq_store = PostgresDeadLetterStore(settings.database_url)
     dlq_store.open()
+    audit = SyncAuditLog(settings.database_url, "eventhandler")
+    audit.open()
     dlq_pb2_grpc.add_DeadLetterServiceServicer_to_server(
         DeadLetterServicer(
-            DeadLetterService(dlq_store, default_registry(), decode_event, clock_.now)
+            DeadLetterService(dlq_store, default_registry(), decode_event, clock_.now), audit
         ),
         server,
+    )
+    audit_pb2_grpc.add_AuditLogServiceServicer_to_server(
+        SyncAuditLogServicer("eventhandler", audit), server
     )
     lineage_pb2_grpc.add_EventEffectsServiceServicer_to_server(
         EventEffectsServicer(default_registry(), dlq_store), server
@@ -162,4 +168,5 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         server.stop(grace=1)
         store.close()
         dlq_store.close()
+        audit.close()
         log.info("event handler stopped")

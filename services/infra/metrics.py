@@ -91,6 +91,11 @@ WEBHOOK_DELIVERIES = Gauge(
 WEBHOOK_BREAKERS_OPEN = Gauge(
     "cornjacket_webhook_breakers_open", "Endpoints whose circuit breaker is open or half-open"
 )
+AUDIT_UNFINISHED = Counter(
+    "cornjacket_audit_unfinished_total",
+    "Admin calls whose audit record could not be completed (left with outcome UNKNOWN), by owner",
+    ["owner"],
+)
 
 
 def serve(host: str, port: int) -> None:

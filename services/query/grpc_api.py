@@ -3,10 +3,18 @@
 from __future__ import annotations
 
 import grpc
-from cornjacket.v1 import lineage_pb2, lineage_pb2_grpc, query_pb2, query_pb2_grpc
+from cornjacket.v1 import (
+    audit_pb2,
+    audit_pb2_grpc,
+    lineage_pb2,
+    lineage_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
 
 from services.infra.codec import event_to_proto, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
+from services.query.audit import AuditLog, AuditView
 from services.query.lineage import LineageService
 from services.query.service import ProjectionView, QueryService
 
@@ -62,3 +70,35 @@ class LineageServicer(lineage_pb2_grpc.LineageServiceServicer):
             if h.at is not None:
                 hop.at.CopyFrom(to_timestamp(h.at))
         return out
+
+
+def audit_to_proto(v: AuditView) -> audit_pb2.AuditRecord:
+    return audit_pb2.AuditRecord(
+        audit_id=f"{v.owner}:{v.seq}",
+        owner=v.owner,
+        at=to_timestamp(v.at),
+        subject=v.subject,
+        request_id=v.request_id,
+        action=v.action,
+        target=v.target,
+        change=to_struct(v.change),
+        outcome=v.outcome,
+        error=v.error,
+    )
+
+
+class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
+    def __init__(self, log: AuditLog) -> None:
+        self._log = log
+
+    @grpc_errors
+    async def ListAuditRecords(
+        self, request: audit_pb2.ListAuditRecordsRequest, context: grpc.aio.ServicerContext
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        size = request.page_size if request.HasField("page_size") else None
+        page, token = await self._log.page(
+            request.from_time, request.to_time, size, request.page_token
+        )
+        return audit_pb2.ListAuditRecordsResponse(
+            records=[audit_to_proto(v) for v in page], next_page_token=token
+        )

@@ -1,14 +1,25 @@
-"""gRPC adapters for the lineage ports: ingestion's EventRecordService and the event
-handler's EventEffectsService, called inside the mesh."""
+"""gRPC adapters for the lineage ports (ingestion's EventRecordService, the event handler's
+EventEffectsService, the orchestrator's deliveries) and the audit log's sources (each
+owner's AuditLogService), called inside the mesh."""
 
 from __future__ import annotations
 
+from datetime import datetime
+
 import grpc
-from cornjacket.v1 import actions_pb2, actions_pb2_grpc, lineage_pb2, lineage_pb2_grpc
+from cornjacket.v1 import (
+    actions_pb2,
+    actions_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
+    lineage_pb2,
+    lineage_pb2_grpc,
+)
 
 from services.core.errors import Unavailable
 from services.core.events import Event
-from services.infra.codec import event_from_proto, event_to_proto, from_timestamp
+from services.infra.codec import event_from_proto, event_to_proto, from_struct, from_timestamp
+from services.query.audit import AuditView
 from services.query.lineage import (
     DeadLetterView,
     EffectView,
@@ -120,4 +131,54 @@ class GrpcWebhooks:
                 from_timestamp(d.updated_at),
             )
             for d in r.deliveries
+        ]
+
+
+class GrpcAuditSource:
+    """One owner's AuditLogService (the action orchestrator's or the event handler's)."""
+
+    def __init__(self, owner: str, address: str) -> None:
+        self.owner = owner
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = audit_pb2_grpc.AuditLogServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def records(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> list[AuditView]:
+        req = audit_pb2.ListOwnAuditRecordsRequest(limit=limit)
+        if since is not None:
+            req.since.FromDatetime(since)
+        if until is not None:
+            req.until.FromDatetime(until)
+        if after is not None:
+            req.after_at.FromDatetime(after[0])
+            req.after_seq = after[1]
+        try:
+            r = await self._stub.ListOwnAuditRecords(req, timeout=TIMEOUT)
+        except grpc.aio.AioRpcError as e:
+            raise Unavailable(
+                f"{self.owner} at {self._address}: {e.code().name}: {e.details()}"
+            ) from e
+        return [
+            AuditView(
+                owner=a.owner,
+                seq=int(a.audit_id.rpartition(":")[2]),
+                at=from_timestamp(a.at),
+                subject=a.subject,
+                request_id=a.request_id,
+                action=a.action,
+                target=a.target,
+                change=from_struct(a.change),
+                outcome=a.outcome,
+                error=a.error,
+            )
+            for a in r.records
         ]

@@ -6,16 +6,22 @@ import asyncio
 import contextlib
 import logging
 
-from cornjacket.v1 import lineage_pb2_grpc, query_pb2, query_pb2_grpc
+from cornjacket.v1 import audit_pb2_grpc, lineage_pb2_grpc, query_pb2, query_pb2_grpc
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
-from services.query.grpc_api import LineageServicer, QueryServicer
+from services.query.audit import AuditLog
+from services.query.grpc_api import AuditServicer, LineageServicer, QueryServicer
 from services.query.lineage import LineageService
-from services.query.lineage_clients import GrpcEffects, GrpcRecords, GrpcWebhooks
+from services.query.lineage_clients import (
+    GrpcAuditSource,
+    GrpcEffects,
+    GrpcRecords,
+    GrpcWebhooks,
+)
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
 
@@ -47,6 +53,13 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         lineage_pb2_grpc.add_LineageServiceServicer_to_server(
             LineageServicer(LineageService(records, effects, webhooks)), server
         )
+        audit_sources = [
+            GrpcAuditSource("actions", settings.actions_address),
+            GrpcAuditSource("eventhandler", settings.eventhandler_address),
+        ]
+        audit_pb2_grpc.add_AuditServiceServicer_to_server(
+            AuditServicer(AuditLog(list(audit_sources))), server
+        )
         await server.start()
         monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
         log.info("query serving", extra={"address": f"{settings.host}:{settings.port}"})
@@ -60,6 +73,8 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await records.close()
             await effects.close()
             await webhooks.close()
+            for source in audit_sources:
+                await source.close()
             log.info("query stopped")
 
 

@@ -88,7 +88,12 @@ def test_republish_sends_stored_events_to_the_bus_again(
         "republish",
         "--since",
         since,
-        env={"CJ_INGESTION_DATABASE_URL": database, "CJ_REDPANDA_BROKERS": broker.bootstrap},
+        env={
+            "CJ_INGESTION_DATABASE_URL": database,
+            # republish is recorded in the event handler's audit log (ADR 16)
+            "CJ_EVENTHANDLER_DATABASE_URL": database,
+            "CJ_REDPANDA_BROKERS": broker.bootstrap,
+        },
         timeout=120,
     )
     assert done.returncode == 0, done.stderr

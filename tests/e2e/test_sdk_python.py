@@ -19,6 +19,7 @@ SDK = Path(__file__).resolve().parents[2] / "sdk" / "python"
 
 SCRIPT = """
 import asyncio, sys, time
+from cornjacket.v1 import actions_pb2
 from cornjacket_sdk import AsyncClient, Client, event
 with Client(sys.argv[1], token=sys.argv[3]) as cj:
     accepted = cj.ingest(event("sensor.reading", sys.argv[2], {"value": 7.5, "unit": "C"}))
@@ -29,6 +30,13 @@ with Client(sys.argv[1], token=sys.argv[3]) as cj:
             time.sleep(0.1)
     assert p.last_event_id == accepted.event_id, (p, accepted)
     assert cj.lineage(accepted.event_id).hops[0].stage == "accepted"
+    rule = cj.actions.CreateRule(actions_pb2.CreateRuleRequest(name="sdk", event_type_pattern="sdk.x",
+        target={"url": "http://127.0.0.1:9/never"}), **cj.call_options())
+    page = cj.list_audit(since="2000-01-01T00:00:00Z", page_size=100)
+    while not any(r.target == rule.rule_id for r in page.records) and page.next_page_token:
+        page = cj.list_audit(since="2000-01-01T00:00:00Z", page_size=100,
+                             page_token=page.next_page_token)
+    assert any(r.target == rule.rule_id and r.outcome == "OK" for r in page.records)
 async def main():
     async with AsyncClient(sys.argv[1], token=sys.argv[3]) as ac:
         r = await ac.ingest(event("sensor.reading", sys.argv[2], {"value": 8.5, "unit": "C"}))

@@ -7,9 +7,9 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from cornjacket.v1 import ingestion_pb2, lineage_pb2, query_pb2
+from cornjacket.v1 import audit_pb2, ingestion_pb2, lineage_pb2, query_pb2
 
-from cornjacket_sdk.client import DEFAULT_TIMEOUT, Stubs, channel_options
+from cornjacket_sdk.client import DEFAULT_TIMEOUT, Stubs, audit_request, channel_options
 
 
 class AsyncClient(Stubs):
@@ -59,6 +59,15 @@ class AsyncClient(Stubs):
     async def lineage(self, event_id: str) -> lineage_pb2.EventLineage:
         response: lineage_pb2.EventLineage = await self.lineage_service.GetEventLineage(
             lineage_pb2.GetEventLineageRequest(event_id=event_id), **self.call_options()
+        )
+        return response
+
+    async def list_audit(
+        self, *, since: str = "", until: str = "", page_size: int = 20, page_token: str = ""
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        """Admin calls, oldest first (needs the admin scope): see Client.list_audit."""
+        response: audit_pb2.ListAuditRecordsResponse = await self.audit.ListAuditRecords(
+            audit_request(since, until, page_size, page_token), **self.call_options()
         )
         return response
 

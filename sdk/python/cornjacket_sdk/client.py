@@ -11,6 +11,8 @@ from typing import Any
 import grpc
 from cornjacket.v1 import (
     actions_pb2_grpc,
+    audit_pb2,
+    audit_pb2_grpc,
     dlq_pb2,
     dlq_pb2_grpc,
     ingestion_pb2,
@@ -36,6 +38,7 @@ _SERVICE_CONFIG = json.dumps(
                         "DeadLetterService",
                         "LineageService",
                         "ActionService",
+                        "AuditService",
                     )
                 ],
                 "retryPolicy": {
@@ -73,6 +76,14 @@ def make_channel(
     return grpc.insecure_channel(target, options=channel_options(options))
 
 
+def audit_request(
+    since: str, until: str, page_size: int, page_token: str
+) -> audit_pb2.ListAuditRecordsRequest:
+    return audit_pb2.ListAuditRecordsRequest(
+        from_time=since, to_time=until, page_size=page_size, page_token=page_token
+    )
+
+
 class Stubs:
     """The generated stubs of every service on one channel, and the per-call options."""
 
@@ -84,6 +95,7 @@ class Stubs:
         self.dead_letters = dlq_pb2_grpc.DeadLetterServiceStub(channel)
         self.lineage_service = lineage_pb2_grpc.LineageServiceStub(channel)
         self.actions = actions_pb2_grpc.ActionServiceStub(channel)
+        self.audit = audit_pb2_grpc.AuditServiceStub(channel)
 
     def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """``timeout`` and ``metadata`` for a raw stub call, e.g.
@@ -162,6 +174,16 @@ class Client(Stubs):
                 offset=offset,
             ),
             **self.call_options(),
+        )
+        return response
+
+    def list_audit(
+        self, *, since: str = "", until: str = "", page_size: int = 20, page_token: str = ""
+    ) -> audit_pb2.ListAuditRecordsResponse:
+        """Admin calls, oldest first (needs the admin scope); ``since``/``until`` are RFC 3339
+        bounds on when a call began; pass ``next_page_token`` back for the next page."""
+        response: audit_pb2.ListAuditRecordsResponse = self.audit.ListAuditRecords(
+            audit_request(since, until, page_size, page_token), **self.call_options()
         )
         return response
 

@@ -8,6 +8,7 @@ import { Code, ConnectError, createClient, type Client, type Interceptor } from 
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
 import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
+import { AuditService, type ListAuditRecordsResponse } from "./gen/cornjacket/v1/audit_pb.js";
 import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
 import {
   IngestEventRequestSchema,
@@ -18,6 +19,7 @@ import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
 import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
 
 export * from "./gen/cornjacket/v1/actions_pb.js";
+export * from "./gen/cornjacket/v1/audit_pb.js";
 export * from "./gen/cornjacket/v1/dlq_pb.js";
 export * from "./gen/cornjacket/v1/events_pb.js";
 export * from "./gen/cornjacket/v1/ingestion_pb.js";
@@ -41,6 +43,7 @@ export interface Cornjacket {
   deadLetters: Client<typeof DeadLetterService>;
   lineage: Client<typeof LineageService>;
   actions: Client<typeof ActionService>;
+  audit: Client<typeof AuditService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -64,6 +67,7 @@ export function connect(options: Options): Cornjacket {
     deadLetters: createClient(DeadLetterService, transport),
     lineage: createClient(LineageService, transport),
     actions: createClient(ActionService, transport),
+    audit: createClient(AuditService, transport),
   };
 }
 
@@ -122,4 +126,24 @@ export async function ingestJson(
   const answer = (await r.json()) as { event_id: string; status: string; message?: string };
   if (r.status !== 202) throw new Error(`ingest failed (${r.status}): ${answer.message ?? ""}`);
   return answer;
+}
+
+export interface AuditQuery {
+  /** RFC 3339 bounds on when a call began: from <= at < to. */
+  from?: string;
+  to?: string;
+  /** 1..100 (default 20). */
+  pageSize?: number;
+  /** nextPageToken of the previous page. */
+  pageToken?: string;
+}
+
+/** One page of the audit log (admin calls, oldest first); needs the admin scope. */
+export function listAudit(cj: Cornjacket, q: AuditQuery = {}): Promise<ListAuditRecordsResponse> {
+  return cj.audit.listAuditRecords({
+    fromTime: q.from ?? "",
+    toTime: q.to ?? "",
+    pageSize: q.pageSize,
+    pageToken: q.pageToken ?? "",
+  });
 }

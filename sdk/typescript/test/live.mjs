@@ -3,7 +3,7 @@
 // HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connect, event, ingestJson } from "../dist/index.js";
+import { connect, event, ingestJson, listAudit } from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
 assert.ok(baseUrl, "set CORNJACKET_URL");
@@ -47,6 +47,18 @@ const rule = await cj.actions.createRule({
 assert.ok(rule.generatedSecret.startsWith("whsec_"));
 assert.equal((await cj.actions.getRule({ ruleId: rule.ruleId })).name, `ts-${agg}`);
 await cj.actions.deleteRule({ ruleId: rule.ruleId });
+
+const audited = [];
+for (let token = ""; ; ) {
+  const from = new Date(Date.now() - 600_000).toISOString();
+  const page = await listAudit(cj, { from, pageSize: 50, pageToken: token });
+  audited.push(...page.records);
+  token = page.nextPageToken;
+  if (!token) break;
+}
+assert.ok(
+  audited.some((r) => r.target === rule.ruleId && r.action.endsWith("/DeleteRule") && r.outcome === "OK"),
+);
 
 await assert.rejects(
   cj.ingestion.ingestEvent(event("nope", agg, {})),
