@@ -385,10 +385,14 @@ def auth_cost_note(result: BenchResult) -> str | None:
         return f"auth cost: no events accepted without authentication ({AUTH_OFF}); no ratio"
     ratio = on.accepted_per_s / off.accepted_per_s
     cost = 1 - ratio
-    verdict = "within" if cost < AUTH_COST_GOAL else "ABOVE"
-    return (
+    head = (
         f"auth cost: HTTP accepted/s with authentication {_fmt_num(on.accepted_per_s)}, "
         f"without {_fmt_num(off.accepted_per_s)} (ratio {ratio:.3f}): "
+    )
+    if cost < 0:
+        return head + "faster with authentication: the run's noise exceeds its cost; run again"
+    verdict = "within" if cost < AUTH_COST_GOAL else "ABOVE"
+    return head + (
         f"authentication costs {cost:.1%} of HTTP throughput, {verdict} the "
         f"{AUTH_COST_GOAL:.0%} goal"
     )

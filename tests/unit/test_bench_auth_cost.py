@@ -50,6 +50,11 @@ def test_no_note_unless_both_ran(names: tuple[str, ...]) -> None:
     assert auth_cost_note(_result(*(_scenario(n, 100) for n in names))) is None
 
 
+def test_faster_with_auth_is_called_noise() -> None:
+    note = auth_cost_note(_result(_scenario(AUTH_ON, 379), _scenario(AUTH_OFF, 163)))
+    assert note is not None and "ratio 2.325" in note and "noise" in note and "goal" not in note
+
+
 def test_nothing_accepted_without_auth_gives_no_ratio() -> None:
     note = auth_cost_note(_result(_scenario(AUTH_ON, 100), _scenario(AUTH_OFF, 0)))
     assert note is not None and "no ratio" in note
