@@ -109,11 +109,12 @@ def _leaves(value: Any) -> list[Any]:
 @example(10**400, "top").via("regression: OverflowError from the codec")
 @example(-(10**5000), "list").via("regression: more digits than str() writes")
 def test_numbers_beyond_a_double_are_a_clear_error(tally: Tally, number: int, where: str) -> None:
-    payload: dict[str, Any] = {
+    payloads: dict[str, dict[str, Any]] = {
         "top": {"n": number},
         "list": {"n": [1, number]},
         "nested": {"a": {"b": number}},
-    }[where]
+    }
+    payload = payloads[where]
     with tally.attack("codec: numbers beyond a double"):
         for encode in (to_struct, to_value, lambda p: encode_event(_event(p, _T, _T, ""))):
             try:

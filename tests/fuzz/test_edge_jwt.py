@@ -69,7 +69,7 @@ def _send(
     # HTTP carries no leading or trailing white space in a header value (h11 refuses it);
     # values go as latin-1 bytes: random header bytes are not all ASCII.
     items = headers.items() if isinstance(headers, dict) else headers
-    pairs = [(k, v.strip(" \t").encode("latin-1")) for k, v in items]
+    pairs = [(k.encode(), v.strip(" \t").encode("latin-1")) for k, v in items]
     with tally.attack(target):
         try:
             r = client.get(READ, headers=pairs)
