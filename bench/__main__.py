@@ -26,7 +26,7 @@ from bench.external import local_stack_processes
 from bench.loadgen import LoadSpec
 from bench.pg_ceiling import measure_pg
 from bench.profiler import Profiler, format_hot_spots
-from bench.report import chart, progress, summary_table
+from bench.report import AUTH_OFF, auth_cost_note, chart, progress, summary_table
 from bench.results import BenchResult, Ceiling
 from bench.scenarios import Target, run_load, run_scenario
 from services.cli.auth import edge_token
@@ -132,6 +132,26 @@ def _profiler(
     return profiler
 
 
+@contextlib.contextmanager
+def edge_without_auth(stack: Stack) -> Iterator[None]:
+    """Envoy restarted without jwt_authn and RBAC for one scenario, then as it was: the same
+    stack and load, so the difference in throughput is what authentication costs."""
+    secure = stack.envoy.config_path.read_text()
+
+    def swap(config: str, what: str) -> None:
+        progress(f"bench: restarting Envoy {what}")
+        stack.envoy.stop()
+        stack.envoy.config_path.write_text(config)
+        stack.envoy.start()
+        wait_until(stack.healthy, 60, what=f"Envoy {what}")
+
+    swap(stack.envoy_config(None, insecure=True), "WITHOUT authentication")
+    try:
+        yield
+    finally:
+        swap(secure, "with authentication again")
+
+
 def own_target(stack: Stack) -> Target:
     return Target(
         edge=f"127.0.0.1:{stack.settings.edge_port}",
@@ -213,7 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         help="also run a memory soak of this many seconds (e.g. 600)",
     )
     parser.add_argument(
-        "--only", nargs="*", help="run only these scenarios (names as in the table)"
+        "--only",
+        nargs="*",
+        help="run only these scenarios (names as in the table); http-max and "
+        f"{AUTH_OFF} (the same load with Envoy's authentication off) together give the "
+        "closing note on what authentication costs",
     )
     parser.add_argument(
         "--out", type=Path, default=Path("bench/results"), help="where to write results"
@@ -348,6 +372,14 @@ def main(argv: list[str] | None = None) -> int:
                 "envoy_noop_http",
             ),
             (
+                # http-max again with Envoy rendered without authentication (same stack, the
+                # same token sent and ignored): the closing note compares the two.
+                AUTH_OFF,
+                LoadSpec("http", target.edge, 0, args.concurrency, d, probe_every=50),
+                args.procs,
+                "envoy_noop_http",
+            ),
+            (
                 "grpc-unary-max",
                 LoadSpec("grpc-unary", target.edge, 0, args.concurrency, d, probe_every=50),
                 args.procs,
@@ -374,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
         for name, spec, procs, ceiling in plan:
             if args.only and name not in args.only:
                 continue
+            if name == AUTH_OFF and stack is None:
+                progress(f"bench: {name} needs the benchmark's own stack (leave out --edge)")
+                continue
             progress(f"bench: {name}")
             spec = dataclasses.replace(spec, token=target.token)
             if stack is not None and result.scenarios and not args.keep_broker:
@@ -381,9 +416,14 @@ def main(argv: list[str] | None = None) -> int:
             ceil = (ceiling, ceilings[ceiling]) if ceiling and ceiling in ceilings else None
             profiler = _profiler(args, stack, stamp, name, spec.duration) if stack else None
             with (
-                supervised(stack, args.broker_max_rss_mb)
-                if stack is not None and name == "soak" and args.broker_max_rss_mb > 0
-                else contextlib.nullcontext()
+                (
+                    supervised(stack, args.broker_max_rss_mb)
+                    if stack is not None and name == "soak" and args.broker_max_rss_mb > 0
+                    else contextlib.nullcontext()
+                ),
+                edge_without_auth(stack)
+                if stack is not None and name == AUTH_OFF
+                else contextlib.nullcontext(),
             ):
                 scenario = run_scenario(
                     name,
@@ -408,6 +448,9 @@ def main(argv: list[str] | None = None) -> int:
     print(summary_table(result))
     for text in hot_spots:
         print("\n" + text)
+    note = auth_cost_note(result)
+    if note:
+        print("\n" + note)
     print(f"\nresults: {path}\nchart:   {path.with_suffix('.png')}")
     return 0
 

@@ -368,3 +368,31 @@ def progress(line: str, *, done: bool = False) -> None:
     else:
         stream.write(line.rstrip("\n") + "\n")
     stream.flush()
+
+
+AUTH_ON, AUTH_OFF = "http-max", "http-max-noauth"
+AUTH_COST_GOAL = 0.10
+
+
+def auth_cost_note(result: BenchResult) -> str | None:
+    """The closing note on what edge authentication costs: HTTP accepted/s of the closed
+    loop with authentication (http-max) and without it (http-max-noauth, same stack, Envoy
+    rendered without jwt_authn/RBAC) in the same run; None unless both ran."""
+    on, off = result.scenario(AUTH_ON), result.scenario(AUTH_OFF)
+    if on is None or off is None:
+        return None
+    if off.accepted_per_s <= 0:
+        return f"auth cost: no events accepted without authentication ({AUTH_OFF}); no ratio"
+    ratio = on.accepted_per_s / off.accepted_per_s
+    cost = 1 - ratio
+    head = (
+        f"auth cost: HTTP accepted/s with authentication {_fmt_num(on.accepted_per_s)}, "
+        f"without {_fmt_num(off.accepted_per_s)} (ratio {ratio:.3f}): "
+    )
+    if cost < 0:
+        return head + "faster with authentication: the run's noise exceeds its cost; run again"
+    verdict = "within" if cost < AUTH_COST_GOAL else "ABOVE"
+    return head + (
+        f"authentication costs {cost:.1%} of HTTP throughput, {verdict} the "
+        f"{AUTH_COST_GOAL:.0%} goal"
+    )

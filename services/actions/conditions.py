@@ -200,7 +200,9 @@ class _Parser:
     def _enter(self) -> None:
         self.depth += 1
         if self.depth > MAX_DEPTH:
-            raise ConditionError(f"the condition nests deeper than {MAX_DEPTH} levels")
+            raise ConditionError(
+                f"the condition nests deeper than {MAX_DEPTH} levels at position {self.tok.pos + 1}"
+            )
 
     def _operand(self) -> Node:
         tok = self.tok

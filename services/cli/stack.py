@@ -179,28 +179,32 @@ class Stack:
             jwks_file = self.keys.jwks_path
             self.admin_token = local_auth.write_admin_token(s.data_dir, s.auth)
         with open_private(self.envoy.config_path, "wb") as config:
-            config.write(
-                render(
-                    auth=s.auth,
-                    edge=s.edge,
-                    jwks_file=jwks_file,
-                    edge_port=s.edge_port,
-                    admin_port=s.envoy_admin_port,
-                    upstreams={
-                        "ingestion": ("127.0.0.1", s.ingestion_port),
-                        "query": ("127.0.0.1", s.query_port),
-                        "eventhandler": ("127.0.0.1", s.eventhandler_port),
-                        "relay": ("127.0.0.1", s.relay_port),
-                        "actions": ("127.0.0.1", s.actions_port),
-                        "mqtt": ("127.0.0.1", s.mqtt_health_port),
-                    },
-                ).encode()
-            )
+            config.write(self.envoy_config(jwks_file).encode())
         self.say(f"starting Envoy on 127.0.0.1:{s.edge_port}")
         self.envoy.start()
         self.say("waiting until every service reports ready ...")
         wait_until(self._ready, s.start_timeout, what="waiting for GET /health to answer 200")
         self.say(f"ready in {time.monotonic() - t0:.1f}s")
+
+    def envoy_config(self, jwks_file: Path | None, *, insecure: bool = False) -> str:
+        """Envoy's configuration for this stack; ``insecure`` leaves authentication out (the
+        benchmark measures what it costs)."""
+        s = self.settings
+        return render(
+            auth=None if insecure else s.auth,
+            edge=s.edge,
+            jwks_file=jwks_file,
+            edge_port=s.edge_port,
+            admin_port=s.envoy_admin_port,
+            upstreams={
+                "ingestion": ("127.0.0.1", s.ingestion_port),
+                "query": ("127.0.0.1", s.query_port),
+                "eventhandler": ("127.0.0.1", s.eventhandler_port),
+                "relay": ("127.0.0.1", s.relay_port),
+                "actions": ("127.0.0.1", s.actions_port),
+                "mqtt": ("127.0.0.1", s.mqtt_health_port),
+            },
+        )
 
     def _ready(self) -> bool:
         for child in self.children():

@@ -76,8 +76,10 @@ def _fill(v: struct_pb2.Value, data: Any) -> None:
     t = type(data)
     if t is str:
         v.string_value = data
-    elif t is float or t is int:
+    elif t is float:
         v.number_value = data
+    elif t is int:
+        _set_int(v, data)
     elif t is bool:
         v.bool_value = data
     elif data is None:
@@ -90,12 +92,22 @@ def _fill(v: struct_pb2.Value, data: Any) -> None:
             _fill(values.add(), item)
         if not data:
             v.list_value.SetInParent()
-    elif isinstance(data, (int, float)):  # subclasses (bool cannot be subclassed)
+    elif isinstance(data, int):  # subclasses (bool cannot be subclassed)
+        _set_int(v, data)
+    elif isinstance(data, float):
         v.number_value = data
     elif isinstance(data, str):
         v.string_value = data
     else:
         raise ValueError(f"not a JSON value: {type(data).__name__}")
+
+
+def _set_int(v: struct_pb2.Value, data: int) -> None:
+    try:
+        v.number_value = data
+    except OverflowError:  # Struct numbers are doubles
+        digits = int(data.bit_length() * 0.30103) + 1  # str() refuses > 4300 digits
+        raise ValueError(f"a number of about {digits} digits is beyond a double's range") from None
 
 
 def to_struct(data: dict[str, Any]) -> struct_pb2.Struct:

@@ -7,6 +7,7 @@ MQTT devices get exactly the rules HTTP and gRPC callers get.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,9 @@ BATCH_FIELDS = frozenset({"events", "ack"})
 BATCH_EVENT_FIELDS = frozenset(
     {"event_type", "aggregate_id", "payload", "event_time", "trace_id", "idempotency_key"}
 )
+# Objects and arrays nested in a payload, itself included: the most one IngestEventsRequest
+# carries to ingestion (Protobuf's limit of 100 nested messages; each level is two or three).
+MAX_PAYLOAD_DEPTH = 32
 
 
 class DecodeError(ValueError):
@@ -42,6 +46,7 @@ def decode(
     if not isinstance(doc, dict):
         raise DecodeError("invalid_body", f"the body must be a JSON object, got {json_kind(doc)}")
     if address.form is Form.PAYLOAD:
+        _shallow(doc, "")
         return [EventRequest(address.event_type, address.aggregate_id, doc, new_key())], False
     if address.form is Form.ENVELOPE:
         _only(doc, ENVELOPE_FIELDS, "envelope")
@@ -69,17 +74,46 @@ def decode(
 
 def _json(body: bytes) -> Any:
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=_no_constant)
+        return json.loads(
+            body.decode("utf-8"),
+            parse_constant=_no_constant,
+            parse_int=_int,
+            parse_float=_float,
+        )
     except UnicodeDecodeError:
         raise DecodeError("invalid_json", "the body is not UTF-8 text") from None
     except json.JSONDecodeError as e:
         where = f"line {e.lineno} column {e.colno}"
         message = f"the body is not valid JSON: {e.msg} at {where}"
         raise DecodeError("invalid_json", message) from None
+    except RecursionError:
+        raise DecodeError("invalid_json", "the body nests too deeply to be read") from None
 
 
 def _no_constant(name: str) -> Any:
     raise DecodeError("invalid_json", f"the body is not valid JSON: {name} is not a JSON number")
+
+
+# Payloads travel as Protobuf Struct, whose numbers are doubles: a number no double holds
+# would fail the gateway's call to ingestion on every retry instead of being refused here.
+def _int(text: str) -> int:
+    try:
+        value = int(text)
+        float(value)
+    except (ValueError, OverflowError):  # > 4300 digits, or beyond a double
+        raise DecodeError("invalid_json", f"the number {_clip(text)} is out of range") from None
+    return value
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise DecodeError("invalid_json", f"the number {_clip(text)} is out of range")
+    return value
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} digits)"
 
 
 def _event(
@@ -94,6 +128,7 @@ def _event(
     if not isinstance(payload, dict):
         got = "nothing" if payload is None else json_kind(payload)
         raise DecodeError("invalid_body", f"{where}'payload' must be a JSON object, got {got}")
+    _shallow(payload, where)
     when = _text(doc, "event_time", where)
     event_time = None
     if when:
@@ -115,6 +150,23 @@ def _event(
         idempotency_key=_text(doc, "idempotency_key", where) or new_key(),
         event_time=event_time,
         trace_id=_text(doc, "trace_id", where),
+    )
+
+
+def _shallow(payload: dict[str, Any], where: str) -> None:
+    level: list[Any] = [payload]
+    for _ in range(MAX_PAYLOAD_DEPTH):
+        level = [
+            x
+            for c in level
+            for x in (c.values() if isinstance(c, dict) else c)
+            if isinstance(x, dict | list)
+        ]
+        if not level:
+            return
+    raise DecodeError(
+        "invalid_body",
+        f"{where}the payload nests deeper than {MAX_PAYLOAD_DEPTH} levels of objects and arrays",
     )
 
 
