@@ -16,6 +16,7 @@ from services.actions.consumer import JobPlanner
 from services.actions.delivery import DeliveryWorkers, HttpxSender, ResolvingGuard
 from services.actions.grpc_api import ActionServicer
 from services.actions.policy import Policy
+from services.actions.rules import AllowList
 from services.actions.service import ActionService
 from services.actions.store import NOTIFY_CHANNEL, PostgresActionStore, PostgresJobSink
 from services.config.settings import ActionsSettings
@@ -67,11 +68,17 @@ async def run(
         settings.common.topic_replication,
     )
     policy = policy_from(settings)
-    guard = ResolvingGuard() if settings.block_private_targets else None
+    allow = AllowList.parse(settings.allowed_targets)
+    guard = ResolvingGuard(allow=allow) if settings.block_private_targets else None
+    if guard is None:
+        log.warning(
+            "CJ_ACTIONS_BLOCK_PRIVATE_TARGETS=false: INSECURE, webhook rules can reach "
+            "loopback, private and cloud metadata addresses (local experiments only)"
+        )
     health = Health([SERVICE_NAME])
     await health.set(False, "starting")
     metrics.serve(settings.host, settings.metrics_port)
-    sender = HttpxSender(max_connections=max(settings.workers, 10))
+    sender = HttpxSender(max_connections=max(settings.workers, 10), guard=guard)
     async with open_pool(
         settings.database_url,
         max_size=settings.pool_size + settings.workers,
@@ -79,7 +86,7 @@ async def run(
         name="actions",
     ) as pool:
         store = PostgresActionStore(pool)
-        service = ActionService(store, store, clock, new_id, guard=guard)
+        service = ActionService(store, store, clock, new_id, guard=guard, allow=allow)
         server = make_server(settings.host, settings.port, health)
         actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(service), server)
         await server.start()

@@ -318,3 +318,34 @@ def test_error_excerpts_are_short_and_clean() -> None:
     text = response_excerpt(b"oops\x00\x01\x1b[31m\r\nline2 \xff\xfe" + b"x" * 5000)
     assert "\x00" not in text and "\x1b" not in text and "\r" not in text
     assert text.startswith("oops") and "line2" in text and len(text) <= 200
+
+
+def test_a_blocked_attempt_is_final_and_not_the_endpoints_fault() -> None:
+    """The sender refused to connect (the target resolves to a forbidden address)."""
+    out = step(
+        FakeQueue(), FakeSender(SendResult(pol.BLOCKED, error="resolves to 127.0.0.1")), job()
+    )
+    assert out.attempt is not None and out.attempt.outcome == pol.BLOCKED
+    assert out.status == FAILED and out.breaker == "" and not out.counts_attempt
+
+
+def test_a_forbidden_literal_target_is_blocked_before_breaker_and_rate_limit() -> None:
+    from services.actions.delivery import ResolvingGuard
+
+    queue = FakeQueue()
+    sender = FakeSender(SendResult(pol.SUCCESS, 200))
+    workers = DeliveryWorkers(
+        queue,
+        sender,
+        FixedClock(T0),
+        POLICY,
+        workers=1,
+        poll_interval=0.1,
+        endpoint_concurrency=1,
+        name="t",
+        guard=ResolvingGuard(),
+    )
+    asyncio.run(workers._process(job(), "t/0", asyncio.Event()))
+    [out] = queue.finished
+    assert out.attempt is not None and out.attempt.outcome == pol.BLOCKED
+    assert out.status == FAILED and queue.admits == 0 and sender.sent == []

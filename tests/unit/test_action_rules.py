@@ -248,6 +248,6 @@ async def test_the_resolving_guard_bounds_dns_resolution() -> None:
 
     guard = ResolvingGuard(resolve=hang, timeout=0.01)
     with pytest.raises(ResolutionTimeout, match="did not resolve within"):
-        await guard.check_before_send("http://slow.example/x")
+        await guard.addresses("slow.example")
     # When a rule is saved, an unresolved host passes (the attempt checks again).
     await guard.check("http://slow.example/x")
