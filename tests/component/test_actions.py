@@ -96,6 +96,9 @@ def actions(
         "CJ_ACTIONS_DEDUPE_WINDOW": "0",
         "CJ_ACTIONS_BREAKER_THRESHOLD": "100",
         "CJ_ACTIONS_TIMEOUT": "2s",
+        # The local receiver is an intended internal target; everything else private is
+        # refused (blocking is on by default).
+        "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
     }
     logs = tmp_path_factory.mktemp("actions-logs")
     with (
