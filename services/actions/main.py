@@ -12,6 +12,7 @@ import uuid_utils
 from confluent_kafka import Consumer
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc
 
+from services.actions import secretbox
 from services.actions.consumer import JobPlanner
 from services.actions.delivery import DeliveryWorkers, HttpxSender, ResolvingGuard
 from services.actions.grpc_api import ActionServicer
@@ -59,6 +60,7 @@ async def run(
     stop = stop or asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         install_stop_signals(stop)
+    box = secretbox.from_settings(settings.secrets_key, settings.secrets_key_file)
     await asyncio.to_thread(migrations.apply, settings.database_url, "actions")
     await asyncio.to_thread(
         ensure_topics,
@@ -85,7 +87,12 @@ async def run(
         acquire_timeout=settings.db_timeout,
         name="actions",
     ) as pool:
-        store = PostgresActionStore(pool)
+        store = PostgresActionStore(pool, box)
+        sealed = await store.seal_plaintext_secrets()
+        if sealed:
+            log.warning(
+                "sealed the plaintext signing secrets of stored rules", extra={"count": sealed}
+            )
         service = ActionService(store, store, clock, new_id, guard=guard, allow=allow)
         server = make_server(settings.host, settings.port, health)
         actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(service), server)

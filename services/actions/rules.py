@@ -303,7 +303,8 @@ def generate_secret() -> str:
 
 
 def mask_secret(secret: str) -> str:
-    return f"{SECRET_PREFIX}…{secret[-4:]}"
+    """What the API shows of a secret after creation: a prefix only."""
+    return f"{secret[: len(SECRET_PREFIX) + 4]}…"
 
 
 def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
@@ -332,7 +333,7 @@ def validate_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
     if len(secrets) > MAX_SECRETS:
         raise InvalidInput(f"target.secrets holds more than {MAX_SECRETS} secrets")
     for s in secrets:
-        if s.startswith(SECRET_PREFIX + "…"):
+        if "…" in s:
             raise InvalidInput(
                 "target.secrets holds a masked secret (as shown in responses); send the full "
                 "secrets, or leave secrets out to keep the current ones"

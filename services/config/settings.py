@@ -297,6 +297,9 @@ class ActionsSettings:
     block_private_targets: bool
     # Intended internal targets, allowed although private: host names, addresses, CIDRs.
     allowed_targets: tuple[str, ...] = ()
+    # The AES-GCM key of the signing secrets at rest: base64 text, or a file of such lines.
+    secrets_key: str = ""
+    secrets_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ActionsSettings:
@@ -339,6 +342,10 @@ class ActionsSettings:
             retention=env.duration("CJ_ACTIONS_RETENTION", 7 * 24 * 3600.0, lo=60.0),
             block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", True),
             allowed_targets=_allowed_targets(env.csv("CJ_ACTIONS_ALLOWED_TARGETS", ())),
+            secrets_key=env.text("CJ_ACTIONS_SECRETS_KEY", ""),
+            secrets_key_file=Path(f)
+            if (f := env.text("CJ_ACTIONS_SECRETS_KEY_FILE", ""))
+            else None,
         )
 
 
