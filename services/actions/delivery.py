@@ -38,6 +38,7 @@ from services.actions.rules import (
     NO_ALLOW_LIST,
     AllowList,
     forbidden_address,
+    mask_url,
     refuse_literal,
 )
 from services.actions.signing import signature_headers
@@ -640,7 +641,7 @@ class DeliveryWorkers:
             if await self._finish(job, outcome, worker):
                 log.warning(
                     "endpoint is gone; rule disabled",
-                    extra={"rule_id": job.rule_id, "url": job.target.url},
+                    extra={"rule_id": job.rule_id, "url": mask_url(job.target.url)},
                 )
             return
         breaker = (

@@ -236,6 +236,10 @@ def validate_url(url: str, *, block_private: bool, allow: AllowList = NO_ALLOW_L
         raise InvalidInput(f"target.url {u[:200]!r} must start with http:// or https://")
     if not parts.hostname:
         raise InvalidInput(f"target.url {u[:200]!r} has no host")
+    if MASK in parts.netloc:
+        raise InvalidInput(
+            "target.url holds masked credentials (as shown in responses); send the real URL"
+        )
     validate_host(parts.hostname)
     if block_private:
         why = refuse_literal(parts.hostname, allow)
@@ -307,6 +311,24 @@ def mask_secret(secret: str) -> str:
     return f"{secret[: len(SECRET_PREFIX) + 4]}…"
 
 
+MASK = "…"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the credentials it embeds (``user:password@``) masked, for answers and
+    logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{MASK}@{host}").geturl()
+
+
+def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names with their values masked (they often hold credentials)."""
+    return {name: MASK for name in headers}
+
+
 def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
     if len(headers) > MAX_HEADERS:
         raise InvalidInput(f"target.headers holds more than {MAX_HEADERS} headers")
@@ -316,6 +338,11 @@ def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
             raise InvalidInput(f"target.headers: {name[:80]!r} is not a valid header name")
         if not isinstance(value, str):
             raise InvalidInput(f"target.headers: the value of {name[:80]!r} must be a string")
+        if value == MASK:
+            raise InvalidInput(
+                f"target.headers: the value of {name!r} is masked (as shown in responses); "
+                "send the real value"
+            )
         lower = name.lower()
         if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
             raise InvalidInput(f"target.headers: {name!r} is set by the orchestrator itself")
