@@ -61,6 +61,8 @@ async def run(
     with contextlib.suppress(NotImplementedError, RuntimeError):
         install_stop_signals(stop)
     box = secretbox.from_settings(settings.secrets_key, settings.secrets_key_file)
+    # httpx logs every request's full URL at INFO: target URLs may embed credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     await asyncio.to_thread(migrations.apply, settings.database_url, "actions")
     await asyncio.to_thread(
         ensure_topics,

@@ -375,12 +375,17 @@ def create_rule_direct(stack: Stack, url: str) -> str:
     import psycopg
     import uuid_utils
 
+    from services.actions.secretbox import from_settings
+    from services.cli.stack import secrets_key_path
+
+    # Sealed with the stack's key, as the API would (the table refuses plaintext).
+    sealed = from_settings("", secrets_key_path(stack.settings.data_dir)).seal(SECRET)
     rule_id = str(uuid_utils.uuid7())
     with psycopg.connect(stack.postgres.url) as conn:
         conn.execute(
             "INSERT INTO actions.rules (rule_id, name, event_type_pattern, target_url, secrets, "
             "created_at, updated_at) VALUES (%s, 'direct', 'user.signup', %s, %s, now(), now())",
-            (rule_id, url, [SECRET]),
+            (rule_id, url, [sealed]),
         )
     return rule_id
 
