@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
             "CJ_ACTIONS_WORKERS": str(args.workers),
             "CJ_ACTIONS_ENDPOINT_CONCURRENCY": str(args.workers),
             "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
+            # The local receiver: an intended internal target (allow-listed).
+            "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
         },
         say=lambda m: print(f"bench: {m}", file=sys.stderr, flush=True),
     )

@@ -19,20 +19,28 @@ import ipaddress
 import json
 import logging
 import random
+import socket
 import time
 import unicodedata
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 from urllib.parse import urlsplit
 
+import httpcore
 import httpx
 
 from services.actions import policy as pol
 from services.actions.ports import DELIVERED, FAILED, PENDING, Attempt, Job, JobQueue, Outcome
-from services.actions.rules import forbidden_address
+from services.actions.rules import (
+    NO_ALLOW_LIST,
+    AllowList,
+    forbidden_address,
+    mask_url,
+    refuse_literal,
+)
 from services.actions.signing import signature_headers
 from services.core.aio import wait_event
 from services.core.clock import Clock
@@ -94,14 +102,199 @@ class Sender(Protocol):
     ) -> SendResult: ...
 
 
+class BlockedTarget(Exception):
+    """The target is, or resolves to, a forbidden address: nothing is sent."""
+
+
+class ResolutionTimeout(Exception):
+    """The target's host did not resolve in time: its addresses could not be checked."""
+
+
+class ResolutionFailed(Exception):
+    """The target's host did not resolve: nothing is sent to an unchecked address."""
+
+
+async def _getaddrinfo(host: str) -> list[str]:
+    infos = await asyncio.get_running_loop().getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    return [str(info[4][0]).split("%")[0] for info in infos]
+
+
+class ResolvingGuard:
+    """Refuses targets whose host is, or resolves to, a forbidden address range
+    (``rules.forbidden_address``: anything but public unicast) unless the allow list names
+    the host or the address.
+
+    Checked when a rule is saved (a clear error early) and, authoritatively, when the HTTP
+    client connects: ``GuardedBackend`` resolves the host once, checks every address and
+    connects to a checked one, so a DNS answer that changes in between (rebinding) cannot
+    reach a forbidden address. A host that does not resolve (in time) is not sent to.
+    """
+
+    def __init__(
+        self,
+        *,
+        allow: AllowList = NO_ALLOW_LIST,
+        resolve: Callable[[str], Awaitable[list[str]]] = _getaddrinfo,
+        timeout: float = DNS_TIMEOUT,
+    ) -> None:
+        self.allow = allow
+        self._resolve = resolve
+        self._timeout = timeout
+
+    def check_literal(self, url: str) -> None:
+        """Without DNS: raise BlockedTarget for a local name or a forbidden literal address."""
+        why = refuse_literal(urlsplit(url).hostname or "", self.allow)
+        if why:
+            raise BlockedTarget(why)
+
+    async def check(self, url: str) -> None:
+        """When a rule is saved: InvalidInput for a forbidden target. A host that does not
+        resolve (in time) passes here; every attempt checks again when it connects."""
+        host = urlsplit(url).hostname or ""
+        try:
+            await self.addresses(host)
+        except BlockedTarget as e:
+            raise InvalidInput(str(e)) from None
+        except (ResolutionTimeout, ResolutionFailed):
+            return
+
+    async def addresses(self, host: str) -> list[str]:
+        """Resolve ``host`` once and check every address: the ones it is safe to connect
+        to, in the resolver's order. BlockedTarget if any is forbidden (and neither it nor
+        the host is allowed); ResolutionTimeout / ResolutionFailed if it cannot be known."""
+        host = host.strip("[]")
+        why = refuse_literal(host, self.allow)
+        if why:
+            raise BlockedTarget(why)
+        try:
+            async with asyncio.timeout(self._timeout):
+                found = await self._resolve(host)
+        except TimeoutError:
+            raise ResolutionTimeout(
+                f"target host {host} did not resolve within {self._timeout:g}s"
+            ) from None
+        except (OSError, UnicodeError, ValueError) as e:  # no such host, or not a valid name
+            raise ResolutionFailed(f"target host {host} did not resolve: {e}") from None
+        addresses: list[str] = []
+        for a in found:
+            try:
+                ip = ipaddress.ip_address(a)
+            except ValueError:
+                raise ResolutionFailed(f"target host {host} resolved to {a!r}") from None
+            if forbidden_address(ip) and not (self.allow.host(host) or self.allow.address(ip)):
+                raise BlockedTarget(
+                    f"target host {host} resolves to {ip}, a forbidden address range "
+                    "(loopback, private, shared, link-local, unique-local, multicast, reserved "
+                    "or unspecified); allow intended internal targets with "
+                    "CJ_ACTIONS_ALLOWED_TARGETS"
+                )
+            addresses.append(str(ip))
+        if not addresses:
+            raise ResolutionFailed(f"target host {host} has no address")
+        return addresses
+
+
+class GuardedBackend(httpcore.AsyncNetworkBackend):
+    """httpcore's network backend with the address guard in front: the host is resolved
+    and checked once, and the TCP connection goes to a checked address. httpcore still
+    does TLS with the URL's host name (SNI and certificate verification), and the Host
+    header is the URL's. No Unix sockets."""
+
+    def __init__(
+        self, guard: ResolvingGuard, inner: httpcore.AsyncNetworkBackend | None = None
+    ) -> None:
+        self._guard = guard
+        self._inner = inner or httpcore.AnyIOBackend()
+
+    async def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        addresses = await self._guard.addresses(host)
+        last: Exception | None = None
+        for address in addresses:
+            try:
+                return await self._inner.connect_tcp(
+                    address,
+                    port,
+                    timeout=timeout,
+                    local_address=local_address,
+                    socket_options=socket_options,
+                )
+            except (httpcore.ConnectError, httpcore.ConnectTimeout) as e:
+                last = e
+        assert last is not None  # addresses is never empty
+        raise last
+
+    async def connect_unix_socket(
+        self,
+        path: str,
+        timeout: float | None = None,  # noqa: ASYNC109 - httpcore's interface
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.AsyncNetworkStream:
+        raise BlockedTarget("webhooks are not sent over Unix sockets")
+
+    async def sleep(self, seconds: float) -> None:
+        await self._inner.sleep(seconds)
+
+
+class _GuardedTransport(httpx.AsyncHTTPTransport):
+    """httpx's transport over a pool whose connections go through ``GuardedBackend``.
+    httpx 0.28 has no parameter for the network backend (encode/httpx#3749), so the pool
+    is replaced by an equal one that has it."""
+
+    def __init__(self, backend: httpcore.AsyncNetworkBackend, limits: httpx.Limits) -> None:
+        super().__init__(limits=limits, trust_env=False)
+        self._pool = httpcore.AsyncConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=limits.max_connections,
+            max_keepalive_connections=limits.max_keepalive_connections,
+            keepalive_expiry=limits.keepalive_expiry,
+            network_backend=backend,
+        )
+
+
+def _peer_is_internal(resp: httpx.Response) -> bool:
+    """Whether the connection went to a non-public address (an allow-listed internal
+    target, or any target when blocking is off); unknown counts as internal."""
+    stream = resp.extensions.get("network_stream")
+    peer = stream.get_extra_info("server_addr") if stream is not None else None
+    if not peer:
+        return True
+    try:
+        return forbidden_address(ipaddress.ip_address(str(peer[0]).split("%")[0]))
+    except ValueError:
+        return True
+
+
 class HttpxSender:
     """One shared httpx.AsyncClient (connection pooling); redirects are not followed (a 3xx
-    is a failure), so a target cannot bounce requests to an address the guard would refuse."""
+    is a failure), so a target cannot bounce requests to an address the guard would refuse.
 
-    def __init__(self, max_connections: int = 100) -> None:
+    With a guard, every connection goes to an address the guard checked (``GuardedBackend``).
+    Response bodies of internal (non-public) peers are not kept: the attempt's error, which
+    the API returns, would otherwise read internal services for whoever can write a rule.
+    """
+
+    def __init__(
+        self,
+        max_connections: int = 100,
+        *,
+        guard: ResolvingGuard | None = None,
+        network_backend: httpcore.AsyncNetworkBackend | None = None,
+        internal_bodies: bool = False,
+    ) -> None:
+        limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=20)
+        transport: httpx.AsyncBaseTransport | None = None
+        if guard is not None:
+            transport = _GuardedTransport(GuardedBackend(guard, network_backend), limits)
+        self._internal_bodies = internal_bodies
         self._client = httpx.AsyncClient(
-            follow_redirects=False,
-            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=20),
+            follow_redirects=False, limits=limits, transport=transport, trust_env=False
         )
 
     async def send(
@@ -113,6 +306,7 @@ class HttpxSender:
         status = 0
         retry_after = ""
         excerpt = bytearray()
+        internal = False
         try:
             # httpx's timeout bounds each phase; asyncio.timeout bounds the whole attempt.
             async with (
@@ -123,12 +317,17 @@ class HttpxSender:
             ):
                 status = resp.status_code
                 retry_after = resp.headers.get("retry-after", "")
+                internal = not self._internal_bodies and _peer_is_internal(resp)
                 # A few KB at most (a small body read to its end keeps the connection for
                 # reuse); closing the response drops a connection with more to come.
                 async for chunk in resp.aiter_raw():
                     excerpt += chunk[: BODY_READ_LIMIT - len(excerpt)]
                     if len(excerpt) >= BODY_READ_LIMIT:
                         break
+        except BlockedTarget as e:
+            return SendResult(pol.BLOCKED, error=str(e))
+        except (ResolutionTimeout, ResolutionFailed) as e:
+            return SendResult(pol.CONNECTION_ERROR, error=str(e))
         except Exception as e:
             if not status:  # otherwise the status stands; only the body was cut short
                 kind = _failure_kind(e)
@@ -140,73 +339,16 @@ class HttpxSender:
                     error = clean_text(f"{type(e).__name__}: {e}", 500)
                 return SendResult(kind, error=error)
         outcome = pol.classify(status)
-        error = "" if outcome == pol.SUCCESS else f"HTTP {status}: {response_excerpt(excerpt)}"
+        if outcome == pol.SUCCESS:
+            error = ""
+        elif internal:
+            error = f"HTTP {status} (body of an internal target not kept)"
+        else:
+            error = f"HTTP {status}: {response_excerpt(excerpt)}"
         return SendResult(outcome, status, retry_after, error.strip())
 
     async def close(self) -> None:
         await self._client.aclose()
-
-
-class ResolutionTimeout(Exception):
-    """The target's host did not resolve in time: its addresses could not be checked."""
-
-
-async def _getaddrinfo(host: str) -> list[str]:
-    infos = await asyncio.get_running_loop().getaddrinfo(host, None)
-    return [str(info[4][0]).split("%")[0] for info in infos]
-
-
-class ResolvingGuard:
-    """Refuses targets whose host is, or resolves to, a forbidden address range.
-
-    Checked when a rule is saved and again before each attempt (DNS can change). A host
-    that does not resolve passes here and fails as a connection error when sent to.
-    Resolution is bounded by ``timeout`` (it holds a claimed job's lease).
-    """
-
-    def __init__(
-        self,
-        *,
-        resolve: Callable[[str], Awaitable[list[str]]] = _getaddrinfo,
-        timeout: float = DNS_TIMEOUT,
-    ) -> None:
-        self._resolve = resolve
-        self._timeout = timeout
-
-    async def check(self, url: str) -> None:
-        """When a rule is saved: a host that does not resolve in time passes (each attempt
-        checks again)."""
-        with contextlib.suppress(ResolutionTimeout):
-            await self.check_before_send(url)
-
-    async def check_before_send(self, url: str) -> None:
-        """Raise InvalidInput for a forbidden address, ResolutionTimeout when the host's
-        addresses are not known within the timeout (the attempt must not be sent)."""
-        host = urlsplit(url).hostname or ""
-        if host == "localhost" or host.endswith(".localhost"):
-            raise InvalidInput(f"target host {host!r} is a forbidden (local) address")
-        try:
-            addresses = [ipaddress.ip_address(host)]
-        except ValueError:
-            try:
-                async with asyncio.timeout(self._timeout):
-                    found = await self._resolve(host)
-            except TimeoutError:
-                raise ResolutionTimeout(
-                    f"target host {host} did not resolve within {self._timeout:g}s"
-                ) from None
-            except (OSError, UnicodeError, ValueError):  # no such host, or not a valid name
-                return
-            addresses = []
-            for a in found:
-                with contextlib.suppress(ValueError):
-                    addresses.append(ipaddress.ip_address(a))
-        for ip in addresses:
-            if forbidden_address(ip):
-                raise InvalidInput(
-                    f"target host {host} resolves to {ip}, a forbidden address range "
-                    "(private, loopback, link-local or reserved)"
-                )
 
 
 def _utc(at: datetime) -> datetime:
@@ -395,17 +537,12 @@ class DeliveryWorkers:
             )
             return
         if self._guard is not None:
+            # A forbidden literal address or local name, before the breaker and the rate
+            # limit; names are resolved and checked when the sender connects.
             try:
-                await self._guard.check_before_send(url)
-            except InvalidInput as e:
-                attempt = Attempt(job.attempt_count + 1, now, 0, pol.BLOCKED, 0, str(e), url)
-                await self._finish(job, Outcome(attempt, FAILED, None, str(e), False, ""), worker)
-                return
-            except ResolutionTimeout as e:
-                # Not known to be safe: not sent. A failed attempt (the endpoint's name does
-                # not resolve) with backoff, counted against the endpoint.
-                result = SendResult(pol.CONNECTION_ERROR, error=str(e))
-                await self._record(job, worker, now, 0, result)
+                self._guard.check_literal(url)
+            except BlockedTarget as e:
+                await self._record(job, worker, now, 0, SendResult(pol.BLOCKED, error=str(e)))
                 return
         admission = await self._queue.admit(job.target.endpoint, now, self._policy)
         if not admission.allowed:
@@ -499,13 +636,22 @@ class DeliveryWorkers:
             ):
                 self.delivered += 1
             return
+        if result.outcome == pol.BLOCKED:
+            # Never sent: final, not retried, not the endpoint's fault.
+            outcome = Outcome(attempt, FAILED, None, result.error, False, "")
+            if await self._finish(job, outcome, worker):
+                log.warning(
+                    "webhook target blocked",
+                    extra={"delivery_id": job.delivery_id, "error": result.error},
+                )
+            return
         if result.outcome == pol.GONE:
             reason = f"endpoint answered 410 Gone at {now.isoformat()}; rule disabled"
             outcome = Outcome(attempt, FAILED, None, reason, True, pol.SUCCESS, reason)
             if await self._finish(job, outcome, worker):
                 log.warning(
                     "endpoint is gone; rule disabled",
-                    extra={"rule_id": job.rule_id, "url": job.target.url},
+                    extra={"rule_id": job.rule_id, "url": mask_url(job.target.url)},
                 )
             return
         breaker = (

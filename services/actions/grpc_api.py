@@ -8,10 +8,17 @@ import grpc
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc
 
 from services.actions.ports import Attempt, BreakerView, Delivery, DeliveryFilter, RuleChanges
-from services.actions.rules import Rule, RuleDraft, Target, mask_secret
+from services.actions.rules import (
+    Rule,
+    RuleDraft,
+    Target,
+    mask_headers,
+    mask_secret,
+    mask_url,
+)
 from services.actions.service import ActionService
 from services.core.errors import InvalidInput
-from services.infra.audit import AsyncAuditLog, mask_headers, mask_url
+from services.infra.audit import AsyncAuditLog
 from services.infra.codec import from_struct, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
 
@@ -40,8 +47,8 @@ def rule_to_proto(rule: Rule, generated_secret: str = "") -> actions_pb2.Rule:  
         event_type_pattern=rule.event_type_pattern,
         condition=rule.condition,
         target=actions_pb2.WebhookTarget(
-            url=rule.target.url,
-            headers=to_struct(rule.target.headers),
+            url=mask_url(rule.target.url),
+            headers=to_struct(mask_headers(rule.target.headers)),
             secrets=[mask_secret(s) for s in rule.target.secrets],
         ),
         enabled=rule.enabled,
@@ -60,7 +67,7 @@ def _attempt(a: Attempt) -> actions_pb2.DeliveryAttempt:
         outcome=a.outcome,
         status_code=a.status_code,
         error=a.error,
-        url=a.url,
+        url=mask_url(a.url),
     )
 
 
@@ -70,7 +77,7 @@ def delivery_to_proto(d: Delivery) -> actions_pb2.Delivery:
         rule_id=d.rule_id,
         event_id=d.event_id,
         event_type=d.event_type,
-        target_url=d.target_url,
+        target_url=mask_url(d.target_url),
         status=d.status,
         attempt_count=d.attempt_count,
         next_attempt_at=_rfc3339(d.next_attempt_at),

@@ -12,10 +12,12 @@ import uuid_utils
 from confluent_kafka import Consumer
 from cornjacket.v1 import actions_pb2, actions_pb2_grpc, audit_pb2_grpc
 
+from services.actions import secretbox
 from services.actions.consumer import JobPlanner
 from services.actions.delivery import DeliveryWorkers, HttpxSender, ResolvingGuard
 from services.actions.grpc_api import ActionServicer
 from services.actions.policy import Policy
+from services.actions.rules import AllowList
 from services.actions.service import ActionService
 from services.actions.store import NOTIFY_CHANNEL, PostgresActionStore, PostgresJobSink
 from services.config.settings import ActionsSettings
@@ -59,6 +61,9 @@ async def run(
     stop = stop or asyncio.Event()
     with contextlib.suppress(NotImplementedError, RuntimeError):
         install_stop_signals(stop)
+    box = secretbox.from_settings(settings.secrets_key, settings.secrets_key_file)
+    # httpx logs every request's full URL at INFO: target URLs may embed credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     await asyncio.to_thread(migrations.apply, settings.database_url, "actions")
     await asyncio.to_thread(
         ensure_topics,
@@ -69,19 +74,30 @@ async def run(
         security=settings.common.kafka,
     )
     policy = policy_from(settings)
-    guard = ResolvingGuard() if settings.block_private_targets else None
+    allow = AllowList.parse(settings.allowed_targets)
+    guard = ResolvingGuard(allow=allow) if settings.block_private_targets else None
+    if guard is None:
+        log.warning(
+            "CJ_ACTIONS_BLOCK_PRIVATE_TARGETS=false: INSECURE, webhook rules can reach "
+            "loopback, private and cloud metadata addresses (local experiments only)"
+        )
     health = Health([SERVICE_NAME])
     await health.set(False, "starting")
     metrics.serve(settings.host, settings.metrics_port)
-    sender = HttpxSender(max_connections=max(settings.workers, 10))
+    sender = HttpxSender(max_connections=max(settings.workers, 10), guard=guard)
     async with open_pool(
         settings.database_url,
         max_size=settings.pool_size + settings.workers,
         acquire_timeout=settings.db_timeout,
         name="actions",
     ) as pool:
-        store = PostgresActionStore(pool)
-        service = ActionService(store, store, clock, new_id, guard=guard)
+        store = PostgresActionStore(pool, box)
+        sealed = await store.seal_plaintext_secrets()
+        if sealed:
+            log.warning(
+                "sealed the plaintext signing secrets of stored rules", extra={"count": sealed}
+            )
+        service = ActionService(store, store, clock, new_id, guard=guard, allow=allow)
         server = make_server(settings.host, settings.port, health)
         audit = AsyncAuditLog(pool, "actions")
         actions_pb2_grpc.add_ActionServiceServicer_to_server(ActionServicer(service, audit), server)

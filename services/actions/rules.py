@@ -107,22 +107,119 @@ def pattern_matches(pattern: str, event_type: str) -> bool:
     return event_type == pattern
 
 
-def forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local, multicast, reserved or unspecified: not a webhook target
-    when private targets are blocked (a rule must not reach the platform's own network)."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+# NAT64's well-known prefix: 64:ff9b::a.b.c.d reaches a.b.c.d through a NAT64 gateway.
+_NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
+
+
+def forbidden_address(ip: IPAddress) -> bool:
+    """Whether ``ip`` is not a public unicast address (``is_global`` semantics): loopback,
+    private, shared (100.64.0.0/10), link-local (169.254.169.254), unique-local, multicast,
+    reserved, documentation or unspecified. IPv6 forms that carry an IPv4 address
+    (IPv4-mapped, NAT64, 6to4, Teredo) are judged by that address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded: list[IPAddress] = []
+        if ip.ipv4_mapped is not None:
+            embedded.append(ip.ipv4_mapped)
+        if ip in _NAT64:
+            embedded.append(ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF))
+        if ip.sixtofour is not None:
+            embedded.append(ip.sixtofour)
+        if ip.teredo is not None:
+            embedded.extend(ip.teredo)
+        if any(forbidden_address(e) for e in embedded):
+            return True
     return bool(
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
+        not ip.is_global
         or ip.is_multicast
         or ip.is_reserved
         or ip.is_unspecified
+        or ip.is_loopback
+        or ip.is_link_local
     )
 
 
-def validate_url(url: str, *, block_private: bool) -> str:
+def local_name(host: str) -> bool:
+    """``localhost`` and names under ``.localhost`` (RFC 6761: always loopback)."""
+    h = host.lower().rstrip(".")
+    return h == "localhost" or h.endswith(".localhost")
+
+
+@dataclass(frozen=True, slots=True)
+class AllowList:
+    """Intended internal targets (``CJ_ACTIONS_ALLOWED_TARGETS``): host names allowed
+    whatever they resolve to, and address ranges (CIDRs, or single addresses)."""
+
+    hosts: frozenset[str] = frozenset()
+    networks: tuple[IPNetwork, ...] = ()
+
+    @classmethod
+    def parse(cls, entries: tuple[str, ...] | list[str]) -> AllowList:
+        """Entries as the setting holds them; ValueError naming a bad one."""
+        hosts: set[str] = set()
+        networks: list[IPNetwork] = []
+        for raw in entries:
+            entry = raw.strip().lower()
+            if not entry:
+                continue
+            if entry.startswith("[") and entry.endswith("]"):
+                entry = entry[1:-1]
+            try:
+                networks.append(ipaddress.ip_network(entry, strict=False))
+                continue
+            except ValueError:
+                pass
+            name = entry.rstrip(".")
+            labels = name.split(".")
+            if not name or not all(_LABEL_RE.match(label) for label in labels):
+                raise ValueError(f"{raw!r} is neither a host name nor an address/CIDR")
+            if labels[-1].isdigit() or labels[-1].startswith("0x"):
+                raise ValueError(f"{raw!r} is neither a host name nor an address/CIDR")
+            hosts.add(name)
+        return cls(frozenset(hosts), tuple(networks))
+
+    def host(self, host: str) -> bool:
+        return host.lower().rstrip(".") in self.hosts
+
+    def address(self, ip: IPAddress) -> bool:
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        return any(ip.version == n.version and ip in n for n in self.networks)
+
+    def __bool__(self) -> bool:
+        return bool(self.hosts or self.networks)
+
+
+NO_ALLOW_LIST = AllowList()
+
+
+def literal_address(host: str) -> IPAddress | None:
+    """The address a URL host spells literally (brackets stripped), else None."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def refuse_literal(host: str, allow: AllowList = NO_ALLOW_LIST) -> str:
+    """Why ``host`` is refused without a DNS lookup (a local name or a forbidden literal
+    address not on the allow list), or '' when it is not."""
+    if allow.host(host):
+        return ""
+    if local_name(host):
+        return f"target host {host!r} is a forbidden (local) address"
+    ip = literal_address(host)
+    if ip is not None and forbidden_address(ip) and not allow.address(ip):
+        return (
+            f"target host {host} is in a forbidden address range (loopback, private, "
+            "shared, link-local, unique-local, multicast, reserved or unspecified); "
+            "allow intended internal targets with CJ_ACTIONS_ALLOWED_TARGETS"
+        )
+    return ""
+
+
+def validate_url(url: str, *, block_private: bool, allow: AllowList = NO_ALLOW_LIST) -> str:
     u = url.strip()
     if not u:
         raise InvalidInput("target.url is required")
@@ -139,20 +236,15 @@ def validate_url(url: str, *, block_private: bool) -> str:
         raise InvalidInput(f"target.url {u[:200]!r} must start with http:// or https://")
     if not parts.hostname:
         raise InvalidInput(f"target.url {u[:200]!r} has no host")
+    if MASK in parts.netloc:
+        raise InvalidInput(
+            "target.url holds masked credentials (as shown in responses); send the real URL"
+        )
     validate_host(parts.hostname)
     if block_private:
-        host = parts.hostname
-        if host == "localhost" or host.endswith(".localhost"):
-            raise InvalidInput(f"target.url host {host!r} is a forbidden (local) address")
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            ip = None
-        if ip is not None and forbidden_address(ip):
-            raise InvalidInput(
-                f"target.url host {host} is in a forbidden address range (private, loopback, "
-                "link-local or reserved)"
-            )
+        why = refuse_literal(parts.hostname, allow)
+        if why:
+            raise InvalidInput(f"target.url: {why}")
     return u
 
 
@@ -215,7 +307,26 @@ def generate_secret() -> str:
 
 
 def mask_secret(secret: str) -> str:
-    return f"{SECRET_PREFIX}…{secret[-4:]}"
+    """What the API shows of a secret after creation: a prefix only."""
+    return f"{secret[: len(SECRET_PREFIX) + 4]}…"
+
+
+MASK = "…"
+
+
+def mask_url(url: str) -> str:
+    """``url`` with the credentials it embeds (``user:password@``) masked, for answers and
+    logs."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return parts._replace(netloc=f"{MASK}@{host}").geturl()
+
+
+def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Header names with their values masked (they often hold credentials)."""
+    return {name: MASK for name in headers}
 
 
 def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
@@ -227,6 +338,11 @@ def validate_headers(headers: Mapping[str, object]) -> dict[str, str]:
             raise InvalidInput(f"target.headers: {name[:80]!r} is not a valid header name")
         if not isinstance(value, str):
             raise InvalidInput(f"target.headers: the value of {name[:80]!r} must be a string")
+        if value == MASK:
+            raise InvalidInput(
+                f"target.headers: the value of {name!r} is masked (as shown in responses); "
+                "send the real value"
+            )
         lower = name.lower()
         if lower in RESERVED_HEADERS or lower.startswith("webhook-"):
             raise InvalidInput(f"target.headers: {name!r} is set by the orchestrator itself")
@@ -244,7 +360,7 @@ def validate_secrets(secrets: tuple[str, ...]) -> tuple[str, ...]:
     if len(secrets) > MAX_SECRETS:
         raise InvalidInput(f"target.secrets holds more than {MAX_SECRETS} secrets")
     for s in secrets:
-        if s.startswith(SECRET_PREFIX + "…"):
+        if "…" in s:
             raise InvalidInput(
                 "target.secrets holds a masked secret (as shown in responses); send the full "
                 "secrets, or leave secrets out to keep the current ones"
@@ -277,20 +393,24 @@ def validate_condition(condition: str) -> str:
         raise InvalidInput(f"condition: {e}") from None
 
 
-def validate_target(target: Target, *, block_private: bool) -> Target:
+def validate_target(
+    target: Target, *, block_private: bool, allow: AllowList = NO_ALLOW_LIST
+) -> Target:
     return Target(
-        url=validate_url(target.url, block_private=block_private),
+        url=validate_url(target.url, block_private=block_private, allow=allow),
         headers=validate_headers(target.headers),
         secrets=validate_secrets(target.secrets),
     )
 
 
-def validate_draft(draft: RuleDraft, *, block_private: bool) -> RuleDraft:
+def validate_draft(
+    draft: RuleDraft, *, block_private: bool, allow: AllowList = NO_ALLOW_LIST
+) -> RuleDraft:
     return RuleDraft(
         name=validate_name(draft.name),
         event_type_pattern=validate_pattern(draft.event_type_pattern),
         condition=validate_condition(draft.condition),
-        target=validate_target(draft.target, block_private=block_private),
+        target=validate_target(draft.target, block_private=block_private, allow=allow),
         enabled=draft.enabled,
     )
 

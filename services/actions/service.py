@@ -72,7 +72,9 @@ class ActionService:
         new_id: Callable[[], str],
         *,
         guard: AddressGuard | None = None,
+        allow: r.AllowList = r.NO_ALLOW_LIST,
     ) -> None:
+        self._allow = allow
         self._rules = rules
         self._deliveries = deliveries
         self._clock = clock
@@ -99,7 +101,7 @@ class ActionService:
             await self._guard.check(url)
 
     async def create_rule(self, draft: r.RuleDraft) -> SavedRule:
-        draft = r.validate_draft(draft, block_private=self.block_private)
+        draft = r.validate_draft(draft, block_private=self.block_private, allow=self._allow)
         await self._check_target(draft.target.url)
         generated = ""
         if not draft.target.secrets:
@@ -126,7 +128,7 @@ class ActionService:
         self._check_id("rule_id", rule_id)
         target = changes.target
         if target is not None:
-            target = r.validate_target(target, block_private=self.block_private)
+            target = r.validate_target(target, block_private=self.block_private, allow=self._allow)
             await self._check_target(target.url)
         checked = RuleChanges(
             name=None if changes.name is None else r.validate_name(changes.name),

@@ -32,6 +32,7 @@ from services.actions.ports import (
     RuleChanges,
 )
 from services.actions.rules import CompiledRule, Rule, RuleDraft, Target, compile_rule, endpoint_of
+from services.actions.secretbox import SecretBox
 from services.core.errors import InvalidInput, Unavailable
 from services.infra.postgres import TRANSIENT, DictPool, translate_errors
 
@@ -49,13 +50,17 @@ _DELIVERY_COLS = (
 )
 
 
-def _rule(row: dict[str, Any]) -> Rule:
+def _rule(row: dict[str, Any], box: SecretBox) -> Rule:
     return Rule(
         rule_id=str(row["rule_id"]),
         name=row["name"],
         event_type_pattern=row["event_type_pattern"],
         condition=row["condition"],
-        target=Target(row["target_url"], dict(row["target_headers"]), tuple(row["secrets"])),
+        target=Target(
+            row["target_url"],
+            dict(row["target_headers"]),
+            tuple(box.open(x) for x in row["secrets"]),
+        ),
         enabled=row["enabled"],
         disabled_reason=row["disabled_reason"],
         created_at=row["created_at"],
@@ -177,8 +182,30 @@ RETURNING delivery_id
 class PostgresActionStore:
     """Rules, deliveries, the job queue and breakers over an async pool. Concurrency-safe."""
 
-    def __init__(self, pool: DictPool) -> None:
+    def __init__(self, pool: DictPool, box: SecretBox) -> None:
         self._pool = pool
+        # Signing secrets are sealed (AES-GCM) in the secrets column, opened when read.
+        self._box = box
+
+    async def seal_plaintext_secrets(self) -> int:
+        """Seal the secrets of rules stored before sealing (migration 003): run at start,
+        idempotent, one transaction. How many rules it sealed."""
+        async with (
+            translate_errors("sealing stored secrets"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            cur = await conn.execute(
+                "SELECT rule_id, secrets FROM actions.rules "
+                "WHERE NOT actions.all_sealed(secrets) FOR UPDATE"
+            )
+            rows = await cur.fetchall()
+            for row in rows:
+                await conn.execute(
+                    "UPDATE actions.rules SET secrets = %s WHERE rule_id = %s",
+                    ([self._box.reseal(x) for x in row["secrets"]], row["rule_id"]),
+                )
+        return len(rows)
 
     # --- rules ---------------------------------------------------------------------------
 
@@ -195,7 +222,7 @@ class PostgresActionStore:
                     draft.condition,
                     draft.target.url,
                     Jsonb(draft.target.headers),
-                    list(draft.target.secrets),
+                    [self._box.seal(x) for x in draft.target.secrets],
                     draft.enabled,
                     "" if draft.enabled else "created disabled",
                     now,
@@ -204,7 +231,7 @@ class PostgresActionStore:
             )
             row = await cur.fetchone()
             assert row is not None
-            return _rule(row)
+            return _rule(row, self._box)
 
     async def get(self, rule_id: str) -> Rule | None:
         async with translate_errors("reading a rule"), self._pool.connection() as conn:
@@ -212,7 +239,7 @@ class PostgresActionStore:
                 f"SELECT {_RULE_COLS} FROM actions.rules WHERE rule_id = %s", (rule_id,)
             )
             row = await cur.fetchone()
-            return _rule(row) if row else None
+            return _rule(row, self._box) if row else None
 
     async def list_rules(self, limit: int, offset: int) -> tuple[list[Rule], int]:
         async with translate_errors("listing rules"), self._pool.connection() as conn:
@@ -223,7 +250,7 @@ class PostgresActionStore:
             )
             rows = await cur.fetchall()
             if rows:
-                return [_rule(r) for r in rows], int(rows[0]["total"])
+                return [_rule(r, self._box) for r in rows], int(rows[0]["total"])
             cur = await conn.execute("SELECT count(*) AS n FROM actions.rules")
             total = await cur.fetchone()
             return [], int(total["n"]) if total else 0
@@ -246,7 +273,7 @@ class PostgresActionStore:
             params["headers"] = Jsonb(changes.target.headers)
             if changes.target.secrets:
                 sets.append("secrets = %(secrets)s")
-                params["secrets"] = list(changes.target.secrets)
+                params["secrets"] = [self._box.seal(x) for x in changes.target.secrets]
         async with (
             translate_errors("updating a rule"),
             self._pool.connection() as conn,
@@ -265,7 +292,7 @@ class PostgresActionStore:
                     "WHERE rule_id = %s AND status = 'pending'",
                     (changes.target.url, endpoint_of(changes.target.url), rule_id),
                 )
-            return _rule(row) if row else None
+            return _rule(row, self._box) if row else None
 
     async def set_enabled(
         self, rule_id: str, enabled: bool, reason: str, now: datetime
@@ -280,7 +307,7 @@ class PostgresActionStore:
                 (enabled, "" if enabled else reason, now, rule_id),
             )
             row = await cur.fetchone()
-            return _rule(row) if row else None
+            return _rule(row, self._box) if row else None
 
     async def delete(self, rule_id: str) -> bool:
         async with translate_errors("deleting a rule"), self._pool.connection() as conn:
@@ -441,7 +468,11 @@ class PostgresActionStore:
             round_attempts=row["attempt_count"] - row["budget_base"],
             created_at=row["created_at"],
             rule_enabled=row["enabled"],
-            target=Target(row["target_url"], dict(row["target_headers"]), tuple(row["secrets"])),
+            target=Target(
+                row["target_url"],
+                dict(row["target_headers"]),
+                tuple(self._box.open(x) for x in row["secrets"]),
+            ),
             lease_token=token,
             leased_until=until,
         )
@@ -751,3 +782,17 @@ class PostgresJobSink:
             with contextlib.suppress(psycopg.Error):
                 self._conn.close()
             self._conn = None
+
+
+def reseal_secrets(url: str, box: SecretBox) -> int:
+    """Every rule's secrets sealed again under ``box``'s current key, in one transaction
+    (``cornjacket rotate-secrets-key``); ``box`` must still open the old key. How many
+    rules it re-sealed."""
+    with psycopg.connect(url, row_factory=dict_row) as conn, conn.transaction():
+        rows = conn.execute("SELECT rule_id, secrets FROM actions.rules FOR UPDATE").fetchall()
+        for row in rows:
+            conn.execute(
+                "UPDATE actions.rules SET secrets = %s WHERE rule_id = %s",
+                ([box.reseal(x) for x in row["secrets"]], row["rule_id"]),
+            )
+    return len(rows)

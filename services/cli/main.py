@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import sys
@@ -25,7 +26,7 @@ from services.config.settings import (
     QuerySettings,
     StackSettings,
 )
-from services.core.errors import CornjacketError
+from services.core.errors import ConfigError, CornjacketError
 from services.eventhandler.projectors import PROJECTION_TYPES
 from services.infra import logs
 
@@ -229,6 +230,35 @@ def _migrate(service: str) -> int:
         url = env.db_url(f"CJ_{name.upper()}_DATABASE_URL")
         n = migrations.apply(url, name)
         print(f"{name}: applied {n} migration(s)")
+    return 0
+
+
+def _rotate_secrets_key() -> int:
+    """Seal every webhook signing secret under a new key (the key file keeps the previous
+    key, which only opens, until the next rotation)."""
+    from services.actions import secretbox
+    from services.actions.store import reseal_secrets
+    from services.cli.stack import secrets_key_path
+
+    settings = ActionsSettings.from_env()
+    if settings.secrets_key:
+        raise ConfigError(
+            "CJ_ACTIONS_SECRETS_KEY is set: this command rotates a key file "
+            "(CJ_ACTIONS_SECRETS_KEY_FILE); put the key in a file first"
+        )
+    path = settings.secrets_key_file or secrets_key_path(StackSettings.from_env().data_dir)
+    if not path.is_file():
+        raise ConfigError(f"no secrets key file at {path} (`cornjacket up` makes one)")
+    where = f"secrets key file {path}"
+    old = secretbox.parse_keys(path.read_text(), where)
+    new = secretbox.generate_key()
+    keep = [base64.b64encode(k).decode() for k in old[:1]]
+    # New key first (it seals), the previous one still opens: a running orchestrator keeps
+    # working during and after the rotation; keys older than that are dropped.
+    secretbox.write_key_file(path, [new, *keep])
+    box = secretbox.SecretBox(secretbox.parse_keys(path.read_text(), where))
+    n = reseal_secrets(settings.database_url, box)
+    print(f"re-sealed the signing secrets of {n} rule(s) under key {box.current_id} ({path})")
     return 0
 
 
@@ -604,6 +634,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one service against configured PostgreSQL and Kafka (containers, production)",
     )
     serve.add_argument("service", choices=SERVE_CHOICES)
+    sub.add_parser(
+        "rotate-secrets-key",
+        help="re-seal every webhook signing secret under a new key (CJ_ACTIONS_SECRETS_KEY_FILE)",
+    )
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument("service", choices=("ingestion", "eventhandler", "actions", "all"))
     pg = sub.add_parser(
@@ -728,6 +762,8 @@ def main(argv: list[str] | None = None) -> int:
             return _migrate(args.service)
         if args.command == "postgres":
             return _postgres(args.action)
+        if args.command == "rotate-secrets-key":
+            return _rotate_secrets_key()
         if args.command == "broker":
             return _broker_swap()
         if args.command == "envoy-config":

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
+from services.actions.secretbox import ensure_key_file
 from services.cli import auth as local_auth
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
@@ -51,6 +52,12 @@ log = logging.getLogger(__name__)
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 # The services with a Kafka client: restarted with the (in-memory) broker.
 BUS_SERVICES = ("relay", "eventhandler", "actions")
+
+
+def secrets_key_path(data_dir: Path) -> Path:
+    """The AES-GCM key of the webhook signing secrets at rest (mode 0600, made on first
+    start; `cornjacket rotate-secrets-key` replaces it)."""
+    return data_dir / "actions" / "secrets.key"
 
 
 class Stack:
@@ -110,6 +117,7 @@ class Stack:
             "CJ_QUERY_PORT": str(s.query_port),
             "CJ_EVENTHANDLER_PORT": str(s.eventhandler_port),
             "CJ_ACTIONS_PORT": str(s.actions_port),
+            "CJ_ACTIONS_SECRETS_KEY_FILE": str(secrets_key_path(s.data_dir)),
             "CJ_MQTT_PORT": str(s.mqtt_port),
             "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
             "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
@@ -168,6 +176,7 @@ class Stack:
         self.broker_since = datetime.now(UTC)
         self.broker.start(timeout=s.start_timeout)
         env = self.service_env()
+        ensure_key_file(secrets_key_path(s.data_dir))  # webhook signing secrets at rest
         for name in SERVICES:
             child = python_service(name, name, env, self.logs / f"{name}.log")
             self.services[name] = child

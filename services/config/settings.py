@@ -6,6 +6,7 @@ falls back to the default silently.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -400,6 +401,11 @@ class ActionsSettings:
     max_job_age: float
     retention: float
     block_private_targets: bool
+    # Intended internal targets, allowed although private: host names, addresses, CIDRs.
+    allowed_targets: tuple[str, ...] = ()
+    # The AES-GCM key of the signing secrets at rest: base64 text, or a file of such lines.
+    secrets_key: str = ""
+    secrets_key_file: Path | None = None
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ActionsSettings:
@@ -440,8 +446,37 @@ class ActionsSettings:
             breaker_cooldown=env.duration("CJ_ACTIONS_BREAKER_COOLDOWN", 300.0, lo=0.0),
             max_job_age=env.duration("CJ_ACTIONS_MAX_JOB_AGE", 24 * 3600.0, lo=1.0),
             retention=env.duration("CJ_ACTIONS_RETENTION", 7 * 24 * 3600.0, lo=60.0),
-            block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", False),
+            block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", True),
+            allowed_targets=_allowed_targets(env.csv("CJ_ACTIONS_ALLOWED_TARGETS", ())),
+            secrets_key=env.text("CJ_ACTIONS_SECRETS_KEY", ""),
+            secrets_key_file=Path(f)
+            if (f := env.text("CJ_ACTIONS_SECRETS_KEY_FILE", ""))
+            else None,
         )
+
+
+_HOST_NAME_RE = re.compile(
+    r"^(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z_][a-z0-9_-]*\.?$"
+)
+
+
+def _allowed_targets(entries: tuple[str, ...]) -> tuple[str, ...]:
+    """CJ_ACTIONS_ALLOWED_TARGETS: each a host name, an address or a CIDR (IPv6 may be
+    bracketed); anything else fails fast naming it."""
+    out = []
+    for raw in entries:
+        entry = raw.strip().lower()
+        bare = entry[1:-1] if entry.startswith("[") and entry.endswith("]") else entry
+        try:
+            ipaddress.ip_network(bare, strict=False)
+        except ValueError:
+            if not _HOST_NAME_RE.match(entry):
+                raise ConfigError(
+                    f"CJ_ACTIONS_ALLOWED_TARGETS: {raw!r} is not a host name, an address or "
+                    "a CIDR (like hooks.internal, 10.1.2.3 or 10.1.0.0/16)"
+                ) from None
+        out.append(bare)
+    return tuple(out)
 
 
 def _parse_duration(name: str, raw: str, *, lo: float) -> float:

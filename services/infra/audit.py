@@ -23,7 +23,6 @@ from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import grpc
 import psycopg
@@ -45,7 +44,6 @@ SUBJECT_HEADER = "x-cj-subject"
 REQUEST_ID_HEADER = "x-request-id"
 STATEMENT_TIMEOUT = "5s"
 MAX_LIST = 1000
-_MASK = "***"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,25 +72,6 @@ def cli_caller() -> Caller:
     except (KeyError, OSError):
         user = "unknown"
     return Caller(subject=f"cli:{user}", request_id=f"cli-{uuid.uuid4()}")
-
-
-def mask_headers(headers: dict[str, Any]) -> dict[str, str]:
-    """Header names stay, values never reach the log (Authorization, API keys)."""
-    return dict.fromkeys(headers, _MASK)
-
-
-def mask_url(url: str) -> str:
-    """Drop a password from a URL's user info."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return _MASK
-    if parts.password is None:
-        return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
-    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:{_MASK}@{host}"))
 
 
 def outcome_of(exc: BaseException) -> str:
@@ -132,7 +111,10 @@ def _table(schema: str) -> sql.Composable:
 
 
 def _unavailable(e: Exception) -> Unavailable:
-    return Unavailable(f"the audit record could not be written, nothing was changed: {e}")
+    """What the caller is told: the platform's own words (raised ``from None``, so the edge's
+    error mapping passes them on); the driver's text, which may name hosts, is logged."""
+    log.error("audit record could not be written", extra={"error": str(e)})
+    return Unavailable("the audit record could not be written, nothing was changed")
 
 
 def _ended(owner: str, action: str, seq: int, e: BaseException) -> None:
@@ -165,7 +147,7 @@ class AsyncAuditLog:
                 )
                 row = await cur.fetchone()
         except (psycopg.Error, PoolTimeout) as e:
-            raise _unavailable(e) from e
+            raise _unavailable(e) from None
         if row is None:  # RETURNING always answers a row
             raise _unavailable(RuntimeError("the insert returned no row"))
         seq = int(row["seq"])
@@ -253,7 +235,7 @@ class SyncAuditLog:
                     (who.subject, who.request_id, action, target),
                 ).fetchone()
         except (psycopg.Error, PoolTimeout) as e:
-            raise _unavailable(e) from e
+            raise _unavailable(e) from None
         if row is None:  # RETURNING always answers a row
             raise _unavailable(RuntimeError("the insert returned no row"))
         seq = int(row["seq"])

@@ -96,6 +96,10 @@ def actions(
         "CJ_ACTIONS_DEDUPE_WINDOW": "0",
         "CJ_ACTIONS_BREAKER_THRESHOLD": "100",
         "CJ_ACTIONS_TIMEOUT": "2s",
+        # The local receiver is an intended internal target; everything else private is
+        # refused (blocking is on by default).
+        "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
+        "CJ_ACTIONS_SECRETS_KEY": base64.b64encode(b"k" * 32).decode(),
     }
     logs = tmp_path_factory.mktemp("actions-logs")
     with (
@@ -215,7 +219,7 @@ def test_rule_api_validation_and_secret_masking(actions: Harness) -> None:
         timeout=5,
     )
     assert created.generated_secret.startswith("whsec_")
-    assert list(created.target.secrets) == ["whsec_…" + created.generated_secret[-4:]]
+    assert list(created.target.secrets) == [created.generated_secret[:10] + "…"]
     got = actions.api.GetRule(actions_pb2.GetRuleRequest(rule_id=created.rule_id), timeout=5)
     assert got.generated_secret == "" and json.dumps(list(got.target.secrets))
 

@@ -27,12 +27,15 @@ from services.actions import policy as pol
 from services.actions.delivery import DeliveryWorkers, HttpxSender, webhook_body
 from services.actions.ports import DELIVERED, PENDING, Delivery, Job, NewJob
 from services.actions.rules import RuleDraft, Target, endpoint_of
+from services.actions.secretbox import SecretBox
 from services.actions.store import PostgresActionStore, PostgresJobSink
 from services.core.clock import FixedClock
 from services.infra import migrations
 from services.infra.postgres import open_pool
 
 pytestmark = pytest.mark.component
+
+BOX = SecretBox([b"k" * 32])  # the signing secrets are sealed at rest
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"h" * 32).decode()
@@ -121,12 +124,14 @@ async def hostile() -> AsyncIterator[Hostile]:
 async def store(database: str) -> AsyncIterator[PostgresActionStore]:
     await asyncio.to_thread(migrations.apply, database, "actions")
     async with open_pool(database, max_size=4, acquire_timeout=5, name="hostile") as pool:
-        yield PostgresActionStore(pool)
+        yield PostgresActionStore(pool, BOX)
 
 
 @pytest.fixture
 async def sender() -> AsyncIterator[HttpxSender]:
-    s = HttpxSender()
+    # The local endpoints stand in for public ones: their response bodies are kept as a
+    # public endpoint's would be (an internal target's are not: test_action_egress.py).
+    s = HttpxSender(internal_bodies=True)
     try:
         yield s
     finally:
@@ -329,7 +334,7 @@ async def test_the_webhook_timestamp_is_utc_whatever_the_session_time_zone(
     )
     await pool.open()
     try:
-        job = await claim(PostgresActionStore(pool), database, delivery_id, T0)
+        job = await claim(PostgresActionStore(pool, BOX), database, delivery_id, T0)
     finally:
         await pool.close()
     assert job.created_at.utcoffset() == timedelta(hours=5, minutes=30), "the session's zone"

@@ -51,6 +51,9 @@ def test_two_replicas_deliver_every_event_exactly_once(
                         "CJ_ACTIONS_POLL_INTERVAL": "100ms",
                         "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "0",
                         "CJ_ACTIONS_DEDUPE_WINDOW": "0",
+                        "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",  # the local receiver
+                        # Both replicas share one key for the sealed signing secrets.
+                        "CJ_ACTIONS_SECRETS_KEY": "a2tra2tra2tra2tra2tra2tra2tra2tra2tra2tra2s=",
                     },
                     tmp_path / str(i),
                     f"127.0.0.1:{port}",

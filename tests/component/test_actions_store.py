@@ -17,6 +17,7 @@ from services.actions import policy as pol
 from services.actions.consumer import JobPlanner
 from services.actions.ports import DELIVERED, FAILED, PENDING, Attempt, NewJob, Outcome
 from services.actions.rules import RuleDraft, Target
+from services.actions.secretbox import SecretBox
 from services.actions.store import PostgresActionStore, PostgresJobSink
 from services.core.events import Event
 from services.infra import migrations
@@ -24,6 +25,8 @@ from services.infra.codec import encode_event
 from services.infra.postgres import open_pool
 
 pytestmark = pytest.mark.component
+
+BOX = SecretBox([b"k" * 32])  # the signing secrets are sealed at rest
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
@@ -47,7 +50,7 @@ async def stores(database: str) -> AsyncIterator[tuple[PostgresActionStore, Post
         open_pool(database, max_size=4, acquire_timeout=5, name="a") as a,
         open_pool(database, max_size=4, acquire_timeout=5, name="b") as b,
     ):
-        yield PostgresActionStore(a), PostgresActionStore(b)
+        yield PostgresActionStore(a, BOX), PostgresActionStore(b, BOX)
 
 
 async def make_rule(store: PostgresActionStore, url: str) -> str:

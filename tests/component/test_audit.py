@@ -73,6 +73,7 @@ def actions(
         "CJ_REDPANDA_BROKERS": broker.bootstrap,
         "CJ_ACTIONS_PORT": str(port),
         "CJ_ACTIONS_TOPICS": unique("t-audit"),
+        "CJ_ACTIONS_SECRETS_KEY": base64.b64encode(b"k" * 32).decode(),
         "CJ_ACTIONS_CONSUMER_GROUP": unique("group"),
     }
     logs = tmp_path_factory.mktemp("actions-logs")
@@ -124,8 +125,8 @@ def test_rule_admin_calls_are_recorded_with_who_what_and_outcome(
         "OK",
     )
     after = created["change"]["after"]
-    assert after["target"]["headers"] == {"Authorization": "***"}
-    assert after["target"]["url"] == "https://user:***@hooks.example.com/in"
+    assert after["target"]["headers"] == {"Authorization": "…"}
+    assert after["target"]["url"] == "https://…@hooks.example.com/in"
     assert after["target"]["secrets"] == [rule.target.secrets[0]]  # masked like responses
     text = str(rows(database, "actions", rid["create"]))
     assert "very-secret" not in text and "hunter2" not in text and SECRET not in text

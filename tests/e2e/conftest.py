@@ -29,6 +29,9 @@ ACTIONS_ENV = {
     "CJ_ACTIONS_TIMEOUT": "3s",
     "CJ_ACTIONS_BREAKER_COOLDOWN": "5s",
     "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "300",
+    # The tests' local webhook receivers: intended internal targets, allow-listed explicitly
+    # (private targets are refused by default; tests/e2e/test_egress_attacks.py).
+    "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
 }
 
 

@@ -83,7 +83,7 @@ def test_rule_crud_over_http(http: httpx.Client, hooks: Receiver) -> None:
     rule = create_rule(http, hooks.url("/crud"), pattern="sensor.*", condition="payload.value > 1")
     rid = rule["rule_id"]
     assert rule["enabled"] is True and rule["disabled_reason"] == ""
-    assert rule["target"]["secrets"] == ["whsec_…" + SECRET[-4:]]
+    assert rule["target"]["secrets"] == [SECRET[:10] + "…"]
     assert http.get(f"/api/v1/rules/{rid}").json()["name"] == rule["name"]
     listed = http.get("/api/v1/rules", params={"limit": 100}).json()
     assert rid in [r["rule_id"] for r in listed["rules"]] and listed["total"] >= 1
@@ -95,7 +95,7 @@ def test_rule_crud_over_http(http: httpx.Client, hooks: Receiver) -> None:
     assert patched.status_code == 200, patched.text
     body = patched.json()
     assert body["condition"] == "payload.value > 2" and body["target"]["url"].endswith("/crud2")
-    assert body["target"]["secrets"] == ["whsec_…" + SECRET[-4:]], "secrets kept"
+    assert body["target"]["secrets"] == [SECRET[:10] + "…"], "secrets kept"
     rotated = http.patch(
         f"/api/v1/rules/{rid}",
         json={"target": {"url": hooks.url("/crud2"), "secrets": [SECRET, NEXT_SECRET]}},
@@ -375,12 +375,17 @@ def create_rule_direct(stack: Stack, url: str) -> str:
     import psycopg
     import uuid_utils
 
+    from services.actions.secretbox import from_settings
+    from services.cli.stack import secrets_key_path
+
+    # Sealed with the stack's key, as the API would (the table refuses plaintext).
+    sealed = from_settings("", secrets_key_path(stack.settings.data_dir)).seal(SECRET)
     rule_id = str(uuid_utils.uuid7())
     with psycopg.connect(stack.postgres.url) as conn:
         conn.execute(
             "INSERT INTO actions.rules (rule_id, name, event_type_pattern, target_url, secrets, "
             "created_at, updated_at) VALUES (%s, 'direct', 'user.signup', %s, %s, now(), now())",
-            (rule_id, url, [SECRET]),
+            (rule_id, url, [sealed]),
         )
     return rule_id
 

@@ -107,6 +107,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_ACTIONS_DEDUPE_WINDOW": "0",
             "CJ_ACTIONS_POLL_INTERVAL": "200ms",
             "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
+            # The local webhook receiver: an intended internal target (allow-listed).
+            "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
         },
     ) as s:
         yield s

@@ -374,3 +374,34 @@ def test_a_claim_that_fails_for_another_reason_than_an_outage_does_not_kill_the_
 
     [outcome] = asyncio.run(run())
     assert outcome.status == DELIVERED
+
+
+def test_a_blocked_attempt_is_final_and_not_the_endpoints_fault() -> None:
+    """The sender refused to connect (the target resolves to a forbidden address)."""
+    out = step(
+        FakeQueue(), FakeSender(SendResult(pol.BLOCKED, error="resolves to 127.0.0.1")), job()
+    )
+    assert out.attempt is not None and out.attempt.outcome == pol.BLOCKED
+    assert out.status == FAILED and out.breaker == "" and not out.counts_attempt
+
+
+def test_a_forbidden_literal_target_is_blocked_before_breaker_and_rate_limit() -> None:
+    from services.actions.delivery import ResolvingGuard
+
+    queue = FakeQueue()
+    sender = FakeSender(SendResult(pol.SUCCESS, 200))
+    workers = DeliveryWorkers(
+        queue,
+        sender,
+        FixedClock(T0),
+        POLICY,
+        workers=1,
+        poll_interval=0.1,
+        endpoint_concurrency=1,
+        name="t",
+        guard=ResolvingGuard(),
+    )
+    asyncio.run(workers._process(job(), "t/0", asyncio.Event()))
+    [out] = queue.finished
+    assert out.attempt is not None and out.attempt.outcome == pol.BLOCKED
+    assert out.status == FAILED and queue.admits == 0 and sender.sent == []

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+from datetime import UTC, datetime
 
 import pytest
 from cornjacket_sdk.webhooks import WebhookVerificationError, verify
@@ -107,7 +108,7 @@ def test_endpoint_key() -> None:
 def test_generated_secret_is_valid_and_masked() -> None:
     s = r.generate_secret()
     assert len(r.decode_secret(s)) == 32
-    assert r.mask_secret(s) == "whsec_…" + s[-4:]
+    assert r.mask_secret(s) == s[:10] + "…"
 
 
 def test_signatures_verify_with_either_secret_during_rotation() -> None:
@@ -248,6 +249,34 @@ async def test_the_resolving_guard_bounds_dns_resolution() -> None:
 
     guard = ResolvingGuard(resolve=hang, timeout=0.01)
     with pytest.raises(ResolutionTimeout, match="did not resolve within"):
-        await guard.check_before_send("http://slow.example/x")
+        await guard.addresses("slow.example")
     # When a rule is saved, an unresolved host passes (the attempt checks again).
     await guard.check("http://slow.example/x")
+
+
+def test_answers_mask_header_values_and_url_credentials() -> None:
+    from services.actions.grpc_api import rule_to_proto
+    from services.infra.codec import from_struct
+
+    now = datetime(2026, 5, 1, tzinfo=UTC)
+    rule = r.Rule(
+        "0190c0de-0000-7000-8000-0000000000aa",
+        "n",
+        "sensor.*",
+        "",
+        r.Target("https://bob:hunter2@e.com/h?x=1", {"Authorization": "Bearer tok"}, (SECRET,)),
+        True,
+        "",
+        now,
+        now,
+    )
+    got = rule_to_proto(rule)
+    assert got.target.url == "https://…@e.com/h?x=1"
+    assert from_struct(got.target.headers) == {"Authorization": "…"}
+    assert "hunter2" not in str(got) and "tok" not in str(got)
+    for masked in (
+        r.Target("https://…@e.com/h", {}, (SECRET,)),
+        r.Target("https://e.com/h", {"Authorization": "…"}, (SECRET,)),
+    ):
+        with pytest.raises(InvalidInput, match="masked"):
+            r.validate_draft(draft(target=masked), block_private=False)

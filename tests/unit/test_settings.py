@@ -58,7 +58,7 @@ def test_actions_defaults_follow_the_design() -> None:
     assert s.timeout == 30.0 and s.backoff == (1.0, 2.0, 4.0, 8.0, 16.0)
     assert s.rate_limit_per_minute == 10 and s.dedupe_window == 300.0
     assert (s.breaker_threshold, s.breaker_cooldown) == (5, 300.0)
-    assert s.block_private_targets is False and s.port == 50056
+    assert s.block_private_targets is True and s.port == 50056
 
 
 @pytest.mark.parametrize(
