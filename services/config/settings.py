@@ -367,6 +367,14 @@ class MqttSettings:
     max_batch_events: int
     ingest_timeout: float
     shutdown_grace: float
+    max_pending: int  # connections not yet past CONNECT
+    connect_timeout: float
+    login_failures: int  # failed logins per address and minute before logins are refused
+
+    @property
+    def max_packet_bytes(self) -> int:
+        """Largest MQTT packet read at all: a largest body plus a topic of 64 KiB."""
+        return self.max_message_bytes + 65_600
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> MqttSettings:
@@ -382,8 +390,8 @@ class MqttSettings:
         users_toml = env.text("CJ_MQTT_USERS", "")
         if users_file is not None and users_toml:
             raise ConfigError("set CJ_MQTT_USERS_FILE or CJ_MQTT_USERS, not both")
-        # Anonymous devices are a development convenience only: elsewhere it must be asked for.
-        allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", deployment == "development")
+        # Anonymous devices only when asked for, in any environment.
+        allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", False)
         if users_file is None and not users_toml and not allow_anonymous:
             raise ConfigError(
                 "CJ_MQTT_USERS_FILE (or CJ_MQTT_USERS) is required when anonymous MQTT access "
@@ -410,6 +418,9 @@ class MqttSettings:
             max_batch_events=env.integer("CJ_MQTT_MAX_BATCH_EVENTS", 500, lo=1, hi=500),
             ingest_timeout=env.duration("CJ_MQTT_INGEST_TIMEOUT", 10.0, lo=0.1),
             shutdown_grace=env.duration("CJ_MQTT_SHUTDOWN_GRACE", 10.0, lo=0.0),
+            max_pending=env.integer("CJ_MQTT_MAX_PENDING", 100, lo=1, hi=1_000_000),
+            connect_timeout=env.duration("CJ_MQTT_CONNECT_TIMEOUT", 10.0, lo=0.1),
+            login_failures=env.integer("CJ_MQTT_LOGIN_FAILURES", 10, lo=1, hi=1_000_000),
         )
 
 

@@ -17,7 +17,7 @@ from services.config.settings import MqttSettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.runtime import Health, PortInUse, install_stop_signals, make_server, watch
-from services.mqtt.access import Access, load_users, parse_users
+from services.mqtt.access import Access, Throttle, load_users, parse_users
 from services.mqtt.broker import BrokerFeedback, GatewayBroker
 from services.mqtt.gateway import Gateway, Limits
 from services.mqtt.ingest_client import GrpcIngestor
@@ -45,7 +45,16 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         users = parse_users(settings.users_toml, "CJ_MQTT_USERS")
     else:
         users = {}
-    access = Access(users=users, allow_anonymous=settings.allow_anonymous)
+    access = Access(
+        users=users,
+        allow_anonymous=settings.allow_anonymous,
+        throttle=Throttle(settings.login_failures, 60.0),
+    )
+    if settings.allow_anonymous:
+        log.warning(
+            "ANONYMOUS MQTT ACCESS IS ON (CJ_MQTT_ALLOW_ANONYMOUS): any client may publish any "
+            "event; use it for local experiments only"
+        )
     health = Health(["cornjacket.v1.MqttGateway"])
     await health.set(False, "starting")
     health_server = make_server(settings.host, settings.health_port, health)
@@ -68,6 +77,9 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         gateway=gateway,
         access=access,
         max_connections=settings.max_connections,
+        max_pending=settings.max_pending,
+        connect_timeout=settings.connect_timeout,
+        max_packet_bytes=settings.max_packet_bytes,
     )
     feedback.broker = broker
     gateway.start()
