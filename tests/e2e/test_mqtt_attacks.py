@@ -17,7 +17,7 @@ import pytest
 from services.cli.processes import free_port
 from services.cli.stack import Stack
 from services.mqtt.access import hash_password, render_user
-from tests.support import MqttDevice, eventually, service_process, unique
+from tests.support import MqttDevice, eventually, fetch_one, service_process, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -236,3 +236,44 @@ def test_oversized_publish_is_refused_unread(gateway: Gateway, attack_log: Log) 
         "closed" if closed else "waiting for the body",
         closed,
     )
+
+
+def test_idempotency_key_replayed_by_another_user(
+    gateway: Gateway, stack: Stack, attack_log: Log
+) -> None:
+    key = unique("device-key")
+    attacker = gateway.device(ATTACKER, ATTACKER)
+    victim = gateway.device(VICTIM, VICTIM)
+    try:
+        # The attacker learnt (or guessed) a key the victim is going to use, and sends it first.
+        mid = attacker.publish(
+            f"cornjacket/v1/envelopes/sensor.reading/{ATTACKER}",
+            {"payload": {"value": 666, "unit": "C"}, "idempotency_key": key, "ack": True},
+        )
+        attacker.wait_acked(mid)
+        mid = victim.publish(
+            f"cornjacket/v1/envelopes/sensor.reading/{VICTIM}",
+            {"payload": {"value": 21, "unit": "C"}, "idempotency_key": key, "ack": True},
+        )
+        victim.wait_acked(mid)
+        ack = eventually(lambda: victim.feedback("acks"), what="victim's ack")[-1]["results"][0]
+        event_id = ack.get("event_id", "")
+        row = eventually(
+            lambda: fetch_one(
+                stack.postgres.url,
+                "SELECT aggregate_id FROM ingestion.event_store WHERE event_id = %s",
+                (event_id,),
+            ),
+            what="the acknowledged event in the event store",
+        )
+        got = f"{ack['status']}, event of {row[0]}"
+        _row(
+            attack_log,
+            "idempotency key replayed by another user",
+            f"accepted, event of {VICTIM}",
+            got,
+            ack["status"] == "accepted" and row[0] == VICTIM,
+        )
+    finally:
+        attacker.close()
+        victim.close()
