@@ -31,6 +31,7 @@ import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from pwdlib import PasswordHash
 
@@ -127,10 +128,26 @@ class Throttle:
 
 @dataclass(frozen=True, slots=True)
 class Identity:
-    """A connected client: the username it proved (None when anonymous) and its client id."""
+    """A connected client: the username it proved (None when anonymous) and its client id.
+    ``token``: it proved it with a platform token (its user need not be in the file)."""
 
     username: str | None
     client_id: str
+    token: bool = False
+
+
+class InvalidToken(Exception):
+    """A presented platform token is not accepted (the message says why, for the log)."""
+
+
+class TokenCheck(Protocol):
+    def looks_like(self, password: str) -> bool:
+        """Whether ``password`` is a token rather than a password."""
+        ...
+
+    def subject(self, token: str) -> str:
+        """The verified subject of a token with the events:write scope; raises InvalidToken."""
+        ...
 
 
 @dataclass
@@ -138,6 +155,7 @@ class Access:
     users: dict[str, User]
     allow_anonymous: bool
     throttle: Throttle = field(default_factory=lambda: Throttle(10, 60.0))
+    tokens: TokenCheck | None = None
     # Verified (user, password) digests: argon2 costs ~0.1 s, too much for every reconnect.
     _verified: dict[str, bytes] = field(default_factory=dict)
     _salt: bytes = field(default_factory=lambda: os.urandom(16))
@@ -162,11 +180,26 @@ class Access:
             if req.client_id and not user.owns(req.client_id):
                 self.throttle.failed(req.address)
                 raise Refused(IDENTIFIER_REJECTED, "the client id belongs to another user")
-        if not await self.authenticate(req.username, req.password):
+        via_token = bool(
+            req.username and req.password and self.tokens and self.tokens.looks_like(req.password)
+        )
+        if via_token:
+            assert self.tokens is not None and req.password is not None
+            try:
+                subject = self.tokens.subject(req.password)
+            except InvalidToken as e:
+                self.throttle.failed(req.address)
+                raise Refused(BAD_CREDENTIALS, f"token refused: {e}") from None
+            if subject != req.username:
+                self.throttle.failed(req.address)
+                raise Refused(
+                    BAD_CREDENTIALS, f"the token's subject {subject!r} is not the username"
+                )
+        elif not await self.authenticate(req.username, req.password):
             self.throttle.failed(req.address)
             raise Refused(BAD_CREDENTIALS, "bad credentials")
         # An empty client id (clean session) becomes the username, not a random id.
-        who = Identity(req.username or None, req.client_id or req.username or "")
+        who = Identity(req.username or None, req.client_id or req.username or "", via_token)
         if req.will_topic is not None:
             self._check_will(who, req.will_topic, req.will_retain)
         return who
@@ -203,7 +236,11 @@ class Access:
         return ok
 
     def may_publish(self, who: Identity, topic: str) -> bool:
-        patterns = ANONYMOUS_PUBLISH if who.username is None else self._user(who).publish
+        patterns: tuple[str, ...]
+        if who.username is None:
+            patterns = ANONYMOUS_PUBLISH if self.allow_anonymous else ()
+        else:
+            patterns = self._user(who).publish
         return any(topics.matches(_fill(p, who), topic) for p in patterns)
 
     def may_subscribe(self, who: Identity, topic_filter: str) -> bool:
@@ -215,6 +252,8 @@ class Access:
     def _user(self, who: Identity) -> User:
         assert who.username is not None
         user = self.users.get(who.username)
+        if user is None and who.token:
+            return User(who.username, "")  # a token's subject: the default rights
         # A user removed from the file while connected keeps no rights.
         return user or User(who.username, "", publish=(), subscribe=())
 

@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import secrets
+from pathlib import Path
 from typing import Any
 
 from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
@@ -41,17 +42,30 @@ class GatewayBroker(Broker):
         self,
         *,
         host: str,
-        port: int,
+        port: int | None,
         gateway: Gateway,
         access: Access,
         max_connections: int,
         max_pending: int = 100,
         connect_timeout: float = 10.0,
         max_packet_bytes: int = 1024 * 1024,
+        tls: tuple[int, Path, Path] | None = None,  # port, certificate, key
     ) -> None:
+        listeners: dict[str, Any] = {}
+        if port is not None:
+            listeners["default"] = {"type": "tcp", "bind": f"{host}:{port}"}
+        if tls is not None:
+            # amqtt needs a listener named "default" (the others inherit its unset fields).
+            listeners["tls" if listeners else "default"] = {
+                "type": "tcp",
+                "bind": f"{host}:{tls[0]}",
+                "ssl": True,
+                "certfile": str(tls[1]),
+                "keyfile": str(tls[2]),
+            }
         super().__init__(
             {
-                "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+                "listeners": listeners,
                 # No amqtt plugins: authentication and ACLs are ours, $SYS topics are off.
                 "plugins": {},
             }
@@ -159,6 +173,8 @@ class GatewayBroker(Broker):
             session.parent = 1
         else:
             session.parent = 0
+        # Who logged in (with how: a token's subject has rights without a users-file entry).
+        session.cj_identity = Identity(who.username, session.client_id, who.token)
         return handler, session
 
     async def _authenticate(self, session: Session, _: ListenerConfig) -> bool:
@@ -291,7 +307,7 @@ class LimitedReader(StreamReaderAdapter):
     async def read(self, n: int = -1) -> bytes:
         if self._state == "closed":
             raise ConnectionResetError("packet over the size limit")
-        data = await super().read(n)
+        data: bytes = await super().read(n)
         i = 0
         while i < len(data):
             if self._state == "body":  # amqtt reads a body in one or several calls
@@ -323,7 +339,11 @@ class LimitedReader(StreamReaderAdapter):
 
 
 def _identity(session: Session) -> Identity:
-    return Identity(username=session.username or None, client_id=session.client_id or "")
+    who = getattr(session, "cj_identity", None)
+    if isinstance(who, Identity):
+        return who
+    # Not logged in through _initialize_client_session: no user, so no user's rights.
+    return Identity(username=None, client_id=session.client_id or "")
 
 
 class BrokerFeedback:

@@ -21,6 +21,7 @@ from services.mqtt.access import Access, Throttle, load_users, parse_users
 from services.mqtt.broker import BrokerFeedback, GatewayBroker
 from services.mqtt.gateway import Gateway, Limits
 from services.mqtt.ingest_client import GrpcIngestor
+from services.mqtt.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,14 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         users=users,
         allow_anonymous=settings.allow_anonymous,
         throttle=Throttle(settings.login_failures, 60.0),
+        tokens=TokenVerifier(
+            settings.jwks_file,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            leeway=settings.token_leeway,
+        )
+        if settings.jwks_file is not None
+        else None,
     )
     if settings.allow_anonymous:
         log.warning(
@@ -71,9 +80,13 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
             max_inflight=settings.max_inflight,
         ),
     )
+    tls = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        tls = (settings.tls_port, settings.tls_cert_file, settings.tls_key_file)
     broker = GatewayBroker(
         host=settings.host,
-        port=settings.port,
+        port=settings.port if settings.plain else None,
+        tls=tls,
         gateway=gateway,
         access=access,
         max_connections=settings.max_connections,
@@ -81,6 +94,8 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         connect_timeout=settings.connect_timeout,
         max_packet_bytes=settings.max_packet_bytes,
     )
+    if settings.plain and tls is not None:
+        log.warning("plain-text MQTT is on beside TLS (CJ_MQTT_PLAIN): for local use only")
     feedback.broker = broker
     gateway.start()
     metrics.serve(settings.host, settings.metrics_port)
@@ -90,14 +105,18 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
     except BrokerError as e:
         await ingestor.close()
         raise PortInUse(
-            f"cannot start the MQTT listener on {settings.host}:{settings.port}: {e}"
+            f"cannot start the MQTT listeners on {settings.host} "
+            f"(plain {settings.port if settings.plain else 'off'}, "
+            f"TLS {settings.tls_port if tls else 'off'}): {e}"
         ) from e
     await health_server.start()
     await health.set(True)
     log.info(
         "mqtt gateway serving",
         extra={
-            "address": f"{settings.host}:{settings.port}",
+            "address": f"{settings.host}:{settings.port}" if settings.plain else "",
+            "tls_address": f"{settings.host}:{settings.tls_port}" if tls else "",
+            "tokens": settings.jwks_file is not None,
             "ingestion": settings.ingestion_address,
             "anonymous": settings.allow_anonymous,
             "users": len(access.users),

@@ -1,23 +1,32 @@
 """Attacks on the MQTT gateway: real amqtt, real paho clients, real ingestion.
 
 The module runs a gateway of its own (`cornjacket serve mqtt`, as in production: no
-anonymous access, a users file) beside the end-to-end stack and calls that stack's
-ingestion. Every attack adds a row to the table the terminal summary prints.
+anonymous access, a users file, platform tokens of the stack's keys, TLS only) beside the
+end-to-end stack and calls that stack's ingestion. Every attack adds a row to the table the terminal summary prints.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import socket
+import ssl
 import struct
+import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.cli.processes import free_port
 from services.cli.stack import Stack
 from services.mqtt.access import hash_password, render_user
-from tests.support import MqttDevice, eventually, fetch_one, service_process, unique
+from tests.support import MqttDevice, eventually, fetch_one, service_process, token, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -29,13 +38,52 @@ FLEET = "fleet"  # may use client ids "fleet." + anything
 
 
 class Gateway:
-    def __init__(self, port: int) -> None:
-        self.port = port
+    """The module's gateway: TLS only (a certificate of its own), users file and tokens."""
+
+    def __init__(self, tls_port: int, plain_port: int, ca: Path) -> None:
+        self.port = tls_port
+        self.plain_port = plain_port  # CJ_MQTT_PORT, where nothing may listen
+        self.ca = ca
 
     def device(
         self, client_id: str, username: str | None, password: str | None = PASSWORD, **kw: Any
     ) -> MqttDevice:
-        return MqttDevice(self.port, client_id, username, password, **kw)
+        return MqttDevice(self.port, client_id, username, password, tls_ca=self.ca, **kw)
+
+    def raw(self) -> ssl.SSLSocket:
+        context = ssl.create_default_context(cafile=str(self.ca))
+        sock = socket.create_connection(("127.0.0.1", self.port), timeout=20)
+        return context.wrap_socket(sock, server_hostname="127.0.0.1")
+
+
+def _self_signed(folder: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = datetime.now(UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+            critical=False,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = folder / "mqtt.crt", folder / "mqtt.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+    )
+    return cert_file, key_file
 
 
 @pytest.fixture(scope="module")
@@ -48,11 +96,18 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         + render_user(ATTACKER, h, [], [])
         + render_user(FLEET, h, [], [], client_id_prefix="fleet.")
     )
-    port, health = free_port(), free_port()
+    port, tls_port, health = free_port(), free_port(), free_port()
+    cert, key = _self_signed(data)
     env = {
         "CJ_ENVIRONMENT": "production",
         "CJ_LOG_FORMAT": "json",
         "CJ_MQTT_PORT": str(port),
+        "CJ_MQTT_TLS_PORT": str(tls_port),
+        "CJ_MQTT_TLS_CERT_FILE": str(cert),
+        "CJ_MQTT_TLS_KEY_FILE": str(key),
+        "CJ_MQTT_JWKS_FILE": str(stack.keys.jwks_path),
+        "CJ_AUTH_ISSUER": stack.settings.auth.issuer,
+        "CJ_AUTH_AUDIENCE": stack.settings.auth.audience,
         "CJ_MQTT_HEALTH_PORT": str(health),
         "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{stack.settings.ingestion_port}",
         "CJ_MQTT_USERS_FILE": str(users),
@@ -62,7 +117,7 @@ def gateway(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         "CJ_MQTT_MAX_MESSAGE_BYTES": "65536",
     }
     with service_process("mqtt", env, data, f"127.0.0.1:{health}"):
-        yield Gateway(port)
+        yield Gateway(tls_port, port, cert)
 
 
 def _row(log: Log, attack: str, expected: str, got: str, passed: bool) -> None:
@@ -195,12 +250,12 @@ def _connect_packet(client_id: str, username: str, password: str) -> bytes:
     return b"\x10" + _varint(len(body)) + body
 
 
-def _closed(sock: socket.socket) -> bool:
+def _closed(sock: socket.socket | ssl.SSLSocket) -> bool:
     """Read until the gateway closes the connection (the socket timeout bounds the wait)."""
     try:
         while sock.recv(65536):
             pass
-    except ConnectionResetError:
+    except (ConnectionResetError, ssl.SSLError):
         pass
     except TimeoutError:
         return False
@@ -208,7 +263,7 @@ def _closed(sock: socket.socket) -> bool:
 
 
 def test_silent_connection_is_dropped(gateway: Gateway, attack_log: Log) -> None:
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+    with gateway.raw() as sock:
         closed = _closed(sock)  # no CONNECT sent at all
     _row(
         attack_log,
@@ -220,7 +275,7 @@ def test_silent_connection_is_dropped(gateway: Gateway, attack_log: Log) -> None
 
 
 def test_oversized_publish_is_refused_unread(gateway: Gateway, attack_log: Log) -> None:
-    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+    with gateway.raw() as sock:
         sock.sendall(_connect_packet(ATTACKER, ATTACKER, PASSWORD))
         connack = sock.recv(4)
         assert connack == b"\x20\x02\x00\x00", connack
@@ -277,3 +332,72 @@ def test_idempotency_key_replayed_by_another_user(
     finally:
         attacker.close()
         victim.close()
+
+
+@pytest.mark.parametrize(
+    ("attack", "username", "make"),
+    [
+        ("token of another device", ATTACKER, lambda st: token(st, "events:write", subject=VICTIM)),
+        (
+            "expired token",
+            VICTIM,
+            lambda st: token(
+                st, "events:write", subject=VICTIM, exp=int(time.time()) - 3600, iat=0, nbf=0
+            ),
+        ),
+        ("token without events:write", VICTIM, lambda st: token(st, "read", subject=VICTIM)),
+    ],
+)
+def test_bad_tokens_are_refused(
+    gateway: Gateway, stack: Stack, attack_log: Log, attack: str, username: str, make: Any
+) -> None:
+    dev = gateway.device(username, username, make(stack), subscribe_feedback=False)
+    try:
+        got = dev.connect_reason if not dev.connected else "connected"
+        _row(attack_log, attack, "CONNACK refused", got, not dev.connected)
+    finally:
+        dev.close()
+
+
+def test_a_device_token_logs_in_and_publishes_as_its_subject(
+    gateway: Gateway, stack: Stack
+) -> None:
+    # "sensor-9" is in no users file: the token alone admits it, with the default ACL.
+    dev = gateway.device("sensor-9", "sensor-9", token(stack, "events:write", subject="sensor-9"))
+    try:
+        assert dev.connected, dev.connect_reason
+        mid = dev.publish(
+            "cornjacket/v1/envelopes/sensor.reading/sensor-9",
+            {"payload": {"value": 3, "unit": "C"}, "ack": True},
+        )
+        dev.wait_acked(mid)
+        ack = eventually(lambda: dev.feedback("acks"), what="ack")[0]["results"][0]
+        assert ack["status"] == "accepted"
+        mid = dev.publish("cornjacket/v1/events/sensor.reading/sensor-8", {"value": 3, "unit": "C"})
+        dev.wait_acked(mid)
+        errors = eventually(lambda: dev.feedback("errors"), what="ACL error")
+        assert errors[0]["code"] == "forbidden"
+    finally:
+        dev.close()
+
+
+def test_tls_is_required_where_configured(gateway: Gateway, attack_log: Log) -> None:
+    refused = False
+    try:
+        socket.create_connection(("127.0.0.1", gateway.plain_port), timeout=5).close()
+    except ConnectionRefusedError:
+        refused = True
+    with socket.create_connection(("127.0.0.1", gateway.port), timeout=20) as sock:
+        sock.sendall(_connect_packet(VICTIM, VICTIM, PASSWORD))
+        try:
+            answer = sock.recv(4)
+        except ConnectionResetError:
+            answer = b""
+    got = f"plain port {'refused' if refused else 'open'}, TLS port answered {answer!r}"
+    _row(
+        attack_log,
+        "plain-text MQTT where TLS is configured",
+        "refused, no CONNACK",
+        got,
+        refused and not answer.startswith(b"\x20"),
+    )
