@@ -45,7 +45,7 @@ class TokenVerifier:
         self._audience = audience
         self._leeway = leeway
         self._clock = clock
-        self._loaded: tuple[float, dict[str, jwt.PyJWK]] | None = None
+        self._loaded: tuple[tuple[int, int, int], dict[str, jwt.PyJWK]] | None = None
 
     def subject(self, token: str) -> str:
         """The verified subject of ``token``; raises InvalidToken."""
@@ -75,7 +75,9 @@ class TokenVerifier:
 
     def _keys(self) -> dict[str, jwt.PyJWK]:
         try:
-            mtime = self._jwks_file.stat().st_mtime
+            st = self._jwks_file.stat()
+            # A replaced file (rotation writes a new one) changes inode, size or mtime.
+            mtime = (st.st_ino, st.st_size, st.st_mtime_ns)
             if self._loaded is None or self._loaded[0] != mtime:
                 doc = json.loads(self._jwks_file.read_text())
                 keys = {k.key_id: k for k in jwt.PyJWKSet.from_dict(doc).keys if k.key_id}
