@@ -186,6 +186,8 @@ class MqttDevice:
         username: str | None = None,
         password: str | None = None,
         subscribe_feedback: bool = True,
+        will: tuple[str, bytes, bool] | None = None,  # topic, payload, retain
+        tls_ca: Path | None = None,
     ) -> None:
         self.client_id = client_id
         self.received: list[tuple[str, dict[str, Any]]] = []
@@ -198,6 +200,10 @@ class MqttDevice:
         self.client.on_message = self._on_message
         self.client.on_publish = lambda c, u, mid, rc, p: self.acked.add(mid)
         self.client.on_connect = self._on_connect
+        if will is not None:
+            self.client.will_set(will[0], will[1], qos=1, retain=will[2])
+        if tls_ca is not None:
+            self.client.tls_set(ca_certs=str(tls_ca))
         self._connected = False
         self.client.connect("127.0.0.1", port, keepalive=30)
         self.client.loop_start()

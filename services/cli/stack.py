@@ -123,6 +123,13 @@ class Stack:
             "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
             **{f"CJ_{n.upper()}_METRICS_PORT": str(p) for n, p in s.metrics_ports.items()},
         }
+        # MQTT devices log in with platform tokens of this stack's keys (or users-file
+        # passwords); `--insecure` lets them in anonymously, like the edge.
+        if self.signs_tokens:
+            self.keys.ensure()
+            env["CJ_MQTT_JWKS_FILE"] = str(self.keys.jwks_path)
+        elif self.settings.auth.insecure:
+            env["CJ_MQTT_ALLOW_ANONYMOUS"] = "true"
         env.update(self.extra_env)
         return env_with(env)
 

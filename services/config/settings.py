@@ -508,6 +508,22 @@ class MqttSettings:
     max_batch_events: int
     ingest_timeout: float
     shutdown_grace: float
+    max_pending: int  # connections not yet past CONNECT
+    connect_timeout: float
+    login_failures: int  # failed logins per address and minute before logins are refused
+    plain: bool  # the plain-text listener on `port`
+    tls_port: int
+    tls_cert_file: Path | None  # with tls_key_file: a TLS listener on tls_port
+    tls_key_file: Path | None
+    jwks_file: Path | None  # platform tokens as passwords, verified against these keys
+    token_issuer: str
+    token_audience: str
+    token_leeway: int
+
+    @property
+    def max_packet_bytes(self) -> int:
+        """Largest MQTT packet read at all: a largest body plus a topic of 64 KiB."""
+        return self.max_message_bytes + 65_600
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> MqttSettings:
@@ -523,13 +539,29 @@ class MqttSettings:
         users_toml = env.text("CJ_MQTT_USERS", "")
         if users_file is not None and users_toml:
             raise ConfigError("set CJ_MQTT_USERS_FILE or CJ_MQTT_USERS, not both")
-        # Anonymous devices are a development convenience only: elsewhere it must be asked for.
-        allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", deployment == "development")
-        if users_file is None and not users_toml and not allow_anonymous:
+        # Anonymous devices only when asked for, in any environment.
+        allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", False)
+        jwks = env.text("CJ_MQTT_JWKS_FILE", "")
+        jwks_file = Path(jwks).expanduser() if jwks else None
+        if jwks_file is not None and not jwks_file.is_file():
+            raise ConfigError(f"CJ_MQTT_JWKS_FILE={jwks!r} is not a readable file")
+        if users_file is None and not users_toml and not allow_anonymous and jwks_file is None:
             raise ConfigError(
                 "CJ_MQTT_USERS_FILE (or CJ_MQTT_USERS) is required when anonymous MQTT access "
                 f"is off (CJ_ENVIRONMENT={deployment}); create one with `cornjacket mqtt add-user`"
+                " (or accept platform tokens with CJ_MQTT_JWKS_FILE)"
             )
+        cert, key = env.text("CJ_MQTT_TLS_CERT_FILE", ""), env.text("CJ_MQTT_TLS_KEY_FILE", "")
+        if bool(cert) != bool(key):
+            raise ConfigError("set both CJ_MQTT_TLS_CERT_FILE and CJ_MQTT_TLS_KEY_FILE, or neither")
+        for name, value in (("CJ_MQTT_TLS_CERT_FILE", cert), ("CJ_MQTT_TLS_KEY_FILE", key)):
+            if value and not Path(value).expanduser().is_file():
+                raise ConfigError(f"{name}={value!r} is not a readable file")
+        # With TLS, plain text only when asked for (a local experiment beside it).
+        plain = env.flag("CJ_MQTT_PLAIN", not cert)
+        if not plain and not cert:
+            raise ConfigError("CJ_MQTT_PLAIN=false needs a TLS listener (CJ_MQTT_TLS_CERT_FILE)")
+        auth = AuthSettings.from_env(env)
         return cls(
             common=CommonSettings.from_env(env),
             host=env.text("CJ_MQTT_HOST", "127.0.0.1"),
@@ -551,6 +583,17 @@ class MqttSettings:
             max_batch_events=env.integer("CJ_MQTT_MAX_BATCH_EVENTS", 500, lo=1, hi=500),
             ingest_timeout=env.duration("CJ_MQTT_INGEST_TIMEOUT", 10.0, lo=0.1),
             shutdown_grace=env.duration("CJ_MQTT_SHUTDOWN_GRACE", 10.0, lo=0.0),
+            max_pending=env.integer("CJ_MQTT_MAX_PENDING", 100, lo=1, hi=1_000_000),
+            connect_timeout=env.duration("CJ_MQTT_CONNECT_TIMEOUT", 10.0, lo=0.1),
+            login_failures=env.integer("CJ_MQTT_LOGIN_FAILURES", 10, lo=1, hi=1_000_000),
+            plain=plain,
+            tls_port=env.port("CJ_MQTT_TLS_PORT", 8883),
+            tls_cert_file=Path(cert).expanduser() if cert else None,
+            tls_key_file=Path(key).expanduser() if key else None,
+            jwks_file=jwks_file,
+            token_issuer=auth.issuer,
+            token_audience=auth.audience,
+            token_leeway=auth.clock_skew,
         )
 
 

@@ -9,21 +9,24 @@ from services.core import json_text
 from services.infra.postgres import Availability, DictPool, translate_errors
 from services.ingestion.ports import Appended, PendingEvent
 
-# Every key of a batch in one statement. A key inside the retention window is left alone
-# (and not returned); an expired one is taken over. Sorted, so that two transactions
-# claiming overlapping keys lock them in the same order and cannot deadlock.
+# Every key of a batch in one statement; a key is the principal's (the caller's subject)
+# and the key the caller chose. A key inside the retention window is left alone (and not
+# returned); an expired one is taken over. Sorted, so that two transactions claiming
+# overlapping keys lock them in the same order and cannot deadlock.
 _CLAIM_KEYS = """
-INSERT INTO ingestion.idempotency_keys (idempotency_key, event_id, created_at)
-SELECT k, e, t FROM jsonb_to_recordset(%s::jsonb) AS x(k text, e uuid, t timestamptz)
-ORDER BY k
-ON CONFLICT (idempotency_key) DO UPDATE
+INSERT INTO ingestion.idempotency_keys (principal, idempotency_key, event_id, created_at)
+SELECT p, k, e, t FROM jsonb_to_recordset(%s::jsonb) AS x(p text, k text, e uuid, t timestamptz)
+ORDER BY p, k
+ON CONFLICT (principal, idempotency_key) DO UPDATE
     SET event_id = EXCLUDED.event_id, created_at = EXCLUDED.created_at
     WHERE ingestion.idempotency_keys.created_at < %s
-RETURNING idempotency_key
+RETURNING principal, idempotency_key
 """
 _HELD_KEYS = """
-SELECT idempotency_key, event_id FROM ingestion.idempotency_keys
-WHERE idempotency_key = ANY(%s)
+SELECT i.principal, i.idempotency_key, i.event_id
+FROM ingestion.idempotency_keys i
+JOIN jsonb_to_recordset(%s::jsonb) AS x(p text, k text)
+    ON i.principal = x.p AND i.idempotency_key = x.k
 """
 # One statement and one JSON parameter for the whole batch: PostgreSQL unpacks it in C,
 # which is far cheaper than adapting a parameter per row in Python.
@@ -56,14 +59,19 @@ class PostgresOutbox:
     ) -> list[Appended]:
         # A key repeated inside one batch (concurrent retries merged by group commit):
         # its first holder claims it, the others answer as its duplicates.
-        first: dict[str, PendingEvent] = {}
+        first: dict[tuple[str, str], PendingEvent] = {}
         for item in items:
             if item.idempotency_key:
-                first.setdefault(item.idempotency_key, item)
+                first.setdefault(item.scoped_key, item)
         claims = json_text.dumps(
             [
-                {"k": key, "e": item.event.event_id, "t": item.event.ingested_at.isoformat()}
-                for key, item in first.items()
+                {
+                    "p": principal,
+                    "k": key,
+                    "e": item.event.event_id,
+                    "t": item.event.ingested_at.isoformat(),
+                }
+                for (principal, key), item in first.items()
             ]
         )
         async with (
@@ -73,18 +81,23 @@ class PostgresOutbox:
             conn.cursor() as cur,
         ):
             await cur.execute(_CLAIM_KEYS, (claims, retention_since))
-            claimed = {row["idempotency_key"] for row in await cur.fetchall()}
+            claimed = {(r["principal"], r["idempotency_key"]) for r in await cur.fetchall()}
             held = [key for key in first if key not in claimed]
-            earlier: dict[str, str] = {}
+            earlier: dict[tuple[str, str], str] = {}
             if held:
                 # Committed by an earlier transaction (the insert waited for it if needed).
-                await cur.execute(_HELD_KEYS, (held,))
-                earlier = {r["idempotency_key"]: str(r["event_id"]) for r in await cur.fetchall()}
+                await cur.execute(
+                    _HELD_KEYS, (json_text.dumps([{"p": p, "k": k} for p, k in held]),)
+                )
+                earlier = {
+                    (r["principal"], r["idempotency_key"]): str(r["event_id"])
+                    for r in await cur.fetchall()
+                }
             results: list[Appended] = []
             fresh: list[PendingEvent] = []
             for item in items:
-                key = item.idempotency_key
-                if not key or (key in claimed and first[key] is item):
+                key = item.scoped_key
+                if not item.idempotency_key or (key in claimed and first[key] is item):
                     results.append(Appended(item.event.event_id, duplicate=False))
                     fresh.append(item)
                 elif key in claimed:

@@ -14,6 +14,12 @@ from services.core.events import Event
 class PendingEvent:
     event: Event
     idempotency_key: str = ""
+    # Whose key it is (the caller's subject): equal keys of different principals are unrelated.
+    principal: str = ""
+
+    @property
+    def scoped_key(self) -> tuple[str, str]:
+        return (self.principal, self.idempotency_key)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +33,8 @@ class Outbox(Protocol):
 
     ``append`` returns only after one transaction holding every row has committed; it
     raises ``Unavailable`` when the database cannot be used (nothing was accepted then).
-    An idempotency key seen within ``retention_since`` answers the original event_id
+    An idempotency key the same principal used within ``retention_since`` answers the
+    original event_id
     with ``duplicate=True`` and writes nothing.
     """
 

@@ -15,10 +15,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import secrets
+from pathlib import Path
 from typing import Any
 
+from amqtt.adapters import ReaderAdapter, StreamReaderAdapter, StreamWriterAdapter, WriterAdapter
 from amqtt.broker import Broker
 from amqtt.contexts import Action, ListenerConfig
+from amqtt.errors import MQTTError, NoDataError
 from amqtt.mqtt.connack import SERVER_UNAVAILABLE, ConnackPacket
 from amqtt.mqtt.constants import QOS_0, QOS_1
 from amqtt.mqtt.protocol.broker_handler import BrokerProtocolHandler
@@ -27,7 +31,7 @@ from amqtt.mqtt.pubcomp import PubcompPacket
 from amqtt.mqtt.pubrec import PubrecPacket
 from amqtt.session import INCOMING, ApplicationMessage, IncomingApplicationMessage, Session
 
-from services.mqtt.access import Access, Identity
+from services.mqtt.access import Access, Identity, Login, Refused
 from services.mqtt.gateway import Gateway, GatewayStopped, Publish
 
 log = logging.getLogger(__name__)
@@ -38,14 +42,30 @@ class GatewayBroker(Broker):
         self,
         *,
         host: str,
-        port: int,
+        port: int | None,
         gateway: Gateway,
         access: Access,
         max_connections: int,
+        max_pending: int = 100,
+        connect_timeout: float = 10.0,
+        max_packet_bytes: int = 1024 * 1024,
+        tls: tuple[int, Path, Path] | None = None,  # port, certificate, key
     ) -> None:
+        listeners: dict[str, Any] = {}
+        if port is not None:
+            listeners["default"] = {"type": "tcp", "bind": f"{host}:{port}"}
+        if tls is not None:
+            # amqtt needs a listener named "default" (the others inherit its unset fields).
+            listeners["tls" if listeners else "default"] = {
+                "type": "tcp",
+                "bind": f"{host}:{tls[0]}",
+                "ssl": True,
+                "certfile": str(tls[1]),
+                "keyfile": str(tls[2]),
+            }
         super().__init__(
             {
-                "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
+                "listeners": listeners,
                 # No amqtt plugins: authentication and ACLs are ours, $SYS topics are off.
                 "plugins": {},
             }
@@ -53,7 +73,11 @@ class GatewayBroker(Broker):
         self._gateway = gateway
         self._access = access
         self._max_connections = max_connections
+        self._max_pending = max_pending
+        self._connect_timeout = connect_timeout
+        self._max_packet_bytes = max_packet_bytes
         self.connected = 0
+        self.pending = 0  # sockets accepted whose CONNECT is not yet settled
 
     async def stop_listening(self) -> None:
         """Refuse new connections; connected clients keep going until shutdown()."""
@@ -61,14 +85,101 @@ class GatewayBroker(Broker):
             if server.instance is not None:
                 server.instance.close()
 
-    async def _authenticate(self, session: Session, _: ListenerConfig) -> bool:
-        ok = await self._access.authenticate(session.username, session.password)
-        if not ok:
+    async def stream_connected(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, listener_name: str
+    ) -> None:
+        # Sockets that have not logged in yet are capped before a byte is read, and every
+        # packet's size is checked from its header, before its body is read.
+        if self.pending >= self._max_pending:
             log.warning(
-                "mqtt connection refused: bad credentials",
-                extra={"client_id": session.client_id, "username": session.username},
+                "mqtt connection dropped: too many connections before CONNECT",
+                extra={"max_pending": self._max_pending},
             )
-        return ok
+            writer.close()
+            return
+        await self._client_connected(
+            listener_name,
+            LimitedReader(reader, self._max_packet_bytes),
+            StreamWriterAdapter(writer),
+        )
+
+    async def _initialize_client_session(
+        self, reader: ReaderAdapter, writer: WriterAdapter, remote_address: str, remote_port: int
+    ) -> tuple[BrokerProtocolHandler, Session]:
+        """amqtt's CONNECT handling, with the whole login checked before any session lookup.
+
+        amqtt 0.12.1 deletes (clean session) or takes over (persistent) the session of a
+        known client id first and authenticates later: a wrong password could disconnect
+        a device or wipe its subscriptions. Here nothing existing is touched until the
+        login succeeded. The CONNECT must arrive within the connect timeout.
+        """
+        self.pending += 1
+        try:
+            try:
+                handler, session = await asyncio.wait_for(
+                    BrokerProtocolHandler.init_from_connect(reader, writer, self.plugins_manager),
+                    self._connect_timeout,
+                )
+            except NoDataError:
+                await writer.close()
+                raise
+            except TimeoutError:
+                log.info(
+                    "mqtt connection dropped: no CONNECT in time",
+                    extra={"address": remote_address, "timeout": self._connect_timeout},
+                )
+                await writer.close()
+                raise MQTTError("no CONNECT within the connect timeout") from None
+            try:
+                who = await self._access.login(
+                    Login(
+                        client_id=session.client_id or "",
+                        username=session.username,
+                        password=session.password,
+                        address=remote_address,
+                        will_topic=session.will_topic if session.will_flag else None,
+                        will_retain=bool(session.will_flag and session.will_retain),
+                    )
+                )
+            except Refused as r:
+                log.warning(
+                    "mqtt connection refused",
+                    extra={
+                        "client_id": session.client_id,
+                        "username": session.username,
+                        "address": remote_address,
+                        "reason": str(r),
+                    },
+                )
+                await ConnackPacket.build(0, r.code).to_stream(writer)
+                await writer.close()
+                raise MQTTError(f"CONNECT refused: {r}") from None
+        finally:
+            self.pending -= 1
+        # amqtt would name an id-less client "amqtt/<random>": a "/" does not belong in a
+        # feedback topic, so it is the username, or a random id without one.
+        session.client_id = who.client_id or f"anonymous-{secrets.token_hex(8)}"
+        if session.clean_session:
+            await self._delete_session(session.client_id)
+            session.parent = 0
+        elif session.client_id in self._sessions:
+            existing, _ = self._sessions[session.client_id]
+            for attr in ("will_flag", "will_message", "will_topic", "will_qos", "will_retain"):
+                setattr(existing, attr, getattr(session, attr))
+            existing.keep_alive = session.keep_alive
+            existing.username = session.username
+            existing.password = session.password
+            session = existing
+            session.parent = 1
+        else:
+            session.parent = 0
+        # Who logged in (with how: a token's subject has rights without a users-file entry).
+        session.cj_identity = Identity(who.username, session.client_id, who.token)
+        return handler, session
+
+    async def _authenticate(self, session: Session, _: ListenerConfig) -> bool:
+        # Every session that gets here passed Access.login in _initialize_client_session.
+        return True
 
     async def _topic_filtering(self, session: Session, topic: str, action: Action) -> bool:
         if action == Action.SUBSCRIBE:
@@ -177,8 +288,62 @@ class IngestingHandler(BrokerProtocolHandler):
         return True
 
 
+class LimitedReader(StreamReaderAdapter):
+    """Reads MQTT packets, refusing one whose declared size is over the limit.
+
+    It follows the framing as amqtt reads it (a type byte, the variable-length remaining
+    length, then the body) and ends the stream as soon as a remaining length over the
+    limit is decoded: the body is never read into memory.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, limit: int) -> None:
+        super().__init__(reader)
+        self._limit = limit
+        self._state = "type"
+        self._length = 0
+        self._shift = 0
+        self._body_left = 0
+
+    async def read(self, n: int = -1) -> bytes:
+        if self._state == "closed":
+            raise ConnectionResetError("packet over the size limit")
+        data: bytes = await super().read(n)
+        i = 0
+        while i < len(data):
+            if self._state == "body":  # amqtt reads a body in one or several calls
+                take = min(self._body_left, len(data) - i)
+                self._body_left -= take
+                i += take
+                if self._body_left == 0:
+                    self._state = "type"
+                continue
+            byte = data[i]
+            i += 1
+            if self._state == "type":
+                self._state, self._length, self._shift = "length", 0, 0
+                continue
+            self._length |= (byte & 0x7F) << self._shift
+            self._shift += 7
+            if byte & 0x80 and self._shift < 28:
+                continue
+            if self._length > self._limit:
+                log.warning(
+                    "mqtt connection closed: packet over the size limit",
+                    extra={"bytes": self._length, "limit": self._limit},
+                )
+                self._state = "closed"
+                raise ConnectionResetError("packet over the size limit")
+            self._body_left = self._length
+            self._state = "body" if self._length else "type"
+        return data
+
+
 def _identity(session: Session) -> Identity:
-    return Identity(username=session.username or None, client_id=session.client_id or "")
+    who = getattr(session, "cj_identity", None)
+    if isinstance(who, Identity):
+        return who
+    # Not logged in through _initialize_client_session: no user, so no user's rights.
+    return Identity(username=None, client_id=session.client_id or "")
 
 
 class BrokerFeedback:

@@ -200,8 +200,7 @@ class Gateway:
                 await self._wake.wait()
                 continue
             batch = self._inflight = self._take()
-            requests = [ev for item in batch for ev in item.events]
-            outcomes = await self._ingest(requests) if requests else []
+            outcomes = await self._ingest_batch(batch)
             if outcomes is None:  # stopped while ingestion was unreachable
                 return
             pos = 0
@@ -222,12 +221,25 @@ class Gateway:
             events += n
         return batch
 
-    async def _ingest(self, requests: list[EventRequest]) -> list[Outcome] | None:
+    async def _ingest_batch(self, batch: list[_Item]) -> list[Outcome] | None:
+        """One ingestion call per principal (idempotency keys are scoped by it), concurrently;
+        the outcomes come back in the batch's order."""
+        groups: dict[str, list[EventRequest]] = {}
+        for item in batch:
+            if item.events:
+                groups.setdefault(principal(item.publish.who), []).extend(item.events)
+        answers = await asyncio.gather(*(self._ingest(reqs, p) for p, reqs in groups.items()))
+        if any(a is None for a in answers):
+            return None
+        pending = {p: iter(a or []) for p, a in zip(groups, answers, strict=True)}
+        return [next(pending[principal(item.publish.who)]) for item in batch for _ in item.events]
+
+    async def _ingest(self, requests: list[EventRequest], principal: str) -> list[Outcome] | None:
         delay = self._limits.retry_initial
         failing = False
         while True:
             try:
-                outcomes = await self._ingestor.ingest(requests)
+                outcomes = await self._ingestor.ingest(requests, principal)
             except InvalidInput as e:
                 # The call as a whole was refused (should not happen: events are validated
                 # one by one); refuse every event rather than retrying forever.
@@ -310,6 +322,11 @@ class Gateway:
             await self._feedback.send(topic, body)
         except Exception:  # feedback is best effort; it must never hold up acknowledgements
             log.exception("could not publish feedback", extra={"topic": topic})
+
+
+def principal(who: Identity) -> str:
+    """Whose events a device sends: its user (anonymous devices share one principal)."""
+    return f"mqtt:{who.username}" if who.username else "mqtt-anonymous"
 
 
 class _Refused(Exception):

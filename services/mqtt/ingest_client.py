@@ -23,8 +23,8 @@ _RETRYABLE = {
     grpc.StatusCode.CANCELLED,
 }
 # The gateway calls ingestion directly (inside the stack, not through Envoy) and names
-# itself as the subject of what devices send.
-_METADATA = (("x-cj-source", "mqtt"), ("x-cj-subject", "mqtt-gateway"))
+# the device's user as the subject (the principal its idempotency keys belong to).
+_SOURCE = ("x-cj-source", "mqtt")
 
 
 class GrpcIngestor:
@@ -39,7 +39,7 @@ class GrpcIngestor:
     async def close(self) -> None:
         await self._channel.close()
 
-    async def ingest(self, events: Sequence[EventRequest]) -> list[Outcome]:
+    async def ingest(self, events: Sequence[EventRequest], principal: str) -> list[Outcome]:
         outcomes: list[Outcome | None] = [None] * len(events)
         sent: list[int] = []
         request = ingestion_pb2.IngestEventsRequest()
@@ -54,7 +54,7 @@ class GrpcIngestor:
             return [o for o in outcomes if o is not None]
         try:
             response = await self._stub.IngestEvents(
-                request, timeout=self._timeout, metadata=_METADATA
+                request, timeout=self._timeout, metadata=(_SOURCE, ("x-cj-subject", principal))
             )
         except grpc.aio.AioRpcError as e:
             detail = f"ingestion at {self._address}: {e.code().name}: {e.details()}"

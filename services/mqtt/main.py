@@ -17,10 +17,11 @@ from services.config.settings import MqttSettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.runtime import Health, PortInUse, install_stop_signals, make_server, watch
-from services.mqtt.access import Access, load_users, parse_users
+from services.mqtt.access import Access, Throttle, load_users, parse_users
 from services.mqtt.broker import BrokerFeedback, GatewayBroker
 from services.mqtt.gateway import Gateway, Limits
 from services.mqtt.ingest_client import GrpcIngestor
+from services.mqtt.tokens import TokenVerifier
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,24 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
         users = parse_users(settings.users_toml, "CJ_MQTT_USERS")
     else:
         users = {}
-    access = Access(users=users, allow_anonymous=settings.allow_anonymous)
+    access = Access(
+        users=users,
+        allow_anonymous=settings.allow_anonymous,
+        throttle=Throttle(settings.login_failures, 60.0),
+        tokens=TokenVerifier(
+            settings.jwks_file,
+            issuer=settings.token_issuer,
+            audience=settings.token_audience,
+            leeway=settings.token_leeway,
+        )
+        if settings.jwks_file is not None
+        else None,
+    )
+    if settings.allow_anonymous:
+        log.warning(
+            "ANONYMOUS MQTT ACCESS IS ON (CJ_MQTT_ALLOW_ANONYMOUS): any client may publish any "
+            "event; use it for local experiments only"
+        )
     health = Health(["cornjacket.v1.MqttGateway"])
     await health.set(False, "starting")
     health_server = make_server(settings.host, settings.health_port, health)
@@ -62,13 +80,22 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
             max_inflight=settings.max_inflight,
         ),
     )
+    tls = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        tls = (settings.tls_port, settings.tls_cert_file, settings.tls_key_file)
     broker = GatewayBroker(
         host=settings.host,
-        port=settings.port,
+        port=settings.port if settings.plain else None,
+        tls=tls,
         gateway=gateway,
         access=access,
         max_connections=settings.max_connections,
+        max_pending=settings.max_pending,
+        connect_timeout=settings.connect_timeout,
+        max_packet_bytes=settings.max_packet_bytes,
     )
+    if settings.plain and tls is not None:
+        log.warning("plain-text MQTT is on beside TLS (CJ_MQTT_PLAIN): for local use only")
     feedback.broker = broker
     gateway.start()
     metrics.serve(settings.host, settings.metrics_port)
@@ -78,14 +105,18 @@ async def run(settings: MqttSettings, *, stop: asyncio.Event | None = None) -> N
     except BrokerError as e:
         await ingestor.close()
         raise PortInUse(
-            f"cannot start the MQTT listener on {settings.host}:{settings.port}: {e}"
+            f"cannot start the MQTT listeners on {settings.host} "
+            f"(plain {settings.port if settings.plain else 'off'}, "
+            f"TLS {settings.tls_port if tls else 'off'}): {e}"
         ) from e
     await health_server.start()
     await health.set(True)
     log.info(
         "mqtt gateway serving",
         extra={
-            "address": f"{settings.host}:{settings.port}",
+            "address": f"{settings.host}:{settings.port}" if settings.plain else "",
+            "tls_address": f"{settings.host}:{settings.tls_port}" if tls else "",
+            "tokens": settings.jwks_file is not None,
             "ingestion": settings.ingestion_address,
             "anonymous": settings.allow_anonymous,
             "users": len(access.users),

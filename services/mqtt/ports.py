@@ -32,11 +32,13 @@ class Outcome:
 class Ingestor(Protocol):
     """Hands events to ingestion. Returns only after they are committed (or rejected).
 
-    Raises ``Unavailable`` when nothing could be confirmed; the same requests (same
-    idempotency keys) may then be sent again without creating a second event.
+    ``principal`` names whose events they are (``mqtt:<user>``): ingestion records it as
+    the events' subject and scopes their idempotency keys by it. Raises ``Unavailable``
+    when nothing could be confirmed; the same requests (same idempotency keys) may then
+    be sent again without creating a second event. Safe for concurrent calls.
     """
 
-    async def ingest(self, events: Sequence[EventRequest]) -> list[Outcome]: ...
+    async def ingest(self, events: Sequence[EventRequest], principal: str) -> list[Outcome]: ...
 
 
 class Feedback(Protocol):

@@ -56,6 +56,7 @@ def gateway(tmp_path: Path) -> Iterator[tuple[int, Child]]:
         "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{free_port()}",
         "CJ_MQTT_MAX_CONNECTIONS": "2",
         "CJ_MQTT_SHUTDOWN_GRACE": "1s",
+        "CJ_MQTT_ALLOW_ANONYMOUS": "true",
     }
     with service_process("mqtt", env, tmp_path, f"127.0.0.1:{health}") as child:
         yield port, child

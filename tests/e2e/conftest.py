@@ -14,8 +14,8 @@ from services.cli.stack import Stack
 from services.mqtt.access import hash_password, render_user
 from tests.support import bearer, running_stack
 
-# Devices of the end-to-end stack's MQTT users file (anonymous access stays on, as in
-# development, so other tests can publish without credentials).
+# Devices of the end-to-end stack's MQTT users file (anonymous access is turned on
+# explicitly, so other tests can publish without credentials).
 MQTT_PASSWORD = "correct-horse-1"
 MQTT_DEVICES = ("device-a", "device-b")
 
@@ -67,7 +67,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     password_hash = hash_password(MQTT_PASSWORD)
     users.write_text(
         "".join(
-            render_user(name, password_hash, ["cornjacket/v1/events/+/%u"], [])
+            render_user(name, password_hash, ["cornjacket/v1/events/+/%u"], [], f"{name}.")
             for name in MQTT_DEVICES
         )
     )
@@ -77,6 +77,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_LOG_FORMAT": "json",
             "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
             "CJ_MQTT_USERS_FILE": str(users),
+            "CJ_MQTT_ALLOW_ANONYMOUS": "true",
             **ACTIONS_ENV,
             # Spans of every process as JSON lines: tests/e2e/test_tracing.py reads them.
             "CJ_TRACING_EXPORTER": "file",

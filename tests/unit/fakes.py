@@ -18,7 +18,7 @@ from services.ingestion.relay import ClaimedBatch, OutboxRow
 class MemoryOutbox:
     def __init__(self) -> None:
         self.rows: list[Event] = []
-        self.keys: dict[str, tuple[str, datetime]] = {}
+        self.keys: dict[tuple[str, str], tuple[str, datetime]] = {}
         self.down = False
 
     async def append(
@@ -29,11 +29,11 @@ class MemoryOutbox:
         out: list[Appended] = []
         for item in items:
             if item.idempotency_key:
-                seen = self.keys.get(item.idempotency_key)
+                seen = self.keys.get(item.scoped_key)
                 if seen is not None and seen[1] >= retention_since:
                     out.append(Appended(seen[0], duplicate=True))
                     continue
-                self.keys[item.idempotency_key] = (item.event.event_id, item.event.ingested_at)
+                self.keys[item.scoped_key] = (item.event.event_id, item.event.ingested_at)
             self.rows.append(item.event)
             out.append(Appended(item.event.event_id, duplicate=False))
         return out

@@ -21,14 +21,16 @@ class FakeIngestor:
 
     def __init__(self) -> None:
         self.calls: list[list[EventRequest]] = []
-        self.committed: dict[str, str] = {}  # idempotency key -> event id
+        self.principals: list[str] = []
+        self.committed: dict[tuple[str, str], str] = {}  # (principal, key) -> event id
         self.down = False
         self.commit_then_fail = 0  # commit, then lose the answer (ambiguous failure)
         self.gate: asyncio.Event | None = None
         self.ids = itertools.count(1)
 
-    async def ingest(self, events: Sequence[EventRequest]) -> list[Outcome]:
+    async def ingest(self, events: Sequence[EventRequest], principal: str) -> list[Outcome]:
         self.calls.append(list(events))
+        self.principals.append(principal)
         if self.gate is not None:
             await self.gate.wait()
         if self.down:
@@ -37,11 +39,11 @@ class FakeIngestor:
         for e in events:
             if e.event_type == "bad":
                 out.append(Outcome("rejected", error="event_type 'bad' must be dot notation"))
-            elif e.idempotency_key in self.committed:
-                out.append(Outcome("duplicate", self.committed[e.idempotency_key]))
+            elif (principal, e.idempotency_key) in self.committed:
+                out.append(Outcome("duplicate", self.committed[principal, e.idempotency_key]))
             else:
-                self.committed[e.idempotency_key] = f"ev-{next(self.ids)}"
-                out.append(Outcome("accepted", self.committed[e.idempotency_key]))
+                self.committed[principal, e.idempotency_key] = f"ev-{next(self.ids)}"
+                out.append(Outcome("accepted", self.committed[principal, e.idempotency_key]))
         if self.commit_then_fail:
             self.commit_then_fail -= 1
             raise Unavailable("connection lost after commit")
@@ -229,4 +231,30 @@ async def test_qos0_is_dropped_and_counted_when_the_queue_is_full() -> None:
     await asyncio.sleep(0.05)
     assert gw.counters.dropped_qos0 > 0
     assert len(ing.committed) + gw.counters.dropped_qos0 == 5
+    await gw.stop(1)
+
+
+async def test_each_users_events_go_to_ingestion_as_that_user() -> None:
+    # Idempotency keys are scoped by principal: two users' equal keys are two events.
+    ing, fb = FakeIngestor(), FakeFeedback()
+    ing.gate = asyncio.Event()
+    users = {u: User(u, "") for u in ("a", "b")}
+    gw = Gateway(ing, fb, Access(users, allow_anonymous=True), lambda: f"key-{next(keys)}")
+    gw.start()
+    first = asyncio.create_task(gw.handle(reading(packet_id=0)))
+    await asyncio.sleep(0.01)  # in flight; the next two queue up and share one batch
+
+    def envelope(user: str, value: int) -> Publish:
+        body = json.dumps({"payload": {"value": value}, "idempotency_key": "same", "ack": True})
+        topic = f"cornjacket/v1/envelopes/sensor.reading/{user}"
+        return Publish(Identity(user, user), topic, body.encode(), 1, value)
+
+    pubs = [asyncio.create_task(gw.handle(envelope(u, i))) for i, u in enumerate(["a", "b"])]
+    await asyncio.sleep(0.01)
+    ing.gate.set()
+    await asyncio.gather(first, *pubs)
+    assert ing.principals == ["mqtt-anonymous", "mqtt:a", "mqtt:b"]
+    acks = [body["results"][0] for _, body in fb.sent]
+    assert [a["status"] for a in acks] == ["accepted", "accepted"]
+    assert acks[0]["event_id"] != acks[1]["event_id"]
     await gw.stop(1)
