@@ -233,6 +233,23 @@ def _migrate(service: str) -> int:
     return 0
 
 
+def _db_roles(args: argparse.Namespace) -> int:
+    """One login role per service (services/cli/db_roles.py; ADR 17)."""
+    from services.cli import db_roles
+
+    admin_url = os.environ.get("CJ_DB_ADMIN_URL", "")
+    if not admin_url:
+        raise ConfigError("CJ_DB_ADMIN_URL is not set: db-roles runs with the master login")
+    if not admin_url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError("CJ_DB_ADMIN_URL is not a postgresql:// URL")
+    results = db_roles.apply(admin_url, prefix=args.role_prefix, secrets_dir=args.secrets_dir)
+    for r in results:
+        how = "created" if r.created else "updated"
+        where = f", new password in {args.secrets_dir / r.service}" if r.generated_password else ""
+        print(f"{r.service}: role {r.role} {how}{where}")
+    return 0
+
+
 def _rotate_secrets_key() -> int:
     """Seal every webhook signing secret under a new key (the key file keeps the previous
     key, which only opens, until the next rotation)."""
@@ -638,6 +655,21 @@ def build_parser() -> argparse.ArgumentParser:
         "rotate-secrets-key",
         help="re-seal every webhook signing secret under a new key (CJ_ACTIONS_SECRETS_KEY_FILE)",
     )
+    db_roles = sub.add_parser(
+        "db-roles",
+        help="create or update one database login per service (master login: CJ_DB_ADMIN_URL)",
+        description="Applies every schema's migrations, then gives each service a login role "
+        "that owns its own schema and nothing else; the query role may only read "
+        "eventhandler.projections. Re-run safe. Passwords: CJ_DB_ROLES_<SERVICE>_PASSWORD, "
+        "else <secrets-dir>/<service>/password (generated there, 0600, when missing, with a "
+        "pgpass file for ?passfile=).",
+    )
+    db_roles.add_argument(
+        "--secrets-dir", type=Path, help="folder of the per-service password and pgpass files"
+    )
+    db_roles.add_argument(
+        "--role-prefix", default="cj_", help="role names are PREFIX<service> (default cj_)"
+    )
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
     migrate.add_argument("service", choices=("ingestion", "eventhandler", "actions", "all"))
     pg = sub.add_parser(
@@ -760,6 +792,8 @@ def main(argv: list[str] | None = None) -> int:
             return _serve(args.service)
         if args.command == "migrate":
             return _migrate(args.service)
+        if args.command == "db-roles":
+            return _db_roles(args)
         if args.command == "postgres":
             return _postgres(args.action)
         if args.command == "rotate-secrets-key":
