@@ -50,7 +50,9 @@ class RoleResult:
     generated_password: bool
 
 
-def password_for(service: str, env: Mapping[str, str], secrets_dir: Path | None) -> tuple[str, bool]:
+def password_for(
+    service: str, env: Mapping[str, str], secrets_dir: Path | None
+) -> tuple[str, bool]:
     """The role's password and whether it was generated now."""
     var = f"CJ_DB_ROLES_{service.upper()}_PASSWORD"
     if value := env.get(var, ""):
@@ -141,7 +143,9 @@ def apply(
                     )
                     conn.execute(
                         sql.SQL("GRANT SELECT ON {}.{} TO {}").format(
-                            sql.Identifier(schema), sql.Identifier(table), sql.Identifier(query_role)
+                            sql.Identifier(schema),
+                            sql.Identifier(table),
+                            sql.Identifier(query_role),
                         )
                     )
                 # Nobody creates objects in public (the default since PostgreSQL 15; an
@@ -165,7 +169,11 @@ def apply(
 
 
 def _ensure_role(
-    conn: psycopg.Connection[tuple[object, ...]], role: str, password: str, admin: str, is_super: bool
+    conn: psycopg.Connection[tuple[object, ...]],
+    role: str,
+    password: str,
+    admin: str,
+    is_super: bool,
 ) -> bool:
     verifier = conn.pgconn.encrypt_password(password.encode(), role.encode(), b"scram-sha-256")
     exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()

@@ -68,7 +68,12 @@ def apply(
             # The advisory lock is held until commit: replicas starting together queue here,
             # and the second one finds everything applied.
             conn.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", (f"cj-migrate:{schema}",))
-            conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+            # CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+            # exists; a service's own login role (`cornjacket db-roles`) owns its schema only.
+            if not conn.execute(
+                "SELECT 1 FROM pg_namespace WHERE nspname = %s", (schema,)
+            ).fetchone():
+                conn.execute(f'CREATE SCHEMA "{schema}"')
             conn.execute(
                 f"""CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations (
                     version integer PRIMARY KEY,

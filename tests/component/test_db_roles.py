@@ -16,8 +16,14 @@ from pathlib import Path
 import grpc
 import psycopg
 import pytest
-from cornjacket.v1 import actions_pb2, actions_pb2_grpc, ingestion_pb2, ingestion_pb2_grpc
-from cornjacket.v1 import query_pb2, query_pb2_grpc
+from cornjacket.v1 import (
+    actions_pb2,
+    actions_pb2_grpc,
+    ingestion_pb2,
+    ingestion_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+)
 from psycopg import errors
 
 from services.cli.embedded import EmbeddedBroker
@@ -192,14 +198,16 @@ def test_services_do_their_work_under_their_roles(
         # The relay (ingestion's role) moved it to the event store and onto the bus.
         eventually(
             lambda: (
-                fetch_one(
-                    database,
-                    "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
-                    (agg,),
-                )
-                or (0,)
-            )[0]
-            == 1,
+                (
+                    fetch_one(
+                        database,
+                        "SELECT count(*) FROM ingestion.event_store WHERE aggregate_id = %s",
+                        (agg,),
+                    )
+                    or (0,)
+                )[0]
+                == 1
+            ),
             timeout=30,
         )
         with grpc.insecure_channel(f"127.0.0.1:{ports['query']}") as ch:
