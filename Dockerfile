@@ -45,6 +45,16 @@ COPY --from=builder /app /app
 # directory's owner, so the non-root user can write them.
 RUN mkdir /envoy /auth && chown cornjacket:cornjacket /envoy /auth \
     && chmod 700 /auth
+# docker-compose.yml's one-shots write the per-service database passwords (`cornjacket
+# db-roles`, one volume per service) and the webhook secrets key into volumes mounted here.
+RUN mkdir -p /dbroles/ingestion /dbroles/eventhandler /dbroles/query /dbroles/actions /actions-key \
+    && chown -R cornjacket:cornjacket /dbroles /actions-key \
+    && chmod 700 /dbroles/ingestion /dbroles/eventhandler /dbroles/query /dbroles/actions /actions-key
+# The RDS CA bundle, for `sslmode=verify-full&sslrootcert=/app/certs/rds-global-bundle.pem` in
+# the deployment's database URLs (deploy/README.md): fetched over HTTPS at build time, so a
+# new bundle from AWS needs a rebuild (build args: RDS_CA_BUNDLE_URL for a region's bundle).
+ARG RDS_CA_BUNDLE_URL=https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem
+ADD --chmod=644 ${RDS_CA_BUNDLE_URL} /app/certs/rds-global-bundle.pem
 WORKDIR /app
 # Numeric, so runtimes that enforce runAsNonRoot can verify it.
 USER 10001:10001

@@ -250,12 +250,23 @@ def _db_roles(args: argparse.Namespace) -> int:
     return 0
 
 
-def _rotate_secrets_key() -> int:
+def _rotate_secrets_key(init: bool) -> int:
     """Seal every webhook signing secret under a new key (the key file keeps the previous
-    key, which only opens, until the next rotation)."""
+    key, which only opens, until the next rotation). ``init``: only make a missing key file."""
     from services.actions import secretbox
     from services.actions.store import reseal_secrets
     from services.cli.stack import secrets_key_path
+
+    if init:
+        file = os.environ.get("CJ_ACTIONS_SECRETS_KEY_FILE", "")
+        if not file:
+            raise ConfigError("--init writes CJ_ACTIONS_SECRETS_KEY_FILE, which is not set")
+        if Path(file).exists():
+            print(f"secrets key file {file} exists; left as it is")
+        else:
+            secretbox.ensure_key_file(Path(file))
+            print(f"made secrets key file {file}")
+        return 0
 
     settings = ActionsSettings.from_env()
     if settings.secrets_key:
@@ -651,9 +662,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one service against configured PostgreSQL and Kafka (containers, production)",
     )
     serve.add_argument("service", choices=SERVE_CHOICES)
-    sub.add_parser(
+    rotate = sub.add_parser(
         "rotate-secrets-key",
         help="re-seal every webhook signing secret under a new key (CJ_ACTIONS_SECRETS_KEY_FILE)",
+    )
+    rotate.add_argument(
+        "--init",
+        action="store_true",
+        help="only make the key file when it is missing (no database; docker-compose.yml)",
     )
     db_roles = sub.add_parser(
         "db-roles",
@@ -797,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "postgres":
             return _postgres(args.action)
         if args.command == "rotate-secrets-key":
-            return _rotate_secrets_key()
+            return _rotate_secrets_key(args.init)
         if args.command == "broker":
             return _broker_swap()
         if args.command == "envoy-config":

@@ -239,3 +239,19 @@ def test_services_do_their_work_under_their_roles(
             )
             got = api.GetRule(actions_pb2.GetRuleRequest(rule_id=rule.rule_id), timeout=5)
             assert got.name == "roles"
+
+
+def test_secrets_key_init_makes_a_private_key_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docker-compose.yml's actions-key job: the orchestrator refuses to start without it."""
+    from services.actions import secretbox
+
+    key = tmp_path / "k" / "secrets.key"
+    monkeypatch.setenv("CJ_ACTIONS_SECRETS_KEY_FILE", str(key))
+    assert main(["rotate-secrets-key", "--init"]) == 0
+    first = key.read_text()
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    assert len(secretbox.parse_keys(first, str(key))) == 1
+    assert main(["rotate-secrets-key", "--init"]) == 0
+    assert key.read_text() == first
