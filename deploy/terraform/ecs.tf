@@ -114,16 +114,21 @@ resource "aws_ecs_task_definition" "backend" {
       local.common_env,
       contains(local.bus_users, each.key) ? merge(local.bus_env, { CJ_KAFKA_SASL_USERNAME = "${local.name}-${each.key}" }) : {},
     ) : { name = k, value = v }]
-    # Every task gets all four URLs (one secret), so `cornjacket migrate all` runs from any.
-    # A service with a Kafka client gets its own bus password (the secret's JSON key).
+    # Each task gets its own service's database URL only (its login role, database.tf); a
+    # service with a Kafka client gets its own bus password (the secret's JSON key); the
+    # orchestrator gets the key of the webhook signing secrets at rest.
     secrets = concat(
-      [for name in keys(local.backends) : {
-        name      = "CJ_${upper(name)}_DATABASE_URL"
-        valueFrom = aws_secretsmanager_secret.database_url.arn
+      [{
+        name      = "CJ_${upper(each.key)}_DATABASE_URL"
+        valueFrom = "${aws_secretsmanager_secret.db_role[each.key].arn}:url::"
       }],
       contains(local.bus_users, each.key) ? [{
         name      = "CJ_KAFKA_SASL_PASSWORD"
         valueFrom = "${aws_secretsmanager_secret.kafka[each.key].arn}:password::"
+      }] : [],
+      each.key == "actions" ? [{
+        name      = "CJ_ACTIONS_SECRETS_KEY"
+        valueFrom = aws_secretsmanager_secret.actions_secrets_key.arn
       }] : [],
     )
     healthCheck = {
@@ -278,4 +283,51 @@ resource "aws_ecs_service" "edge" {
   }
 
   depends_on = [aws_lb_listener.https]
+}
+
+# One-off operator task (never a service): `cornjacket db-roles` by default (the master login
+# applies every schema's migrations and creates or updates the per-service login roles with
+# the passwords of database.tf), or with a command override `replay`, `republish` or
+# `migrate`, which use the owners' URLs. Run it before the first deploy of the services and
+# after adding a schema (deploy/README.md "Database logins").
+resource "aws_ecs_task_definition" "operator" {
+  family                   = "${local.name}-operator"
+  requires_compatibilities = ["FARGATE"]
+  network_mode             = "awsvpc"
+  cpu                      = 256
+  memory                   = 512
+  execution_role_arn       = aws_iam_role.execution.arn
+  task_role_arn            = aws_iam_role.task.arn
+
+  runtime_platform {
+    operating_system_family = "LINUX"
+    cpu_architecture        = "X86_64"
+  }
+
+  container_definitions = jsonencode([{
+    name        = "operator"
+    image       = local.image
+    essential   = true
+    command     = ["db-roles"]
+    environment = [for k, v in local.common_env : { name = k, value = v }]
+    secrets = concat(
+      [{ name = "CJ_DB_ADMIN_URL", valueFrom = aws_secretsmanager_secret.database_url.arn }],
+      [for name in local.db_roles : {
+        name      = "CJ_DB_ROLES_${upper(name)}_PASSWORD"
+        valueFrom = "${aws_secretsmanager_secret.db_role[name].arn}:password::"
+      }],
+      [for name in setsubtract(local.db_roles, ["query"]) : {
+        name      = "CJ_${upper(name)}_DATABASE_URL"
+        valueFrom = "${aws_secretsmanager_secret.db_role[name].arn}:url::"
+      }],
+    )
+    logConfiguration = {
+      logDriver = "awslogs"
+      options = {
+        awslogs-group         = aws_cloudwatch_log_group.service["ingestion"].name
+        awslogs-region        = var.aws_region
+        awslogs-stream-prefix = "operator"
+      }
+    }
+  }])
 }

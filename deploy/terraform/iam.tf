@@ -24,7 +24,12 @@ data "aws_iam_policy_document" "read_database_url" {
   statement {
     actions = ["secretsmanager:GetSecretValue"]
     resources = concat(
-      [aws_secretsmanager_secret.database_url.arn, aws_secretsmanager_secret.mqtt_users.arn],
+      [
+        aws_secretsmanager_secret.database_url.arn,
+        aws_secretsmanager_secret.mqtt_users.arn,
+        aws_secretsmanager_secret.actions_secrets_key.arn,
+      ],
+      [for s in aws_secretsmanager_secret.db_role : s.arn],
       [for s in aws_secretsmanager_secret.kafka : s.arn],
     )
   }
