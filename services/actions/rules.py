@@ -231,11 +231,13 @@ def validate_url(url: str, *, block_private: bool, allow: AllowList = NO_ALLOW_L
         parts = urlsplit(u)
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError as e:
-        raise InvalidInput(f"target.url {u[:200]!r} is not a valid URL: {e}") from None
+        raise InvalidInput(f"target.url {mask_url(u)[:200]!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidInput(f"target.url {u[:200]!r} must start with http:// or https://")
+        raise InvalidInput(
+            f"target.url {mask_url(u)[:200]!r} must start with http:// or https://"
+        )
     if not parts.hostname:
-        raise InvalidInput(f"target.url {u[:200]!r} has no host")
+        raise InvalidInput(f"target.url {mask_url(u)[:200]!r} has no host")
     if MASK in parts.netloc:
         raise InvalidInput(
             "target.url holds masked credentials (as shown in responses); send the real URL"
@@ -316,8 +318,17 @@ MASK = "…"
 
 def mask_url(url: str) -> str:
     """``url`` with the credentials it embeds (``user:password@``) masked, for answers and
-    logs."""
-    parts = urlsplit(url)
+    logs. A URL too malformed to parse (error messages echo those too) is masked by its
+    text: whatever sits between ``//`` and the authority's last ``@``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        scheme, sep, rest = url.partition("//")
+        if not sep:
+            return url
+        end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+        userinfo, at, host = rest[:end].rpartition("@")
+        return f"{scheme}//{MASK}@{host}{rest[end:]}" if at else url
     if "@" not in parts.netloc:
         return url
     host = parts.netloc.rsplit("@", 1)[1]

@@ -87,6 +87,16 @@ def outcome_of(exc: BaseException) -> str:
     return "INTERNAL"
 
 
+def error_of(exc: BaseException) -> str:
+    """The ``error`` a failed call's record keeps: the platform's own words for refused
+    input (InvalidInput, NotFound: written to be shown to the caller, URLs in them masked);
+    a generic text for anything else, whose message may be a driver's or library's and name
+    hosts, addresses or credentials (that detail is in the service's log)."""
+    if isinstance(exc, InvalidInput | NotFound):
+        return str(exc)[:1000]
+    return f"{outcome_of(exc).lower()} error (details in the service log)"
+
+
 @dataclass(slots=True)
 class Entry:
     """What the audited call fills in while it runs."""
@@ -155,7 +165,7 @@ class AsyncAuditLog:
         try:
             yield entry
         except BaseException as e:
-            await self._end(seq, action, entry, outcome_of(e), str(e)[:1000])
+            await self._end(seq, action, entry, outcome_of(e), error_of(e))
             raise
         await self._end(seq, action, entry, "OK", "")
 
@@ -243,7 +253,7 @@ class SyncAuditLog:
         try:
             yield entry
         except BaseException as e:
-            self._end(seq, action, entry, outcome_of(e), str(e)[:1000])
+            self._end(seq, action, entry, outcome_of(e), error_of(e))
             raise
         self._end(seq, action, entry, "OK", "")
 

@@ -142,6 +142,34 @@ def test_admin_calls_are_listed_with_subject_request_id_change_and_outcome(
     assert ok
 
 
+def test_a_refused_target_url_leaves_no_password_in_the_audit_log(
+    stack: Stack, attack_log: Log
+) -> None:
+    subject = unique("auditor")
+    admin = client(stack, token(stack, "admin", subject=subject))
+    start = datetime.now(UTC) - timedelta(seconds=1)
+    url = "https://svc:SuperSecretPw@hooks.example.com:99999/x"
+    r = admin.post(
+        "/api/v1/rules",
+        json={"name": "leaky", "event_type_pattern": "a.b", "target": {"url": url}},
+    )
+    assert r.status_code == 400, r.text
+    end = datetime.now(UTC) + timedelta(seconds=1)
+    everything, _ = all_pages(admin, **{"from": iso(start), "to": iso(end)})
+    mine = [x for x in everything if x["subject"] == subject]
+    assert [x["outcome"] for x in mine] == ["INVALID_ARGUMENT"]
+    ok = "SuperSecretPw" not in mine[0]["error"] and "SuperSecretPw" not in r.text
+    attack_log.append(
+        (
+            "webhook URL with a password refused (bad port): the error in the answer and audit",
+            "password masked",
+            "masked" if ok else f"leaked: {mine[0]['error'][:80]}",
+            ok,
+        )
+    )
+    assert ok
+
+
 def test_forged_subject_over_native_grpc_is_not_recorded(stack: Stack, attack_log: Log) -> None:
     subject = unique("grpc-auditor")
     start = datetime.now(UTC) - timedelta(seconds=1)

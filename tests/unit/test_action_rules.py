@@ -280,3 +280,21 @@ def test_answers_mask_header_values_and_url_credentials() -> None:
     ):
         with pytest.raises(InvalidInput, match="masked"):
             r.validate_draft(draft(target=masked), block_private=False)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://svc:SuperSecretPw@hooks.example.com:99999/x",  # bad port
+        "ftp://svc:SuperSecretPw@hooks.example.com/x",  # bad scheme
+        "https://svc:SuperSecretPw@/x",  # no host
+        "https://svc:SuperSecretPw@[::1/x",  # urlsplit itself refuses it
+    ],
+)
+def test_url_errors_never_echo_the_credentials(url: str) -> None:
+    # The message goes to the caller and into the audit log's error column.
+    with pytest.raises(InvalidInput) as e:
+        r.validate_url(url, block_private=False)
+    assert "SuperSecretPw" not in str(e.value)
+    assert "svc" not in str(e.value)
+    assert r.MASK in str(e.value)

@@ -7,8 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.core.errors import InvalidInput
-from services.infra.audit import caller_of, outcome_of
+from services.core.errors import InvalidInput, NotFound, Unavailable
+from services.infra.audit import caller_of, error_of, outcome_of
 from services.query.audit import AuditLog, AuditView
 
 T0 = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -83,3 +83,17 @@ def test_caller_and_outcome() -> None:
     assert caller_of(None).request_id.startswith("local-")
     assert outcome_of(InvalidInput("x")) == "INVALID_ARGUMENT"
     assert outcome_of(RuntimeError("x")) == "INTERNAL"
+
+
+def test_recorded_error_is_the_platforms_own_words_only() -> None:
+    # InvalidInput/NotFound carry the platform's own message; anything else may carry a
+    # driver's or library's text (hosts, URLs), so the record gets a generic text.
+    assert error_of(InvalidInput("target.url is required")) == "target.url is required"
+    assert error_of(NotFound("no rule r1")) == "no rule r1"
+    assert error_of(InvalidInput("x" * 2000)) == "x" * 1000
+    leaky = RuntimeError("connection to db.internal:5432 failed, password=hunter2")
+    assert "db.internal" not in error_of(leaky)
+    assert error_of(leaky) == error_of(RuntimeError("x")) != ""
+    assert "10.0.0.7" not in error_of(Unavailable("broker at 10.0.0.7:9092 unavailable"))
+    assert error_of(Unavailable("a")) == error_of(Unavailable("b")) != ""
+    assert error_of(asyncio.CancelledError()) != ""
