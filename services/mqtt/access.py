@@ -12,7 +12,9 @@ Users come from a TOML file (``CJ_MQTT_USERS_FILE``) holding argon2 password has
 to its own feedback topics (``cornjacket/v1/clients/<client id>/#``).
 
 A client id belongs to one user: it equals the username or starts with that user's
-``client_id_prefix``, so nobody receives (or forges) another user's feedback. Client ids
+``client_id_prefix``, so nobody receives (or forges) another user's feedback. Neither an
+anonymous client nor a token's subject that is not in the file may use a client id (or, for
+the subject, a name) a file user owns. Client ids
 and usernames never contain ``+ # / $`` or control characters: they are substituted into
 topics and topic filters.
 """
@@ -176,10 +178,20 @@ class Access:
         if self.throttle.blocked(req.address):
             raise Refused(NOT_AUTHORIZED, "too many failed logins from this address")
         if req.username:
-            user = self.users.get(req.username) or User(req.username, "")
+            known = self.users.get(req.username)
+            user = known or User(req.username, "")
             if req.client_id and not user.owns(req.client_id):
                 self.throttle.failed(req.address)
                 raise Refused(IDENTIFIER_REJECTED, "the client id belongs to another user")
+            # A name not in the file (a token's subject) owns only the client id equal to
+            # it, and not even that when a file user owns it (by name or prefix).
+            if known is None and self._owner(req.username) is not None:
+                self.throttle.failed(req.address)
+                raise Refused(IDENTIFIER_REJECTED, "the client id belongs to another user")
+        elif req.client_id and self._owner(req.client_id) is not None:
+            # Anonymous (allowed or not): never a registered user's client id.
+            self.throttle.failed(req.address)
+            raise Refused(IDENTIFIER_REJECTED, "the client id belongs to a registered user")
         via_token = bool(
             req.username and req.password and self.tokens and self.tokens.looks_like(req.password)
         )
@@ -203,6 +215,10 @@ class Access:
         if req.will_topic is not None:
             self._check_will(who, req.will_topic, req.will_retain)
         return who
+
+    def _owner(self, client_id: str) -> User | None:
+        """The file user a client id belongs to (by name or client id prefix), if any."""
+        return next((u for u in self.users.values() if u.owns(client_id)), None)
 
     def _check_will(self, who: Identity, topic: str, retain: bool) -> None:
         # Device publishes are never retained (the gateway ingests them); a retained will

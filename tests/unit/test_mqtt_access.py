@@ -181,3 +181,48 @@ def test_client_id_prefixes_may_not_overlap(tmp_path: Path, extra: str, message:
     text = render_user("dev-1", HASH, [], []) + extra.format(h=HASH)
     with pytest.raises(ConfigError, match=message):
         load_users(users_file(tmp_path, text))
+
+
+@pytest.mark.parametrize("client_id", ["dev-1", "fleet.7", ""])
+async def test_anonymous_clients_cannot_take_a_users_client_id(
+    tmp_path: Path, client_id: str
+) -> None:
+    # With anonymous access on, a client without credentials must not become a registered
+    # device's client id (and so read its feedback topics).
+    acl = fleet(tmp_path, allow_anonymous=True)
+    if not client_id:
+        assert await acl.login(login("", None, None)) == Identity(None, "")
+        return
+    with pytest.raises(Refused) as e:
+        await acl.login(login(client_id, None, None))
+    assert e.value.code == IDENTIFIER_REJECTED
+    assert await acl.login(login("sensor-x", None, None)) == Identity(None, "sensor-x")
+
+
+class SubjectIsToken:
+    """A token check whose tokens are ``tok:<subject>`` (the verifier has its own tests)."""
+
+    def looks_like(self, password: str) -> bool:
+        return password.startswith("tok:")
+
+    def subject(self, token: str) -> str:
+        return token.removeprefix("tok:")
+
+
+@pytest.mark.parametrize(
+    ("client_id", "subject"),
+    [
+        ("fleet.7", "fleet.7"),  # the subject is a client id under a file user's prefix
+        ("", "fleet.7"),  # the same through an empty client id
+    ],
+)
+async def test_token_subjects_cannot_claim_a_file_users_client_ids(
+    tmp_path: Path, client_id: str, subject: str
+) -> None:
+    acl = fleet(tmp_path, allow_anonymous=False, tokens=SubjectIsToken())
+    with pytest.raises(Refused) as e:
+        await acl.login(login(client_id, subject, f"tok:{subject}"))
+    assert e.value.code == IDENTIFIER_REJECTED
+    # A subject nobody in the file owns still logs in with its own client id.
+    who = await acl.login(login("robot-9", "robot-9", "tok:robot-9"))
+    assert who == Identity("robot-9", "robot-9", token=True)
