@@ -87,12 +87,19 @@ _RBAC = """\
     rules:
       action: ALLOW
       policies:
-{policies}
-        # Paths outside the API (unknown routes) answer 404 to any verified token.
+        # Paths outside the API (unknown routes) answer 404 to any verified token with a
+        # subject. Every call needs a non-empty sub (whose call it is: principals, audit):
+        # a token without one is refused (403 here, turned into 401 by local_reply_config).
         outside-api:
           permissions:
             - not_rule: {{ url_path: {{ path: {{ prefix: "/cornjacket.v1." }} }} }}
-          principals: [{{ any: true }}]
+          principals:
+            - &has_subject
+              metadata:
+                filter: envoy.filters.http.jwt_authn
+                path: [{{ key: jwt_payload }}, {{ key: sub }}]
+                value: {{ string_match: {{ safe_regex: {{ regex: ".+" }} }} }}
+{policies}
 """
 
 _POLICY = """\
@@ -100,10 +107,13 @@ _POLICY = """\
           permissions:
 {permissions}
           principals:
-            - metadata:
-                filter: envoy.filters.http.jwt_authn
-                path: [{{ key: jwt_payload }}, {{ key: scope }}]
-                value: {{ string_match: {{ safe_regex: {{ regex: {regex} }} }} }}
+            - and_ids:
+                ids:
+                  - metadata:
+                      filter: envoy.filters.http.jwt_authn
+                      path: [{{ key: jwt_payload }}, {{ key: scope }}]
+                      value: {{ string_match: {{ safe_regex: {{ regex: {regex} }} }} }}
+                  - *has_subject
 """
 
 _JWKS_CLUSTER = """

@@ -37,6 +37,7 @@ class CallContext:
     span_trace: str = ""  # the call's server span (GrpcMetrics opened it), when tracing
     span_id: str = ""
     subject: str = ""
+    principal: str = ""  # whose idempotency keys: see principal_of
 
     @classmethod
     def of(cls, context: grpc.aio.ServicerContext) -> CallContext:
@@ -45,7 +46,26 @@ class CallContext:
             span_trace, span_id = tracing.ids(trace.get_current_span())
         # Envoy drops any x-cj-subject a client sent and sets it from the verified token.
         subject = metadata_value(context, "x-cj-subject")[:256]
-        return cls(_source(context), _trace_id(context), span_trace, span_id, subject)
+        source = _source(context)
+        return cls(
+            source,
+            _trace_id(context),
+            span_trace,
+            span_id,
+            subject,
+            principal_of(source, subject),
+        )
+
+
+def principal_of(source: str, subject: str) -> str:
+    """The namespace a call's idempotency keys live in. The MQTT gateway's calls (source
+    "mqtt", which only a call that bypassed Envoy can carry: Envoy overwrites x-cj-source
+    with "http" or "grpc") keep the gateway's ``mqtt:<user>``/``mqtt-anonymous``; every
+    other subject is an edge token's and becomes ``jwt:<sub>``, so a token whose sub is
+    ``mqtt:dev-42`` never shares dev-42's keys. No subject (auth off): the empty principal."""
+    if not subject or source == "mqtt":
+        return subject
+    return f"jwt:{subject}"
 
 
 def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> IngestCommand:
@@ -63,6 +83,7 @@ def to_command(req: ingestion_pb2.IngestEventRequest, call: CallContext) -> Inge
         source=call.source,
         span_id=span_id,
         subject=call.subject,
+        principal=call.principal,
     )
 
 

@@ -55,7 +55,7 @@ class IngestionService:
                 trace_id=cmd.trace_id, source=cmd.source, span_id=cmd.span_id, subject=cmd.subject
             ),
         )
-        return PendingEvent(event, cmd.idempotency_key, principal=cmd.subject)
+        return PendingEvent(event, cmd.idempotency_key, principal=cmd.principal)
 
     async def ingest(self, cmd: IngestCommand) -> IngestResult:
         """Accept one event; raises InvalidInput or Unavailable."""

@@ -45,6 +45,7 @@ class IngestCommand:
     source: str = "grpc"
     span_id: str = ""
     subject: str = ""
+    principal: str = ""  # whose idempotency key (grpc_api.principal_of)
 
 
 _CONTROL_CHAR = re.compile(r"[\x00-\x1f\x7f]")

@@ -61,6 +61,17 @@ def _foreign(claims: dict[str, Any], kid: str) -> str:
     return jwt.encode(claims, key, algorithm=ALGORITHM, headers={"kid": kid})
 
 
+def _without_sub(stack: Stack, sub: str | None = None) -> str:
+    """Signed by the stack's own key, every scope, but no subject (or an empty one): whose
+    calls would they be? (Principals and audit records need one.)"""
+    claims = _claims(stack)
+    del claims["sub"]
+    if sub is not None:
+        claims["sub"] = sub
+    key = stack.keys.signing_keys()[-1]
+    return jwt.encode(claims, key.private_key, algorithm=ALGORITHM, headers={"kid": key.kid})
+
+
 def _alg_none(stack: Stack) -> str:
     kid = stack.keys.signing_keys()[-1].kid
     return f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': kid})}.{_b64(_claims(stack))}."
@@ -120,6 +131,9 @@ CASES = [
         401,
         query="access_token={admin}",
     ),
+    Case("no sub claim", _bearer(_without_sub), "GET", READ, 401),
+    Case("no sub claim -> ingest", _bearer(_without_sub), "POST", WRITE, 401),
+    Case("empty sub claim", _bearer(lambda s: _without_sub(s, "")), "GET", ADMIN, 401),
     Case("read scope -> ingest", _bearer(lambda s: token(s, "read")), "POST", WRITE, 403),
     Case(
         "events:write scope -> read",
@@ -285,6 +299,7 @@ GRPC_CASES: list[
         _grpc_ingest,
         "UNAUTHENTICATED",
     ),
+    ("IngestEvent, no sub claim", _without_sub, _grpc_ingest, "UNAUTHENTICATED"),
     ("IngestEvent, read scope", lambda s: token(s, "read"), _grpc_ingest, "PERMISSION_DENIED"),
     ("IngestEvent, events:write", lambda s: token(s, "events:write"), _grpc_ingest, "OK"),
     (
