@@ -233,9 +233,7 @@ def validate_url(url: str, *, block_private: bool, allow: AllowList = NO_ALLOW_L
     except ValueError as e:
         raise InvalidInput(f"target.url {mask_url(u)[:200]!r} is not a valid URL: {e}") from None
     if parts.scheme not in ("http", "https"):
-        raise InvalidInput(
-            f"target.url {mask_url(u)[:200]!r} must start with http:// or https://"
-        )
+        raise InvalidInput(f"target.url {mask_url(u)[:200]!r} must start with http:// or https://")
     if not parts.hostname:
         raise InvalidInput(f"target.url {mask_url(u)[:200]!r} has no host")
     if MASK in parts.netloc:
@@ -327,7 +325,7 @@ def mask_url(url: str) -> str:
         if not sep:
             return url
         end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
-        userinfo, at, host = rest[:end].rpartition("@")
+        _userinfo, at, host = rest[:end].rpartition("@")
         return f"{scheme}//{MASK}@{host}{rest[end:]}" if at else url
     if "@" not in parts.netloc:
         return url
