@@ -372,6 +372,14 @@ class QuerySettings:
         )
 
 
+def _forbid_in_production(env: Env, name: str, value: str, why: str) -> None:
+    """An insecure switch is for local experiments: under CJ_ENVIRONMENT=production it stops
+    the process, naming the variable."""
+    deployment = env.choice("CJ_ENVIRONMENT", "development", ("development", "test", "production"))
+    if deployment == "production":
+        raise ConfigError(f"{name}={value} is refused with CJ_ENVIRONMENT=production: {why}")
+
+
 @dataclass(frozen=True, slots=True)
 class ActionsSettings:
     """The action orchestrator: API, consumer and the webhook delivery policy (DESIGN 5)."""
@@ -410,6 +418,15 @@ class ActionsSettings:
     @classmethod
     def from_env(cls, env: Env | None = None) -> ActionsSettings:
         env = env or Env()
+        block_private = env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", True)
+        if not block_private:
+            _forbid_in_production(
+                env,
+                "CJ_ACTIONS_BLOCK_PRIVATE_TARGETS",
+                "false",
+                "webhooks could reach internal addresses (allow intended ones with "
+                "CJ_ACTIONS_ALLOWED_TARGETS)",
+            )
         backoff_raw = env.csv("CJ_ACTIONS_BACKOFF", ("1s", "2s", "4s", "8s", "16s"))
         backoff = tuple(_parse_duration("CJ_ACTIONS_BACKOFF", part, lo=0.0) for part in backoff_raw)
         jitter_raw = env.text("CJ_ACTIONS_BACKOFF_JITTER", "0.2")
@@ -446,7 +463,7 @@ class ActionsSettings:
             breaker_cooldown=env.duration("CJ_ACTIONS_BREAKER_COOLDOWN", 300.0, lo=0.0),
             max_job_age=env.duration("CJ_ACTIONS_MAX_JOB_AGE", 24 * 3600.0, lo=1.0),
             retention=env.duration("CJ_ACTIONS_RETENTION", 7 * 24 * 3600.0, lo=60.0),
-            block_private_targets=env.flag("CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", True),
+            block_private_targets=block_private,
             allowed_targets=_allowed_targets(env.csv("CJ_ACTIONS_ALLOWED_TARGETS", ())),
             secrets_key=env.text("CJ_ACTIONS_SECRETS_KEY", ""),
             secrets_key_file=Path(f)
@@ -541,6 +558,10 @@ class MqttSettings:
             raise ConfigError("set CJ_MQTT_USERS_FILE or CJ_MQTT_USERS, not both")
         # Anonymous devices only when asked for, in any environment.
         allow_anonymous = env.flag("CJ_MQTT_ALLOW_ANONYMOUS", False)
+        if allow_anonymous:
+            _forbid_in_production(
+                env, "CJ_MQTT_ALLOW_ANONYMOUS", "true", "any client could publish events"
+            )
         jwks = env.text("CJ_MQTT_JWKS_FILE", "")
         jwks_file = Path(jwks).expanduser() if jwks else None
         if jwks_file is not None and not jwks_file.is_file():
@@ -635,8 +656,13 @@ class AuthSettings:
         skew = env.duration("CJ_AUTH_CLOCK_SKEW", 30.0, lo=0.0)
         if skew > 600 or skew != int(skew):
             raise ConfigError(f"CJ_AUTH_CLOCK_SKEW={skew:g}s must be whole seconds, at most 600s")
+        insecure = env.flag("CJ_AUTH_INSECURE", False)
+        if insecure:
+            _forbid_in_production(
+                env, "CJ_AUTH_INSECURE", "true", "anyone reaching the edge could do anything"
+            )
         return cls(
-            insecure=env.flag("CJ_AUTH_INSECURE", False),
+            insecure=insecure,
             issuer=issuer,
             audience=audience,
             clock_skew=int(skew),
@@ -703,6 +729,13 @@ class EdgeSettings:
                     f"CJ_EDGE_HOSTS: {host!r} is not a host name, an IP address, [IPv6], "
                     "*.domain or *"
                 )
+        if "*" in hosts:
+            _forbid_in_production(
+                env,
+                "CJ_EDGE_HOSTS",
+                ",".join(hosts),
+                "'*' answers every Host name (name the hosts the edge serves)",
+            )
         return cls(
             ingest=budgets["INGEST"],
             read=budgets["READ"],

@@ -3,10 +3,13 @@ from __future__ import annotations
 import pytest
 
 from services.config.settings import (
+    ActionsSettings,
     AuthSettings,
+    EdgeSettings,
     Env,
     EventHandlerSettings,
     IngestionSettings,
+    MqttSettings,
     OutboxSettings,
     StackSettings,
 )
@@ -131,3 +134,26 @@ def test_auth_settings_parse_a_remote_jwks() -> None:
     )
     assert auth.jwks_uri.endswith("/jwks.json") and auth.clock_skew == 60
     assert auth.jwks_cache == 600.0
+
+
+PRODUCTION_INSECURE = [
+    (AuthSettings, "CJ_AUTH_INSECURE", "true"),
+    (MqttSettings, "CJ_MQTT_ALLOW_ANONYMOUS", "true"),
+    (ActionsSettings, "CJ_ACTIONS_BLOCK_PRIVATE_TARGETS", "false"),
+    (EdgeSettings, "CJ_EDGE_HOSTS", "api.example.com,*"),
+]
+
+
+@pytest.mark.parametrize(("cls", "name", "value"), PRODUCTION_INSECURE)
+def test_production_refuses_insecure_switches(cls: type, name: str, value: str) -> None:
+    env = {name: value, "CJ_MQTT_USERS": ""}
+    cls.from_env(Env({**env, "CJ_ENVIRONMENT": "development"}))  # a local experiment: fine
+    with pytest.raises(ConfigError, match=name):
+        cls.from_env(Env({**env, "CJ_ENVIRONMENT": "production"}))
+
+
+def test_production_accepts_the_secure_settings() -> None:
+    env = {"CJ_ENVIRONMENT": "production", "CJ_EDGE_HOSTS": "api.example.com,*.example.com"}
+    assert not AuthSettings.from_env(Env(env)).insecure
+    assert ActionsSettings.from_env(Env(env)).block_private_targets
+    assert EdgeSettings.from_env(Env(env)).hosts == ("api.example.com", "*.example.com")
