@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 
 import grpc
@@ -10,6 +11,8 @@ from google.protobuf import struct_pb2
 
 from services.core.errors import InvalidInput, Unavailable
 from services.mqtt.ports import EventRequest, Outcome
+
+log = logging.getLogger(__name__)
 
 # Codes after which nothing is known to be committed, or a repeat is harmless thanks to
 # the idempotency keys every request carries.
@@ -57,10 +60,20 @@ class GrpcIngestor:
                 request, timeout=self._timeout, metadata=(_SOURCE, ("x-cj-subject", principal))
             )
         except grpc.aio.AioRpcError as e:
-            detail = f"ingestion at {self._address}: {e.code().name}: {e.details()}"
+            # The message may reach the device (its errors topic): the code's name only;
+            # where ingestion runs and what it said go to the log.
+            log.warning(
+                "ingestion call failed",
+                extra={
+                    "address": self._address,
+                    "code": e.code().name,
+                    "error": f"ingestion at {self._address}: {e.code().name}: {e.details()}",
+                },
+            )
+            message = f"rejected by ingestion ({e.code().name})"
             if e.code() in _RETRYABLE:
-                raise Unavailable(detail) from e
-            raise InvalidInput(detail) from e
+                raise Unavailable(message) from e
+            raise InvalidInput(message) from e
         for r in response.results:
             outcomes[sent[r.index]] = Outcome(r.status, r.event_id, r.error)
         missing = [i for i, o in enumerate(outcomes) if o is None]

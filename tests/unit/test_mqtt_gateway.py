@@ -6,11 +6,13 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+import grpc
 import pytest
 
-from services.core.errors import Unavailable
+from services.core.errors import InvalidInput, Unavailable
 from services.mqtt.access import Access, Identity, User
 from services.mqtt.gateway import Gateway, GatewayStopped, Limits, Publish
+from services.mqtt.ingest_client import GrpcIngestor
 from services.mqtt.ports import EventRequest, Outcome
 
 DEV = Identity(None, "c1")
@@ -258,3 +260,32 @@ async def test_each_users_events_go_to_ingestion_as_that_user() -> None:
     assert [a["status"] for a in acks] == ["accepted", "accepted"]
     assert acks[0]["event_id"] != acks[1]["event_id"]
     await gw.stop(1)
+
+
+@pytest.mark.parametrize(
+    ("code", "raised"),
+    [
+        (grpc.StatusCode.PERMISSION_DENIED, InvalidInput),
+        (grpc.StatusCode.RESOURCE_EXHAUSTED, Unavailable),
+    ],
+)
+async def test_ingestion_errors_do_not_name_its_address(
+    code: grpc.StatusCode, raised: type[Exception], caplog: pytest.LogCaptureFixture
+) -> None:
+    # A refused call's message reaches the device's errors topic: it says what happened
+    # (the code's name), never where ingestion runs or its own words; the log has both.
+    class Refusing:
+        async def IngestEvents(self, *args: Any, **kw: Any) -> Any:
+            raise grpc.aio.AioRpcError(
+                code, grpc.aio.Metadata(), grpc.aio.Metadata(), "quota of 10.9.8.7 spent"
+            )
+
+    ingestor = GrpcIngestor("10.9.8.7:50051", 1.0)
+    ingestor._stub = Refusing()  # type: ignore[assignment]
+    try:
+        with pytest.raises(raised) as e:
+            await ingestor.ingest([EventRequest("a.b", "x", {}, "k1")], "mqtt:dev-1")
+    finally:
+        await ingestor.close()
+    assert str(e.value) == f"rejected by ingestion ({code.name})"
+    assert any("10.9.8.7" in getattr(r, "error", "") for r in caplog.records)
