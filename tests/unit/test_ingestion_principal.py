@@ -49,5 +49,5 @@ class Ctx:
 def test_edge_and_gateway_principals_are_disjoint(
     metadata: tuple[tuple[str, str], ...], principal: str, subject: str
 ) -> None:
-    call = CallContext.of(Ctx(*metadata))  # type: ignore[arg-type]
+    call = CallContext.of(Ctx(*metadata))
     assert (call.principal, call.subject) == (principal, subject)

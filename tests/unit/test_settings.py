@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.config.settings import (
@@ -145,7 +147,7 @@ PRODUCTION_INSECURE = [
 
 
 @pytest.mark.parametrize(("cls", "name", "value"), PRODUCTION_INSECURE)
-def test_production_refuses_insecure_switches(cls: type, name: str, value: str) -> None:
+def test_production_refuses_insecure_switches(cls: Any, name: str, value: str) -> None:
     env = {name: value, "CJ_MQTT_USERS": ""}
     cls.from_env(Env({**env, "CJ_ENVIRONMENT": "development"}))  # a local experiment: fine
     with pytest.raises(ConfigError, match=name):
