@@ -31,8 +31,11 @@ sdk/typescript/node_modules/.installed: sdk/typescript/package.json sdk/typescri
 sdk-ts: sdk/typescript/node_modules/.installed ## build the TypeScript SDK (sdk/typescript) from gen/typescript
 	@cd sdk/typescript && npm run --silent build
 
+# Each checkout keeps its test files in its own .pytest-tmp: pytest's shared default
+# (/tmp/pytest-of-$USER) is pruned by every run, so two suites running at once (two clones)
+# deleted each other's PostgreSQL data mid-run.
 test: setup sdk-ts ## run unit, component and end-to-end tests against real parts
-	@$(PY) -m pytest -q $(PYTEST_ARGS)
+	@$(PY) -m pytest -q --basetemp=.pytest-tmp $(PYTEST_ARGS)
 
 test-unit: setup ## only the fast unit tests
 	@$(PY) -m pytest -q tests/unit
