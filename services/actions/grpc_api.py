@@ -17,26 +17,13 @@ from services.actions.rules import (
     mask_url,
 )
 from services.actions.service import ActionService
-from services.core.errors import InvalidInput
 from services.infra.audit import AsyncAuditLog
-from services.infra.codec import from_struct, to_struct, to_timestamp
+from services.infra.codec import from_struct, parse_rfc3339, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
 
 
 def _rfc3339(dt: datetime | None) -> str:
     return "" if dt is None else dt.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _parse_time(name: str, text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} {text[:60]!r} is not an RFC 3339 time") from None
-    if dt.tzinfo is None:
-        raise InvalidInput(f"{name} {text[:60]!r} needs a time zone (e.g. Z)")
-    return dt
 
 
 # generated_secret defaults to "none was generated" (bandit B107 takes it for a password).
@@ -233,8 +220,8 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
             rule_id=request.rule_id,
             status=request.status,
             event_id=request.event_id,
-            since=_parse_time("since", request.since),
-            until=_parse_time("until", request.until),
+            since=parse_rfc3339("since", request.since),
+            until=parse_rfc3339("until", request.until),
         )
         limit = request.limit if request.HasField("limit") else None
         page = await self._service.list_deliveries(flt, limit, request.offset)

@@ -120,6 +120,47 @@ def _table(schema: str) -> sql.Composable:
     return sql.Identifier(schema, "audit")
 
 
+@dataclass(frozen=True, slots=True)
+class _Statements:
+    """The statements and their arguments, one place for the async and the sync log (they
+    differ only in how they run them)."""
+
+    table: sql.Composable
+
+    def begin(self, who: Caller, action: str, target: str) -> tuple[sql.Composed, tuple[Any, ...]]:
+        return sql.SQL(_BEGIN).format(self.table), (who.subject, who.request_id, action, target)
+
+    def end(
+        self, seq: int, entry: Entry, outcome: str, error: str
+    ) -> tuple[sql.Composed, tuple[Any, ...]]:
+        return sql.SQL(_END).format(self.table), (
+            outcome,
+            error,
+            entry.target,
+            Jsonb(entry.change),
+            seq,
+        )
+
+    def page(
+        self,
+        since: datetime | None,
+        until: datetime | None,
+        after: tuple[datetime, int] | None,
+        limit: int,
+    ) -> tuple[sql.Composed, list[Any]]:
+        where, params = _where(since, until, after)
+        query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY at, seq LIMIT %s").format(
+            self.table, where
+        )
+        return query, [*params, limit]
+
+
+def _seq_of(row: DictRow | None) -> int:
+    if row is None:  # RETURNING always answers a row
+        raise _unavailable(RuntimeError("the insert returned no row"))
+    return int(row["seq"])
+
+
 def _unavailable(e: Exception) -> Unavailable:
     """What the caller is told: the platform's own words (raised ``from None``, so the edge's
     error mapping passes them on); the driver's text, which may name hosts, is logged."""
@@ -141,7 +182,7 @@ class AsyncAuditLog:
     def __init__(self, pool: DictPool, schema: str) -> None:
         self._pool = pool
         self._schema = schema
-        self._table = _table(schema)
+        self._sql = _Statements(_table(schema))
 
     @contextlib.asynccontextmanager
     async def record(
@@ -151,16 +192,11 @@ class AsyncAuditLog:
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(_TIMEOUT)
-                cur = await conn.execute(
-                    sql.SQL(_BEGIN).format(self._table),
-                    (who.subject, who.request_id, action, target),
-                )
+                cur = await conn.execute(*self._sql.begin(who, action, target))
                 row = await cur.fetchone()
         except (psycopg.Error, PoolTimeout) as e:
             raise _unavailable(e) from None
-        if row is None:  # RETURNING always answers a row
-            raise _unavailable(RuntimeError("the insert returned no row"))
-        seq = int(row["seq"])
+        seq = _seq_of(row)
         entry = Entry(target=target)
         try:
             yield entry
@@ -173,10 +209,7 @@ class AsyncAuditLog:
         try:
             async with self._pool.connection() as conn, conn.transaction():
                 await conn.execute(_TIMEOUT)
-                await conn.execute(
-                    sql.SQL(_END).format(self._table),
-                    (outcome, error, entry.target, Jsonb(entry.change), seq),
-                )
+                await conn.execute(*self._sql.end(seq, entry, outcome, error))
         except (psycopg.Error, PoolTimeout, asyncio.CancelledError) as e:
             _ended(self._schema, action, seq, e)
 
@@ -187,13 +220,9 @@ class AsyncAuditLog:
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        where, params = _where(since, until, after)
-        query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY at, seq LIMIT %s").format(
-            self._table, where
-        )
         try:
             async with self._pool.connection() as conn:
-                cur = await conn.execute(query, [*params, limit])
+                cur = await conn.execute(*self._sql.page(since, until, after, limit))
                 return list(await cur.fetchall())
         except (psycopg.OperationalError, PoolTimeout) as e:
             raise Unavailable(f"database unavailable while listing audit records: {e}") from e
@@ -205,7 +234,7 @@ class SyncAuditLog:
 
     def __init__(self, url: str, schema: str, *, max_size: int = 2) -> None:
         self._schema = schema
-        self._table = _table(schema)
+        self._sql = _Statements(_table(schema))
         self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             url,
             connection_class=psycopg.Connection[DictRow],
@@ -240,15 +269,10 @@ class SyncAuditLog:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute(_TIMEOUT)
-                row = conn.execute(
-                    sql.SQL(_BEGIN).format(self._table),
-                    (who.subject, who.request_id, action, target),
-                ).fetchone()
+                row = conn.execute(*self._sql.begin(who, action, target)).fetchone()
         except (psycopg.Error, PoolTimeout) as e:
             raise _unavailable(e) from None
-        if row is None:  # RETURNING always answers a row
-            raise _unavailable(RuntimeError("the insert returned no row"))
-        seq = int(row["seq"])
+        seq = _seq_of(row)
         entry = Entry(target=target)
         try:
             yield entry
@@ -261,10 +285,7 @@ class SyncAuditLog:
         try:
             with self._pool.connection() as conn, conn.transaction():
                 conn.execute(_TIMEOUT)
-                conn.execute(
-                    sql.SQL(_END).format(self._table),
-                    (outcome, error, entry.target, Jsonb(entry.change), seq),
-                )
+                conn.execute(*self._sql.end(seq, entry, outcome, error))
         except (psycopg.Error, PoolTimeout) as e:
             _ended(self._schema, action, seq, e)
 
@@ -275,13 +296,9 @@ class SyncAuditLog:
         after: tuple[datetime, int] | None,
         limit: int,
     ) -> list[dict[str, Any]]:
-        where, params = _where(since, until, after)
-        query = sql.SQL("SELECT * FROM {} WHERE {} ORDER BY at, seq LIMIT %s").format(
-            self._table, where
-        )
         try:
             with self._pool.connection() as conn:
-                return list(conn.execute(query, [*params, limit]).fetchall())
+                return list(conn.execute(*self._sql.page(since, until, after, limit)).fetchall())
         except (psycopg.OperationalError, PoolTimeout) as e:
             raise Unavailable(f"database unavailable while listing audit records: {e}") from e
 

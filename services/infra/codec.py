@@ -15,6 +15,7 @@ from typing import Any
 from cornjacket.v1 import events_pb2
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from services.core.errors import InvalidInput
 from services.core.events import Event, Metadata
 from services.core.json_text import all_finite
 
@@ -26,6 +27,20 @@ _MIN_SECONDS, _MAX_SECONDS = -62_135_596_800, 253_402_300_799
 def _set_timestamp(ts: timestamp_pb2.Timestamp, dt: datetime) -> None:
     d = (dt if dt.tzinfo is not None else dt.replace(tzinfo=UTC)) - _EPOCH
     ts.seconds, ts.nanos = d.days * 86_400 + d.seconds, d.microseconds * 1000
+
+
+def parse_rfc3339(name: str, text: str) -> datetime | None:
+    """An API's RFC 3339 time field (``name`` for the error): "" means none; a time without a
+    zone, or text that is not a time, is InvalidInput naming the field."""
+    if not text:
+        return None
+    try:
+        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"{name} {text[:60]!r} is not an RFC 3339 time") from None
+    if dt.tzinfo is None:
+        raise InvalidInput(f"{name} {text[:60]!r} needs a time zone (e.g. Z)")
+    return dt
 
 
 def to_timestamp(dt: datetime) -> timestamp_pb2.Timestamp:

@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from services.core.errors import InvalidInput
+from services.infra.codec import parse_rfc3339
 
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
@@ -54,18 +55,6 @@ class AuditSource(Protocol):
         ...
 
 
-def parse_time(name: str, text: str) -> datetime | None:
-    if not text:
-        return None
-    try:
-        dt = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise InvalidInput(f"{name} {text[:60]!r} is not an RFC 3339 time") from None
-    if dt.tzinfo is None:
-        raise InvalidInput(f"{name} {text[:60]!r} needs a time zone (e.g. Z)")
-    return dt
-
-
 def encode_token(v: AuditView) -> str:
     raw = json.dumps([v.at.isoformat(), v.owner, v.seq]).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
@@ -92,8 +81,8 @@ class AuditLog:
     async def page(
         self, from_text: str, to_text: str, page_size: int | None, token: str
     ) -> tuple[list[AuditView], str]:
-        since = parse_time("from", from_text)
-        until = parse_time("to", to_text)
+        since = parse_rfc3339("from", from_text)
+        until = parse_rfc3339("to", to_text)
         size = page_size or DEFAULT_PAGE
         if not 1 <= size <= MAX_PAGE:
             raise InvalidInput(f"page_size {page_size} is not in 1..{MAX_PAGE}")

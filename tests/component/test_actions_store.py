@@ -78,6 +78,21 @@ def others(database: str, endpoint: str) -> list[str]:
     return [r[0] for r in rows]
 
 
+async def one_job(
+    store: PostgresActionStore, database: str, endpoint: str, path: str, event_type: str
+) -> tuple[str, str, list[str]]:
+    """A rule for ``endpoint`` + ``path`` with one pending job of ``event_type``: its url,
+    rule id and the other endpoints (``busy``, so a claim takes only this job)."""
+    url = endpoint + path
+    rule_id = await make_rule(store, url)
+    sink = PostgresJobSink(database)
+    try:
+        assert sink.enqueue([job(rule_id, url, event_type=event_type)], T0, 0) == 1
+    finally:
+        sink.close()
+    return url, rule_id, others(database, endpoint)
+
+
 def delivered(attempt: int) -> Outcome:
     a = Attempt(attempt, T0, 1, pol.SUCCESS, 200, "", "http://x")
     return Outcome(a, DELIVERED, None, "", True, pol.SUCCESS)
@@ -212,14 +227,7 @@ async def test_every_lease_operation_is_checked_against_the_claims_owner_token(
     """Two replicas run a worker of the same name; the first one's lease runs out mid-send
     and the second claims the job. Nothing the first does afterwards may touch the job."""
     a, b = stores
-    url = "http://127.0.0.1:11/owner"
-    rule_id = await make_rule(a, url)
-    sink = PostgresJobSink(database)
-    try:
-        assert sink.enqueue([job(rule_id, url, event_type="sensor.owner")], T0, 0) == 1
-    finally:
-        sink.close()
-    busy = others(database, "http://127.0.0.1:11")
+    url, rule_id, busy = await one_job(a, database, "http://127.0.0.1:11", "/owner", "sensor.owner")
     first = await a.claim(T0, 30, "actions/0", busy)
     second = await b.claim(T0 + timedelta(seconds=31), 30, "actions/0", busy)
     assert first is not None and second is not None
@@ -265,14 +273,7 @@ async def test_release_gives_the_job_back_to_the_next_claim(
     stores: tuple[PostgresActionStore, PostgresActionStore], database: str
 ) -> None:
     a, b = stores
-    url = "http://127.0.0.1:12/release"
-    rule_id = await make_rule(a, url)
-    sink = PostgresJobSink(database)
-    try:
-        assert sink.enqueue([job(rule_id, url, event_type="sensor.release")], T0, 0) == 1
-    finally:
-        sink.close()
-    busy = others(database, "http://127.0.0.1:12")
+    _, _, busy = await one_job(a, database, "http://127.0.0.1:12", "/release", "sensor.release")
     claimed = await a.claim(T0, 30, "actions/0", busy)
     assert claimed is not None
     assert await a.release(claimed, T0 + timedelta(seconds=1)) is True

@@ -25,6 +25,8 @@ from services.config.settings import Env, EventHandlerSettings
 from tests.faults.test_faults import (  # noqa: F401 (stack, supervised: the fault stack's fixtures)
     SteadyLoad,
     Supervised,
+    await_outbox_drained,
+    await_recovery,
     count,
     stack,
     supervised,
@@ -137,24 +139,12 @@ def test_fault_rebalance_while_postgres_is_down(
             time.sleep(OUTAGE_AFTER_REBALANCE)
             stack.postgres.start(timeout=60)
             restarted = time.monotonic()
-
-            def recovered() -> bool:
-                assert not supervised.failed, supervised.said
-                return stack.healthy() and not stack.dead() and load.last_ok > restarted + 1.0
-
-            eventually(recovered, timeout=120, interval=0.2, what="recovery")
-            recovery = time.monotonic() - injected
-            at = len(load.acked)
-            eventually(lambda: len(load.acked) >= at + 150, timeout=60, what="load after")
+            recovery = await_recovery(stack, supervised, load, restarted, "recovery") - injected
         finally:
             load.halt.set()
             load.join(timeout=30)
     url = stack.postgres.url
-    eventually(
-        lambda: count(url, "SELECT count(*) FROM ingestion.outbox") == 0,
-        timeout=60,
-        what="outbox drained",
-    )
+    await_outbox_drained(stack)
     acked = load.acked
 
     def applied() -> int:

@@ -133,6 +133,32 @@ def count(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
     return int(row[0]) if row else 0
 
 
+def await_recovery(
+    stack: Stack, supervised: Supervised, load: SteadyLoad, since: float, what: str
+) -> float:
+    """Wait until the stack is healthy again and the load has been answered for a second
+    after ``since`` (monotonic); the moment that happened, before the load-after check of
+    150 more acknowledged events."""
+
+    def recovered() -> bool:
+        assert not supervised.failed, supervised.said
+        return stack.healthy() and not stack.dead() and load.last_ok > since + 1.0
+
+    eventually(recovered, timeout=120, interval=0.2, what=what)
+    at = time.monotonic()
+    acked_at_recovery = len(load.acked)
+    eventually(lambda: len(load.acked) >= acked_at_recovery + 150, timeout=60, what="load after")
+    return at
+
+
+def await_outbox_drained(stack: Stack) -> None:
+    eventually(
+        lambda: count(stack.postgres.url, "SELECT count(*) FROM ingestion.outbox") == 0,
+        timeout=60,
+        what="outbox drained",
+    )
+
+
 def kill(name: str) -> Callable[[Stack, Supervised], None]:
     def inject(stack: Stack, _: Supervised) -> None:
         child = stack.broker.child if name == "broker" else stack.services[name]
@@ -182,26 +208,14 @@ def test_fault(
         injected = time.monotonic()
         FAULTS[fault](stack, supervised)
         time.sleep(1.0)
-
-        def recovered() -> bool:
-            assert not supervised.failed, supervised.said
-            return stack.healthy() and not stack.dead() and load.last_ok > injected + 1.0
-
-        eventually(recovered, timeout=120, interval=0.2, what=f"recovery from {fault}")
-        recovery = time.monotonic() - injected
-        acked_at_recovery = len(load.acked)
-        eventually(
-            lambda: len(load.acked) >= acked_at_recovery + 150, timeout=60, what="load after"
+        recovery = (
+            await_recovery(stack, supervised, load, injected, f"recovery from {fault}") - injected
         )
     finally:
         load.halt.set()
         load.join(timeout=30)
     url = stack.postgres.url
-    eventually(
-        lambda: count(url, "SELECT count(*) FROM ingestion.outbox") == 0,
-        timeout=60,
-        what="outbox drained",
-    )
+    await_outbox_drained(stack)
     eventually(
         lambda: projections_match_event_store(stack),
         timeout=90,

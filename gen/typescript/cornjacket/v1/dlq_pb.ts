@@ -204,7 +204,8 @@ export const GetDeadLetterRequestSchema: GenMessage<GetDeadLetterRequest> = /*@_
  */
 export type ReplayDeadLettersRequest = Message<"cornjacket.v1.ReplayDeadLettersRequest"> & {
   /**
-   * Replay these (pending ones only)...
+   * Replay these (pending ones only; every id given is handled, repeats dropped; at most
+   * 1000 ids per request)...
    *
    * @generated from field: repeated string dlq_ids = 1;
    */
@@ -218,7 +219,9 @@ export type ReplayDeadLettersRequest = Message<"cornjacket.v1.ReplayDeadLettersR
   filter?: DeadLetterFilter | undefined;
 
   /**
-   * Most dead letters one call replays (1..1000, default 100).
+   * Applies only to a filter selection: the most dead letters it replays (1..1000, default
+   * 100). Named dlq_ids are all handled whatever the limit (a limit given must still be
+   * 1..1000).
    *
    * @generated from field: optional int32 limit = 3;
    */
