@@ -10,7 +10,7 @@ import asyncio
 import base64
 import json
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
@@ -145,6 +145,19 @@ def step(queue: FakeQueue, sender: FakeSender, j: Job) -> Outcome:
     return outcome
 
 
+async def run_workers_until(
+    queue: FakeQueue, reached: Callable[[], asyncio.Event], grace: float = 5
+) -> None:
+    """Run one worker pool over ``queue`` until ``reached()`` is set (bounded, so a
+    regression fails instead of hanging), then stop it with ``grace``."""
+    workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
+    stop = asyncio.Event()
+    task = asyncio.create_task(workers.run(stop, grace=grace))
+    await asyncio.wait_for(reached().wait(), 60)
+    stop.set()
+    await task
+
+
 def test_success_is_signed_and_marks_delivered_and_closes_the_breaker() -> None:
     sender = FakeSender(SendResult(pol.SUCCESS, 200))
     out = step(FakeQueue(), sender, job())
@@ -242,13 +255,7 @@ def test_a_bug_before_the_send_is_recorded_by_the_worker_loop_not_looped_forever
 
     async def run() -> Outcome:
         queue = BrokenQueue(jobs=[job()])
-        workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
-        stop = asyncio.Event()
-        task = asyncio.create_task(workers.run(stop, grace=5))
-        # Bounded so a regression fails here instead of hanging (the job would loop forever).
-        await asyncio.wait_for(queue.finished_event.wait(), 60)
-        stop.set()
-        await task
+        await run_workers_until(queue, lambda: queue.finished_event)
         [outcome] = queue.finished
         return outcome
 
@@ -339,12 +346,7 @@ def test_a_shutdown_cancel_while_an_error_is_being_recorded_releases_the_job() -
 
     async def run() -> list[str]:
         queue = SlowRecording(jobs=[job()])
-        workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
-        stop = asyncio.Event()
-        task = asyncio.create_task(workers.run(stop, grace=0.01))
-        await asyncio.wait_for(queue.recording.wait(), 60)
-        stop.set()
-        await task
+        await run_workers_until(queue, lambda: queue.recording, grace=0.01)
         return queue.calls
 
     assert asyncio.run(run())[-1] == "release"
@@ -364,12 +366,7 @@ def test_a_claim_that_fails_for_another_reason_than_an_outage_does_not_kill_the_
 
     async def run() -> list[Outcome]:
         queue = FlakyClaim(jobs=[job()])
-        workers = make_workers(queue, FakeSender(SendResult(pol.SUCCESS, 200)))
-        stop = asyncio.Event()
-        task = asyncio.create_task(workers.run(stop, grace=5))
-        await asyncio.wait_for(queue.finished_event.wait(), 60)
-        stop.set()
-        await task
+        await run_workers_until(queue, lambda: queue.finished_event)
         return queue.finished
 
     [outcome] = asyncio.run(run())
