@@ -255,3 +255,31 @@ async def test_an_unreadable_row_does_not_block_its_slot_and_is_set_aside(
         consume_events, broker.bootstrap, TOPIC, lambda e: e.aggregate_id == aggregate, 3
     )
     assert [e.event_id for e in found] == [e.event_id for e in good]
+
+
+async def test_concurrent_claims_split_the_slots_and_own_only_those_they_use(
+    postgres: EmbeddedPostgres,
+) -> None:
+    # Measured: a claim that locked every slot of the outbox's head (and used a quarter)
+    # left the other workers nothing, so one worker relayed at a time (ADR 18, "Cost").
+    url = fresh_database(postgres)
+    events = interleaved(unique("split"), aggregates=400, per_aggregate=2)
+    async with open_pool(url, max_size=4, acquire_timeout=10, name="t") as pool:
+        await PostgresOutbox(pool).append(
+            [PendingEvent(e) for e in events], retention_since=datetime.now(UTC)
+        )
+        store = PostgresRelayStore(pool)
+        slots_of = {e.event_id: slot_of(e.aggregate_id) for e in events}
+        owned: list[set[int]] = []
+        async with store.claim(50, 16) as a, store.claim(50, 16) as b, store.claim(50, 16) as c:
+            for batch in (a, b, c):
+                assert len(batch.rows) == 50
+                owned.append({slots_of[r.event.event_id] for r in batch.rows if r.event})
+            locks = await asyncio.to_thread(
+                fetch_one,
+                url,
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+                (SLOT_LOCK_KEY,),
+            )
+    assert not owned[0] & owned[1] and not owned[0] & owned[2] and not owned[1] & owned[2]
+    assert locks == (sum(len(s) for s in owned),)  # no slot locked that is not used
