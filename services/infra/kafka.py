@@ -264,7 +264,11 @@ class KafkaPublisher:
     ) -> None:
         config: dict[str, Any] = {
             **client_config(brokers, security),
+            # Per-partition order survives retries (ADR 18): the idempotent producer
+            # (sequence numbers per partition) with at most 5 requests in flight, the limit
+            # under which librdkafka keeps order; the key (aggregate_id) picks the partition.
             "enable.idempotence": True,
+            "max.in.flight.requests.per.connection": 5,
             "acks": "all",
             "linger.ms": 2,
             "compression.type": "none",

@@ -1,11 +1,15 @@
 """Outbox relay core: move committed outbox rows to the event store and the bus.
 
-Per batch, inside one database transaction: claim rows (FOR UPDATE SKIP LOCKED, so any
-number of relays can run and never hold the same row), append them to the event store
+Per batch, inside one database transaction: claim rows, append them to the event store
 (idempotent on event_id), publish and wait for the broker's ack, delete the rows, commit.
-If anything fails the transaction rolls back, the rows stay and their retry_count grows.
-A crash after the publish but before the commit republishes the batch later: delivery is
-at-least-once and consumers are idempotent.
+If the publish fails the rows stay and their retry_count grows. A crash after the publish
+but before the commit republishes the batch later: delivery is at-least-once and consumers
+are idempotent.
+
+One aggregate's events reach the bus in outbox order (ADR 18): the outbox is split into
+``SLOTS`` slots by a hash of the aggregate id (``slot_of``), a claim owns its slots for its
+transaction (no other worker or replica claims their rows meanwhile) and takes each slot's
+rows oldest first, so a failed batch holds back the later rows of its slots.
 
 An event the bus refuses for good (too large for the broker's or the producer's limit,
 invalid) is a poison row of its own: in the same transaction its row is set aside
@@ -18,7 +22,9 @@ and retried (ADR 14).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
+import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -29,6 +35,17 @@ from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event, Publication
 
 log = logging.getLogger(__name__)
+
+# The outbox's slots; migration 009 computes the same slot for every row (its generated
+# column), so this number is part of the schema.
+SLOTS = 64
+
+
+def slot_of(aggregate_id: str) -> int:
+    """The outbox slot of an aggregate: the first two bytes of the SHA-256 of its id (UTF-8),
+    mod SLOTS. Stable across processes, versions and machines (not Python's hash())."""
+    digest = hashlib.sha256(aggregate_id.encode()).digest()
+    return int.from_bytes(digest[:2], "big") % SLOTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,9 +79,10 @@ class ClaimedBatch(Protocol):
 
 
 class RelayStore(Protocol):
-    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        """Lock up to ``limit`` rows, oldest first; rows that failed ``max_retries`` times
-        go to the back so they cannot block healthy ones. Raises Unavailable."""
+    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        """Own up to ``slots`` slots that have rows (no other claim gets them until this one
+        ends) and return up to ``limit`` of their rows, each slot's oldest first. Raises
+        Unavailable."""
         ...
 
 
@@ -104,6 +122,8 @@ class Relay:
         # workers racing to claim the same few rows costs more than it relays).
         self._wake: asyncio.Queue[None] = asyncio.Queue()
         self._lingering = 0  # workers waiting out the linger before they claim
+        # Slots one claim may own: enough for every worker of this relay to hold a share.
+        self._slots_per_claim = math.ceil(SLOTS / worker_count)
         self._stopping = asyncio.Event()
         self.published = 0
         self.poisoned = 0  # rows set aside because the bus refuses their event for good
@@ -130,21 +150,28 @@ class Relay:
         as poison rows). Raises Unavailable."""
         publish_error: Unavailable | None = None
         published, poisoned = 0, list[tuple[OutboxRow, str]]()
-        async with self._store.claim(self._batch_size, self._max_retries) as batch:
+        async with self._store.claim(self._batch_size, self._slots_per_claim) as batch:
             if not batch.rows:
                 return 0
             good = [r for r in batch.rows if r.event is not None]
             bad = [r for r in batch.rows if r.event is None]
             if bad:
-                for r in bad:
-                    # Logged on the first failure and when it reaches max_retries, not on
-                    # every claim: the row stays for an operator and would flood the log.
-                    if r.retry_count in (0, self._max_retries - 1):
+                # An unreadable row holds nothing back (it has no event to order); once it
+                # has failed max_retries times it is set aside for an operator.
+                done = [r for r in bad if r.retry_count + 1 >= self._max_retries]
+                again = [r for r in bad if r.retry_count + 1 < self._max_retries]
+                for r in again:
+                    if r.retry_count == 0:
                         log.error(
-                            "outbox row cannot be read as an event; it stays in the outbox",
-                            extra={"outbox_id": r.outbox_id, "retry_count": r.retry_count + 1},
+                            "outbox row cannot be read as an event; it is retried, then set "
+                            "aside in ingestion.outbox_poison",
+                            extra={"outbox_id": r.outbox_id, "error": r.error},
                         )
-                await batch.mark_failed([r.outbox_id for r in bad], bad[0].error)
+                if again:
+                    await batch.mark_failed([r.outbox_id for r in again], again[0].error)
+                if done:
+                    await batch.set_aside([(r.outbox_id, r.error) for r in done])
+                    poisoned += [(r, r.error) for r in done]
             events = [r.event for r in good if r.event is not None]
             if events:
                 await batch.append_to_event_store(events)
@@ -171,13 +198,16 @@ class Relay:
                     if sent:
                         await batch.record_publications(publications)
                         await batch.delete(sent)
-                    published, poisoned = len(sent), refused
-        if publish_error is not None:
-            raise publish_error
+                    published = len(sent)
+                    poisoned += refused
         for row, why in poisoned:  # committed: the rows are out of the outbox now
             log.error(
-                "event refused by the bus for good: its outbox row was set aside in "
-                "ingestion.outbox_poison; its batch went on",
+                "outbox row set aside in ingestion.outbox_poison: "
+                + (
+                    "its event is refused by the bus for good; its batch went on"
+                    if row.event
+                    else "it cannot be read as an event"
+                ),
                 extra={
                     "outbox_id": row.outbox_id,
                     "event_type": row.event.event_type if row.event else "",
@@ -186,6 +216,8 @@ class Relay:
             )
         self.published += published
         self.poisoned += len(poisoned)
+        if publish_error is not None:
+            raise publish_error
         return published + len(poisoned)
 
     async def _retry_refused_alone(

@@ -75,16 +75,15 @@ class MemoryRelayStore:
 
     def add(self, event: Event | None, outbox_id: str | None = None) -> None:
         oid = outbox_id or (event.event_id if event else "bad")
-        self.outbox[oid] = OutboxRow(oid, event, 0)
+        self.outbox[oid] = OutboxRow(oid, event, 0, "" if event else "unreadable: not an event")
 
-    def claim(self, limit: int, max_retries: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, max_retries)
+    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit, slots)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, max_retries: int) -> AsyncIterator[ClaimedBatch]:
-        fresh = [r for r in self.outbox.values() if r.retry_count < max_retries]
-        stale = [r for r in self.outbox.values() if r.retry_count >= max_retries]
-        yield _MemBatch(self, (fresh + stale)[:limit])
+    async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
+        # Oldest first, a retried row keeps its place (one worker: it owns every slot).
+        yield _MemBatch(self, list(self.outbox.values())[:limit])
 
 
 class MemoryPublisher:
