@@ -512,9 +512,11 @@ def settings_on_free_ports(
     start_timeout: float = 90,
     broker_max_rss_mb: int = 256,
     auth: AuthSettings | None = None,
+    replicas: dict[str, int] | None = None,
 ) -> StackSettings:
     """A stack of its own beside any other (tests, benchmarks): every port picked free;
-    authentication on with the stack's own keys unless ``auth`` says otherwise."""
+    authentication on with the stack's own keys unless ``auth`` says otherwise; ``replicas``
+    as `cornjacket up --replicas`."""
     return StackSettings(
         data_dir=data_dir,
         edge_port=free_port(),
@@ -534,4 +536,5 @@ def settings_on_free_ports(
         broker_log="warn",
         broker_max_rss_mb=broker_max_rss_mb,
         auth=auth or AuthSettings.from_env(Env({})),
+        replicas=replicas or {},
     )
