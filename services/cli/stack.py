@@ -4,7 +4,8 @@ Used by ``cornjacket up`` and by the end-to-end tests, so tests run the same par
 runs. Stop order is the reverse and drains: Envoy first (no new requests), then ingestion
 (the relay finishes its batch), then the handler (folds in what was published), query, the
 action orchestrator (finishes in-flight webhooks; unfinished jobs stay in PostgreSQL), then the
-broker and PostgreSQL.
+broker and PostgreSQL. With replicas (``StackSettings.replicas``) each service runs as several
+processes, stopped together in that same order; Envoy balances over them.
 """
 
 from __future__ import annotations

@@ -192,7 +192,8 @@ class MqttLoad(OrderedLoad):
 
     def send(self, aggregate: str, seq: int, key: str) -> str | None:
         dev = self.devices[aggregate]
-        mid = dev.publish(f"cornjacket/v1/events/{READING}/{aggregate}", {"value": seq})
+        body = {"value": seq, "unit": "C"}
+        mid = dev.publish(f"cornjacket/v1/events/{READING}/{aggregate}", body)
         dev.wait_acked(mid, timeout=ACK_DEADLINE)
         return ""
 
