@@ -33,12 +33,20 @@ T = TypeVar("T")
 
 @contextmanager
 def running_stack(
-    data_dir: Path, extra_env: Mapping[str, str], *, insecure: bool = False
+    data_dir: Path,
+    extra_env: Mapping[str, str],
+    *,
+    insecure: bool = False,
+    replicas: dict[str, int] | None = None,
+    start_timeout: float = 90,
 ) -> Iterator[Stack]:
     """The whole stack as `cornjacket up` runs it, on free ports, quiet; stopped on exit.
-    ``insecure`` runs it as `cornjacket up --insecure` (no authentication at the edge)."""
+    ``insecure`` runs it as `cornjacket up --insecure` (no authentication at the edge);
+    ``replicas`` as `cornjacket up --replicas`."""
     auth = AuthSettings.from_env(Env({"CJ_AUTH_INSECURE": "true"})) if insecure else None
-    settings = settings_on_free_ports(data_dir, auth=auth)
+    settings = settings_on_free_ports(
+        data_dir, auth=auth, replicas=replicas, start_timeout=start_timeout
+    )
     stack = Stack(settings, extra_env=dict(extra_env), say=lambda m: None)
     try:
         stack.start()

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import re
 import textwrap
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from string import Template
+from typing import cast
 from urllib.parse import urlsplit
 
 from services.config.settings import AuthSettings, EdgeSettings, RateBudget
@@ -31,10 +33,27 @@ _CLUSTER = """\
           unhealthy_threshold: 1
           healthy_threshold: 1
           grpc_health_check: {{}}
+      # A replica that stops answering (killed, restarting) is ejected on its first refused
+      # connection or reset, before the next health check marks it down; errors the
+      # service itself answers (503 while its database is down) do not eject it.
+      outlier_detection:
+        split_external_local_origin_errors: true
+        consecutive_local_origin_failure: 1
+        enforcing_consecutive_local_origin_failure: 100
+        enforcing_consecutive_5xx: 0
+        enforcing_consecutive_gateway_failure: 0
+        enforcing_success_rate: 0
+        interval: 1s
+        base_ejection_time: 5s
+        max_ejection_percent: 100
       load_assignment:
         cluster_name: {name}
         endpoints:
           - lb_endpoints:
+{endpoints}
+"""
+
+_ENDPOINT = """\
               - endpoint:
                   address:
                     socket_address: {{ address: {host}, port_value: {port} }}
@@ -157,11 +176,15 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
 )
 
+# A request that never reached a replica (connection refused, stream refused: the replica
+# was killed or is restarting) goes to another one; nothing else is retried (an ingest
+# reset mid-call may have been accepted: the client retries with its idempotency key).
 _ROUTE = """\
 - match: {{ prefix: {prefix} }}
   route:
     cluster: {cluster}
     timeout: {timeout}
+    retry_policy: {{ retry_on: "connect-failure,refused-stream", num_retries: 2 }}
 {limit}"""
 
 # A bucket per client (the verified token's subject, or the client address when the edge
@@ -327,11 +350,18 @@ def _auth_parts(auth: AuthSettings | None, jwks_file: Path | None) -> dict[str, 
     }
 
 
+def _addresses(where: tuple[str, int] | Sequence[tuple[str, int]]) -> list[tuple[str, int]]:
+    """One (host, port), or the list of a service's replicas."""
+    if len(where) == 2 and isinstance(where[1], int):
+        return [cast(tuple[str, int], where)]
+    return list(cast(Sequence[tuple[str, int]], where))
+
+
 def render(
     *,
     edge_port: int,
     admin_port: int,
-    upstreams: dict[str, tuple[str, int]],
+    upstreams: Mapping[str, tuple[str, int] | Sequence[tuple[str, int]]],
     edge_address: str = "127.0.0.1",
     max_body_bytes: int = 1024 * 1024,
     health_interval: str = "1s",
@@ -341,15 +371,22 @@ def render(
     edge: EdgeSettings | None = None,
 ) -> str:
     """``upstreams`` maps cluster name (ingestion, query, eventhandler, and relay when it
-    runs as its own process) to (host, port); /health needs every one of them SERVING.
+    runs as its own process) to (host, port), or to a list of them (the replicas of the
+    service: every one an endpoint); /health needs one endpoint of each SERVING.
     ``auth`` None or insecure renders no authentication (and says so in /health); otherwise
     the JWKS is ``auth.jwks_uri``, ``auth.jwks_file`` or else ``jwks_file``. ``edge`` (default
     EdgeSettings()) sets rate budgets, host names, trusted proxies and overload bounds."""
     edge = edge or EdgeSettings()
     auth_on = auth is not None and not auth.insecure
     clusters = "".join(
-        _CLUSTER.format(name=name, host=host, port=port, interval=health_interval)
-        for name, (host, port) in upstreams.items()
+        _CLUSTER.format(
+            name=name,
+            interval=health_interval,
+            endpoints="".join(
+                _ENDPOINT.format(host=host, port=port) for host, port in _addresses(where)
+            ).rstrip("\n"),
+        )
+        for name, where in upstreams.items()
     )
     return Template(TEMPLATE.read_text()).substitute(
         EDGE_ADDRESS=edge_address,

@@ -25,6 +25,7 @@ from services.config.settings import (
     MqttSettings,
     QuerySettings,
     StackSettings,
+    parse_replicas,
 )
 from services.core.errors import ConfigError, CornjacketError
 from services.eventhandler.projectors import PROJECTION_TYPES
@@ -77,7 +78,7 @@ def _serve(service: str) -> int:
     return 0
 
 
-def _up(insecure: bool) -> int:
+def _up(insecure: bool, replicas: dict[str, int] | None = None) -> int:
     import dataclasses
 
     from services.cli import control
@@ -91,6 +92,8 @@ def _up(insecure: bool) -> int:
         settings = dataclasses.replace(
             settings, auth=dataclasses.replace(settings.auth, insecure=True)
         )
+    if replicas:  # --replicas adds to (and overrides) CJ_REPLICAS
+        settings = dataclasses.replace(settings, replicas={**settings.replicas, **replicas})
     stack = Stack(settings, say=lambda m: print(f"cornjacket: {m}", flush=True))
     stopping = threading.Event()
 
@@ -490,6 +493,13 @@ def _republish(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replicas(text: str) -> dict[str, int]:
+    try:
+        return parse_replicas(text)
+    except ConfigError as e:
+        raise argparse.ArgumentTypeError(str(e).removeprefix("--replicas: ")) from None
+
+
 def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
@@ -619,6 +629,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="no authentication at all (same as CJ_AUTH_INSECURE=true); for local "
         "experiments only, /health and the banner say so",
+    )
+    up.add_argument(
+        "--replicas",
+        type=_replicas,
+        metavar="SERVICE=N[,...]",
+        help="run N processes of a service (N 1..8), e.g. relay=2,ingestion=2,eventhandler=2,"
+        "actions=2; services: ingestion, relay, eventhandler, query, mqtt, actions (same as "
+        "CJ_REPLICAS). Envoy balances over every replica and skips a dead one; consumers "
+        "share their group; replicas beyond the first listen on free ports, listed at start",
     )
     token = sub.add_parser(
         "token",
@@ -801,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "up":
-            return _up(args.insecure)
+            return _up(args.insecure, args.replicas)
         if args.command == "token":
             return _token(args)
         if args.command == "serve":

@@ -4,7 +4,8 @@ Used by ``cornjacket up`` and by the end-to-end tests, so tests run the same par
 runs. Stop order is the reverse and drains: Envoy first (no new requests), then ingestion
 (the relay finishes its batch), then the handler (folds in what was published), query, the
 action orchestrator (finishes in-flight webhooks; unfinished jobs stay in PostgreSQL), then the
-broker and PostgreSQL.
+broker and PostgreSQL. With replicas (``StackSettings.replicas``) each service runs as several
+processes, stopped together in that same order; Envoy balances over them.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -52,6 +54,39 @@ log = logging.getLogger(__name__)
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 # The services with a Kafka client: restarted with the (in-memory) broker.
 BUS_SERVICES = ("relay", "eventhandler", "actions")
+# Each service's listening ports (the first is the one Envoy routes to and health-checks);
+# a replica gets its own of each, and of its metrics port.
+PORT_VARS: dict[str, tuple[str, ...]] = {
+    "ingestion": ("CJ_INGESTION_PORT",),
+    "relay": ("CJ_RELAY_PORT",),
+    "eventhandler": ("CJ_EVENTHANDLER_PORT",),
+    "query": ("CJ_QUERY_PORT",),
+    "mqtt": ("CJ_MQTT_HEALTH_PORT", "CJ_MQTT_PORT"),
+    "actions": ("CJ_ACTIONS_PORT",),
+}
+
+
+def replica_name(service: str, index: int) -> str:
+    """Replica 0 keeps the service's own name (and ports, log file); others are name.N."""
+    return service if index == 0 else f"{service}.{index}"
+
+
+@dataclass(frozen=True, slots=True)
+class Replica:
+    """One process of a service: its name (child, log file) and its ports by variable."""
+
+    service: str
+    index: int
+    ports: dict[str, int]
+
+    @property
+    def name(self) -> str:
+        return replica_name(self.service, self.index)
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """Where its gRPC health (and API, if any) answers."""
+        return ("127.0.0.1", self.ports[PORT_VARS[self.service][0]])
 
 
 def secrets_key_path(data_dir: Path) -> Path:
@@ -82,10 +117,47 @@ class Stack:
         self.envoy = EmbeddedEnvoy(
             data / "envoy.yaml", self.logs / "envoy.log", settings.envoy_concurrency
         )
+        # Every process of every service by replica name ("relay", "relay.1", ...).
         self.services: dict[str, Child] = {}
+        self.replicas: dict[str, list[Replica]] = {
+            name: [
+                Replica(name, i, self._replica_ports(name, i))
+                for i in range(settings.replica_count(name))
+            ]
+            for name in SERVICES
+        }
         self.broker_since = datetime.now(UTC)
         # The development admin token (every scope), when the stack signs its own tokens.
         self.admin_token = ""  # nosec B105
+
+    def _replica_ports(self, service: str, index: int) -> dict[str, int]:
+        """Replica 0 keeps the configured ports; the others get free ones (listed by
+        `cornjacket up`), and a metrics port of their own unless metrics are off (0)."""
+        s = self.settings
+        configured = {
+            "CJ_INGESTION_PORT": s.ingestion_port,
+            "CJ_RELAY_PORT": s.relay_port,
+            "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
+            "CJ_QUERY_PORT": s.query_port,
+            "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
+            "CJ_MQTT_PORT": s.mqtt_port,
+            "CJ_ACTIONS_PORT": s.actions_port,
+        }
+        metrics_var = f"CJ_{service.upper()}_METRICS_PORT"
+        metrics = s.metrics_ports.get(service, 0)
+        if index == 0:
+            return {**{v: configured[v] for v in PORT_VARS[service]}, metrics_var: metrics}
+        return {
+            **{v: free_port() for v in PORT_VARS[service]},
+            metrics_var: free_port() if metrics else 0,
+        }
+
+    def processes(self, service: str) -> list[Child]:
+        """The running (or dead) processes of one service, replica 0 first."""
+        return [self.services[r.name] for r in self.replicas[service] if r.name in self.services]
+
+    def replica_env(self, replica: Replica, env: dict[str, str]) -> dict[str, str]:
+        return {**env, **{var: str(port) for var, port in replica.ports.items()}}
 
     @property
     def keys(self) -> local_auth.KeyStore:
@@ -120,7 +192,8 @@ class Stack:
             "CJ_ACTIONS_SECRETS_KEY_FILE": str(secrets_key_path(s.data_dir)),
             "CJ_MQTT_PORT": str(s.mqtt_port),
             "CJ_MQTT_HEALTH_PORT": str(s.mqtt_health_port),
-            "CJ_MQTT_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
+            "CJ_MQTT_INGESTION_ADDRESS": self._ingestion_target(),
+            "CJ_QUERY_INGESTION_ADDRESS": self._ingestion_target(),
             **{f"CJ_{n.upper()}_METRICS_PORT": str(p) for n, p in s.metrics_ports.items()},
         }
         # MQTT devices log in with platform tokens of this stack's keys (or users-file
@@ -132,6 +205,12 @@ class Stack:
             env["CJ_MQTT_ALLOW_ANONYMOUS"] = "true"
         env.update(self.extra_env)
         return env_with(env)
+
+    def _ingestion_target(self) -> str:
+        """The gRPC target of ingestion for the services that call it (MQTT gateway, query):
+        with replicas, every address (gRPC's pick_first moves to the next when one dies)."""
+        addrs = [f"127.0.0.1:{r.address[1]}" for r in self.replicas["ingestion"]]
+        return addrs[0] if len(addrs) == 1 else "ipv4:" + ",".join(addrs)
 
     def check_ports(self) -> None:
         s = self.settings
@@ -185,10 +264,16 @@ class Stack:
         env = self.service_env()
         ensure_key_file(secrets_key_path(s.data_dir))  # webhook signing secrets at rest
         for name in SERVICES:
-            child = python_service(name, name, env, self.logs / f"{name}.log")
-            self.services[name] = child
-            self.say(f"starting {name}")
-            child.start()
+            for replica in self.replicas[name]:
+                child = python_service(
+                    replica.name,
+                    name,
+                    self.replica_env(replica, env),
+                    self.logs / f"{replica.name}.log",
+                )
+                self.services[replica.name] = child
+                self.say(f"starting {replica.name}")
+                child.start()
         jwks_file = None
         if self.signs_tokens:
             self.keys.ensure()
@@ -212,13 +297,10 @@ class Stack:
             jwks_file=jwks_file,
             edge_port=s.edge_port,
             admin_port=s.envoy_admin_port,
+            # Every replica of a service is an endpoint of its cluster.
             upstreams={
-                "ingestion": ("127.0.0.1", s.ingestion_port),
-                "query": ("127.0.0.1", s.query_port),
-                "eventhandler": ("127.0.0.1", s.eventhandler_port),
-                "relay": ("127.0.0.1", s.relay_port),
-                "actions": ("127.0.0.1", s.actions_port),
-                "mqtt": ("127.0.0.1", s.mqtt_health_port),
+                name: [r.address for r in self.replicas[name]]
+                for name in ("ingestion", "query", "eventhandler", "relay", "actions", "mqtt")
             },
         )
 
@@ -270,18 +352,19 @@ class Stack:
         rejoin their groups. Their clients are stopped before the new broker comes up: a
         consumer that reconnects to the new broker while shutting down joins its group and
         leaves a member behind that blocks the next consumer's assignment."""
-        for name in BUS_SERVICES:  # all at once: each drains and leaves its group
-            self.services[name].ask_to_stop()
-        for name in BUS_SERVICES:
-            self.services[name].stop(deadline=10)
+        bus = [c for name in BUS_SERVICES for c in self.processes(name)]
+        for child in bus:  # all at once: each drains and leaves its group
+            child.ask_to_stop()
+        for child in bus:
+            child.stop(deadline=10)
         if self.broker.child is not None:
             # Killed, not stopped: what it holds is discarded anyway, and Tansu holding a few
             # hundred MB takes seconds to exit on SIGTERM.
             self.broker.child.kill()
         lost_since, self.broker_since = self.broker_since, datetime.now(UTC)
         self.broker.start(timeout=self.settings.start_timeout)
-        for name in BUS_SERVICES:
-            self.services[name].start()
+        for child in bus:
+            child.start()
         return lost_since
 
     def broker_rss_mb(self) -> float | None:
@@ -304,7 +387,10 @@ class Stack:
         (consumers are idempotent). Returns whether the consumers had caught up."""
         self.say(f"swapping the in-memory broker for an empty one: {why}")
         t0 = time.monotonic()
-        self.services["relay"].stop(deadline=10)
+        for relay in self.processes("relay"):
+            relay.ask_to_stop()
+        for relay in self.processes("relay"):
+            relay.stop(deadline=10)
         t1 = time.monotonic()
         caught_up = self._wait_consumed(drain_timeout)
         t2 = time.monotonic()
@@ -375,12 +461,15 @@ class Stack:
     def stop(self) -> None:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
+        # The replicas of one service stop together (consumers leave their group at once).
         for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
-            child = self.services.get(name)
-            if child is not None:
+            replicas = self.processes(name)
+            for child in replicas:
+                child.ask_to_stop()
+            for child in replicas:
                 code = child.stop(deadline=15)
                 if code not in (0, None, -15):
-                    self.say(f"{name} exited with code {code}; see {child.log_path}")
+                    self.say(f"{child.name} exited with code {code}; see {child.log_path}")
         self.broker.stop()
         self.postgres.stop()
 
@@ -405,6 +494,15 @@ class Stack:
                 if port
             },
         }
+        # Replicas beyond the first listen on free ports picked at start.
+        for replicas in self.replicas.values():
+            for r in replicas[1:]:
+                ports = ", ".join(
+                    f"{var.removeprefix('CJ_').lower()}={port}"
+                    for var, port in r.ports.items()
+                    if port
+                )
+                rows[f"replica {r.name}"] = f"127.0.0.1 ({ports}), log {r.name}.log"
         width = max(len(k) for k in rows)
         return "\n".join(f"  {k.ljust(width)}  {v}" for k, v in rows.items())
 
@@ -415,9 +513,11 @@ def settings_on_free_ports(
     start_timeout: float = 90,
     broker_max_rss_mb: int = 256,
     auth: AuthSettings | None = None,
+    replicas: dict[str, int] | None = None,
 ) -> StackSettings:
     """A stack of its own beside any other (tests, benchmarks): every port picked free;
-    authentication on with the stack's own keys unless ``auth`` says otherwise."""
+    authentication on with the stack's own keys unless ``auth`` says otherwise; ``replicas``
+    as `cornjacket up --replicas`."""
     return StackSettings(
         data_dir=data_dir,
         edge_port=free_port(),
@@ -437,4 +537,5 @@ def settings_on_free_ports(
         broker_log="warn",
         broker_max_rss_mb=broker_max_rss_mb,
         auth=auth or AuthSettings.from_env(Env({})),
+        replicas=replicas or {},
     )

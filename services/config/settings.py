@@ -764,6 +764,37 @@ METRICS_PORTS = {
 }
 
 
+# The services `cornjacket up --replicas` / CJ_REPLICAS can run several processes of, and
+# the most of each (two cores do not gain from more; each process holds pools and clients).
+REPLICA_SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+MAX_REPLICAS = 8
+
+
+def parse_replicas(text: str, source: str = "--replicas") -> dict[str, int]:
+    """``relay=2,ingestion=2`` -> {"relay": 2, "ingestion": 2}; services not named run once.
+    Every mistake names ``source``, the item and what is accepted."""
+    counts: dict[str, int] = {}
+    for raw in text.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        name, sep, value = (part.strip() for part in item.partition("="))
+        if not sep or not name or not value:
+            raise ConfigError(f"{source}: {item!r} is not SERVICE=N (e.g. relay=2,ingestion=2)")
+        if name not in REPLICA_SERVICES:
+            raise ConfigError(
+                f"{source}: unknown service {name!r}; one of {', '.join(REPLICA_SERVICES)}"
+            )
+        if name in counts:
+            raise ConfigError(f"{source}: {name} is named twice")
+        if not value.isdigit() or not 1 <= int(value) <= MAX_REPLICAS:
+            raise ConfigError(
+                f"{source}: {name}={value!r}: the number of replicas must be 1..{MAX_REPLICAS}"
+            )
+        counts[name] = int(value)
+    return counts
+
+
 @dataclass(frozen=True, slots=True)
 class StackSettings:
     """What ``cornjacket up`` runs locally: embedded PostgreSQL, broker, Envoy, services."""
@@ -792,6 +823,11 @@ class StackSettings:
     # The bearer token the operator commands (dlq, trace, bench --edge) send to the edge;
     # empty = the local admin token ($CJ_DATA_DIR/admin.token).
     token: str = ""
+    # Processes per service (CJ_REPLICAS / `up --replicas`); a service not named runs once.
+    replicas: dict[str, int] = field(default_factory=dict)
+
+    def replica_count(self, service: str) -> int:
+        return self.replicas.get(service, 1)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -822,4 +858,5 @@ class StackSettings:
             auth=AuthSettings.from_env(env),
             edge=EdgeSettings.from_env(env),
             token=env.text("CJ_TOKEN", ""),
+            replicas=parse_replicas(env.text("CJ_REPLICAS", ""), "CJ_REPLICAS"),
         )

@@ -22,12 +22,11 @@ import pytest
 from services.cli.processes import free_port
 from services.cli.stack import Stack
 from services.config.settings import Env, EventHandlerSettings
+from tests.faults.helpers import await_outbox_drained, count
 from tests.faults.test_faults import (  # noqa: F401 (stack, supervised: the fault stack's fixtures)
     SteadyLoad,
     Supervised,
-    await_outbox_drained,
     await_recovery,
-    count,
     stack,
     supervised,
 )

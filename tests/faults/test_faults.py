@@ -19,12 +19,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 
 from services.cli.stack import Stack
 from services.cli.supervisor import Supervisor
-from tests.support import bearer, cornjacket, eventually, running_stack, unique
+from tests.faults.helpers import (
+    FAULT_ENV,
+    await_outbox_drained,
+    count,
+    projections_match_event_store,
+)
+from tests.support import bearer, eventually, running_stack, unique
 from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.faults
@@ -98,18 +103,7 @@ class Supervised:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("faults"),
-        {
-            "CJ_LOG_FORMAT": "json",
-            "CJ_EVENTHANDLER_POLL_TIMEOUT": "100ms",
-            "CJ_OUTBOX_POLL_INTERVAL": "1s",
-            # Every matching event is one webhook: no rate limit, no dedupe window.
-            "CJ_ACTIONS_RATE_LIMIT_PER_MINUTE": "0",
-            "CJ_ACTIONS_DEDUPE_WINDOW": "0",
-            "CJ_ACTIONS_POLL_INTERVAL": "200ms",
-            "CJ_ACTIONS_POLL_TIMEOUT": "100ms",
-            # The local webhook receiver: an intended internal target (allow-listed).
-            "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
-        },
+        FAULT_ENV,
     ) as s:
         yield s
 
@@ -120,17 +114,6 @@ def supervised(stack: Stack) -> Iterator[Supervised]:
     yield sup
     sup.halt.set()
     sup.thread.join(timeout=60)
-
-
-def projections_match_event_store(stack: Stack) -> bool:
-    done = cornjacket("replay", "--check", env=stack.service_env(), timeout=120)
-    return done.returncode == 0
-
-
-def count(url: str, sql: str, params: tuple[Any, ...] = ()) -> int:
-    with psycopg.connect(url, autocommit=True) as conn:
-        row = conn.execute(sql, params).fetchone()
-    return int(row[0]) if row else 0
 
 
 def await_recovery(
@@ -149,14 +132,6 @@ def await_recovery(
     acked_at_recovery = len(load.acked)
     eventually(lambda: len(load.acked) >= acked_at_recovery + 150, timeout=60, what="load after")
     return at
-
-
-def await_outbox_drained(stack: Stack) -> None:
-    eventually(
-        lambda: count(stack.postgres.url, "SELECT count(*) FROM ingestion.outbox") == 0,
-        timeout=60,
-        what="outbox drained",
-    )
 
 
 def kill(name: str) -> Callable[[Stack, Supervised], None]:
