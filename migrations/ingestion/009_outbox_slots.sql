@@ -3,7 +3,7 @@
 --         the default), so values are handed out in the order the inserts ran, whoever runs
 --         them. created_at is the accepting process's clock and can disagree across replicas.
 --   slot: one of 64 slots, from the aggregate id (the first two bytes of its SHA-256, mod 64;
---         services/ingestion/slots.py computes the same). A relay worker owns a slot for one
+--         services/ingestion/relay.py slot_of computes the same). A relay worker owns a slot for one
 --         transaction (pg_try_advisory_xact_lock) and sends its rows oldest seq first, so
 --         one aggregate's events are never relayed by two workers at once.
 -- The number of slots is part of the schema, not a setting: every relay must agree on it.
