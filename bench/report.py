@@ -253,6 +253,8 @@ def summary_table(result: BenchResult) -> str:
         if costs:
             out.append("")
             out.extend(costs)
+            out.append("")
+            out.extend(capacity_table(result))
         notes = [(s.name, n) for s in result.scenarios for n in s.notes]
         if notes:
             out.append("")
@@ -462,3 +464,48 @@ def cost_table(result: BenchResult) -> list[str]:
         " bus bytes per event)",
         _table(headers, rows, right=set(range(1, len(headers)))),
     ]
+
+
+# What a stage's cores may be busy with in a deployment sized by the model: headroom for
+# bursts, rebalances and a replica's failure.
+UTILISATION = 0.6
+CAPACITY_RATES = (10_000, 100_000, 1_000_000)
+
+
+def capacity_table(result: BenchResult, rates: Sequence[int] = CAPACITY_RATES) -> list[str]:
+    """The capacity model from this run's costs: cores per stage at UTILISATION, PostgreSQL
+    WAL and transaction rates and bus bandwidth, for each rate, per measured closed-loop or
+    fixed-rate scenario kind (the HTTP single-event path and the gRPC batch path cost
+    differently, so each is its own model). The load generators are not a stage."""
+    out: list[str] = []
+    best: dict[str, ScenarioResult] = {}
+    for s in result.scenarios:
+        if s.costs is None or s.events <= 0 or s.kind not in ("http", "grpc-batch", "mqtt"):
+            continue
+        if s.kind not in best or s.events > best[s.kind].events:  # the most events: the
+            best[s.kind] = s  # steadiest per-event figures
+    for kind, s in best.items():
+        c = s.costs
+        assert c is not None
+        stages = [k for k in STAGE_ORDER if k in c.cpu_us]
+        stages += sorted(set(c.cpu_us) - set(stages) - {LOAD})
+        rows = []
+        for rate in rates:
+            cores = {k: rate * c.cpu_us[k] / 1e6 / UTILISATION for k in stages}
+            rows.append(
+                [f"{rate:,}"]
+                + [f"{cores[k]:.1f}" for k in stages]
+                + [
+                    f"{sum(cores.values()):.1f}",
+                    "-" if c.wal_bytes is None else f"{rate * c.wal_bytes / 2**20:,.1f}",
+                    "-" if c.pg_transactions is None else f"{rate * c.pg_transactions:,.0f}",
+                    "-" if c.bus_bytes is None else f"{rate * c.bus_bytes / 2**20:,.1f}",
+                ]
+            )
+        headers = ["events/s", *stages, "cores", "WAL MiB/s", "PG xact/s", "bus MiB/s"]
+        out.append(
+            f"Capacity model, {kind} path (costs of {s.name}; cores at {UTILISATION:.0%} busy)"
+        )
+        out.append(_table(headers, rows, right=set(range(1, len(headers)))))
+        out.append("")
+    return out[:-1] if out else out

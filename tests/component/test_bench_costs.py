@@ -11,7 +11,7 @@ import psycopg
 from confluent_kafka import Producer
 
 from bench.costs import LOAD, CostMeter, Costs, cpu_delta, message_bytes
-from bench.report import cost_table, predicted_max
+from bench.report import capacity_table, cost_table, predicted_max
 from bench.results import BenchResult, ScenarioResult
 from services.cli.embedded import EmbeddedBroker
 from tests.support import unique
@@ -122,3 +122,47 @@ def test_the_cost_table_prints_stages_in_pipeline_order_and_the_cpu_bound_predic
     # The result survives its JSON form (a run compared later, on another day).
     again = ScenarioResult.from_dict(scenario.to_dict())
     assert again.costs == costs
+
+
+def test_the_capacity_model_scales_each_stage_by_its_cost_per_event() -> None:
+    costs = Costs(
+        events=50_000,
+        seconds=10,
+        cpu_us={"relay": 30.0, "postgres": 60.0, LOAD: 500.0},
+        wal_bytes=1048.576,  # 1 MiB/s at 1,000/s ... 10 MiB/s at 10,000/s (with 2**20 B)
+        pg_transactions=0.01,
+        bus_bytes=400.0,
+    )
+    scenario = ScenarioResult(
+        name="grpc-batch-max",
+        kind="grpc-batch",
+        target_rate=None,
+        duration_s=10,
+        events=50_000,
+        accepted_per_s=5000.0,
+        errors={},
+        accept_latency_ms={},
+        e2e_latency_ms={},
+        ticks=[],
+        ceiling=None,
+        ratio=None,
+        sustained=True,
+        costs=costs,
+    )
+    lines = capacity_table(BenchResult("now", {"cpus": "2"}, {}, [], [scenario]), [10_000])
+    assert "grpc-batch path" in lines[0]
+    header, _, row = lines[1].splitlines()
+    assert header.split() == [
+        "events/s",
+        "postgres",
+        "relay",
+        "cores",
+        "WAL",
+        "MiB/s",
+        "PG",
+        "xact/s",
+        "bus",
+        "MiB/s",
+    ]
+    # 10,000/s x 60 us = 0.6 cores busy = 1.0 core at 60 %; relay 0.5; the load is no stage.
+    assert row.split() == ["10,000", "1.0", "0.5", "1.5", "10.0", "100", "3.8"]
