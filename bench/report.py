@@ -7,12 +7,14 @@ time, because an average hides a backlog that grows or a latency that degrades l
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.costs import LOAD, Costs
 from bench.results import BenchResult, ScenarioResult, Tick
 from bench.sampler import memory_growth
 
@@ -247,6 +249,12 @@ def summary_table(result: BenchResult) -> str:
         headers = ["scenario", "p50", "p95", "p99", "max", "e2e p50", "e2e p95", "e2e p99"]
         headers += ["e2e max"]
         out.append(_table(headers, rows, right=set(range(1, 9))))
+        costs = cost_table(result)
+        if costs:
+            out.append("")
+            out.extend(costs)
+            out.append("")
+            out.extend(capacity_table(result))
         notes = [(s.name, n) for s in result.scenarios for n in s.notes]
         if notes:
             out.append("")
@@ -396,3 +404,108 @@ def auth_cost_note(result: BenchResult) -> str | None:
         f"authentication costs {cost:.1%} of HTTP throughput, {verdict} the "
         f"{AUTH_COST_GOAL:.0%} goal"
     )
+
+
+# Stages in the order an event passes them; anything else measured goes after them.
+STAGE_ORDER = (
+    "envoy",
+    "ingestion",
+    "mqtt",
+    "postgres",
+    "relay",
+    "broker",
+    "eventhandler",
+    "actions",
+    "query",
+)
+
+
+def predicted_max(costs: Costs, cores: int) -> float | None:
+    """Events/s the box could accept if its cores were the only limit: every core busy with
+    the measured CPU per event (stack and load generators together)."""
+    total = costs.stack_cpu_us() + costs.cpu_us.get(LOAD, 0.0)
+    return cores * 1e6 / total if total > 0 else None
+
+
+def cost_table(result: BenchResult) -> list[str]:
+    """CPU per accepted event per stage (microseconds), WAL bytes, PostgreSQL transactions and
+    bus bytes per event; for closed-loop scenarios, the CPU-bound prediction beside the
+    measured rate (the check of the capacity model against this machine)."""
+    measured = [s for s in result.scenarios if s.costs is not None and s.events > 0]
+    if not measured:
+        return []
+    seen = {k for s in measured if s.costs for k in s.costs.cpu_us}
+    stages = [k for k in STAGE_ORDER if k in seen]
+    stages += sorted(seen - set(stages) - {LOAD})
+    cores = int(result.machine.get("cpus") or os.cpu_count() or 1)
+    rows = []
+    for s in measured:
+        c = s.costs
+        assert c is not None
+        predicted = predicted_max(c, cores) if s.target_rate is None else None
+        rows.append(
+            [s.name]
+            + [_fmt_num(c.cpu_us[k]) if k in c.cpu_us else "-" for k in stages]
+            + [
+                _fmt_num(c.stack_cpu_us()),
+                _fmt_num(c.cpu_us.get(LOAD, 0.0)),
+                "-" if c.wal_bytes is None else _fmt_num(c.wal_bytes),
+                "-" if c.pg_transactions is None else f"{c.pg_transactions:.3f}",
+                "-" if c.bus_bytes is None else _fmt_num(c.bus_bytes),
+                "-"
+                if predicted is None
+                else f"{_fmt_num(predicted)} / {_fmt_num(s.accepted_per_s)}",
+            ]
+        )
+    headers = ["scenario", *stages, "stack", LOAD, "WAL B", "PG xact", "bus B"]
+    headers += [f"CPU-bound max / measured ({cores} cores)"]
+    return [
+        "Cost per accepted event (CPU in us, load + drain; WAL bytes, PostgreSQL transactions and"
+        " bus bytes per event)",
+        _table(headers, rows, right=set(range(1, len(headers)))),
+    ]
+
+
+# What a stage's cores may be busy with in a deployment sized by the model: headroom for
+# bursts, rebalances and a replica's failure.
+UTILISATION = 0.6
+CAPACITY_RATES = (10_000, 100_000, 1_000_000)
+
+
+def capacity_table(result: BenchResult, rates: Sequence[int] = CAPACITY_RATES) -> list[str]:
+    """The capacity model from this run's costs: cores per stage at UTILISATION, PostgreSQL
+    WAL and transaction rates and bus bandwidth, for each rate, per measured closed-loop or
+    fixed-rate scenario kind (the HTTP single-event path and the gRPC batch path cost
+    differently, so each is its own model). The load generators are not a stage."""
+    out: list[str] = []
+    best: dict[str, ScenarioResult] = {}
+    for s in result.scenarios:
+        if s.costs is None or s.events <= 0 or s.kind not in ("http", "grpc-batch", "mqtt"):
+            continue
+        if s.kind not in best or s.events > best[s.kind].events:  # the most events: the
+            best[s.kind] = s  # steadiest per-event figures
+    for kind, s in best.items():
+        c = s.costs
+        assert c is not None
+        stages = [k for k in STAGE_ORDER if k in c.cpu_us]
+        stages += sorted(set(c.cpu_us) - set(stages) - {LOAD})
+        rows = []
+        for rate in rates:
+            cores = {k: rate * c.cpu_us[k] / 1e6 / UTILISATION for k in stages}
+            rows.append(
+                [f"{rate:,}"]
+                + [f"{cores[k]:.1f}" for k in stages]
+                + [
+                    f"{sum(cores.values()):.1f}",
+                    "-" if c.wal_bytes is None else f"{rate * c.wal_bytes / 2**20:,.1f}",
+                    "-" if c.pg_transactions is None else f"{rate * c.pg_transactions:,.0f}",
+                    "-" if c.bus_bytes is None else f"{rate * c.bus_bytes / 2**20:,.1f}",
+                ]
+            )
+        headers = ["events/s", *stages, "cores", "WAL MiB/s", "PG xact/s", "bus MiB/s"]
+        out.append(
+            f"Capacity model, {kind} path (costs of {s.name}; cores at {UTILISATION:.0%} busy)"
+        )
+        out.append(_table(headers, rows, right=set(range(1, len(headers)))))
+        out.append("")
+    return out[:-1] if out else out

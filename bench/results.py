@@ -14,6 +14,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.costs import Costs
+
 #: Below this many queued rows/messages the outbox or the consumer is treated as keeping up,
 #: whatever the growth: a few hundred in flight is normal batching, not a backlog.
 SUSTAINED_FLOOR = 2000
@@ -148,6 +150,7 @@ class ScenarioResult:
     ratio: float | None  # accepted_per_s / ceiling value
     sustained: bool | None  # outbox depth and consumer lag bounded to the end
     notes: list[str] = field(default_factory=list)
+    costs: Costs | None = None  # per accepted event, load and drain (bench/costs.py)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -169,6 +172,7 @@ class ScenarioResult:
             ratio=_opt_float(d.get("ratio")),
             sustained=None if d.get("sustained") is None else bool(d["sustained"]),
             notes=[str(n) for n in d.get("notes", [])],
+            costs=Costs.from_dict(d["costs"]) if d.get("costs") else None,
         )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import psycopg
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
+from bench.costs import CostMeter
 from bench.loadgen import LoadSpec, pb_payload
 from bench.report import progress
 from bench.results import ProcSample, ScenarioResult, Tick, is_sustained, percentiles
@@ -210,6 +211,8 @@ def run_scenario(
     if spec.mode == "query-http":
         seed_projections(target, spec.aggregates)
     sampler = Sampler(target.live_procs or target.procs, target.db_url, target.brokers)
+    meter = CostMeter(target.live_procs or target.procs, target.db_url, target.brokers)
+    meter.start()
     sampler.start()
     start_wall = time.time() + 1.5
     try:
@@ -217,6 +220,7 @@ def run_scenario(
         drain_s = wait_drained(target, sampler) if target.db_url else 0.0
     finally:
         samples = sampler.stop()
+    costs = meter.stop(merged.events_ok)
     notes = []
     e2e: list[float] = []
     if measure_e2e and target.db_url and merged.probes:
@@ -243,4 +247,5 @@ def run_scenario(
         ratio=ratio,
         sustained=is_sustained(ticks, rate=accepted_per_s) if target.db_url else None,
         notes=notes,
+        costs=costs,
     )
