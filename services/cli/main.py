@@ -33,7 +33,7 @@ from services.infra import logs
 if TYPE_CHECKING:
     from services.cli.stack import Stack
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "tsdb")
 
 
 def _serve(service: str) -> int:
@@ -56,6 +56,12 @@ def _serve(service: str) -> int:
 
         acts = ActionsSettings.from_env()
         return run(lambda: actions.run(acts))
+    if service == "tsdb":  # time series (issue 17)
+        from services.config.settings import TsdbSettings
+        from services.tsdb import main as tsdb
+
+        ts = TsdbSettings.from_env()
+        return run(lambda: tsdb.run(ts))
     if service == "mqtt":
         from services.mqtt import main as mqtt
 

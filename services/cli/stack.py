@@ -42,6 +42,7 @@ from services.config.settings import (
     EventHandlerSettings,
     KafkaSecurity,
     StackSettings,
+    TsdbSettings,
 )
 from services.infra.kafka_lag import GroupLag
 
@@ -50,8 +51,10 @@ log = logging.getLogger(__name__)
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+# Optional services and the StackSettings flag that runs each (time series: issue 17).
+OPTIONAL_SERVICES = {"tsdb": "feature_tsdb"}
 # The services with a Kafka client: restarted with the (in-memory) broker.
-BUS_SERVICES = ("relay", "eventhandler", "actions")
+BUS_SERVICES = ("relay", "eventhandler", "actions", "tsdb")
 
 
 def secrets_key_path(data_dir: Path) -> Path:
@@ -99,6 +102,12 @@ class Stack:
         return not a.insecure and not a.jwks_uri and a.jwks_file is None
 
     @property
+    def service_names(self) -> tuple[str, ...]:
+        """SERVICES, then the optional ones whose feature flag is on."""
+        extra = tuple(n for n, flag in OPTIONAL_SERVICES.items() if getattr(self.settings, flag))
+        return (*SERVICES, *extra)
+
+    @property
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.edge_port}"
 
@@ -110,6 +119,8 @@ class Stack:
             "CJ_EVENTHANDLER_DATABASE_URL": url,
             "CJ_QUERY_DATABASE_URL": url,
             "CJ_ACTIONS_DATABASE_URL": url,
+            "CJ_TSDB_DATABASE_URL": url,
+            "CJ_TSDB_PORT": str(s.tsdb_port),
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
@@ -145,6 +156,7 @@ class Stack:
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
             "CJ_ACTIONS_PORT": s.actions_port,
+            **({"CJ_TSDB_PORT": s.tsdb_port} if s.feature_tsdb else {}),
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
@@ -184,7 +196,7 @@ class Stack:
         self.broker.start(timeout=s.start_timeout)
         env = self.service_env()
         ensure_key_file(secrets_key_path(s.data_dir))  # webhook signing secrets at rest
-        for name in SERVICES:
+        for name in self.service_names:
             child = python_service(name, name, env, self.logs / f"{name}.log")
             self.services[name] = child
             self.say(f"starting {name}")
@@ -219,6 +231,7 @@ class Stack:
                 "relay": ("127.0.0.1", s.relay_port),
                 "actions": ("127.0.0.1", s.actions_port),
                 "mqtt": ("127.0.0.1", s.mqtt_health_port),
+                **({"tsdb": ("127.0.0.1", s.tsdb_port)} if s.feature_tsdb else {}),
             },
         )
 
@@ -270,9 +283,10 @@ class Stack:
         rejoin their groups. Their clients are stopped before the new broker comes up: a
         consumer that reconnects to the new broker while shutting down joins its group and
         leaves a member behind that blocks the next consumer's assignment."""
-        for name in BUS_SERVICES:  # all at once: each drains and leaves its group
+        bus = [n for n in BUS_SERVICES if n in self.services]
+        for name in bus:  # all at once: each drains and leaves its group
             self.services[name].ask_to_stop()
-        for name in BUS_SERVICES:
+        for name in bus:
             self.services[name].stop(deadline=10)
         if self.broker.child is not None:
             # Killed, not stopped: what it holds is discarded anyway, and Tansu holding a few
@@ -280,7 +294,7 @@ class Stack:
             self.broker.child.kill()
         lost_since, self.broker_since = self.broker_since, datetime.now(UTC)
         self.broker.start(timeout=self.settings.start_timeout)
-        for name in BUS_SERVICES:
+        for name in bus:
             self.services[name].start()
         return lost_since
 
@@ -327,6 +341,11 @@ class Stack:
         return [
             (handler.consumer_group, handler.topics, handler.common.kafka),
             (actions.consumer_group, actions.topics, actions.common.kafka),
+            *(
+                [(t.consumer_group, t.topics, t.common.kafka)]
+                if "tsdb" in self.services and (t := TsdbSettings.from_env(env))
+                else []
+            ),
         ]
 
     def _wait_consumed(self, timeout: float) -> bool:
@@ -375,7 +394,7 @@ class Stack:
     def stop(self) -> None:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
-        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
+        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions", "tsdb"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -432,6 +451,7 @@ def settings_on_free_ports(
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
         metrics_ports={name: free_port() for name in METRICS_PORTS},
+        tsdb_port=free_port(),
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",
