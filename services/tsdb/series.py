@@ -207,7 +207,8 @@ def validate(q: SeriesQuery, max_points: int) -> None:
     buckets = math.ceil((q.end - q.start) / q.bucket) + 1
     if buckets > max_points:
         raise InvalidInput(
-            f"the range {q.end - q.start} in {int(q.bucket.total_seconds())}s buckets spans "
+            f"the range of {(q.end - q.start).total_seconds():g}s in "
+            f"{int(q.bucket.total_seconds())}s buckets spans "
             f"up to {buckets} buckets; at most {max_points} per answer: use a larger bucket or "
             "a shorter range"
         )
