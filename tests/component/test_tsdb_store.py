@@ -14,7 +14,7 @@ from services.core.events import Event
 from services.infra import migrations
 from services.infra.postgres import open_pool
 from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
-from services.tsdb.series import Aggregate, Point, SeriesQuery, days_ahead, floor_time, plan
+from services.tsdb.series import Aggregate, SeriesQuery, days_ahead, floor_time, plan
 from services.tsdb.series_reader import PostgresSeriesReader
 from services.tsdb.service import SeriesService, SeriesWriter
 from tests.support import unique

@@ -96,7 +96,8 @@ def test_mqtt_readings_appear_in_latest_values(stack: Stack, http: httpx.Client)
         for v in (1.0, 2.0, 3.5):
             dev.wait_acked(
                 dev.publish(
-                    f"cornjacket/v1/events/sensor.reading/{device}", {"value": v, "amps": 2, "unit": "V"}
+                    f"cornjacket/v1/events/sensor.reading/{device}",
+                    {"value": v, "amps": 2, "unit": "V"},
                 )
             )
     finally:
