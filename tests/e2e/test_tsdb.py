@@ -203,3 +203,24 @@ def test_series_route_attacks(stack: Stack, http: httpx.Client, attack_log: Log)
     # Nothing above took the service down or dropped a table.
     assert http.get("/health").status_code == 200
     assert points_in_store(stack, "no-such-device") == 0
+
+
+def test_python_sdk_reads_series(stack: Stack, http: httpx.Client) -> None:
+    from cornjacket_sdk import Client
+
+    device = unique("tsdb-sdk")
+    now = datetime.now(UTC)
+    body = {"event_type": "sensor.reading", "aggregate_id": device}
+    for v in (1.0, 4.0):
+        r = http.post("/api/v1/events", json={**body, "payload": {"value": v, "unit": "C"}})
+        assert r.status_code == 202, r.text
+    eventually(lambda: points_in_store(stack, device) == 2, timeout=60, what="2 points")
+    with Client(f"127.0.0.1:{stack.settings.edge_port}", token=stack.admin_token) as cj:
+        answer = cj.get_series(
+            device, "value", now - timedelta(minutes=5), now + timedelta(minutes=5), bucket="1d"
+        )
+        # One bucket, or two if the range crosses midnight.
+        assert sum(b.count for b in answer.buckets) == 2
+        assert sum(b.sum for b in answer.buckets) == 5.0
+        assert [v.metric for v in cj.latest_values(device).values] == ["value"]
+        assert [s.device for s in cj.list_series(device_prefix=device).series] == [device]
