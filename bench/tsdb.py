@@ -239,7 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 )
             print("\n## TSDB benchmark\n")
             print(
-                f"- P (pgbench, 100-row transactions): {p:,.0f} rows/s; C (Envoy -> no-op): {c:,.0f} req/s"
+                f"- P (pgbench, 100-row transactions): {p:,.0f} rows/s; "
+                f"C (Envoy -> no-op): {c:,.0f} req/s"
             )
             print(
                 f"- writer: {points:,} points in {busy:.1f} s of writes = {rate:,.0f} points/s "

@@ -44,25 +44,24 @@ class SeriesServicer(series_pb2_grpc.SeriesServiceServicer):
         buckets = await self._service.buckets(q)
         step = plan(q).rollup
         source = {HOUR: "rollup_1h", MINUTE: "rollup_1m"}.get(step, "raw") if step else "raw"
-        return series_pb2.GetSeriesResponse(
+        out = series_pb2.GetSeriesResponse(
             device=q.device,
             metric=q.metric,
             bucket=request.bucket or "1m",
             source=source,
-            buckets=[
-                series_pb2.SeriesBucket(
-                    start=to_timestamp(b.start),
-                    count=b.agg.count,
-                    sum=b.agg.sum,
-                    min=b.agg.min,
-                    max=b.agg.max,
-                    avg=b.agg.avg,
-                    first=b.agg.first,
-                    last=b.agg.last,
-                )
-                for b in buckets
-            ],
+            origin=to_timestamp(buckets.origin),
+            bucket_seconds=int(q.bucket.total_seconds()),
         )
+        # Whole columns at once: per-bucket messages cost ~10 ms per 1,440 buckets (ADR 19).
+        out.index.extend(buckets.index)
+        out.count.extend(buckets.count)
+        out.sum.extend(buckets.sum)
+        out.min.extend(buckets.min)
+        out.max.extend(buckets.max)
+        out.avg.extend([s / n for s, n in zip(buckets.sum, buckets.count, strict=True)])
+        out.first.extend(buckets.first)
+        out.last.extend(buckets.last)
+        return out
 
     @grpc_errors
     async def GetLatest(

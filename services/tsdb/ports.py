@@ -4,8 +4,8 @@ series_reader.py; fakes in tests/unit/fakes.py)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from services.tsdb.series import Aggregate, Plan, Point, SeriesQuery
@@ -31,6 +31,39 @@ class Bucket:
 
 
 @dataclass(frozen=True, slots=True)
+class Buckets:
+    """A series answer as columns: bucket i starts at origin + index[i] x step."""
+
+    origin: datetime
+    step: timedelta
+    index: list[int] = field(default_factory=list)
+    count: list[int] = field(default_factory=list)
+    sum: list[float] = field(default_factory=list)
+    min: list[float] = field(default_factory=list)
+    max: list[float] = field(default_factory=list)
+    first: list[float] = field(default_factory=list)
+    last: list[float] = field(default_factory=list)
+
+    def rows(self) -> list[Bucket]:
+        return [
+            Bucket(
+                self.origin + i * self.step,
+                Aggregate(n, s, lo, hi, f, la),
+            )
+            for i, n, s, lo, hi, f, la in zip(
+                self.index,
+                self.count,
+                self.sum,
+                self.min,
+                self.max,
+                self.first,
+                self.last,
+                strict=True,
+            )
+        ]
+
+
+@dataclass(frozen=True, slots=True)
 class Latest:
     metric: str
     time: datetime
@@ -47,7 +80,7 @@ class Series:
 class SeriesReader(Protocol):
     """Safe for concurrent use. Raises Unavailable while the database is down."""
 
-    async def buckets(self, q: SeriesQuery, plan: Plan) -> list[Bucket]: ...
+    async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets: ...
 
     async def latest(self, device: str) -> list[Latest]: ...
 

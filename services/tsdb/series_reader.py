@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import Any
 
 from services.infra.postgres import DictPool, translate_errors
-from services.tsdb.ports import Bucket, Latest, Series
-from services.tsdb.series import EPOCH, HOUR, Aggregate, Plan, SeriesQuery
+from services.tsdb.ports import Buckets, Latest, Series
+from services.tsdb.series import EPOCH, HOUR, Plan, SeriesQuery, floor_time
 
 # The raw points at the unaligned edges and the rollup rows of the aligned middle, each a
 # partial aggregate starting at t (disjoint in time), folded into the answer's buckets.
@@ -24,29 +24,30 @@ WITH src AS (
   WHERE device = %(device)s AND metric = %(metric)s
     AND bucket >= %(rfrom)s AND bucket < %(rto)s
 )
-SELECT date_bin(%(bucket)s, t, %(epoch)s) AS b, sum(n)::bigint AS n, sum(s) AS s,
-       min(lo) AS lo, max(hi) AS hi,
-       (array_agg(f ORDER BY t, k))[1] AS f, (array_agg(l ORDER BY t DESC, k DESC))[1] AS l
-FROM src GROUP BY b ORDER BY b
+-- One row of columns (cheap to turn into the answer), buckets in time order.
+, g AS (
+  SELECT date_bin(%(bucket)s, t, %(epoch)s) AS b, sum(n)::bigint AS n, sum(s) AS s,
+         min(lo) AS lo, max(hi) AS hi,
+         (array_agg(f ORDER BY t, k))[1] AS f, (array_agg(l ORDER BY t DESC, k DESC))[1] AS l
+  FROM src GROUP BY b
+)
+SELECT array_agg((extract(epoch FROM b - %(origin)s) / %(step)s)::int ORDER BY b) AS i,
+       array_agg(n ORDER BY b) AS n, array_agg(s ORDER BY b) AS s, array_agg(lo ORDER BY b) AS lo,
+       array_agg(hi ORDER BY b) AS hi, array_agg(f ORDER BY b) AS f, array_agg(l ORDER BY b) AS l
+FROM g
 """
 _QUERIES = {
     rollup: _BUCKETS.format(rollup=rollup) for rollup in ("tsdb.rollup_1m", "tsdb.rollup_1h")
 }
 
 
-def _bucket(row: dict[str, Any]) -> Bucket:
-    return Bucket(
-        row["b"],
-        Aggregate(int(row["n"]), row["s"], row["lo"], row["hi"], row["f"], row["l"]),
-    )
-
-
 class PostgresSeriesReader:
     def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
-    async def buckets(self, q: SeriesQuery, plan: Plan) -> list[Bucket]:
+    async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets:
         rollup = "tsdb.rollup_1h" if plan.rollup == HOUR else "tsdb.rollup_1m"
+        origin = floor_time(q.start, q.bucket)
         params = {
             "device": q.device,
             "metric": q.metric,
@@ -56,10 +57,18 @@ class PostgresSeriesReader:
             "rto": plan.rollup_to,
             "bucket": q.bucket,
             "epoch": EPOCH,
+            "origin": origin,
+            "step": q.bucket.total_seconds(),
         }
         async with translate_errors("reading a series"), self._pool.connection() as conn:
-            cur = await conn.execute(_QUERIES[rollup], params)
-            return [_bucket(r) for r in await cur.fetchall()]
+            # Binary results: 7 arrays of up to 10,000 numbers parse much faster than text.
+            cur = await conn.execute(_QUERIES[rollup], params, binary=True)
+            row: dict[str, Any] | None = await cur.fetchone()
+        if row is None or row["i"] is None:
+            return Buckets(origin, q.bucket)
+        return Buckets(
+            origin, q.bucket, row["i"], row["n"], row["s"], row["lo"], row["hi"], row["f"], row["l"]
+        )
 
     async def latest(self, device: str) -> list[Latest]:
         async with translate_errors("reading latest values"), self._pool.connection() as conn:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 
 from services.core.errors import InvalidInput
 from services.core.events import Event
-from services.tsdb.ports import Bucket, Latest, PointWriter, Series, SeriesReader
+from services.tsdb.ports import Buckets, Latest, PointWriter, Series, SeriesReader
 from services.tsdb.series import (
     MAX_DEVICE_LEN,
     Point,
@@ -83,7 +83,7 @@ class SeriesService:
         self._reader = reader
         self._max_points = max_points
 
-    async def buckets(self, q: SeriesQuery) -> list[Bucket]:
+    async def buckets(self, q: SeriesQuery) -> Buckets:
         validate(q, self._max_points)
         return await self._reader.buckets(q, plan(q))
 

@@ -95,9 +95,21 @@ def test_readings_become_series_and_poison_is_skipped(tsdb: Writer) -> None:
         )
     )
     assert answer.source == "rollup_1m"
-    assert [(b.count, b.sum, b.min, b.max, b.first, b.last) for b in answer.buckets] == [
-        (4, 6.0, 0.0, 3.0, 0.0, 3.0),
-        (4, 22.0, 4.0, 7.0, 4.0, 7.0),
+    assert answer.origin.ToDatetime(tzinfo=UTC) == t0 and answer.bucket_seconds == 60
+    columns = zip(
+        answer.index,
+        answer.count,
+        answer.sum,
+        answer.min,
+        answer.max,
+        answer.first,
+        answer.last,
+        answer.avg,
+        strict=True,
+    )
+    assert list(columns) == [
+        (0, 4, 6.0, 0.0, 3.0, 0.0, 3.0, 1.5),
+        (1, 4, 22.0, 4.0, 7.0, 4.0, 7.0, 5.5),
     ]
     latest = tsdb.api.GetLatest(series_pb2.GetLatestRequest(device=device))
     assert [(v.metric, v.value) for v in latest.values] == [("hum", 50.0), ("temp", 7.0)]

@@ -206,7 +206,7 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
             assert (
                 "raw" if step is None else ("1h" if step == timedelta(hours=1) else "1m")
             ) == source
-            got = await service.buckets(q)
+            got = (await service.buckets(q)).rows()
             want: dict[datetime, list[tuple[datetime, str, float]]] = {}
             for p in points:
                 if q_from <= p[0] < q_to:

@@ -46,10 +46,10 @@ for (let i = 0; i < 200; i++) {
     end: new Date(Date.now() + 60_000),
     bucket: "1d",
   });
-  if (series.buckets.reduce((n, b) => n + Number(b.count), 0) === 2) break;
+  if (series.count.reduce((n, c) => n + c, 0) === 2) break;
   await new Promise((r) => setTimeout(r, 100));
 }
-assert.equal(series.buckets.reduce((s, b) => s + b.sum, 0), 44);
+assert.equal(series.sum.reduce((s, x) => s + x, 0), 44);
 
 const lineage = await cj.lineage.getEventLineage({ eventId: accepted.eventId });
 assert.equal(lineage.hops[0].stage, "accepted");

@@ -24,9 +24,15 @@ class GetSeriesRequest(_message.Message):
     bucket: str
     def __init__(self, device: _Optional[str] = ..., metric: _Optional[str] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., bucket: _Optional[str] = ...) -> None: ...
 
-class SeriesBucket(_message.Message):
-    __slots__ = ("start", "count", "sum", "min", "max", "avg", "first", "last")
-    START_FIELD_NUMBER: _ClassVar[int]
+class GetSeriesResponse(_message.Message):
+    __slots__ = ("device", "metric", "bucket", "source", "origin", "bucket_seconds", "index", "count", "sum", "min", "max", "avg", "first", "last")
+    DEVICE_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    ORIGIN_FIELD_NUMBER: _ClassVar[int]
+    BUCKET_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    INDEX_FIELD_NUMBER: _ClassVar[int]
     COUNT_FIELD_NUMBER: _ClassVar[int]
     SUM_FIELD_NUMBER: _ClassVar[int]
     MIN_FIELD_NUMBER: _ClassVar[int]
@@ -34,29 +40,21 @@ class SeriesBucket(_message.Message):
     AVG_FIELD_NUMBER: _ClassVar[int]
     FIRST_FIELD_NUMBER: _ClassVar[int]
     LAST_FIELD_NUMBER: _ClassVar[int]
-    start: _timestamp_pb2.Timestamp
-    count: int
-    sum: float
-    min: float
-    max: float
-    avg: float
-    first: float
-    last: float
-    def __init__(self, start: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., count: _Optional[int] = ..., sum: _Optional[float] = ..., min: _Optional[float] = ..., max: _Optional[float] = ..., avg: _Optional[float] = ..., first: _Optional[float] = ..., last: _Optional[float] = ...) -> None: ...
-
-class GetSeriesResponse(_message.Message):
-    __slots__ = ("device", "metric", "bucket", "buckets", "source")
-    DEVICE_FIELD_NUMBER: _ClassVar[int]
-    METRIC_FIELD_NUMBER: _ClassVar[int]
-    BUCKET_FIELD_NUMBER: _ClassVar[int]
-    BUCKETS_FIELD_NUMBER: _ClassVar[int]
-    SOURCE_FIELD_NUMBER: _ClassVar[int]
     device: str
     metric: str
     bucket: str
-    buckets: _containers.RepeatedCompositeFieldContainer[SeriesBucket]
     source: str
-    def __init__(self, device: _Optional[str] = ..., metric: _Optional[str] = ..., bucket: _Optional[str] = ..., buckets: _Optional[_Iterable[_Union[SeriesBucket, _Mapping]]] = ..., source: _Optional[str] = ...) -> None: ...
+    origin: _timestamp_pb2.Timestamp
+    bucket_seconds: int
+    index: _containers.RepeatedScalarFieldContainer[int]
+    count: _containers.RepeatedScalarFieldContainer[int]
+    sum: _containers.RepeatedScalarFieldContainer[float]
+    min: _containers.RepeatedScalarFieldContainer[float]
+    max: _containers.RepeatedScalarFieldContainer[float]
+    avg: _containers.RepeatedScalarFieldContainer[float]
+    first: _containers.RepeatedScalarFieldContainer[float]
+    last: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, device: _Optional[str] = ..., metric: _Optional[str] = ..., bucket: _Optional[str] = ..., source: _Optional[str] = ..., origin: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., bucket_seconds: _Optional[int] = ..., index: _Optional[_Iterable[int]] = ..., count: _Optional[_Iterable[int]] = ..., sum: _Optional[_Iterable[float]] = ..., min: _Optional[_Iterable[float]] = ..., max: _Optional[_Iterable[float]] = ..., avg: _Optional[_Iterable[float]] = ..., first: _Optional[_Iterable[float]] = ..., last: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class GetLatestRequest(_message.Message):
     __slots__ = ("device",)

@@ -13,7 +13,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cornjacket/v1/series.proto.
  */
 export const file_cornjacket_v1_series: GenFile = /*@__PURE__*/
-  fileDesc("Chpjb3JuamFja2V0L3YxL3Nlcmllcy5wcm90bxINY29ybmphY2tldC52MSJeChBHZXRTZXJpZXNSZXF1ZXN0Eg4KBmRldmljZRgBIAEoCRIOCgZtZXRyaWMYAiABKAkSDQoFc3RhcnQYAyABKAkSCwoDZW5kGAQgASgJEg4KBmJ1Y2tldBgFIAEoCSKZAQoMU2VyaWVzQnVja2V0EikKBXN0YXJ0GAEgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBINCgVjb3VudBgCIAEoAxILCgNzdW0YAyABKAESCwoDbWluGAQgASgBEgsKA21heBgFIAEoARILCgNhdmcYBiABKAESDQoFZmlyc3QYByABKAESDAoEbGFzdBgIIAEoASKBAQoRR2V0U2VyaWVzUmVzcG9uc2USDgoGZGV2aWNlGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIOCgZidWNrZXQYAyABKAkSLAoHYnVja2V0cxgEIAMoCzIbLmNvcm5qYWNrZXQudjEuU2VyaWVzQnVja2V0Eg4KBnNvdXJjZRgFIAEoCSIiChBHZXRMYXRlc3RSZXF1ZXN0Eg4KBmRldmljZRgBIAEoCSJWCgtMYXRlc3RWYWx1ZRIOCgZtZXRyaWMYASABKAkSKAoEdGltZRgCIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdmFsdWUYAyABKAEiTwoRR2V0TGF0ZXN0UmVzcG9uc2USDgoGZGV2aWNlGAEgASgJEioKBnZhbHVlcxgCIAMoCzIaLmNvcm5qYWNrZXQudjEuTGF0ZXN0VmFsdWUiTQoRTGlzdFNlcmllc1JlcXVlc3QSFQoNZGV2aWNlX3ByZWZpeBgBIAEoCRINCgVsaW1pdBgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIlsKClNlcmllc0luZm8SDgoGZGV2aWNlGAEgASgJEg4KBm1ldHJpYxgCIAEoCRItCglsYXN0X3RpbWUYAyABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIlgKEkxpc3RTZXJpZXNSZXNwb25zZRIpCgZzZXJpZXMYASADKAsyGS5jb3JuamFja2V0LnYxLlNlcmllc0luZm8SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJMvYCCg1TZXJpZXNTZXJ2aWNlEoABCglHZXRTZXJpZXMSHy5jb3JuamFja2V0LnYxLkdldFNlcmllc1JlcXVlc3QaIC5jb3JuamFja2V0LnYxLkdldFNlcmllc1Jlc3BvbnNlIjCC0+STAioSKC9hcGkvdjEvZGV2aWNlcy97ZGV2aWNlfS9zZXJpZXMve21ldHJpY30SdwoJR2V0TGF0ZXN0Eh8uY29ybmphY2tldC52MS5HZXRMYXRlc3RSZXF1ZXN0GiAuY29ybmphY2tldC52MS5HZXRMYXRlc3RSZXNwb25zZSIngtPkkwIhEh8vYXBpL3YxL2RldmljZXMve2RldmljZX0vbGF0ZXN0EmkKCkxpc3RTZXJpZXMSIC5jb3JuamFja2V0LnYxLkxpc3RTZXJpZXNSZXF1ZXN0GiEuY29ybmphY2tldC52MS5MaXN0U2VyaWVzUmVzcG9uc2UiFoLT5JMCEBIOL2FwaS92MS9zZXJpZXNiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_timestamp]);
+  fileDesc("Chpjb3JuamFja2V0L3YxL3Nlcmllcy5wcm90bxINY29ybmphY2tldC52MSJeChBHZXRTZXJpZXNSZXF1ZXN0Eg4KBmRldmljZRgBIAEoCRIOCgZtZXRyaWMYAiABKAkSDQoFc3RhcnQYAyABKAkSCwoDZW5kGAQgASgJEg4KBmJ1Y2tldBgFIAEoCSKGAgoRR2V0U2VyaWVzUmVzcG9uc2USDgoGZGV2aWNlGAEgASgJEg4KBm1ldHJpYxgCIAEoCRIOCgZidWNrZXQYAyABKAkSDgoGc291cmNlGAQgASgJEioKBm9yaWdpbhgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASFgoOYnVja2V0X3NlY29uZHMYBiABKA0SDQoFaW5kZXgYByADKA0SDQoFY291bnQYCCADKA0SCwoDc3VtGAkgAygBEgsKA21pbhgKIAMoARILCgNtYXgYCyADKAESCwoDYXZnGAwgAygBEg0KBWZpcnN0GA0gAygBEgwKBGxhc3QYDiADKAEiIgoQR2V0TGF0ZXN0UmVxdWVzdBIOCgZkZXZpY2UYASABKAkiVgoLTGF0ZXN0VmFsdWUSDgoGbWV0cmljGAEgASgJEigKBHRpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg0KBXZhbHVlGAMgASgBIk8KEUdldExhdGVzdFJlc3BvbnNlEg4KBmRldmljZRgBIAEoCRIqCgZ2YWx1ZXMYAiADKAsyGi5jb3JuamFja2V0LnYxLkxhdGVzdFZhbHVlIk0KEUxpc3RTZXJpZXNSZXF1ZXN0EhUKDWRldmljZV9wcmVmaXgYASABKAkSDQoFbGltaXQYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJbCgpTZXJpZXNJbmZvEg4KBmRldmljZRgBIAEoCRIOCgZtZXRyaWMYAiABKAkSLQoJbGFzdF90aW1lGAMgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCJYChJMaXN0U2VyaWVzUmVzcG9uc2USKQoGc2VyaWVzGAEgAygLMhkuY29ybmphY2tldC52MS5TZXJpZXNJbmZvEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCTL2AgoNU2VyaWVzU2VydmljZRKAAQoJR2V0U2VyaWVzEh8uY29ybmphY2tldC52MS5HZXRTZXJpZXNSZXF1ZXN0GiAuY29ybmphY2tldC52MS5HZXRTZXJpZXNSZXNwb25zZSIwgtPkkwIqEigvYXBpL3YxL2RldmljZXMve2RldmljZX0vc2VyaWVzL3ttZXRyaWN9EncKCUdldExhdGVzdBIfLmNvcm5qYWNrZXQudjEuR2V0TGF0ZXN0UmVxdWVzdBogLmNvcm5qYWNrZXQudjEuR2V0TGF0ZXN0UmVzcG9uc2UiJ4LT5JMCIRIfL2FwaS92MS9kZXZpY2VzL3tkZXZpY2V9L2xhdGVzdBJpCgpMaXN0U2VyaWVzEiAuY29ybmphY2tldC52MS5MaXN0U2VyaWVzUmVxdWVzdBohLmNvcm5qYWNrZXQudjEuTGlzdFNlcmllc1Jlc3BvbnNlIhaC0+STAhASDi9hcGkvdjEvc2VyaWVzYgZwcm90bzM", [file_google_api_annotations, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message cornjacket.v1.GetSeriesRequest
@@ -58,60 +58,10 @@ export const GetSeriesRequestSchema: GenMessage<GetSeriesRequest> = /*@__PURE__*
   messageDesc(file_cornjacket_v1_series, 0);
 
 /**
- * @generated from message cornjacket.v1.SeriesBucket
- */
-export type SeriesBucket = Message<"cornjacket.v1.SeriesBucket"> & {
-  /**
-   * @generated from field: google.protobuf.Timestamp start = 1;
-   */
-  start?: Timestamp | undefined;
-
-  /**
-   * @generated from field: int64 count = 2;
-   */
-  count: bigint;
-
-  /**
-   * @generated from field: double sum = 3;
-   */
-  sum: number;
-
-  /**
-   * @generated from field: double min = 4;
-   */
-  min: number;
-
-  /**
-   * @generated from field: double max = 5;
-   */
-  max: number;
-
-  /**
-   * @generated from field: double avg = 6;
-   */
-  avg: number;
-
-  /**
-   * The values of the bucket's earliest and latest points (by event time).
-   *
-   * @generated from field: double first = 7;
-   */
-  first: number;
-
-  /**
-   * @generated from field: double last = 8;
-   */
-  last: number;
-};
-
-/**
- * Describes the message cornjacket.v1.SeriesBucket.
- * Use `create(SeriesBucketSchema)` to create a new message.
- */
-export const SeriesBucketSchema: GenMessage<SeriesBucket> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 1);
-
-/**
+ * The buckets as columns (one entry per non-empty bucket, in time order): bucket i starts at
+ * origin + index[i] x bucket. Columns keep a 1,440-bucket answer cheap to build and to
+ * send (ADR 19 has the measurements).
+ *
  * @generated from message cornjacket.v1.GetSeriesResponse
  */
 export type GetSeriesResponse = Message<"cornjacket.v1.GetSeriesResponse"> & {
@@ -131,17 +81,67 @@ export type GetSeriesResponse = Message<"cornjacket.v1.GetSeriesResponse"> & {
   bucket: string;
 
   /**
-   * @generated from field: repeated cornjacket.v1.SeriesBucket buckets = 4;
-   */
-  buckets: SeriesBucket[];
-
-  /**
    * Where the answer came from: "raw", "rollup_1m" or "rollup_1h" (edges of a range not
    * aligned to the rollup come from the raw points).
    *
-   * @generated from field: string source = 5;
+   * @generated from field: string source = 4;
    */
   source: string;
+
+  /**
+   * The start of the bucket holding `start` (buckets start at multiples of the bucket size
+   * since the Unix epoch).
+   *
+   * @generated from field: google.protobuf.Timestamp origin = 5;
+   */
+  origin?: Timestamp | undefined;
+
+  /**
+   * @generated from field: uint32 bucket_seconds = 6;
+   */
+  bucketSeconds: number;
+
+  /**
+   * @generated from field: repeated uint32 index = 7;
+   */
+  index: number[];
+
+  /**
+   * @generated from field: repeated uint32 count = 8;
+   */
+  count: number[];
+
+  /**
+   * @generated from field: repeated double sum = 9;
+   */
+  sum: number[];
+
+  /**
+   * @generated from field: repeated double min = 10;
+   */
+  min: number[];
+
+  /**
+   * @generated from field: repeated double max = 11;
+   */
+  max: number[];
+
+  /**
+   * @generated from field: repeated double avg = 12;
+   */
+  avg: number[];
+
+  /**
+   * The values of each bucket's earliest and latest points (by event time).
+   *
+   * @generated from field: repeated double first = 13;
+   */
+  first: number[];
+
+  /**
+   * @generated from field: repeated double last = 14;
+   */
+  last: number[];
 };
 
 /**
@@ -149,7 +149,7 @@ export type GetSeriesResponse = Message<"cornjacket.v1.GetSeriesResponse"> & {
  * Use `create(GetSeriesResponseSchema)` to create a new message.
  */
 export const GetSeriesResponseSchema: GenMessage<GetSeriesResponse> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 2);
+  messageDesc(file_cornjacket_v1_series, 1);
 
 /**
  * @generated from message cornjacket.v1.GetLatestRequest
@@ -166,7 +166,7 @@ export type GetLatestRequest = Message<"cornjacket.v1.GetLatestRequest"> & {
  * Use `create(GetLatestRequestSchema)` to create a new message.
  */
 export const GetLatestRequestSchema: GenMessage<GetLatestRequest> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 3);
+  messageDesc(file_cornjacket_v1_series, 2);
 
 /**
  * @generated from message cornjacket.v1.LatestValue
@@ -193,7 +193,7 @@ export type LatestValue = Message<"cornjacket.v1.LatestValue"> & {
  * Use `create(LatestValueSchema)` to create a new message.
  */
 export const LatestValueSchema: GenMessage<LatestValue> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 4);
+  messageDesc(file_cornjacket_v1_series, 3);
 
 /**
  * @generated from message cornjacket.v1.GetLatestResponse
@@ -215,7 +215,7 @@ export type GetLatestResponse = Message<"cornjacket.v1.GetLatestResponse"> & {
  * Use `create(GetLatestResponseSchema)` to create a new message.
  */
 export const GetLatestResponseSchema: GenMessage<GetLatestResponse> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 5);
+  messageDesc(file_cornjacket_v1_series, 4);
 
 /**
  * @generated from message cornjacket.v1.ListSeriesRequest
@@ -248,7 +248,7 @@ export type ListSeriesRequest = Message<"cornjacket.v1.ListSeriesRequest"> & {
  * Use `create(ListSeriesRequestSchema)` to create a new message.
  */
 export const ListSeriesRequestSchema: GenMessage<ListSeriesRequest> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 6);
+  messageDesc(file_cornjacket_v1_series, 5);
 
 /**
  * @generated from message cornjacket.v1.SeriesInfo
@@ -275,7 +275,7 @@ export type SeriesInfo = Message<"cornjacket.v1.SeriesInfo"> & {
  * Use `create(SeriesInfoSchema)` to create a new message.
  */
 export const SeriesInfoSchema: GenMessage<SeriesInfo> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 7);
+  messageDesc(file_cornjacket_v1_series, 6);
 
 /**
  * @generated from message cornjacket.v1.ListSeriesResponse
@@ -299,7 +299,7 @@ export type ListSeriesResponse = Message<"cornjacket.v1.ListSeriesResponse"> & {
  * Use `create(ListSeriesResponseSchema)` to create a new message.
  */
 export const ListSeriesResponseSchema: GenMessage<ListSeriesResponse> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_series, 8);
+  messageDesc(file_cornjacket_v1_series, 7);
 
 /**
  * SeriesService reads the time series the TSDB writer keeps of sensor readings: every
