@@ -51,6 +51,8 @@ SELECT k.device, k.metric, k.bucket, count(*), sum(p.value), min(p.value), max(p
 FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(device, metric, bucket)
 JOIN tsdb.points p ON p.device = k.device AND p.metric = k.metric
  AND p.time >= k.bucket AND p.time < k.bucket + interval '1 minute'
+-- The batch's span as constants: the planner prunes to the partitions it touches.
+WHERE p.time >= %s AND p.time < %s
 GROUP BY k.device, k.metric, k.bucket
 ON CONFLICT (device, metric, bucket) DO UPDATE SET
   count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
@@ -66,6 +68,7 @@ SELECT k.device, k.metric, k.bucket, sum(m.count), sum(m.sum), min(m.min), max(m
 FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(device, metric, bucket)
 JOIN tsdb.rollup_1m m ON m.device = k.device AND m.metric = k.metric
  AND m.bucket >= k.bucket AND m.bucket < k.bucket + interval '1 hour'
+WHERE m.bucket >= %s AND m.bucket < %s
 GROUP BY k.device, k.metric, k.bucket
 ON CONFLICT (device, metric, bucket) DO UPDATE SET
   count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
@@ -227,16 +230,28 @@ class PostgresPointWriter:
                 new = cur.fetchall()
             if new:
                 minutes = rollup_keys(((str(d), str(m), t) for d, m, t in new), MINUTE)  # type: ignore[misc]
-                cur_args = (
-                    [k[0] for k in minutes],
-                    [k[1] for k in minutes],
-                    [k[2] for k in minutes],
+                starts = [k[2] for k in minutes]
+                conn.execute(
+                    _ROLLUP_1M,
+                    (
+                        [k[0] for k in minutes],
+                        [k[1] for k in minutes],
+                        starts,
+                        min(starts),
+                        max(starts) + MINUTE,
+                    ),
                 )
-                conn.execute(_ROLLUP_1M, cur_args)
                 hours = rollup_keys(((d, m, t) for d, m, t in minutes), HOUR)
+                hour_starts = [k[2] for k in hours]
                 conn.execute(
                     _ROLLUP_1H,
-                    ([k[0] for k in hours], [k[1] for k in hours], [k[2] for k in hours]),
+                    (
+                        [k[0] for k in hours],
+                        [k[1] for k in hours],
+                        hour_starts,
+                        min(hour_starts),
+                        max(hour_starts) + HOUR,
+                    ),
                 )
                 conn.execute(_LATEST, cols)
         return len(new)
