@@ -14,18 +14,23 @@ CREATE TABLE tsdb.points (
     PRIMARY KEY (device, metric, time, event_id)
 ) PARTITION BY RANGE (time);
 
--- Aggregates per (device, metric, minute) and (device, metric, hour), recomputed from what
--- they summarise inside the write transaction of every batch that touched them.
+-- Aggregates per (device, metric, minute) and (device, metric, hour), merged with the new
+-- points of each batch in its write transaction (ADR 19). first/last are the values of the
+-- earliest/latest point by (time, event_id), kept with that key so a late point can merge.
 CREATE TABLE tsdb.rollup_1m (
-    device text             NOT NULL,
-    metric text             NOT NULL,
-    bucket timestamptz      NOT NULL,
-    count  bigint           NOT NULL,
-    sum    double precision NOT NULL,
-    min    double precision NOT NULL,
-    max    double precision NOT NULL,
-    first  double precision NOT NULL,
-    last   double precision NOT NULL,
+    device     text             NOT NULL,
+    metric     text             NOT NULL,
+    bucket     timestamptz      NOT NULL,
+    count      bigint           NOT NULL,
+    sum        double precision NOT NULL,
+    min        double precision NOT NULL,
+    max        double precision NOT NULL,
+    first      double precision NOT NULL,
+    first_time timestamptz      NOT NULL,
+    first_id   uuid             NOT NULL,
+    last       double precision NOT NULL,
+    last_time  timestamptz      NOT NULL,
+    last_id    uuid             NOT NULL,
     PRIMARY KEY (device, metric, bucket)
 ) PARTITION BY RANGE (bucket);
 

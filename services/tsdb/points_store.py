@@ -14,15 +14,7 @@ from psycopg import sql
 
 from services.core.errors import InvalidInput, Unavailable
 from services.infra.postgres import TRANSIENT
-from services.tsdb.series import (
-    HOUR,
-    MINUTE,
-    Point,
-    partition_day,
-    partition_name,
-    rollup_keys,
-    to_drop,
-)
+from services.tsdb.series import Point, partition_day, partition_name, to_drop
 
 log = logging.getLogger(__name__)
 
@@ -34,57 +26,63 @@ TABLES = (POINTS, *ROLLUP_TABLES)
 _DDL_LOCK = 0x7D5B0001
 _DEVICE_LOCK = 0x7D5B0002
 
-_INSERT = """
-INSERT INTO tsdb.points (device, metric, time, value, event_id)
-SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::uuid[])
-ON CONFLICT DO NOTHING
-RETURNING device, metric, time
-"""
+# One statement, one round trip: the points, then the rollups and latest values folded with
+# exactly the points that were new. A re-delivered point is not RETURNed by the insert, so
+# it changes no aggregate; a late one merges into its bucket (first/last compare event
+# time, then event_id). Writers of one device take turns (the advisory lock in _write), so
+# no two merges of a bucket interleave.
+_ROLLUP = """
+{name} AS (
+  INSERT INTO tsdb.{table} AS r (device, metric, bucket, count, sum, min, max,
+                                 first, first_time, first_id, last, last_time, last_id)
+  SELECT device, metric, date_bin(interval '{step}', time, 'epoch'::timestamptz), count(*),
+         sum(value), min(value), max(value),
+         (array_agg(value ORDER BY time, event_id))[1], min(time),
+         (array_agg(event_id ORDER BY time, event_id))[1],
+         (array_agg(value ORDER BY time DESC, event_id DESC))[1], max(time),
+         (array_agg(event_id ORDER BY time DESC, event_id DESC))[1]
+  FROM new GROUP BY 1, 2, 3
+  ON CONFLICT (device, metric, bucket) DO UPDATE SET
+    count = r.count + excluded.count, sum = r.sum + excluded.sum,
+    min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+    first = CASE WHEN (excluded.first_time, excluded.first_id) < (r.first_time, r.first_id)
+                 THEN excluded.first ELSE r.first END,
+    first_time = least(r.first_time, excluded.first_time),
+    first_id = CASE WHEN (excluded.first_time, excluded.first_id) < (r.first_time, r.first_id)
+                    THEN excluded.first_id ELSE r.first_id END,
+    last = CASE WHEN (excluded.last_time, excluded.last_id) > (r.last_time, r.last_id)
+                THEN excluded.last ELSE r.last END,
+    last_time = greatest(r.last_time, excluded.last_time),
+    last_id = CASE WHEN (excluded.last_time, excluded.last_id) > (r.last_time, r.last_id)
+                   THEN excluded.last_id ELSE r.last_id END
+  RETURNING 1
+)"""
 
-# Recomputed from the raw points of each touched minute: correct whatever arrived before,
-# twice, or late. first/last by event time (event_id breaks ties).
-_ROLLUP_1M = """
-INSERT INTO tsdb.rollup_1m AS r (device, metric, bucket, count, sum, min, max, first, last)
-SELECT k.device, k.metric, k.bucket, count(*), sum(p.value), min(p.value), max(p.value),
-       (array_agg(p.value ORDER BY p.time, p.event_id))[1],
-       (array_agg(p.value ORDER BY p.time DESC, p.event_id DESC))[1]
-FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(device, metric, bucket)
-JOIN tsdb.points p ON p.device = k.device AND p.metric = k.metric
- AND p.time >= k.bucket AND p.time < k.bucket + interval '1 minute'
--- The batch's span as constants: the planner prunes to the partitions it touches.
-WHERE p.time >= %s AND p.time < %s
-GROUP BY k.device, k.metric, k.bucket
-ON CONFLICT (device, metric, bucket) DO UPDATE SET
-  count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
-  first = excluded.first, last = excluded.last
+_WRITE = (
+    """
+WITH new AS (
+  INSERT INTO tsdb.points (device, metric, time, value, event_id)
+  SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::uuid[])
+  ON CONFLICT DO NOTHING
+  RETURNING device, metric, time, value, event_id
+),"""
+    + _ROLLUP.format(name="m", table="rollup_1m", step="1 minute")
+    + ","
+    + _ROLLUP.format(name="h", table="rollup_1h", step="1 hour")
+    + """,
+l AS (
+  INSERT INTO tsdb.latest AS l (device, metric, time, value, event_id)
+  SELECT DISTINCT ON (device, metric) device, metric, time, value, event_id
+  FROM new ORDER BY device, metric, time DESC, event_id DESC
+  ON CONFLICT (device, metric) DO UPDATE SET
+    time = excluded.time, value = excluded.value, event_id = excluded.event_id
+  WHERE (excluded.time, excluded.event_id) > (l.time, l.event_id)
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM m), (SELECT count(*) FROM h),
+       (SELECT count(*) FROM l)
 """
-
-# An hour is its minutes (just recomputed above, in the same transaction).
-_ROLLUP_1H = """
-INSERT INTO tsdb.rollup_1h AS r (device, metric, bucket, count, sum, min, max, first, last)
-SELECT k.device, k.metric, k.bucket, sum(m.count), sum(m.sum), min(m.min), max(m.max),
-       (array_agg(m.first ORDER BY m.bucket))[1],
-       (array_agg(m.last ORDER BY m.bucket DESC))[1]
-FROM unnest(%s::text[], %s::text[], %s::timestamptz[]) AS k(device, metric, bucket)
-JOIN tsdb.rollup_1m m ON m.device = k.device AND m.metric = k.metric
- AND m.bucket >= k.bucket AND m.bucket < k.bucket + interval '1 hour'
-WHERE m.bucket >= %s AND m.bucket < %s
-GROUP BY k.device, k.metric, k.bucket
-ON CONFLICT (device, metric, bucket) DO UPDATE SET
-  count = excluded.count, sum = excluded.sum, min = excluded.min, max = excluded.max,
-  first = excluded.first, last = excluded.last
-"""
-
-_LATEST = """
-INSERT INTO tsdb.latest AS l (device, metric, time, value, event_id)
-SELECT DISTINCT ON (device, metric) device, metric, time, value, event_id
-FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::uuid[])
-  AS b(device, metric, time, value, event_id)
-ORDER BY device, metric, time DESC, event_id DESC
-ON CONFLICT (device, metric) DO UPDATE SET
-  time = excluded.time, value = excluded.value, event_id = excluded.event_id
-WHERE (excluded.time, excluded.event_id) > (l.time, l.event_id)
-"""
+)
 
 
 def _lock_key(device: str) -> int:
@@ -219,39 +217,11 @@ class PostgresPointWriter:
         )
         with conn.transaction():
             # Writers of the same device take turns (a rebalance can hand a partition over
-            # mid-batch): each recomputes its rollups after the other's points committed.
+            # mid-batch): each merges into rollups the other has committed.
             keys = sorted({_lock_key(p.device) for p in points})
             conn.execute(
                 "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
                 (_DEVICE_LOCK, keys),
             )
-            with conn.cursor() as cur:
-                cur.execute(_INSERT, cols)
-                new = cur.fetchall()
-            if new:
-                minutes = rollup_keys(((str(d), str(m), t) for d, m, t in new), MINUTE)  # type: ignore[misc]
-                starts = [k[2] for k in minutes]
-                conn.execute(
-                    _ROLLUP_1M,
-                    (
-                        [k[0] for k in minutes],
-                        [k[1] for k in minutes],
-                        starts,
-                        min(starts),
-                        max(starts) + MINUTE,
-                    ),
-                )
-                hours = rollup_keys(((d, m, t) for d, m, t in minutes), HOUR)
-                hour_starts = [k[2] for k in hours]
-                conn.execute(
-                    _ROLLUP_1H,
-                    (
-                        [k[0] for k in hours],
-                        [k[1] for k in hours],
-                        hour_starts,
-                        min(hour_starts),
-                        max(hour_starts) + HOUR,
-                    ),
-                )
-                conn.execute(_LATEST, cols)
-        return len(new)
+            row = conn.execute(_WRITE, cols).fetchone()
+        return int(row[0]) if row else 0  # type: ignore[call-overload]

@@ -110,13 +110,6 @@ class Aggregate:
         )
 
 
-def rollup_keys(
-    points: Iterable[tuple[str, str, datetime]], step: timedelta
-) -> list[tuple[str, str, datetime]]:
-    """The (device, metric, bucket start) keys a set of points touches, sorted."""
-    return sorted({(d, m, floor_time(t, step)) for d, m, t in points})
-
-
 # --- day partitions and retention ------------------------------------------------------
 
 
