@@ -149,3 +149,49 @@ def test_retention_drops_days_wholly_older_than_the_retention() -> None:
 
 def test_partitions_ahead_start_today() -> None:
     assert days_ahead(T, 2) == [date(2026, 5, 8), date(2026, 5, 9), date(2026, 5, 10)]
+
+
+def test_settings_fail_fast_naming_the_variable() -> None:
+    from services.config.settings import Env, StackSettings, TsdbSettings
+    from services.core.errors import ConfigError
+
+    s = TsdbSettings.from_env(Env({}))
+    assert (s.port, s.metrics_port, s.consumer_group, s.topics) == (
+        50057,
+        9107,
+        "tsdb-writer",
+        ("sensor-events",),
+    )
+    assert (s.retention, s.rollup_retention) == (7 * 86400.0, 90 * 86400.0)
+    with pytest.raises(ConfigError, match="CJ_TSDB_RETENTION='soon'"):
+        TsdbSettings.from_env(Env({"CJ_TSDB_RETENTION": "soon"}))
+    with pytest.raises(ConfigError, match="CJ_TSDB_ROLLUP_RETENTION='2d' is shorter"):
+        TsdbSettings.from_env(Env({"CJ_TSDB_ROLLUP_RETENTION": "2d"}))
+    with pytest.raises(ConfigError, match="CJ_TSDB_MAX_POINTS=5 is out of range"):
+        TsdbSettings.from_env(Env({"CJ_TSDB_MAX_POINTS": "5"}))
+    with pytest.raises(ConfigError, match="CJ_FEATURE_TSDB='maybe'"):
+        StackSettings.from_env(Env({"CJ_FEATURE_TSDB": "maybe"}))
+    assert StackSettings.from_env(Env({})).feature_tsdb
+    assert not StackSettings.from_env(Env({"CJ_FEATURE_TSDB": "false"})).feature_tsdb
+
+
+def test_without_the_tsdb_upstream_its_routes_are_left_out() -> None:
+    from services.cli.envoy_config import render
+
+    base = {"ingestion": ("127.0.0.1", 1), "query": ("127.0.0.1", 2)}
+    assert "/cornjacket.v1.SeriesService/" not in render(edge_port=1, admin_port=2, upstreams=base)
+    with_tsdb = render(edge_port=1, admin_port=2, upstreams={**base, "tsdb": ("127.0.0.1", 3)})
+    assert '"/cornjacket.v1.SeriesService/"' in with_tsdb and "cluster: tsdb" in with_tsdb
+
+
+def test_the_feature_flag_decides_whether_up_runs_tsdb(tmp_path: object) -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from services.cli.stack import Stack, settings_on_free_ports
+
+    settings = settings_on_free_ports(Path(str(tmp_path)))
+    assert Stack(settings).service_names[-1] == "tsdb"
+    off = dataclasses.replace(settings, feature_tsdb=False)
+    assert "tsdb" not in Stack(off).service_names
+    assert "cluster: tsdb" not in Stack(off).envoy_config(None, insecure=True)
