@@ -49,6 +49,9 @@ bench-mqtt: setup ## only the MQTT scenarios: max rate from 200 devices, and 1,0
 bench-replay: setup ## rebuild projections from a 100k-event store and report the rate
 	@$(PY) -m bench.replay $(BENCH_ARGS)
 
+bench-tsdb: setup ## time series: writer points/s vs P, series reads at 0.03 x C, bytes per point
+	@$(PY) -m bench.tsdb $(BENCH_ARGS)
+
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
@@ -92,4 +95,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test sdk-ts buf-breaking api-release test-unit bench bench-mqtt bench-replay bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts buf-breaking api-release test-unit bench bench-mqtt bench-replay bench-tsdb bench-soak bench-actions gen gen-check buf-lint lint format clean-data

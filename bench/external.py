@@ -7,13 +7,13 @@ from typing import Any
 
 import psutil  # type: ignore[import-untyped, unused-ignore]
 
-from services.cli.stack import SERVICES
+from services.cli.stack import OPTIONAL_SERVICES, SERVICES
 
 
 def _name(cmdline: list[str], exe_name: str, parent_name: str) -> str | None:
     if "serve" in cmdline:
         i = cmdline.index("serve")
-        if i + 1 < len(cmdline) and cmdline[i + 1] in SERVICES:
+        if i + 1 < len(cmdline) and cmdline[i + 1] in (*SERVICES, *OPTIONAL_SERVICES):
             return cmdline[i + 1]
     if exe_name == "postgres" and parent_name != "postgres":
         return "postgres"  # the postmaster; its backends are its children

@@ -29,6 +29,8 @@ locals {
     query        = { port = 50052, stop_timeout = 30 }
     # The orchestrator lets in-flight webhooks finish (<= 8 s) and commits its offsets.
     actions = { port = 50056, stop_timeout = 40 }
+    # Time series (issue 17): drains and commits like the event handler.
+    tsdb = { port = 50057, stop_timeout = 30 }
   }
 
   # The same CJ_* variables as `make run` and docker-compose.yml; the database URL comes
@@ -45,6 +47,7 @@ locals {
     CJ_EVENTHANDLER_HOST   = "0.0.0.0"
     CJ_QUERY_HOST          = "0.0.0.0"
     CJ_ACTIONS_HOST        = "0.0.0.0"
+    CJ_TSDB_HOST           = "0.0.0.0"
     # Webhook targets may not point into the VPC or at the instance metadata endpoint.
     CJ_ACTIONS_BLOCK_PRIVATE_TARGETS = "true"
   }
@@ -65,6 +68,7 @@ locals {
     "--upstream query=query.${local.namespace}:50052",
     "--upstream eventhandler=eventhandler.${local.namespace}:50053",
     "--upstream actions=actions.${local.namespace}:50056",
+    "--upstream tsdb=tsdb.${local.namespace}:50057",
     "--upstream mqtt=mqtt.${local.namespace}:50055",
     "--descriptor /envoy/cornjacket.pb",
     "&& cp /app/gen/envoy/cornjacket.pb /envoy/cornjacket.pb",

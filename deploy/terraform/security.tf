@@ -68,6 +68,15 @@ resource "aws_vpc_security_group_ingress_rule" "services_from_edge" {
   to_port                      = 50056
 }
 
+# The time-series service's series API and health checks (issue 17).
+resource "aws_vpc_security_group_ingress_rule" "services_from_edge_tsdb" {
+  security_group_id            = aws_security_group.services.id
+  referenced_security_group_id = aws_security_group.edge.id
+  ip_protocol                  = "tcp"
+  from_port                    = 50057
+  to_port                      = 50057
+}
+
 resource "aws_vpc_security_group_egress_rule" "services_all" {
   security_group_id = aws_security_group.services.id
   cidr_ipv4         = "0.0.0.0/0"

@@ -148,13 +148,14 @@ variable "service_sizes" {
     eventhandler = { cpu = 512, memory = 1024, desired_count = 1 }
     query        = { cpu = 256, memory = 512, desired_count = 1 }
     actions      = { cpu = 256, memory = 512, desired_count = 1 }
+    tsdb         = { cpu = 512, memory = 1024, desired_count = 1 }
     mqtt         = { cpu = 256, memory = 512, desired_count = 1 }
     edge         = { cpu = 256, memory = 512, desired_count = 1 }
   }
 
   validation {
-    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "mqtt", "edge"], keys(var.service_sizes))) == 0
-    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions, mqtt and edge."
+    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "mqtt", "edge", "tsdb"], keys(var.service_sizes))) == 0
+    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions, mqtt, edge and tsdb."
   }
 }
 

@@ -64,7 +64,11 @@ _ENDPOINT = """\
 # after the transcoder, on the gRPC path). A new method of a service inherits its scope.
 ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "events:write": ("/cornjacket.v1.IngestionService/",),
-    "read": ("/cornjacket.v1.QueryService/", "/cornjacket.v1.LineageService/"),
+    "read": (
+        "/cornjacket.v1.QueryService/",
+        "/cornjacket.v1.LineageService/",
+        "/cornjacket.v1.SeriesService/",  # time series (issue 17)
+    ),
     "admin": (
         "/cornjacket.v1.ActionService/",
         "/cornjacket.v1.DeadLetterService/",
@@ -174,6 +178,8 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
     ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
+    # Time series (issue 17): only when the stack runs the tsdb service (CJ_FEATURE_TSDB).
+    ("/cornjacket.v1.SeriesService/", "tsdb", "30s", "read"),
 )
 
 # A request that never reached a replica (connection refused, stream refused: the replica
@@ -249,7 +255,7 @@ _FOREIGN_NO_AUTH = """\
 """
 
 
-def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
+def _virtual_hosts(edge: EdgeSettings, auth_on: bool, clusters: frozenset[str]) -> str:
     if auth_on:
         action, key = (
             "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",
@@ -259,6 +265,8 @@ def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
         action, key = "{ remote_address: {} }", "remote_address"
     routes = []
     for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES):
+        if cluster not in clusters:
+            continue  # an optional service this stack does not run: its paths answer 404
         budget: RateBudget = getattr(edge, budget_name)
         limit = (
             _LIMIT.format(
@@ -396,7 +404,7 @@ def render(
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
         HEALTH_SERVICES=", ".join(f'"{name}"' for name in upstreams),
-        VIRTUAL_HOSTS=_virtual_hosts(edge, auth_on),
+        VIRTUAL_HOSTS=_virtual_hosts(edge, auth_on, frozenset(upstreams)),
         TRUSTED_HOPS=edge.trusted_hops,
         MAX_HEAP_BYTES=edge.max_heap_mb * 1024 * 1024,
         MAX_CONNECTIONS=edge.max_connections,

@@ -34,7 +34,7 @@ from services.infra import logs
 if TYPE_CHECKING:
     from services.cli.stack import Stack
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "tsdb")
 
 
 def _serve(service: str) -> int:
@@ -57,6 +57,12 @@ def _serve(service: str) -> int:
 
         acts = ActionsSettings.from_env()
         return run(lambda: actions.run(acts))
+    if service == "tsdb":  # time series (issue 17)
+        from services.config.settings import TsdbSettings
+        from services.tsdb import main as tsdb
+
+        ts = TsdbSettings.from_env()
+        return run(lambda: tsdb.run(ts))
     if service == "mqtt":
         from services.mqtt import main as mqtt
 
@@ -504,13 +510,13 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions")
+        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions", "tsdb")
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
-            "relay, mqtt, actions"
+            "relay, mqtt, actions, tsdb"
         )
     return name, (host, int(port))
 

@@ -44,6 +44,7 @@ from services.config.settings import (
     EventHandlerSettings,
     KafkaSecurity,
     StackSettings,
+    TsdbSettings,
 )
 from services.infra.kafka_lag import GroupLag
 
@@ -52,8 +53,12 @@ log = logging.getLogger(__name__)
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+# Optional services and the StackSettings flag that runs each (time series: issue 17).
+OPTIONAL_SERVICES = {"tsdb": "feature_tsdb"}
+# The services Envoy routes to (or health-checks), each a cluster of its replicas.
+ENVOY_UPSTREAMS = ("ingestion", "query", "eventhandler", "relay", "actions", "mqtt", "tsdb")
 # The services with a Kafka client: restarted with the (in-memory) broker.
-BUS_SERVICES = ("relay", "eventhandler", "actions")
+BUS_SERVICES = ("relay", "eventhandler", "actions", "tsdb")
 # Each service's listening ports (the first is the one Envoy routes to and health-checks);
 # a replica gets its own of each, and of its metrics port.
 PORT_VARS: dict[str, tuple[str, ...]] = {
@@ -63,6 +68,7 @@ PORT_VARS: dict[str, tuple[str, ...]] = {
     "query": ("CJ_QUERY_PORT",),
     "mqtt": ("CJ_MQTT_HEALTH_PORT", "CJ_MQTT_PORT"),
     "actions": ("CJ_ACTIONS_PORT",),
+    "tsdb": ("CJ_TSDB_PORT",),
 }
 
 
@@ -124,7 +130,7 @@ class Stack:
                 Replica(name, i, self._replica_ports(name, i))
                 for i in range(settings.replica_count(name))
             ]
-            for name in SERVICES
+            for name in self.service_names
         }
         self.broker_since = datetime.now(UTC)
         # The development admin token (every scope), when the stack signs its own tokens.
@@ -142,6 +148,7 @@ class Stack:
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_ACTIONS_PORT": s.actions_port,
+            "CJ_TSDB_PORT": s.tsdb_port,
         }
         metrics_var = f"CJ_{service.upper()}_METRICS_PORT"
         metrics = s.metrics_ports.get(service, 0)
@@ -154,7 +161,8 @@ class Stack:
 
     def processes(self, service: str) -> list[Child]:
         """The running (or dead) processes of one service, replica 0 first."""
-        return [self.services[r.name] for r in self.replicas[service] if r.name in self.services]
+        replicas = self.replicas.get(service, [])  # none: an optional service that is off
+        return [self.services[r.name] for r in replicas if r.name in self.services]
 
     def replica_env(self, replica: Replica, env: dict[str, str]) -> dict[str, str]:
         return {**env, **{var: str(port) for var, port in replica.ports.items()}}
@@ -171,6 +179,12 @@ class Stack:
         return not a.insecure and not a.jwks_uri and a.jwks_file is None
 
     @property
+    def service_names(self) -> tuple[str, ...]:
+        """SERVICES, then the optional ones whose feature flag is on."""
+        extra = tuple(n for n, flag in OPTIONAL_SERVICES.items() if getattr(self.settings, flag))
+        return (*SERVICES, *extra)
+
+    @property
     def edge_url(self) -> str:
         return f"http://127.0.0.1:{self.settings.edge_port}"
 
@@ -182,6 +196,8 @@ class Stack:
             "CJ_EVENTHANDLER_DATABASE_URL": url,
             "CJ_QUERY_DATABASE_URL": url,
             "CJ_ACTIONS_DATABASE_URL": url,
+            "CJ_TSDB_DATABASE_URL": url,
+            "CJ_TSDB_PORT": str(s.tsdb_port),
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
@@ -224,6 +240,7 @@ class Stack:
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
             "CJ_ACTIONS_PORT": s.actions_port,
+            **({"CJ_TSDB_PORT": s.tsdb_port} if s.feature_tsdb else {}),
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
@@ -263,7 +280,7 @@ class Stack:
         self.broker.start(timeout=s.start_timeout)
         env = self.service_env()
         ensure_key_file(secrets_key_path(s.data_dir))  # webhook signing secrets at rest
-        for name in SERVICES:
+        for name in self.service_names:
             for replica in self.replicas[name]:
                 child = python_service(
                     replica.name,
@@ -300,7 +317,8 @@ class Stack:
             # Every replica of a service is an endpoint of its cluster.
             upstreams={
                 name: [r.address for r in self.replicas[name]]
-                for name in ("ingestion", "query", "eventhandler", "relay", "actions", "mqtt")
+                for name in self.service_names
+                if name in ENVOY_UPSTREAMS
             },
         )
 
@@ -413,6 +431,11 @@ class Stack:
         return [
             (handler.consumer_group, handler.topics, handler.common.kafka),
             (actions.consumer_group, actions.topics, actions.common.kafka),
+            *(
+                [(t.consumer_group, t.topics, t.common.kafka)]
+                if "tsdb" in self.services and (t := TsdbSettings.from_env(env))
+                else []
+            ),
         ]
 
     def _wait_consumed(self, timeout: float) -> bool:
@@ -462,7 +485,7 @@ class Stack:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
         # The replicas of one service stop together (consumers leave their group at once).
-        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
+        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions", "tsdb"):
             replicas = self.processes(name)
             for child in replicas:
                 child.ask_to_stop()
@@ -532,6 +555,7 @@ def settings_on_free_ports(
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
         metrics_ports={name: free_port() for name in METRICS_PORTS},
+        tsdb_port=free_port(),
         envoy_concurrency=1,
         start_timeout=start_timeout,
         broker_log="warn",

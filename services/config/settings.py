@@ -372,6 +372,63 @@ class QuerySettings:
         )
 
 
+# --- time series (issue 17) ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TsdbSettings:
+    """The time-series writer and its series API (services/tsdb, docs/tsdb.md)."""
+
+    common: CommonSettings
+    database_url: str
+    host: str
+    port: int
+    metrics_port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+    pool_size: int
+    db_timeout: float
+    # Raw points older than this are dropped with their daily partition (and not written).
+    retention: float
+    # Minute and hour rollups and the latest values: at least as long as the points.
+    rollup_retention: float
+    retention_interval: float
+    partitions_ahead: int
+    # The most buckets one series answer may hold.
+    max_points: int
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> TsdbSettings:
+        env = env or Env()
+        retention = env.duration("CJ_TSDB_RETENTION", 7 * 86400.0, lo=86400.0)
+        rollups = env.duration("CJ_TSDB_ROLLUP_RETENTION", 90 * 86400.0, lo=86400.0)
+        if rollups < retention:
+            raise ConfigError(
+                f"CJ_TSDB_ROLLUP_RETENTION={env.text('CJ_TSDB_ROLLUP_RETENTION', '')!r} is "
+                f"shorter than CJ_TSDB_RETENTION ({retention:.0f}s): rollups are made from points"
+            )
+        return cls(
+            common=CommonSettings.from_env(env),
+            database_url=env.db_url("CJ_TSDB_DATABASE_URL"),
+            host=env.text("CJ_TSDB_HOST", "127.0.0.1"),
+            port=env.port("CJ_TSDB_PORT", 50057),
+            metrics_port=env.integer("CJ_TSDB_METRICS_PORT", 9107, lo=0, hi=65535),
+            consumer_group=env.text("CJ_TSDB_CONSUMER_GROUP", "tsdb-writer"),
+            topics=env.csv("CJ_TSDB_TOPICS", ("sensor-events",)),
+            poll_timeout=env.duration("CJ_TSDB_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.integer("CJ_TSDB_BATCH_SIZE", 1000, lo=1, hi=100_000),
+            pool_size=env.integer("CJ_TSDB_POOL_SIZE", 8, lo=1, hi=256),
+            db_timeout=env.duration("CJ_TSDB_DB_TIMEOUT", 5.0, lo=0.1),
+            retention=retention,
+            rollup_retention=rollups,
+            retention_interval=env.duration("CJ_TSDB_RETENTION_INTERVAL", 3600.0, lo=1.0),
+            partitions_ahead=env.integer("CJ_TSDB_PARTITIONS_AHEAD", 2, lo=1, hi=60),
+            max_points=env.integer("CJ_TSDB_MAX_POINTS", 10_000, lo=10, hi=1_000_000),
+        )
+
+
 def _forbid_in_production(env: Env, name: str, value: str, why: str) -> None:
     """An insecure switch is for local experiments: under CJ_ENVIRONMENT=production it stops
     the process, naming the variable."""
@@ -761,12 +818,13 @@ METRICS_PORTS = {
     "query": 9104,
     "mqtt": 9105,
     "actions": 9106,
+    "tsdb": 9107,
 }
 
 
 # The services `cornjacket up --replicas` / CJ_REPLICAS can run several processes of, and
 # the most of each (two cores do not gain from more; each process holds pools and clients).
-REPLICA_SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+REPLICA_SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "tsdb")
 MAX_REPLICAS = 8
 
 
@@ -829,6 +887,10 @@ class StackSettings:
     def replica_count(self, service: str) -> int:
         return self.replicas.get(service, 1)
 
+    # Time series (issue 17): CJ_FEATURE_TSDB runs the writer and its series API.
+    tsdb_port: int = 50057
+    feature_tsdb: bool = True
+
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
         env = env or Env()
@@ -859,4 +921,6 @@ class StackSettings:
             edge=EdgeSettings.from_env(env),
             token=env.text("CJ_TOKEN", ""),
             replicas=parse_replicas(env.text("CJ_REPLICAS", ""), "CJ_REPLICAS"),
+            tsdb_port=env.port("CJ_TSDB_PORT", 50057),
+            feature_tsdb=env.flag("CJ_FEATURE_TSDB", True),
         )

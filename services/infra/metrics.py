@@ -97,6 +97,22 @@ AUDIT_UNFINISHED = Counter(
     ["owner"],
 )
 
+# Time series (issue 17).
+TSDB_POINTS = Counter(
+    "cornjacket_tsdb_points_total",
+    "Points the TSDB writer took, by outcome (written, duplicate, too_old, refused; "
+    "undecodable counts messages)",
+    ["outcome"],
+)
+TSDB_BATCH_SECONDS = Histogram(
+    "cornjacket_tsdb_batch_seconds",
+    "Time to write one polled batch: points, rollups and latest values in one transaction",
+    buckets=_LATENCY,
+)
+TSDB_PARTITIONS = Counter(
+    "cornjacket_tsdb_partitions_total", "Day partitions made or dropped", ["action"]
+)
+
 
 def serve(host: str, port: int) -> None:
     """Serve /metrics on host:port in a background thread; port 0 turns it off."""

@@ -7,9 +7,15 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from cornjacket.v1 import audit_pb2, ingestion_pb2, lineage_pb2, query_pb2
+from cornjacket.v1 import audit_pb2, ingestion_pb2, lineage_pb2, query_pb2, series_pb2
 
-from cornjacket_sdk.client import DEFAULT_TIMEOUT, Stubs, audit_request, channel_options
+from cornjacket_sdk.client import (
+    DEFAULT_TIMEOUT,
+    Stubs,
+    audit_request,
+    channel_options,
+    series_request,
+)
 
 
 class AsyncClient(Stubs):
@@ -68,6 +74,21 @@ class AsyncClient(Stubs):
         """Admin calls, oldest first (needs the admin scope): see Client.list_audit."""
         response: audit_pb2.ListAuditRecordsResponse = await self.audit.ListAuditRecords(
             audit_request(since, until, page_size, page_token), **self.call_options()
+        )
+        return response
+
+    async def get_series(
+        self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
+    ) -> series_pb2.GetSeriesResponse:
+        """See Client.get_series."""
+        response: series_pb2.GetSeriesResponse = await self.series.GetSeries(
+            series_request(device, metric, start, end, bucket), **self.call_options()
+        )
+        return response
+
+    async def latest_values(self, device: str) -> series_pb2.GetLatestResponse:
+        response: series_pb2.GetLatestResponse = await self.series.GetLatest(
+            series_pb2.GetLatestRequest(device=device), **self.call_options()
         )
         return response
 

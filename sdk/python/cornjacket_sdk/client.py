@@ -21,6 +21,8 @@ from cornjacket.v1 import (
     lineage_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    series_pb2,
+    series_pb2_grpc,
 )
 
 DEFAULT_TIMEOUT = 10.0
@@ -39,6 +41,7 @@ _SERVICE_CONFIG = json.dumps(
                         "LineageService",
                         "ActionService",
                         "AuditService",
+                        "SeriesService",
                     )
                 ],
                 "retryPolicy": {
@@ -76,6 +79,19 @@ def make_channel(
     return grpc.insecure_channel(target, options=channel_options(options))
 
 
+def series_request(
+    device: str, metric: str, start: Any, end: Any, bucket: str
+) -> series_pb2.GetSeriesRequest:
+    """``start``/``end``: RFC 3339 text or timezone-aware datetimes."""
+    return series_pb2.GetSeriesRequest(
+        device=device,
+        metric=metric,
+        start=start if isinstance(start, str) else start.isoformat(),
+        end=end if isinstance(end, str) else end.isoformat(),
+        bucket=bucket,
+    )
+
+
 def audit_request(
     since: str, until: str, page_size: int, page_token: str
 ) -> audit_pb2.ListAuditRecordsRequest:
@@ -96,6 +112,7 @@ class Stubs:
         self.lineage_service = lineage_pb2_grpc.LineageServiceStub(channel)
         self.actions = actions_pb2_grpc.ActionServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
+        self.series = series_pb2_grpc.SeriesServiceStub(channel)
 
     def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """``timeout`` and ``metadata`` for a raw stub call, e.g.
@@ -184,6 +201,34 @@ class Client(Stubs):
         bounds on when a call began; pass ``next_page_token`` back for the next page."""
         response: audit_pb2.ListAuditRecordsResponse = self.audit.ListAuditRecords(
             audit_request(since, until, page_size, page_token), **self.call_options()
+        )
+        return response
+
+    def get_series(
+        self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
+    ) -> series_pb2.GetSeriesResponse:
+        """A device's metric over [start, end) in buckets (1s..1d) with count, sum, min, max,
+        avg, first and last each (needs the read scope)."""
+        response: series_pb2.GetSeriesResponse = self.series.GetSeries(
+            series_request(device, metric, start, end, bucket), **self.call_options()
+        )
+        return response
+
+    def latest_values(self, device: str) -> series_pb2.GetLatestResponse:
+        """The newest value of every metric of a device."""
+        response: series_pb2.GetLatestResponse = self.series.GetLatest(
+            series_pb2.GetLatestRequest(device=device), **self.call_options()
+        )
+        return response
+
+    def list_series(
+        self, *, device_prefix: str = "", limit: int = 100, page_token: str = ""
+    ) -> series_pb2.ListSeriesResponse:
+        response: series_pb2.ListSeriesResponse = self.series.ListSeries(
+            series_pb2.ListSeriesRequest(
+                device_prefix=device_prefix, limit=limit, page_token=page_token
+            ),
+            **self.call_options(),
         )
         return response
 

@@ -17,6 +17,7 @@ import {
 } from "./gen/cornjacket/v1/ingestion_pb.js";
 import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
 import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
+import { SeriesService, type GetSeriesResponse } from "./gen/cornjacket/v1/series_pb.js";
 
 export * from "./gen/cornjacket/v1/actions_pb.js";
 export * from "./gen/cornjacket/v1/audit_pb.js";
@@ -25,6 +26,7 @@ export * from "./gen/cornjacket/v1/events_pb.js";
 export * from "./gen/cornjacket/v1/ingestion_pb.js";
 export * from "./gen/cornjacket/v1/lineage_pb.js";
 export * from "./gen/cornjacket/v1/query_pb.js";
+export * from "./gen/cornjacket/v1/series_pb.js";
 
 export interface Options {
   /** Envoy's address, e.g. "http://127.0.0.1:8080" (https:// for TLS). */
@@ -44,6 +46,7 @@ export interface Cornjacket {
   lineage: Client<typeof LineageService>;
   actions: Client<typeof ActionService>;
   audit: Client<typeof AuditService>;
+  series: Client<typeof SeriesService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -68,6 +71,7 @@ export function connect(options: Options): Cornjacket {
     lineage: createClient(LineageService, transport),
     actions: createClient(ActionService, transport),
     audit: createClient(AuditService, transport),
+    series: createClient(SeriesService, transport),
   };
 }
 
@@ -145,5 +149,27 @@ export function listAudit(cj: Cornjacket, q: AuditQuery = {}): Promise<ListAudit
     toTime: q.to ?? "",
     pageSize: q.pageSize,
     pageToken: q.pageToken ?? "",
+  });
+}
+
+export interface SeriesQuery {
+  device: string;
+  metric: string;
+  /** [start, end): Dates or RFC 3339 text with a zone. */
+  start: Date | string;
+  end: Date | string;
+  /** 1s..1d, e.g. "10s", "1m", "1h" (default "1m"). */
+  bucket?: string;
+}
+
+/** A device's metric in buckets with count, sum, min, max, avg, first, last; needs read. */
+export function getSeries(cj: Cornjacket, q: SeriesQuery): Promise<GetSeriesResponse> {
+  const text = (t: Date | string) => (typeof t === "string" ? t : t.toISOString());
+  return cj.series.getSeries({
+    device: q.device,
+    metric: q.metric,
+    start: text(q.start),
+    end: text(q.end),
+    bucket: q.bucket ?? "1m",
   });
 }

@@ -3,7 +3,7 @@
 // HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connect, event, ingestJson, listAudit } from "../dist/index.js";
+import { connect, event, getSeries, ingestJson, listAudit } from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
 assert.ok(baseUrl, "set CORNJACKET_URL");
@@ -35,6 +35,21 @@ for (let i = 0; i < 100; i++) {
 }
 assert.equal(projection?.lastEventId, viaHttp.event_id);
 assert.equal(projection.state?.value, 22.5);
+
+// Time series (issue 17): both readings become points of the device's "value" metric.
+let series;
+for (let i = 0; i < 200; i++) {
+  series = await getSeries(cj, {
+    device: agg,
+    metric: "value",
+    start: new Date(Date.now() - 3_600_000),
+    end: new Date(Date.now() + 60_000),
+    bucket: "1d",
+  });
+  if (series.count.reduce((n, c) => n + c, 0) === 2) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+assert.equal(series.sum.reduce((s, x) => s + x, 0), 44);
 
 const lineage = await cj.lineage.getEventLineage({ eventId: accepted.eventId });
 assert.equal(lineage.hops[0].stage, "accepted");

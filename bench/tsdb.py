@@ -1,0 +1,270 @@
+"""Time-series benchmark (make bench-tsdb; docs/tsdb.md has the figures).
+
+Measures, on one machine and in one run, against the ceilings that run measures:
+
+* P: PostgreSQL's 100-row-per-transaction insert rate (pgbench, bench/pg_ceiling.py);
+* C: Envoy -> no-op gRPC servicer requests/s (bench/__main__.noop_ceilings);
+* the writer's sustained points/s (PostgresPointWriter, batches of --batch points: insert,
+  minute and hour rollups, latest values, one transaction each), while it seeds the store:
+  --devices devices x --days days at one reading per 10 s, time-major like a live fleet;
+* series reads through Envoy at 0.03 x C req/s open loop each (latency from the scheduled
+  send time, so a slow answer delays no later request's clock): 24 h in 1-minute buckets,
+  7 days in 1-hour buckets, latest values; one random device per request;
+* bytes on disk per point: the points' partitions, and points plus rollups.
+
+Envoy runs without authentication here (the edge's JWT cost is measured by `make bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+
+from bench.pg_ceiling import measure_pg
+from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
+from services.cli.envoy_config import render
+from services.cli.processes import env_with, free_port, port_open, wait_until
+from services.infra import migrations
+from services.tsdb.points_store import PostgresPointWriter
+from services.tsdb.series import Point, floor_time
+
+STEP = timedelta(seconds=10)
+
+
+def seed(url: str, devices: int, days: float, batch: int, end: datetime) -> tuple[int, float]:
+    """Write the history through the writer's own adapter; returns (points, seconds)."""
+    writer = PostgresPointWriter(url)
+    start = end - timedelta(days=days)
+    rng = random.Random(42)
+    names = [f"device-{i:04d}" for i in range(devices)]
+    pending: list[Point] = []
+    written, busy = 0, 0.0
+    t = start
+    last_report = time.monotonic()
+    while t < end:
+        for d in names:
+            pending.append(Point(d, "value", t, rng.uniform(10, 30), str(uuid.uuid4())))
+            if len(pending) >= batch:
+                t0 = time.perf_counter()
+                written += writer.write(pending)
+                busy += time.perf_counter() - t0
+                pending = []
+        t += STEP
+        if time.monotonic() - last_report > 15:
+            last_report = time.monotonic()
+            print(f"  seeded {written:,} points ({written / busy:,.0f} points/s)", flush=True)
+    if pending:
+        t0 = time.perf_counter()
+        written += writer.write(pending)
+        busy += time.perf_counter() - t0
+    writer.close()
+    return written, busy
+
+
+def disk_bytes(url: str) -> tuple[int, int, int]:
+    """(points bytes, rollup bytes, points) over every partition, indexes included."""
+    with psycopg.connect(url) as conn:
+
+        def size(table: str) -> int:
+            row = conn.execute(
+                "SELECT coalesce(sum(pg_total_relation_size(i.inhrelid)), 0) FROM pg_inherits i "
+                "WHERE i.inhparent = %s::regclass",
+                (table,),
+            ).fetchone()
+            return int(row[0]) if row else 0
+
+        n = conn.execute("SELECT count(*) FROM tsdb.points").fetchone()
+        rollups = size("tsdb.rollup_1m") + size("tsdb.rollup_1h")
+        rollups += int(
+            (conn.execute("SELECT pg_total_relation_size('tsdb.latest')").fetchone() or (0,))[0]
+        )
+        return size("tsdb.points"), rollups, int(n[0]) if n else 0
+
+
+async def open_loop(
+    base: str, paths: list[str], rate: float, duration: float
+) -> tuple[list[float], int]:
+    """Requests at ``rate``/s for ``duration`` s; latencies (ms) from each scheduled time."""
+    latencies: list[float] = []
+    errors = 0
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, timeout=10, limits=limits) as client:
+        t0 = time.perf_counter()
+        n = int(rate * duration)
+        tasks = []
+
+        async def one(i: int, due: float) -> None:
+            nonlocal errors
+            r = await client.get(paths[i % len(paths)])
+            if r.status_code != 200:
+                errors += 1
+            latencies.append((time.perf_counter() - due) * 1000)
+
+        for i in range(n):
+            due = t0 + i / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(one(i, due)))
+        await asyncio.gather(*tasks)
+    return latencies, errors
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--devices", type=int, default=30)
+    parser.add_argument("--days", type=float, default=7)
+    parser.add_argument("--batch", type=int, default=1000, help="points per write (default 1000)")
+    parser.add_argument("--duration", type=float, default=20, help="seconds per query run")
+    parser.add_argument("--ceiling-duration", type=float, default=10)
+    parser.add_argument("--procs", type=int, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    args = parser.parse_args(argv)
+    end = floor_time(datetime.now(UTC), STEP)
+    with tempfile.TemporaryDirectory(prefix="cj-bench-tsdb-") as tmp:
+        work = Path(tmp)
+        pg = EmbeddedPostgres(work / "pg", free_port(), work / "pg.log")
+        pg.start()
+        broker = EmbeddedBroker(free_port(), work / "broker.log")
+        children = []
+        envoy = None
+        try:
+            url = pg.url
+            print("ceilings ...", flush=True)
+            p = next(
+                c for c in measure_pg(url, args.ceiling_duration) if c.name == "pg_insert_batch100"
+            ).value
+            from bench.__main__ import noop_ceilings
+
+            c = next(x for x in noop_ceilings(work, args) if x.name == "envoy_noop_http").value
+            print(f"  P = {p:,.0f} rows/s (100-row transactions), C = {c:,.0f} req/s", flush=True)
+            migrations.apply(url, "tsdb")
+            print(
+                f"seeding {args.devices} devices x {args.days:g} days, 1 reading / 10 s ...",
+                flush=True,
+            )
+            points, busy = seed(url, args.devices, args.days, args.batch, end)
+            rate = points / busy
+            pts_bytes, roll_bytes, n = disk_bytes(url)
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute("VACUUM ANALYZE")
+            broker.start()
+            port = free_port()
+            tsdb = python_service(
+                "tsdb",
+                "tsdb",
+                env_with(
+                    {
+                        "CJ_TSDB_DATABASE_URL": url,
+                        "CJ_REDPANDA_BROKERS": broker.bootstrap,
+                        "CJ_TSDB_PORT": str(port),
+                        "CJ_TSDB_METRICS_PORT": "0",
+                        "CJ_LOG_FORMAT": "json",
+                    }
+                ),
+                work / "tsdb.log",
+            )
+            children.append(tsdb)
+            tsdb.start()
+            edge = free_port()
+            config = work / "envoy.yaml"
+            config.write_text(
+                render(
+                    edge_port=edge, admin_port=free_port(), upstreams={"tsdb": ("127.0.0.1", port)}
+                )
+            )
+            envoy = EmbeddedEnvoy(config, work / "envoy.log")
+            envoy.start()
+            base = f"http://127.0.0.1:{edge}"
+            wait_until(lambda: port_open("127.0.0.1", edge), 30, what="Envoy")
+
+            def ready() -> bool:
+                try:
+                    return (
+                        httpx.get(
+                            base + "/api/v1/devices/device-0000/latest", timeout=2
+                        ).status_code
+                        == 200
+                    )
+                except httpx.HTTPError:
+                    return False
+
+            wait_until(ready, 60, what="the series API through Envoy")
+            q_rate = 0.03 * c
+            rng = random.Random(7)
+            devs = [f"device-{rng.randrange(args.devices):04d}" for _ in range(1000)]
+            day_ago, week_ago = end - timedelta(days=1), end - timedelta(days=min(7, args.days))
+            queries = {
+                "24 h in 1 m buckets": [
+                    f"/api/v1/devices/{d}/series/value?start={day_ago.isoformat()}&end={end.isoformat()}&bucket=1m".replace(
+                        "+00:00", "Z"
+                    )
+                    for d in devs
+                ],
+                "7 d in 1 h buckets": [
+                    f"/api/v1/devices/{d}/series/value?start={week_ago.isoformat()}&end={end.isoformat()}&bucket=1h".replace(
+                        "+00:00", "Z"
+                    )
+                    for d in devs
+                ],
+                "latest values": [f"/api/v1/devices/{d}/latest" for d in devs],
+            }
+            results = {}
+            for name, paths in queries.items():
+                asyncio.run(open_loop(base, paths, q_rate, 3))  # warm-up
+                lat, errors = asyncio.run(open_loop(base, paths, q_rate, args.duration))
+                results[name] = (lat, errors)
+                print(
+                    f"  {name}: p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, "
+                    f"{len(lat)} requests, {errors} errors",
+                    flush=True,
+                )
+            print("\n## TSDB benchmark\n")
+            print(
+                f"- P (pgbench, 100-row transactions): {p:,.0f} rows/s; "
+                f"C (Envoy -> no-op): {c:,.0f} req/s"
+            )
+            print(
+                f"- writer: {points:,} points in {busy:.1f} s of writes = {rate:,.0f} points/s "
+                f"= {rate / p:.2f} x P (goal >= 0.3 x P), batches of {args.batch}"
+            )
+            print(
+                f"- disk: {pts_bytes / n:.0f} bytes/point for the points (indexes included), "
+                f"{(pts_bytes + roll_bytes) / n:.0f} with the rollups and latest values"
+            )
+            print(f"- reads at 0.03 x C = {q_rate:.0f} req/s open loop, {args.duration:g} s each:")
+            for name, (lat, errors) in results.items():
+                print(
+                    f"  - {name}: p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, "
+                    f"max {max(lat):.1f} ms, mean {statistics.fmean(lat):.1f} ms, {errors} errors"
+                )
+            return 0
+        finally:
+            if envoy is not None:
+                envoy.stop()
+            for child in children:
+                child.stop(deadline=10)
+            broker.stop()
+            pg.stop()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

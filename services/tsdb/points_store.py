@@ -1,0 +1,227 @@
+"""PostgreSQL adapters of the writer: points, rollups and latest values in one transaction
+(PointWriter), and the day partitions they live in (made ahead and on demand, dropped by
+retention)."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from services.core.errors import InvalidInput, Unavailable
+from services.infra.postgres import TRANSIENT
+from services.tsdb.series import Point, partition_day, partition_name, to_drop
+
+log = logging.getLogger(__name__)
+
+# (table, partition name prefix, retention kind)
+POINTS = "points"
+ROLLUP_TABLES = ("rollup_1m", "rollup_1h")
+TABLES = (POINTS, *ROLLUP_TABLES)
+# Advisory lock namespaces: partition DDL (one at a time), and devices being written.
+_DDL_LOCK = 0x7D5B0001
+_DEVICE_LOCK = 0x7D5B0002
+
+# One statement, one round trip: the points, then the rollups and latest values folded with
+# exactly the points that were new. A re-delivered point is not RETURNed by the insert, so
+# it changes no aggregate; a late one merges into its bucket (first/last compare event
+# time, then event_id). Writers of one device take turns (the advisory lock in _write), so
+# no two merges of a bucket interleave.
+_ROLLUP = """
+{name} AS (
+  INSERT INTO tsdb.{table} AS r (device, metric, bucket, count, sum, min, max,
+                                 first, first_time, first_id, last, last_time, last_id)
+  SELECT device, metric, date_bin(interval '{step}', time, 'epoch'::timestamptz), count(*),
+         sum(value), min(value), max(value),
+         (array_agg(value ORDER BY time, event_id))[1], min(time),
+         (array_agg(event_id ORDER BY time, event_id))[1],
+         (array_agg(value ORDER BY time DESC, event_id DESC))[1], max(time),
+         (array_agg(event_id ORDER BY time DESC, event_id DESC))[1]
+  FROM new GROUP BY 1, 2, 3
+  ON CONFLICT (device, metric, bucket) DO UPDATE SET
+    count = r.count + excluded.count, sum = r.sum + excluded.sum,
+    min = least(r.min, excluded.min), max = greatest(r.max, excluded.max),
+    first = CASE WHEN (excluded.first_time, excluded.first_id) < (r.first_time, r.first_id)
+                 THEN excluded.first ELSE r.first END,
+    first_time = least(r.first_time, excluded.first_time),
+    first_id = CASE WHEN (excluded.first_time, excluded.first_id) < (r.first_time, r.first_id)
+                    THEN excluded.first_id ELSE r.first_id END,
+    last = CASE WHEN (excluded.last_time, excluded.last_id) > (r.last_time, r.last_id)
+                THEN excluded.last ELSE r.last END,
+    last_time = greatest(r.last_time, excluded.last_time),
+    last_id = CASE WHEN (excluded.last_time, excluded.last_id) > (r.last_time, r.last_id)
+                   THEN excluded.last_id ELSE r.last_id END
+  RETURNING 1
+)"""
+
+_WRITE = (
+    """
+WITH new AS (
+  INSERT INTO tsdb.points (device, metric, time, value, event_id)
+  SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::uuid[])
+  ON CONFLICT DO NOTHING
+  RETURNING device, metric, time, value, event_id
+),"""
+    + _ROLLUP.format(name="m", table="rollup_1m", step="1 minute")
+    + ","
+    + _ROLLUP.format(name="h", table="rollup_1h", step="1 hour")
+    + """,
+l AS (
+  INSERT INTO tsdb.latest AS l (device, metric, time, value, event_id)
+  SELECT DISTINCT ON (device, metric) device, metric, time, value, event_id
+  FROM new ORDER BY device, metric, time DESC, event_id DESC
+  ON CONFLICT (device, metric) DO UPDATE SET
+    time = excluded.time, value = excluded.value, event_id = excluded.event_id
+  WHERE (excluded.time, excluded.event_id) > (l.time, l.event_id)
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM new), (SELECT count(*) FROM m), (SELECT count(*) FROM h),
+       (SELECT count(*) FROM l)
+"""
+)
+
+
+def _lock_key(device: str) -> int:
+    v = zlib.crc32(device.encode())
+    return v - 2**32 if v >= 2**31 else v
+
+
+def _day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def create_partitions(conn: psycopg.Connection[tuple[object, ...]], days: Iterable[date]) -> int:
+    """Make the day partitions of every table for ``days`` (those missing); returns how
+    many were made. Serialised by an advisory lock (two writers, or a writer and
+    retention, never race on the catalogue)."""
+    made = 0
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        existing = {
+            r[0]
+            for r in conn.execute(
+                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'tsdb'"
+            ).fetchall()
+        }
+        for day in sorted(set(days)):
+            start, end = _day_bounds(day)
+            for table in TABLES:
+                name = partition_name(table, day)
+                if name in existing:
+                    continue
+                conn.execute(
+                    sql.SQL(
+                        "CREATE TABLE tsdb.{} PARTITION OF tsdb.{} FOR VALUES FROM ({}) TO ({})"
+                    ).format(
+                        sql.Identifier(name),
+                        sql.Identifier(table),
+                        sql.Literal(start.isoformat()),
+                        sql.Literal(end.isoformat()),
+                    )
+                )
+                made += 1
+    return made
+
+
+def drop_expired(
+    conn: psycopg.Connection[tuple[object, ...]],
+    now: datetime,
+    retention: timedelta,
+    rollup_retention: timedelta,
+) -> list[str]:
+    """Drop whole day partitions past their table's retention (never rows); latest values
+    not updated within the rollup retention go too. Returns the partitions dropped."""
+    dropped: list[str] = []
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+        for table in TABLES:
+            names = [
+                str(r[0])
+                for r in conn.execute(
+                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+                    "WHERE i.inhparent = %s::regclass",
+                    (f"tsdb.{table}",),
+                ).fetchall()
+            ]
+            keep = retention if table == POINTS else rollup_retention
+            for name in to_drop(names, table, now, keep):
+                conn.execute(
+                    sql.SQL("ALTER TABLE tsdb.{} DETACH PARTITION tsdb.{}").format(
+                        sql.Identifier(table), sql.Identifier(name)
+                    )
+                )
+                conn.execute(sql.SQL("DROP TABLE tsdb.{}").format(sql.Identifier(name)))
+                dropped.append(name)
+        conn.execute("DELETE FROM tsdb.latest WHERE time < %s", (now - rollup_retention,))
+    return dropped
+
+
+class PostgresPointWriter:
+    """The consumer's PointWriter: one blocking connection, reopened after a failure.
+    Not thread-safe (one consumer loop)."""
+
+    def __init__(self, url: str) -> None:
+        self._url = url
+        self._conn: psycopg.Connection[tuple[object, ...]] | None = None
+        self._days: set[date] = set()  # partitions known to exist
+        self.partitions_made = 0
+
+    def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
+            self._conn.execute("SET TIME ZONE 'UTC'")
+        return self._conn
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def write(self, points: Sequence[Point]) -> int:
+        if not points:
+            return 0
+        try:
+            return self._write(points)
+        except TRANSIENT as e:
+            self.close()
+            raise Unavailable(f"database unavailable while writing points: {e}") from e
+        except psycopg.errors.CheckViolation as e:
+            # "no partition of relation found": retention dropped a day we knew of between
+            # our check and the insert; forget what we know and let the loop retry (the
+            # points of an expired day are filtered out then).
+            self._days.clear()
+            raise Unavailable(f"a partition went away while writing points: {e}") from e
+        except psycopg.errors.DeadlockDetected as e:
+            raise Unavailable(f"deadlock while writing points, retrying: {e}") from e
+        except psycopg.DataError as e:
+            raise InvalidInput(f"points cannot be stored: {e}") from e
+
+    def _write(self, points: Sequence[Point]) -> int:
+        conn = self._connection()
+        days = {partition_day(p.time) for p in points} - self._days
+        if days:
+            self.partitions_made += create_partitions(conn, days)
+            self._days |= days
+        cols = (
+            [p.device for p in points],
+            [p.metric for p in points],
+            [p.time for p in points],
+            [p.value for p in points],
+            [p.event_id for p in points],
+        )
+        with conn.transaction():
+            # Writers of the same device take turns (a rebalance can hand a partition over
+            # mid-batch): each merges into rollups the other has committed.
+            keys = sorted({_lock_key(p.device) for p in points})
+            conn.execute(
+                "SELECT count(pg_advisory_xact_lock(%s, k)) FROM unnest(%s::int[]) AS k",
+                (_DEVICE_LOCK, keys),
+            )
+            row = conn.execute(_WRITE, cols).fetchone()
+        return int(row[0]) if row else 0  # type: ignore[call-overload]

@@ -1,0 +1,89 @@
+"""PostgreSQL adapter of SeriesReader: buckets from raw points and rollups, latest values,
+the list of series."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from services.infra.postgres import DictPool, translate_errors
+from services.tsdb.ports import Buckets, Latest, Series
+from services.tsdb.series import EPOCH, HOUR, Plan, SeriesQuery, floor_time
+
+# The raw points at the unaligned edges and the rollup rows of the aligned middle, each a
+# partial aggregate starting at t (disjoint in time), folded into the answer's buckets.
+_BUCKETS = """
+WITH src AS (
+  SELECT time AS t, event_id::text AS k, 1::bigint AS n, value AS s, value AS lo, value AS hi,
+         value AS f, value AS l
+  FROM tsdb.points
+  WHERE device = %(device)s AND metric = %(metric)s
+    AND ((time >= %(start)s AND time < %(rfrom)s) OR (time >= %(rto)s AND time < %(end)s))
+  UNION ALL
+  SELECT bucket, '', count, sum, min, max, first, last
+  FROM {rollup}
+  WHERE device = %(device)s AND metric = %(metric)s
+    AND bucket >= %(rfrom)s AND bucket < %(rto)s
+)
+-- One row of columns (cheap to turn into the answer), buckets in time order.
+, g AS (
+  SELECT date_bin(%(bucket)s, t, %(epoch)s) AS b, sum(n)::bigint AS n, sum(s) AS s,
+         min(lo) AS lo, max(hi) AS hi,
+         (array_agg(f ORDER BY t, k))[1] AS f, (array_agg(l ORDER BY t DESC, k DESC))[1] AS l
+  FROM src GROUP BY b
+)
+SELECT array_agg((extract(epoch FROM b - %(origin)s) / %(step)s)::int ORDER BY b) AS i,
+       array_agg(n ORDER BY b) AS n, array_agg(s ORDER BY b) AS s, array_agg(lo ORDER BY b) AS lo,
+       array_agg(hi ORDER BY b) AS hi, array_agg(f ORDER BY b) AS f, array_agg(l ORDER BY b) AS l
+FROM g
+"""
+_QUERIES = {
+    rollup: _BUCKETS.format(rollup=rollup) for rollup in ("tsdb.rollup_1m", "tsdb.rollup_1h")
+}
+
+
+class PostgresSeriesReader:
+    def __init__(self, pool: DictPool) -> None:
+        self._pool = pool
+
+    async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets:
+        rollup = "tsdb.rollup_1h" if plan.rollup == HOUR else "tsdb.rollup_1m"
+        origin = floor_time(q.start, q.bucket)
+        params = {
+            "device": q.device,
+            "metric": q.metric,
+            "start": q.start,
+            "end": q.end,
+            "rfrom": plan.rollup_from,
+            "rto": plan.rollup_to,
+            "bucket": q.bucket,
+            "epoch": EPOCH,
+            "origin": origin,
+            "step": q.bucket.total_seconds(),
+        }
+        async with translate_errors("reading a series"), self._pool.connection() as conn:
+            # Binary results: 7 arrays of up to 10,000 numbers parse much faster than text.
+            cur = await conn.execute(_QUERIES[rollup], params, binary=True)
+            row: dict[str, Any] | None = await cur.fetchone()
+        if row is None or row["i"] is None:
+            return Buckets(origin, q.bucket)
+        return Buckets(
+            origin, q.bucket, row["i"], row["n"], row["s"], row["lo"], row["hi"], row["f"], row["l"]
+        )
+
+    async def latest(self, device: str) -> list[Latest]:
+        async with translate_errors("reading latest values"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT metric, time, value FROM tsdb.latest WHERE device = %s ORDER BY metric",
+                (device,),
+            )
+            return [Latest(r["metric"], r["time"], r["value"]) for r in await cur.fetchall()]
+
+    async def series(self, device_prefix: str, after: tuple[str, str], limit: int) -> list[Series]:
+        async with translate_errors("listing series"), self._pool.connection() as conn:
+            cur = await conn.execute(
+                "SELECT device, metric, time FROM tsdb.latest "
+                "WHERE (device, metric) > (%s, %s) AND starts_with(device, %s) "
+                "ORDER BY device, metric LIMIT %s",
+                (after[0], after[1], device_prefix, limit),
+            )
+            return [Series(r["device"], r["metric"], r["time"]) for r in await cur.fetchall()]

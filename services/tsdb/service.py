@@ -1,0 +1,108 @@
+"""The time-series cores: the writer's batch (events in, points stored) and the series
+reads (validated, planned, then read)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from services.core.errors import InvalidInput
+from services.core.events import Event
+from services.tsdb.ports import Buckets, Latest, PointWriter, Series, SeriesReader
+from services.tsdb.series import (
+    MAX_DEVICE_LEN,
+    Point,
+    SeriesQuery,
+    expired,
+    partition_day,
+    plan,
+    points_of,
+    validate,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_SERIES_PAGE = 1000
+
+
+@dataclass(slots=True)
+class WriteOutcome:
+    events: int = 0
+    points: int = 0
+    written: int = 0
+    too_old: int = 0
+    refused: int = 0
+
+
+class SeriesWriter:
+    """Turns a polled batch of sensor events into points and writes them in one call.
+    Points older than the retention are not written (their partition is gone or about to
+    be). If the database refuses the batch (InvalidInput) it is written event by event so
+    only the refused event is skipped (logged); Unavailable goes to the loop, which blocks."""
+
+    def __init__(self, writer: PointWriter, retention_seconds: float) -> None:
+        self._writer = writer
+        self._retention = retention_seconds
+
+    def handle(self, events: Sequence[Event], now: datetime) -> WriteOutcome:
+        out = WriteOutcome(events=len(events))
+        keep = timedelta(seconds=self._retention)
+        by_event: list[list[Point]] = []
+        for e in events:
+            pts = []
+            for p in points_of(e):
+                if expired(partition_day(p.time), now, keep):
+                    out.too_old += 1
+                else:
+                    pts.append(p)
+            if pts:
+                by_event.append(pts)
+        flat = [p for pts in by_event for p in pts]
+        out.points = len(flat)
+        if not flat:
+            return out
+        try:
+            out.written = self._writer.write(flat)
+        except InvalidInput:
+            for pts in by_event:
+                try:
+                    out.written += self._writer.write(pts)
+                except InvalidInput as e:
+                    out.refused += len(pts)
+                    log.error(
+                        "skipping an event whose points cannot be stored",
+                        extra={"event_id": pts[0].event_id, "error": str(e)},
+                    )
+        return out
+
+
+class SeriesService:
+    def __init__(self, reader: SeriesReader, max_points: int) -> None:
+        self._reader = reader
+        self._max_points = max_points
+
+    async def buckets(self, q: SeriesQuery) -> Buckets:
+        validate(q, self._max_points)
+        return await self._reader.buckets(q, plan(q))
+
+    async def latest(self, device: str) -> list[Latest]:
+        if not device or len(device) > MAX_DEVICE_LEN:
+            raise InvalidInput(f"device must be 1..{MAX_DEVICE_LEN} characters")
+        return await self._reader.latest(device)
+
+    async def series(self, device_prefix: str, page_token: str, limit: int) -> list[Series]:
+        if not 0 <= limit <= MAX_SERIES_PAGE:
+            raise InvalidInput(f"limit {limit} is outside 1..{MAX_SERIES_PAGE} (0: 100)")
+        after = ("", "")
+        if page_token:
+            device, sep, metric = page_token.rpartition("\x1f")
+            if not sep:
+                raise InvalidInput("page_token is not one this service handed out")
+            after = (device, metric)
+        return await self._reader.series(device_prefix, after, limit or 100)
+
+
+def page_token(last: Series) -> str:
+    return f"{last.device}\x1f{last.metric}"

@@ -1,0 +1,229 @@
+"""The time-series adapters against real PostgreSQL: partitions made on demand and dropped by
+retention, duplicate and late points, rollups equal to a recomputation, series reads."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+
+import psycopg
+import pytest
+import uuid_utils
+
+from services.core.events import Event
+from services.infra import migrations
+from services.infra.postgres import open_pool
+from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
+from services.tsdb.series import Aggregate, SeriesQuery, days_ahead, floor_time, plan
+from services.tsdb.series_reader import PostgresSeriesReader
+from services.tsdb.service import SeriesService, SeriesWriter
+from tests.support import unique
+
+pytestmark = pytest.mark.component
+
+NOW = datetime(2026, 5, 8, 12, 0, tzinfo=UTC)
+WEEK = timedelta(days=7)
+
+
+@pytest.fixture(scope="module")
+def db(database: str) -> str:
+    migrations.apply(database, "tsdb")
+    return database
+
+
+def partitions(db: str, table: str) -> set[str]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            (f"tsdb.{table}",),
+        ).fetchall()
+    return {r[0] for r in rows}
+
+
+def reading(device: str, t: datetime, **fields: object) -> Event:
+    return Event(str(uuid_utils.uuid7()), "sensor.reading", device, t, t, dict(fields))
+
+
+def stored(db: str, device: str) -> list[tuple[str, datetime, float, str]]:
+    with psycopg.connect(db) as conn:
+        return [
+            (r[0], r[1], r[2], str(r[3]))
+            for r in conn.execute(
+                "SELECT metric, time, value, event_id FROM tsdb.points WHERE device = %s "
+                "ORDER BY metric, time, event_id",
+                (device,),
+            ).fetchall()
+        ]
+
+
+def rollups(db: str, table: str, device: str) -> dict[tuple[str, datetime], Aggregate]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            f"SELECT metric, bucket, count, sum, min, max, first, last FROM tsdb.{table} "
+            "WHERE device = %s",
+            (device,),
+        ).fetchall()
+    return {(r[0], r[1]): Aggregate(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+
+
+def recompute(db: str, device: str, step: timedelta) -> dict[tuple[str, datetime], Aggregate]:
+    """The rollups computed directly from the stored points, in Python."""
+    groups: dict[tuple[str, datetime], list[tuple[datetime, str, float]]] = {}
+    for metric, t, v, eid in stored(db, device):
+        groups.setdefault((metric, floor_time(t, step)), []).append((t, eid, v))
+    return {k: Aggregate.of(v) for k, v in groups.items()}
+
+
+def assert_rollups_exact(db: str, device: str) -> None:
+    for table, step in (("rollup_1m", timedelta(minutes=1)), ("rollup_1h", timedelta(hours=1))):
+        got, want = rollups(db, table, device), recompute(db, device, step)
+        assert got.keys() == want.keys(), table
+        for k in want:
+            assert got[k].count == want[k].count, (table, k)
+            assert got[k].sum == pytest.approx(want[k].sum), (table, k)
+            assert (got[k].min, got[k].max, got[k].first, got[k].last) == (
+                want[k].min,
+                want[k].max,
+                want[k].first,
+                want[k].last,
+            ), (table, k)
+
+
+def test_partitions_are_made_ahead_and_on_demand(db: str) -> None:
+    with psycopg.connect(db, autocommit=True) as conn:
+        made = create_partitions(conn, days_ahead(NOW, 2))
+        assert made == 9  # 3 days x points, rollup_1m, rollup_1h
+        assert create_partitions(conn, days_ahead(NOW, 2)) == 0
+    assert {"points_p20260508", "points_p20260509", "points_p20260510"} <= partitions(db, "points")
+    # A late point (three days back) gets its day's partitions when it is written.
+    writer = PostgresPointWriter(db)
+    device = unique("dev")
+    late = NOW - timedelta(days=3)
+    assert (
+        SeriesWriter(writer, WEEK.total_seconds())
+        .handle([reading(device, late, temp=1.5)], NOW)
+        .written
+        == 1
+    )
+    assert "points_p20260505" in partitions(db, "points")
+    assert "rollup_1h_p20260505" in partitions(db, "rollup_1h")
+    writer.close()
+
+
+def test_duplicate_delivery_stores_each_point_once_and_keeps_rollups(db: str) -> None:
+    device = unique("dev")
+    events = [
+        reading(device, NOW + timedelta(seconds=7 * i), temp=20.0 + i, hum=40 - i, ok=True)
+        for i in range(30)
+    ]
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    first = core.handle(events, NOW)
+    assert (first.points, first.written) == (60, 60)  # temp and hum; the boolean is no metric
+    before = (rollups(db, "rollup_1m", device), rollups(db, "rollup_1h", device))
+    # Delivered again, whole and in part, in another order and mixed with a new one.
+    again = core.handle([*reversed(events), *events[:5]], NOW)
+    assert again.written == 0
+    assert (rollups(db, "rollup_1m", device), rollups(db, "rollup_1h", device)) == before
+    assert len(stored(db, device)) == 60
+    assert_rollups_exact(db, device)
+    writer.close()
+
+
+def test_late_and_shuffled_points_give_exact_rollups(db: str) -> None:
+    device = unique("dev")
+    rng = random.Random(17)
+    events = [
+        reading(device, NOW + timedelta(seconds=rng.randrange(0, 3 * 3600)), v=rng.uniform(-5, 5))
+        for _ in range(400)
+    ]
+    # Two events at the very same time: first/last fall back to event_id.
+    t = NOW + timedelta(minutes=5)
+    events += [reading(device, t, v=100.0), reading(device, t, v=-100.0)]
+    rng.shuffle(events)
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    for i in range(0, len(events), 37):  # many batches, late points all along
+        core.handle(events[i : i + 37], NOW)
+    assert len(stored(db, device)) == len(events)
+    assert_rollups_exact(db, device)
+    writer.close()
+
+
+def test_points_past_retention_are_not_written(db: str) -> None:
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    out = SeriesWriter(writer, WEEK.total_seconds()).handle(
+        [reading(device, NOW - timedelta(days=9), v=1.0), reading(device, NOW, v=2.0)], NOW
+    )
+    assert (out.too_old, out.written) == (1, 1)
+    assert "points_p20260429" not in partitions(db, "points")
+    writer.close()
+
+
+def test_retention_drops_whole_partitions_only(db: str) -> None:
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, 30 * 86400.0)
+    old, kept = NOW - timedelta(days=8, hours=1), NOW - timedelta(days=6)
+    core.handle([reading(device, old, v=1.0), reading(device, kept, v=2.0)], NOW)
+    writer.close()
+    with psycopg.connect(db, autocommit=True) as conn:
+        dropped = drop_expired(conn, NOW, WEEK, timedelta(days=30))
+    assert "points_p20260430" in dropped
+    assert not any(n.startswith("rollup") for n in dropped)  # rollups keep 30 days
+    assert [v for _, _, v, _ in stored(db, device)] == [2.0]
+    assert len(rollups(db, "rollup_1h", device)) == 2
+
+
+async def test_series_reads_match_a_direct_computation(db: str) -> None:
+    device = unique("dev")
+    rng = random.Random(5)
+    start = NOW - timedelta(hours=5, minutes=3, seconds=11)
+    events = [
+        reading(device, start + timedelta(seconds=10 * i + rng.randrange(0, 10)), temp=rng.random())
+        for i in range(5 * 360)
+    ]
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    for i in range(0, len(events), 500):
+        core.handle(events[i : i + 500], NOW)
+    writer.close()
+    points = [(e.event_time, e.event_id, float(e.payload["temp"])) for e in events]
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        # Unaligned range: raw edges + rollup middle; 1h, 5m, 1m and 10s buckets.
+        q_from, q_to = start + timedelta(minutes=17, seconds=3), NOW - timedelta(seconds=41)
+        for bucket, source in (
+            (timedelta(hours=1), "1h"),
+            (timedelta(minutes=5), "1m"),
+            (timedelta(minutes=1), "1m"),
+            (timedelta(seconds=10), "raw"),
+        ):
+            q = SeriesQuery(device, "temp", q_from, q_to, bucket)
+            step = plan(q).rollup
+            assert (
+                "raw" if step is None else ("1h" if step == timedelta(hours=1) else "1m")
+            ) == source
+            got = (await service.buckets(q)).rows()
+            want: dict[datetime, list[tuple[datetime, str, float]]] = {}
+            for p in points:
+                if q_from <= p[0] < q_to:
+                    want.setdefault(floor_time(p[0], bucket), []).append(p)
+            assert [b.start for b in got] == sorted(want), bucket
+            for b in got:
+                w = Aggregate.of(want[b.start])
+                assert (b.agg.count, b.agg.min, b.agg.max, b.agg.first, b.agg.last) == (
+                    w.count,
+                    w.min,
+                    w.max,
+                    w.first,
+                    w.last,
+                ), (bucket, b.start)
+                assert b.agg.sum == pytest.approx(w.sum)
+        latest = await service.latest(device)
+        newest = max(points)
+        assert [(v.metric, v.time, v.value) for v in latest] == [("temp", newest[0], newest[2])]
+        listed = await service.series(device, "", 10)
+        assert [(s.device, s.metric) for s in listed] == [(device, "temp")]
