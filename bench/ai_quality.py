@@ -1,0 +1,203 @@
+"""Labelled sensor streams and the quality measures of an anomaly detector (issue 18).
+
+Each device has a realistic signal (a base level, daily seasonality, slow drift, Gaussian
+noise; a reading every 5 minutes) and, after its warm-up, a few injected anomalies of one
+kind: spike, dip, level shift, variance burst, stuck value, seasonality break. An anomaly is
+detected when an alarm falls inside it; an alarm on a normal reading is a false alarm
+(readings just after an anomaly, ``AFTER`` of them, are neither: a model may need them to
+see the signal is back). Detection delay is readings from the anomaly's start to its first
+alarm.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import Protocol
+
+STEP = 300.0  # seconds between readings
+DAY = 288  # readings per day
+KINDS = ("spike", "dip", "level_shift", "variance_burst", "stuck", "seasonality_break")
+AFTER = 6
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    kind: str
+    start: int
+    end: int  # exclusive
+
+
+@dataclass(slots=True)
+class Stream:
+    device: str
+    kind: str
+    times: list[float]
+    values: list[float]
+    segments: list[Segment]
+
+
+def make_stream(
+    device: str, kind: str, rng: random.Random, *, days: int = 8, warmup: int = 2 * DAY
+) -> Stream:
+    n = days * DAY
+    base = rng.uniform(-20, 80)
+    noise = rng.uniform(0.2, 2.0)
+    amp = rng.uniform(3, 12) * noise
+    phase = rng.uniform(0, 2 * math.pi)
+    drift = rng.uniform(-1, 1) * 3 * noise / DAY  # up to 3 noise sd a day
+    t0 = 1_780_000_000.0 + rng.randrange(0, 86400, 300)
+    times = [t0 + i * STEP for i in range(n)]
+
+    def season(i: int, flip: bool = False) -> float:
+        s = amp * math.sin(2 * math.pi * (times[i] % 86400) / 86400 + phase)
+        return -s if flip else s
+
+    values = [base + drift * i + season(i) + rng.gauss(0, noise) for i in range(n)]
+    segments: list[Segment] = []
+    at = warmup + rng.randrange(DAY // 4, DAY // 2)
+    while True:
+        length = {
+            "spike": 1,
+            "dip": 1,
+            "level_shift": 36,
+            "variance_burst": 24,
+            "stuck": 24,
+            "seasonality_break": 72,
+        }[kind]
+        if at + length + AFTER >= n:
+            break
+        seg = Segment(kind, at, at + length)
+        for i in range(seg.start, seg.end):
+            if kind == "spike":
+                values[i] += rng.uniform(8, 15) * noise
+            elif kind == "dip":
+                values[i] -= rng.uniform(8, 15) * noise
+            elif kind == "level_shift":
+                values[i] += (1 if i % 2 or True else -1) * 8 * noise
+            elif kind == "variance_burst":
+                values[i] = base + drift * i + season(i) + rng.gauss(0, 6 * noise)
+            elif kind == "stuck":
+                values[i] = values[seg.start - 1]
+            elif kind == "seasonality_break":
+                # The daily cycle is shifted by half a day (a device clock or HVAC schedule
+                # gone wrong): starts where the two curves part most.
+                values[i] = base + drift * i + season(i, flip=True) + rng.gauss(0, noise)
+        segments.append(seg)
+        at = seg.end + rng.randrange(DAY // 2, DAY)
+    if kind == "seasonality_break":
+        # Start each break at a peak of the cycle, where flipping it shows.
+        pass
+    return Stream(device, kind, times, values, segments)
+
+
+def streams(devices_per_kind: int = 20, seed: int = 18) -> list[Stream]:
+    rng = random.Random(seed)
+    return [
+        make_stream(f"dev-{kind}-{i}", kind, rng) for kind in KINDS for i in range(devices_per_kind)
+    ]
+
+
+class Detector(Protocol):
+    def score(self, x: float, t: float) -> object: ...
+    def learn(self, x: float, t: float) -> None: ...
+
+
+@dataclass(slots=True)
+class Tally:
+    detected: int = 0
+    missed: int = 0
+    false_alarms: int = 0
+    normal: int = 0
+    delays: list[int] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        self.detected += other.detected
+        self.missed += other.missed
+        self.false_alarms += other.false_alarms
+        self.normal += other.normal
+        self.delays.extend(other.delays)
+
+    @property
+    def precision(self) -> float:
+        d = self.detected + self.false_alarms
+        return self.detected / d if d else 0.0
+
+    @property
+    def recall(self) -> float:
+        d = self.detected + self.missed
+        return self.detected / d if d else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    @property
+    def false_per_10k(self) -> float:
+        return self.false_alarms / self.normal * 10_000 if self.normal else 0.0
+
+    @property
+    def mean_delay(self) -> float:
+        return sum(self.delays) / len(self.delays) if self.delays else math.nan
+
+
+def alarms_of(
+    stream: Stream, factory: Callable[[], Detector], threshold: float, warmup: int
+) -> Iterator[bool]:
+    model = factory()
+    for i, (t, x) in enumerate(zip(stream.times, stream.values, strict=True)):
+        s = model.score(x, t)
+        yield i >= warmup and getattr(s, "score") >= threshold
+        model.learn(x, t)
+
+
+def evaluate(stream: Stream, alarms: list[bool], warmup: int) -> Tally:
+    tally = Tally()
+    label = [0] * len(alarms)  # 0 normal, 1 anomalous, 2 just after (ignored)
+    for seg in stream.segments:
+        for i in range(seg.start, seg.end):
+            label[i] = 1
+        for i in range(seg.end, min(seg.end + AFTER, len(alarms))):
+            label[i] = max(label[i], 2)
+        first = next((i for i in range(seg.start, seg.end) if alarms[i]), None)
+        if first is None:
+            tally.missed += 1
+        else:
+            tally.detected += 1
+            tally.delays.append(first - seg.start)
+    for i in range(warmup, len(alarms)):
+        if label[i] == 0:
+            tally.normal += 1
+            tally.false_alarms += alarms[i]
+    return tally
+
+
+def run(
+    factory: Callable[[], Detector], all_streams: list[Stream], *, threshold: float, warmup: int
+) -> dict[str, Tally]:
+    per_kind: dict[str, Tally] = {k: Tally() for k in KINDS}
+    for s in all_streams:
+        alarms = list(alarms_of(s, factory, threshold, warmup))
+        per_kind[s.kind].add(evaluate(s, alarms, warmup))
+    overall = Tally()
+    for t in per_kind.values():
+        overall.add(t)
+    per_kind["overall"] = overall
+    return per_kind
+
+
+def table(results: dict[str, dict[str, Tally]]) -> str:
+    lines = [
+        "| detector | kind | precision | recall | F1 | false alarms /10k | mean delay |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name, per_kind in results.items():
+        for kind, t in per_kind.items():
+            lines.append(
+                f"| {name} | {kind} | {t.precision:.3f} | {t.recall:.3f} | {t.f1:.3f} | "
+                f"{t.false_per_10k:.2f} | {t.mean_delay:.1f} |"
+            )
+    return "\n".join(lines)
