@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from services.inference.detector import Scored
+
 STEP = 300.0  # seconds between readings
 DAY = 288  # readings per day
 KINDS = ("spike", "dip", "level_shift", "variance_burst", "stuck", "seasonality_break")
@@ -76,20 +78,17 @@ def make_stream(
             elif kind == "dip":
                 values[i] -= rng.uniform(8, 15) * noise
             elif kind == "level_shift":
-                values[i] += (1 if i % 2 or True else -1) * 8 * noise
+                values[i] += 8 * noise
             elif kind == "variance_burst":
                 values[i] = base + drift * i + season(i) + rng.gauss(0, 6 * noise)
             elif kind == "stuck":
                 values[i] = values[seg.start - 1]
             elif kind == "seasonality_break":
-                # The daily cycle is shifted by half a day (a device clock or HVAC schedule
-                # gone wrong): starts where the two curves part most.
+                # The daily cycle runs half a day off (a device clock or a schedule gone
+                # wrong).
                 values[i] = base + drift * i + season(i, flip=True) + rng.gauss(0, noise)
         segments.append(seg)
         at = seg.end + rng.randrange(DAY // 2, DAY)
-    if kind == "seasonality_break":
-        # Start each break at a peak of the cycle, where flipping it shows.
-        pass
     return Stream(device, kind, times, values, segments)
 
 
@@ -101,7 +100,7 @@ def streams(devices_per_kind: int = 20, seed: int = 18) -> list[Stream]:
 
 
 class Detector(Protocol):
-    def score(self, x: float, t: float) -> object: ...
+    def score(self, x: float, t: float) -> Scored: ...
     def learn(self, x: float, t: float) -> None: ...
 
 
@@ -150,7 +149,7 @@ def alarms_of(
     model = factory()
     for i, (t, x) in enumerate(zip(stream.times, stream.values, strict=True)):
         s = model.score(x, t)
-        yield i >= warmup and getattr(s, "score") >= threshold
+        yield i >= warmup and s.score >= threshold
         model.learn(x, t)
 
 

@@ -33,7 +33,7 @@ from services.infra import logs
 if TYPE_CHECKING:
     from services.cli.stack import Stack
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "inference")
 
 
 def _serve(service: str) -> int:
@@ -61,6 +61,16 @@ def _serve(service: str) -> int:
 
         ms = MqttSettings.from_env()
         return run(lambda: mqtt.run(ms))
+    if service == "inference":  # issue 18
+        from services.config.settings import InferenceSettings
+        from services.inference import main as inference
+
+        try:
+            inference.run(InferenceSettings.from_env())
+        except CornjacketError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if service == "query":
         from services.query import main as query
 

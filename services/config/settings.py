@@ -372,6 +372,57 @@ class QuerySettings:
         )
 
 
+# --- inference (issue 18) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class InferenceSettings:
+    common: CommonSettings
+    enabled: bool
+    database_url: str
+    host: str
+    port: int
+    metrics_port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+    warmup: int
+    threshold: float
+    ingestion_address: str
+    ingest_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> InferenceSettings:
+        env = env or Env()
+        raw = env.text("CJ_INFERENCE_THRESHOLD", "0.5")
+        try:
+            threshold = float(raw)
+        except ValueError:
+            raise ConfigError(f"CJ_INFERENCE_THRESHOLD={raw!r} is not a number") from None
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"CJ_INFERENCE_THRESHOLD={raw!r} must be between 0 and 1")
+        return cls(
+            common=CommonSettings.from_env(env),
+            enabled=env.flag("CJ_FEATURE_INFERENCE", True),
+            database_url=env.db_url("CJ_INFERENCE_DATABASE_URL"),
+            host=env.text("CJ_INFERENCE_HOST", "127.0.0.1"),
+            port=env.port("CJ_INFERENCE_PORT", 50058),
+            metrics_port=env.integer("CJ_INFERENCE_METRICS_PORT", 9108, lo=0, hi=65535),
+            consumer_group=env.text("CJ_INFERENCE_CONSUMER_GROUP", "ai-inference"),
+            topics=env.csv("CJ_INFERENCE_TOPICS", ("sensor-events",)),
+            poll_timeout=env.duration("CJ_INFERENCE_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.integer("CJ_INFERENCE_BATCH_SIZE", 500, lo=1, hi=100_000),
+            # Readings a model learns before it may raise an anomaly (two days of 5-minute
+            # readings: one to learn the daily cycle, one to check it).
+            warmup=env.integer("CJ_INFERENCE_WARMUP", 576, lo=1, hi=10_000_000),
+            threshold=threshold,
+            ingestion_address=env.text(
+                "CJ_INFERENCE_INGESTION_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
+            ),
+            ingest_timeout=env.duration("CJ_INFERENCE_INGEST_TIMEOUT", 5.0, lo=0.1),
+        )
+
+
 def _forbid_in_production(env: Env, name: str, value: str, why: str) -> None:
     """An insecure switch is for local experiments: under CJ_ENVIRONMENT=production it stops
     the process, naming the variable."""
@@ -761,6 +812,7 @@ METRICS_PORTS = {
     "query": 9104,
     "mqtt": 9105,
     "actions": 9106,
+    "inference": 9108,  # issue 18
 }
 
 
