@@ -16,7 +16,8 @@ CREATE TABLE models (
     PRIMARY KEY (device, metric)
 );
 
--- The next offset to apply per partition: a message below it is already in the tables.
+-- How far each partition was applied (a record for operators; a redelivery is recognised by
+-- its stored scores, since a replaced in-memory broker restarts offsets at 0).
 CREATE TABLE positions (
     consumer    text NOT NULL,
     topic       text NOT NULL,

@@ -40,6 +40,7 @@ from services.config.settings import (
     AuthSettings,
     Env,
     EventHandlerSettings,
+    InferenceSettings,
     KafkaSecurity,
     StackSettings,
 )
@@ -49,9 +50,9 @@ log = logging.getLogger(__name__)
 
 # The relay runs as its own process: on 2 cores it then uses the core the API process
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
-SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
+SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "inference")
 # The services with a Kafka client: restarted with the (in-memory) broker.
-BUS_SERVICES = ("relay", "eventhandler", "actions")
+BUS_SERVICES = ("relay", "eventhandler", "actions", "inference")
 
 
 def secrets_key_path(data_dir: Path) -> Path:
@@ -110,6 +111,9 @@ class Stack:
             "CJ_EVENTHANDLER_DATABASE_URL": url,
             "CJ_QUERY_DATABASE_URL": url,
             "CJ_ACTIONS_DATABASE_URL": url,
+            "CJ_INFERENCE_DATABASE_URL": url,  # issue 18
+            "CJ_INFERENCE_PORT": str(s.inference_port),
+            "CJ_INFERENCE_INGESTION_ADDRESS": f"127.0.0.1:{s.ingestion_port}",
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
@@ -145,6 +149,7 @@ class Stack:
             "CJ_EVENTHANDLER_PORT": s.eventhandler_port,
             "CJ_RELAY_PORT": s.relay_port,
             "CJ_ACTIONS_PORT": s.actions_port,
+            "CJ_INFERENCE_PORT": s.inference_port,
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
@@ -185,6 +190,9 @@ class Stack:
         env = self.service_env()
         ensure_key_file(secrets_key_path(s.data_dir))  # webhook signing secrets at rest
         for name in SERVICES:
+            if name == "inference" and not Env(env).flag("CJ_FEATURE_INFERENCE", True):
+                self.say("inference is off (CJ_FEATURE_INFERENCE=false)")
+                continue
             child = python_service(name, name, env, self.logs / f"{name}.log")
             self.services[name] = child
             self.say(f"starting {name}")
@@ -324,10 +332,14 @@ class Stack:
         env = Env(self.service_env())
         handler = EventHandlerSettings.from_env(env)
         actions = ActionsSettings.from_env(env)
-        return [
+        groups = [
             (handler.consumer_group, handler.topics, handler.common.kafka),
             (actions.consumer_group, actions.topics, actions.common.kafka),
         ]
+        if "inference" in self.services:  # issue 18
+            ai = InferenceSettings.from_env(env)
+            groups.append((ai.consumer_group, ai.topics, ai.common.kafka))
+        return groups
 
     def _wait_consumed(self, timeout: float) -> bool:
         probes = [
@@ -375,7 +387,8 @@ class Stack:
     def stop(self) -> None:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
-        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions"):
+        # Inference before ingestion: it drains and sends its last anomalies there.
+        for name in ("mqtt", "inference", "ingestion", "relay", "eventhandler", "query", "actions"):
             child = self.services.get(name)
             if child is not None:
                 code = child.stop(deadline=15)
@@ -429,6 +442,7 @@ def settings_on_free_ports(
         eventhandler_port=free_port(),
         relay_port=free_port(),
         actions_port=free_port(),
+        inference_port=free_port(),
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
         metrics_ports={name: free_port() for name in METRICS_PORTS},

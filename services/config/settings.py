@@ -844,6 +844,7 @@ class StackSettings:
     # The bearer token the operator commands (dlq, trace, bench --edge) send to the edge;
     # empty = the local admin token ($CJ_DATA_DIR/admin.token).
     token: str = ""
+    inference_port: int = 50058  # issue 18
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -874,4 +875,5 @@ class StackSettings:
             auth=AuthSettings.from_env(env),
             edge=EdgeSettings.from_env(env),
             token=env.text("CJ_TOKEN", ""),
+            inference_port=env.port("CJ_INFERENCE_PORT", 50058),
         )

@@ -3,9 +3,10 @@ event-time order, and decide the ``ai.anomaly`` events (issue 18, ADR 20).
 
 A polled batch is applied in one checkpoint: model states, what each learned up to, the
 scores, the anomalies to send and the next offset of every partition commit together. A
-message below its partition's checkpointed offset was applied before a crash (the bus
-offset commit is later and may be lost) and is skipped, so a reading is never learned twice;
-anomalies are sent after the checkpoint, from the store, with an idempotency key made of
+reading whose score is already stored was applied before a crash (the bus offset commit is
+later and may be lost) and is skipped, so a reading is never learned twice. (Offsets alone
+cannot say so: the local stack's in-memory broker starts again from offset 0 when it is
+replaced, under the same cluster id; event ids stay.) Anomalies are sent after the checkpoint, from the store, with an idempotency key made of
 the source event id and metric, so a restart between the two neither loses nor repeats one.
 """
 
@@ -96,14 +97,13 @@ class Checkpoint:
 class InferenceStore(Protocol):
     """The checkpoint in PostgreSQL. Used from one thread.
 
-    ``positions`` gives the next offset to apply of each partition asked (absent: none
-    applied yet); ``load`` the stored model rows of the keys asked; ``save`` writes a whole
+    ``applied`` says which of the event ids asked have stored scores; ``load`` the stored model rows of the keys asked; ``save`` writes a whole
     Checkpoint in ONE transaction (positions only move forward); ``unsent`` the anomalies
     not yet accepted by ingestion, oldest first, and ``mark_sent`` records ingestion's ids.
     Every method raises Unavailable when the database cannot be used.
     """
 
-    def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]: ...
+    def applied(self, event_ids: Sequence[str]) -> set[str]: ...
 
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]: ...
 
@@ -182,12 +182,12 @@ class Inference:
         return checkpoint
 
     def apply(self, msgs: Sequence[Message]) -> Checkpoint:
-        parts = sorted({(m.topic, m.partition) for m in msgs})
-        done = self._store.positions(parts)
-        fresh = [m for m in msgs if m.offset >= done.get((m.topic, m.partition), 0)]
+        ids = [m.event.event_id for m in msgs if m.event is not None]
+        done = self._store.applied(ids) if ids else set()
+        fresh = [m for m in msgs if m.event is None or m.event.event_id not in done]
         self.counters.already_applied += len(msgs) - len(fresh)
         cp = Checkpoint()
-        for m in fresh:
+        for m in msgs:
             key = (m.topic, m.partition)
             cp.positions[key] = max(cp.positions.get(key, 0), m.offset + 1)
         readings: list[tuple[Message, Event, dict[str, float]]] = []

@@ -48,12 +48,12 @@ FROM jsonb_to_recordset(%s::jsonb)
     AS u(e uuid, k text, d text, t timestamptz, p jsonb, tr text)
 ON CONFLICT (source_event_id, metric) DO NOTHING
 """
-# Positions only move forward (a replica that lost the partition must not move it back).
+# How far each partition was applied, for operators (a replaced in-memory broker starts
+# again at 0, so this is a record, not what decides a redelivery: see service.py).
 _SAVE_POSITIONS = """
 INSERT INTO inference.positions AS p (consumer, topic, partition, next_offset)
 SELECT %s, t, n, o FROM jsonb_to_recordset(%s::jsonb) AS u(t text, n integer, o bigint)
 ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
-WHERE p.next_offset < EXCLUDED.next_offset
 """
 
 
@@ -93,16 +93,16 @@ class PostgresInferenceStore:
             self.close()
             raise Unavailable(f"database unavailable while {what}: {e}") from e
 
-    def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
-        if not partitions:
-            return {}
-        with self._db("reading positions") as conn:
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
+        ids = [i for i in (_uuid_or_none(e) for e in event_ids) if i]
+        if not ids:
+            return set()
+        with self._db("reading applied events") as conn:
             rows = conn.execute(
-                "SELECT topic, partition, next_offset FROM inference.positions "
-                "WHERE consumer = %s AND topic = ANY(%s)",
-                (self._consumer, sorted({t for t, _ in partitions})),
+                "SELECT DISTINCT event_id::text FROM inference.scores WHERE event_id = ANY(%s)",
+                (ids,),
             ).fetchall()
-        return {(t, int(p)): int(o) for t, p, o in rows}
+        return {r[0] for r in rows}
 
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]:
         with self._db("loading models") as conn:

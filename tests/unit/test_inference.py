@@ -40,9 +40,10 @@ class MemoryStore:
         if self.down:
             raise Unavailable("database down")
 
-    def positions(self, partitions: Sequence[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
         self._check()
-        return {p: self.pos[p] for p in partitions if p in self.pos}
+        scored = {s.event_id for s in self.scores}  # type: ignore[attr-defined]
+        return {e for e in event_ids if e in scored}
 
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]:
         self._check()
@@ -154,6 +155,15 @@ def test_a_late_reading_is_scored_not_learned_and_counted() -> None:
     assert store.models[("d1", "temp")]["n"] == before["n"] == 10
     assert store.rows[("d1", "temp")].late == 1 and inf.counters.late == 1
     assert not store.scores[-1].learned  # type: ignore[attr-defined]
+
+
+def test_a_replaced_broker_restarting_offsets_at_zero_loses_nothing() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(10)])
+    # A new in-memory broker: new readings arrive at offsets the old one already used.
+    inf.handle([msg(i, reading(10 + i, 20.0 + i % 2)) for i in range(5)])
+    assert store.models[("d1", "temp")]["n"] == 15
 
 
 def test_redelivered_messages_are_not_learned_twice() -> None:
