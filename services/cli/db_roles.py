@@ -35,6 +35,7 @@ SERVICES: dict[str, str | None] = {
     "ingestion": "ingestion",
     "eventhandler": "eventhandler",
     "actions": "actions",
+    "inference": "inference",  # issue 18
     "query": None,
 }
 # What the query service reads (services/query/projection_reader.py and its health probe).
