@@ -235,7 +235,9 @@ def _migrate(service: str) -> int:
     from services.infra import migrations
 
     env = Env()
-    targets = ("ingestion", "eventhandler", "actions", "inference") if service == "all" else (service,)
+    targets = (
+        ("ingestion", "eventhandler", "actions", "inference") if service == "all" else (service,)
+    )
     for name in targets:
         url = env.db_url(f"CJ_{name.upper()}_DATABASE_URL")
         n = migrations.apply(url, name)
@@ -697,7 +699,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--role-prefix", default="cj_", help="role names are PREFIX<service> (default cj_)"
     )
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
-    migrate.add_argument("service", choices=("ingestion", "eventhandler", "actions", "inference", "all"))
+    migrate.add_argument(
+        "service", choices=("ingestion", "eventhandler", "actions", "inference", "all")
+    )
     pg = sub.add_parser(
         "postgres",
         help="stop, start or check the embedded PostgreSQL of a running `cornjacket up`",

@@ -22,6 +22,7 @@ Z_T = 5.0  # the z at which the score is 0.5 (the default threshold)
 SECONDS_PER_DAY = 86_400.0
 MAD_TO_SIGMA = math.sqrt(math.pi / 2)  # E|N(0, s)| = s * sqrt(2/pi)
 SHIFT_WINDOW = 6  # readings whose mean standardised residual tests for a sustained shift
+SHIFT_CLIP = 4.0  # a spike moves the shift test by at most this much
 ACCEPT_AFTER = 288  # alarms in a row after which the model learns the new normal
 
 
@@ -111,7 +112,7 @@ class SeasonalRobust:
         z = abs(x - pred) / sigma
         # A sustained one-sided residual (level shift, broken cycle): the EW mean of the
         # clipped standardised residual, in its own standard deviations.
-        recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip((x - pred) / sigma, 6.0)]
+        recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip((x - pred) / sigma, SHIFT_CLIP)]
         if len(recent) == SHIFT_WINDOW:
             z = max(z, abs(sum(recent)) / math.sqrt(SHIFT_WINDOW))
         if x == self.last and self.n > 20:
@@ -135,7 +136,7 @@ class SeasonalRobust:
                 # While it alarms the model learns nothing but the recent residuals: an
                 # anomaly is not the new normal unless it lasts ACCEPT_AFTER readings.
                 self.alarms += 1
-                self.recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip(resid / sigma, 6.0)]
+                self.recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip(resid / sigma, SHIFT_CLIP)]
                 self.run = self.run + 1 if x == self.last else 1
                 self.last = x
                 self.n += 1
@@ -159,7 +160,7 @@ class SeasonalRobust:
             self.scale += (
                 ca * (min(abs(resid), 4 * sigma) if mature else abs(resid)) - ca * self.scale
             )
-            self.recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip(resid / sigma, 6.0)]
+            self.recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip(resid / sigma, SHIFT_CLIP)]
             repeat = 1.0 if x == self.last else 0.0
             self.repeat_rate += self.repeat_alpha * (repeat - self.repeat_rate)
         self.run = self.run + 1 if x == self.last else 1

@@ -16,7 +16,7 @@ import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
 from services.core.events import Event
@@ -25,6 +25,7 @@ from services.inference.detector import Model, SeasonalRobust, new_model, restor
 log = logging.getLogger(__name__)
 
 ANOMALY_TYPE = "ai.anomaly"
+DAY = timedelta(days=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +111,10 @@ class InferenceStore(Protocol):
     def save(self, checkpoint: Checkpoint) -> None: ...
 
     def unsent(self, limit: int) -> list[Anomaly]: ...
+
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        """The event times of the devices' stored anomalies at or after ``since``."""
+        ...
 
     def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None: ...
 
@@ -220,6 +225,7 @@ class Inference:
                 cp.scores.append(score)
                 if anomaly is not None:
                     cp.anomalies.append(anomaly)
+        self._count_recent(cp.anomalies)
         cp.models = list(touched.values())
         self.counters.scored += len(cp.scores)
         self.counters.anomalies += len(cp.anomalies)
@@ -295,6 +301,20 @@ class Inference:
                 event.metadata.trace_id,
             )
         return row, score, anomaly
+
+    def _count_recent(self, anomalies: list[Anomaly]) -> None:
+        """Each anomaly carries its device's count of anomalies (all metrics) in the 24 h up
+        to it, this one included: the device_health projection shows it as it is."""
+        if not anomalies:
+            return
+        since = min(a.event_time for a in anomalies) - DAY
+        times = self._store.anomaly_times(sorted({a.device for a in anomalies}), since)
+        for a in anomalies:
+            times.setdefault(a.device, []).append(a.event_time)
+        for a in anomalies:
+            a.payload["device_anomalies_24h"] = sum(
+                1 for t in times[a.device] if a.event_time - DAY < t <= a.event_time
+            )
 
     def flush(self) -> int:
         """Send the pending anomalies to ingestion (raises Unavailable if it is down)."""

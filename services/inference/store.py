@@ -202,6 +202,18 @@ class PostgresInferenceStore:
             ).fetchall()
         return [Anomaly(e, k, d, t, p, tr) for e, k, d, t, p, tr in rows]
 
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        with self._db("reading recent anomalies") as conn:
+            rows = conn.execute(
+                "SELECT device, event_time FROM inference.anomalies "
+                "WHERE device = ANY(%s) AND event_time >= %s",
+                (list(devices), since),
+            ).fetchall()
+        out: dict[str, list[datetime]] = {}
+        for device, t in rows:
+            out.setdefault(device, []).append(t)
+        return out
+
     def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
         if not sent:
             return

@@ -80,6 +80,13 @@ class MemoryStore:
         self._check()
         return [a for a, sent in self.anomalies.values() if sent is None][:limit]
 
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        out: dict[str, list[datetime]] = {}
+        for a, _ in self.anomalies.values():
+            if a.device in devices and a.event_time >= since:
+                out.setdefault(a.device, []).append(a.event_time)
+        return out
+
     def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
         for a, event_id in sent:
             self.anomalies[(a.source_event_id, a.metric)] = (a, event_id)
@@ -134,6 +141,7 @@ def test_a_spike_after_warmup_is_an_anomaly_with_the_expected_range() -> None:
     assert p["device"] == "d1" and p["metric"] == "temp" and p["model"] == "seasonal-robust"
     assert 0.5 <= p["score"] <= 1.0 and p["threshold"] == 0.5
     assert p["expected"]["low"] < normal(600, random.Random(1)) < p["expected"]["high"] < p["value"]
+    assert p["device_anomalies_24h"] == 1
     assert anomaly.idempotency_key == f"ai.anomaly:{p['source_event_id']}:temp"
     assert all(0.0 <= s.score <= 1.0 for s in store.scores)  # type: ignore[attr-defined]
 
@@ -258,3 +266,15 @@ def test_default_settings() -> None:
         9108,
         "ai-inference",
     )
+
+
+def test_each_anomaly_counts_its_device_anomalies_of_the_last_24_hours() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    calm = [msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)]
+    inf.handle(calm)
+    inf.handle([msg(30, reading(30, 500.0)), msg(31, reading(31, 20.1))])
+    inf.handle([msg(32, reading(32, 600.0))])  # 10 minutes later
+    inf.handle([msg(33, reading(33, 20.2)), msg(34, reading(34, 700.0, minutes=5 * 34 + 1500))])
+    counts = [a.payload["device_anomalies_24h"] for a in sink.sent]
+    assert counts == [1, 2, 1]  # the third is 25 h after the others
