@@ -45,11 +45,19 @@ _CLUSTER = """\
 # after the transcoder, on the gRPC path). A new method of a service inherits its scope.
 ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
     "events:write": ("/cornjacket.v1.IngestionService/",),
-    "read": ("/cornjacket.v1.QueryService/", "/cornjacket.v1.LineageService/"),
+    "read": (
+        "/cornjacket.v1.QueryService/",
+        "/cornjacket.v1.LineageService/",
+        # issue 18: method by method (the reset needs admin; GetEventAnomalies is internal)
+        "/cornjacket.v1.InferenceService/ListScores",
+        "/cornjacket.v1.InferenceService/ListAnomalies",
+        "/cornjacket.v1.InferenceService/GetModelStatus",
+    ),
     "admin": (
         "/cornjacket.v1.ActionService/",
         "/cornjacket.v1.DeadLetterService/",
         "/cornjacket.v1.AuditService/",
+        "/cornjacket.v1.InferenceService/ResetModel",
     ),
 }
 
@@ -155,6 +163,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
     ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
+    ("/cornjacket.v1.InferenceService/", "inference", "30s", "read"),  # issue 18
 )
 
 _ROUTE = """\
@@ -226,7 +235,7 @@ _FOREIGN_NO_AUTH = """\
 """
 
 
-def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
+def _virtual_hosts(edge: EdgeSettings, auth_on: bool, clusters: frozenset[str] | None = None) -> str:
     if auth_on:
         action, key = (
             "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",
@@ -236,6 +245,8 @@ def _virtual_hosts(edge: EdgeSettings, auth_on: bool) -> str:
         action, key = "{ remote_address: {} }", "remote_address"
     routes = []
     for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES):
+        if clusters is not None and cluster == "inference" and cluster not in clusters:
+            continue  # CJ_FEATURE_INFERENCE=false: its paths answer 404 (issue 18)
         budget: RateBudget = getattr(edge, budget_name)
         limit = (
             _LIMIT.format(
@@ -359,7 +370,7 @@ def render(
         DESCRIPTOR=str(descriptor),
         CLUSTERS=clusters.rstrip("\n"),
         HEALTH_SERVICES=", ".join(f'"{name}"' for name in upstreams),
-        VIRTUAL_HOSTS=_virtual_hosts(edge, auth_on),
+        VIRTUAL_HOSTS=_virtual_hosts(edge, auth_on, frozenset(upstreams)),
         TRUSTED_HOPS=edge.trusted_hops,
         MAX_HEAP_BYTES=edge.max_heap_mb * 1024 * 1024,
         MAX_CONNECTIONS=edge.max_connections,

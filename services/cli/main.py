@@ -506,13 +506,13 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions")
+        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions", "inference")
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
-            "relay, mqtt, actions"
+            "relay, mqtt, actions, inference"
         )
     return name, (host, int(port))
 

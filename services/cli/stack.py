@@ -227,6 +227,12 @@ class Stack:
                 "relay": ("127.0.0.1", s.relay_port),
                 "actions": ("127.0.0.1", s.actions_port),
                 "mqtt": ("127.0.0.1", s.mqtt_health_port),
+                # issue 18: only when it runs (CJ_FEATURE_INFERENCE)
+                **(
+                    {"inference": ("127.0.0.1", s.inference_port)}
+                    if "inference" in self.services
+                    else {}
+                ),
             },
         )
 

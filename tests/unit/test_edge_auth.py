@@ -36,7 +36,9 @@ def test_scope_regex_matches_whole_words_only(scope: str) -> None:
 def test_every_routed_service_needs_a_scope() -> None:
     routed = {prefix for prefix, *_ in ROUTES}
     scoped = {p for prefixes in ROUTE_SCOPES.values() for p in prefixes}
-    assert routed == scoped
+    # A service's scope, or its methods' one by one (InferenceService: reads and a reset).
+    assert {r for r in routed if any(p.startswith(r) for p in scoped)} == routed
+    assert all(any(p.startswith(r) for r in routed) for p in scoped)
     assert set(ROUTE_SCOPES) == set(SCOPES)
 
 
