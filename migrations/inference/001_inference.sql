@@ -66,3 +66,18 @@ CREATE TABLE dlq (
     error_message text NOT NULL,
     failed_at     timestamptz NOT NULL DEFAULT now()
 );
+
+-- Admin calls (the model reset): services/infra/audit.py, ADR 16.
+CREATE TABLE audit (
+    seq        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at         timestamptz NOT NULL,
+    subject    text NOT NULL,
+    request_id text NOT NULL,
+    action     text NOT NULL,
+    target     text NOT NULL DEFAULT '',
+    change     jsonb NOT NULL DEFAULT '{}'::jsonb,
+    outcome    text NOT NULL DEFAULT 'UNKNOWN',
+    error      text NOT NULL DEFAULT '',
+    ended_at   timestamptz
+);
+CREATE INDEX audit_at_idx ON audit (at, seq);

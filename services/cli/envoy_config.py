@@ -235,7 +235,9 @@ _FOREIGN_NO_AUTH = """\
 """
 
 
-def _virtual_hosts(edge: EdgeSettings, auth_on: bool, clusters: frozenset[str] | None = None) -> str:
+def _virtual_hosts(
+    edge: EdgeSettings, auth_on: bool, clusters: frozenset[str] | None = None
+) -> str:
     if auth_on:
         action, key = (
             "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",

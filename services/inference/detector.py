@@ -136,7 +136,10 @@ class SeasonalRobust:
                 # While it alarms the model learns nothing but the recent residuals: an
                 # anomaly is not the new normal unless it lasts ACCEPT_AFTER readings.
                 self.alarms += 1
-                self.recent = [*self.recent[-(SHIFT_WINDOW - 1) :], _clip(resid / sigma, SHIFT_CLIP)]
+                self.recent = [
+                    *self.recent[-(SHIFT_WINDOW - 1) :],
+                    _clip(resid / sigma, SHIFT_CLIP),
+                ]
                 self.run = self.run + 1 if x == self.last else 1
                 self.last = x
                 self.n += 1

@@ -10,14 +10,18 @@ from concurrent import futures
 
 import grpc
 from confluent_kafka import Consumer
+from cornjacket.v1 import audit_pb2_grpc, inference_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import InferenceSettings
 from services.inference.consumer import batch_handler
+from services.inference.grpc_api import InferenceServicer
 from services.inference.ingest_client import GrpcAnomalySink
+from services.inference.reader import InferenceReader
 from services.inference.service import Inference
 from services.inference.store import PostgresInferenceStore
 from services.infra import metrics, migrations
+from services.infra.audit import SyncAuditLog, SyncAuditLogServicer
 from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
 from services.infra.runtime import PortInUse
@@ -90,6 +94,17 @@ def run(settings: InferenceSettings) -> None:
         futures.ThreadPoolExecutor(max_workers=4), options=[("grpc.so_reuseport", 0)]
     )
     health_pb2_grpc.add_HealthServicer_to_server(servicer, server)
+    reader = InferenceReader(settings.database_url)
+    reader.open()
+    audit = SyncAuditLog(settings.database_url, "inference")
+    audit.open()
+    inference_pb2_grpc.add_InferenceServiceServicer_to_server(
+        InferenceServicer(reader, audit, warmup=settings.warmup, threshold=settings.threshold),
+        server,
+    )
+    audit_pb2_grpc.add_AuditLogServiceServicer_to_server(
+        SyncAuditLogServicer("inference", audit), server
+    )
     address = f"{settings.host}:{settings.port}"
     try:
         if server.add_insecure_port(address) == 0:
@@ -127,5 +142,7 @@ def run(settings: InferenceSettings) -> None:
         server.stop(grace=1)
         store.close()
         probe.close()
+        reader.close()
+        audit.close()
         sink.close()
         log.info("inference stopped", extra={"counters": str(inference.counters)})

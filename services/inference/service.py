@@ -6,8 +6,9 @@ scores, the anomalies to send and the next offset of every partition commit toge
 reading whose score is already stored was applied before a crash (the bus offset commit is
 later and may be lost) and is skipped, so a reading is never learned twice. (Offsets alone
 cannot say so: the local stack's in-memory broker starts again from offset 0 when it is
-replaced, under the same cluster id; event ids stay.) Anomalies are sent after the checkpoint, from the store, with an idempotency key made of
-the source event id and metric, so a restart between the two neither loses nor repeats one.
+replaced, under the same cluster id; event ids stay.) Anomalies are sent after the
+checkpoint, from the store, with an idempotency key made of the source event id and metric,
+so a restart between the two neither loses nor repeats one.
 """
 
 from __future__ import annotations
@@ -98,8 +99,9 @@ class Checkpoint:
 class InferenceStore(Protocol):
     """The checkpoint in PostgreSQL. Used from one thread.
 
-    ``applied`` says which of the event ids asked have stored scores; ``load`` the stored model rows of the keys asked; ``save`` writes a whole
-    Checkpoint in ONE transaction (positions only move forward); ``unsent`` the anomalies
+    ``applied`` says which of the event ids asked have stored scores; ``load`` the stored
+    model rows of the keys asked; ``save`` writes a whole Checkpoint in ONE transaction
+    (positions are a record for operators); ``unsent`` the anomalies
     not yet accepted by ingestion, oldest first, and ``mark_sent`` records ingestion's ids.
     Every method raises Unavailable when the database cannot be used.
     """

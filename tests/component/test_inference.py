@@ -9,10 +9,12 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import grpc
 import psycopg
 import pytest
 import uuid_utils
 from confluent_kafka import Producer
+from cornjacket.v1 import inference_pb2, inference_pb2_grpc
 
 from services.cli.embedded import EmbeddedBroker
 from services.cli.processes import Child, free_port
@@ -163,3 +165,54 @@ def test_poison_goes_to_the_dlq_and_the_stream_goes_on(stack: Stack) -> None:
             what="dlq row",
         )
     assert "undecodable" in row[1]
+
+
+def test_the_api_pages_scores_lists_anomalies_shows_and_resets_models(stack: Stack) -> None:
+    device = unique("dev")
+    calm_ones = [reading(device, i, calm(i)) for i in range(WARMUP + 5)]
+    spike = reading(device, WARMUP + 5, 50.0)
+    with stack.inference():
+        stack.send([*calm_ones, spike])
+        eventually(lambda: stored_anomalies(stack.database, device), what="anomaly")
+        channel = grpc.insecure_channel(f"127.0.0.1:{stack.port}")
+        api = inference_pb2_grpc.InferenceServiceStub(channel)
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = api.ListScores(
+                inference_pb2.ListScoresRequest(device=device, page_size=20, page_token=token)
+            )
+            seen += [s.event_id for s in page.scores]
+            token = page.next_page_token
+            if not token:
+                break
+        assert seen == [e.event_id for e in [*calm_ones, spike]]
+        [anomaly] = api.ListAnomalies(inference_pb2.ListAnomaliesRequest(device=device)).anomalies
+        assert anomaly.source_event_id == spike.event_id and anomaly.anomaly_event_id
+        assert anomaly.expected_low < 20.0 < anomaly.expected_high < anomaly.value == 50.0
+        everyone = api.ListAnomalies(inference_pb2.ListAnomaliesRequest(page_size=1000))
+        assert spike.event_id in {a.source_event_id for a in everyone.anomalies}
+        caused = api.GetEventAnomalies(
+            inference_pb2.GetEventAnomaliesRequest(event_id=spike.event_id)
+        )
+        assert [a.anomaly_event_id for a in caused.anomalies] == [anomaly.anomaly_event_id]
+        status = api.GetModelStatus(inference_pb2.GetModelStatusRequest(device=device))
+        [m] = status.models
+        assert (m.metric, m.observations, m.warmed_up, status.warmup) == (
+            "temp",
+            WARMUP + 6,
+            True,
+            WARMUP,
+        )
+        assert api.ResetModel(inference_pb2.ResetModelRequest(device=device)).reset == 1
+        with pytest.raises(grpc.RpcError) as err:
+            api.GetModelStatus(inference_pb2.GetModelStatusRequest(device=device))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as err:
+            api.ListScores(inference_pb2.ListScoresRequest(device=device, page_token="nonsense"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        audit = fetch_one(
+            stack.database, "SELECT action, target, outcome FROM inference.audit ORDER BY seq DESC"
+        )
+        assert audit == ("/cornjacket.v1.InferenceService/ResetModel", device, "OK")
+        channel.close()
