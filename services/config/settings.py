@@ -346,6 +346,7 @@ class QuerySettings:
     ingestion_address: str
     eventhandler_address: str
     actions_address: str
+    inference_address: str = ""  # issue 18; empty: inference is off
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -368,6 +369,12 @@ class QuerySettings:
             ),
             actions_address=env.text(
                 "CJ_QUERY_ACTIONS_ADDRESS", f"127.0.0.1:{env.port('CJ_ACTIONS_PORT', 50056)}"
+            ),
+            inference_address=env.text(
+                "CJ_QUERY_INFERENCE_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_INFERENCE_PORT', 50058)}"
+                if env.flag("CJ_FEATURE_INFERENCE", True)
+                else "",
             ),
         )
 
