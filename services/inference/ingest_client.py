@@ -14,10 +14,12 @@ from services.infra.codec import to_value
 
 log = logging.getLogger(__name__)
 
-# The service calls ingestion inside the stack (not through Envoy), like the MQTT gateway;
-# its idempotency keys live in the principal of this subject (jwt:inference).
-SUBJECT = "inference"
-_METADATA = (("x-cj-source", "grpc"), ("x-cj-subject", SUBJECT))
+# The service calls ingestion inside the stack (not through Envoy), like the MQTT gateway.
+# Source "ai" is the only one ingestion takes ai.* events from (Envoy overwrites a client's
+# x-cj-source); its idempotency keys live in the principal "ai:inference", which no edge
+# token's (jwt:<sub>) or device's (mqtt:<user>) can be.
+SUBJECT = "ai:inference"
+_METADATA = (("x-cj-source", "ai"), ("x-cj-subject", SUBJECT))
 
 
 class GrpcAnomalySink:

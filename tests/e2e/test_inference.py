@@ -189,3 +189,35 @@ def test_inference_route_attack(
         assert got == str(expected)
     finally:
         attack_log.append((f"inference: {name}", str(expected), got, got == str(expected)))
+
+
+@pytest.mark.parametrize("claimed_source", ["", "ai"])
+def test_a_client_cannot_forge_an_ai_anomaly(
+    stack: Stack, attack_log: Log, claimed_source: str
+) -> None:
+    """ai.* events come from the inference service only: a forged one would turn a device's
+    health anomalous and fire the rules on anomalies. Claiming its source does not help:
+    Envoy overwrites x-cj-source."""
+    got = "?"
+    headers = {"Authorization": f"Bearer {token(stack, 'events:write')}"}
+    if claimed_source:
+        headers["x-cj-source"] = claimed_source
+    try:
+        with httpx.Client(base_url=stack.edge_url, timeout=15) as c:
+            r = c.post(
+                "/api/v1/events",
+                headers=headers,
+                json={
+                    "event_type": "ai.anomaly",
+                    "aggregate_id": unique("dev"),
+                    "payload": {"score": 1.0, "source_event_id": "x", "metric": "value"},
+                },
+            )
+        got = str(r.status_code)
+        assert r.status_code == 400, r.text
+        assert "reserved" in r.json()["message"]
+    finally:
+        how = " claiming x-cj-source: ai" if claimed_source else ""
+        attack_log.append(
+            (f"inference: a client posts a forged ai.anomaly{how}", "400", got, got == "400")
+        )
