@@ -10,8 +10,10 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import grpc
 import httpx
 import pytest
+from cornjacket_sdk.client import Client
 from cornjacket_sdk.webhooks import verify
 
 from services.cli.stack import Stack
@@ -146,7 +148,7 @@ def _status(stack: Stack, method: str, path: str, auth: str | None) -> int:
             "model reset with a read token",
             "POST",
             "/api/v1/inference/devices/d/model:reset",
-            ("events:read",),
+            ("read",),
             403,
         ),
         (
@@ -155,6 +157,13 @@ def _status(stack: Stack, method: str, path: str, auth: str | None) -> int:
             "/api/v1/inference/devices/d/model:reset",
             None,
             401,
+        ),
+        (
+            "(control) scores with a read token",
+            "GET",
+            "/api/v1/inference/devices/d/scores",
+            ("read",),
+            200,
         ),
         (
             "scores with a write-only token",
@@ -168,7 +177,7 @@ def _status(stack: Stack, method: str, path: str, auth: str | None) -> int:
             "internal GetEventAnomalies from outside",
             "POST",
             "/cornjacket.v1.InferenceService/GetEventAnomalies",
-            ("events:read", "events:admin"),
+            ("read", "admin"),
             403,
         ),
     ],
@@ -221,3 +230,22 @@ def test_a_client_cannot_forge_an_ai_anomaly(
         attack_log.append(
             (f"inference: a client posts a forged ai.anomaly{how}", "400", got, got == "400")
         )
+
+
+def test_the_python_sdk_reads_and_resets(spiked: dict[str, str], stack: Stack) -> None:
+    device = spiked["device"]
+    address = f"127.0.0.1:{stack.settings.edge_port}"
+    with Client(address, token=token(stack, "read")) as reader:
+        anomalies = eventually(
+            lambda: reader.list_anomalies(device=device).anomalies, timeout=60, what="anomaly"
+        )
+        assert anomalies[0].source_event_id == spiked["spike"]
+        first = reader.list_scores(device, page_size=20)
+        rest = reader.list_scores(device, page_size=20, page_token=first.next_page_token)
+        assert len(first.scores) + len(rest.scores) == WARMUP + 6 and not rest.next_page_token
+        assert reader.model_status(device).models[0].warmed_up
+        with pytest.raises(grpc.RpcError) as err:
+            reader.reset_model(device)
+        assert err.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    with Client(address, token=token(stack, "admin")) as admin:
+        assert admin.reset_model(device) == 1

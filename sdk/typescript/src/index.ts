@@ -11,6 +11,12 @@ import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
 import { AuditService, type ListAuditRecordsResponse } from "./gen/cornjacket/v1/audit_pb.js";
 import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
 import {
+  InferenceService,
+  type ListAnomaliesResponse,
+  type ListScoresResponse,
+  type ModelStatus,
+} from "./gen/cornjacket/v1/inference_pb.js";
+import {
   IngestEventRequestSchema,
   IngestionService,
   type IngestEventRequest,
@@ -22,6 +28,7 @@ export * from "./gen/cornjacket/v1/actions_pb.js";
 export * from "./gen/cornjacket/v1/audit_pb.js";
 export * from "./gen/cornjacket/v1/dlq_pb.js";
 export * from "./gen/cornjacket/v1/events_pb.js";
+export * from "./gen/cornjacket/v1/inference_pb.js";
 export * from "./gen/cornjacket/v1/ingestion_pb.js";
 export * from "./gen/cornjacket/v1/lineage_pb.js";
 export * from "./gen/cornjacket/v1/query_pb.js";
@@ -44,6 +51,7 @@ export interface Cornjacket {
   lineage: Client<typeof LineageService>;
   actions: Client<typeof ActionService>;
   audit: Client<typeof AuditService>;
+  inference: Client<typeof InferenceService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -68,6 +76,7 @@ export function connect(options: Options): Cornjacket {
     lineage: createClient(LineageService, transport),
     actions: createClient(ActionService, transport),
     audit: createClient(AuditService, transport),
+    inference: createClient(InferenceService, transport),
   };
 }
 
@@ -146,4 +155,49 @@ export function listAudit(cj: Cornjacket, q: AuditQuery = {}): Promise<ListAudit
     pageSize: q.pageSize,
     pageToken: q.pageToken ?? "",
   });
+}
+
+// --- anomaly detection (issue 18) ---------------------------------------------------------
+
+export interface PageQuery {
+  /** 1..1000 (default 100). */
+  pageSize?: number;
+  /** nextPageToken of the previous page. */
+  pageToken?: string;
+}
+
+/** A device's scores, oldest first (read scope). */
+export function listScores(
+  cj: Cornjacket,
+  device: string,
+  q: PageQuery & { metric?: string } = {},
+): Promise<ListScoresResponse> {
+  return cj.inference.listScores({
+    device,
+    metric: q.metric ?? "",
+    pageSize: q.pageSize ?? 0,
+    pageToken: q.pageToken ?? "",
+  });
+}
+
+/** Anomalies newest first, of one device or (device "") of all (read scope). */
+export function listAnomalies(
+  cj: Cornjacket,
+  q: PageQuery & { device?: string } = {},
+): Promise<ListAnomaliesResponse> {
+  return cj.inference.listAnomalies({
+    device: q.device ?? "",
+    pageSize: q.pageSize ?? 0,
+    pageToken: q.pageToken ?? "",
+  });
+}
+
+/** The models of a device, one per metric (read scope). */
+export function modelStatus(cj: Cornjacket, device: string): Promise<ModelStatus> {
+  return cj.inference.getModelStatus({ device });
+}
+
+/** Forget a device's models (admin scope); resolves to how many were reset. */
+export async function resetModel(cj: Cornjacket, device: string, metric = ""): Promise<number> {
+  return (await cj.inference.resetModel({ device, metric })).reset;
 }
