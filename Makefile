@@ -52,6 +52,9 @@ bench-replay: setup ## rebuild projections from a 100k-event store and report th
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
+bench-ai: setup ## anomaly detection quality: labelled streams, service model vs rolling z-score and river (issue 18)
+	@$(PY) -m bench.ai_quality $(BENCH_ARGS)
+
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 
