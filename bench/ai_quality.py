@@ -247,11 +247,11 @@ class RiverHoltWintersPAD:
     def score(self, x: float, t: float) -> Scored:
         if self._n <= DAY:
             return Scored(0.0, x, x, 0.0)
-        s = float(self._m.score_one(None, x))
+        s = float(self._m.score_one({}, x))
         return Scored(s, x, x, s)
 
     def learn(self, x: float, t: float) -> None:
-        self._m.learn_one(None, x)
+        self._m.learn_one({}, x)
         self._n += 1
 
 

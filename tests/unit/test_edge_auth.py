@@ -21,6 +21,7 @@ UPSTREAMS = {
     "query": ("127.0.0.1", 50052),
     "eventhandler": ("127.0.0.1", 50053),
     "actions": ("127.0.0.1", 50056),
+    "inference": ("127.0.0.1", 50058),
 }
 
 
@@ -116,3 +117,13 @@ def test_scopes_are_checked() -> None:
         parse_scopes(["events:writer"])
     with pytest.raises(ConfigError, match="no scope given"):
         parse_scopes([" "])
+
+
+def test_inference_routes_only_when_it_runs() -> None:
+    """CJ_FEATURE_INFERENCE=false: no upstream, no route (its paths answer 404)."""
+    from services.cli.envoy_config import render
+
+    without = {k: v for k, v in UPSTREAMS.items() if k != "inference"}
+    common = {"edge_port": 8080, "admin_port": 9901}
+    assert "cluster: inference" in render(upstreams=UPSTREAMS, **common)  # type: ignore[arg-type]
+    assert "cluster: inference" not in render(upstreams=without, **common)  # type: ignore[arg-type]
