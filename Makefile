@@ -55,6 +55,9 @@ bench-tsdb: setup ## time series: writer points/s vs P, series reads at 0.03 x C
 bench-soak: setup ## the benchmark plus a 10-minute memory soak
 	@$(PY) -m bench --soak 600 $(BENCH_ARGS)
 
+bench-ai: setup ## anomaly detection quality: labelled streams, service model vs rolling z-score and river (issue 18)
+	@$(PY) -m bench.ai_quality $(BENCH_ARGS)
+
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 

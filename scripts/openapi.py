@@ -313,7 +313,7 @@ class Generator:
         responses = {ok: _json({"$ref": f"#/components/schemas/{self.ref(method.output_type)}"})}
         for code, why in ERRORS.items():
             responses[code] = _json({"$ref": "#/components/schemas/Error"}, why)
-        scope = _scope(service)
+        scope = _scope(service, method.name)
         for code, why in AUTH_ERRORS.items():
             responses[code] = _json({"$ref": "#/components/schemas/Error"}, why.format(scope=scope))
         responses["401"]["headers"] = {
@@ -329,8 +329,13 @@ class Generator:
         return op
 
 
-def _scope(service: str) -> str:
-    """The scope Envoy's RBAC filter asks of every method of ``service``."""
+def _scope(service: str, method: str = "") -> str:
+    """The scope Envoy's RBAC filter asks of ``method`` of ``service``: the method's own
+    (a service whose methods need different scopes lists them one by one), else the
+    service's."""
+    for scope, prefixes in ROUTE_SCOPES.items():
+        if method and f"/{PACKAGE}.{service}/{method}" in prefixes:
+            return scope
     for scope, prefixes in ROUTE_SCOPES.items():
         if f"/{PACKAGE}.{service}/" in prefixes:
             return scope

@@ -36,6 +36,7 @@ SERVICES: dict[str, str | None] = {
     "eventhandler": "eventhandler",
     "actions": "actions",
     "tsdb": "tsdb",  # time series (issue 17)
+    "inference": "inference",  # issue 18
     "query": None,
 }
 # What the query service reads (services/query/projection_reader.py and its health probe).

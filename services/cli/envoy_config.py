@@ -68,11 +68,16 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
         "/cornjacket.v1.QueryService/",
         "/cornjacket.v1.LineageService/",
         "/cornjacket.v1.SeriesService/",  # time series (issue 17)
+        # issue 18: method by method (the reset needs admin; GetEventAnomalies is internal)
+        "/cornjacket.v1.InferenceService/ListScores",
+        "/cornjacket.v1.InferenceService/ListAnomalies",
+        "/cornjacket.v1.InferenceService/GetModelStatus",
     ),
     "admin": (
         "/cornjacket.v1.ActionService/",
         "/cornjacket.v1.DeadLetterService/",
         "/cornjacket.v1.AuditService/",
+        "/cornjacket.v1.InferenceService/ResetModel",
     ),
 }
 
@@ -180,6 +185,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
     # Time series (issue 17): only when the stack runs the tsdb service (CJ_FEATURE_TSDB).
     ("/cornjacket.v1.SeriesService/", "tsdb", "30s", "read"),
+    ("/cornjacket.v1.InferenceService/", "inference", "30s", "read"),  # issue 18
 )
 
 # A request that never reached a replica (connection refused, stream refused: the replica
@@ -255,7 +261,9 @@ _FOREIGN_NO_AUTH = """\
 """
 
 
-def _virtual_hosts(edge: EdgeSettings, auth_on: bool, clusters: frozenset[str]) -> str:
+def _virtual_hosts(
+    edge: EdgeSettings, auth_on: bool, clusters: frozenset[str] | None = None
+) -> str:
     if auth_on:
         action, key = (
             "{ request_headers: { header_name: x-cj-subject, descriptor_key: client } }",
@@ -265,7 +273,7 @@ def _virtual_hosts(edge: EdgeSettings, auth_on: bool, clusters: frozenset[str]) 
         action, key = "{ remote_address: {} }", "remote_address"
     routes = []
     for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES):
-        if cluster not in clusters:
+        if clusters is not None and cluster not in clusters:
             continue  # an optional service this stack does not run: its paths answer 404
         budget: RateBudget = getattr(edge, budget_name)
         limit = (

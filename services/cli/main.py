@@ -34,7 +34,16 @@ from services.infra import logs
 if TYPE_CHECKING:
     from services.cli.stack import Stack
 
-SERVE_CHOICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "tsdb")
+SERVE_CHOICES = (
+    "ingestion",
+    "relay",
+    "eventhandler",
+    "query",
+    "mqtt",
+    "actions",
+    "tsdb",
+    "inference",
+)
 
 
 def _serve(service: str) -> int:
@@ -68,6 +77,16 @@ def _serve(service: str) -> int:
 
         ms = MqttSettings.from_env()
         return run(lambda: mqtt.run(ms))
+    if service == "inference":  # issue 18
+        from services.config.settings import InferenceSettings
+        from services.inference import main as inference
+
+        try:
+            inference.run(InferenceSettings.from_env())
+        except CornjacketError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 1
+        return 0
     if service == "query":
         from services.query import main as query
 
@@ -234,7 +253,9 @@ def _migrate(service: str) -> int:
     from services.infra import migrations
 
     env = Env()
-    targets = ("ingestion", "eventhandler", "actions") if service == "all" else (service,)
+    targets = (
+        ("ingestion", "eventhandler", "actions", "inference") if service == "all" else (service,)
+    )
     for name in targets:
         url = env.db_url(f"CJ_{name.upper()}_DATABASE_URL")
         n = migrations.apply(url, name)
@@ -510,13 +531,23 @@ def _upstream(text: str) -> tuple[str, tuple[str, int]]:
     name, _, addr = text.partition("=")
     host, _, port = addr.rpartition(":")
     if (
-        name not in ("ingestion", "query", "eventhandler", "relay", "mqtt", "actions", "tsdb")
+        name
+        not in (
+            "ingestion",
+            "query",
+            "eventhandler",
+            "relay",
+            "mqtt",
+            "actions",
+            "tsdb",
+            "inference",
+        )
         or not host
         or not port.isdigit()
     ):
         raise argparse.ArgumentTypeError(
             f"{text!r} is not NAME=HOST:PORT with NAME one of ingestion, query, eventhandler, "
-            "relay, mqtt, actions, tsdb"
+            "relay, mqtt, actions, tsdb, inference"
         )
     return name, (host, int(port))
 
@@ -712,7 +743,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--role-prefix", default="cj_", help="role names are PREFIX<service> (default cj_)"
     )
     migrate = sub.add_parser("migrate", help="apply pending database migrations and exit")
-    migrate.add_argument("service", choices=("ingestion", "eventhandler", "actions", "all"))
+    migrate.add_argument(
+        "service", choices=("ingestion", "eventhandler", "actions", "inference", "all")
+    )
     pg = sub.add_parser(
         "postgres",
         help="stop, start or check the embedded PostgreSQL of a running `cornjacket up`",

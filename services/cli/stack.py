@@ -42,6 +42,7 @@ from services.config.settings import (
     AuthSettings,
     Env,
     EventHandlerSettings,
+    InferenceSettings,
     KafkaSecurity,
     StackSettings,
     TsdbSettings,
@@ -54,11 +55,20 @@ log = logging.getLogger(__name__)
 # (GIL-bound) leaves idle, instead of sharing the API's interpreter.
 SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions")
 # Optional services and the StackSettings flag that runs each (time series: issue 17).
-OPTIONAL_SERVICES = {"tsdb": "feature_tsdb"}
+OPTIONAL_SERVICES = {"tsdb": "feature_tsdb", "inference": "feature_inference"}
 # The services Envoy routes to (or health-checks), each a cluster of its replicas.
-ENVOY_UPSTREAMS = ("ingestion", "query", "eventhandler", "relay", "actions", "mqtt", "tsdb")
+ENVOY_UPSTREAMS = (
+    "ingestion",
+    "query",
+    "eventhandler",
+    "relay",
+    "actions",
+    "mqtt",
+    "tsdb",
+    "inference",
+)
 # The services with a Kafka client: restarted with the (in-memory) broker.
-BUS_SERVICES = ("relay", "eventhandler", "actions", "tsdb")
+BUS_SERVICES = ("relay", "eventhandler", "actions", "tsdb", "inference")
 # Each service's listening ports (the first is the one Envoy routes to and health-checks);
 # a replica gets its own of each, and of its metrics port.
 PORT_VARS: dict[str, tuple[str, ...]] = {
@@ -69,6 +79,7 @@ PORT_VARS: dict[str, tuple[str, ...]] = {
     "mqtt": ("CJ_MQTT_HEALTH_PORT", "CJ_MQTT_PORT"),
     "actions": ("CJ_ACTIONS_PORT",),
     "tsdb": ("CJ_TSDB_PORT",),
+    "inference": ("CJ_INFERENCE_PORT",),
 }
 
 
@@ -149,6 +160,7 @@ class Stack:
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_ACTIONS_PORT": s.actions_port,
             "CJ_TSDB_PORT": s.tsdb_port,
+            "CJ_INFERENCE_PORT": s.inference_port,
         }
         metrics_var = f"CJ_{service.upper()}_METRICS_PORT"
         metrics = s.metrics_ports.get(service, 0)
@@ -198,6 +210,9 @@ class Stack:
             "CJ_ACTIONS_DATABASE_URL": url,
             "CJ_TSDB_DATABASE_URL": url,
             "CJ_TSDB_PORT": str(s.tsdb_port),
+            "CJ_INFERENCE_DATABASE_URL": url,  # issue 18
+            "CJ_INFERENCE_PORT": str(s.inference_port),
+            "CJ_INFERENCE_INGESTION_ADDRESS": self._ingestion_target(),
             "CJ_REDPANDA_BROKERS": self.broker.bootstrap,
             "CJ_INGESTION_PORT": str(s.ingestion_port),
             "CJ_INGESTION_RUN_RELAY": "false",
@@ -241,6 +256,7 @@ class Stack:
             "CJ_RELAY_PORT": s.relay_port,
             "CJ_ACTIONS_PORT": s.actions_port,
             **({"CJ_TSDB_PORT": s.tsdb_port} if s.feature_tsdb else {}),
+            **({"CJ_INFERENCE_PORT": s.inference_port} if s.feature_inference else {}),
             "CJ_MQTT_PORT": s.mqtt_port,
             "CJ_MQTT_HEALTH_PORT": s.mqtt_health_port,
             **{f"CJ_{n.upper()}_METRICS_PORT": p for n, p in s.metrics_ports.items() if p},
@@ -428,7 +444,7 @@ class Stack:
         env = Env(self.service_env())
         handler = EventHandlerSettings.from_env(env)
         actions = ActionsSettings.from_env(env)
-        return [
+        groups = [
             (handler.consumer_group, handler.topics, handler.common.kafka),
             (actions.consumer_group, actions.topics, actions.common.kafka),
             *(
@@ -437,6 +453,10 @@ class Stack:
                 else []
             ),
         ]
+        if "inference" in self.services:  # issue 18
+            ai = InferenceSettings.from_env(env)
+            groups.append((ai.consumer_group, ai.topics, ai.common.kafka))
+        return groups
 
     def _wait_consumed(self, timeout: float) -> bool:
         probes = [
@@ -485,7 +505,17 @@ class Stack:
         self.envoy.stop()
         # The MQTT gateway first: it settles what devices sent while ingestion still runs.
         # The replicas of one service stop together (consumers leave their group at once).
-        for name in ("mqtt", "ingestion", "relay", "eventhandler", "query", "actions", "tsdb"):
+        # Inference before ingestion: it drains and sends its last anomalies there.
+        for name in (
+            "mqtt",
+            "inference",
+            "ingestion",
+            "relay",
+            "eventhandler",
+            "query",
+            "actions",
+            "tsdb",
+        ):
             replicas = self.processes(name)
             for child in replicas:
                 child.ask_to_stop()
@@ -552,6 +582,7 @@ def settings_on_free_ports(
         eventhandler_port=free_port(),
         relay_port=free_port(),
         actions_port=free_port(),
+        inference_port=free_port(),
         mqtt_port=free_port(),
         mqtt_health_port=free_port(),
         metrics_ports={name: free_port() for name in METRICS_PORTS},

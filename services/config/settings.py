@@ -346,6 +346,7 @@ class QuerySettings:
     ingestion_address: str
     eventhandler_address: str
     actions_address: str
+    inference_address: str = ""  # issue 18; empty: inference is off
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -369,6 +370,63 @@ class QuerySettings:
             actions_address=env.text(
                 "CJ_QUERY_ACTIONS_ADDRESS", f"127.0.0.1:{env.port('CJ_ACTIONS_PORT', 50056)}"
             ),
+            inference_address=env.text(
+                "CJ_QUERY_INFERENCE_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_INFERENCE_PORT', 50058)}"
+                if env.flag("CJ_FEATURE_INFERENCE", True)
+                else "",
+            ),
+        )
+
+
+# --- inference (issue 18) ---------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class InferenceSettings:
+    common: CommonSettings
+    enabled: bool
+    database_url: str
+    host: str
+    port: int
+    metrics_port: int
+    consumer_group: str
+    topics: tuple[str, ...]
+    poll_timeout: float
+    batch_size: int
+    warmup: int
+    threshold: float
+    ingestion_address: str
+    ingest_timeout: float
+
+    @classmethod
+    def from_env(cls, env: Env | None = None) -> InferenceSettings:
+        env = env or Env()
+        raw = env.text("CJ_INFERENCE_THRESHOLD", "0.5")
+        try:
+            threshold = float(raw)
+        except ValueError:
+            raise ConfigError(f"CJ_INFERENCE_THRESHOLD={raw!r} is not a number") from None
+        if not 0.0 < threshold < 1.0:
+            raise ConfigError(f"CJ_INFERENCE_THRESHOLD={raw!r} must be between 0 and 1")
+        return cls(
+            common=CommonSettings.from_env(env),
+            enabled=env.flag("CJ_FEATURE_INFERENCE", True),
+            database_url=env.db_url("CJ_INFERENCE_DATABASE_URL"),
+            host=env.text("CJ_INFERENCE_HOST", "127.0.0.1"),
+            port=env.port("CJ_INFERENCE_PORT", 50058),
+            metrics_port=env.integer("CJ_INFERENCE_METRICS_PORT", 9108, lo=0, hi=65535),
+            consumer_group=env.text("CJ_INFERENCE_CONSUMER_GROUP", "ai-inference"),
+            topics=env.csv("CJ_INFERENCE_TOPICS", ("sensor-events",)),
+            poll_timeout=env.duration("CJ_INFERENCE_POLL_TIMEOUT", 1.0, lo=0.001),
+            batch_size=env.integer("CJ_INFERENCE_BATCH_SIZE", 500, lo=1, hi=100_000),
+            # Readings a model learns before it may raise an anomaly (two days of 5-minute
+            # readings: one to learn the daily cycle, one to check it).
+            warmup=env.integer("CJ_INFERENCE_WARMUP", 576, lo=1, hi=10_000_000),
+            threshold=threshold,
+            ingestion_address=env.text(
+                "CJ_INFERENCE_INGESTION_ADDRESS",
+                f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
+            ),
+            ingest_timeout=env.duration("CJ_INFERENCE_INGEST_TIMEOUT", 5.0, lo=0.1),
         )
 
 
@@ -819,12 +877,22 @@ METRICS_PORTS = {
     "mqtt": 9105,
     "actions": 9106,
     "tsdb": 9107,
+    "inference": 9108,  # issue 18
 }
 
 
 # The services `cornjacket up --replicas` / CJ_REPLICAS can run several processes of, and
 # the most of each (two cores do not gain from more; each process holds pools and clients).
-REPLICA_SERVICES = ("ingestion", "relay", "eventhandler", "query", "mqtt", "actions", "tsdb")
+REPLICA_SERVICES = (
+    "ingestion",
+    "relay",
+    "eventhandler",
+    "query",
+    "mqtt",
+    "actions",
+    "tsdb",
+    "inference",
+)
 MAX_REPLICAS = 8
 
 
@@ -890,6 +958,9 @@ class StackSettings:
     # Time series (issue 17): CJ_FEATURE_TSDB runs the writer and its series API.
     tsdb_port: int = 50057
     feature_tsdb: bool = True
+    # Anomaly detection (issue 18): CJ_FEATURE_INFERENCE runs the inference service.
+    inference_port: int = 50058
+    feature_inference: bool = True
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> StackSettings:
@@ -923,4 +994,6 @@ class StackSettings:
             replicas=parse_replicas(env.text("CJ_REPLICAS", ""), "CJ_REPLICAS"),
             tsdb_port=env.port("CJ_TSDB_PORT", 50057),
             feature_tsdb=env.flag("CJ_FEATURE_TSDB", True),
+            inference_port=env.port("CJ_INFERENCE_PORT", 50058),
+            feature_inference=env.flag("CJ_FEATURE_INFERENCE", True),
         )

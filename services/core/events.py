@@ -8,7 +8,9 @@ from typing import Any
 
 SCHEMA_VERSION = 1
 
-SOURCES = frozenset({"http", "grpc", "mqtt"})
+# "ai": the inference service's ai.* events (issue 18), the only source allowed to send them.
+SOURCES = frozenset({"http", "grpc", "mqtt", "ai"})
+RESERVED_PREFIXES = {"ai.": "ai"}  # event type prefix -> the one source that may send it
 
 # Topic routing by event_type prefix (DESIGN.md section 3).
 TOPIC_SENSOR = "sensor-events"

@@ -68,14 +68,37 @@ def user_session(event: Event) -> Iterable[ProjectionUpdate]:
     )
 
 
+def device_health(event: Event) -> Iterable[ProjectionUpdate]:
+    """A device's health from the inference service's ai.anomaly events (issue 18): its
+    latest anomaly's score and time, and how many it had in the 24 h up to it. A device
+    without anomalies has no row (read it as "ok"); the row does not turn "ok" by itself
+    when time passes (a known limit: projections move only with events)."""
+    p = event.payload
+    yield ProjectionUpdate(
+        "device_health",
+        event.aggregate_id,
+        {
+            "status": "anomalous",
+            "last_score": float(p["score"]),
+            "last_anomaly_at": event.event_time.isoformat(),
+            "anomalies_24h": int(p.get("device_anomalies_24h", 1)),
+            "last_metric": str(p.get("metric", "")),
+            "last_source_event_id": str(p.get("source_event_id", "")),
+        },
+        event.event_id,
+        event.event_time,
+    )
+
+
 # What default_registry() writes; `cornjacket replay` rebuilds these.
-PROJECTION_TYPES = ("sensor_state", "user_session")
+PROJECTION_TYPES = ("sensor_state", "user_session", "device_health")
 
 
 def default_registry() -> Registry:
     registry = Registry()
     registry.register("sensor.reading", sensor_state)
     registry.register("user.login", user_session)
+    registry.register("ai.anomaly", device_health)
     return registry
 
 

@@ -12,6 +12,7 @@ from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from opentelemetry import trace
 
 from services.core.errors import InvalidInput, Unavailable
+from services.core.events import SOURCES
 from services.infra import logs, metrics, tracing
 from services.infra.codec import from_timestamp, from_value
 from services.infra.grpc_errors import grpc_errors, metadata_value
@@ -60,10 +61,11 @@ class CallContext:
 def principal_of(source: str, subject: str) -> str:
     """The namespace a call's idempotency keys live in. The MQTT gateway's calls (source
     "mqtt", which only a call that bypassed Envoy can carry: Envoy overwrites x-cj-source
-    with "http" or "grpc") keep the gateway's ``mqtt:<user>``/``mqtt-anonymous``; every
+    with "http" or "grpc") keep the gateway's ``mqtt:<user>``/``mqtt-anonymous``, the
+    inference service's (source "ai") its ``ai:inference``; every
     other subject is an edge token's and becomes ``jwt:<sub>``, so a token whose sub is
     ``mqtt:dev-42`` never shares dev-42's keys. No subject (auth off): the empty principal."""
-    if not subject or source == "mqtt":
+    if not subject or source in ("mqtt", "ai"):
         return subject
     return f"jwt:{subject}"
 
@@ -110,9 +112,9 @@ def _commands(
 
 def _source(context: grpc.aio.ServicerContext) -> str:
     # Envoy sets x-cj-source on every request it forwards (overwriting any client value);
-    # the MQTT gateway calls from inside the mesh and says "mqtt".
+    # the MQTT gateway calls from inside the mesh and says "mqtt", the inference service "ai".
     src = metadata_value(context, "x-cj-source")
-    return src if src in ("http", "grpc", "mqtt") else "grpc"
+    return src if src in SOURCES else "grpc"
 
 
 def _count(source: str, result: str, n: int = 1) -> None:

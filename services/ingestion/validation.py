@@ -13,6 +13,7 @@ from typing import Any
 
 from services.core import json_text
 from services.core.errors import InvalidInput
+from services.core.events import RESERVED_PREFIXES
 from services.core.json_kinds import json_kind
 
 EVENT_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z0-9_-]+)+$")
@@ -66,6 +67,12 @@ def validate(cmd: IngestCommand, *, now: datetime, max_payload_bytes: int) -> in
             f"event_type {cmd.event_type!r} must be dot notation: lowercase segments of "
             "letters, digits, '_' or '-' separated by dots, e.g. 'sensor.reading'"
         )
+    for prefix, source in RESERVED_PREFIXES.items():
+        if cmd.event_type.startswith(prefix) and cmd.source != source:
+            # Only a call from inside the mesh can carry that source (Envoy overwrites it).
+            raise InvalidInput(
+                f"event types {prefix}* are reserved for the platform's {source} service"
+            )
     if not cmd.aggregate_id or not cmd.aggregate_id.strip():
         raise InvalidInput("aggregate_id is required")
     if len(cmd.aggregate_id) > MAX_AGGREGATE_ID_LEN:

@@ -86,11 +86,35 @@ class Webhooks(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class AnomalyView:
+    """An ai.anomaly the inference service raised for an event (issue 18)."""
+
+    anomaly_event_id: str  # empty until ingestion accepted it
+    metric: str
+    score: float
+    threshold: float
+    event_time: datetime
+
+
+class Anomalies(Protocol):
+    async def caused_by(self, event_id: str) -> list[AnomalyView]:
+        """Raises Unavailable when the inference service cannot be asked."""
+        ...
+
+
 class LineageService:
-    def __init__(self, records: Records, effects: Effects, webhooks: Webhooks) -> None:
+    def __init__(
+        self,
+        records: Records,
+        effects: Effects,
+        webhooks: Webhooks,
+        anomalies: Anomalies | None = None,
+    ) -> None:
         self._records = records
         self._effects = effects
         self._webhooks = webhooks
+        self._anomalies = anomalies  # None: inference is off (CJ_FEATURE_INFERENCE)
 
     async def lineage(self, event_id: str) -> tuple[Event, list[Hop]]:
         try:
@@ -128,7 +152,42 @@ class LineageService:
                 )
         hops += await self._projection_hops(ev)
         hops += await self._webhook_hops(ev)
+        hops += await self._anomaly_hops(ev)
         return ev, hops
+
+    async def _anomaly_hops(self, ev: Event) -> list[Hop]:
+        """Both directions of issue 18's link: the anomalies a reading caused, and the
+        reading an ai.anomaly event was raised for."""
+        hops: list[Hop] = []
+        if ev.event_type == "ai.anomaly" and ev.payload.get("source_event_id"):
+            hops.append(
+                Hop(
+                    "caused_by",
+                    "done",
+                    ev.event_time,
+                    f"reading {ev.payload['source_event_id']} "
+                    f"({ev.payload.get('metric', '')}, score {ev.payload.get('score', '')})",
+                )
+            )
+        if self._anomalies is None or not ev.event_type.startswith("sensor."):
+            return hops
+        try:
+            found = await self._anomalies.caused_by(ev.event_id)
+        except Unavailable as e:
+            return [*hops, Hop("anomaly", "unknown", None, f"inference unreachable: {e}")]
+        for a in found:
+            what = f"{a.metric}: score {a.score:.3f} >= {a.threshold:g}"
+            if a.anomaly_event_id:
+                hops.append(
+                    Hop(
+                        "anomaly", "done", a.event_time, f"ai.anomaly {a.anomaly_event_id} ({what})"
+                    )
+                )
+            else:
+                hops.append(
+                    Hop("anomaly", "pending", None, f"ai.anomaly not yet accepted ({what})")
+                )
+        return hops
 
     async def _webhook_hops(self, ev: Event) -> list[Hop]:
         try:

@@ -12,6 +12,8 @@ from cornjacket.v1 import (
     actions_pb2_grpc,
     audit_pb2,
     audit_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
     lineage_pb2,
     lineage_pb2_grpc,
 )
@@ -21,6 +23,7 @@ from services.core.events import Event
 from services.infra.codec import event_from_proto, event_to_proto, from_struct, from_timestamp
 from services.query.audit import AuditView
 from services.query.lineage import (
+    AnomalyView,
     DeadLetterView,
     EffectView,
     PublicationView,
@@ -131,6 +134,34 @@ class GrpcWebhooks:
                 from_timestamp(d.updated_at),
             )
             for d in r.deliveries
+        ]
+
+
+class GrpcAnomalies:
+    """The inference service's GetEventAnomalies (issue 18)."""
+
+    def __init__(self, address: str) -> None:
+        self._address = address
+        self._channel = grpc.aio.insecure_channel(address)
+        self._stub = inference_pb2_grpc.InferenceServiceStub(self._channel)
+
+    async def close(self) -> None:
+        await self._channel.close()
+
+    async def caused_by(self, event_id: str) -> list[AnomalyView]:
+        try:
+            r = await self._stub.GetEventAnomalies(
+                inference_pb2.GetEventAnomaliesRequest(event_id=event_id), timeout=TIMEOUT
+            )
+        except grpc.aio.AioRpcError as e:
+            raise Unavailable(
+                f"inference at {self._address}: {e.code().name}: {e.details()}"
+            ) from e
+        return [
+            AnomalyView(
+                a.anomaly_event_id, a.metric, a.score, a.threshold, from_timestamp(a.event_time)
+            )
+            for a in r.anomalies
         ]
 
 

@@ -17,6 +17,7 @@ from services.query.audit import AuditLog
 from services.query.grpc_api import AuditServicer, LineageServicer, QueryServicer
 from services.query.lineage import LineageService
 from services.query.lineage_clients import (
+    GrpcAnomalies,
     GrpcAuditSource,
     GrpcEffects,
     GrpcRecords,
@@ -50,13 +51,19 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         records = GrpcRecords(settings.ingestion_address)
         effects = GrpcEffects(settings.eventhandler_address)
         webhooks = GrpcWebhooks(settings.actions_address)
+        # issue 18: lineage names the anomalies a reading caused; off with the feature.
+        anomalies = (
+            GrpcAnomalies(settings.inference_address) if settings.inference_address else None
+        )
         lineage_pb2_grpc.add_LineageServiceServicer_to_server(
-            LineageServicer(LineageService(records, effects, webhooks)), server
+            LineageServicer(LineageService(records, effects, webhooks, anomalies)), server
         )
         audit_sources = [
             GrpcAuditSource("actions", settings.actions_address),
             GrpcAuditSource("eventhandler", settings.eventhandler_address),
         ]
+        if settings.inference_address:
+            audit_sources.append(GrpcAuditSource("inference", settings.inference_address))
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(AuditLog(list(audit_sources))), server
         )
@@ -73,6 +80,8 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await records.close()
             await effects.close()
             await webhooks.close()
+            if anomalies is not None:
+                await anomalies.close()
             for source in audit_sources:
                 await source.close()
             log.info("query stopped")

@@ -79,6 +79,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "CJ_MQTT_USERS_FILE": str(users),
             "CJ_MQTT_ALLOW_ANONYMOUS": "true",
             **ACTIONS_ENV,
+            # issue 18: a short warm-up, so tests/e2e/test_inference.py's device needs 30
+            # readings before its spike (other tests send a handful per device).
+            "CJ_INFERENCE_WARMUP": "30",
             # Spans of every process as JSON lines: tests/e2e/test_tracing.py reads them.
             "CJ_TRACING_EXPORTER": "file",
             "CJ_TRACING_DIR": str(data / "traces"),

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
 
 from services.cli.stack import Stack
@@ -34,6 +35,8 @@ from tests.webhook_receiver import receiver
 
 pytestmark = pytest.mark.faults
 
+INFERENCE_WARMUP = 20
+
 
 class SteadyLoad(threading.Thread):
     """Sequential HTTP ingests at about ``rate`` per second; records what was acknowledged."""
@@ -46,8 +49,10 @@ class SteadyLoad(threading.Thread):
         aggregates: int = 25,
         event_type: str = "sensor.reading",
         headers: dict[str, str] | None = None,
+        value: Callable[[int], float] = float,
     ) -> None:
         super().__init__(daemon=True)
+        self.value = value
         self.edge_url, self.run_id, self.rate, self.aggregates = edge_url, run, rate, aggregates
         self.event_type = event_type
         self.headers = headers or {}
@@ -63,7 +68,7 @@ class SteadyLoad(threading.Thread):
                 body = {
                     "event_type": self.event_type,
                     "aggregate_id": f"{self.run_id}-{i % self.aggregates}",
-                    "payload": {"value": float(i), "unit": "C"},
+                    "payload": {"value": self.value(i), "unit": "C"},
                 }
                 try:
                     r = http.post("/api/v1/events", json=body)
@@ -103,7 +108,11 @@ class Supervised:
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     with running_stack(
         tmp_path_factory.mktemp("faults"),
-        FAULT_ENV,
+        {
+            **FAULT_ENV,
+            "CJ_INFERENCE_WARMUP": str(INFERENCE_WARMUP),  # issue 18's fault row
+            "CJ_INFERENCE_POLL_TIMEOUT": "100ms",
+        },
     ) as s:
         yield s
 
@@ -295,3 +304,91 @@ def test_fault_sigkill_action_orchestrator(
         }
     )
     assert all(len(v) == 1 for v in ids.values()), "an event was delivered under two ids"
+
+
+def test_fault_sigkill_inference(
+    stack: Stack, supervised: Supervised, report: list[dict[str, Any]]
+) -> None:
+    """Readings under load, a spike now and then, while the inference service is SIGKILLed
+    (issue 18): every acknowledged spike gets exactly one ai.anomaly (none twice, none lost)
+    and every device's model has learned each of its readings exactly once."""
+    devices = 25
+    spike_every = devices * 16 + 1  # a spike every ~16 readings of a device, not aligned
+
+    def value(i: int) -> float:
+        warm = i >= devices * (INFERENCE_WARMUP + 5)
+        return 60.0 if warm and i % spike_every == spike_every - 1 else 20.0 + (i % 7) * 0.05
+
+    run = unique("ai")
+    load = SteadyLoad(stack.edge_url, run, aggregates=devices, headers=bearer(stack), value=value)
+    url = stack.postgres.url
+    anomalies_sql = (
+        "SELECT count(*) FROM ingestion.event_store WHERE event_type = 'ai.anomaly' "
+        "AND aggregate_id LIKE %s"
+    )
+    load.start()
+    try:
+        eventually(
+            lambda: count(url, anomalies_sql, (f"{run}-%",)) >= 3, timeout=90, what="anomalies"
+        )
+        injected = time.monotonic()
+        stack.services["inference"].kill()
+        time.sleep(1.0)
+        eventually(
+            lambda: stack.healthy() and not stack.dead(),
+            timeout=120,
+            interval=0.2,
+            what="inference back",
+        )
+        recovery = time.monotonic() - injected
+        at = count(url, anomalies_sql, (f"{run}-%",))
+        eventually(
+            lambda: count(url, anomalies_sql, (f"{run}-%",)) >= at + 3,
+            timeout=90,
+            what="anomalies after the restart",
+        )
+    finally:
+        load.halt.set()
+        load.join(timeout=30)
+    acked = load.acked
+    with psycopg.connect(url) as conn:
+        spikes = {
+            r[0]
+            for r in conn.execute(
+                "SELECT event_id::text FROM ingestion.event_store WHERE event_id = ANY(%s::uuid[])"
+                " AND (payload->>'value')::float = 60",
+                (acked,),
+            )
+        }
+
+        def raised() -> list[str] | None:
+            rows = conn.execute(
+                "SELECT payload->>'source_event_id' FROM ingestion.event_store "
+                "WHERE event_type = 'ai.anomaly' AND aggregate_id LIKE %s",
+                (f"{run}-%",),
+            ).fetchall()
+            found = [r[0] for r in rows]
+            return found if spikes <= set(found) else None
+
+        found = eventually(raised, timeout=90, interval=0.5, what="an anomaly for every spike")
+
+        def learned() -> bool:
+            n = conn.execute(
+                "SELECT coalesce(sum(observations), 0) FROM inference.models WHERE device LIKE %s",
+                (f"{run}-%",),
+            ).fetchone()
+            return n is not None and int(n[0]) == len(acked)
+
+        eventually(learned, timeout=60, interval=0.5, what="every reading learned once")
+    report.append(
+        {
+            "fault": "SIGKILL inference (anomalies)",
+            "acked": len(acked),
+            "lost": len(spikes - set(found)),
+            "unacked_stored": len(set(found) - spikes),
+            "duplicated": len(found) - len(set(found)),
+            "recovery_s": recovery,
+        }
+    )
+    assert len(found) == len(set(found)), "an anomaly was emitted twice"
+    assert set(found) == spikes, "an anomaly for a reading that was no spike"

@@ -7,6 +7,7 @@ import pytest
 from services.core.errors import InvalidInput, NotFound, Unavailable
 from services.core.events import Event
 from services.query.lineage import (
+    AnomalyView,
     DeadLetterView,
     EffectView,
     LineageService,
@@ -96,3 +97,46 @@ async def test_unknown_and_malformed_ids() -> None:
         await svc.lineage(EID)
     with pytest.raises(InvalidInput, match="not a UUID"):
         await svc.lineage("x")
+
+
+class Anomalies:
+    def __init__(self, found: list[AnomalyView] | None = None, down: bool = False) -> None:
+        self.found = found or []
+        self.down = down
+
+    async def caused_by(self, event_id: str) -> list[AnomalyView]:
+        if self.down:
+            raise Unavailable("connection refused")
+        return self.found
+
+
+async def test_a_reading_names_the_anomaly_it_caused_and_the_anomaly_its_reading() -> None:
+    aid = "01a21cb8-86b8-725b-be08-6d14b059f203"
+    stored = RecordView(EVENT, "stored", stored_at=T)
+    found = [AnomalyView(aid, "value", 0.93, 0.5, T), AnomalyView("", "humidity", 0.7, 0.5, T)]
+    svc = LineageService(Records(stored), Effects([], []), Webhooks(), Anomalies(found))
+    _, hops = await svc.lineage(EID)
+    anomaly_hops = [(h.stage, h.status, h.detail) for h in hops if h.stage == "anomaly"]
+    assert anomaly_hops == [
+        ("anomaly", "done", f"ai.anomaly {aid} (value: score 0.930 >= 0.5)"),
+        ("anomaly", "pending", "ai.anomaly not yet accepted (humidity: score 0.700 >= 0.5)"),
+    ]
+    anomaly = Event(
+        aid, "ai.anomaly", "d1", T, T, {"source_event_id": EID, "metric": "value", "score": 0.93}
+    )
+    svc = LineageService(
+        Records(RecordView(anomaly, "stored", stored_at=T)),
+        Effects([], []),
+        Webhooks(),
+        Anomalies(),
+    )
+    _, hops = await svc.lineage(aid)
+    [cause] = [h for h in hops if h.stage == "caused_by"]
+    assert cause.detail == f"reading {EID} (value, score 0.93)"
+
+
+async def test_an_unreachable_inference_service_is_an_unknown_hop() -> None:
+    stored = RecordView(EVENT, "stored", stored_at=T)
+    svc = LineageService(Records(stored), Effects([], []), Webhooks(), Anomalies(down=True))
+    _, hops = await svc.lineage(EID)
+    assert [(h.stage, h.status) for h in hops][-1] == ("anomaly", "unknown")

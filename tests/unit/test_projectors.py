@@ -51,3 +51,25 @@ def test_default_registry_projects_catalog_types_only() -> None:
     assert update.projection_type == "user_session"
     assert update.state == {"user_id": "u-1", "ip": "1.2.3.4", "last_login_at": T0.isoformat()}
     assert reg.projectors_for("system.alert") == []
+
+
+def test_an_ai_anomaly_turns_device_health_anomalous() -> None:
+    reg = default_registry()
+    payload = {
+        "source_event_id": "src-1",
+        "device": "dev-1",
+        "metric": "temp",
+        "score": 0.93,
+        "device_anomalies_24h": 3,
+    }
+    ev = Event("a-1", "ai.anomaly", "dev-1", T0, T0, payload)
+    (update,) = [u for p in reg.projectors_for(ev.event_type) for u in p(ev)]
+    assert (update.projection_type, update.aggregate_id) == ("device_health", "dev-1")
+    assert update.state == {
+        "status": "anomalous",
+        "last_score": 0.93,
+        "last_anomaly_at": T0.isoformat(),
+        "anomalies_24h": 3,
+        "last_metric": "temp",
+        "last_source_event_id": "src-1",
+    }

@@ -191,7 +191,20 @@ def test_the_feature_flag_decides_whether_up_runs_tsdb(tmp_path: object) -> None
     from services.cli.stack import Stack, settings_on_free_ports
 
     settings = settings_on_free_ports(Path(str(tmp_path)))
-    assert Stack(settings).service_names[-1] == "tsdb"
+    assert "tsdb" in Stack(settings).service_names
     off = dataclasses.replace(settings, feature_tsdb=False)
     assert "tsdb" not in Stack(off).service_names
     assert "cluster: tsdb" not in Stack(off).envoy_config(None, insecure=True)
+
+
+def test_the_feature_flag_decides_whether_up_runs_inference(tmp_path: object) -> None:
+    import dataclasses
+    from pathlib import Path
+
+    from services.cli.stack import Stack, settings_on_free_ports
+
+    settings = settings_on_free_ports(Path(str(tmp_path)))
+    assert "inference" in Stack(settings).service_names
+    off = dataclasses.replace(settings, feature_inference=False)
+    assert "inference" not in Stack(off).service_names
+    assert "cluster: inference" not in Stack(off).envoy_config(None, insecure=True)

@@ -96,3 +96,11 @@ def test_payloads_postgresql_cannot_store_are_refused(
 def test_a_literal_backslash_u0000_is_fine() -> None:
 
     validate(IngestCommand("a.b", "x", {"k": "\\u0000"}), now=NOW, max_payload_bytes=65536)
+
+
+@pytest.mark.parametrize("source", ["http", "grpc", "mqtt"])
+def test_ai_events_are_reserved_for_the_inference_service(source: str) -> None:
+    anomaly = {"event_type": "ai.anomaly", "payload": {"score": 1.0}}
+    with pytest.raises(InvalidInput, match=r"ai\.\* are reserved"):
+        validate(cmd(**anomaly, source=source), now=NOW, max_payload_bytes=65536)
+    validate(cmd(**anomaly, source="ai"), now=NOW, max_payload_bytes=65536)

@@ -15,6 +15,8 @@ from cornjacket.v1 import (
     audit_pb2_grpc,
     dlq_pb2,
     dlq_pb2_grpc,
+    inference_pb2,
+    inference_pb2_grpc,
     ingestion_pb2,
     ingestion_pb2_grpc,
     lineage_pb2,
@@ -42,6 +44,7 @@ _SERVICE_CONFIG = json.dumps(
                         "ActionService",
                         "AuditService",
                         "SeriesService",
+                        "InferenceService",
                     )
                 ],
                 "retryPolicy": {
@@ -113,6 +116,7 @@ class Stubs:
         self.actions = actions_pb2_grpc.ActionServiceStub(channel)
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.series = series_pb2_grpc.SeriesServiceStub(channel)
+        self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
 
     def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """``timeout`` and ``metadata`` for a raw stub call, e.g.
@@ -231,6 +235,44 @@ class Client(Stubs):
             **self.call_options(),
         )
         return response
+
+    # --- anomaly detection (issue 18) -----------------------------------------------------
+    def list_scores(
+        self, device: str, *, metric: str = "", page_size: int = 100, page_token: str = ""
+    ) -> inference_pb2.ListScoresResponse:
+        """A device's scores oldest first (read scope); pass ``next_page_token`` back."""
+        response: inference_pb2.ListScoresResponse = self.inference.ListScores(
+            inference_pb2.ListScoresRequest(
+                device=device, metric=metric, page_size=page_size, page_token=page_token
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    def list_anomalies(
+        self, *, device: str = "", page_size: int = 100, page_token: str = ""
+    ) -> inference_pb2.ListAnomaliesResponse:
+        """Anomalies newest first, of one device or of all (read scope)."""
+        response: inference_pb2.ListAnomaliesResponse = self.inference.ListAnomalies(
+            inference_pb2.ListAnomaliesRequest(
+                device=device, page_size=page_size, page_token=page_token
+            ),
+            **self.call_options(),
+        )
+        return response
+
+    def model_status(self, device: str) -> inference_pb2.ModelStatus:
+        response: inference_pb2.ModelStatus = self.inference.GetModelStatus(
+            inference_pb2.GetModelStatusRequest(device=device), **self.call_options()
+        )
+        return response
+
+    def reset_model(self, device: str, *, metric: str = "") -> int:
+        """Forget a device's models (admin scope); returns how many were reset."""
+        response: inference_pb2.ResetModelResponse = self.inference.ResetModel(
+            inference_pb2.ResetModelRequest(device=device, metric=metric), **self.call_options()
+        )
+        return int(response.reset)
 
     def close(self) -> None:
         self.channel.close()

@@ -11,6 +11,12 @@ import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
 import { AuditService, type ListAuditRecordsResponse } from "./gen/cornjacket/v1/audit_pb.js";
 import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
 import {
+  InferenceService,
+  type ListAnomaliesResponse,
+  type ListScoresResponse,
+  type ModelStatus,
+} from "./gen/cornjacket/v1/inference_pb.js";
+import {
   IngestEventRequestSchema,
   IngestionService,
   type IngestEventRequest,
@@ -23,6 +29,7 @@ export * from "./gen/cornjacket/v1/actions_pb.js";
 export * from "./gen/cornjacket/v1/audit_pb.js";
 export * from "./gen/cornjacket/v1/dlq_pb.js";
 export * from "./gen/cornjacket/v1/events_pb.js";
+export * from "./gen/cornjacket/v1/inference_pb.js";
 export * from "./gen/cornjacket/v1/ingestion_pb.js";
 export * from "./gen/cornjacket/v1/lineage_pb.js";
 export * from "./gen/cornjacket/v1/query_pb.js";
@@ -47,6 +54,7 @@ export interface Cornjacket {
   actions: Client<typeof ActionService>;
   audit: Client<typeof AuditService>;
   series: Client<typeof SeriesService>;
+  inference: Client<typeof InferenceService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -72,6 +80,7 @@ export function connect(options: Options): Cornjacket {
     actions: createClient(ActionService, transport),
     audit: createClient(AuditService, transport),
     series: createClient(SeriesService, transport),
+    inference: createClient(InferenceService, transport),
   };
 }
 
@@ -172,4 +181,48 @@ export function getSeries(cj: Cornjacket, q: SeriesQuery): Promise<GetSeriesResp
     end: text(q.end),
     bucket: q.bucket ?? "1m",
   });
+}
+// --- anomaly detection (issue 18) ---------------------------------------------------------
+
+export interface PageQuery {
+  /** 1..1000 (default 100). */
+  pageSize?: number;
+  /** nextPageToken of the previous page. */
+  pageToken?: string;
+}
+
+/** A device's scores, oldest first (read scope). */
+export function listScores(
+  cj: Cornjacket,
+  device: string,
+  q: PageQuery & { metric?: string } = {},
+): Promise<ListScoresResponse> {
+  return cj.inference.listScores({
+    device,
+    metric: q.metric ?? "",
+    pageSize: q.pageSize ?? 0,
+    pageToken: q.pageToken ?? "",
+  });
+}
+
+/** Anomalies newest first, of one device or (device "") of all (read scope). */
+export function listAnomalies(
+  cj: Cornjacket,
+  q: PageQuery & { device?: string } = {},
+): Promise<ListAnomaliesResponse> {
+  return cj.inference.listAnomalies({
+    device: q.device ?? "",
+    pageSize: q.pageSize ?? 0,
+    pageToken: q.pageToken ?? "",
+  });
+}
+
+/** The models of a device, one per metric (read scope). */
+export function modelStatus(cj: Cornjacket, device: string): Promise<ModelStatus> {
+  return cj.inference.getModelStatus({ device });
+}
+
+/** Forget a device's models (admin scope); resolves to how many were reset. */
+export async function resetModel(cj: Cornjacket, device: string, metric = ""): Promise<number> {
+  return (await cj.inference.resetModel({ device, metric })).reset;
 }

@@ -3,7 +3,7 @@
 // HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connect, event, getSeries, ingestJson, listAudit } from "../dist/index.js";
+import { connect, event, getSeries, ingestJson, listAnomalies, listAudit, listScores, modelStatus } from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
 assert.ok(baseUrl, "set CORNJACKET_URL");
@@ -73,6 +73,21 @@ for (let token = ""; ; ) {
 }
 assert.ok(
   audited.some((r) => r.target === rule.ruleId && r.action.endsWith("/DeleteRule") && r.outcome === "OK"),
+);
+
+// Anomaly detection (issue 18): the reads answer; a device without a model is NOT_FOUND.
+const anomalies = await listAnomalies(cj, { pageSize: 5 });
+assert.ok(Array.isArray(anomalies.anomalies));
+let scores;
+for (let i = 0; i < 100; i++) {
+  scores = await listScores(cj, agg);
+  if (scores.scores.length === 2) break;
+  await new Promise((r) => setTimeout(r, 100));
+}
+assert.equal(scores?.scores.length, 2);
+await assert.rejects(
+  modelStatus(cj, `${agg}-none`),
+  (e) => ConnectError.from(e).code === Code.NotFound,
 );
 
 await assert.rejects(

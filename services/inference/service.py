@@ -1,0 +1,333 @@
+"""Inference core: score sensor readings with a model per (device, metric), learn them in
+event-time order, and decide the ``ai.anomaly`` events (issue 18, ADR 20).
+
+A polled batch is applied in one checkpoint: model states, what each learned up to, the
+scores, the anomalies to send and the next offset of every partition commit together. A
+reading whose score is already stored was applied before a crash (the bus offset commit is
+later and may be lost) and is skipped, so a reading is never learned twice. (Offsets alone
+cannot say so: the local stack's in-memory broker starts again from offset 0 when it is
+replaced, under the same cluster id; event ids stay.) Anomalies are sent after the
+checkpoint, from the store, with an idempotency key made of the source event id and metric,
+so a restart between the two neither loses nor repeats one.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from services.core.events import Event
+from services.inference.detector import Model, SeasonalRobust, new_model, restore
+
+log = logging.getLogger(__name__)
+
+ANOMALY_TYPE = "ai.anomaly"
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """One polled message: where it came from and what it decoded to."""
+
+    topic: str
+    partition: int
+    offset: int
+    event: Event | None
+    raw: bytes
+    error: str = ""  # why it did not decode
+
+
+@dataclass(slots=True)
+class ModelRow:
+    device: str
+    metric: str
+    model: Model
+    late: int = 0
+    last_event_time: datetime | None = None
+    last_event_id: str | None = None
+    last_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Score:
+    event_id: str
+    metric: str
+    device: str
+    event_time: datetime
+    value: float
+    score: float
+    low: float
+    high: float
+    learned: bool
+    anomaly: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Anomaly:
+    source_event_id: str
+    metric: str
+    device: str
+    event_time: datetime
+    payload: dict[str, Any]
+    trace_id: str = ""
+
+    @property
+    def idempotency_key(self) -> str:
+        return f"ai.anomaly:{self.source_event_id}:{self.metric}"
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    event_id: str | None
+    raw: bytes
+    error: str
+
+
+@dataclass(slots=True)
+class Checkpoint:
+    models: list[ModelRow] = field(default_factory=list)
+    scores: list[Score] = field(default_factory=list)
+    anomalies: list[Anomaly] = field(default_factory=list)
+    positions: dict[tuple[str, int], int] = field(default_factory=dict)
+    dead: list[DeadLetter] = field(default_factory=list)
+
+
+class InferenceStore(Protocol):
+    """The checkpoint in PostgreSQL. Used from one thread.
+
+    ``applied`` says which of the event ids asked have stored scores; ``load`` the stored
+    model rows of the keys asked; ``save`` writes a whole Checkpoint in ONE transaction
+    (positions are a record for operators); ``unsent`` the anomalies
+    not yet accepted by ingestion, oldest first, and ``mark_sent`` records ingestion's ids.
+    Every method raises Unavailable when the database cannot be used.
+    """
+
+    def applied(self, event_ids: Sequence[str]) -> set[str]: ...
+
+    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]: ...
+
+    def save(self, checkpoint: Checkpoint) -> None: ...
+
+    def unsent(self, limit: int) -> list[Anomaly]: ...
+
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        """The event times of the devices' stored anomalies at or after ``since``."""
+        ...
+
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None: ...
+
+
+class AnomalySink(Protocol):
+    """Sends anomalies to ingestion; returns the event id ingestion gave each one, in order.
+    Repeating a send is harmless (idempotency keys). Raises Unavailable when ingestion cannot
+    take them (the caller retries later)."""
+
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str]: ...
+
+
+@dataclass(slots=True)
+class Counters:
+    scored: int = 0
+    learned: int = 0
+    late: int = 0
+    skipped: int = 0  # readings without a usable number
+    already_applied: int = 0
+    anomalies: int = 0
+    sent: int = 0
+    dead: int = 0
+
+
+def numbers(payload: dict[str, Any]) -> dict[str, float]:
+    """The usable readings of a payload: its top-level finite numbers (not booleans)."""
+    found: dict[str, float] = {}
+    for key, value in payload.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        v = float(value)
+        if math.isfinite(v):
+            found[str(key)] = v
+    return found
+
+
+class Inference:
+    def __init__(
+        self,
+        store: InferenceStore,
+        sink: AnomalySink,
+        *,
+        consumer: str,
+        warmup: int,
+        threshold: float,
+        model: str = "seasonal-robust",
+        send_batch: int = 500,
+    ) -> None:
+        self._store = store
+        self._sink = sink
+        self.consumer = consumer
+        self.warmup = warmup
+        self.threshold = threshold
+        self.model = model
+        self._send_batch = send_batch
+        self.counters = Counters()
+
+    def _new_model(self) -> Model:
+        m = new_model(self.model)
+        if isinstance(m, SeasonalRobust):
+            m.warmup = self.warmup
+            m.threshold = self.threshold
+        return m
+
+    def handle(self, msgs: Sequence[Message]) -> Checkpoint:
+        """Apply a polled batch, then send what anomalies are pending. Raises Unavailable
+        (nothing is lost: the caller retries the same batch and must not commit offsets)."""
+        checkpoint = self.apply(msgs)
+        self.flush()
+        return checkpoint
+
+    def apply(self, msgs: Sequence[Message]) -> Checkpoint:
+        ids = [m.event.event_id for m in msgs if m.event is not None]
+        done = self._store.applied(ids) if ids else set()
+        fresh = [m for m in msgs if m.event is None or m.event.event_id not in done]
+        self.counters.already_applied += len(msgs) - len(fresh)
+        cp = Checkpoint()
+        for m in msgs:
+            key = (m.topic, m.partition)
+            cp.positions[key] = max(cp.positions.get(key, 0), m.offset + 1)
+        readings: list[tuple[Message, Event, dict[str, float]]] = []
+        for m in fresh:
+            if m.event is None:
+                cp.dead.append(DeadLetter(None, m.raw, f"undecodable message: {m.error}"))
+                continue
+            if not m.event.event_type.startswith("sensor."):
+                continue
+            values = numbers(m.event.payload)
+            if not values:
+                self.counters.skipped += 1
+                continue
+            readings.append((m, m.event, values))
+        keys = sorted({(e.aggregate_id, metric) for _, e, vs in readings for metric in vs})
+        rows = self._store.load(keys) if keys else {}
+        touched: dict[tuple[str, str], ModelRow] = {}
+        for m, event, values in readings:
+            try:
+                scored = [self._score(rows, event, metric, v) for metric, v in values.items()]
+            except Exception as e:  # a model bug or a value it cannot take: poison
+                log.warning("model failed", extra={"event_id": event.event_id, "error": str(e)})
+                cp.dead.append(
+                    DeadLetter(event.event_id, m.raw, f"model failed: {type(e).__name__}: {e}")
+                )
+                continue
+            for row, score, anomaly in scored:
+                touched[(row.device, row.metric)] = row
+                rows[(row.device, row.metric)] = row
+                cp.scores.append(score)
+                if anomaly is not None:
+                    cp.anomalies.append(anomaly)
+        self._count_recent(cp.anomalies)
+        cp.models = list(touched.values())
+        self.counters.scored += len(cp.scores)
+        self.counters.anomalies += len(cp.anomalies)
+        self.counters.dead += len(cp.dead)
+        if cp.positions:
+            self._store.save(cp)
+        return cp
+
+    def _score(
+        self, rows: dict[tuple[str, str], ModelRow], event: Event, metric: str, value: float
+    ) -> tuple[ModelRow, Score, Anomaly | None]:
+        device = event.aggregate_id
+        row = rows.get((device, metric))
+        if row is None:
+            row = ModelRow(device, metric, self._new_model())
+        else:
+            # Work on a copy: a failure half-way through must not leave a changed model.
+            row = ModelRow(
+                device,
+                metric,
+                restore(row.model.state()),
+                row.late,
+                row.last_event_time,
+                row.last_event_id,
+                row.last_score,
+            )
+        t = event.event_time.timestamp()
+        s = row.model.score(value, t)
+        if not (math.isfinite(s.score) and 0.0 <= s.score <= 1.0):
+            raise ValueError(f"score {s.score!r} is outside [0, 1]")
+        warm = row.model.n >= self.warmup
+        is_anomaly = warm and s.score >= self.threshold
+        last = (row.last_event_time, row.last_event_id or "")
+        learn = row.last_event_time is None or (event.event_time, event.event_id) > last
+        if learn:
+            row.model.learn(value, t)
+            row.last_event_time, row.last_event_id = event.event_time, event.event_id
+            self.counters.learned += 1
+        else:
+            row.late += 1
+            self.counters.late += 1
+        row.last_score = s.score
+        score = Score(
+            event.event_id,
+            metric,
+            device,
+            event.event_time,
+            value,
+            s.score,
+            s.low,
+            s.high,
+            learn,
+            is_anomaly,
+        )
+        anomaly = None
+        if is_anomaly:
+            anomaly = Anomaly(
+                event.event_id,
+                metric,
+                device,
+                event.event_time,
+                {
+                    "source_event_id": event.event_id,
+                    "device": device,
+                    "metric": metric,
+                    "value": value,
+                    "score": round(s.score, 6),
+                    "threshold": self.threshold,
+                    "expected": {"low": s.low, "high": s.high},
+                    "model": row.model.name,
+                    "model_version": row.model.version,
+                },
+                event.metadata.trace_id,
+            )
+        return row, score, anomaly
+
+    def _count_recent(self, anomalies: list[Anomaly]) -> None:
+        """Each anomaly carries its device's count of anomalies (all metrics) in the 24 h up
+        to it, this one included: the device_health projection shows it as it is."""
+        if not anomalies:
+            return
+        since = min(a.event_time for a in anomalies) - DAY
+        times = self._store.anomaly_times(sorted({a.device for a in anomalies}), since)
+        for a in anomalies:
+            times.setdefault(a.device, []).append(a.event_time)
+        for a in anomalies:
+            a.payload["device_anomalies_24h"] = sum(
+                1 for t in times[a.device] if a.event_time - DAY < t <= a.event_time
+            )
+
+    def flush(self) -> int:
+        """Send the pending anomalies to ingestion (raises Unavailable if it is down)."""
+        sent = 0
+        while True:
+            pending = self._store.unsent(self._send_batch)
+            if not pending:
+                return sent
+            ids = self._sink.send(pending)
+            self._store.mark_sent(list(zip(pending, ids, strict=True)))
+            sent += len(pending)
+            self.counters.sent += len(pending)
+            if len(pending) < self._send_batch:
+                return sent

@@ -1,0 +1,246 @@
+"""PostgreSQL adapter for the inference checkpoint (the ``inference`` schema)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import uuid
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from services.core import json_text
+from services.core.errors import Unavailable
+from services.inference.detector import restore
+from services.inference.service import Anomaly, Checkpoint, ModelRow
+
+log = logging.getLogger(__name__)
+
+_SAVE_MODELS = """
+INSERT INTO inference.models AS m
+    (device, metric, model, state, observations, late, last_event_time, last_event_id,
+     last_score, updated_at)
+SELECT d, k, n, s, o, l, t, e, sc, now()
+FROM jsonb_to_recordset(%s::jsonb)
+    AS u(d text, k text, n text, s jsonb, o bigint, l bigint, t timestamptz, e uuid,
+         sc double precision)
+ON CONFLICT (device, metric) DO UPDATE SET
+    model = EXCLUDED.model, state = EXCLUDED.state, observations = EXCLUDED.observations,
+    late = EXCLUDED.late, last_event_time = EXCLUDED.last_event_time,
+    last_event_id = EXCLUDED.last_event_id, last_score = EXCLUDED.last_score,
+    updated_at = EXCLUDED.updated_at
+"""
+_SAVE_SCORES = """
+INSERT INTO inference.scores
+    (event_id, metric, device, event_time, value, score, low, high, learned, anomaly)
+SELECT e, k, d, t, v, s, lo, hi, le, a
+FROM jsonb_to_recordset(%s::jsonb)
+    AS u(e uuid, k text, d text, t timestamptz, v double precision, s double precision,
+         lo double precision, hi double precision, le boolean, a boolean)
+ON CONFLICT (event_id, metric) DO NOTHING
+"""
+_SAVE_ANOMALIES = """
+INSERT INTO inference.anomalies (source_event_id, metric, device, event_time, payload, trace_id)
+SELECT e, k, d, t, p, tr
+FROM jsonb_to_recordset(%s::jsonb)
+    AS u(e uuid, k text, d text, t timestamptz, p jsonb, tr text)
+ON CONFLICT (source_event_id, metric) DO NOTHING
+"""
+# How far each partition was applied, for operators (a replaced in-memory broker starts
+# again at 0, so this is a record, not what decides a redelivery: see service.py).
+_SAVE_POSITIONS = """
+INSERT INTO inference.positions AS p (consumer, topic, partition, next_offset)
+SELECT %s, t, n, o FROM jsonb_to_recordset(%s::jsonb) AS u(t text, n integer, o bigint)
+ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
+"""
+
+
+def _iso(dt: datetime | None) -> str | None:
+    return dt.isoformat() if dt is not None else None
+
+
+def _uuid_or_none(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return None
+
+
+class PostgresInferenceStore:
+    """Holds one connection, reopened after a failure. Not thread-safe (one consumer loop)."""
+
+    def __init__(self, url: str, consumer: str) -> None:
+        self._url = url
+        self._consumer = consumer
+        self._conn: psycopg.Connection[tuple[Any, ...]] | None = None
+
+    def _connection(self) -> psycopg.Connection[tuple[Any, ...]]:
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(
+                self._url, autocommit=True, connect_timeout=5, options="-c timezone=UTC"
+            )
+        return self._conn
+
+    @contextlib.contextmanager
+    def _db(self, what: str) -> Iterator[psycopg.Connection[tuple[Any, ...]]]:
+        try:
+            yield self._connection()
+        except psycopg.OperationalError as e:
+            self.close()
+            raise Unavailable(f"database unavailable while {what}: {e}") from e
+
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
+        ids = [i for i in (_uuid_or_none(e) for e in event_ids) if i]
+        if not ids:
+            return set()
+        with self._db("reading applied events") as conn:
+            rows = conn.execute(
+                "SELECT DISTINCT event_id::text FROM inference.scores WHERE event_id = ANY(%s)",
+                (ids,),
+            ).fetchall()
+        return {r[0] for r in rows}
+
+    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]:
+        with self._db("loading models") as conn:
+            rows = conn.execute(
+                "SELECT m.device, m.metric, m.state, m.late, m.last_event_time, "
+                "m.last_event_id::text, m.last_score FROM inference.models m "
+                "JOIN unnest(%s::text[], %s::text[]) AS k(d, k) "
+                "ON m.device = k.d AND m.metric = k.k",
+                ([d for d, _ in keys], [k for _, k in keys]),
+            ).fetchall()
+        return {
+            (d, k): ModelRow(d, k, restore(s), int(late), t, e, sc)
+            for d, k, s, late, t, e, sc in rows
+        }
+
+    def save(self, cp: Checkpoint) -> None:
+        models = json_text.dumps(
+            [
+                {
+                    "d": r.device,
+                    "k": r.metric,
+                    "n": r.model.name,
+                    "s": r.model.state(),
+                    "o": r.model.n,
+                    "l": r.late,
+                    "t": _iso(r.last_event_time),
+                    "e": _uuid_or_none(r.last_event_id),
+                    "sc": r.last_score,
+                }
+                for r in cp.models
+            ]
+        )
+        scores = json_text.dumps(
+            [
+                {
+                    "e": s.event_id,
+                    "k": s.metric,
+                    "d": s.device,
+                    "t": s.event_time.isoformat(),
+                    "v": s.value,
+                    "s": s.score,
+                    "lo": s.low,
+                    "hi": s.high,
+                    "le": s.learned,
+                    "a": s.anomaly,
+                }
+                for s in cp.scores
+                if _uuid_or_none(s.event_id)
+            ]
+        )
+        anomalies = json_text.dumps(
+            [
+                {
+                    "e": a.source_event_id,
+                    "k": a.metric,
+                    "d": a.device,
+                    "t": a.event_time.isoformat(),
+                    "p": a.payload,
+                    "tr": a.trace_id,
+                }
+                for a in cp.anomalies
+                if _uuid_or_none(a.source_event_id)
+            ]
+        )
+        positions = json_text.dumps(
+            [{"t": t, "n": p, "o": o} for (t, p), o in cp.positions.items()]
+        )
+        with self._db("saving a checkpoint") as conn, conn.transaction(), conn.cursor() as cur:
+            if cp.models:
+                cur.execute(_SAVE_MODELS, (models,))
+            if cp.scores:
+                cur.execute(_SAVE_SCORES, (scores,))
+            if cp.anomalies:
+                cur.execute(_SAVE_ANOMALIES, (anomalies,))
+            for d in cp.dead:
+                log.error(
+                    "event sent to the DLQ", extra={"event_id": d.event_id or "", "error": d.error}
+                )
+                cur.execute(
+                    "INSERT INTO inference.dlq (consumer, event_id, event_payload, error_message)"
+                    " VALUES (%s, %s, %s, %s)",
+                    (
+                        self._consumer,
+                        _uuid_or_none(d.event_id),
+                        d.raw,
+                        d.error.replace("\x00", "\\x00")[:2000],
+                    ),
+                )
+            cur.execute(_SAVE_POSITIONS, (self._consumer, positions))
+
+    def unsent(self, limit: int) -> list[Anomaly]:
+        with self._db("reading unsent anomalies") as conn:
+            rows = conn.execute(
+                "SELECT source_event_id::text, metric, device, event_time, payload, trace_id "
+                "FROM inference.anomalies WHERE sent_at IS NULL ORDER BY created_at LIMIT %s",
+                (limit,),
+            ).fetchall()
+        return [Anomaly(e, k, d, t, p, tr) for e, k, d, t, p, tr in rows]
+
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        with self._db("reading recent anomalies") as conn:
+            rows = conn.execute(
+                "SELECT device, event_time FROM inference.anomalies "
+                "WHERE device = ANY(%s) AND event_time >= %s",
+                (list(devices), since),
+            ).fetchall()
+        out: dict[str, list[datetime]] = {}
+        for device, t in rows:
+            out.setdefault(device, []).append(t)
+        return out
+
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+        if not sent:
+            return
+        rows = json_text.dumps(
+            [
+                {"e": a.source_event_id, "k": a.metric, "i": _uuid_or_none(event_id)}
+                for a, event_id in sent
+            ]
+        )
+        with self._db("recording sent anomalies") as conn:
+            conn.execute(
+                "UPDATE inference.anomalies a SET sent_at = %s, anomaly_event_id = u.i "
+                "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, i uuid) "
+                "WHERE a.source_event_id = u.e AND a.metric = u.k",
+                (datetime.now(UTC), rows),
+            )
+
+    def ping(self) -> bool:
+        try:
+            self._connection().execute("SELECT 1")
+            return True
+        except psycopg.Error:
+            self.close()
+            return False
+
+    def close(self) -> None:
+        if self._conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                self._conn.close()
+            self._conn = None

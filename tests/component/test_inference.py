@@ -1,0 +1,218 @@
+"""The inference service as a real process: real broker in, real PostgreSQL checkpoint, real
+ingestion out (issue 18)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import AbstractContextManager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import grpc
+import psycopg
+import pytest
+import uuid_utils
+from confluent_kafka import Producer
+from cornjacket.v1 import inference_pb2, inference_pb2_grpc
+
+from services.cli.embedded import EmbeddedBroker
+from services.cli.processes import Child, free_port
+from services.core.events import Event
+from services.infra.codec import encode_event
+from services.infra.kafka import ensure_topics
+from tests.support import eventually, fetch_one, service_process, unique
+
+pytestmark = pytest.mark.component
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+WARMUP = 40
+
+
+def reading(device: str, i: int, value: float) -> Event:
+    t = T0 + timedelta(minutes=5 * i)
+    return Event(str(uuid_utils.uuid7()), "sensor.reading", device, t, t, {"temp": value})
+
+
+def calm(i: int) -> float:
+    return 20.0 + 0.3 * math.sin(i * 1.7)  # deterministic small wiggle
+
+
+class Stack:
+    def __init__(self, database: str, broker: EmbeddedBroker, logs: Path) -> None:
+        self.database = database
+        self.brokers = broker.bootstrap
+        self.topic = unique("sensor")
+        ensure_topics(self.brokers, [self.topic], partitions=2)
+        self.producer = Producer({"bootstrap.servers": self.brokers, "enable.idempotence": True})
+        self.logs = logs
+        self.ingestion_port = free_port()
+        self.port = free_port()
+        self.group = unique("ai")
+        self.env = {
+            "CJ_INFERENCE_DATABASE_URL": database,
+            "CJ_REDPANDA_BROKERS": self.brokers,
+            "CJ_INFERENCE_PORT": str(self.port),
+            "CJ_INFERENCE_TOPICS": self.topic,
+            "CJ_INFERENCE_CONSUMER_GROUP": self.group,
+            "CJ_INFERENCE_POLL_TIMEOUT": "100ms",
+            "CJ_INFERENCE_WARMUP": str(WARMUP),
+            "CJ_INFERENCE_INGESTION_ADDRESS": f"127.0.0.1:{self.ingestion_port}",
+        }
+
+    def send(self, events: list[Event], raw: bytes | None = None) -> None:
+        for e in events:
+            self.producer.produce(self.topic, key=e.aggregate_id.encode(), value=encode_event(e))
+        if raw is not None:
+            self.producer.produce(self.topic, key=b"poison", value=raw)
+        self.producer.flush(10)
+
+    def inference(self) -> AbstractContextManager[Child]:
+        return service_process("inference", self.env, self.logs, f"127.0.0.1:{self.port}")
+
+
+@pytest.fixture(scope="module")
+def stack(
+    database: str, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Stack]:
+    s = Stack(database, broker, tmp_path_factory.mktemp("inference-logs"))
+    env = {
+        "CJ_INGESTION_DATABASE_URL": database,
+        "CJ_REDPANDA_BROKERS": s.brokers,
+        "CJ_INGESTION_PORT": str(s.ingestion_port),
+        "CJ_OUTBOX_POLL_INTERVAL": "1s",
+    }
+    with service_process("ingestion", env, s.logs, f"127.0.0.1:{s.ingestion_port}"):
+        yield s
+
+
+def observations(db: str, device: str) -> int:
+    row = fetch_one(
+        db,
+        "SELECT observations FROM inference.models WHERE device = %s AND metric = 'temp'",
+        (device,),
+    )
+    return int(row[0]) if row else 0
+
+
+def stored_anomalies(db: str, device: str) -> list[dict[str, object]]:
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT payload FROM ingestion.event_store WHERE event_type = 'ai.anomaly' "
+            "AND aggregate_id = %s",
+            (device,),
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def test_a_spike_becomes_one_ai_anomaly_in_the_event_store(stack: Stack) -> None:
+    device = unique("dev")
+    with stack.inference():
+        stack.send([reading(device, i, calm(i)) for i in range(WARMUP + 20)])
+        eventually(lambda: observations(stack.database, device) == WARMUP + 20, what="learned")
+        spike = reading(device, WARMUP + 20, 35.0)
+        stack.send([spike])
+        [payload] = eventually(lambda: stored_anomalies(stack.database, device), what="anomaly")
+    assert payload["source_event_id"] == spike.event_id
+    assert payload["metric"] == "temp" and payload["value"] == 35.0
+    assert payload["score"] >= payload["threshold"] == 0.5  # type: ignore[operator]
+    assert payload["expected"]["low"] < 20.0 < payload["expected"]["high"] < 35.0  # type: ignore[index]
+    assert payload["model"] == "seasonal-robust" and payload["model_version"] == 1
+    row = fetch_one(
+        stack.database,
+        "SELECT a.anomaly_event_id::text, e.event_id::text FROM inference.anomalies a "
+        "JOIN ingestion.event_store e ON e.event_id = a.anomaly_event_id "
+        "WHERE a.source_event_id = %s",
+        (spike.event_id,),
+    )
+    assert row is not None and row[0] == row[1]  # the anomaly's id is remembered (lineage)
+    scores = fetch_one(
+        stack.database, "SELECT count(*) FROM inference.scores WHERE device = %s", (device,)
+    )
+    assert scores == (WARMUP + 21,)
+
+
+def test_sigkill_neither_forgets_nor_learns_twice_nor_emits_twice(stack: Stack) -> None:
+    device = unique("dev")
+    first = [reading(device, i, calm(i)) for i in range(WARMUP + 10)]
+    spike = reading(device, WARMUP + 10, 40.0)
+    with stack.inference() as child:
+        stack.send([*first, spike])
+        eventually(lambda: stored_anomalies(stack.database, device), what="anomaly")
+        child.kill()  # SIGKILL: whatever bus offsets were not committed are read again
+    more = [reading(device, i, calm(i)) for i in range(WARMUP + 11, WARMUP + 31)]
+    with stack.inference():
+        stack.send(more)
+        eventually(
+            lambda: observations(stack.database, device) == len(first) + 1 + len(more),
+            what="every reading learned exactly once",
+        )
+    assert len(stored_anomalies(stack.database, device)) == 1
+
+
+def test_poison_goes_to_the_dlq_and_the_stream_goes_on(stack: Stack) -> None:
+    device = unique("dev")
+    with stack.inference():
+        stack.send([reading(device, 0, 20.0)], raw=b"\x00not an envelope")
+        stack.send([reading(device, 1, 20.5)])
+        eventually(lambda: observations(stack.database, device) == 2, what="learned")
+        row = eventually(
+            lambda: fetch_one(
+                stack.database,
+                "SELECT consumer, error_message FROM inference.dlq WHERE consumer = %s",
+                (stack.group,),
+            ),
+            what="dlq row",
+        )
+    assert "undecodable" in row[1]
+
+
+def test_the_api_pages_scores_lists_anomalies_shows_and_resets_models(stack: Stack) -> None:
+    device = unique("dev")
+    calm_ones = [reading(device, i, calm(i)) for i in range(WARMUP + 5)]
+    spike = reading(device, WARMUP + 5, 50.0)
+    with stack.inference():
+        stack.send([*calm_ones, spike])
+        eventually(lambda: stored_anomalies(stack.database, device), what="anomaly")
+        channel = grpc.insecure_channel(f"127.0.0.1:{stack.port}")
+        api = inference_pb2_grpc.InferenceServiceStub(channel)
+        seen: list[str] = []
+        token = ""
+        while True:
+            page = api.ListScores(
+                inference_pb2.ListScoresRequest(device=device, page_size=20, page_token=token)
+            )
+            seen += [s.event_id for s in page.scores]
+            token = page.next_page_token
+            if not token:
+                break
+        assert seen == [e.event_id for e in [*calm_ones, spike]]
+        [anomaly] = api.ListAnomalies(inference_pb2.ListAnomaliesRequest(device=device)).anomalies
+        assert anomaly.source_event_id == spike.event_id and anomaly.anomaly_event_id
+        assert anomaly.expected_low < 20.0 < anomaly.expected_high < anomaly.value == 50.0
+        everyone = api.ListAnomalies(inference_pb2.ListAnomaliesRequest(page_size=1000))
+        assert spike.event_id in {a.source_event_id for a in everyone.anomalies}
+        caused = api.GetEventAnomalies(
+            inference_pb2.GetEventAnomaliesRequest(event_id=spike.event_id)
+        )
+        assert [a.anomaly_event_id for a in caused.anomalies] == [anomaly.anomaly_event_id]
+        status = api.GetModelStatus(inference_pb2.GetModelStatusRequest(device=device))
+        [m] = status.models
+        assert (m.metric, m.observations, m.warmed_up, status.warmup) == (
+            "temp",
+            WARMUP + 6,
+            True,
+            WARMUP,
+        )
+        assert api.ResetModel(inference_pb2.ResetModelRequest(device=device)).reset == 1
+        with pytest.raises(grpc.RpcError) as err:
+            api.GetModelStatus(inference_pb2.GetModelStatusRequest(device=device))
+        assert err.value.code() == grpc.StatusCode.NOT_FOUND
+        with pytest.raises(grpc.RpcError) as err:
+            api.ListScores(inference_pb2.ListScoresRequest(device=device, page_token="nonsense"))
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        audit = fetch_one(
+            stack.database, "SELECT action, target, outcome FROM inference.audit ORDER BY seq DESC"
+        )
+        assert audit == ("/cornjacket.v1.InferenceService/ResetModel", device, "OK")
+        channel.close()

@@ -1,0 +1,280 @@
+"""The inference core: scoring, warm-up, late readings, checkpoints, anomalies (issue 18)."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.config.settings import Env, InferenceSettings
+from services.core.errors import ConfigError, Unavailable
+from services.core.events import Event
+from services.inference.detector import RollingZ, SeasonalRobust, restore
+from services.inference.service import (
+    Anomaly,
+    Checkpoint,
+    Inference,
+    Message,
+    ModelRow,
+    numbers,
+)
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self.models: dict[tuple[str, str], dict[str, object]] = {}
+        self.rows: dict[tuple[str, str], ModelRow] = {}
+        self.pos: dict[tuple[str, int], int] = {}
+        self.scores: list[object] = []
+        self.anomalies: dict[tuple[str, str], tuple[Anomaly, str | None]] = {}
+        self.dead: list[object] = []
+        self.down = False
+
+    def _check(self) -> None:
+        if self.down:
+            raise Unavailable("database down")
+
+    def applied(self, event_ids: Sequence[str]) -> set[str]:
+        self._check()
+        scored = {s.event_id for s in self.scores}  # type: ignore[attr-defined]
+        return {e for e in event_ids if e in scored}
+
+    def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]:
+        self._check()
+        out = {}
+        for k in keys:
+            if k in self.rows:
+                r = self.rows[k]
+                # Through JSON, as PostgreSQL keeps it.
+                state = json.loads(json.dumps(self.models[k]))
+                out[k] = ModelRow(
+                    r.device,
+                    r.metric,
+                    restore(state),
+                    r.late,
+                    r.last_event_time,
+                    r.last_event_id,
+                    r.last_score,
+                )
+        return out
+
+    def save(self, cp: Checkpoint) -> None:
+        self._check()
+        for r in cp.models:
+            self.models[(r.device, r.metric)] = r.model.state()
+            self.rows[(r.device, r.metric)] = r
+        self.scores.extend(cp.scores)
+        for a in cp.anomalies:
+            self.anomalies.setdefault((a.source_event_id, a.metric), (a, None))
+        self.dead.extend(cp.dead)
+        for p, o in cp.positions.items():
+            self.pos[p] = max(self.pos.get(p, 0), o)
+
+    def unsent(self, limit: int) -> list[Anomaly]:
+        self._check()
+        return [a for a, sent in self.anomalies.values() if sent is None][:limit]
+
+    def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
+        out: dict[str, list[datetime]] = {}
+        for a, _ in self.anomalies.values():
+            if a.device in devices and a.event_time >= since:
+                out.setdefault(a.device, []).append(a.event_time)
+        return out
+
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+        for a, event_id in sent:
+            self.anomalies[(a.source_event_id, a.metric)] = (a, event_id)
+
+
+class MemorySink:
+    def __init__(self) -> None:
+        self.sent: list[Anomaly] = []
+        self.down = False
+
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str]:
+        if self.down:
+            raise Unavailable("ingestion down")
+        self.sent.extend(anomalies)
+        return [f"id-{len(self.sent) - len(anomalies) + i}" for i in range(len(anomalies))]
+
+
+def reading(i: int, value: float | str, *, device: str = "d1", minutes: int | None = None) -> Event:
+    t = T0 + timedelta(minutes=5 * i if minutes is None else minutes)
+    return Event(
+        f"00000000-0000-7000-8000-{i:012d}",
+        "sensor.reading",
+        device,
+        t,
+        t,
+        {"temp": value, "unit": "C"},
+    )
+
+
+def msg(i: int, event: Event | None, *, raw: bytes = b"x") -> Message:
+    return Message("sensor-events", 0, i, event, raw)
+
+
+def normal(i: int, rng: random.Random) -> float:
+    return 20 + 5 * math.sin(2 * math.pi * i / 288) + rng.gauss(0, 0.5)
+
+
+def service(store: MemoryStore, sink: MemorySink, warmup: int = 300) -> Inference:
+    return Inference(store, sink, consumer="ai-inference", warmup=warmup, threshold=0.5)
+
+
+def test_a_spike_after_warmup_is_an_anomaly_with_the_expected_range() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    rng = random.Random(1)
+    inf.handle([msg(i, reading(i, normal(i, rng))) for i in range(600)])
+    assert not sink.sent  # calm signal: no false alarm
+    inf.handle([msg(600, reading(600, normal(600, rng) + 10))])
+    [anomaly] = sink.sent
+    p = anomaly.payload
+    assert p["source_event_id"] == reading(600, 0).event_id
+    assert p["device"] == "d1" and p["metric"] == "temp" and p["model"] == "seasonal-robust"
+    assert 0.5 <= p["score"] <= 1.0 and p["threshold"] == 0.5
+    assert p["expected"]["low"] < normal(600, random.Random(1)) < p["expected"]["high"] < p["value"]
+    assert p["device_anomalies_24h"] == 1
+    assert anomaly.idempotency_key == f"ai.anomaly:{p['source_event_id']}:temp"
+    assert all(0.0 <= s.score <= 1.0 for s in store.scores)  # type: ignore[attr-defined]
+
+
+def test_no_anomaly_before_warmup() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=50)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 3) * 0.1)) for i in range(40)])
+    inf.handle([msg(40, reading(40, 1e6))])
+    assert not sink.sent and store.scores[-1].score > 0.5  # type: ignore[attr-defined]
+
+
+def test_a_late_reading_is_scored_not_learned_and_counted() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(10)])
+    before = store.models[("d1", "temp")]
+    inf.handle([msg(10, reading(99, 21.0, minutes=3))])  # older than the last learned
+    assert store.models[("d1", "temp")]["n"] == before["n"] == 10
+    assert store.rows[("d1", "temp")].late == 1 and inf.counters.late == 1
+    assert not store.scores[-1].learned  # type: ignore[attr-defined]
+
+
+def test_a_replaced_broker_restarting_offsets_at_zero_loses_nothing() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(10)])
+    # A new in-memory broker: new readings arrive at offsets the old one already used.
+    inf.handle([msg(i, reading(10 + i, 20.0 + i % 2)) for i in range(5)])
+    assert store.models[("d1", "temp")]["n"] == 15
+
+
+def test_redelivered_messages_are_not_learned_twice() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    batch = [msg(i, reading(i, 20.0 + i % 2)) for i in range(10)]
+    inf.handle(batch)
+    inf.handle(batch)  # the bus offset commit was lost: the same batch again
+    assert store.models[("d1", "temp")]["n"] == 10
+    assert inf.counters.already_applied == 10
+
+
+@pytest.mark.parametrize("factory", [SeasonalRobust, RollingZ])
+def test_checkpoint_then_restore_gives_the_same_scores(factory: type) -> None:
+    rng = random.Random(3)
+    original = factory()
+    xs = [normal(i, rng) for i in range(900)]
+    for i, x in enumerate(xs[:700]):
+        original.learn(x, i * 300.0)
+    copy = restore(json.loads(json.dumps(original.state())))
+    for i, x in enumerate(xs[700:], start=700):
+        assert copy.score(x, i * 300.0) == original.score(x, i * 300.0)
+        original.learn(x, i * 300.0)
+        copy.learn(x, i * 300.0)
+
+
+def test_an_anomaly_is_kept_until_ingestion_takes_it() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    sink.down = True
+    with pytest.raises(Unavailable):
+        inf.handle([msg(30, reading(30, 500.0))])
+    assert store.pos[("sensor-events", 0)] == 31  # the checkpoint holds the decision
+    sink.down = False
+    inf.handle([msg(30, reading(30, 500.0))])  # the loop retries the same batch
+    assert [a.source_event_id for a in sink.sent] == [reading(30, 0).event_id]
+    assert store.models[("d1", "temp")]["n"] == 31  # learned once
+
+
+def test_poison_and_unusable_readings() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(0, None, raw=b"\xff"), msg(1, reading(1, "hot")), msg(2, reading(2, 20.0))])
+    assert len(store.dead) == 1 and inf.counters.skipped == 1 and inf.counters.learned == 1
+    assert store.pos[("sensor-events", 0)] == 3
+
+
+def test_a_model_error_is_a_poison_event_and_the_model_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(5)])
+
+    def broken(self: SeasonalRobust, x: float, t: float) -> None:
+        raise ArithmeticError("boom")
+
+    monkeypatch.setattr(SeasonalRobust, "learn", broken)
+    inf.handle([msg(5, reading(5, 20.0))])
+    [dead] = store.dead
+    assert "model failed: ArithmeticError: boom" in dead.error  # type: ignore[attr-defined]
+    assert store.models[("d1", "temp")]["n"] == 5
+
+
+def test_numbers_takes_finite_numbers_only() -> None:
+    assert numbers({"a": 1, "b": 2.5, "c": True, "d": "7", "e": math.nan, "f": math.inf}) == {
+        "a": 1.0,
+        "b": 2.5,
+    }
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("CJ_INFERENCE_THRESHOLD", "high"),
+        ("CJ_INFERENCE_THRESHOLD", "1.5"),
+        ("CJ_INFERENCE_WARMUP", "0"),
+        ("CJ_FEATURE_INFERENCE", "maybe"),
+    ],
+)
+def test_bad_settings_fail_naming_the_variable(name: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=name):
+        InferenceSettings.from_env(Env({name: value}))
+
+
+def test_default_settings() -> None:
+    s = InferenceSettings.from_env(Env({}))
+    assert (s.enabled, s.port, s.metrics_port, s.consumer_group) == (
+        True,
+        50058,
+        9108,
+        "ai-inference",
+    )
+
+
+def test_each_anomaly_counts_its_device_anomalies_of_the_last_24_hours() -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    calm = [msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)]
+    inf.handle(calm)
+    inf.handle([msg(30, reading(30, 500.0)), msg(31, reading(31, 20.1))])
+    inf.handle([msg(32, reading(32, 600.0))])  # 10 minutes later
+    inf.handle([msg(33, reading(33, 20.2)), msg(34, reading(34, 700.0, minutes=5 * 34 + 1500))])
+    counts = [a.payload["device_anomalies_24h"] for a in sink.sent]
+    assert counts == [1, 2, 1]  # the third is 25 h after the others
