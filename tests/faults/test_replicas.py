@@ -36,7 +36,7 @@ from typing import Any
 
 import grpc
 import httpx
-import psutil
+import psutil  # type: ignore[import-untyped, unused-ignore]
 import psycopg
 import pytest
 from confluent_kafka import Consumer, TopicPartition
