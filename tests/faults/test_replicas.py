@@ -15,9 +15,14 @@ event carries its aggregate's sequence number as payload ``value``. Afterwards:
 - every acknowledged event is in the event store exactly once, and nothing else is;
 - per aggregate, the events on the bus (a test consumer reads every topic from the start),
   duplicates removed keeping the first occurrence, are exactly the accepted sequence; a
-  duplicate is allowed only of an event whose first copy was published before a relay was
-  killed and whose second copy after (what the dead relay published without deleting);
-- the projections equal a replay of the event store;
+  duplicate is allowed only of a row the killed relay held locked, its first copy published
+  from the held batch before the kill, its second no later than the measured takeover;
+- the relay is killed mid-batch over a backlog of several rows per aggregate (both relays
+  SIGSTOPped until the outbox holds them; relay 0 frozen while pg_locks shows it holding slot
+  locks); the other relays everything else meanwhile and none of the held slots' rows (no
+  overtaking), and after the kill every held row goes out again from the survivor;
+- the projections equal a replay of the event store; the handler's "lost" counts aggregates
+  whose projection is not their last accepted event and dead letters of the run;
 - every event matching the webhook rule reached the receiver under exactly one webhook-id.
 """
 
