@@ -33,24 +33,32 @@ _CLUSTER = """\
           unhealthy_threshold: 1
           healthy_threshold: 1
           grpc_health_check: {{}}
-      # A replica that stops answering (killed, restarting) is ejected on its first refused
-      # connection or reset, before the next health check marks it down; errors the
-      # service itself answers (503 while its database is down) do not eject it.
+{outlier}      load_assignment:
+        cluster_name: {name}
+        endpoints:
+          - lb_endpoints:
+{endpoints}
+"""
+
+# Only for a service with replicas (an empty string for one endpoint: ejecting the only
+# endpoint turns one call that hit the route timeout while PostgreSQL was slow into 503s and
+# an unhealthy /health for seconds, growing with every ejection). A replica that stops
+# answering (killed, restarting) is ejected after a few refused connections, resets or
+# timeouts in a row, before the next health check marks it down; errors the service itself
+# answers (503 while its database is down) do not eject it. max_ejection_time caps the
+# growing ejection (Envoy's default is 300 s) so a replica that recovered is back soon.
+_OUTLIER = """\
       outlier_detection:
         split_external_local_origin_errors: true
-        consecutive_local_origin_failure: 1
+        consecutive_local_origin_failure: 3
         enforcing_consecutive_local_origin_failure: 100
         enforcing_consecutive_5xx: 0
         enforcing_consecutive_gateway_failure: 0
         enforcing_success_rate: 0
         interval: 1s
         base_ejection_time: 5s
+        max_ejection_time: 30s
         max_ejection_percent: 100
-      load_assignment:
-        cluster_name: {name}
-        endpoints:
-          - lb_endpoints:
-{endpoints}
 """
 
 _ENDPOINT = """\
@@ -398,6 +406,7 @@ def render(
         _CLUSTER.format(
             name=name,
             interval=health_interval,
+            outlier=_OUTLIER if len(_addresses(where)) > 1 else "",
             endpoints="".join(
                 _ENDPOINT.format(host=host, port=port) for host, port in _addresses(where)
             ).rstrip("\n"),

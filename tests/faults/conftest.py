@@ -52,6 +52,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
                 for r in REPLICA_REPORT
             ],
         )
+        for r in REPLICA_REPORT:
+            if r.get("note"):
+                terminalreporter.line(f"  * {r['note']}")
     if not REPORT:
         return
     head = ("fault", "acknowledged", "lost", "stored unacked", "stored twice", "recovered in")

@@ -119,8 +119,36 @@ def test_envoy_lists_every_replica_and_ejects_a_dead_one(tmp_path: Path) -> None
     assert ports == [50051, 50061]
     assert clusters["ingestion"]["health_checks"][0]["grpc_health_check"] == {}
     outlier = clusters["ingestion"]["outlier_detection"]
-    assert outlier["consecutive_local_origin_failure"] == 1
+    # A dead replica goes after a few refused connections, never after one slow answer,
+    # and comes back to be health checked within half a minute however often it went.
+    assert outlier["split_external_local_origin_errors"] is True
+    assert outlier["consecutive_local_origin_failure"] >= 3
     assert outlier["enforcing_consecutive_local_origin_failure"] == 100
+    assert outlier["max_ejection_time"] == "30s"
+    # A service with one endpoint is never ejected: ejecting the only endpoint turns one
+    # call that timed out (PostgreSQL slow) into 503s and an unhealthy /health for seconds.
+    assert "outlier_detection" not in clusters["query"]
+    assert "outlier_detection" not in clusters["eventhandler"]
+    path = tmp_path / "envoy.yaml"
+    path.write_text(text)
+    done = subprocess.run(
+        [str(ENVOY), "--mode", "validate", "-c", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+def test_a_single_replica_stack_renders_no_outlier_detection(tmp_path: Path) -> None:
+    from tests.unit.test_edge_auth import UPSTREAMS
+
+    text = render(edge_port=18080, admin_port=19901, upstreams=UPSTREAMS)
+    clusters = yaml.safe_load(text)["static_resources"]["clusters"]
+    assert clusters and all("outlier_detection" not in c for c in clusters), [
+        c["name"] for c in clusters if "outlier_detection" in c
+    ]
     path = tmp_path / "envoy.yaml"
     path.write_text(text)
     done = subprocess.run(
