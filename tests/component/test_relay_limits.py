@@ -29,7 +29,7 @@ from services.core.errors import InvalidInput
 from services.core.events import Event, Metadata, Publication
 from services.infra import migrations
 from services.infra.codec import to_value
-from services.infra.kafka import KafkaPublisher, ensure_topics, message_limit
+from services.infra.kafka import RELAY_PUBLISH_TIMEOUT, KafkaPublisher, ensure_topics, message_limit
 from services.infra.postgres import open_pool
 from services.ingestion.outbox_store import PostgresOutbox
 from services.ingestion.ports import PendingEvent
@@ -160,6 +160,7 @@ async def test_a_row_that_cannot_be_published_becomes_a_poison_row_and_its_batch
                 max_retries=5,
                 worker_count=1,
                 poll_interval=1,
+                publish_timeout=RELAY_PUBLISH_TIMEOUT,
             )
             assert await relay.step() == 3  # two published, one set aside
             assert await relay.step() == 0  # nothing held back, nothing sent again
