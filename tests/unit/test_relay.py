@@ -8,12 +8,20 @@ from datetime import UTC, datetime
 
 import pytest
 from confluent_kafka import KafkaError
+from confluent_kafka.admin import ConfigEntry, ConfigResource  # type: ignore[attr-defined]
 
 from services.core import json_text
-from services.core.errors import InvalidInput, Unavailable
+from services.core.errors import ConfigError, InvalidInput, Unavailable
 from services.core.events import Event, Metadata, PartlyPublished, Publication
 from services.infra.codec import encode_event
-from services.infra.kafka import KafkaPublisher, _Delivery, message_limit
+from services.infra.kafka import (
+    BATCH_BYTES,
+    RECORD_BATCH_OVERHEAD,
+    KafkaPublisher,
+    _Delivery,
+    _raise_low_limits,
+    message_limit,
+)
 from services.ingestion.relay import Relay
 from tests.unit.fakes import MemoryPublisher, MemoryRelayStore
 
@@ -260,3 +268,37 @@ async def test_delivery_reports_hold_back_what_the_broker_refuses_and_keep_every
         await d.done
     ok, lost = caught.value.results
     assert isinstance(ok, Publication) and isinstance(lost, Unavailable)
+
+
+class _Future:
+    def __init__(self, value: object = None, error: Exception | None = None) -> None:
+        self.value, self.error = value, error
+
+    def result(self, timeout: float | None = None) -> object:
+        if self.error:
+            raise self.error
+        return self.value
+
+
+class _LowLimitAdmin:
+    """A broker whose topic keeps the 1 MiB default and refuses AlterConfigs (no ACL)."""
+
+    def describe_configs(self, resources: list[ConfigResource]) -> dict[object, _Future]:
+        entry = ConfigEntry("max.message.bytes", "1048576")
+        return {r: _Future({"max.message.bytes": entry}) for r in resources}
+
+    def incremental_alter_configs(self, changes: list[ConfigResource]) -> dict[object, _Future]:
+        return {c: _Future(error=RuntimeError("TOPIC_AUTHORIZATION_FAILED")) for c in changes}
+
+
+def test_a_topic_limit_below_the_producers_batches_refuses_to_start() -> None:
+    """A topic limit below the producer's record batches let the broker refuse a batch of
+    several events as a whole; ingestion used to warn and go on. Now it cannot start."""
+    needed = message_limit(4 * 1024 * 1024)
+    with pytest.raises(ConfigError) as caught:
+        _raise_low_limits(_LowLimitAdmin(), ["sensor-events"], needed, 1)  # type: ignore[arg-type]
+    text = str(caught.value)
+    assert "sensor-events" in text and "max.message.bytes=1048576" in text
+    assert str(needed) in text and "batch.size" in text
+    # The producer the relay builds fits the limit it asks for, batches included.
+    assert message_limit(64 * 1024) - RECORD_BATCH_OVERHEAD >= BATCH_BYTES
