@@ -167,9 +167,9 @@ async def test_a_row_that_cannot_be_published_becomes_a_poison_row_and_its_batch
     finally:
         producer.close()
     assert relay.poisoned == 1
-    # The refused event is tried once more on its own (a refusal inside a batch may be the
-    # batch's size, not its own) before it is set aside; its batch-mates go once.
-    assert publisher.handed == Counter({small[0]: 1, small[1]: 1, big: 2})
+    # The producer refuses it alone: set aside at once, never sent again after its
+    # batch-mates (ADR 18); its batch-mates go once.
+    assert publisher.handed == Counter({small[0]: 1, small[1]: 1, big: 1})
     assert fetch_one(url, "SELECT count(*) FROM ingestion.outbox") == (0,)
     row = fetch_one(
         url,
