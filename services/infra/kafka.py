@@ -267,7 +267,7 @@ class _Delivery:
                 )
             )
         else:
-            self.done.set_result(results)
+            self.done.set_result([r for r in results if not isinstance(r, Unavailable)])
 
 
 class KafkaPublisher:
