@@ -34,7 +34,7 @@ from services.cli.processes import free_port
 from services.core.errors import InvalidInput
 from services.core.events import Event, Publication
 from services.infra import migrations
-from services.infra.kafka import KafkaPublisher, ensure_topics
+from services.infra.kafka import RELAY_PUBLISH_TIMEOUT, KafkaPublisher, ensure_topics
 from services.infra.postgres import open_pool
 from services.ingestion.relay import ClaimedBatch, Publisher, Relay, RelayStore
 from services.ingestion.relay_store import PostgresRelayStore
@@ -113,6 +113,7 @@ async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
                 max_retries=5,
                 worker_count=args.workers,
                 poll_interval=5.0,
+                publish_timeout=RELAY_PUBLISH_TIMEOUT,
                 linger=0.03,
             )
             start = time.perf_counter()

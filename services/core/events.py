@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+from services.core.errors import InvalidInput, Unavailable
 
 SCHEMA_VERSION = 1
 
@@ -102,3 +105,16 @@ class Publication:
     topic: str
     partition: int
     offset: int
+
+
+class PartlyPublished(Unavailable):
+    """A publish in which some messages were not acknowledged (a broker or partition outage,
+    a timeout): ``results`` has one entry per event, in order: a Publication for each one
+    the broker acknowledged, an InvalidInput for one refused for good, an Unavailable for
+    one not acknowledged (it may or may not be on the bus)."""
+
+    def __init__(
+        self, message: str, results: Sequence[Publication | InvalidInput | Unavailable]
+    ) -> None:
+        super().__init__(message)
+        self.results = list(results)

@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, SpanKind
 
 from services.config.settings import KafkaSecurity
 from services.core.errors import ConfigError, InvalidInput, Unavailable
-from services.core.events import Event, Publication, topic_for
+from services.core.events import Event, PartlyPublished, Publication, topic_for
 from services.infra import tracing
 from services.infra.codec import encode_event
 
@@ -34,18 +34,39 @@ log = logging.getLogger(__name__)
 # few KiB, so 64 KiB covers it and Kafka's record overhead with room to spare.
 PAYLOAD_GROWTH = 5.5
 ENVELOPE_OVERHEAD = 64 * 1024
-# librdkafka packs the messages of one partition into record batches up to batch.size; the
-# broker checks its limit per batch. Kafka's and Redpanda's default limit is 1 MiB, and the
-# topic limit set below is never lower, so a batch of small events is never refused for its
-# size: a size refusal is always a message that is too big on its own.
+# librdkafka packs the messages of one partition into record batches up to batch.size (a
+# first message larger than that goes alone); the broker checks its limit per record batch.
+# Kafka's and Redpanda's default limit is 1 MiB, and the topics' limit is never lower: ingestion
+# refuses to start unless every topic's max.message.bytes covers both batch.size and the
+# producer's message.max.bytes plus a record batch's framing (ensure_topics). So a batch of
+# several events is never refused for its size, and a refusal is always of one message alone.
 BATCH_BYTES = 1_000_000
 BROKER_DEFAULT_LIMIT = 1024 * 1024
+# A record batch's header (61 bytes in format v2) above librdkafka's own per-message size,
+# with room to spare: the producer's message.max.bytes is the topics' limit minus this.
+RECORD_BATCH_OVERHEAD = 1024
+
+# The producer's local message timeout: librdkafka reports every message it queued by then
+# (a produce request's own timeout is its oldest message's). The relay's bounds on one batch
+# follow from it, here only:
+MESSAGE_TIMEOUT = 10.0
+# - how long publish() waits for room in a full local queue before it gives up the rest;
+QUEUE_WAIT = 2.0
+# - the relay's asyncio bound on a batch's whole publish phase (queueing + every report;
+#   librdkafka's timeout scanner runs about once a second);
+RELAY_PUBLISH_TIMEOUT = QUEUE_WAIT + MESSAGE_TIMEOUT + 2.0
+# - the database's bound on the batch transaction sitting idle while it publishes
+#   (idle_in_transaction_session_timeout, for a relay whose host vanished): well above the
+#   relay's own, so that the relay rolls back itself before its slots are taken from it.
+RELAY_SESSION_TIMEOUT = RELAY_PUBLISH_TIMEOUT + 8.0
 # The largest payload CJ_INGESTION_MAX_PAYLOAD_BYTES allows: what a publisher that does not
 # know the setting (republish) must be able to carry.
 LARGEST_PAYLOAD = 4 * 1024 * 1024
 
-# Errors that belong to one message and will not change on a retry (the broker or the
-# producer refuses it as it is); every other error is an outage of the bus: Unavailable.
+# Errors that belong to one message and will not change on a retry (the producer refuses
+# it as it is, before queueing it); every other error is an outage of the bus: Unavailable.
+# The broker reports these for a whole record batch, which may hold other messages: a
+# delivery report with one of them is held back (not acknowledged), never a poison row.
 PERMANENT_ERRORS = frozenset(
     {
         KafkaError.MSG_SIZE_TOO_LARGE,  # over message.max.bytes, local or the topic's
@@ -110,8 +131,9 @@ def ensure_topics(
     limit Kafka and Redpanda apply instead of their 1 MiB cluster default), and an existing
     topic that reports a lower limit is raised to it: the event handler and the orchestrator
     create the same topics without a limit when they start first. If that fails (no
-    permission), a warning names the topic: its larger events would be set aside by the
-    relay as poison rows until an operator raises it.
+    permission), raises ConfigError naming the topic and both limits: the relay's producer
+    would build record batches the broker refuses as a whole (ADR 18). A broker that does
+    not report topic limits is not checked.
     """
     admin = AdminClient(
         client_config(brokers, security) | {"socket.timeout.ms": int(timeout * 1000)}
@@ -170,17 +192,14 @@ def _raise_low_limits(
                 extra={"topic": topic, "max_message_bytes": needed, "was": limit},
             )
         except Exception as e:
-            log.warning(
-                "topic's message limit is below what ingestion may publish and cannot be "
-                "raised; larger events will be set aside as poison rows (raise it: rpk topic "
-                "alter-config TOPIC --set max.message.bytes=N, or kafka-configs.sh --alter)",
-                extra={
-                    "topic": topic,
-                    "max_message_bytes": limit,
-                    "needed": needed,
-                    "error": str(e),
-                },
-            )
+            raise ConfigError(
+                f"topic {topic} has max.message.bytes={limit}, below the {needed} the relay's "
+                f"producer needs (its message.max.bytes {needed - RECORD_BATCH_OVERHEAD} plus "
+                f"a record batch's framing, and batch.size {BATCH_BYTES}), and it cannot be "
+                f"raised ({e}): the broker would refuse whole record batches. Raise it: rpk "
+                f"topic alter-config {topic} --set max.message.bytes={needed}, or "
+                "kafka-configs.sh --alter; or grant ingestion AlterConfigs on the topics"
+            ) from e
 
 
 class _Delivery:
@@ -188,13 +207,14 @@ class _Delivery:
     thread and the waiting coroutine is woken once, when the last report is in (a wake-up
     per message cost the relay a loop round and a self-pipe write per event).
 
-    A message refused for good (PERMANENT_ERRORS) gets an InvalidInput in its place; any
-    other failure makes the whole call Unavailable."""
+    A message the producer refuses for good (PERMANENT_ERRORS, before queueing) gets an
+    InvalidInput in its place; one not acknowledged (any other failure, or a refusal by the
+    broker, which concerns its whole record batch) an Unavailable, and the call raises
+    PartlyPublished with every message's entry."""
 
     def __init__(self, events: Sequence[Event], loop: asyncio.AbstractEventLoop) -> None:
         self._ids = [e.event_id for e in events]
-        self._results: list[Publication | InvalidInput | None] = [None] * len(events)
-        self._error = ""
+        self._results: list[Publication | InvalidInput | Unavailable | None] = [None] * len(events)
         self._pending = len(events)
         self._lock = threading.Lock()
         self._loop = loop
@@ -205,7 +225,13 @@ class _Delivery:
     def delivered(self, i: int, err: KafkaError | None, msg: Any) -> None:
         if err is not None:
             if err.code() in PERMANENT_ERRORS:
-                self.refused(i, f"broker refused the message for good: {err.str()}")
+                # The broker refused the record batch holding this message; it may be the
+                # batch, not the message (a topic's limit lowered since ingestion started).
+                self.failed(
+                    i,
+                    f"broker refused the record batch holding the message: {err.str()} "
+                    "(held back, not set aside: was the topic's max.message.bytes lowered?)",
+                )
             else:
                 self.failed(i, f"broker did not acknowledge: {err.str()}")
             return
@@ -218,8 +244,8 @@ class _Delivery:
         self._settle_one()
 
     def failed(self, i: int, error: str) -> None:
-        with self._lock:
-            self._error = self._error or error
+        """This message was not acknowledged (it may or may not be on the bus)."""
+        self._results[i] = Unavailable(error)
         self._settle_one()
 
     def _settle_one(self) -> None:
@@ -230,12 +256,18 @@ class _Delivery:
             self._loop.call_soon_threadsafe(self._finish)
 
     def _finish(self) -> None:
-        if self.done.done():
+        if self.done.done():  # cancelled: the relay gave up waiting (its publish bound)
             return
-        if self._error:
-            self.done.set_exception(Unavailable(self._error))
+        results = [r for r in self._results if r is not None]
+        failed = [r for r in results if isinstance(r, Unavailable)]
+        if failed:
+            self.done.set_exception(
+                PartlyPublished(
+                    f"{len(failed)} of {len(results)} not acknowledged: {failed[0]}", results
+                )
+            )
         else:
-            self.done.set_result([r for r in self._results if r is not None])
+            self.done.set_result([r for r in results if not isinstance(r, Unavailable)])
 
 
 class KafkaPublisher:
@@ -272,7 +304,7 @@ class KafkaPublisher:
             "acks": "all",
             "linger.ms": 2,
             "compression.type": "none",
-            "message.timeout.ms": 10_000,
+            "message.timeout.ms": int(MESSAGE_TIMEOUT * 1000),
             "socket.keepalive.enable": True,
             "message.max.bytes": max_message_bytes or message_limit(LARGEST_PAYLOAD),
             "batch.size": BATCH_BYTES,
@@ -288,9 +320,20 @@ class KafkaPublisher:
             self._producer.poll(0.05)
 
     async def publish(self, events: Sequence[Event]) -> list[Publication | InvalidInput]:
-        batch = _Delivery(events, asyncio.get_running_loop())
+        loop = asyncio.get_running_loop()
+        batch = _Delivery(events, loop)
         spans: list[Span] = []
+        queue_deadline: float | None = None
+        held: set[str] = set()  # aggregates with a message that could not be queued
         for i, ev in enumerate(events):
+            if queue_deadline is not None and loop.time() > queue_deadline:
+                # The local queue stayed full: give up the rest, not queued (not sent).
+                batch.failed(i, f"local producer queue full for {QUEUE_WAIT}s")
+                continue
+            if ev.aggregate_id in held:
+                # Never queue an event behind an earlier one of its aggregate that failed.
+                batch.failed(i, "held back: an earlier event of its aggregate was not queued")
+                continue
             headers: list[tuple[str, str | bytes | None]] = [("event_type", ev.event_type.encode())]
             if ev.metadata.trace_id:
                 headers.append(("trace_id", ev.metadata.trace_id.encode()))
@@ -316,7 +359,13 @@ class KafkaPublisher:
                     )
                     break
                 except BufferError:
-                    await asyncio.sleep(0.01)  # local queue full; the delivery thread drains it
+                    # Local queue full; the delivery thread drains it. Bounded: the relay's
+                    # publish bound counts on it.
+                    queue_deadline = queue_deadline or loop.time() + QUEUE_WAIT
+                    if loop.time() > queue_deadline:
+                        batch.failed(i, f"local producer queue full for {QUEUE_WAIT}s")
+                        break
+                    await asyncio.sleep(0.01)
                 except KafkaException as e:
                     err = e.args[0] if e.args and isinstance(e.args[0], KafkaError) else None
                     if err is not None and err.code() in PERMANENT_ERRORS:
@@ -324,6 +373,7 @@ class KafkaPublisher:
                         batch.refused(i, f"cannot produce, refused for good: {err.str()}")
                     else:
                         batch.failed(i, f"cannot produce: {e}")
+                        held.add(ev.aggregate_id)
                     break
         try:
             return await batch.done

@@ -15,7 +15,8 @@ import grpc
 from opentelemetry.trace import SpanKind
 from prometheus_client import Counter, Gauge, Histogram, start_http_server
 
-from services.core.events import Event
+from services.core.errors import Unavailable
+from services.core.events import Event, PartlyPublished
 from services.infra import tracing
 
 log = logging.getLogger(__name__)
@@ -137,6 +138,14 @@ class InstrumentedPublisher:
         start = time.perf_counter()
         try:
             published = await self._inner.publish(events)
+        except PartlyPublished as e:
+            # Some were acknowledged: the relay records and deletes those rows.
+            failed = sum(1 for r in e.results if isinstance(r, Unavailable))
+            RELAY_EVENTS.labels("failed").inc(failed)
+            RELAY_EVENTS.labels("published").inc(
+                sum(1 for r in e.results if not isinstance(r, BaseException))
+            )
+            raise
         except Exception:
             RELAY_EVENTS.labels("failed").inc(len(events))
             raise

@@ -15,7 +15,13 @@ from services.core.clock import Clock, SystemClock
 from services.core.errors import Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra import metrics, migrations
-from services.infra.kafka import KafkaPublisher, ensure_topics, message_limit
+from services.infra.kafka import (
+    RECORD_BATCH_OVERHEAD,
+    RELAY_PUBLISH_TIMEOUT,
+    KafkaPublisher,
+    ensure_topics,
+    message_limit,
+)
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.ingestion.event_records import EventRecordReader, EventRecordServicer
@@ -62,8 +68,12 @@ async def run(
             max_message_bytes=bus_limit,
             security=settings.common.kafka,
         )
+        # Below the topics' limit by a record batch's framing: the broker never refuses a
+        # batch the producer built (ensure_topics refused to start otherwise; ADR 18).
         publisher = KafkaPublisher(
-            settings.common.brokers, max_message_bytes=bus_limit, security=settings.common.kafka
+            settings.common.brokers,
+            max_message_bytes=bus_limit - RECORD_BATCH_OVERHEAD,
+            security=settings.common.kafka,
         )
     metrics.serve(settings.host, settings.metrics_port if api else settings.relay_metrics_port)
 
@@ -111,6 +121,7 @@ async def run(
                 max_retries=settings.outbox.max_retries,
                 worker_count=settings.outbox.worker_count,
                 poll_interval=settings.outbox.poll_interval,
+                publish_timeout=RELAY_PUBLISH_TIMEOUT,
                 linger=settings.outbox.linger,
             )
             tasks.append(asyncio.create_task(relay_obj.run(), name="outbox-relay"))

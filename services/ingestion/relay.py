@@ -11,12 +11,20 @@ One aggregate's events reach the bus in outbox order (ADR 18): the outbox is spl
 transaction (no other worker or replica claims their rows meanwhile) and takes each slot's
 rows oldest first, so a failed batch holds back the later rows of its slots.
 
-An event the bus refuses for good (too large for the broker's or the producer's limit,
-invalid) is a poison row of its own: in the same transaction its row is set aside
+An event the bus refuses for good (the producer refuses it alone: too large, invalid) is a
+poison row of its own: in the same transaction its row is set aside at once
 (``ingestion.outbox_poison``), logged and counted, while its batch-mates are recorded and
 deleted as usual, so it neither holds them back nor makes them be sent again. It stays in
-the event store: it was accepted. A broker outage is not a poison row: the batch is kept
-and retried (ADR 14).
+the event store: it was accepted. It is never sent again after its batch-mates: a refusal
+always concerns the event alone, because ingestion refuses to start unless every topic's
+limit covers the producer's record batches (``ensure_topics``).
+
+A message that is not acknowledged (a broker or partition outage, a timeout) is never set
+aside: it is kept, counted and retried. Only its aggregate is held back: the acknowledged
+rows of every aggregate with no unacknowledged row earlier in the batch are recorded and
+deleted; the failed row and its aggregate's later rows stay (ADR 18, "Partial failures").
+The whole publish phase is bounded (``publish_timeout``, under the database's bound on an
+idle batch transaction): past it the batch is rolled back and its rows stay.
 """
 
 from __future__ import annotations
@@ -32,7 +40,7 @@ from typing import Protocol
 
 from services.core.aio import wait_event
 from services.core.errors import InvalidInput, Unavailable
-from services.core.events import Event, Publication
+from services.core.events import Event, PartlyPublished, Publication
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +99,10 @@ class Publisher(Protocol):
 
     ``publish`` returns once every message is settled, one entry per event in order: where
     it went once the broker acknowledged it (acks=all), or an ``InvalidInput`` saying why
-    the bus refuses that one message for good (too large, invalid; retrying cannot help).
-    It raises Unavailable if any message failed otherwise, e.g. the broker is unreachable
-    (some may have been published: at-least-once).
+    the bus refuses that one message, alone, for good (too large, invalid; retrying cannot
+    help). If any message failed otherwise (the broker or its partition unreachable, a
+    timeout) it raises ``PartlyPublished`` with the entry of each message (an Unavailable
+    for those not acknowledged), or Unavailable when it cannot tell.
     """
 
     async def publish(self, events: Sequence[Event]) -> Sequence[Publication | InvalidInput]: ...
@@ -109,8 +118,11 @@ class Relay:
         max_retries: int,
         worker_count: int,
         poll_interval: float,
+        publish_timeout: float,
         linger: float = 0.0,
     ) -> None:
+        # The bound on one batch's publish phase (kafka.RELAY_PUBLISH_TIMEOUT in production).
+        self._publish_timeout = publish_timeout
         self._store = store
         self._publisher = publisher
         self._batch_size = batch_size
@@ -175,31 +187,34 @@ class Relay:
             events = [r.event for r in good if r.event is not None]
             if events:
                 await batch.append_to_event_store(events)
-                try:
-                    results = await self._publisher.publish(events)
-                    refused_alone = await self._retry_refused_alone(good, results)
-                except Unavailable as e:
-                    # Keep the rows (no delete) and count the attempt; the event store
-                    # append may commit, it is idempotent on event_id.
-                    await batch.mark_failed([r.outbox_id for r in good], str(e))
-                    publish_error = e
-                else:
-                    publications: list[Publication] = []
-                    sent: list[str] = []
-                    refused: list[tuple[OutboxRow, str]] = []
-                    for row, result in zip(good, refused_alone, strict=True):
-                        if isinstance(result, InvalidInput):
-                            refused.append((row, str(result)))
-                        else:
-                            publications.append(result)
-                            sent.append(row.outbox_id)
-                    if refused:
-                        await batch.set_aside([(row.outbox_id, why) for row, why in refused])
-                    if sent:
-                        await batch.record_publications(publications)
-                        await batch.delete(sent)
-                    published = len(sent)
-                    poisoned += refused
+                results, publish_error = await self._publish(events)
+                publications: list[Publication] = []
+                sent: list[str] = []
+                refused: list[tuple[OutboxRow, str]] = []
+                kept: list[str] = []
+                held: set[str] = set()  # aggregates with an unacknowledged row in this batch
+                for row, result in zip(good, results, strict=True):
+                    aggregate = row.event.aggregate_id if row.event is not None else ""
+                    if aggregate in held or isinstance(result, Unavailable):
+                        # Order is per aggregate: from its first unacknowledged row on, its
+                        # rows stay (acknowledged ones are sent again after it: duplicates,
+                        # never a later event alone ahead of an earlier one).
+                        held.add(aggregate)
+                        kept.append(row.outbox_id)
+                    elif isinstance(result, InvalidInput):
+                        refused.append((row, str(result)))
+                    else:
+                        publications.append(result)
+                        sent.append(row.outbox_id)
+                if kept:
+                    await batch.mark_failed(kept, str(publish_error or "not acknowledged"))
+                if refused:
+                    await batch.set_aside([(row.outbox_id, why) for row, why in refused])
+                if sent:
+                    await batch.record_publications(publications)
+                    await batch.delete(sent)
+                published = len(sent)
+                poisoned += refused
         for row, why in poisoned:  # committed: the rows are out of the outbox now
             log.error(
                 "outbox row set aside in ingestion.outbox_poison: "
@@ -220,21 +235,24 @@ class Relay:
             raise publish_error
         return published + len(poisoned)
 
-    async def _retry_refused_alone(
-        self, rows: list[OutboxRow], results: Sequence[Publication | InvalidInput]
-    ) -> list[Publication | InvalidInput]:
-        """A size refusal may concern the record batch the producer built around an event
-        (a topic limit below batch.size), not the event: each refused event of a batch of
-        several is published once more on its own, and only a refusal of the event alone
-        makes it a poison row. Raises Unavailable."""
-        if len(rows) < 2 or not any(isinstance(r, InvalidInput) for r in results):
-            return list(results)
-        out: list[Publication | InvalidInput] = []
-        for row, result in zip(rows, results, strict=True):
-            if isinstance(result, InvalidInput) and row.event is not None:
-                (result,) = await self._publisher.publish([row.event])
-            out.append(result)
-        return out
+    async def _publish(
+        self, events: list[Event]
+    ) -> tuple[list[Publication | InvalidInput | Unavailable], Unavailable | None]:
+        """One entry per event, and the error to report if any was not acknowledged. Past
+        ``publish_timeout`` raises Unavailable: the caller's batch rolls back (nothing is
+        deleted, the rows stay) while it still owns its slots."""
+        try:
+            async with asyncio.timeout(self._publish_timeout):
+                return list(await self._publisher.publish(events)), None
+        except PartlyPublished as e:
+            return list(e.results), e
+        except Unavailable as e:
+            return [e] * len(events), e
+        except TimeoutError:
+            raise Unavailable(
+                f"publishing {len(events)} event(s) took longer than {self._publish_timeout}s; "
+                "the batch is rolled back and its rows stay"
+            ) from None
 
     async def _worker(self, n: int) -> None:
         backoff = 0.1

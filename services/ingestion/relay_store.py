@@ -13,6 +13,7 @@ import psycopg
 from services.core import json_text
 from services.core.events import Event, Publication
 from services.infra import metrics
+from services.infra.kafka import RELAY_SESSION_TIMEOUT
 from services.infra.postgres import DictPool, listen, translate_errors
 from services.ingestion.relay import ClaimedBatch, OutboxRow
 
@@ -48,8 +49,11 @@ LIMIT %(limit)s
 FOR UPDATE OF outbox
 """
 # A relay whose process or host vanished mid-batch must give its slots up even if its
-# connection is not seen to close: longer than the producer's 10 s message timeout.
-_BATCH_TIMEOUT = "SET LOCAL idle_in_transaction_session_timeout = '20s'"
+# connection is not seen to close: well above the relay's own bound on a batch's publish,
+# both derived from the producer's message timeout (kafka.RELAY_SESSION_TIMEOUT).
+_BATCH_TIMEOUT = (
+    f"SET LOCAL idle_in_transaction_session_timeout = '{int(RELAY_SESSION_TIMEOUT * 1000)}ms'"
+)
 # The first key of the slots' advisory locks ("cj"); the slot number is the second.
 SLOT_LOCK_KEY = 0x636A
 # Copied inside the database from the claimed rows: no per-event parameters from Python.

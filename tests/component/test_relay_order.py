@@ -22,7 +22,7 @@ from services.cli.embedded import EmbeddedBroker, EmbeddedPostgres
 from services.core.errors import InvalidInput, Unavailable
 from services.core.events import Event, Metadata, Publication
 from services.infra import migrations
-from services.infra.kafka import KafkaPublisher, ensure_topics
+from services.infra.kafka import RELAY_PUBLISH_TIMEOUT, KafkaPublisher, ensure_topics
 from services.infra.postgres import DictPool, open_pool
 from services.ingestion.outbox_store import PostgresOutbox
 from services.ingestion.ports import PendingEvent
@@ -101,6 +101,7 @@ def relay(pool: DictPool, publisher: object, workers: int, *, max_retries: int =
         max_retries=max_retries,
         worker_count=workers,
         poll_interval=0.1,
+        publish_timeout=RELAY_PUBLISH_TIMEOUT,
     )
 
 

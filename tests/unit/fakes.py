@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from services.core.errors import InvalidInput, Unavailable
-from services.core.events import Event, Publication
+from services.core.events import Event, PartlyPublished, Publication
 from services.eventhandler.projectors import ProjectionUpdate
 from services.eventhandler.service import DeadLetter
 from services.ingestion.ports import Appended, PendingEvent
@@ -82,8 +82,16 @@ class MemoryRelayStore:
 
     @asynccontextmanager
     async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
-        # Oldest first, a retried row keeps its place (one worker: it owns every slot).
-        yield _MemBatch(self, list(self.outbox.values())[:limit])
+        # Oldest first, a retried row keeps its place (one worker: it owns every slot). An
+        # exception rolls the batch back, as the database transaction does.
+        saved = (dict(self.outbox), dict(self.event_store), list(self.publications))
+        saved_poison = dict(self.poison)
+        try:
+            yield _MemBatch(self, list(self.outbox.values())[:limit])
+        except BaseException:
+            self.outbox, self.event_store, self.publications = saved
+            self.poison = saved_poison
+            raise
 
 
 class MemoryPublisher:
@@ -91,23 +99,29 @@ class MemoryPublisher:
         self.sent: list[Event] = []
         self.down = False
         self.refuse: dict[str, str] = {}  # event_id -> why the bus refuses it for good
-        # Refused only inside a batch of several (a broker's record-batch limit), sent alone.
-        self.refuse_in_batch: set[str] = set()
+        # Not acknowledged (a partition's leader down, an ACL): the rest of the call is
+        # acknowledged, then the call raises PartlyPublished, as the Kafka publisher does.
+        self.fail_aggregates: set[str] = set()
+        self.fail_events: set[str] = set()
+        self.calls = 0
 
     async def publish(self, events: Sequence[Event]) -> list[Publication | InvalidInput]:
+        self.calls += 1
         if self.down:
             raise Unavailable("broker did not acknowledge: timed out")
-        out: list[Publication | InvalidInput] = []
+        out: list[Publication | InvalidInput | Unavailable] = []
         for e in events:
             if e.event_id in self.refuse:
                 out.append(InvalidInput(self.refuse[e.event_id]))
                 continue
-            if e.event_id in self.refuse_in_batch and len(events) > 1:
-                out.append(InvalidInput("Broker: Message size too large (record batch)"))
+            if e.aggregate_id in self.fail_aggregates or e.event_id in self.fail_events:
+                out.append(Unavailable("broker did not acknowledge: Local: Message timed out"))
                 continue
             out.append(Publication(e.event_id, "sensor-events", 0, len(self.sent)))
             self.sent.append(e)
-        return out
+        if any(isinstance(r, Unavailable) for r in out):
+            raise PartlyPublished("broker did not acknowledge: Local: Message timed out", out)
+        return [r for r in out if not isinstance(r, Unavailable)]
 
 
 class MemoryProjectionStore:

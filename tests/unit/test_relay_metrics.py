@@ -6,7 +6,10 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from services.core.errors import InvalidInput
+import pytest
+
+from services.core.errors import InvalidInput, Unavailable
+from services.core.events import PartlyPublished, Publication
 from services.infra import metrics
 
 
@@ -28,3 +31,22 @@ def test_a_refused_event_is_not_counted_as_published() -> None:
     results = asyncio.run(metrics.InstrumentedPublisher(_Refusing()).publish([]))
     assert len(results) == 3
     assert _count("published") - before == 2
+
+
+class _PartOut:
+    async def publish(self, events: Sequence[Any]) -> list[Any]:
+        ok = Publication("e", "sensor-events", 0, 0)
+        raise PartlyPublished("1 of 3 not acknowledged", [ok, Unavailable("timed out"), ok])
+
+    def close(self, flush_timeout: float = 10) -> None:
+        pass
+
+
+def test_a_partial_failure_counts_what_was_acknowledged_as_published() -> None:
+    """The relay deletes the acknowledged rows of a partly failed publish: they count as
+    published, only the others as failed."""
+    published, failed = _count("published"), _count("failed")
+    with pytest.raises(PartlyPublished):
+        asyncio.run(metrics.InstrumentedPublisher(_PartOut()).publish([]))
+    assert _count("published") - published == 2
+    assert _count("failed") - failed == 1
