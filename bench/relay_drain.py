@@ -4,9 +4,10 @@
 
 Starts its own PostgreSQL and broker (scratch dir), and per round: a fresh database, the
 outbox filled as the benchmark's gRPC batch scenario fills it (500 events per commit over
-1,000 aggregates), then the `Relay` (4 workers, batches of 500 by default) until the outbox
-is empty. Prints events/s, claims per batch (above 1: claims came back empty, e.g. workers
-locked out of each other's slots) and the time per claim and per publish.
+1,000 aggregates), then the `Relay` (4 workers, batches of 500 by default; `--relays 2` runs two
+replicas side by side, each with its own pool and producer) until the outbox is empty.
+Prints events/s, claims per batch (above 1: claims came back empty, e.g. workers locked out
+of each other's slots; batches per relay) and the time per claim and per publish.
 
 End-to-end runs on a shared machine swing too much to show a relay regression (see
 docs/performance.md, "Per-aggregate order: relay cost"); this isolates the relay. For an
@@ -23,7 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -101,40 +102,57 @@ def fill(url: str, rows: int) -> None:
 
 
 async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
-    producer = KafkaPublisher(bootstrap)
-    publisher = TimedPublisher(producer)
+    # --relays N: N relays side by side (replicas: a pool and a producer each), one store
+    # count over all of them.
+    producers = [KafkaPublisher(bootstrap) for _ in range(args.relays)]
+    publishers = [TimedPublisher(p) for p in producers]
     try:
-        async with open_pool(url, max_size=args.workers + 1, acquire_timeout=10, name="r") as pool:
-            store = TimedStore(PostgresRelayStore(pool))
-            relay = Relay(
-                store,
-                publisher,
-                batch_size=args.batch,
-                max_retries=5,
-                worker_count=args.workers,
-                poll_interval=5.0,
-                linger=0.03,
-            )
+        async with AsyncExitStack() as stack:
+            pools = [
+                await stack.enter_async_context(
+                    open_pool(url, max_size=args.workers + 1, acquire_timeout=10, name=f"r{n}")
+                )
+                for n in range(args.relays)
+            ]
+            stores = [TimedStore(PostgresRelayStore(pool)) for pool in pools]
+            relays = [
+                Relay(
+                    store,
+                    publisher,
+                    batch_size=args.batch,
+                    max_retries=5,
+                    worker_count=args.workers,
+                    poll_interval=5.0,
+                    linger=0.03,
+                )
+                for store, publisher in zip(stores, publishers, strict=True)
+            ]
             start = time.perf_counter()
-            task = asyncio.create_task(relay.run())
+            tasks = [asyncio.create_task(r.run()) for r in relays]
             while True:
-                async with pool.connection() as conn:
+                async with pools[0].connection() as conn:
                     cur = await conn.execute("SELECT count(*) AS n FROM ingestion.outbox")
                     row = await cur.fetchone()
                 if row is None or row["n"] == 0:
                     break
                 await asyncio.sleep(0.05)
             elapsed = time.perf_counter() - start
-            relay.stop()
-            await task
+            for r in relays:
+                r.stop()
+            await asyncio.gather(*tasks)
     finally:
-        producer.close()
-    batches = store.claims - store.empty
+        for p in producers:
+            p.close()
+    claims = sum(s.claims for s in stores)
+    batches = claims - sum(s.empty for s in stores)
+    claim_seconds = [t for s in stores for t in s.claim_seconds]
+    publish_seconds = [t for p in publishers for t in p.seconds] or [0.0]
+    per_relay = "/".join(str(s.claims - s.empty) for s in stores)
     return (
-        f"{args.rows / elapsed:,.0f} events/s ({elapsed:.2f} s); {store.claims} claims for "
-        f"{batches} batches ({store.claims / max(batches, 1):.2f} per batch); claim median "
-        f"{statistics.median(store.claim_seconds) * 1000:.1f} ms, publish median "
-        f"{statistics.median(publisher.seconds or [0.0]) * 1000:.1f} ms"
+        f"{args.rows / elapsed:,.0f} events/s ({elapsed:.2f} s); {claims} claims for "
+        f"{batches} batches ({claims / max(batches, 1):.2f} per batch; per relay {per_relay}); "
+        f"claim median {statistics.median(claim_seconds) * 1000:.1f} ms, publish median "
+        f"{statistics.median(publish_seconds) * 1000:.1f} ms"
     )
 
 
@@ -144,6 +162,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--relays", type=int, default=1, help="relay replicas side by side")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cj-relay-drain-"))
     pg = EmbeddedPostgres(work / "pgdata", free_port(), work / "postgres.log")
