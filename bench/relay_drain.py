@@ -56,13 +56,13 @@ class TimedStore:
         self.empty = 0
         self.claim_seconds: list[float] = []
 
-    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, slots)
+    def claim(self, limit: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
+    async def _claim(self, limit: int) -> AsyncIterator[ClaimedBatch]:
         start = time.perf_counter()
-        async with self.inner.claim(limit, slots) as batch:
+        async with self.inner.claim(limit) as batch:
             self.claim_seconds.append(time.perf_counter() - start)
             self.claims += 1
             self.empty += not batch.rows
