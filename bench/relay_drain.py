@@ -5,7 +5,7 @@
 Starts its own PostgreSQL and broker (scratch dir), and per round: a fresh database, the
 outbox filled as the benchmark's gRPC batch scenario fills it (500 events per commit over
 1,000 aggregates), then the `Relay` (4 workers, batches of 500 by default; `--relays 2` runs two
-replicas side by side, each with its own pool and producer) until the outbox is empty.
+replicas side by side, each a process with its own pool and producer) until the outbox is empty.
 Prints events/s, claims per batch (above 1: claims came back empty, e.g. workers locked out
 of each other's slots; batches per relay) and the time per claim and per publish.
 
@@ -19,14 +19,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -101,53 +103,71 @@ def fill(url: str, rows: int) -> None:
             conn.execute(_FILL, (json.dumps(events),))
 
 
-async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
-    # --relays N: N relays side by side (replicas: a pool and a producer each), one store
-    # count over all of them.
-    producers = [KafkaPublisher(bootstrap) for _ in range(args.relays)]
-    publishers = [TimedPublisher(p) for p in producers]
+async def _replica(url: str, bootstrap: str, args: argparse.Namespace, go: Any) -> dict[str, Any]:
+    """One relay replica until the outbox is empty: its counts and timings."""
+    producer = KafkaPublisher(bootstrap)
+    publisher = TimedPublisher(producer)
     try:
-        async with AsyncExitStack() as stack:
-            pools = [
-                await stack.enter_async_context(
-                    open_pool(url, max_size=args.workers + 1, acquire_timeout=10, name=f"r{n}")
-                )
-                for n in range(args.relays)
-            ]
-            stores = [TimedStore(PostgresRelayStore(pool)) for pool in pools]
-            relays = [
-                Relay(
-                    store,
-                    publisher,
-                    batch_size=args.batch,
-                    max_retries=5,
-                    worker_count=args.workers,
-                    poll_interval=5.0,
-                    linger=0.03,
-                )
-                for store, publisher in zip(stores, publishers, strict=True)
-            ]
+        async with open_pool(url, max_size=args.workers + 1, acquire_timeout=10, name="r") as pool:
+            store = TimedStore(PostgresRelayStore(pool))
+            relay = Relay(
+                store,
+                publisher,
+                batch_size=args.batch,
+                max_retries=5,
+                worker_count=args.workers,
+                poll_interval=5.0,
+                linger=0.03,
+            )
+            await asyncio.to_thread(go.wait)  # every replica starts at once
             start = time.perf_counter()
-            tasks = [asyncio.create_task(r.run()) for r in relays]
+            task = asyncio.create_task(relay.run())
             while True:
-                async with pools[0].connection() as conn:
+                async with pool.connection() as conn:
                     cur = await conn.execute("SELECT count(*) AS n FROM ingestion.outbox")
                     row = await cur.fetchone()
                 if row is None or row["n"] == 0:
                     break
                 await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - start
-            for r in relays:
-                r.stop()
-            await asyncio.gather(*tasks)
+            end = time.perf_counter()
+            relay.stop()
+            await task
     finally:
-        for p in producers:
-            p.close()
-    claims = sum(s.claims for s in stores)
-    batches = claims - sum(s.empty for s in stores)
-    claim_seconds = [t for s in stores for t in s.claim_seconds]
-    publish_seconds = [t for p in publishers for t in p.seconds] or [0.0]
-    per_relay = "/".join(str(s.claims - s.empty) for s in stores)
+        producer.close()
+    return {
+        "start": start,
+        "end": end,
+        "claims": store.claims,
+        "empty": store.empty,
+        "claim_seconds": store.claim_seconds,
+        "publish_seconds": publisher.seconds,
+    }
+
+
+def _replica_process(url: str, bootstrap: str, args: argparse.Namespace, go: Any, out: Any) -> None:
+    out.put(asyncio.run(_replica(url, bootstrap, args, go)))
+
+
+def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
+    # --relays N: N relay replicas, each a process of its own with its pool and producer (as
+    # `cornjacket up --replicas relay=N` runs them), started together.
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Barrier(args.relays), ctx.Queue()
+    procs = [
+        ctx.Process(target=_replica_process, args=(url, bootstrap, args, go, out))
+        for _ in range(args.relays)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+    claims = sum(r["claims"] for r in results)
+    batches = claims - sum(r["empty"] for r in results)
+    claim_seconds = [t for r in results for t in r["claim_seconds"]]
+    publish_seconds = [t for r in results for t in r["publish_seconds"]] or [0.0]
+    per_relay = "/".join(str(r["claims"] - r["empty"]) for r in results)
     return (
         f"{args.rows / elapsed:,.0f} events/s ({elapsed:.2f} s); {claims} claims for "
         f"{batches} batches ({claims / max(batches, 1):.2f} per batch; per relay {per_relay}); "
@@ -179,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
                 url = pg.url_for(name)
                 migrations.apply(url, "ingestion")
                 fill(url, args.rows)
-                print(f"round {n}: {asyncio.run(drain(url, broker.bootstrap, args))}", flush=True)
+                print(f"round {n}: {drain(url, broker.bootstrap, args)}", flush=True)
         finally:
             broker.stop()
     finally:
