@@ -4,9 +4,10 @@
 
 Starts its own PostgreSQL and broker (scratch dir), and per round: a fresh database, the
 outbox filled as the benchmark's gRPC batch scenario fills it (500 events per commit over
-1,000 aggregates), then the `Relay` (4 workers, batches of 500 by default) until the outbox
-is empty. Prints events/s, claims per batch (above 1: claims came back empty, e.g. workers
-locked out of each other's slots) and the time per claim and per publish.
+1,000 aggregates), then the `Relay` (4 workers, batches of 500 by default; `--relays 2` runs two
+replicas side by side, each a process with its own pool and producer) until the outbox is empty.
+Prints events/s, claims per batch (above 1: claims came back empty, e.g. workers locked out
+of each other's slots; batches per relay) and the time per claim and per publish.
 
 End-to-end runs on a shared machine swing too much to show a relay regression (see
 docs/performance.md, "Per-aggregate order: relay cost"); this isolates the relay. For an
@@ -18,6 +19,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import statistics
 import tempfile
 import time
@@ -26,6 +28,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
@@ -55,13 +58,13 @@ class TimedStore:
         self.empty = 0
         self.claim_seconds: list[float] = []
 
-    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, slots)
+    def claim(self, limit: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
+    async def _claim(self, limit: int) -> AsyncIterator[ClaimedBatch]:
         start = time.perf_counter()
-        async with self.inner.claim(limit, slots) as batch:
+        async with self.inner.claim(limit) as batch:
             self.claim_seconds.append(time.perf_counter() - start)
             self.claims += 1
             self.empty += not batch.rows
@@ -100,7 +103,8 @@ def fill(url: str, rows: int) -> None:
             conn.execute(_FILL, (json.dumps(events),))
 
 
-async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
+async def _replica(url: str, bootstrap: str, args: argparse.Namespace, go: Any) -> dict[str, Any]:
+    """One relay replica until the outbox is empty: its counts and timings."""
     producer = KafkaPublisher(bootstrap)
     publisher = TimedPublisher(producer)
     try:
@@ -116,6 +120,7 @@ async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
                 publish_timeout=RELAY_PUBLISH_TIMEOUT,
                 linger=0.03,
             )
+            await asyncio.to_thread(go.wait)  # every replica starts at once
             start = time.perf_counter()
             task = asyncio.create_task(relay.run())
             while True:
@@ -125,17 +130,50 @@ async def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
                 if row is None or row["n"] == 0:
                     break
                 await asyncio.sleep(0.05)
-            elapsed = time.perf_counter() - start
+            end = time.perf_counter()
             relay.stop()
             await task
     finally:
         producer.close()
-    batches = store.claims - store.empty
+    return {
+        "start": start,
+        "end": end,
+        "claims": store.claims,
+        "empty": store.empty,
+        "claim_seconds": store.claim_seconds,
+        "publish_seconds": publisher.seconds,
+    }
+
+
+def _replica_process(url: str, bootstrap: str, args: argparse.Namespace, go: Any, out: Any) -> None:
+    out.put(asyncio.run(_replica(url, bootstrap, args, go)))
+
+
+def drain(url: str, bootstrap: str, args: argparse.Namespace) -> str:
+    # --relays N: N relay replicas, each a process of its own with its pool and producer (as
+    # `cornjacket up --replicas relay=N` runs them), started together.
+    ctx = multiprocessing.get_context("spawn")
+    go, out = ctx.Barrier(args.relays), ctx.Queue()
+    procs = [
+        ctx.Process(target=_replica_process, args=(url, bootstrap, args, go, out))
+        for _ in range(args.relays)
+    ]
+    for proc in procs:
+        proc.start()
+    results = [out.get(timeout=600) for _ in procs]
+    for proc in procs:
+        proc.join()
+    elapsed = max(r["end"] for r in results) - min(r["start"] for r in results)
+    claims = sum(r["claims"] for r in results)
+    batches = claims - sum(r["empty"] for r in results)
+    claim_seconds = [t for r in results for t in r["claim_seconds"]]
+    publish_seconds = [t for r in results for t in r["publish_seconds"]] or [0.0]
+    per_relay = "/".join(str(r["claims"] - r["empty"]) for r in results)
     return (
-        f"{args.rows / elapsed:,.0f} events/s ({elapsed:.2f} s); {store.claims} claims for "
-        f"{batches} batches ({store.claims / max(batches, 1):.2f} per batch); claim median "
-        f"{statistics.median(store.claim_seconds) * 1000:.1f} ms, publish median "
-        f"{statistics.median(publisher.seconds or [0.0]) * 1000:.1f} ms"
+        f"{args.rows / elapsed:,.0f} events/s ({elapsed:.2f} s); {claims} claims for "
+        f"{batches} batches ({claims / max(batches, 1):.2f} per batch; per relay {per_relay}); "
+        f"claim median {statistics.median(claim_seconds) * 1000:.1f} ms, publish median "
+        f"{statistics.median(publish_seconds) * 1000:.1f} ms"
     )
 
 
@@ -145,6 +183,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--batch", type=int, default=500)
+    parser.add_argument("--relays", type=int, default=1, help="relay replicas side by side")
     args = parser.parse_args(argv)
     work = Path(tempfile.mkdtemp(prefix="cj-relay-drain-"))
     pg = EmbeddedPostgres(work / "pgdata", free_port(), work / "postgres.log")
@@ -161,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
                 url = pg.url_for(name)
                 migrations.apply(url, "ingestion")
                 fill(url, args.rows)
-                print(f"round {n}: {asyncio.run(drain(url, broker.bootstrap, args))}", flush=True)
+                print(f"round {n}: {drain(url, broker.bootstrap, args)}", flush=True)
         finally:
             broker.stop()
     finally:

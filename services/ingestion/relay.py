@@ -9,7 +9,9 @@ are idempotent.
 One aggregate's events reach the bus in outbox order (ADR 18): the outbox is split into
 ``SLOTS`` slots by a hash of the aggregate id (``slot_of``), a claim owns its slots for its
 transaction (no other worker or replica claims their rows meanwhile) and takes each slot's
-rows oldest first, so a failed batch holds back the later rows of its slots.
+rows oldest first, so a failed batch holds back the later rows of its slots. A claim owns
+only as many slots as its batch needs, so up to ``SLOTS`` batches (of all workers and
+replicas together) run at once.
 
 An event the bus refuses for good (the producer refuses it alone: too large, invalid) is a
 poison row of its own: in the same transaction its row is set aside at once
@@ -32,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-import math
 from collections.abc import Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -87,10 +88,10 @@ class ClaimedBatch(Protocol):
 
 
 class RelayStore(Protocol):
-    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        """Own up to ``slots`` slots that have rows (no other claim gets them until this one
-        ends) and return up to ``limit`` of their rows, each slot's oldest first. Raises
-        Unavailable."""
+    def claim(self, limit: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        """Own the slots that hold the oldest waiting rows, only as many as ``limit`` rows
+        need (no other claim gets them until this one ends), and return up to ``limit`` of
+        their rows, each slot's oldest first. Raises Unavailable."""
         ...
 
 
@@ -134,8 +135,6 @@ class Relay:
         # workers racing to claim the same few rows costs more than it relays).
         self._wake: asyncio.Queue[None] = asyncio.Queue()
         self._lingering = 0  # workers waiting out the linger before they claim
-        # Slots one claim may own: enough for every worker of this relay to hold a share.
-        self._slots_per_claim = math.ceil(SLOTS / worker_count)
         self._stopping = asyncio.Event()
         self.published = 0
         self.poisoned = 0  # rows set aside because the bus refuses their event for good
@@ -162,7 +161,7 @@ class Relay:
         as poison rows). Raises Unavailable."""
         publish_error: Unavailable | None = None
         published, poisoned = 0, list[tuple[OutboxRow, str]]()
-        async with self._store.claim(self._batch_size, self._slots_per_claim) as batch:
+        async with self._store.claim(self._batch_size) as batch:
             if not batch.rows:
                 return 0
             good = [r for r in batch.rows if r.event is not None]

@@ -19,34 +19,25 @@ from services.ingestion.relay import ClaimedBatch, OutboxRow
 
 log = logging.getLogger(__name__)
 
-# One worker per slot at a time, a slot's rows oldest first (ADR 18). Slots are tried in the
-# order of their oldest waiting row, among the slots of the oldest rows; a slot is owned
-# for this transaction only (pg_try_advisory_xact_lock never waits, and the lock goes with
-# the commit, the rollback or the connection).
-# Only the slots a claim uses may be locked: the try-lock is a filter on a scan of the
-# ordered candidates (a MATERIALIZED CTE, so nothing is pushed into it), and the LIMIT
-# stops that scan. Written as a WHERE around the GROUP BY, PostgreSQL evaluated it for every
-# group before the sort (measured: one claim held all 64 slots and the other workers found
-# nothing, so one worker relayed at a time; ADR 18, "Cost").
-# `= ANY(ARRAY(...))` is a filter on the seq index scan; `IN (SELECT ...)` planned a nested
-# loop over every row read (13 of the claim's 15 ms at a 20,000-row backlog).
+# One worker per slot at a time, a slot's rows oldest first (ADR 18). outbox_claim_slots
+# (migration 010) tries the slots that have rows in the order of their oldest row and locks
+# only as many as the batch needs (pg_try_advisory_xact_lock never waits, and the lock goes
+# with the commit, the rollback or the connection): a claim used to lock a fixed share of
+# the 64 slots, so one relay's workers held them all and a second replica got nothing
+# (ADR 18, "Cost"). Each slot gives its oldest rows, read from the (slot, seq) index.
 # FOR UPDATE re-reads each row after the locks are taken: a row another worker deleted
 # after this statement's snapshot (it owned the slot a moment ago) is skipped, not sent again.
 _CLAIM = """
-WITH head AS MATERIALIZED (
-    SELECT slot, seq FROM ingestion.outbox ORDER BY seq LIMIT %(scan)s
-), candidates AS MATERIALIZED (
-    SELECT slot FROM head GROUP BY slot ORDER BY min(seq)
-), mine AS MATERIALIZED (
-    SELECT slot FROM candidates
-    WHERE pg_try_advisory_xact_lock(%(key)s, slot)
-    LIMIT %(slots)s
-)
-SELECT outbox_id, event_payload, retry_count FROM ingestion.outbox
-WHERE slot = ANY (ARRAY(SELECT slot FROM mine))
-ORDER BY seq
-LIMIT %(limit)s
-FOR UPDATE OF outbox
+SELECT o.outbox_id, o.event_payload, o.retry_count
+FROM ingestion.outbox_claim_slots(%(key)s, %(limit)s) AS c
+CROSS JOIN LATERAL (
+    SELECT outbox_id, event_payload, retry_count, seq FROM ingestion.outbox
+    WHERE slot = c.claimed_slot
+    ORDER BY seq
+    LIMIT c.claimed_rows
+    FOR UPDATE
+) AS o
+ORDER BY o.seq
 """
 # A relay whose process or host vanished mid-batch must give its slots up even if its
 # connection is not seen to close: well above the relay's own bound on a batch's publish,
@@ -148,11 +139,11 @@ class PostgresRelayStore:
     def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
-    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, slots)
+    def claim(self, limit: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
+    async def _claim(self, limit: int) -> AsyncIterator[ClaimedBatch]:
         # Pipeline mode: BEGIN travels with the claim and the delete with COMMIT, so a batch
         # costs three round trips (claim, append, delete + commit) instead of five.
         async with (
@@ -163,15 +154,7 @@ class PostgresRelayStore:
             conn.cursor() as cur,
         ):
             await cur.execute(_BATCH_TIMEOUT)
-            await cur.execute(
-                _CLAIM,
-                {
-                    "scan": max(4 * limit, 1000),
-                    "key": SLOT_LOCK_KEY,
-                    "slots": slots,
-                    "limit": limit,
-                },
-            )
+            await cur.execute(_CLAIM, {"key": SLOT_LOCK_KEY, "limit": limit})
             raw = await cur.fetchall()
             yield _Batch(cur, pipeline, [_row(r) for r in raw])
 

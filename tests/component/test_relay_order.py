@@ -13,6 +13,7 @@ import json
 import uuid
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from contextlib import AsyncExitStack
 from datetime import UTC, datetime
 
 import psycopg
@@ -272,7 +273,7 @@ async def test_concurrent_claims_split_the_slots_and_own_only_those_they_use(
         store = PostgresRelayStore(pool)
         slots_of = {e.event_id: slot_of(e.aggregate_id) for e in events}
         owned: list[set[int]] = []
-        async with store.claim(50, 16) as a, store.claim(50, 16) as b, store.claim(50, 16) as c:
+        async with store.claim(50) as a, store.claim(50) as b, store.claim(50) as c:
             for batch in (a, b, c):
                 assert len(batch.rows) == 50
                 owned.append({slots_of[r.event.event_id] for r in batch.rows if r.event})
@@ -284,3 +285,57 @@ async def test_concurrent_claims_split_the_slots_and_own_only_those_they_use(
             )
     assert not owned[0] & owned[1] and not owned[0] & owned[2] and not owned[1] & owned[2]
     assert locks == (sum(len(s) for s in owned),)  # no slot locked that is not used
+
+
+async def advisory_locks(url: str) -> int:
+    row = await asyncio.to_thread(
+        fetch_one,
+        url,
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
+        (SLOT_LOCK_KEY,),
+    )
+    assert row is not None
+    return int(row[0])
+
+
+async def test_a_second_replica_gets_rows_while_every_worker_of_the_first_holds_a_batch(
+    postgres: EmbeddedPostgres,
+) -> None:
+    # A claim used to lock ceil(64 / worker_count) slots whatever its batch needed: the four
+    # claims of one relay with 4 workers held all 64 slots and a second replica got nothing
+    # (README "Known limits", issue 16). A claim now takes the slots its batch needs.
+    url = fresh_database(postgres)
+    events = interleaved(unique("replica"), aggregates=400, per_aggregate=10)
+    async with open_pool(url, max_size=6, acquire_timeout=10, name="t") as pool:
+        await PostgresOutbox(pool).append(
+            [PendingEvent(e) for e in events], retention_since=datetime.now(UTC)
+        )
+        store = PostgresRelayStore(pool)
+        async with AsyncExitStack() as first_relay:
+            held = [await first_relay.enter_async_context(store.claim(50)) for _ in range(4)]
+            assert all(len(batch.rows) == 50 for batch in held)
+            async with store.claim(50) as second_replica:
+                assert len(second_replica.rows) == 50
+            # About 63 rows wait per slot: a batch of 50 needs one or two slots, not 16.
+            assert await advisory_locks(url) <= 4 * 2
+
+
+async def test_a_claim_over_few_hot_aggregates_takes_few_slots(
+    postgres: EmbeddedPostgres,
+) -> None:
+    url = fresh_database(postgres)
+    hot = [unique("hot") for _ in range(2)]
+    cold = [unique("cold") for _ in range(60)]
+    # The hot aggregates' rows come first; the cold ones wait behind them.
+    events = [event(a, n) for n in range(100) for a in hot] + [event(a, 0) for a in cold]
+    async with open_pool(url, max_size=2, acquire_timeout=10, name="t") as pool:
+        await PostgresOutbox(pool).append(
+            [PendingEvent(e) for e in events], retention_since=datetime.now(UTC)
+        )
+        store = PostgresRelayStore(pool)
+        async with store.claim(50) as batch:
+            assert len(batch.rows) == 50
+            taken = {r.event.aggregate_id for r in batch.rows if r.event}
+            locks = await advisory_locks(url)
+    assert taken <= set(hot)
+    assert locks == 1  # the oldest row's slot alone fills the batch

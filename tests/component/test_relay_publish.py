@@ -158,5 +158,5 @@ async def test_a_publish_that_never_answers_rolls_back_and_frees_its_slots(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND classid = %s",
             (SLOT_LOCK_KEY,),
         ) == (0,)
-        async with store.claim(10, 64) as batch:  # another relay gets them at once
+        async with store.claim(10) as batch:  # another relay gets them at once
             assert [r.event.event_id for r in batch.rows if r.event] == [e.event_id for e in events]

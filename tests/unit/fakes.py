@@ -77,11 +77,11 @@ class MemoryRelayStore:
         oid = outbox_id or (event.event_id if event else "bad")
         self.outbox[oid] = OutboxRow(oid, event, 0, "" if event else "unreadable: not an event")
 
-    def claim(self, limit: int, slots: int) -> AbstractAsyncContextManager[ClaimedBatch]:
-        return self._claim(limit, slots)
+    def claim(self, limit: int) -> AbstractAsyncContextManager[ClaimedBatch]:
+        return self._claim(limit)
 
     @asynccontextmanager
-    async def _claim(self, limit: int, slots: int) -> AsyncIterator[ClaimedBatch]:
+    async def _claim(self, limit: int) -> AsyncIterator[ClaimedBatch]:
         # Oldest first, a retried row keeps its place (one worker: it owns every slot). An
         # exception rolls the batch back, as the database transaction does.
         saved = (dict(self.outbox), dict(self.event_store), list(self.publications))
