@@ -117,7 +117,7 @@ def test_a_spike_becomes_one_ai_anomaly_in_the_event_store(stack: Stack) -> None
     assert payload["metric"] == "temp" and payload["value"] == 35.0
     assert payload["score"] >= payload["threshold"] == 0.5  # type: ignore[operator]
     assert payload["expected"]["low"] < 20.0 < payload["expected"]["high"] < 35.0  # type: ignore[index]
-    assert payload["model"] == "seasonal-robust" and payload["model_version"] == 1
+    assert payload["model"] == "seasonal-robust" and payload["model_version"] == 2
     row = fetch_one(
         stack.database,
         "SELECT a.anomaly_event_id::text, e.event_id::text FROM inference.anomalies a "
