@@ -347,6 +347,7 @@ class QuerySettings:
     eventhandler_address: str
     actions_address: str
     inference_address: str = ""  # issue 18; empty: inference is off
+    device_health_window: float = 900.0  # issue 18: anomalous while the last anomaly is this recent
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
@@ -376,6 +377,7 @@ class QuerySettings:
                 if env.flag("CJ_FEATURE_INFERENCE", True)
                 else "",
             ),
+            device_health_window=env.duration("CJ_QUERY_DEVICE_HEALTH_WINDOW", 900.0, lo=1.0),
         )
 
 

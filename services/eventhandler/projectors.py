@@ -71,8 +71,9 @@ def user_session(event: Event) -> Iterable[ProjectionUpdate]:
 def device_health(event: Event) -> Iterable[ProjectionUpdate]:
     """A device's health from the inference service's ai.anomaly events (issue 18): its
     latest anomaly's score and time, and how many it had in the 24 h up to it. A device
-    without anomalies has no row (read it as "ok"); the row does not turn "ok" by itself
-    when time passes (a known limit: projections move only with events)."""
+    without anomalies has no row (read it as "ok"). The stored status stays "anomalous";
+    the query service reads it as "ok" once the last anomaly is older than
+    CJ_QUERY_DEVICE_HEALTH_WINDOW (services/query/service.py)."""
     p = event.payload
     yield ProjectionUpdate(
         "device_health",

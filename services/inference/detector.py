@@ -24,6 +24,9 @@ MAD_TO_SIGMA = math.sqrt(math.pi / 2)  # E|N(0, s)| = s * sqrt(2/pi)
 SHIFT_WINDOW = 6  # readings whose mean standardised residual tests for a sustained shift
 SHIFT_CLIP = 4.0  # a spike moves the shift test by at most this much
 ACCEPT_AFTER = 288  # alarms in a row after which the model learns the new normal
+SUSPECT_Z = 4.0  # a reading this surprising is learned with SUSPECT_WEIGHT only
+SUSPECT_WEIGHT = 0.3
+SETTLED = 1 / 3  # the profile's and the scale's learning rates after the warm-up, a fraction
 
 
 def _clip(v: float, limit: float) -> float:
@@ -51,7 +54,7 @@ class SeasonalRobust:
     learned that repeats are rare."""
 
     name = "seasonal-robust"
-    version = 1
+    version = 2
 
     def __init__(
         self,
@@ -61,8 +64,8 @@ class SeasonalRobust:
         buckets: int = 48,
         level_alpha: float = 0.01,
         trend_alpha: float = 0.01,
-        season_alpha: float = 0.1,
-        scale_alpha: float = 0.01,
+        season_alpha: float = 0.3,
+        scale_alpha: float = 0.03,
         repeat_alpha: float = 0.01,
     ) -> None:
         self.warmup = warmup
@@ -131,8 +134,10 @@ class SeasonalRobust:
             resid = x - pred
             sigma = self._sigma()
             mature = self.n > 20
-            gated = self.n >= self.warmup and self.alarms < ACCEPT_AFTER
-            if gated and self.score(x, t).score >= self.threshold:
+            warm = self.n >= self.warmup
+            gated = warm and self.alarms < ACCEPT_AFTER
+            z = self.score(x, t).z if gated else 0.0
+            if gated and score_of(z) >= self.threshold:
                 # While it alarms the model learns nothing but the recent residuals: an
                 # anomaly is not the new normal unless it lasts ACCEPT_AFTER readings.
                 self.alarms += 1
@@ -144,22 +149,32 @@ class SeasonalRobust:
                 self.last = x
                 self.n += 1
                 return
-            self.alarms = 0
+            # Suspicious (above SUSPECT_Z, under the threshold): the start of an anomaly is
+            # learned with a small weight, so it does not pull the level or the profile.
+            suspect = gated and z >= SUSPECT_Z
+            weight = SUSPECT_WEIGHT if suspect else 1.0
+            if suspect:
+                self.alarms += 1
+            else:
+                self.alarms = 0
             # Additive Holt-Winters on a clipped reading: an anomaly teaches the model little.
             if mature:
                 x = pred + max(-4 * sigma, min(4 * sigma, resid))
             season = self._season_at(t)
-            la = max(self.level_alpha, 1.0 / (self.n + 1))  # a plain mean while young
+            la = max(self.level_alpha, 1.0 / (self.n + 1)) * weight  # a plain mean while young
             old = self.level
             self.level = la * (x - season) + (1 - la) * (self.level + self.trend)
-            self.trend = self.trend_alpha * (self.level - old) + (1 - self.trend_alpha) * self.trend
+            ta = self.trend_alpha * weight
+            self.trend = ta * (self.level - old) + (1 - ta) * self.trend
             for i, w in ((a, 1 - frac), (b, frac)):
                 if w <= 0:
                     continue
                 self.season_n[i] += 1
-                sa = max(self.season_alpha, 1.0 / self.season_n[i]) * w
+                season_alpha = self.season_alpha * SETTLED if warm else self.season_alpha
+                sa = max(season_alpha, 1.0 / self.season_n[i]) * w * weight
                 self.season[i] += sa * (x - self.level - self.season[i])
-            ca = max(self.scale_alpha, 1.0 / self.n)
+            scale_alpha = self.scale_alpha * SETTLED if warm else self.scale_alpha
+            ca = max(scale_alpha, 1.0 / self.n)
             self.scale += (
                 ca * (min(abs(resid), 4 * sigma) if mature else abs(resid)) - ca * self.scale
             )
@@ -200,6 +215,10 @@ class SeasonalRobust:
     @classmethod
     def restore(cls, s: dict[str, Any]) -> SeasonalRobust:
         warmup, threshold, buckets, la, ta, sa, ca, ra = s["params"]
+        if int(s.get("version", 1)) < 2:
+            # v1 learned its profile and scale at one rate; v2 settles to a third after the
+            # warm-up, so a v1 checkpoint keeps its rates.
+            sa, ca = sa / SETTLED, ca / SETTLED
         m = cls(
             warmup=int(warmup),
             threshold=float(threshold),

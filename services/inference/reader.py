@@ -142,14 +142,19 @@ class InferenceReader:
         with self._conn("reading models") as conn:
             return conn.execute(
                 "SELECT metric, model, observations, late, last_score, last_event_time "
-                "FROM inference.models WHERE device = %s ORDER BY metric",
+                "FROM inference.models WHERE device = %s AND state IS NOT NULL ORDER BY metric",
                 (device,),
             ).fetchall()
 
     def reset(self, device: str, metric: str) -> int:
+        """Forget the models: clear their state and bump their generation (not a delete), so
+        a batch in flight that loaded them before cannot write them back (store.py)."""
         with self._conn("resetting models") as conn:
             cur = conn.execute(
-                "DELETE FROM inference.models WHERE device = %s AND (%s = '' OR metric = %s)",
+                "UPDATE inference.models SET generation = generation + 1, state = NULL, "
+                "observations = 0, late = 0, last_event_time = NULL, last_event_id = NULL, "
+                "last_score = NULL, updated_at = now() "
+                "WHERE device = %s AND (%s = '' OR metric = %s) AND state IS NOT NULL",
                 (device, metric, metric),
             )
             return cur.rowcount

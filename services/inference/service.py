@@ -50,6 +50,7 @@ class ModelRow:
     last_event_time: datetime | None = None
     last_event_id: str | None = None
     last_score: float | None = None
+    generation: int = 0  # bumped by a reset; a checkpoint writes only over the one it loaded
 
 
 @dataclass(frozen=True, slots=True)
@@ -241,8 +242,11 @@ class Inference:
     ) -> tuple[ModelRow, Score, Anomaly | None]:
         device = event.aggregate_id
         row = rows.get((device, metric))
-        if row is None:
-            row = ModelRow(device, metric, self._new_model())
+        if row is None or row.model.n == 0:
+            # New, or reset (a reset row keeps its generation).
+            row = ModelRow(
+                device, metric, self._new_model(), generation=row.generation if row else 0
+            )
         else:
             # Work on a copy: a failure half-way through must not leave a changed model.
             row = ModelRow(
@@ -253,6 +257,7 @@ class Inference:
                 row.last_event_time,
                 row.last_event_id,
                 row.last_score,
+                row.generation,
             )
         t = event.event_time.timestamp()
         s = row.model.score(value, t)

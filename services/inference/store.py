@@ -13,7 +13,7 @@ import psycopg
 
 from services.core import json_text
 from services.core.errors import Unavailable
-from services.inference.detector import restore
+from services.inference.detector import new_model, restore
 from services.inference.service import Anomaly, Checkpoint, ModelRow
 
 log = logging.getLogger(__name__)
@@ -21,16 +21,18 @@ log = logging.getLogger(__name__)
 _SAVE_MODELS = """
 INSERT INTO inference.models AS m
     (device, metric, model, state, observations, late, last_event_time, last_event_id,
-     last_score, updated_at)
-SELECT d, k, n, s, o, l, t, e, sc, now()
+     last_score, generation, updated_at)
+SELECT d, k, n, s, o, l, t, e, sc, g, now()
 FROM jsonb_to_recordset(%s::jsonb)
     AS u(d text, k text, n text, s jsonb, o bigint, l bigint, t timestamptz, e uuid,
-         sc double precision)
+         sc double precision, g bigint)
 ON CONFLICT (device, metric) DO UPDATE SET
     model = EXCLUDED.model, state = EXCLUDED.state, observations = EXCLUDED.observations,
     late = EXCLUDED.late, last_event_time = EXCLUDED.last_event_time,
     last_event_id = EXCLUDED.last_event_id, last_score = EXCLUDED.last_score,
     updated_at = EXCLUDED.updated_at
+-- Only over the generation the batch loaded: a reset since then (generation + 1) holds.
+WHERE m.generation = EXCLUDED.generation
 """
 _SAVE_SCORES = """
 INSERT INTO inference.scores
@@ -107,15 +109,20 @@ class PostgresInferenceStore:
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]:
         with self._db("loading models") as conn:
             rows = conn.execute(
-                "SELECT m.device, m.metric, m.state, m.late, m.last_event_time, "
-                "m.last_event_id::text, m.last_score FROM inference.models m "
+                "SELECT m.device, m.metric, m.model, m.state, m.late, m.last_event_time, "
+                "m.last_event_id::text, m.last_score, m.generation FROM inference.models m "
                 "JOIN unnest(%s::text[], %s::text[]) AS k(d, k) "
                 "ON m.device = k.d AND m.metric = k.k",
                 ([d for d, _ in keys], [k for _, k in keys]),
             ).fetchall()
+        # A reset model (state NULL) is a new one that keeps the row's generation.
         return {
-            (d, k): ModelRow(d, k, restore(s), int(late), t, e, sc)
-            for d, k, s, late, t, e, sc in rows
+            (d, k): (
+                ModelRow(d, k, restore(s), int(late), t, e, sc, int(g))
+                if s is not None
+                else ModelRow(d, k, new_model(name), generation=int(g))
+            )
+            for d, k, name, s, late, t, e, sc, g in rows
         }
 
     def save(self, cp: Checkpoint) -> None:
@@ -131,6 +138,7 @@ class PostgresInferenceStore:
                     "t": _iso(r.last_event_time),
                     "e": _uuid_or_none(r.last_event_id),
                     "sc": r.last_score,
+                    "g": r.generation,
                 }
                 for r in cp.models
             ]

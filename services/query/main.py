@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import timedelta
 
 from cornjacket.v1 import audit_pb2_grpc, lineage_pb2_grpc, query_pb2, query_pb2_grpc
 
@@ -46,7 +47,13 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
     ) as pool:
         server = make_server(settings.host, settings.port, health)
         query_pb2_grpc.add_QueryServiceServicer_to_server(
-            QueryServicer(QueryService(PostgresProjectionReader(pool))), server
+            QueryServicer(
+                QueryService(
+                    PostgresProjectionReader(pool),
+                    health_window=timedelta(seconds=settings.device_health_window),
+                )
+            ),
+            server,
         )
         records = GrpcRecords(settings.ingestion_address)
         effects = GrpcEffects(settings.eventhandler_address)

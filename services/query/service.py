@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.core.clock import Clock, SystemClock
 from services.core.errors import InvalidInput, NotFound
 
 DEFAULT_LIMIT = 20
@@ -43,9 +44,33 @@ class ProjectionReader(Protocol):
     ) -> tuple[list[ProjectionView], int]: ...
 
 
+HEALTH_WINDOW = timedelta(minutes=15)
+
+
 class QueryService:
-    def __init__(self, reader: ProjectionReader) -> None:
+    def __init__(
+        self,
+        reader: ProjectionReader,
+        *,
+        clock: Clock | None = None,
+        health_window: timedelta = HEALTH_WINDOW,
+    ) -> None:
         self._reader = reader
+        self._clock = clock or SystemClock()
+        self._health_window = health_window
+
+    def _as_of_now(self, view: ProjectionView) -> ProjectionView:
+        """device_health (issue 18) is anomalous only while its last anomaly is within the
+        window: computed at read time, since a projection moves only with events."""
+        if view.projection_type != "device_health" or view.state.get("status") != "anomalous":
+            return view
+        try:
+            last = datetime.fromisoformat(str(view.state.get("last_anomaly_at")))
+        except ValueError:
+            return view
+        if last.tzinfo is None or last + self._health_window > self._clock.now():
+            return view
+        return replace(view, state={**view.state, "status": "ok"})
 
     @staticmethod
     def _check_type(projection_type: str) -> None:
@@ -68,7 +93,7 @@ class QueryService:
         view = await self._reader.get(projection_type, aggregate_id)
         if view is None:
             raise NotFound(f"no {projection_type} projection for aggregate {aggregate_id!r}")
-        return view
+        return self._as_of_now(view)
 
     async def list(self, projection_type: str, limit: int | None, offset: int) -> Page:
         self._check_type(projection_type)
@@ -78,4 +103,4 @@ class QueryService:
         if offset < 0:
             raise InvalidInput(f"offset must be 0 or more, got {offset}")
         items, total = await self._reader.list(projection_type, limit, offset)
-        return Page(items, total, limit, offset)
+        return Page([self._as_of_now(v) for v in items], total, limit, offset)

@@ -117,7 +117,7 @@ def test_a_spike_becomes_one_ai_anomaly_in_the_event_store(stack: Stack) -> None
     assert payload["metric"] == "temp" and payload["value"] == 35.0
     assert payload["score"] >= payload["threshold"] == 0.5  # type: ignore[operator]
     assert payload["expected"]["low"] < 20.0 < payload["expected"]["high"] < 35.0  # type: ignore[index]
-    assert payload["model"] == "seasonal-robust" and payload["model_version"] == 1
+    assert payload["model"] == "seasonal-robust" and payload["model_version"] == 2
     row = fetch_one(
         stack.database,
         "SELECT a.anomaly_event_id::text, e.event_id::text FROM inference.anomalies a "
@@ -216,3 +216,40 @@ def test_the_api_pages_scores_lists_anomalies_shows_and_resets_models(stack: Sta
         )
         assert audit == ("/cornjacket.v1.InferenceService/ResetModel", device, "OK")
         channel.close()
+
+
+def test_a_reset_racing_a_batch_in_flight_is_not_undone_by_it(database: str) -> None:
+    """A batch loaded the model before an admin reset and checkpoints after it: the reset
+    must hold (it used to be undone: the checkpoint's upsert wrote the old model back)."""
+    from services.inference.detector import SeasonalRobust
+    from services.inference.reader import InferenceReader
+    from services.inference.service import Checkpoint, ModelRow
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    store = PostgresInferenceStore(database, "race")
+    reader = InferenceReader(database)
+    reader.open()
+    try:
+        device, key = unique("dev"), ("t", 0)
+        model = SeasonalRobust(warmup=WARMUP)
+        for i in range(5):
+            model.learn(calm(i), (T0 + timedelta(minutes=5 * i)).timestamp())
+        store.save(Checkpoint(models=[ModelRow(device, "temp", model)], positions={key: 1}))
+        [in_flight] = store.load([(device, "temp")]).values()  # a batch loads the model ...
+        assert reader.reset(device, "") == 1  # ... an admin resets it ...
+        in_flight.model.learn(calm(5), (T0 + timedelta(minutes=25)).timestamp())
+        store.save(Checkpoint(models=[in_flight], positions={key: 2}))  # ... the batch saves
+        assert reader.models(device) == [], "the reset was undone by the batch in flight"
+        after = store.load([(device, "temp")])
+        assert all(r.model.n == 0 for r in after.values())
+        # The next batch starts a fresh model, and it is kept.
+        fresh = ModelRow(device, "temp", SeasonalRobust(warmup=WARMUP))
+        fresh.generation = next(iter(after.values())).generation if after else 0
+        fresh.model.learn(calm(6), (T0 + timedelta(minutes=30)).timestamp())
+        store.save(Checkpoint(models=[fresh], positions={key: 3}))
+        assert [m["observations"] for m in reader.models(device)] == [1]
+    finally:
+        reader.close()
+        store.close()

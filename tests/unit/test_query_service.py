@@ -60,3 +60,28 @@ async def test_list_defaults_and_pages() -> None:
 async def test_list_validation(ptype: str, limit: int, offset: int, message: str) -> None:
     with pytest.raises(InvalidInput, match=message):
         await QueryService(Reader()).list(ptype, limit, offset)
+
+
+def _health(at: datetime) -> ProjectionView:
+    state = {"status": "anomalous", "last_anomaly_at": at.isoformat(), "anomalies_24h": 1}
+    return ProjectionView("p", "device_health", "dev-1", state, "e", at, at)
+
+
+async def test_device_health_turns_back_to_ok_by_itself_after_the_window() -> None:
+    """issue 18: a device is anomalous only while its last anomaly is within the window
+    (CJ_QUERY_DEVICE_HEALTH_WINDOW); computed at read time, on get and list."""
+    from datetime import timedelta
+
+    from services.core.clock import FixedClock
+
+    reader = Reader()
+    reader.views[("device_health", "dev-1")] = _health(T)
+    clock = FixedClock(T + timedelta(minutes=14))
+    svc = QueryService(reader, clock=clock, health_window=timedelta(minutes=15))
+    assert (await svc.get("device_health", "dev-1")).state["status"] == "anomalous"
+    clock.advance(timedelta(minutes=2))
+    view = await svc.get("device_health", "dev-1")
+    assert view.state["status"] == "ok" and view.state["last_anomaly_at"] == T.isoformat()
+    assert [v.state["status"] for v in (await svc.list("device_health", 10, 0)).items] == ["ok"]
+    # other projections are untouched
+    assert (await svc.get("sensor_state", "d1")).state == {}
