@@ -37,7 +37,8 @@ _TIMEOUT_S = 5.0
 
 @dataclass
 class Costs:
-    """Per accepted event. ``cpu_us`` per stage; ``None`` where a probe failed."""
+    """Per accepted event. ``cpu_us`` per stage, over the stage's idle floor when one was
+    measured (``idle_cores``); ``None`` where a probe failed."""
 
     events: int
     seconds: float
@@ -45,6 +46,8 @@ class Costs:
     wal_bytes: float | None = None
     pg_transactions: float | None = None
     bus_bytes: float | None = None  # key + value + headers of one message, as the relay sends
+    # What each stage burned without load (cores), subtracted from cpu_us; {} = not measured.
+    idle_cores: dict[str, float] = field(default_factory=dict)
 
     def stack_cpu_us(self) -> float:
         """CPU of the platform per event (every stage but the load generators)."""
@@ -66,6 +69,7 @@ class Costs:
             wal_bytes=opt("wal_bytes"),
             pg_transactions=opt("pg_transactions"),
             bus_bytes=opt("bus_bytes"),
+            idle_cores={str(k): float(v) for k, v in d.get("idle_cores", {}).items()},
         )
 
 
@@ -195,6 +199,7 @@ class CostMeter:
         self._brokers = brokers
         self._cpu: dict[str, dict[tuple[int, float], float]] = {}
         self._pg_at: tuple[int, int] | None = None
+        self._idle: _Rates | None = None
         self._t0 = 0.0
 
     def _roots(self) -> dict[str, int]:
@@ -202,28 +207,72 @@ class CostMeter:
         roots[LOAD] = os.getpid()  # the benchmark and its load generator processes
         return roots
 
-    def start(self) -> None:
+    def start(self, idle_s: float = 0.0) -> None:
+        """Take the starting readings. With ``idle_s``, first watch the stack that long
+        without load: what each stage burns idle (consumers polling, the broker's timers,
+        health checks) is its floor, subtracted from the scenario's figures, so a cost per
+        event is what an event adds, not the floor spread over however few events ran."""
+        self._idle = None
+        if idle_s > 0:
+            cpu0, pg0, t0 = _tree_cpu(self._roots()), self._read_pg(), time.time()
+            time.sleep(idle_s)  # a measurement window, not a wait for something to happen
+            cpu1, pg1, t1 = _tree_cpu(self._roots()), self._read_pg(), time.time()
+            self._idle = _Rates.between(cpu0, cpu1, pg0, pg1, t1 - t0)
         self._t0 = time.time()
         self._cpu = _tree_cpu(self._roots())
-        self._pg_at = self._pg.read() if self._pg else None
+        self._pg_at = self._read_pg()
+
+    def _read_pg(self) -> tuple[int, int] | None:
+        return self._pg.read() if self._pg else None
 
     def stop(self, events: int) -> Costs:
         seconds = time.time() - self._t0
         spent = cpu_delta(self._cpu, _tree_cpu(self._roots()))
+        pg_now = self._read_pg()
+        idle = self._idle
         n = max(events, 1)
+        floor = (lambda k: idle.cpu.get(k, 0.0) * seconds) if idle else (lambda k: 0.0)
         costs = Costs(
             events=events,
             seconds=round(seconds, 1),
-            cpu_us={k: round(v / n * 1e6, 1) for k, v in sorted(spent.items())},
+            cpu_us={
+                k: round(max(0.0, v - floor(k)) / n * 1e6, 1) for k, v in sorted(spent.items())
+            },
+            idle_cores={k: round(v, 3) for k, v in sorted(idle.cpu.items())} if idle else {},
         )
-        pg_now = self._pg.read() if self._pg else None
         if self._pg_at and pg_now:
-            costs.wal_bytes = round((pg_now[0] - self._pg_at[0]) / n, 1)
-            costs.pg_transactions = round((pg_now[1] - self._pg_at[1]) / n, 4)
+            wal = pg_now[0] - self._pg_at[0] - (idle.wal * seconds if idle else 0.0)
+            xacts = pg_now[1] - self._pg_at[1] - (idle.xacts * seconds if idle else 0.0)
+            costs.wal_bytes = round(max(0.0, wal) / n, 1)
+            costs.pg_transactions = round(max(0.0, xacts) / n, 4)
         if self._brokers:
             size = message_bytes(self._brokers, int(self._t0 * 1000))
             costs.bus_bytes = None if size is None else round(size, 1)
         return costs
+
+
+@dataclass
+class _Rates:
+    """What the stack does per second without load: CPU (cores) per stage, WAL bytes and
+    transactions."""
+
+    cpu: dict[str, float]
+    wal: float
+    xacts: float
+
+    @classmethod
+    def between(
+        cls,
+        cpu0: Mapping[str, Mapping[tuple[int, float], float]],
+        cpu1: Mapping[str, Mapping[tuple[int, float], float]],
+        pg0: tuple[int, int] | None,
+        pg1: tuple[int, int] | None,
+        seconds: float,
+    ) -> _Rates:
+        cpu = {k: v / seconds for k, v in cpu_delta(cpu0, cpu1).items()}
+        if pg0 and pg1:
+            return cls(cpu, (pg1[0] - pg0[0]) / seconds, (pg1[1] - pg0[1]) / seconds)
+        return cls(cpu, 0.0, 0.0)
 
 
 def _warn(message: str) -> None:

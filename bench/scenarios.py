@@ -198,6 +198,10 @@ def build_ticks(m: Merged, samples: Sequence[SystemSample], start_wall: float) -
     return ticks
 
 
+# Seconds of the stack without load before each scenario: each stage's floor (bench/costs.py).
+IDLE_S = 3.0
+
+
 def run_scenario(
     name: str,
     spec: LoadSpec,
@@ -212,7 +216,7 @@ def run_scenario(
         seed_projections(target, spec.aggregates)
     sampler = Sampler(target.live_procs or target.procs, target.db_url, target.brokers)
     meter = CostMeter(target.live_procs or target.procs, target.db_url, target.brokers)
-    meter.start()
+    meter.start(idle_s=IDLE_S if target.db_url else 0.0)
     sampler.start()
     start_wall = time.time() + 1.5
     try:

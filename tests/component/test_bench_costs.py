@@ -41,6 +41,33 @@ def test_cpu_of_a_stage_is_what_its_processes_spent_between_the_readings() -> No
     assert costs.wal_bytes is None and costs.bus_bytes is None  # no probes asked for
 
 
+def test_a_stages_idle_floor_is_measured_first_and_not_charged_to_the_events() -> None:
+    # The idle window sees a spinning process's floor and a waiting one's nothing; the
+    # waiting one, busy in the scenario, is charged what it spent.
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    worker = subprocess.Popen(
+        [sys.executable, "-c", "input()\n" + BURN],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        meter = CostMeter({"spinner": spinner.pid, "worker": worker.pid}, None, None)
+        meter.start(idle_s=1.0)
+        assert worker.stdin is not None and worker.stdout is not None
+        worker.stdin.write("go\n")
+        worker.stdin.flush()
+        assert worker.stdout.readline().strip() == "done"
+        costs = meter.stop(events=1000)
+    finally:
+        for p in (spinner, worker):
+            p.kill()
+            p.wait()
+    assert costs.idle_cores["spinner"] > 0.01  # it spun (a share of a busy core, at least)
+    assert costs.idle_cores["worker"] < 0.05  # it waited for its input
+    assert costs.cpu_us["worker"] > 10
+
+
 def test_cpu_delta_counts_new_processes_from_zero_and_tells_reused_pids_apart() -> None:
     before = {"pg": {(10, 1.0): 5.0, (11, 1.0): 2.0}}
     after = {
