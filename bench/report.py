@@ -459,11 +459,16 @@ def cost_table(result: BenchResult) -> list[str]:
         )
     headers = ["scenario", *stages, "stack", LOAD, "WAL B", "PG xact", "bus B"]
     headers += [f"CPU-bound max / measured ({cores} cores)"]
-    return [
-        "Cost per accepted event (CPU in us, load + drain; WAL bytes, PostgreSQL transactions and"
-        " bus bytes per event)",
+    out = [
+        "Cost per accepted event over each stage's idle floor (CPU in us, load + drain; WAL"
+        " bytes, PostgreSQL transactions and bus bytes per event)",
         _table(headers, rows, right=set(range(1, len(headers)))),
     ]
+    for s in measured:
+        if s.costs and s.costs.idle_cores:
+            floor = ", ".join(f"{k} {v:.2f}" for k, v in s.costs.idle_cores.items())
+            out.append(f"  idle floor before {s.name} (cores): {floor}")
+    return out
 
 
 # What a stage's cores may be busy with in a deployment sized by the model: headroom for
