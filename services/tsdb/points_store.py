@@ -36,7 +36,7 @@ _ROLLUP = """
   INSERT INTO tsdb.{table} AS r (device, metric, bucket, count, sum, min, max,
                                  first, first_time, first_id, last, last_time, last_id)
   SELECT device, metric, date_bin(interval '{step}', time, 'epoch'::timestamptz), count(*),
-         sum(value), min(value), max(value),
+         sum(value::numeric), min(value), max(value),
          (array_agg(value ORDER BY time, event_id))[1], min(time),
          (array_agg(event_id ORDER BY time, event_id))[1],
          (array_agg(value ORDER BY time DESC, event_id DESC))[1], max(time),

@@ -3,6 +3,7 @@ retention, duplicate and late points, rollups equal to a recomputation, series r
 
 from __future__ import annotations
 
+import math
 import random
 from datetime import UTC, datetime, timedelta
 
@@ -64,7 +65,7 @@ def rollups(db: str, table: str, device: str) -> dict[tuple[str, datetime], Aggr
             "WHERE device = %s",
             (device,),
         ).fetchall()
-    return {(r[0], r[1]): Aggregate(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+    return {(r[0], r[1]): Aggregate(r[2], float(r[3]), r[4], r[5], r[6], r[7]) for r in rows}
 
 
 def recompute(db: str, device: str, step: timedelta) -> dict[tuple[str, datetime], Aggregate]:
@@ -227,3 +228,43 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
         assert [(v.metric, v.time, v.value) for v in latest] == [("temp", newest[0], newest[2])]
         listed = await service.series(device, "", 10)
         assert [(s.device, s.metric) for s in listed] == [(device, "temp")]
+
+
+async def test_a_huge_sum_refuses_no_point_and_reads_back(db: str) -> None:
+    """Issue 17 review: 8e307 three times in an hour overflowed the float8 rollup sum, and the
+    writer skipped the whole event (its normal temp point too). Sums are numeric now: every
+    point is stored, and a day read over the hour rows answers (an infinite sum at worst)."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    big = 8.0e307
+    outs = [
+        core.handle([reading(device, NOW + timedelta(minutes=i), v=big, temp=21.5)], NOW)
+        for i in range(3)
+    ]
+    # In one batch too (the batch's own sum of the new points must not overflow either).
+    outs.append(
+        core.handle(
+            [reading(device, NOW + timedelta(minutes=10, seconds=i), v=big) for i in range(3)],
+            NOW,
+        )
+    )
+    writer.close()
+    assert [o.refused for o in outs] == [0, 0, 0, 0]
+    assert sum(o.written for o in outs) == 9
+    assert len(stored(db, device)) == 9
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        day = floor_time(NOW, timedelta(days=1))
+        got = (
+            await service.buckets(
+                SeriesQuery(device, "v", day, day + timedelta(days=1), timedelta(days=1))
+            )
+        ).rows()
+        assert [(b.agg.count, b.agg.max, b.agg.sum) for b in got] == [(6, big, math.inf)]
+        minute = (
+            await service.buckets(
+                SeriesQuery(device, "temp", day, day + timedelta(days=1), timedelta(hours=1))
+            )
+        ).rows()
+        assert [(b.agg.count, b.agg.sum) for b in minute] == [(3, 64.5)]
