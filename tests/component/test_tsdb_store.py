@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import math
 import random
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 import uuid_utils
 
+from services.core.errors import Unavailable
 from services.core.events import Event
 from services.infra import migrations
 from services.infra.postgres import open_pool
 from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
-from services.tsdb.series import Aggregate, SeriesQuery, days_ahead, floor_time, plan
+from services.tsdb.series import (
+    Aggregate,
+    SeriesQuery,
+    days_ahead,
+    floor_time,
+    plan,
+    points_of,
+)
 from services.tsdb.series_reader import PostgresSeriesReader
 from services.tsdb.service import SeriesService, SeriesWriter
 from tests.support import unique
@@ -268,3 +278,78 @@ async def test_a_huge_sum_refuses_no_point_and_reads_back(db: str) -> None:
             )
         ).rows()
         assert [(b.agg.count, b.agg.sum) for b in minute] == [(3, 64.5)]
+
+
+def _in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, dict[str, object]]:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except Exception as e:  # handed to the test
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, result
+
+
+def test_a_reader_does_not_stall_partition_making_and_a_lock_is_bounded(db: str) -> None:
+    """Issue 17 review: CREATE TABLE .. PARTITION OF took ACCESS EXCLUSIVE on the parent, so
+    one open reader transaction stalled the writer (and every reader queued behind it).
+    Partitions are attached now (SHARE UPDATE EXCLUSIVE) and the writer's sessions carry a
+    lock_timeout: a lock it cannot get surfaces as Unavailable, and it succeeds after."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db, lock_timeout=0.5)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    day = NOW + timedelta(days=40)  # a day no other test made
+    with psycopg.connect(db) as reader:
+        reader.execute("SELECT count(*) FROM tsdb.points WHERE device = 'nobody'")  # txn open
+        t, result = _in_thread(lambda: core.handle([reading(device, day, v=1.0)], NOW))
+        t.join(60)
+        stalled = t.is_alive()
+        reader.rollback()
+    t.join(60)
+    assert not stalled, "the writer waited for a reader to make a partition"
+    assert getattr(result.get("value"), "written", None) == 1, result
+
+    with psycopg.connect(db) as holder:
+        holder.execute("LOCK TABLE tsdb.points IN SHARE MODE")  # blocks every insert
+        t, result = _in_thread(lambda: writer.write(points_of(reading(device, day, w=2.0))))
+        t.join(60)
+        stalled = t.is_alive()
+        holder.rollback()
+    t.join(60)
+    assert not stalled, "the writer waited for a lock without bound"
+    assert isinstance(result.get("error"), Unavailable), result
+    assert writer.write(points_of(reading(device, day, w=2.0))) == 1
+    writer.close()
+
+
+def test_retention_waits_for_no_reader_and_finishes_next_round(db: str) -> None:
+    """Dropping goes DETACH .. CONCURRENTLY then DROP, with a lock_timeout: a reader keeps
+    the expired day for a round (a transient error, retried), then it goes."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    old = NOW - timedelta(days=20)
+    SeriesWriter(writer, 60 * 86400.0).handle([reading(device, old, v=1.0)], NOW)
+    writer.close()
+    name = f"points_p{old:%Y%m%d}"
+    assert name in partitions(db, "points")
+    with psycopg.connect(db) as reader:
+        reader.execute("SELECT count(*) FROM tsdb.points WHERE device = %s", (device,))
+        with psycopg.connect(db, autocommit=True) as conn:
+            t, result = _in_thread(
+                lambda: drop_expired(conn, NOW, WEEK, timedelta(days=60), lock_timeout=0.5)
+            )
+            t.join(60)
+            stalled = t.is_alive()
+            reader.rollback()
+            t.join(60)
+    assert not stalled, "retention waited for a reader without bound"
+    assert isinstance(result.get("error"), psycopg.OperationalError), result
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert name in drop_expired(conn, NOW, WEEK, timedelta(days=60))
+    assert name not in partitions(db, "points")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"tsdb.{name}",)).fetchone() == (None,)
