@@ -462,6 +462,8 @@ class TsdbSettings:
     # transient failure (retried), never an endless wait behind another session.
     lock_timeout: float = 1.0
     statement_timeout: float = 30.0
+    # The event types whose numeric payload fields become points.
+    event_types: tuple[str, ...] = ("sensor.reading",)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> TsdbSettings:
@@ -492,6 +494,7 @@ class TsdbSettings:
             max_points=env.integer("CJ_TSDB_MAX_POINTS", 10_000, lo=10, hi=1_000_000),
             lock_timeout=env.duration("CJ_TSDB_LOCK_TIMEOUT", 1.0, lo=0.01),
             statement_timeout=env.duration("CJ_TSDB_STATEMENT_TIMEOUT", 30.0, lo=0.1),
+            event_types=env.csv("CJ_TSDB_EVENT_TYPES", ("sensor.reading",)),
         )
 
 

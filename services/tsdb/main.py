@@ -115,7 +115,9 @@ async def run(
                     settings.common.brokers, settings.consumer_group, security=settings.common.kafka
                 )
             ),
-            batch_handler(SeriesWriter(writer, settings.retention), clock.now),
+            batch_handler(
+                SeriesWriter(writer, settings.retention, settings.event_types), clock.now
+            ),
             settings.topics,
             batch_size=settings.batch_size,
             poll_timeout=settings.poll_timeout,

@@ -13,6 +13,7 @@ from services.core.events import Event
 from services.tsdb.ports import Buckets, Latest, PointWriter, Series, SeriesReader
 from services.tsdb.series import (
     MAX_DEVICE_LEN,
+    READING_TYPES,
     Point,
     SeriesQuery,
     expired,
@@ -43,16 +44,22 @@ class SeriesWriter:
     points it refuses alone are skipped (logged, counted); Unavailable goes to the loop,
     which blocks."""
 
-    def __init__(self, writer: PointWriter, retention_seconds: float) -> None:
+    def __init__(
+        self,
+        writer: PointWriter,
+        retention_seconds: float,
+        event_types: Sequence[str] = READING_TYPES,
+    ) -> None:
         self._writer = writer
         self._retention = retention_seconds
+        self._types = tuple(event_types)
 
     def handle(self, events: Sequence[Event], now: datetime) -> WriteOutcome:
         out = WriteOutcome(events=len(events))
         keep = timedelta(seconds=self._retention)
         flat: list[Point] = []
         for e in events:
-            for p in points_of(e):
+            for p in points_of(e, self._types):
                 if expired(partition_day(p.time), now, keep):
                     out.too_old += 1
                 else:
