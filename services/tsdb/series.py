@@ -214,6 +214,14 @@ def validate(q: SeriesQuery, max_points: int) -> None:
             f"from and to must lie within {EPOCH.isoformat()}..{TIME_MAX.isoformat()} "
             f"(got {q.start.isoformat()}..{q.end.isoformat()})"
         )
+    buckets = math.ceil((q.end - q.start) / q.bucket) + 1
+    if buckets > max_points:
+        raise InvalidInput(
+            f"the range of {(q.end - q.start).total_seconds():g}s in "
+            f"{int(q.bucket.total_seconds())}s buckets spans "
+            f"up to {buckets} buckets; at most {max_points} per answer: use a larger bucket or "
+            "a shorter range"
+        )
     # A bucket that is not whole rollup rows would be read from raw points over the whole
     # range (max_points bounds buckets, not rows): the rule, or a short raw range.
     if q.bucket >= HOUR and q.bucket % HOUR:
@@ -231,12 +239,4 @@ def validate(q: SeriesQuery, max_points: int) -> None:
             f"the range of {(q.end - q.start).total_seconds():g}s is too long for "
             f"{int(q.bucket.total_seconds())}s buckets: buckets under 1m read raw points: at "
             f"most {RAW_RANGE_MAX.total_seconds():g}s; use a bucket of 1m or more"
-        )
-    buckets = math.ceil((q.end - q.start) / q.bucket) + 1
-    if buckets > max_points:
-        raise InvalidInput(
-            f"the range of {(q.end - q.start).total_seconds():g}s in "
-            f"{int(q.bucket.total_seconds())}s buckets spans "
-            f"up to {buckets} buckets; at most {max_points} per answer: use a larger bucket or "
-            "a shorter range"
         )
