@@ -458,6 +458,12 @@ class TsdbSettings:
     partitions_ahead: int
     # The most buckets one series answer may hold.
     max_points: int
+    # The writer's and upkeep's sessions: a lock wait / statement longer than this is a
+    # transient failure (retried), never an endless wait behind another session.
+    lock_timeout: float = 1.0
+    statement_timeout: float = 30.0
+    # The event types whose numeric payload fields become points.
+    event_types: tuple[str, ...] = ("sensor.reading",)
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> TsdbSettings:
@@ -486,6 +492,9 @@ class TsdbSettings:
             retention_interval=env.duration("CJ_TSDB_RETENTION_INTERVAL", 3600.0, lo=1.0),
             partitions_ahead=env.integer("CJ_TSDB_PARTITIONS_AHEAD", 2, lo=1, hi=60),
             max_points=env.integer("CJ_TSDB_MAX_POINTS", 10_000, lo=10, hi=1_000_000),
+            lock_timeout=env.duration("CJ_TSDB_LOCK_TIMEOUT", 1.0, lo=0.01),
+            statement_timeout=env.duration("CJ_TSDB_STATEMENT_TIMEOUT", 30.0, lo=0.1),
+            event_types=env.csv("CJ_TSDB_EVENT_TYPES", ("sensor.reading",)),
         )
 
 

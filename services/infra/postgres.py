@@ -39,6 +39,35 @@ def utc_options(url: str) -> str:
     return f"{given} -c TimeZone=UTC".strip()
 
 
+# TCP keepalives for blocking sessions that hold locks or wait on a server: a half-open
+# peer is noticed in about a minute instead of the kernel's two hours.
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+}
+
+
+def connect_bounded(
+    url: str, *, lock_timeout: float, statement_timeout: float
+) -> psycopg.Connection[tuple[object, ...]]:
+    """A blocking autocommit session in UTC whose lock waits and statements are bounded
+    (LockNotAvailable / QueryCanceled, both TRANSIENT) and whose dead peer is noticed
+    (keepalives): for writers that must never wait forever behind another session."""
+    # The server probes this session too (a half-open client holding locks is noticed and
+    # its transaction ended), and never keeps an idle transaction open past the statement
+    # bound.
+    options = (
+        f"{utc_options(url)} -c lock_timeout={int(lock_timeout * 1000)}"
+        f" -c statement_timeout={int(statement_timeout * 1000)}"
+        f" -c idle_in_transaction_session_timeout={int(statement_timeout * 1000)}"
+        " -c tcp_keepalives_idle=30 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=3"
+    )
+    conninfo = psycopg.conninfo.make_conninfo(url, connect_timeout=5, options=options, **KEEPALIVES)
+    return psycopg.connect(conninfo, autocommit=True)
+
+
 # Program limits (SQLSTATE 54xxx) that concern the size of this statement's data: the same
 # statement fails again, the database is fine. Others of the class are not the caller's
 # fault: "database is not accepting commands ... to avoid wraparound data loss" is an

@@ -8,7 +8,6 @@ import contextlib
 import logging
 from datetime import timedelta
 
-import psycopg
 from confluent_kafka import Consumer
 from cornjacket.v1 import series_pb2, series_pb2_grpc
 
@@ -18,7 +17,14 @@ from services.core.clock import Clock, SystemClock
 from services.infra import metrics, migrations
 from services.infra.consumer_loop import ConsumerLoop
 from services.infra.kafka import consumer_config, ensure_topics
-from services.infra.postgres import TRANSIENT, Availability, DictPool, open_pool, ping
+from services.infra.postgres import (
+    TRANSIENT,
+    Availability,
+    DictPool,
+    connect_bounded,
+    open_pool,
+    ping,
+)
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.tsdb.consumer import batch_handler
 from services.tsdb.grpc_api import SeriesServicer
@@ -36,13 +42,20 @@ def keep_partitions(settings: TsdbSettings, clock: Clock) -> tuple[int, list[str
     """One round of partition upkeep: today's and the next days' partitions made, expired
     ones dropped. Returns (made, dropped)."""
     now = clock.now()
-    with psycopg.connect(settings.database_url, autocommit=True, connect_timeout=5) as conn:
-        made = create_partitions(conn, days_ahead(now, settings.partitions_ahead))
+    with connect_bounded(
+        settings.database_url,
+        lock_timeout=settings.lock_timeout,
+        statement_timeout=settings.statement_timeout,
+    ) as conn:
+        made = create_partitions(
+            conn, days_ahead(now, settings.partitions_ahead), settings.lock_timeout
+        )
         dropped = drop_expired(
             conn,
             now,
             timedelta(seconds=settings.retention),
             timedelta(seconds=settings.rollup_retention),
+            settings.lock_timeout,
         )
     metrics.TSDB_PARTITIONS.labels("made").inc(made)
     metrics.TSDB_PARTITIONS.labels("dropped").inc(len(dropped))
@@ -93,14 +106,18 @@ async def run(
             SeriesServicer(SeriesService(PostgresSeriesReader(pool), settings.max_points)), server
         )
         await server.start()
-        writer = PostgresPointWriter(settings.database_url)
+        writer = PostgresPointWriter(
+            settings.database_url, settings.lock_timeout, settings.statement_timeout
+        )
         consumer = ConsumerLoop(
             Consumer(
                 consumer_config(
                     settings.common.brokers, settings.consumer_group, security=settings.common.kafka
                 )
             ),
-            batch_handler(SeriesWriter(writer, settings.retention), clock.now),
+            batch_handler(
+                SeriesWriter(writer, settings.retention, settings.event_types), clock.now
+            ),
             settings.topics,
             batch_size=settings.batch_size,
             poll_timeout=settings.poll_timeout,

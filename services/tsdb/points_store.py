@@ -13,7 +13,7 @@ import psycopg
 from psycopg import sql
 
 from services.core.errors import InvalidInput, Unavailable
-from services.infra.postgres import TRANSIENT
+from services.infra.postgres import TRANSIENT, connect_bounded
 from services.tsdb.series import Point, partition_day, partition_name, to_drop
 
 log = logging.getLogger(__name__)
@@ -36,7 +36,7 @@ _ROLLUP = """
   INSERT INTO tsdb.{table} AS r (device, metric, bucket, count, sum, min, max,
                                  first, first_time, first_id, last, last_time, last_id)
   SELECT device, metric, date_bin(interval '{step}', time, 'epoch'::timestamptz), count(*),
-         sum(value), min(value), max(value),
+         sum(value::numeric), min(value), max(value),
          (array_agg(value ORDER BY time, event_id))[1], min(time),
          (array_agg(event_id ORDER BY time, event_id))[1],
          (array_agg(value ORDER BY time DESC, event_id DESC))[1], max(time),
@@ -95,18 +95,25 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, start + timedelta(days=1)
 
 
-def create_partitions(conn: psycopg.Connection[tuple[object, ...]], days: Iterable[date]) -> int:
+def create_partitions(
+    conn: psycopg.Connection[tuple[object, ...]], days: Iterable[date], lock_timeout: float = 1.0
+) -> int:
     """Make the day partitions of every table for ``days`` (those missing); returns how
-    many were made. Serialised by an advisory lock (two writers, or a writer and
-    retention, never race on the catalogue)."""
+    many were made. Each is made as a table of its own and then ATTACHed, which takes only
+    SHARE UPDATE EXCLUSIVE on the parent (CREATE TABLE .. PARTITION OF takes ACCESS
+    EXCLUSIVE: one open reader would stall it and everyone queued behind it). Lock waits
+    are bounded by ``lock_timeout`` (LockNotAvailable, transient: retried). Serialised by
+    an advisory lock (two writers, or a writer and retention, never race on the
+    catalogue)."""
     made = 0
     with conn.transaction():
+        conn.execute(sql.SQL("SET LOCAL lock_timeout = {}").format(_millis(lock_timeout)))
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
         existing = {
             r[0]
             for r in conn.execute(
-                "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                "JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'tsdb'"
+                "SELECT c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE n.nspname = 'tsdb' AND c.relispartition"
             ).fetchall()
         }
         for day in sorted(set(days)):
@@ -115,12 +122,20 @@ def create_partitions(conn: psycopg.Connection[tuple[object, ...]], days: Iterab
                 name = partition_name(table, day)
                 if name in existing:
                     continue
+                # A table left by an attach that failed half way is made again.
+                conn.execute(sql.SQL("DROP TABLE IF EXISTS tsdb.{}").format(sql.Identifier(name)))
                 conn.execute(
                     sql.SQL(
-                        "CREATE TABLE tsdb.{} PARTITION OF tsdb.{} FOR VALUES FROM ({}) TO ({})"
+                        "CREATE TABLE tsdb.{} (LIKE tsdb.{} INCLUDING DEFAULTS INCLUDING "
+                        "CONSTRAINTS)"
+                    ).format(sql.Identifier(name), sql.Identifier(table))
+                )
+                conn.execute(
+                    sql.SQL(
+                        "ALTER TABLE tsdb.{} ATTACH PARTITION tsdb.{} FOR VALUES FROM ({}) TO ({})"
                     ).format(
-                        sql.Identifier(name),
                         sql.Identifier(table),
+                        sql.Identifier(name),
                         sql.Literal(start.isoformat()),
                         sql.Literal(end.isoformat()),
                     )
@@ -129,36 +144,54 @@ def create_partitions(conn: psycopg.Connection[tuple[object, ...]], days: Iterab
     return made
 
 
+def _millis(seconds: float) -> sql.Literal:
+    return sql.Literal(f"{max(1, int(seconds * 1000))}ms")
+
+
 def drop_expired(
     conn: psycopg.Connection[tuple[object, ...]],
     now: datetime,
     retention: timedelta,
     rollup_retention: timedelta,
+    lock_timeout: float = 1.0,
 ) -> list[str]:
     """Drop whole day partitions past their table's retention (never rows); latest values
-    not updated within the rollup retention go too. Returns the partitions dropped."""
+    not updated within the rollup retention go too. Returns the partitions dropped.
+
+    ``conn`` must be in autocommit: each partition is DETACHed CONCURRENTLY (SHARE UPDATE
+    EXCLUSIVE on the parent; it waits for the readers that may see it, never blocks them)
+    and then dropped. A lock wait longer than ``lock_timeout`` raises LockNotAvailable
+    (transient): the upkeep logs it and tries again next round, which finishes a detach
+    left pending (FINALIZE) and drops tables detached but not yet dropped."""
+    conn.execute(sql.SQL("SET lock_timeout = {}").format(_millis(lock_timeout)))
     dropped: list[str] = []
-    with conn.transaction():
-        conn.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
+    conn.execute("SELECT pg_advisory_lock(%s)", (_DDL_LOCK,))
+    try:
+        rows = conn.execute(
+            "SELECT c.relname, c.relispartition, coalesce(i.inhdetachpending, false) "
+            "FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+            "LEFT JOIN pg_inherits i ON i.inhrelid = c.oid "
+            "WHERE n.nspname = 'tsdb' AND c.relkind = 'r'"
+        ).fetchall()
+        state = {str(r[0]): (bool(r[1]), bool(r[2])) for r in rows}
         for table in TABLES:
-            names = [
-                str(r[0])
-                for r in conn.execute(
-                    "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
-                    "WHERE i.inhparent = %s::regclass",
-                    (f"tsdb.{table}",),
-                ).fetchall()
-            ]
             keep = retention if table == POINTS else rollup_retention
-            for name in to_drop(names, table, now, keep):
-                conn.execute(
-                    sql.SQL("ALTER TABLE tsdb.{} DETACH PARTITION tsdb.{}").format(
-                        sql.Identifier(table), sql.Identifier(name)
+            for name in to_drop(state, table, now, keep):
+                attached, pending = state[name]
+                if attached:
+                    conn.execute(
+                        sql.SQL("ALTER TABLE tsdb.{} DETACH PARTITION tsdb.{} {}").format(
+                            sql.Identifier(table),
+                            sql.Identifier(name),
+                            sql.SQL("FINALIZE" if pending else "CONCURRENTLY"),
+                        )
                     )
-                )
                 conn.execute(sql.SQL("DROP TABLE tsdb.{}").format(sql.Identifier(name)))
                 dropped.append(name)
         conn.execute("DELETE FROM tsdb.latest WHERE time < %s", (now - rollup_retention,))
+    finally:
+        if not conn.broken:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (_DDL_LOCK,))
     return dropped
 
 
@@ -166,16 +199,23 @@ class PostgresPointWriter:
     """The consumer's PointWriter: one blocking connection, reopened after a failure.
     Not thread-safe (one consumer loop)."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(
+        self, url: str, lock_timeout: float = 1.0, statement_timeout: float = 30.0
+    ) -> None:
         self._url = url
+        self._lock_timeout = lock_timeout
+        self._statement_timeout = statement_timeout
         self._conn: psycopg.Connection[tuple[object, ...]] | None = None
         self._days: set[date] = set()  # partitions known to exist
         self.partitions_made = 0
 
     def _connection(self) -> psycopg.Connection[tuple[object, ...]]:
         if self._conn is None or self._conn.closed or self._conn.broken:
-            self._conn = psycopg.connect(self._url, autocommit=True, connect_timeout=5)
-            self._conn.execute("SET TIME ZONE 'UTC'")
+            self._conn = connect_bounded(
+                self._url,
+                lock_timeout=self._lock_timeout,
+                statement_timeout=self._statement_timeout,
+            )
         return self._conn
 
     def close(self) -> None:
@@ -206,7 +246,7 @@ class PostgresPointWriter:
         conn = self._connection()
         days = {partition_day(p.time) for p in points} - self._days
         if days:
-            self.partitions_made += create_partitions(conn, days)
+            self.partitions_made += create_partitions(conn, days, self._lock_timeout)
             self._days |= days
         cols = (
             [p.device for p in points],

@@ -18,7 +18,9 @@ MINUTE = timedelta(minutes=1)
 HOUR = timedelta(hours=1)
 
 # A metric is a payload field name; other fields (or names) are not series.
-METRIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+METRIC_RE = re.compile(r"[A-Za-z0-9_.:-]{1,64}")  # used with fullmatch ("temp\n" is no name)
+# The event types whose numeric fields are points (CJ_TSDB_EVENT_TYPES).
+READING_TYPES = ("sensor.reading",)
 MAX_DEVICE_LEN = 256
 
 BUCKET_MIN = timedelta(seconds=1)
@@ -36,8 +38,11 @@ class Point:
     event_id: str
 
 
-def points_of(event: Event) -> list[Point]:
-    """Each finite numeric top-level payload field (not a boolean) of a sensor event."""
+def points_of(event: Event, types: Sequence[str] = READING_TYPES) -> list[Point]:
+    """Each finite numeric top-level payload field (not a boolean) of a reading (an event
+    of one of ``types``); other events have no points."""
+    if event.event_type not in types:
+        return []
     device = event.aggregate_id
     if not device or len(device) > MAX_DEVICE_LEN or "\x00" in device:
         return []
@@ -45,9 +50,12 @@ def points_of(event: Event) -> list[Point]:
     for name, value in event.payload.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        if not METRIC_RE.match(name):
+        if not METRIC_RE.fullmatch(name):
             continue
-        number = float(value) if abs(value) < 2**1023 else math.inf
+        try:
+            number = float(value)
+        except OverflowError:  # an int beyond float's range
+            continue
         if not math.isfinite(number):
             continue
         out.append(Point(device, name, event.event_time, number, event.event_id))
@@ -174,6 +182,10 @@ class Plan:
 
 
 ROLLUPS = (HOUR, MINUTE)
+# Series reads: times a bucket can be computed for in every offset, and the longest range
+# read from raw points (buckets under a minute).
+TIME_MAX = datetime(9999, 12, 30, tzinfo=UTC)
+RAW_RANGE_MAX = DAY
 
 
 def plan(q: SeriesQuery) -> Plan:
@@ -191,12 +203,17 @@ def plan(q: SeriesQuery) -> Plan:
 def validate(q: SeriesQuery, max_points: int) -> None:
     if not q.device or len(q.device) > MAX_DEVICE_LEN:
         raise InvalidInput(f"device must be 1..{MAX_DEVICE_LEN} characters")
-    if not METRIC_RE.match(q.metric):
+    if not METRIC_RE.fullmatch(q.metric):
         raise InvalidInput(f"metric {q.metric!r} is not a metric name ({METRIC_RE.pattern})")
     if q.start.tzinfo is None or q.end.tzinfo is None:
         raise InvalidInput("from and to must carry a time zone")
     if q.end <= q.start:
         raise InvalidInput(f"from ({q.start.isoformat()}) must be before to ({q.end.isoformat()})")
+    if q.start < EPOCH or q.end > TIME_MAX:
+        raise InvalidInput(
+            f"from and to must lie within {EPOCH.isoformat()}..{TIME_MAX.isoformat()} "
+            f"(got {q.start.isoformat()}..{q.end.isoformat()})"
+        )
     buckets = math.ceil((q.end - q.start) / q.bucket) + 1
     if buckets > max_points:
         raise InvalidInput(
@@ -204,4 +221,22 @@ def validate(q: SeriesQuery, max_points: int) -> None:
             f"{int(q.bucket.total_seconds())}s buckets spans "
             f"up to {buckets} buckets; at most {max_points} per answer: use a larger bucket or "
             "a shorter range"
+        )
+    # A bucket that is not whole rollup rows would be read from raw points over the whole
+    # range (max_points bounds buckets, not rows): the rule, or a short raw range.
+    if q.bucket >= HOUR and q.bucket % HOUR:
+        raise InvalidInput(
+            f"bucket of {int(q.bucket.total_seconds())}s: buckets of 1h or more must be whole "
+            "hours (read from the hour rollup)"
+        )
+    if q.bucket >= MINUTE and q.bucket % MINUTE:
+        raise InvalidInput(
+            f"bucket of {int(q.bucket.total_seconds())}s: buckets of 1m or more must be whole "
+            "minutes (read from the minute rollup)"
+        )
+    if q.bucket < MINUTE and q.end - q.start > RAW_RANGE_MAX:
+        raise InvalidInput(
+            f"the range of {(q.end - q.start).total_seconds():g}s is too long for "
+            f"{int(q.bucket.total_seconds())}s buckets: buckets under 1m read raw points: at "
+            f"most {RAW_RANGE_MAX.total_seconds():g}s; use a bucket of 1m or more"
         )

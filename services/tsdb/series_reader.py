@@ -3,17 +3,22 @@ the list of series."""
 
 from __future__ import annotations
 
+import sys
+from decimal import Decimal
 from typing import Any
 
 from services.infra.postgres import DictPool, translate_errors
 from services.tsdb.ports import Buckets, Latest, Series
 from services.tsdb.series import EPOCH, HOUR, Plan, SeriesQuery, floor_time
 
+# Sums are numeric (rollup sums are, so huge finite values never overflow) and turned back
+# into float8 at the end: a sum beyond float8's range reads as +-Infinity, never an error.
 # The raw points at the unaligned edges and the rollup rows of the aligned middle, each a
 # partial aggregate starting at t (disjoint in time), folded into the answer's buckets.
 _BUCKETS = """
 WITH src AS (
-  SELECT time AS t, event_id::text AS k, 1::bigint AS n, value AS s, value AS lo, value AS hi,
+  SELECT time AS t, event_id::text AS k, 1::bigint AS n, value::numeric AS s, value AS lo,
+         value AS hi,
          value AS f, value AS l
   FROM tsdb.points
   WHERE device = %(device)s AND metric = %(metric)s
@@ -32,10 +37,15 @@ WITH src AS (
   FROM src GROUP BY b
 )
 SELECT array_agg((extract(epoch FROM b - %(origin)s) / %(step)s)::int ORDER BY b) AS i,
-       array_agg(n ORDER BY b) AS n, array_agg(s ORDER BY b) AS s, array_agg(lo ORDER BY b) AS lo,
+       array_agg(n ORDER BY b) AS n,
+       array_agg(CASE WHEN s > %(dbl_max)s THEN 'Infinity'::float8
+                      WHEN s < -%(dbl_max)s THEN '-Infinity'::float8 ELSE s::float8 END
+                 ORDER BY b) AS s,
+       array_agg(lo ORDER BY b) AS lo,
        array_agg(hi ORDER BY b) AS hi, array_agg(f ORDER BY b) AS f, array_agg(l ORDER BY b) AS l
 FROM g
 """
+_DBL_MAX = Decimal(repr(sys.float_info.max))
 _QUERIES = {
     rollup: _BUCKETS.format(rollup=rollup) for rollup in ("tsdb.rollup_1m", "tsdb.rollup_1h")
 }
@@ -59,6 +69,7 @@ class PostgresSeriesReader:
             "epoch": EPOCH,
             "origin": origin,
             "step": q.bucket.total_seconds(),
+            "dbl_max": _DBL_MAX,
         }
         async with translate_errors("reading a series"), self._pool.connection() as conn:
             # Binary results: 7 arrays of up to 10,000 numbers parse much faster than text.

@@ -13,6 +13,7 @@ from services.core.events import Event
 from services.tsdb.ports import Buckets, Latest, PointWriter, Series, SeriesReader
 from services.tsdb.series import (
     MAX_DEVICE_LEN,
+    READING_TYPES,
     Point,
     SeriesQuery,
     expired,
@@ -39,43 +40,55 @@ class WriteOutcome:
 class SeriesWriter:
     """Turns a polled batch of sensor events into points and writes them in one call.
     Points older than the retention are not written (their partition is gone or about to
-    be). If the database refuses the batch (InvalidInput) it is written event by event so
-    only the refused event is skipped (logged); Unavailable goes to the loop, which blocks."""
+    be). If the database refuses the batch (InvalidInput) it is halved until only the
+    points it refuses alone are skipped (logged, counted); Unavailable goes to the loop,
+    which blocks."""
 
-    def __init__(self, writer: PointWriter, retention_seconds: float) -> None:
+    def __init__(
+        self,
+        writer: PointWriter,
+        retention_seconds: float,
+        event_types: Sequence[str] = READING_TYPES,
+    ) -> None:
         self._writer = writer
         self._retention = retention_seconds
+        self._types = tuple(event_types)
 
     def handle(self, events: Sequence[Event], now: datetime) -> WriteOutcome:
         out = WriteOutcome(events=len(events))
         keep = timedelta(seconds=self._retention)
-        by_event: list[list[Point]] = []
+        flat: list[Point] = []
         for e in events:
-            pts = []
-            for p in points_of(e):
+            for p in points_of(e, self._types):
                 if expired(partition_day(p.time), now, keep):
                     out.too_old += 1
                 else:
-                    pts.append(p)
-            if pts:
-                by_event.append(pts)
-        flat = [p for pts in by_event for p in pts]
+                    flat.append(p)
         out.points = len(flat)
-        if not flat:
-            return out
-        try:
-            out.written = self._writer.write(flat)
-        except InvalidInput:
-            for pts in by_event:
-                try:
-                    out.written += self._writer.write(pts)
-                except InvalidInput as e:
-                    out.refused += len(pts)
-                    log.error(
-                        "skipping an event whose points cannot be stored",
-                        extra={"event_id": pts[0].event_id, "error": str(e)},
-                    )
+        if flat:
+            self._write(flat, out)
         return out
+
+    def _write(self, points: Sequence[Point], out: WriteOutcome) -> None:
+        """Write the points; if the database refuses them, halve and retry, so only the
+        points it refuses one by one are skipped (never a whole batch or event)."""
+        try:
+            out.written += self._writer.write(points)
+        except InvalidInput as e:
+            if len(points) == 1:
+                out.refused += 1
+                log.error(
+                    "skipping a point that cannot be stored",
+                    extra={
+                        "event_id": points[0].event_id,
+                        "metric": points[0].metric,
+                        "error": str(e),
+                    },
+                )
+                return
+            half = len(points) // 2
+            self._write(points[:half], out)
+            self._write(points[half:], out)
 
 
 class SeriesService:

@@ -3,18 +3,29 @@ retention, duplicate and late points, rollups equal to a recomputation, series r
 
 from __future__ import annotations
 
+import math
 import random
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import psycopg
 import pytest
 import uuid_utils
 
+from services.core.errors import Unavailable
 from services.core.events import Event
 from services.infra import migrations
 from services.infra.postgres import open_pool
 from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
-from services.tsdb.series import Aggregate, SeriesQuery, days_ahead, floor_time, plan
+from services.tsdb.series import (
+    Aggregate,
+    SeriesQuery,
+    days_ahead,
+    floor_time,
+    plan,
+    points_of,
+)
 from services.tsdb.series_reader import PostgresSeriesReader
 from services.tsdb.service import SeriesService, SeriesWriter
 from tests.support import unique
@@ -64,7 +75,7 @@ def rollups(db: str, table: str, device: str) -> dict[tuple[str, datetime], Aggr
             "WHERE device = %s",
             (device,),
         ).fetchall()
-    return {(r[0], r[1]): Aggregate(r[2], r[3], r[4], r[5], r[6], r[7]) for r in rows}
+    return {(r[0], r[1]): Aggregate(r[2], float(r[3]), r[4], r[5], r[6], r[7]) for r in rows}
 
 
 def recompute(db: str, device: str, step: timedelta) -> dict[tuple[str, datetime], Aggregate]:
@@ -227,3 +238,118 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
         assert [(v.metric, v.time, v.value) for v in latest] == [("temp", newest[0], newest[2])]
         listed = await service.series(device, "", 10)
         assert [(s.device, s.metric) for s in listed] == [(device, "temp")]
+
+
+async def test_a_huge_sum_refuses_no_point_and_reads_back(db: str) -> None:
+    """Issue 17 review: 8e307 three times in an hour overflowed the float8 rollup sum, and the
+    writer skipped the whole event (its normal temp point too). Sums are numeric now: every
+    point is stored, and a day read over the hour rows answers (an infinite sum at worst)."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    big = 8.0e307
+    outs = [
+        core.handle([reading(device, NOW + timedelta(minutes=i), v=big, temp=21.5)], NOW)
+        for i in range(3)
+    ]
+    # In one batch too (the batch's own sum of the new points must not overflow either).
+    outs.append(
+        core.handle(
+            [reading(device, NOW + timedelta(minutes=10, seconds=i), v=big) for i in range(3)],
+            NOW,
+        )
+    )
+    writer.close()
+    assert [o.refused for o in outs] == [0, 0, 0, 0]
+    assert sum(o.written for o in outs) == 9
+    assert len(stored(db, device)) == 9
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        day = floor_time(NOW, timedelta(days=1))
+        got = (
+            await service.buckets(
+                SeriesQuery(device, "v", day, day + timedelta(days=1), timedelta(days=1))
+            )
+        ).rows()
+        assert [(b.agg.count, b.agg.max, b.agg.sum) for b in got] == [(6, big, math.inf)]
+        minute = (
+            await service.buckets(
+                SeriesQuery(device, "temp", day, day + timedelta(days=1), timedelta(hours=1))
+            )
+        ).rows()
+        assert [(b.agg.count, b.agg.sum) for b in minute] == [(3, 64.5)]
+
+
+def _in_thread(fn: Callable[[], object]) -> tuple[threading.Thread, dict[str, object]]:
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            result["value"] = fn()
+        except Exception as e:  # handed to the test
+            result["error"] = e
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, result
+
+
+def test_a_reader_does_not_stall_partition_making_and_a_lock_is_bounded(db: str) -> None:
+    """Issue 17 review: CREATE TABLE .. PARTITION OF took ACCESS EXCLUSIVE on the parent, so
+    one open reader transaction stalled the writer (and every reader queued behind it).
+    Partitions are attached now (SHARE UPDATE EXCLUSIVE) and the writer's sessions carry a
+    lock_timeout: a lock it cannot get surfaces as Unavailable, and it succeeds after."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db, lock_timeout=0.5)
+    core = SeriesWriter(writer, WEEK.total_seconds())
+    day = NOW + timedelta(days=40)  # a day no other test made
+    with psycopg.connect(db) as reader:
+        reader.execute("SELECT count(*) FROM tsdb.points WHERE device = 'nobody'")  # txn open
+        t, result = _in_thread(lambda: core.handle([reading(device, day, v=1.0)], NOW))
+        t.join(60)
+        stalled = t.is_alive()
+        reader.rollback()
+    t.join(60)
+    assert not stalled, "the writer waited for a reader to make a partition"
+    assert getattr(result.get("value"), "written", None) == 1, result
+
+    with psycopg.connect(db) as holder:
+        holder.execute("LOCK TABLE tsdb.points IN SHARE MODE")  # blocks every insert
+        t, result = _in_thread(lambda: writer.write(points_of(reading(device, day, w=2.0))))
+        t.join(60)
+        stalled = t.is_alive()
+        holder.rollback()
+    t.join(60)
+    assert not stalled, "the writer waited for a lock without bound"
+    assert isinstance(result.get("error"), Unavailable), result
+    assert writer.write(points_of(reading(device, day, w=2.0))) == 1
+    writer.close()
+
+
+def test_retention_waits_for_no_reader_and_finishes_next_round(db: str) -> None:
+    """Dropping goes DETACH .. CONCURRENTLY then DROP, with a lock_timeout: a reader keeps
+    the expired day for a round (a transient error, retried), then it goes."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    old = NOW - timedelta(days=20)
+    SeriesWriter(writer, 60 * 86400.0).handle([reading(device, old, v=1.0)], NOW)
+    writer.close()
+    name = f"points_p{old:%Y%m%d}"
+    assert name in partitions(db, "points")
+    with psycopg.connect(db) as reader:
+        reader.execute("SELECT count(*) FROM tsdb.points WHERE device = %s", (device,))
+        with psycopg.connect(db, autocommit=True) as conn:
+            t, result = _in_thread(
+                lambda: drop_expired(conn, NOW, WEEK, timedelta(days=60), lock_timeout=0.5)
+            )
+            t.join(60)
+            stalled = t.is_alive()
+            reader.rollback()
+            t.join(60)
+    assert not stalled, "retention waited for a reader without bound"
+    assert isinstance(result.get("error"), psycopg.OperationalError), result
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert name in drop_expired(conn, NOW, WEEK, timedelta(days=60))
+    assert name not in partitions(db, "points")
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"tsdb.{name}",)).fetchone() == (None,)

@@ -208,3 +208,57 @@ def test_the_feature_flag_decides_whether_up_runs_inference(tmp_path: object) ->
     off = dataclasses.replace(settings, feature_inference=False)
     assert "inference" not in Stack(off).service_names
     assert "cluster: inference" not in Stack(off).envoy_config(None, insecure=True)
+
+
+# --- issue 17 review ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bucket", "rule"),
+    [("90s", "whole minutes"), ("3599s", "whole minutes"), ("61m", "whole hours")],
+)
+def test_a_bucket_no_rollup_serves_is_refused_with_the_rule(bucket: str, rule: str) -> None:
+    """A bucket that is not whole rollup rows planned raw over the whole range (3599s over 7
+    days: every raw point); max_points bounds buckets, not rows."""
+    with pytest.raises(InvalidInput, match=rule):
+        validate(q(T - timedelta(days=7), T, bucket), 10_000)
+
+
+def test_raw_reads_have_a_range_budget() -> None:
+    validate(q(T - timedelta(hours=24), T, "10s"), 10_000)
+    with pytest.raises(InvalidInput, match=r"under 1m read raw points: at most 86400s"):
+        validate(q(T - timedelta(hours=25), T, "30s"), 10_000)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        ("0001-01-01T00:30:00+01:00", "0001-01-02T00:00:00+00:00"),
+        ("9999-12-31T22:30:00+00:00", "9999-12-31T23:59:00+00:00"),
+        ("1969-12-31T00:00:00+00:00", "1970-01-01T01:00:00+00:00"),
+    ],
+)
+def test_edge_times_are_refused_not_crashed(start: str, end: str) -> None:
+    with pytest.raises(InvalidInput, match="1970"):
+        validate(q(datetime.fromisoformat(start), datetime.fromisoformat(end), "1h"), 10_000)
+
+
+def test_only_readings_become_points_and_big_finite_values_are_kept() -> None:
+    def ev(kind: str, payload: dict[str, object]) -> Event:
+        return Event("e1", kind, "dev-1", T, T, payload)
+
+    assert points_of(ev("sensor.calibrated", {"offset": 1.0})) == []
+    assert [p.value for p in points_of(ev("sensor.reading", {"a": 1e308}))] == [1e308]
+    assert [p.value for p in points_of(ev("sensor.reading", {"a": 10**308}))] == [1e308]
+    assert points_of(ev("sensor.reading", {"temp\n": 1.0})) == []
+    with pytest.raises(InvalidInput, match="metric"):
+        validate(SeriesQuery("d", "temp\n", T, T + timedelta(1), timedelta(minutes=1)), 10_000)
+
+
+def test_the_writer_takes_only_the_configured_event_types() -> None:
+    from services.config.settings import Env, TsdbSettings
+
+    base = {"CJ_TSDB_DATABASE_URL": "postgresql://u@h/db"}
+    assert TsdbSettings.from_env(Env(base)).event_types == ("sensor.reading",)
+    more = TsdbSettings.from_env(Env({**base, "CJ_TSDB_EVENT_TYPES": "sensor.reading,x.y"}))
+    assert more.event_types == ("sensor.reading", "x.y")
