@@ -257,18 +257,18 @@ def _raise_low_limits(
                 "kafka-configs.sh --alter; or grant ingestion AlterConfigs on the topics"
             ) from e
     if denied:
-        topic, e = next(iter(denied.items()))
+        refusal = next(iter(denied.values()))
         raise ConfigError(
-            f"cannot read the max.message.bytes of topic(s) {', '.join(denied)} ({e}): "
+            f"cannot read the max.message.bytes of topic(s) {', '.join(denied)} ({refusal}): "
             f"ingestion needs at least {needed} to publish its record batches. Grant "
             "ingestion DescribeConfigs (and AlterConfigs) on the topics"
-        ) from e
+        ) from refusal
     if failing:
-        topic, e = next(iter(failing.items()))
+        failure = next(iter(failing.values()))
         raise Unavailable(
             f"cannot read the max.message.bytes of topic(s) {', '.join(failing)} after "
-            f"{DESCRIBE_ATTEMPTS} attempts: {e}"
-        ) from e
+            f"{DESCRIBE_ATTEMPTS} attempts: {failure}"
+        ) from failure
 
 
 class _Delivery:

@@ -64,7 +64,7 @@ class _Admin:
     ) -> dict[ConfigResource, _Future]:
         for c in changes:
             (entry,) = c.incremental_configs
-            self.altered[c.name] = entry.value
+            self.altered[c.name] = str(entry.value)
         return {c: _Future() for c in changes}
 
 
