@@ -10,11 +10,8 @@
 -- on every candidate. The row count runs after the lock with a fresh snapshot (a VOLATILE
 -- function in READ COMMITTED), so it sees what the slot's previous owner committed.
 --
--- The index on (slot, seq) finds each slot's oldest row and reads a slot's rows oldest
--- first without passing over the other slots' rows; it replaces the index on seq, which
--- nothing reads any more.
-CREATE INDEX outbox_slot_seq_idx ON outbox (slot, seq);
-DROP INDEX outbox_seq_idx;
+-- It reads the (slot, seq) index migration 009 built. Adding a function takes no lock on the
+-- outbox: this runs beside live inserts and relay batches.
 
 CREATE FUNCTION outbox_claim_slots(lock_key integer, wanted integer)
 RETURNS TABLE (claimed_slot smallint, claimed_rows integer)
