@@ -426,6 +426,7 @@ class KafkaPublisher:
                         headers=headers,
                         on_delivery=functools.partial(batch.delivered, i),
                     )
+                    queue_deadline = None  # queued: the next full queue gets its own wait
                     break
                 except BufferError:
                     # Local queue full; the delivery thread drains it. Bounded: the relay's

@@ -4,14 +4,20 @@ low are raised whatever happens to the others. A fake admin client at the broker
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import ConfigEntry, ConfigResource  # type: ignore[attr-defined]
 
 from services.core.errors import ConfigError, Unavailable
-from services.infra.kafka import _raise_low_limits, message_limit
+from services.core.events import Event, Publication
+from services.infra.kafka import QUEUE_WAIT, KafkaPublisher, _raise_low_limits, message_limit
 
 NEEDED = message_limit(4 * 1024 * 1024)
 
@@ -119,3 +125,51 @@ def test_a_topic_that_reports_no_limit_is_not_checked() -> None:
     admin = _Admin({"sensor-events": None, "user-actions": str(NEEDED)})
     _raise_low_limits(admin, ["sensor-events", "user-actions"], NEEDED, 1)  # type: ignore[arg-type]
     assert admin.altered == {}
+
+
+class _SlowQueue:
+    """A producer whose local queue is full for ``wait`` seconds (loop time) before each
+    message is taken: every message alone is within the publisher's queue wait."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, wait: float) -> None:
+        self.loop, self.wait = loop, wait
+        self.free_at = loop.time() + wait
+
+    def produce(self, topic: str, *, on_delivery: Any, **kwargs: object) -> None:
+        if self.loop.time() < self.free_at:
+            raise BufferError("queue full")
+        self.free_at = self.loop.time() + self.wait
+        on_delivery(None, _Msg())
+
+    def poll(self, timeout: float) -> int:
+        time.sleep(timeout)
+        return 0
+
+    def flush(self, timeout: float) -> int:
+        return 0
+
+
+class _Msg:
+    def topic(self) -> str:
+        return "sensor-events"
+
+    def partition(self) -> int:
+        return 0
+
+    def offset(self) -> int:
+        return 1
+
+
+async def test_the_queue_wait_starts_again_after_a_message_is_queued() -> None:
+    """The deadline set on the first full queue was never reset: a batch whose messages each
+    waited a little gave up the rest once their waits added up to QUEUE_WAIT."""
+    loop = asyncio.get_running_loop()
+    pub = KafkaPublisher("127.0.0.1:9")
+    pub._producer = _SlowQueue(loop, QUEUE_WAIT / 2)  # type: ignore[assignment]
+    try:
+        now = datetime.now(UTC)
+        events = [Event(str(uuid.uuid4()), "sensor.reading", "d", now, now, {}) for _ in range(3)]
+        results = await pub.publish(events)
+    finally:
+        pub.close(flush_timeout=0)
+    assert all(isinstance(r, Publication) for r in results)
