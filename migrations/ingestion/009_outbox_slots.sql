@@ -7,6 +7,13 @@
 --         transaction (pg_try_advisory_xact_lock) and sends its rows oldest seq first, so
 --         one aggregate's events are never relayed by two workers at once.
 -- The number of slots is part of the schema, not a setting: every relay must agree on it.
+--
+-- This rewrites the outbox (ACCESS EXCLUSIVE until the migrations commit). Stop every relay
+-- first (ADR 18, "Upgrades"): queued behind a relay's open batch, the lock request would
+-- block every outbox insert behind it. lock_timeout makes it give up instead (the process
+-- exits with the error and its restart tries again); reset at the end, so later migrations
+-- in the same transaction keep the default.
+SET LOCAL lock_timeout = '5s';
 CREATE SEQUENCE outbox_seq AS bigint;
 ALTER TABLE outbox ADD COLUMN seq bigint;
 UPDATE outbox o SET seq = n.s
@@ -25,5 +32,9 @@ LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN (
 )::smallint;
 ALTER TABLE outbox ADD COLUMN slot smallint NOT NULL
     GENERATED ALWAYS AS (outbox_slot(coalesce(event_payload->>'aggregate_id', ''))) STORED;
-CREATE INDEX outbox_seq_idx ON outbox (seq);
+-- Finds each slot's oldest row and reads a slot's rows oldest first without passing over
+-- the other slots' rows (the claim, migration 010). Built here, while the table is held
+-- for the rewrite anyway: a later CREATE INDEX would block inserts again while it builds.
+CREATE INDEX outbox_slot_seq_idx ON outbox (slot, seq);
 DROP INDEX outbox_created_at_idx;
+SET LOCAL lock_timeout TO DEFAULT;

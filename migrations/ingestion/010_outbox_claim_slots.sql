@@ -2,28 +2,34 @@
 -- claim locked ceil(64 / worker count) slots whatever its batch needed, so one relay's
 -- workers held every slot and a second replica got nothing.
 --
--- outbox_claim_slots(lock_key, wanted) tries the slots that have rows in the order of their
--- oldest row (pg_try_advisory_xact_lock: never waits, held until the transaction ends) and
--- stops as soon as the slots it holds have `wanted` rows: it returns each slot it holds with
--- how many of that slot's oldest rows the batch takes. A loop, because one SQL statement
--- cannot stop a running sum over only the slots it managed to lock without trying the lock
--- on every candidate. The row count runs after the lock with a fresh snapshot (a VOLATILE
--- function in READ COMMITTED), so it sees what the slot's previous owner committed.
+-- outbox_claim_slots(lock_key, wanted) is the claim: it tries the slots that have rows in
+-- the order of their oldest row (pg_try_advisory_xact_lock: never waits, held until the
+-- transaction ends) and returns each slot it holds' oldest rows, FOR UPDATE, by seq, up to
+-- `wanted` rows in all, stopping once it has them. A loop, because one SQL statement cannot
+-- stop a running sum over only the slots it managed to lock without trying the lock on
+-- every candidate.
 --
--- The index on (slot, seq) finds each slot's oldest row and reads a slot's rows oldest
--- first without passing over the other slots' rows; it replaces the index on seq, which
--- nothing reads any more.
-CREATE INDEX outbox_slot_seq_idx ON outbox (slot, seq);
-DROP INDEX outbox_seq_idx;
-
+-- A slot's rows are read by a statement that starts after its lock (a VOLATILE function in
+-- READ COMMITTED takes a fresh snapshot per statement), so they include what the slot's
+-- previous owner committed, and what is still needed is counted from the rows actually
+-- returned: count and rows agree. (The first version counted here and read the rows in the
+-- calling statement, under its older snapshot: the claim could come back short, even
+-- empty, while holding slots.) FOR UPDATE re-reads each row: one deleted meanwhile is
+-- skipped. A slot emptied between the candidate scan and its lock is checked again first
+-- (an index probe), so a claim rarely holds a slot it cannot use; it cannot give an
+-- advisory transaction lock back, so one emptied in that last instant stays held, unused,
+-- until the batch ends (its new rows wait for one batch at most).
+--
+-- It reads the (slot, seq) index migration 009 built. Adding a function takes no lock on the
+-- outbox: this runs beside live inserts and relay batches.
 CREATE FUNCTION outbox_claim_slots(lock_key integer, wanted integer)
-RETURNS TABLE (claimed_slot smallint, claimed_rows integer)
+RETURNS TABLE (claimed_id uuid, claimed_payload jsonb, claimed_retries integer, claimed_seq bigint)
 LANGUAGE plpgsql VOLATILE
 SET search_path FROM CURRENT
 AS $$
 DECLARE
     candidate smallint;
-    waiting integer;
+    got integer;
     needed integer := wanted;
 BEGIN
     IF needed <= 0 THEN
@@ -36,14 +42,18 @@ BEGIN
         ) AS oldest
         ORDER BY oldest.seq
     LOOP
+        -- emptied by its owner since the scan: not worth a lock
+        CONTINUE WHEN NOT EXISTS (SELECT 1 FROM outbox o WHERE o.slot = candidate);
         CONTINUE WHEN NOT pg_try_advisory_xact_lock(lock_key, candidate);
-        SELECT count(*) INTO waiting
-        FROM (SELECT 1 FROM outbox o WHERE o.slot = candidate LIMIT needed) AS r;
-        CONTINUE WHEN waiting = 0;  -- emptied by its previous owner meanwhile
-        claimed_slot := candidate;
-        claimed_rows := waiting;
-        RETURN NEXT;
-        needed := needed - waiting;
+        RETURN QUERY
+            SELECT o.outbox_id, o.event_payload, o.retry_count, o.seq
+            FROM outbox o
+            WHERE o.slot = candidate
+            ORDER BY o.seq
+            LIMIT needed
+            FOR UPDATE;
+        GET DIAGNOSTICS got = ROW_COUNT;
+        needed := needed - got;
         EXIT WHEN needed <= 0;
     END LOOP;
 END

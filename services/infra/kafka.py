@@ -6,6 +6,7 @@ import asyncio
 import functools
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -160,20 +161,75 @@ def ensure_topics(
         _raise_low_limits(admin, present, max_message_bytes, timeout)
 
 
+# Answers to DescribeConfigs: a broker without the API (nothing to check: it enforces no
+# per-topic limit we could read), a refusal (a ConfigError: ingestion cannot know whether the
+# topic's limit covers its record batches), and everything else taken as transient (retried a
+# few times, then Unavailable). Tansu answers the API with only the configs a topic was
+# created with: a topic without max.message.bytes reports no limit and is not checked.
+UNSUPPORTED_ERRORS = frozenset({KafkaError._UNSUPPORTED_FEATURE, KafkaError.UNSUPPORTED_VERSION})
+DENIED_ERRORS = frozenset(
+    {
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError.SASL_AUTHENTICATION_FAILED,
+        KafkaError._AUTHENTICATION,
+    }
+)
+DESCRIBE_ATTEMPTS = 3
+
+
+def _error_code(e: BaseException) -> int | None:
+    if isinstance(e, KafkaException) and e.args and isinstance(e.args[0], KafkaError):
+        return int(e.args[0].code())
+    return None
+
+
 def _raise_low_limits(
     admin: AdminClient, topics: Sequence[str], needed: int, timeout: float
 ) -> None:
+    """Read every topic's max.message.bytes (each answer on its own) and raise those below
+    ``needed``. Topics found low are raised whatever the other answers were; then a refused
+    read raises ConfigError and one still failing after DESCRIBE_ATTEMPTS (each bounded by
+    ``timeout``) Unavailable. Only a broker without DescribeConfigs is skipped."""
     low: list[tuple[str, int]] = []
-    try:
-        futures = admin.describe_configs([ConfigResource("topic", t) for t in topics])
+    denied: dict[str, BaseException] = {}
+    failing: dict[str, BaseException] = {}
+    unsupported: list[str] = []
+    pending = list(topics)
+    for _ in range(DESCRIBE_ATTEMPTS):
+        if not pending:
+            break
+        failing = {}
+        deadline = time.monotonic() + timeout
+        try:
+            futures = admin.describe_configs(
+                [ConfigResource("topic", t) for t in pending], request_timeout=timeout
+            )
+        except Exception as e:  # the request could not be made at all
+            failing = dict.fromkeys(pending, e)
+            continue
         for resource, fut in futures.items():
-            entry = fut.result(timeout=timeout).get("max.message.bytes")
-            # A broker that reports no limit (Tansu) has none.
+            try:
+                configs = fut.result(timeout=max(deadline - time.monotonic(), 0.0))
+            except Exception as e:
+                code = _error_code(e)
+                if code in UNSUPPORTED_ERRORS:
+                    unsupported.append(resource.name)
+                elif code in DENIED_ERRORS:
+                    denied[resource.name] = e
+                else:  # a timeout, a broker gone: transient
+                    failing[resource.name] = e
+                continue
+            entry = configs.get("max.message.bytes")
+            # A broker that reports no limit (Tansu, for a topic created without one) has none.
             if entry is not None and entry.value and int(entry.value) < needed:
                 low.append((resource.name, int(entry.value)))
-    except Exception as e:  # a broker without DescribeConfigs: nothing to check
-        log.debug("cannot read topic limits", extra={"error": str(e)})
-        return
+        pending = list(failing)
+    if unsupported:
+        log.warning(
+            "broker does not describe topic configs: their message limit is not checked",
+            extra={"topics": ",".join(unsupported)},
+        )
     for topic, limit in low:
         change = ConfigResource(
             "topic",
@@ -200,6 +256,19 @@ def _raise_low_limits(
                 f"topic alter-config {topic} --set max.message.bytes={needed}, or "
                 "kafka-configs.sh --alter; or grant ingestion AlterConfigs on the topics"
             ) from e
+    if denied:
+        refusal = next(iter(denied.values()))
+        raise ConfigError(
+            f"cannot read the max.message.bytes of topic(s) {', '.join(denied)} ({refusal}): "
+            f"ingestion needs at least {needed} to publish its record batches. Grant "
+            "ingestion DescribeConfigs (and AlterConfigs) on the topics"
+        ) from refusal
+    if failing:
+        failure = next(iter(failing.values()))
+        raise Unavailable(
+            f"cannot read the max.message.bytes of topic(s) {', '.join(failing)} after "
+            f"{DESCRIBE_ATTEMPTS} attempts: {failure}"
+        ) from failure
 
 
 class _Delivery:
@@ -357,6 +426,7 @@ class KafkaPublisher:
                         headers=headers,
                         on_delivery=functools.partial(batch.delivered, i),
                     )
+                    queue_deadline = None  # queued: the next full queue gets its own wait
                     break
                 except BufferError:
                     # Local queue full; the delivery thread drains it. Bounded: the relay's

@@ -20,24 +20,17 @@ from services.ingestion.relay import ClaimedBatch, OutboxRow
 log = logging.getLogger(__name__)
 
 # One worker per slot at a time, a slot's rows oldest first (ADR 18). outbox_claim_slots
-# (migration 010) tries the slots that have rows in the order of their oldest row and locks
+# (migration 010) tries the slots that have rows in the order of their oldest row, locks
 # only as many as the batch needs (pg_try_advisory_xact_lock never waits, and the lock goes
-# with the commit, the rollback or the connection): a claim used to lock a fixed share of
-# the 64 slots, so one relay's workers held them all and a second replica got nothing
-# (ADR 18, "Cost"). Each slot gives its oldest rows, read from the (slot, seq) index.
-# FOR UPDATE re-reads each row after the locks are taken: a row another worker deleted
-# after this statement's snapshot (it owned the slot a moment ago) is skipped, not sent again.
+# with the commit, the rollback or the connection) and returns each held slot's oldest rows
+# FOR UPDATE, read after its lock: a claim used to lock a fixed share of the 64 slots, so
+# one relay's workers held them all and a second replica got nothing (ADR 18, "Cost").
+# FOR UPDATE re-reads each row: a row another worker deleted meanwhile (it owned the slot a
+# moment ago) is skipped, not sent again.
 _CLAIM = """
-SELECT o.outbox_id, o.event_payload, o.retry_count
-FROM ingestion.outbox_claim_slots(%(key)s, %(limit)s) AS c
-CROSS JOIN LATERAL (
-    SELECT outbox_id, event_payload, retry_count, seq FROM ingestion.outbox
-    WHERE slot = c.claimed_slot
-    ORDER BY seq
-    LIMIT c.claimed_rows
-    FOR UPDATE
-) AS o
-ORDER BY o.seq
+SELECT claimed_id AS outbox_id, claimed_payload AS event_payload, claimed_retries AS retry_count
+FROM ingestion.outbox_claim_slots(%(key)s, %(limit)s)
+ORDER BY claimed_seq
 """
 # A relay whose process or host vanished mid-batch must give its slots up even if its
 # connection is not seen to close: well above the relay's own bound on a batch's publish,

@@ -136,3 +136,78 @@ def test_dlq_uniqueness_applies_to_a_database_that_already_has_duplicates(
                 " VALUES ('event-handler', %s, 'again')",
                 (b"\x00other junk",),
             )
+
+
+def migrations_up_to(service: str, version: int, root: Path) -> Path:
+    (root / service).mkdir(parents=True)
+    for m in migrations.load(service):
+        if m.version <= version:
+            (root / service / f"{m.version:03d}_{m.name}.sql").write_text(m.sql)
+    return root
+
+
+def apply_in_thread(url: str, root: Path | None) -> tuple[threading.Thread, list[object]]:
+    """Apply ingestion's migrations in a thread; its outcome (a count or the error) lands in
+    the list. A migration queued behind a lock shows as a thread still running."""
+    outcome: list[object] = []
+
+    def run() -> None:
+        try:
+            if root is None:
+                outcome.append(migrations.apply(url, "ingestion"))
+            else:
+                outcome.append(migrations.apply(url, "ingestion", root=root))
+        except MigrationError as e:
+            outcome.append(e)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, outcome
+
+
+def test_outbox_slot_migrations_never_queue_behind_live_writers_and_010_takes_no_table_lock(
+    postgres: EmbeddedPostgres, tmp_path: Path
+) -> None:
+    """009 rewrites the outbox (ACCESS EXCLUSIVE): queued behind an open relay batch it used
+    to block every outbox insert behind it for as long as that batch lasted; now it gives up
+    after its lock_timeout, naming the wait. 010 built an index and dropped one in the
+    migrations' transaction, blocking inserts while it built over a backlog and waiting
+    behind open batches; now 009 builds the (slot, seq) index while it holds the table
+    anyway, and 010 only adds the claim function: it runs beside an open insert."""
+    url = fresh_database(postgres)
+    assert (
+        migrations.apply(url, "ingestion", root=migrations_up_to("ingestion", 8, tmp_path / "a"))
+        == 8
+    )
+    with psycopg.connect(url) as batch:  # an old relay's batch, open
+        batch.execute("SELECT outbox_id FROM ingestion.outbox FOR UPDATE").fetchall()
+        thread, outcome = apply_in_thread(url, migrations_up_to("ingestion", 9, tmp_path / "b"))
+        thread.join(30)
+        queued = thread.is_alive()
+        batch.rollback()
+    thread.join(60)
+    assert not queued, "009 queued behind an open relay batch (and every insert behind it)"
+    (error,) = outcome
+    assert isinstance(error, MigrationError) and "lock timeout" in str(error)
+    assert (
+        migrations.apply(url, "ingestion", root=migrations_up_to("ingestion", 9, tmp_path / "c"))
+        == 1
+    )
+    with psycopg.connect(url) as writer:  # an insert in flight (ingestion's group commit)
+        writer.execute(
+            "INSERT INTO ingestion.outbox (outbox_id, event_payload) VALUES (%s, %s)",
+            (str(uuid.uuid4()), '{"aggregate_id": "a"}'),
+        )
+        thread, outcome = apply_in_thread(url, None)
+        thread.join(30)
+        queued = thread.is_alive()
+        writer.rollback()
+    thread.join(60)
+    assert not queued, "010 waited for a table lock behind an open insert"
+    assert outcome == [len(migrations.load("ingestion")) - 9]
+    with psycopg.connect(url) as conn:
+        indexes = conn.execute(
+            "SELECT indexname FROM pg_indexes WHERE schemaname = 'ingestion' "
+            "AND tablename = 'outbox' ORDER BY indexname"
+        ).fetchall()
+    assert [i for (i,) in indexes if i != "outbox_pkey"] == ["outbox_slot_seq_idx"]

@@ -339,3 +339,61 @@ async def test_a_claim_over_few_hot_aggregates_takes_few_slots(
             locks = await advisory_locks(url)
     assert taken <= set(hot)
     assert locks == 1  # the oldest row's slot alone fills the batch
+
+
+async def _waiting_on_a_row_lock(url: str) -> bool:
+    row = await asyncio.to_thread(
+        fetch_one,
+        url,
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE %s",
+        ("%outbox_claim%",),
+    )
+    return row == (1,)
+
+
+async def test_a_claim_counts_what_it_returns_when_a_slot_changes_under_it(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """The claim's function counted a slot's rows with a fresh snapshot while the claim read
+    them under the statement's older one: rows committed in between were counted, not read,
+    and the claim came back short (even empty) holding slots it did not use. Here the claim
+    waits on a row of its first slot while the second slot's rows are replaced (old ones
+    deleted, new ones committed): it must return the first slot's row and the new ones."""
+    url = fresh_database(postgres)
+    first = unique("first")
+    second = next(a for a in (unique("second") for _ in range(100)) if slot_of(a) != slot_of(first))
+    a1 = event(first, 0)
+    old = [event(second, n) for n in range(3)]
+    new = [event(second, n) for n in range(3, 6)]
+    async with open_pool(url, max_size=3, acquire_timeout=10, name="t") as pool:
+        outbox = PostgresOutbox(pool)
+        for e in (a1, *old):  # a1 is the oldest row: its slot is tried first
+            await outbox.append([PendingEvent(e)], retention_since=datetime.now(UTC))
+        store = PostgresRelayStore(pool)
+        with psycopg.connect(url) as other:
+            # Holds a1's row (no slot lock): the claim waits there, mid-statement.
+            other.execute(
+                "SELECT 1 FROM ingestion.outbox WHERE outbox_id = %s FOR UPDATE", (a1.event_id,)
+            )
+
+            async def claim() -> list[str]:
+                async with store.claim(4) as batch:
+                    return [r.event.event_id for r in batch.rows if r.event]
+
+            claiming = asyncio.create_task(claim())
+            await asyncio.to_thread(
+                eventually,
+                lambda: asyncio.run(_waiting_on_a_row_lock(url)),
+                timeout=30,
+                what="the claim waiting on a1's row",
+            )
+            # Meanwhile the second slot's rows are published by someone else and new ones
+            # arrive: both committed after the claim statement began.
+            await outbox.append([PendingEvent(e) for e in new], retention_since=datetime.now(UTC))
+            other.execute(
+                "DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])",
+                ([e.event_id for e in old],),
+            )
+            other.commit()
+            taken = await asyncio.wait_for(claiming, 30)
+    assert taken == [a1.event_id, *(e.event_id for e in new)]

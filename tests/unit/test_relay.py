@@ -283,7 +283,9 @@ class _Future:
 class _LowLimitAdmin:
     """A broker whose topic keeps the 1 MiB default and refuses AlterConfigs (no ACL)."""
 
-    def describe_configs(self, resources: list[ConfigResource]) -> dict[object, _Future]:
+    def describe_configs(
+        self, resources: list[ConfigResource], **kwargs: object
+    ) -> dict[object, _Future]:
         entry = ConfigEntry("max.message.bytes", "1048576")
         return {r: _Future({"max.message.bytes": entry}) for r in resources}
 
