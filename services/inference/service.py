@@ -27,6 +27,9 @@ log = logging.getLogger(__name__)
 
 ANOMALY_TYPE = "ai.anomaly"
 DAY = timedelta(days=1)
+# A reading larger than this in magnitude is unusable (skipped and counted, as a non-number
+# is): squares and sums of such values overflow the model's state to inf (ADR 20).
+MAX_ABS_READING = 1e150
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +54,7 @@ class ModelRow:
     last_event_id: str | None = None
     last_score: float | None = None
     generation: int = 0  # bumped by a reset; a checkpoint writes only over the one it loaded
+    corrupt: str = ""  # why the stored state could not be restored: the key is poison
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,15 +147,29 @@ class Counters:
 
 
 def numbers(payload: dict[str, Any]) -> dict[str, float]:
-    """The usable readings of a payload: its top-level finite numbers (not booleans)."""
+    """The usable readings of a payload: its top-level finite numbers (not booleans) of
+    magnitude at most MAX_ABS_READING."""
     found: dict[str, float] = {}
     for key, value in payload.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        v = float(value)
-        if math.isfinite(v):
+        try:
+            v = float(value)
+        except OverflowError:  # an int beyond float
+            continue
+        if math.isfinite(v) and abs(v) <= MAX_ABS_READING:
             found[str(key)] = v
     return found
+
+
+def _finite_state(state: dict[str, Any]) -> bool:
+    """Every number of a model's state is finite (JSON would store inf and nan as null)."""
+    for value in state.values():
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                return False
+    return True
 
 
 class Inference:
@@ -242,6 +260,8 @@ class Inference:
     ) -> tuple[ModelRow, Score, Anomaly | None]:
         device = event.aggregate_id
         row = rows.get((device, metric))
+        if row is not None and row.corrupt:
+            raise ValueError(f"stored model of {device}/{metric} is corrupt: {row.corrupt}")
         if row is None or row.model.n == 0:
             # New, or reset (a reset row keeps its generation).
             row = ModelRow(
@@ -269,6 +289,8 @@ class Inference:
         learn = row.last_event_time is None or (event.event_time, event.event_id) > last
         if learn:
             row.model.learn(value, t)
+            if not _finite_state(row.model.state()):
+                raise ValueError(f"model state is not finite after learning {value!r}")
             row.last_event_time, row.last_event_id = event.event_time, event.event_id
             self.counters.learned += 1
         else:

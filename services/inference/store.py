@@ -115,15 +115,22 @@ class PostgresInferenceStore:
                 "ON m.device = k.d AND m.metric = k.k",
                 ([d for d, _ in keys], [k for _, k in keys]),
             ).fetchall()
-        # A reset model (state NULL) is a new one that keeps the row's generation.
-        return {
-            (d, k): (
-                ModelRow(d, k, restore(s), int(late), t, e, sc, int(g))
-                if s is not None
-                else ModelRow(d, k, new_model(name), generation=int(g))
-            )
-            for d, k, name, s, late, t, e, sc, g in rows
-        }
+        # A reset model (state NULL) is a new one that keeps the row's generation. A state
+        # that cannot be restored makes its key poison (its events go to the DLQ), never a
+        # crash of the batch.
+        out: dict[tuple[str, str], ModelRow] = {}
+        for d, k, name, s, late, t, e, sc, g in rows:
+            if s is None:
+                out[(d, k)] = ModelRow(d, k, new_model(name), generation=int(g))
+                continue
+            try:
+                out[(d, k)] = ModelRow(d, k, restore(s), int(late), t, e, sc, int(g))
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
+                log.error("stored model is corrupt", extra={"device": d, "metric": k})
+                out[(d, k)] = ModelRow(
+                    d, k, new_model(name), generation=int(g), corrupt=f"{type(err).__name__}: {err}"
+                )
+        return out
 
     def save(self, cp: Checkpoint) -> None:
         models = json_text.dumps(

@@ -253,3 +253,45 @@ def test_a_reset_racing_a_batch_in_flight_is_not_undone_by_it(database: str) -> 
     finally:
         reader.close()
         store.close()
+
+
+def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -> None:
+    """A stored model whose state cannot be restored (a null scale, as an inf once became)
+    sends the events of that key to the DLQ; other keys of the batch go on (review, 1)."""
+    from services.inference.service import Inference, Message
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    consumer = unique("ai-corrupt")
+    store = PostgresInferenceStore(database, consumer)
+    inf = Inference(store, _NoSink(), consumer=consumer, warmup=WARMUP, threshold=0.5)
+    bad, good = unique("bad"), unique("good")
+    try:
+        inf.handle([Message("t", 0, i, reading(bad, i, calm(i)), b"r") for i in range(3)])
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE inference.models SET state = jsonb_set(state, '{scale}', 'null') "
+                "WHERE device = %s",
+                (bad,),
+            )
+        batch = [
+            Message("t", 0, 3, reading(bad, 3, calm(3)), b"bad-raw"),
+            Message("t", 0, 4, reading(good, 4, calm(4)), b"good-raw"),
+        ]
+        inf.handle(batch)  # must not raise
+        dead = fetch_one(
+            database,
+            "SELECT count(*), min(error_message) FROM inference.dlq WHERE consumer = %s",
+            (consumer,),
+        )
+        assert dead is not None and dead[0] == 1 and "stored model" in dead[1]
+        assert observations(database, good) == 1
+        assert observations(database, bad) == 3
+    finally:
+        store.close()
+
+
+class _NoSink:
+    def send(self, anomalies: object) -> list[str]:
+        return []

@@ -278,3 +278,43 @@ def test_each_anomaly_counts_its_device_anomalies_of_the_last_24_hours() -> None
     inf.handle([msg(33, reading(33, 20.2)), msg(34, reading(34, 700.0, minutes=5 * 34 + 1500))])
     counts = [a.payload["device_anomalies_24h"] for a in sink.sent]
     assert counts == [1, 2, 1]  # the third is 25 h after the others
+
+
+# -- review of issue 18 (branch aifix) ------------------------------------------------------
+
+
+def test_extreme_readings_are_skipped_and_counted_and_the_stream_goes_on() -> None:
+    """1e308 then -1e308 made the scale inf (stored as null), and the next batch's restore
+    raised outside the per-event try: the consumer loop exited (issue 18 review, 1)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(0, reading(0, 1e308)), msg(1, reading(1, -1e308))])
+    assert inf.counters.skipped == 2 and inf.counters.learned == 0
+    inf.handle([msg(2, reading(2, 20.0)), msg(3, reading(3, 1e151)), msg(4, reading(4, 21.0))])
+    assert inf.counters.learned == 2 and inf.counters.skipped == 3
+    assert all(math.isfinite(v) for v in store.models[("d1", "temp")]["season"])  # type: ignore[attr-defined]
+    assert math.isfinite(store.models[("d1", "temp")]["scale"])  # type: ignore[arg-type]
+
+
+def test_numbers_skips_huge_and_overflowing_values() -> None:
+    assert numbers({"a": 10**400, "b": -1e200, "c": 1e150, "d": 3}) == {"c": 1e150, "d": 3.0}
+
+
+def test_a_non_finite_state_after_learning_is_poison_and_the_model_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(5)])
+    real = SeasonalRobust.learn
+
+    def overflowing(self: SeasonalRobust, x: float, t: float) -> None:
+        real(self, x, t)
+        self.scale = math.inf
+
+    monkeypatch.setattr(SeasonalRobust, "learn", overflowing)
+    inf.handle([msg(5, reading(5, 20.0))])
+    [dead] = store.dead
+    assert "not finite" in dead.error  # type: ignore[attr-defined]
+    assert store.models[("d1", "temp")]["n"] == 5
+    assert math.isfinite(store.models[("d1", "temp")]["scale"])  # type: ignore[arg-type]
