@@ -13,6 +13,7 @@ so a restart between the two neither loses nor repeats one.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from collections.abc import Sequence
@@ -20,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.core.errors import Unavailable
 from services.core.events import Event
 from services.inference.detector import Model, SeasonalRobust, new_model, restore
 
@@ -30,6 +32,7 @@ DAY = timedelta(days=1)
 # A reading larger than this in magnitude is unusable (skipped and counted, as a non-number
 # is): squares and sums of such values overflow the model's state to inf (ADR 20).
 MAX_ABS_READING = 1e150
+MAX_ATTEMPTS = 5  # checkpoint conflicts in a row before the batch is left to the loop's retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +57,7 @@ class ModelRow:
     last_event_id: str | None = None
     last_score: float | None = None
     generation: int = 0  # bumped by a reset; a checkpoint writes only over the one it loaded
+    version: int = 0  # bumped by every checkpoint; 0: not stored when loaded
     corrupt: str = ""  # why the stored state could not be restored: the key is poison
 
 
@@ -106,7 +110,8 @@ class InferenceStore(Protocol):
 
     ``applied`` says which of the event ids asked have stored scores; ``load`` the stored
     model rows of the keys asked; ``save`` writes a whole Checkpoint in ONE transaction
-    (positions are a record for operators); ``unsent`` the anomalies
+    (positions are a record for operators) and returns False, having written nothing, when
+    a model row is no longer the generation and version its batch loaded; ``unsent`` the anomalies
     not yet accepted by ingestion, oldest first, and ``mark_sent`` records ingestion's ids.
     Every method raises Unavailable when the database cannot be used.
     """
@@ -115,7 +120,7 @@ class InferenceStore(Protocol):
 
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]: ...
 
-    def save(self, checkpoint: Checkpoint) -> None: ...
+    def save(self, checkpoint: Checkpoint) -> bool: ...
 
     def unsent(self, limit: int) -> list[Anomaly]: ...
 
@@ -144,6 +149,7 @@ class Counters:
     anomalies: int = 0
     sent: int = 0
     dead: int = 0
+    conflicts: int = 0  # checkpoints redone: a model changed since the batch loaded it
 
 
 def numbers(payload: dict[str, Any]) -> dict[str, float]:
@@ -208,6 +214,21 @@ class Inference:
         return checkpoint
 
     def apply(self, msgs: Sequence[Message]) -> Checkpoint:
+        """Apply a batch in one checkpoint. When another replica (during a rebalance) or a
+        reset changed a model since the batch loaded it, the checkpoint rolls back and the
+        batch is applied again over what is stored now (its readings then applied are
+        skipped), so no model update is lost."""
+        for _ in range(MAX_ATTEMPTS):
+            before = dataclasses.replace(self.counters)
+            cp = self._apply_once(msgs)
+            if not cp.positions or self._store.save(cp):
+                return cp
+            self.counters = before
+            self.counters.conflicts += 1
+            log.info("checkpoint conflict: applying the batch again")
+        raise Unavailable(f"checkpoint conflicted {MAX_ATTEMPTS} times in a row")
+
+    def _apply_once(self, msgs: Sequence[Message]) -> Checkpoint:
         ids = [m.event.event_id for m in msgs if m.event is not None]
         done = self._store.applied(ids) if ids else set()
         fresh = [m for m in msgs if m.event is None or m.event.event_id not in done]
@@ -247,12 +268,10 @@ class Inference:
                 if anomaly is not None:
                     cp.anomalies.append(anomaly)
         self._count_recent(cp.anomalies)
-        cp.models = list(touched.values())
+        cp.models = [touched[k] for k in sorted(touched)]  # one lock order for all replicas
         self.counters.scored += len(cp.scores)
         self.counters.anomalies += len(cp.anomalies)
         self.counters.dead += len(cp.dead)
-        if cp.positions:
-            self._store.save(cp)
         return cp
 
     def _score(
@@ -265,7 +284,11 @@ class Inference:
         if row is None or row.model.n == 0:
             # New, or reset (a reset row keeps its generation).
             row = ModelRow(
-                device, metric, self._new_model(), generation=row.generation if row else 0
+                device,
+                metric,
+                self._new_model(),
+                generation=row.generation if row else 0,
+                version=row.version if row else 0,
             )
         else:
             # Work on a copy: a failure half-way through must not leave a changed model.
@@ -278,6 +301,7 @@ class Inference:
                 row.last_event_id,
                 row.last_score,
                 row.generation,
+                row.version,
             )
         t = event.event_time.timestamp()
         s = row.model.score(value, t)

@@ -240,15 +240,17 @@ def test_a_reset_racing_a_batch_in_flight_is_not_undone_by_it(database: str) -> 
         [in_flight] = store.load([(device, "temp")]).values()  # a batch loads the model ...
         assert reader.reset(device, "") == 1  # ... an admin resets it ...
         in_flight.model.learn(calm(5), (T0 + timedelta(minutes=25)).timestamp())
-        store.save(Checkpoint(models=[in_flight], positions={key: 2}))  # ... the batch saves
+        # ... the batch's checkpoint is refused (its caller applies the batch again)
+        assert not store.save(Checkpoint(models=[in_flight], positions={key: 2}))
         assert reader.models(device) == [], "the reset was undone by the batch in flight"
         after = store.load([(device, "temp")])
         assert all(r.model.n == 0 for r in after.values())
         # The next batch starts a fresh model, and it is kept.
         fresh = ModelRow(device, "temp", SeasonalRobust(warmup=WARMUP))
         fresh.generation = next(iter(after.values())).generation if after else 0
+        fresh.version = next(iter(after.values())).version if after else 0
         fresh.model.learn(calm(6), (T0 + timedelta(minutes=30)).timestamp())
-        store.save(Checkpoint(models=[fresh], positions={key: 3}))
+        assert store.save(Checkpoint(models=[fresh], positions={key: 3}))
         assert [m["observations"] for m in reader.models(device)] == [1]
     finally:
         reader.close()
@@ -295,3 +297,55 @@ def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -
 class _NoSink:
     def send(self, anomalies: object) -> list[str]:
         return []
+
+
+def test_two_replicas_on_the_same_events_lose_no_model_update(database: str) -> None:
+    """During a rebalance replica A (blocked before its checkpoint) and replica B apply the
+    same readings: A's late checkpoint must not write its older model over B's (review, 2)."""
+    import threading
+
+    from services.inference.service import Inference, Message
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    device = unique("race2")
+    events = [reading(device, i, calm(i)) for i in range(10)]
+    msgs = [Message("t", 0, i, e, b"r") for i, e in enumerate(events)]
+    stores = [PostgresInferenceStore(database, "ai-race") for _ in range(2)]
+    a, b = (
+        Inference(s, _NoSink(), consumer="ai-race", warmup=WARMUP, threshold=0.5) for s in stores
+    )
+    loaded, go = threading.Event(), threading.Event()
+    real_save = stores[0].save
+    calls = 0
+
+    def blocked_save(cp: object) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # only the first attempt waits for B
+            loaded.set()
+            assert go.wait(30)
+        return real_save(cp)  # type: ignore[arg-type]
+
+    stores[0].save = blocked_save  # type: ignore[method-assign]
+    t = threading.Thread(target=a.apply, args=(msgs[:5],))
+    try:
+        t.start()
+        assert loaded.wait(30)
+        b.apply(msgs)  # the new owner reads from the committed offset: all ten
+        go.set()
+        t.join(30)
+        assert not t.is_alive()
+        assert observations(database, device) == 10
+        row = fetch_one(
+            database,
+            "SELECT last_event_id::text FROM inference.models WHERE device = %s",
+            (device,),
+        )
+        assert row is not None and row[0] == events[-1].event_id
+        assert a.counters.learned + b.counters.learned == 10
+    finally:
+        go.set()
+        for s in stores:
+            s.close()

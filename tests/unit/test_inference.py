@@ -64,7 +64,7 @@ class MemoryStore:
                 )
         return out
 
-    def save(self, cp: Checkpoint) -> None:
+    def save(self, cp: Checkpoint) -> bool:
         self._check()
         for r in cp.models:
             self.models[(r.device, r.metric)] = r.model.state()
@@ -75,6 +75,7 @@ class MemoryStore:
         self.dead.extend(cp.dead)
         for p, o in cp.positions.items():
             self.pos[p] = max(self.pos.get(p, 0), o)
+        return True
 
     def unsent(self, limit: int) -> list[Anomaly]:
         self._check()
