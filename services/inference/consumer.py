@@ -54,6 +54,7 @@ def _snapshot(c: Counters) -> dict[str, int]:
         "scored": c.scored,
         "learned": c.learned,
         "late": c.late,
+        "future": c.future,
         "skipped": c.skipped,
         "already_applied": c.already_applied,
         "anomalies": c.anomalies,

@@ -32,6 +32,10 @@ DAY = timedelta(days=1)
 # A reading larger than this in magnitude is unusable (skipped and counted, as a non-number
 # is): squares and sums of such values overflow the model's state to inf (ADR 20).
 MAX_ABS_READING = 1e150
+# A reading whose event_time is further than this past its ingested_at is scored but not
+# learned (counted as future): it would become the model's last event time and make every
+# later reading "late" (ingestion allows 24 h of clock skew).
+FUTURE_SKEW = timedelta(minutes=5)
 MAX_ATTEMPTS = 5  # checkpoint conflicts in a row before the batch is left to the loop's retry
 
 
@@ -144,6 +148,7 @@ class Counters:
     scored: int = 0
     learned: int = 0
     late: int = 0
+    future: int = 0  # scored, not learned: event_time too far past ingested_at
     skipped: int = 0  # readings without a usable number
     already_applied: int = 0
     anomalies: int = 0
@@ -310,8 +315,13 @@ class Inference:
         warm = row.model.n >= self.warmup
         is_anomaly = warm and s.score >= self.threshold
         last = (row.last_event_time, row.last_event_id or "")
-        learn = row.last_event_time is None or (event.event_time, event.event_id) > last
-        if learn:
+        future = event.event_time > event.ingested_at + FUTURE_SKEW
+        learn = not future and (
+            row.last_event_time is None or (event.event_time, event.event_id) > last
+        )
+        if future:
+            self.counters.future += 1
+        elif learn:
             row.model.learn(value, t)
             if not _finite_state(row.model.state()):
                 raise ValueError(f"model state is not finite after learning {value!r}")

@@ -319,3 +319,23 @@ def test_a_non_finite_state_after_learning_is_poison_and_the_model_is_unchanged(
     assert "not finite" in dead.error  # type: ignore[attr-defined]
     assert store.models[("d1", "temp")]["n"] == 5
     assert math.isfinite(store.models[("d1", "temp")]["scale"])  # type: ignore[arg-type]
+
+
+def test_a_reading_from_the_future_is_scored_not_learned_and_does_not_freeze_the_model() -> None:
+    """Ingestion allows 24 h of clock skew: a reading 23 h ahead became last_event_time and
+    every later reading was 'late' for a day (review, 3)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    ahead = reading(99, 20.0)
+    ahead = Event(
+        ahead.event_id,
+        ahead.event_type,
+        ahead.aggregate_id,
+        T0 + timedelta(hours=23),
+        T0,
+        ahead.payload,
+    )
+    inf.handle([msg(i, reading(i, 20.0)) for i in range(5)] + [msg(5, ahead)])
+    inf.handle([msg(6 + i, reading(6 + i, 21.0)) for i in range(10)])
+    assert (inf.counters.learned, inf.counters.future, inf.counters.late) == (15, 1, 0)
+    assert inf.counters.scored == 16
