@@ -59,5 +59,7 @@ def _snapshot(c: Counters) -> dict[str, int]:
         "already_applied": c.already_applied,
         "anomalies": c.anomalies,
         "sent": c.sent,
+        "rejected": c.rejected,
+        "unusable": c.unusable,
         "dead_lettered": c.dead,
     }

@@ -14,8 +14,10 @@ so a restart between the two neither loses nor repeats one.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -36,6 +38,8 @@ MAX_ABS_READING = 1e150
 # learned (counted as future): it would become the model's last event time and make every
 # later reading "late" (ingestion allows 24 h of clock skew).
 FUTURE_SKEW = timedelta(minutes=5)
+# A metric name (a payload key) the service takes: the tsdb writer's rule (services/tsdb).
+METRIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_ATTEMPTS = 5  # checkpoint conflicts in a row before the batch is left to the loop's retry
 
 
@@ -90,7 +94,18 @@ class Anomaly:
 
     @property
     def idempotency_key(self) -> str:
-        return f"ai.anomaly:{self.source_event_id}:{self.metric}"
+        # A hash of the metric: short and printable whatever the name (ingestion takes at
+        # most 256 characters).
+        digest = hashlib.sha256(self.metric.encode()).hexdigest()[:32]
+        return f"ai.anomaly:{self.source_event_id}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Ingestion refused an anomaly for good (the same request would be refused again): it
+    is kept as rejected with the reason, never marked sent nor retried."""
+
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,15 +147,16 @@ class InferenceStore(Protocol):
         """The event times of the devices' stored anomalies at or after ``since``."""
         ...
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None: ...
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None: ...
 
 
 class AnomalySink(Protocol):
     """Sends anomalies to ingestion; returns the event id ingestion gave each one, in order.
-    Repeating a send is harmless (idempotency keys). Raises Unavailable when ingestion cannot
+    Rejected for one ingestion refused for good. Repeating a send is harmless
+    (idempotency keys). Raises Unavailable when ingestion cannot
     take them (the caller retries later)."""
 
-    def send(self, anomalies: Sequence[Anomaly]) -> list[str]: ...
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]: ...
 
 
 @dataclass(slots=True)
@@ -150,19 +166,23 @@ class Counters:
     late: int = 0
     future: int = 0  # scored, not learned: event_time too far past ingested_at
     skipped: int = 0  # readings without a usable number
+    unusable: int = 0  # numbers left out: too large, a bad metric name, over the metric cap
     already_applied: int = 0
     anomalies: int = 0
     sent: int = 0
+    rejected: int = 0  # anomalies ingestion refused for good (kept as rejected)
     dead: int = 0
     conflicts: int = 0  # checkpoints redone: a model changed since the batch loaded it
 
 
 def numbers(payload: dict[str, Any]) -> dict[str, float]:
     """The usable readings of a payload: its top-level finite numbers (not booleans) of
-    magnitude at most MAX_ABS_READING."""
+    magnitude at most MAX_ABS_READING, named by a valid metric name (METRIC_RE)."""
     found: dict[str, float] = {}
     for key, value in payload.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not METRIC_RE.match(str(key)):
             continue
         try:
             v = float(value)
@@ -171,6 +191,12 @@ def numbers(payload: dict[str, Any]) -> dict[str, float]:
         if math.isfinite(v) and abs(v) <= MAX_ABS_READING:
             found[str(key)] = v
     return found
+
+
+def _count_numbers(payload: dict[str, Any]) -> int:
+    return sum(
+        1 for v in payload.values() if isinstance(v, int | float) and not isinstance(v, bool)
+    )
 
 
 def _finite_state(state: dict[str, Any]) -> bool:
@@ -250,6 +276,7 @@ class Inference:
             if not m.event.event_type.startswith("sensor."):
                 continue
             values = numbers(m.event.payload)
+            self.counters.unusable += _count_numbers(m.event.payload) - len(values)
             if not values:
                 self.counters.skipped += 1
                 continue
@@ -388,7 +415,9 @@ class Inference:
                 return sent
             ids = self._sink.send(pending)
             self._store.mark_sent(list(zip(pending, ids, strict=True)))
+            rejected = sum(1 for i in ids if isinstance(i, Rejected))
             sent += len(pending)
-            self.counters.sent += len(pending)
+            self.counters.sent += len(pending) - rejected
+            self.counters.rejected += rejected
             if len(pending) < self._send_batch:
                 return sent

@@ -14,7 +14,7 @@ import psycopg
 from services.core import json_text
 from services.core.errors import Unavailable
 from services.inference.detector import new_model, restore
-from services.inference.service import Anomaly, Checkpoint, ModelRow
+from services.inference.service import Anomaly, Checkpoint, ModelRow, Rejected
 
 log = logging.getLogger(__name__)
 
@@ -248,7 +248,8 @@ class PostgresInferenceStore:
         with self._db("reading unsent anomalies") as conn:
             rows = conn.execute(
                 "SELECT source_event_id::text, metric, device, event_time, payload, trace_id "
-                "FROM inference.anomalies WHERE sent_at IS NULL ORDER BY created_at LIMIT %s",
+                "FROM inference.anomalies WHERE sent_at IS NULL AND rejected_at IS NULL "
+                "ORDER BY created_at LIMIT %s",
                 (limit,),
             ).fetchall()
         return [Anomaly(e, k, d, t, p, tr) for e, k, d, t, p, tr in rows]
@@ -265,21 +266,36 @@ class PostgresInferenceStore:
             out.setdefault(device, []).append(t)
         return out
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None:
         if not sent:
             return
         rows = json_text.dumps(
             [
                 {"e": a.source_event_id, "k": a.metric, "i": _uuid_or_none(event_id)}
                 for a, event_id in sent
+                if not isinstance(event_id, Rejected)
             ]
         )
-        with self._db("recording sent anomalies") as conn:
+        rejected = json_text.dumps(
+            [
+                {"e": a.source_event_id, "k": a.metric, "r": r.error[:2000]}
+                for a, r in sent
+                if isinstance(r, Rejected)
+            ]
+        )
+        now = datetime.now(UTC)
+        with self._db("recording sent anomalies") as conn, conn.transaction():
             conn.execute(
                 "UPDATE inference.anomalies a SET sent_at = %s, anomaly_event_id = u.i "
                 "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, i uuid) "
                 "WHERE a.source_event_id = u.e AND a.metric = u.k",
-                (datetime.now(UTC), rows),
+                (now, rows),
+            )
+            conn.execute(
+                "UPDATE inference.anomalies a SET rejected_at = %s, rejected_error = u.r "
+                "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, r text) "
+                "WHERE a.source_event_id = u.e AND a.metric = u.k",
+                (now, rejected),
             )
 
     def ping(self) -> bool:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -295,7 +296,7 @@ def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -
 
 
 class _NoSink:
-    def send(self, anomalies: object) -> list[str]:
+    def send(self, anomalies: object) -> list[Any]:
         return []
 
 
@@ -349,3 +350,29 @@ def test_two_replicas_on_the_same_events_lose_no_model_update(database: str) -> 
         go.set()
         for s in stores:
             s.close()
+
+
+def test_a_rejected_anomaly_is_stored_as_rejected_and_not_sent_again(database: str) -> None:
+    """Ingestion refusing an anomaly for good used to mark it sent: lost silently (review, 4)."""
+    from services.inference.service import Anomaly, Checkpoint, Rejected
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    store = PostgresInferenceStore(database, "ai-rejected")
+    try:
+        source = str(uuid_utils.uuid7())
+        anomaly = Anomaly(source, "temp", unique("rej"), T0, {"score": 0.9})
+        assert store.save(Checkpoint(anomalies=[anomaly], positions={("t", 0): 1}))
+        assert any(a.source_event_id == source for a in store.unsent(10_000))
+        store.mark_sent([(anomaly, Rejected("too large"))])
+        row = fetch_one(
+            database,
+            "SELECT sent_at, rejected_at IS NOT NULL, rejected_error FROM inference.anomalies "
+            "WHERE source_event_id = %s",
+            (source,),
+        )
+        assert row == (None, True, "too large")
+        assert all(a.source_event_id != source for a in store.unsent(10_000))
+    finally:
+        store.close()

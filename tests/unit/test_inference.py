@@ -20,6 +20,7 @@ from services.inference.service import (
     Inference,
     Message,
     ModelRow,
+    Rejected,
     numbers,
 )
 
@@ -32,7 +33,7 @@ class MemoryStore:
         self.rows: dict[tuple[str, str], ModelRow] = {}
         self.pos: dict[tuple[str, int], int] = {}
         self.scores: list[object] = []
-        self.anomalies: dict[tuple[str, str], tuple[Anomaly, str | None]] = {}
+        self.anomalies: dict[tuple[str, str], tuple[Anomaly, str | Rejected | None]] = {}
         self.dead: list[object] = []
         self.down = False
 
@@ -88,7 +89,7 @@ class MemoryStore:
                 out.setdefault(a.device, []).append(a.event_time)
         return out
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None:
         for a, event_id in sent:
             self.anomalies[(a.source_event_id, a.metric)] = (a, event_id)
 
@@ -98,7 +99,7 @@ class MemorySink:
         self.sent: list[Anomaly] = []
         self.down = False
 
-    def send(self, anomalies: Sequence[Anomaly]) -> list[str]:
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
         if self.down:
             raise Unavailable("ingestion down")
         self.sent.extend(anomalies)
@@ -143,7 +144,7 @@ def test_a_spike_after_warmup_is_an_anomaly_with_the_expected_range() -> None:
     assert 0.5 <= p["score"] <= 1.0 and p["threshold"] == 0.5
     assert p["expected"]["low"] < normal(600, random.Random(1)) < p["expected"]["high"] < p["value"]
     assert p["device_anomalies_24h"] == 1
-    assert anomaly.idempotency_key == f"ai.anomaly:{p['source_event_id']}:temp"
+    assert anomaly.idempotency_key.startswith(f"ai.anomaly:{p['source_event_id']}:")
     assert all(0.0 <= s.score <= 1.0 for s in store.scores)  # type: ignore[attr-defined]
 
 
@@ -339,3 +340,38 @@ def test_a_reading_from_the_future_is_scored_not_learned_and_does_not_freeze_the
     inf.handle([msg(6 + i, reading(6 + i, 21.0)) for i in range(10)])
     assert (inf.counters.learned, inf.counters.future, inf.counters.late) == (15, 1, 0)
     assert inf.counters.scored == 16
+
+
+def test_the_idempotency_key_is_short_and_clean_for_any_metric_name() -> None:
+    """ai.anomaly:<uuid>:<metric> passed ingestion's 256 limit for long names (review, 4)."""
+    a = Anomaly("00000000-0000-7000-8000-000000000001", "m" * 64, "d1", T0, {})
+    b = Anomaly("00000000-0000-7000-8000-000000000001", "m" * 63, "d1", T0, {})
+    assert len(a.idempotency_key) <= 100 and a.idempotency_key != b.idempotency_key
+    assert a.idempotency_key.isprintable()
+
+
+def test_metric_names_are_validated_and_the_rest_counted() -> None:
+    assert numbers({"m" * 65: 1.0, "bad\nname": 2.0, "": 3.0, "ok.temp:1-x": 4.0}) == {
+        "ok.temp:1-x": 4.0
+    }
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    payload = {"temp": 20.0, "m" * 250: 21.0, "x\x01": 3.0, "huge": 1e200}
+    inf.handle([msg(0, Event(reading(0, 0).event_id, "sensor.reading", "d1", T0, T0, payload))])
+    assert inf.counters.learned == 1 and inf.counters.unusable == 3
+
+
+class RejectingSink(MemorySink):
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
+        return [Rejected("payload too large") for _ in anomalies]
+
+
+def test_a_rejected_anomaly_is_kept_as_rejected_not_marked_sent() -> None:
+    store, sink = MemoryStore(), RejectingSink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    inf.handle([msg(30, reading(30, 500.0))])
+    [(_, outcome)] = store.anomalies.values()
+    assert outcome == Rejected("payload too large")
+    assert inf.counters.rejected == 1 and inf.counters.sent == 0
+    assert store.unsent(10) == []
