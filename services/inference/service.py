@@ -141,6 +141,10 @@ class InferenceStore(Protocol):
 
     def save(self, checkpoint: Checkpoint) -> bool: ...
 
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        """The metrics of the devices that have a stored model row."""
+        ...
+
     def unsent(self, limit: int) -> list[Anomaly]: ...
 
     def anomaly_times(self, devices: Sequence[str], since: datetime) -> dict[str, list[datetime]]:
@@ -220,6 +224,7 @@ class Inference:
         threshold: float,
         model: str = "seasonal-robust",
         send_batch: int = 500,
+        max_metrics: int = 32,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -228,6 +233,7 @@ class Inference:
         self.threshold = threshold
         self.model = model
         self._send_batch = send_batch
+        self.max_metrics = max_metrics
         self.counters = Counters()
 
     def _new_model(self) -> Model:
@@ -281,6 +287,7 @@ class Inference:
                 self.counters.skipped += 1
                 continue
             readings.append((m, m.event, values))
+        self._cap_metrics(readings)
         keys = sorted({(e.aggregate_id, metric) for _, e, vs in readings for metric in vs})
         rows = self._store.load(keys) if keys else {}
         touched: dict[tuple[str, str], ModelRow] = {}
@@ -305,6 +312,26 @@ class Inference:
         self.counters.anomalies += len(cp.anomalies)
         self.counters.dead += len(cp.dead)
         return cp
+
+    def _cap_metrics(self, readings: list[tuple[Message, Event, dict[str, float]]]) -> None:
+        """At most max_metrics models per device: the readings of further metric names are
+        left out and counted as unusable. (Two replicas creating new metrics of one device
+        at once may pass the cap by what each creates.)"""
+        devices = sorted({e.aggregate_id for _, e, _ in readings})
+        if not devices:
+            return
+        known = self._store.metrics(devices)
+        for _, event, values in readings:
+            have = known.setdefault(event.aggregate_id, set())
+            for metric in list(values):
+                if metric in have:
+                    continue
+                if len(have) < self.max_metrics:
+                    have.add(metric)
+                else:
+                    del values[metric]
+                    self.counters.unusable += 1
+        readings[:] = [r for r in readings if r[2]]
 
     def _score(
         self, rows: dict[tuple[str, str], ModelRow], event: Event, metric: str, value: float

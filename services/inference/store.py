@@ -244,6 +244,17 @@ class PostgresInferenceStore:
             )
         cur.execute(_SAVE_POSITIONS, (self._consumer, positions))
 
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        with self._db("reading the metrics of devices") as conn:
+            rows = conn.execute(
+                "SELECT device, metric FROM inference.models WHERE device = ANY(%s)",
+                (list(devices),),
+            ).fetchall()
+        out: dict[str, set[str]] = {}
+        for device, metric in rows:
+            out.setdefault(device, set()).add(metric)
+        return out
+
     def unsent(self, limit: int) -> list[Anomaly]:
         with self._db("reading unsent anomalies") as conn:
             rows = conn.execute(

@@ -78,6 +78,14 @@ class MemoryStore:
             self.pos[p] = max(self.pos.get(p, 0), o)
         return True
 
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        self._check()
+        out: dict[str, set[str]] = {}
+        for d, k in self.rows:
+            if d in devices:
+                out.setdefault(d, set()).add(k)
+        return out
+
     def unsent(self, limit: int) -> list[Anomaly]:
         self._check()
         return [a for a, sent in self.anomalies.values() if sent is None][:limit]
@@ -375,3 +383,25 @@ def test_a_rejected_anomaly_is_kept_as_rejected_not_marked_sent() -> None:
     assert outcome == Rejected("payload too large")
     assert inf.counters.rejected == 1 and inf.counters.sent == 0
     assert store.unsent(10) == []
+
+
+def test_metrics_per_device_are_capped_and_the_rest_counted() -> None:
+    """An unbounded number of metric names per device grew models without end (review, 5)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = Inference(store, sink, consumer="ai", warmup=20, threshold=0.5, max_metrics=3)
+    payload = {f"m{k}": 1.0 for k in range(5)}
+    inf.handle([msg(0, Event(reading(0, 0).event_id, "sensor.reading", "d1", T0, T0, payload))])
+    assert sorted(store.models) == [("d1", "m0"), ("d1", "m1"), ("d1", "m2")]
+    assert inf.counters.unusable == 2
+    more = {"m4": 2.0, "m1": 2.0, "m9": 2.0}
+    inf.handle([msg(1, Event(reading(1, 0).event_id, "sensor.reading", "d1", T0, T0, more))])
+    assert len(store.models) == 3 and inf.counters.unusable == 4 and inf.counters.learned == 4
+    other = Event(reading(2, 0).event_id, "sensor.reading", "d2", T0, T0, {"m9": 1.0})
+    inf.handle([msg(2, other)])  # the cap is per device
+    assert ("d2", "m9") in store.models
+
+
+def test_max_metrics_setting() -> None:
+    assert InferenceSettings.from_env(Env({})).max_metrics == 32
+    with pytest.raises(ConfigError, match="CJ_INFERENCE_MAX_METRICS"):
+        InferenceSettings.from_env(Env({"CJ_INFERENCE_MAX_METRICS": "0"}))
