@@ -268,7 +268,13 @@ class Inference:
     def _apply_once(self, msgs: Sequence[Message]) -> Checkpoint:
         ids = [m.event.event_id for m in msgs if m.event is not None]
         done = self._store.applied(ids) if ids else set()
-        fresh = [m for m in msgs if m.event is None or m.event.event_id not in done]
+        fresh: list[Message] = []
+        for m in msgs:  # once per event id: a copy within the batch counts as applied
+            if m.event is None:
+                fresh.append(m)
+            elif m.event.event_id not in done:
+                done.add(m.event.event_id)
+                fresh.append(m)
         self.counters.already_applied += len(msgs) - len(fresh)
         cp = Checkpoint()
         for m in msgs:

@@ -405,3 +405,16 @@ def test_max_metrics_setting() -> None:
     assert InferenceSettings.from_env(Env({})).max_metrics == 32
     with pytest.raises(ConfigError, match="CJ_INFERENCE_MAX_METRICS"):
         InferenceSettings.from_env(Env({"CJ_INFERENCE_MAX_METRICS": "0"}))
+
+
+def test_copies_of_an_event_within_one_batch_are_applied_once() -> None:
+    """A redelivered copy in the same batch was scored twice and counted late (review, 6)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    spike = reading(30, 500.0)
+    cp = inf.apply([msg(30, spike), msg(31, reading(31, 20.1)), msg(32, spike)])
+    assert [s.event_id for s in cp.scores].count(spike.event_id) == 1
+    assert len(cp.anomalies) == 1 and cp.anomalies[0].payload["device_anomalies_24h"] == 1
+    assert (inf.counters.late, inf.counters.already_applied) == (0, 1)
+    assert store.pos[("sensor-events", 0)] == 33
