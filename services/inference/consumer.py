@@ -60,6 +60,7 @@ def _snapshot(c: Counters) -> dict[str, int]:
         "anomalies": c.anomalies,
         "sent": c.sent,
         "rejected": c.rejected,
+        "conflicts": c.conflicts,
         "unusable": c.unusable,
         "dead_lettered": c.dead,
     }
