@@ -43,7 +43,7 @@ locals {
   db_at  = "${aws_db_instance.main.address}:${aws_db_instance.main.port}/${aws_db_instance.main.db_name}"
   # One login role per service (`cornjacket db-roles`): each owns its own schema only; query
   # may only read eventhandler.projections. The relay runs inside ingestion (its role).
-  db_roles = toset(["ingestion", "eventhandler", "query", "actions", "tsdb"])
+  db_roles = toset(["ingestion", "eventhandler", "query", "actions", "tsdb", "inference"])
 }
 
 # The master login's URL: only the operator task (db-roles) gets it.

@@ -31,6 +31,8 @@ locals {
     actions = { port = 50056, stop_timeout = 40 }
     # Time series (issue 17): drains and commits like the event handler.
     tsdb = { port = 50057, stop_timeout = 30 }
+    # Anomaly detection (issue 18): finishes its batch's checkpoint and commits.
+    inference = { port = 50058, stop_timeout = 30 }
   }
 
   # The same CJ_* variables as `make run` and docker-compose.yml; the database URL comes
@@ -48,6 +50,14 @@ locals {
     CJ_QUERY_HOST          = "0.0.0.0"
     CJ_ACTIONS_HOST        = "0.0.0.0"
     CJ_TSDB_HOST           = "0.0.0.0"
+    CJ_INFERENCE_HOST      = "0.0.0.0"
+    # Calls inside the mesh by Cloud Map names (not through the edge), as docker-compose.yml:
+    # inference sends ai.anomaly events to ingestion; query asks the others for lineage.
+    CJ_INFERENCE_INGESTION_ADDRESS = "ingestion.${local.namespace}:50051"
+    CJ_QUERY_INGESTION_ADDRESS     = "ingestion.${local.namespace}:50051"
+    CJ_QUERY_EVENTHANDLER_ADDRESS  = "eventhandler.${local.namespace}:50053"
+    CJ_QUERY_ACTIONS_ADDRESS       = "actions.${local.namespace}:50056"
+    CJ_QUERY_INFERENCE_ADDRESS     = "inference.${local.namespace}:50058"
     # Webhook targets may not point into the VPC or at the instance metadata endpoint.
     CJ_ACTIONS_BLOCK_PRIVATE_TARGETS = "true"
   }
@@ -69,6 +79,7 @@ locals {
     "--upstream eventhandler=eventhandler.${local.namespace}:50053",
     "--upstream actions=actions.${local.namespace}:50056",
     "--upstream tsdb=tsdb.${local.namespace}:50057",
+    "--upstream inference=inference.${local.namespace}:50058",
     "--upstream mqtt=mqtt.${local.namespace}:50055",
     "--descriptor /envoy/cornjacket.pb",
     "&& cp /app/gen/envoy/cornjacket.pb /envoy/cornjacket.pb",

@@ -8,7 +8,7 @@
 locals {
   # The processes with a Kafka client: ingestion's relay produces, the event handler and the
   # action orchestrator consume.
-  bus_users = toset(["ingestion", "eventhandler", "actions", "tsdb"])
+  bus_users = toset(["ingestion", "eventhandler", "actions", "tsdb", "inference"])
 }
 
 resource "aws_kms_key" "kafka" {

@@ -77,6 +77,33 @@ resource "aws_vpc_security_group_ingress_rule" "services_from_edge_tsdb" {
   to_port                      = 50057
 }
 
+# The inference service's API and health checks from Envoy (issue 18).
+resource "aws_vpc_security_group_ingress_rule" "services_from_edge_inference" {
+  security_group_id            = aws_security_group.services.id
+  referenced_security_group_id = aws_security_group.edge.id
+  ip_protocol                  = "tcp"
+  from_port                    = 50058
+  to_port                      = 50058
+}
+
+# Inside the mesh (all service tasks share this group): inference sends ai.anomaly events to
+# ingestion on 50051, and query asks inference for a reading's anomaly (lineage) on 50058.
+resource "aws_vpc_security_group_ingress_rule" "services_ingestion_from_services" {
+  security_group_id            = aws_security_group.services.id
+  referenced_security_group_id = aws_security_group.services.id
+  ip_protocol                  = "tcp"
+  from_port                    = 50051
+  to_port                      = 50051
+}
+
+resource "aws_vpc_security_group_ingress_rule" "services_inference_from_services" {
+  security_group_id            = aws_security_group.services.id
+  referenced_security_group_id = aws_security_group.services.id
+  ip_protocol                  = "tcp"
+  from_port                    = 50058
+  to_port                      = 50058
+}
+
 resource "aws_vpc_security_group_egress_rule" "services_all" {
   security_group_id = aws_security_group.services.id
   cidr_ipv4         = "0.0.0.0/0"

@@ -149,13 +149,14 @@ variable "service_sizes" {
     query        = { cpu = 256, memory = 512, desired_count = 1 }
     actions      = { cpu = 256, memory = 512, desired_count = 1 }
     tsdb         = { cpu = 512, memory = 1024, desired_count = 1 }
+    inference    = { cpu = 512, memory = 1024, desired_count = 1 }
     mqtt         = { cpu = 256, memory = 512, desired_count = 1 }
     edge         = { cpu = 256, memory = 512, desired_count = 1 }
   }
 
   validation {
-    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "mqtt", "edge", "tsdb"], keys(var.service_sizes))) == 0
-    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions, mqtt, edge and tsdb."
+    condition     = length(setsubtract(["ingestion", "eventhandler", "query", "actions", "mqtt", "edge", "tsdb", "inference"], keys(var.service_sizes))) == 0
+    error_message = "service_sizes needs entries for ingestion, eventhandler, query, actions, mqtt, edge, tsdb and inference."
   }
 }
 

@@ -398,6 +398,7 @@ class InferenceSettings:
     threshold: float
     ingestion_address: str
     ingest_timeout: float
+    max_metrics: int  # models per device; further metric names are left out and counted
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> InferenceSettings:
@@ -429,6 +430,7 @@ class InferenceSettings:
                 f"127.0.0.1:{env.port('CJ_INGESTION_PORT', 50051)}",
             ),
             ingest_timeout=env.duration("CJ_INFERENCE_INGEST_TIMEOUT", 5.0, lo=0.1),
+            max_metrics=env.integer("CJ_INFERENCE_MAX_METRICS", 32, lo=1, hi=10_000),
         )
 
 

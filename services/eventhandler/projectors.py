@@ -70,7 +70,9 @@ def user_session(event: Event) -> Iterable[ProjectionUpdate]:
 
 def device_health(event: Event) -> Iterable[ProjectionUpdate]:
     """A device's health from the inference service's ai.anomaly events (issue 18): its
-    latest anomaly's score and time, and how many it had in the 24 h up to it. A device
+    latest anomaly's score (``last_score``: the last ANOMALY's score, not the last reading's;
+    that is in the inference model status API) and time, and how many anomalies it had in
+    the 24 h up to that anomaly (the query service reads it as 0 once that is 24 h old). A device
     without anomalies has no row (read it as "ok"). The stored status stays "anomalous";
     the query service reads it as "ok" once the last anomaly is older than
     CJ_QUERY_DEVICE_HEALTH_WINDOW (services/query/service.py)."""

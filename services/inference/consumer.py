@@ -54,9 +54,13 @@ def _snapshot(c: Counters) -> dict[str, int]:
         "scored": c.scored,
         "learned": c.learned,
         "late": c.late,
+        "future": c.future,
         "skipped": c.skipped,
         "already_applied": c.already_applied,
         "anomalies": c.anomalies,
         "sent": c.sent,
+        "rejected": c.rejected,
+        "conflicts": c.conflicts,
+        "unusable": c.unusable,
         "dead_lettered": c.dead,
     }

@@ -9,7 +9,7 @@ import grpc
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 
 from services.core.errors import Unavailable
-from services.inference.service import ANOMALY_TYPE, Anomaly
+from services.inference.service import ANOMALY_TYPE, Anomaly, Rejected
 from services.infra.codec import to_value
 
 log = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ class GrpcAnomalySink:
     def close(self) -> None:
         self._channel.close()
 
-    def send(self, anomalies: Sequence[Anomaly]) -> list[str]:
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
         request = ingestion_pb2.IngestEventsRequest()
         for a in anomalies:
             req = ingestion_pb2.IngestEventRequest(
@@ -49,13 +49,16 @@ class GrpcAnomalySink:
         except grpc.RpcError as e:
             code = e.code() if isinstance(e, grpc.Call) else None
             raise Unavailable(f"ingestion at {self._address} did not take anomalies: {code}") from e
-        ids = [""] * len(anomalies)
+        ids: list[str | Rejected] = [""] * len(anomalies)
         for r in response.results:
             if r.status == "rejected":
-                # Not an outage: the same event would be refused again. Logged, not retried.
+                # Not an outage: the same event would be refused again. Kept as rejected
+                # (inference.anomalies.rejected_at), logged, counted, not retried.
                 log.error(
                     "ingestion rejected an anomaly",
                     extra={"source_event_id": anomalies[r.index].source_event_id, "error": r.error},
                 )
-            ids[r.index] = r.event_id
+                ids[r.index] = Rejected(r.error or "rejected")
+            else:
+                ids[r.index] = r.event_id
         return ids

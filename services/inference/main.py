@@ -73,6 +73,7 @@ def run(settings: InferenceSettings) -> None:
         consumer=settings.consumer_group,
         warmup=settings.warmup,
         threshold=settings.threshold,
+        max_metrics=settings.max_metrics,
     )
     loop = ConsumerLoop(
         Consumer(

@@ -13,13 +13,17 @@ so a restart between the two neither loses nor repeats one.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import logging
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from services.core.errors import Unavailable
 from services.core.events import Event
 from services.inference.detector import Model, SeasonalRobust, new_model, restore
 
@@ -27,6 +31,16 @@ log = logging.getLogger(__name__)
 
 ANOMALY_TYPE = "ai.anomaly"
 DAY = timedelta(days=1)
+# A reading larger than this in magnitude is unusable (skipped and counted, as a non-number
+# is): squares and sums of such values overflow the model's state to inf (ADR 20).
+MAX_ABS_READING = 1e150
+# A reading whose event_time is further than this past its ingested_at is scored but not
+# learned (counted as future): it would become the model's last event time and make every
+# later reading "late" (ingestion allows 24 h of clock skew).
+FUTURE_SKEW = timedelta(minutes=5)
+# A metric name (a payload key) the service takes: the tsdb writer's rule (services/tsdb).
+METRIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
+MAX_ATTEMPTS = 5  # checkpoint conflicts in a row before the batch is left to the loop's retry
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +65,8 @@ class ModelRow:
     last_event_id: str | None = None
     last_score: float | None = None
     generation: int = 0  # bumped by a reset; a checkpoint writes only over the one it loaded
+    version: int = 0  # bumped by every checkpoint; 0: not stored when loaded
+    corrupt: str = ""  # why the stored state could not be restored: the key is poison
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +94,18 @@ class Anomaly:
 
     @property
     def idempotency_key(self) -> str:
-        return f"ai.anomaly:{self.source_event_id}:{self.metric}"
+        # A hash of the metric: short and printable whatever the name (ingestion takes at
+        # most 256 characters).
+        digest = hashlib.sha256(self.metric.encode()).hexdigest()[:32]
+        return f"ai.anomaly:{self.source_event_id}:{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    """Ingestion refused an anomaly for good (the same request would be refused again): it
+    is kept as rejected with the reason, never marked sent nor retried."""
+
+    error: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +129,8 @@ class InferenceStore(Protocol):
 
     ``applied`` says which of the event ids asked have stored scores; ``load`` the stored
     model rows of the keys asked; ``save`` writes a whole Checkpoint in ONE transaction
-    (positions are a record for operators); ``unsent`` the anomalies
+    (positions are a record for operators) and returns False, having written nothing, when
+    a model row is no longer the generation and version its batch loaded; ``unsent`` the anomalies
     not yet accepted by ingestion, oldest first, and ``mark_sent`` records ingestion's ids.
     Every method raises Unavailable when the database cannot be used.
     """
@@ -111,7 +139,11 @@ class InferenceStore(Protocol):
 
     def load(self, keys: Sequence[tuple[str, str]]) -> dict[tuple[str, str], ModelRow]: ...
 
-    def save(self, checkpoint: Checkpoint) -> None: ...
+    def save(self, checkpoint: Checkpoint) -> bool: ...
+
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        """The metrics of the devices that have a stored model row."""
+        ...
 
     def unsent(self, limit: int) -> list[Anomaly]: ...
 
@@ -119,15 +151,16 @@ class InferenceStore(Protocol):
         """The event times of the devices' stored anomalies at or after ``since``."""
         ...
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None: ...
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None: ...
 
 
 class AnomalySink(Protocol):
     """Sends anomalies to ingestion; returns the event id ingestion gave each one, in order.
-    Repeating a send is harmless (idempotency keys). Raises Unavailable when ingestion cannot
+    Rejected for one ingestion refused for good. Repeating a send is harmless
+    (idempotency keys). Raises Unavailable when ingestion cannot
     take them (the caller retries later)."""
 
-    def send(self, anomalies: Sequence[Anomaly]) -> list[str]: ...
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]: ...
 
 
 @dataclass(slots=True)
@@ -135,23 +168,49 @@ class Counters:
     scored: int = 0
     learned: int = 0
     late: int = 0
+    future: int = 0  # scored, not learned: event_time too far past ingested_at
     skipped: int = 0  # readings without a usable number
+    unusable: int = 0  # numbers left out: too large, a bad metric name, over the metric cap
     already_applied: int = 0
     anomalies: int = 0
     sent: int = 0
+    rejected: int = 0  # anomalies ingestion refused for good (kept as rejected)
     dead: int = 0
+    conflicts: int = 0  # checkpoints redone: a model changed since the batch loaded it
 
 
 def numbers(payload: dict[str, Any]) -> dict[str, float]:
-    """The usable readings of a payload: its top-level finite numbers (not booleans)."""
+    """The usable readings of a payload: its top-level finite numbers (not booleans) of
+    magnitude at most MAX_ABS_READING, named by a valid metric name (METRIC_RE)."""
     found: dict[str, float] = {}
     for key, value in payload.items():
         if isinstance(value, bool) or not isinstance(value, int | float):
             continue
-        v = float(value)
-        if math.isfinite(v):
+        if not METRIC_RE.match(str(key)):
+            continue
+        try:
+            v = float(value)
+        except OverflowError:  # an int beyond float
+            continue
+        if math.isfinite(v) and abs(v) <= MAX_ABS_READING:
             found[str(key)] = v
     return found
+
+
+def _count_numbers(payload: dict[str, Any]) -> int:
+    return sum(
+        1 for v in payload.values() if isinstance(v, int | float) and not isinstance(v, bool)
+    )
+
+
+def _finite_state(state: dict[str, Any]) -> bool:
+    """Every number of a model's state is finite (JSON would store inf and nan as null)."""
+    for value in state.values():
+        items = value if isinstance(value, list) else [value]
+        for v in items:
+            if isinstance(v, float) and not math.isfinite(v):
+                return False
+    return True
 
 
 class Inference:
@@ -165,6 +224,7 @@ class Inference:
         threshold: float,
         model: str = "seasonal-robust",
         send_batch: int = 500,
+        max_metrics: int = 32,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -173,6 +233,7 @@ class Inference:
         self.threshold = threshold
         self.model = model
         self._send_batch = send_batch
+        self.max_metrics = max_metrics
         self.counters = Counters()
 
     def _new_model(self) -> Model:
@@ -190,9 +251,30 @@ class Inference:
         return checkpoint
 
     def apply(self, msgs: Sequence[Message]) -> Checkpoint:
+        """Apply a batch in one checkpoint. When another replica (during a rebalance) or a
+        reset changed a model since the batch loaded it, the checkpoint rolls back and the
+        batch is applied again over what is stored now (its readings then applied are
+        skipped), so no model update is lost."""
+        for _ in range(MAX_ATTEMPTS):
+            before = dataclasses.replace(self.counters)
+            cp = self._apply_once(msgs)
+            if not cp.positions or self._store.save(cp):
+                return cp
+            self.counters = before
+            self.counters.conflicts += 1
+            log.info("checkpoint conflict: applying the batch again")
+        raise Unavailable(f"checkpoint conflicted {MAX_ATTEMPTS} times in a row")
+
+    def _apply_once(self, msgs: Sequence[Message]) -> Checkpoint:
         ids = [m.event.event_id for m in msgs if m.event is not None]
         done = self._store.applied(ids) if ids else set()
-        fresh = [m for m in msgs if m.event is None or m.event.event_id not in done]
+        fresh: list[Message] = []
+        for m in msgs:  # once per event id: a copy within the batch counts as applied
+            if m.event is None:
+                fresh.append(m)
+            elif m.event.event_id not in done:
+                done.add(m.event.event_id)
+                fresh.append(m)
         self.counters.already_applied += len(msgs) - len(fresh)
         cp = Checkpoint()
         for m in msgs:
@@ -206,10 +288,12 @@ class Inference:
             if not m.event.event_type.startswith("sensor."):
                 continue
             values = numbers(m.event.payload)
+            self.counters.unusable += _count_numbers(m.event.payload) - len(values)
             if not values:
                 self.counters.skipped += 1
                 continue
             readings.append((m, m.event, values))
+        self._cap_metrics(readings)
         keys = sorted({(e.aggregate_id, metric) for _, e, vs in readings for metric in vs})
         rows = self._store.load(keys) if keys else {}
         touched: dict[tuple[str, str], ModelRow] = {}
@@ -229,23 +313,47 @@ class Inference:
                 if anomaly is not None:
                     cp.anomalies.append(anomaly)
         self._count_recent(cp.anomalies)
-        cp.models = list(touched.values())
+        cp.models = [touched[k] for k in sorted(touched)]  # one lock order for all replicas
         self.counters.scored += len(cp.scores)
         self.counters.anomalies += len(cp.anomalies)
         self.counters.dead += len(cp.dead)
-        if cp.positions:
-            self._store.save(cp)
         return cp
+
+    def _cap_metrics(self, readings: list[tuple[Message, Event, dict[str, float]]]) -> None:
+        """At most max_metrics models per device: the readings of further metric names are
+        left out and counted as unusable. (Two replicas creating new metrics of one device
+        at once may pass the cap by what each creates.)"""
+        devices = sorted({e.aggregate_id for _, e, _ in readings})
+        if not devices:
+            return
+        known = self._store.metrics(devices)
+        for _, event, values in readings:
+            have = known.setdefault(event.aggregate_id, set())
+            for metric in list(values):
+                if metric in have:
+                    continue
+                if len(have) < self.max_metrics:
+                    have.add(metric)
+                else:
+                    del values[metric]
+                    self.counters.unusable += 1
+        readings[:] = [r for r in readings if r[2]]
 
     def _score(
         self, rows: dict[tuple[str, str], ModelRow], event: Event, metric: str, value: float
     ) -> tuple[ModelRow, Score, Anomaly | None]:
         device = event.aggregate_id
         row = rows.get((device, metric))
+        if row is not None and row.corrupt:
+            raise ValueError(f"stored model of {device}/{metric} is corrupt: {row.corrupt}")
         if row is None or row.model.n == 0:
             # New, or reset (a reset row keeps its generation).
             row = ModelRow(
-                device, metric, self._new_model(), generation=row.generation if row else 0
+                device,
+                metric,
+                self._new_model(),
+                generation=row.generation if row else 0,
+                version=row.version if row else 0,
             )
         else:
             # Work on a copy: a failure half-way through must not leave a changed model.
@@ -258,6 +366,7 @@ class Inference:
                 row.last_event_id,
                 row.last_score,
                 row.generation,
+                row.version,
             )
         t = event.event_time.timestamp()
         s = row.model.score(value, t)
@@ -266,9 +375,16 @@ class Inference:
         warm = row.model.n >= self.warmup
         is_anomaly = warm and s.score >= self.threshold
         last = (row.last_event_time, row.last_event_id or "")
-        learn = row.last_event_time is None or (event.event_time, event.event_id) > last
-        if learn:
+        future = event.event_time > event.ingested_at + FUTURE_SKEW
+        learn = not future and (
+            row.last_event_time is None or (event.event_time, event.event_id) > last
+        )
+        if future:
+            self.counters.future += 1
+        elif learn:
             row.model.learn(value, t)
+            if not _finite_state(row.model.state()):
+                raise ValueError(f"model state is not finite after learning {value!r}")
             row.last_event_time, row.last_event_id = event.event_time, event.event_id
             self.counters.learned += 1
         else:
@@ -332,7 +448,9 @@ class Inference:
                 return sent
             ids = self._sink.send(pending)
             self._store.mark_sent(list(zip(pending, ids, strict=True)))
+            rejected = sum(1 for i in ids if isinstance(i, Rejected))
             sent += len(pending)
-            self.counters.sent += len(pending)
+            self.counters.sent += len(pending) - rejected
+            self.counters.rejected += rejected
             if len(pending) < self._send_batch:
                 return sent

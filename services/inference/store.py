@@ -14,25 +14,30 @@ import psycopg
 from services.core import json_text
 from services.core.errors import Unavailable
 from services.inference.detector import new_model, restore
-from services.inference.service import Anomaly, Checkpoint, ModelRow
+from services.inference.service import Anomaly, Checkpoint, ModelRow, Rejected
 
 log = logging.getLogger(__name__)
 
 _SAVE_MODELS = """
 INSERT INTO inference.models AS m
     (device, metric, model, state, observations, late, last_event_time, last_event_id,
-     last_score, generation, updated_at)
-SELECT d, k, n, s, o, l, t, e, sc, g, now()
+     last_score, generation, version, updated_at)
+SELECT d, k, n, s, o, l, t, e, sc, g, v + 1, now()
 FROM jsonb_to_recordset(%s::jsonb)
     AS u(d text, k text, n text, s jsonb, o bigint, l bigint, t timestamptz, e uuid,
-         sc double precision, g bigint)
+         sc double precision, g bigint, v bigint)
 ON CONFLICT (device, metric) DO UPDATE SET
     model = EXCLUDED.model, state = EXCLUDED.state, observations = EXCLUDED.observations,
     late = EXCLUDED.late, last_event_time = EXCLUDED.last_event_time,
     last_event_id = EXCLUDED.last_event_id, last_score = EXCLUDED.last_score,
-    updated_at = EXCLUDED.updated_at
--- Only over the generation the batch loaded: a reset since then (generation + 1) holds.
-WHERE m.generation = EXCLUDED.generation
+    updated_at = EXCLUDED.updated_at, version = EXCLUDED.version
+-- Only over the generation and the version the batch loaded: a reset since then
+-- (generation + 1) holds, and so does another replica's checkpoint (version + 1). The row
+-- is written with the loaded version + 1: a new row (loaded as version 0) with 1, so a row
+-- another replica inserted meanwhile does not match it either. save() counts the rows
+-- written and rolls back on a mismatch.
+WHERE m.generation = EXCLUDED.generation AND m.version = EXCLUDED.version - 1
+RETURNING 1
 """
 _SAVE_SCORES = """
 INSERT INTO inference.scores
@@ -57,6 +62,10 @@ INSERT INTO inference.positions AS p (consumer, topic, partition, next_offset)
 SELECT %s, t, n, o FROM jsonb_to_recordset(%s::jsonb) AS u(t text, n integer, o bigint)
 ON CONFLICT (consumer, topic, partition) DO UPDATE SET next_offset = EXCLUDED.next_offset
 """
+
+
+class _Conflict(Exception):
+    """A model row's generation or version is not the one the batch loaded."""
 
 
 def _iso(dt: datetime | None) -> str | None:
@@ -110,22 +119,35 @@ class PostgresInferenceStore:
         with self._db("loading models") as conn:
             rows = conn.execute(
                 "SELECT m.device, m.metric, m.model, m.state, m.late, m.last_event_time, "
-                "m.last_event_id::text, m.last_score, m.generation FROM inference.models m "
+                "m.last_event_id::text, m.last_score, m.generation, m.version "
+                "FROM inference.models m "
                 "JOIN unnest(%s::text[], %s::text[]) AS k(d, k) "
                 "ON m.device = k.d AND m.metric = k.k",
                 ([d for d, _ in keys], [k for _, k in keys]),
             ).fetchall()
-        # A reset model (state NULL) is a new one that keeps the row's generation.
-        return {
-            (d, k): (
-                ModelRow(d, k, restore(s), int(late), t, e, sc, int(g))
-                if s is not None
-                else ModelRow(d, k, new_model(name), generation=int(g))
-            )
-            for d, k, name, s, late, t, e, sc, g in rows
-        }
+        # A reset model (state NULL) is a new one that keeps the row's generation. A state
+        # that cannot be restored makes its key poison (its events go to the DLQ), never a
+        # crash of the batch.
+        out: dict[tuple[str, str], ModelRow] = {}
+        for d, k, name, s, late, t, e, sc, g, v in rows:
+            if s is None:
+                out[(d, k)] = ModelRow(d, k, new_model(name), generation=int(g), version=int(v))
+                continue
+            try:
+                out[(d, k)] = ModelRow(d, k, restore(s), int(late), t, e, sc, int(g), int(v))
+            except (KeyError, TypeError, ValueError, OverflowError) as err:
+                log.error("stored model is corrupt", extra={"device": d, "metric": k})
+                out[(d, k)] = ModelRow(
+                    d,
+                    k,
+                    new_model(name),
+                    generation=int(g),
+                    version=int(v),
+                    corrupt=f"{type(err).__name__}: {err}",
+                )
+        return out
 
-    def save(self, cp: Checkpoint) -> None:
+    def save(self, cp: Checkpoint) -> bool:
         models = json_text.dumps(
             [
                 {
@@ -139,6 +161,7 @@ class PostgresInferenceStore:
                     "e": _uuid_or_none(r.last_event_id),
                     "sc": r.last_score,
                     "g": r.generation,
+                    "v": r.version,
                 }
                 for r in cp.models
             ]
@@ -178,34 +201,66 @@ class PostgresInferenceStore:
         positions = json_text.dumps(
             [{"t": t, "n": p, "o": o} for (t, p), o in cp.positions.items()]
         )
-        with self._db("saving a checkpoint") as conn, conn.transaction(), conn.cursor() as cur:
-            if cp.models:
-                cur.execute(_SAVE_MODELS, (models,))
-            if cp.scores:
-                cur.execute(_SAVE_SCORES, (scores,))
-            if cp.anomalies:
-                cur.execute(_SAVE_ANOMALIES, (anomalies,))
-            for d in cp.dead:
-                log.error(
-                    "event sent to the DLQ", extra={"event_id": d.event_id or "", "error": d.error}
-                )
-                cur.execute(
-                    "INSERT INTO inference.dlq (consumer, event_id, event_payload, error_message)"
-                    " VALUES (%s, %s, %s, %s)",
-                    (
-                        self._consumer,
-                        _uuid_or_none(d.event_id),
-                        d.raw,
-                        d.error.replace("\x00", "\\x00")[:2000],
-                    ),
-                )
-            cur.execute(_SAVE_POSITIONS, (self._consumer, positions))
+        with self._db("saving a checkpoint") as conn:
+            try:
+                with conn.transaction(), conn.cursor() as cur:
+                    self._save(cur, cp, models, scores, anomalies, positions)
+            except _Conflict:
+                return False
+        return True
+
+    def _save(
+        self,
+        cur: psycopg.Cursor[tuple[Any, ...]],
+        cp: Checkpoint,
+        models: str,
+        scores: str,
+        anomalies: str,
+        positions: str,
+    ) -> None:
+        if cp.models:
+            cur.execute(_SAVE_MODELS, (models,))
+            if len(cur.fetchall()) != len(cp.models):
+                # A model changed since the batch loaded it (a reset or another replica's
+                # checkpoint): roll back; the caller applies the batch again.
+                raise _Conflict
+        if cp.scores:
+            cur.execute(_SAVE_SCORES, (scores,))
+        if cp.anomalies:
+            cur.execute(_SAVE_ANOMALIES, (anomalies,))
+        for d in cp.dead:
+            log.error(
+                "event sent to the DLQ", extra={"event_id": d.event_id or "", "error": d.error}
+            )
+            cur.execute(
+                "INSERT INTO inference.dlq (consumer, event_id, event_payload, error_message)"
+                " VALUES (%s, %s, %s, %s)",
+                (
+                    self._consumer,
+                    _uuid_or_none(d.event_id),
+                    d.raw,
+                    d.error.replace("\x00", "\\x00")[:2000],
+                ),
+            )
+        cur.execute(_SAVE_POSITIONS, (self._consumer, positions))
+
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        with self._db("reading the metrics of devices") as conn:
+            rows = conn.execute(
+                "SELECT device, metric FROM inference.models WHERE device = ANY(%s)",
+                (list(devices),),
+            ).fetchall()
+        out: dict[str, set[str]] = {}
+        for device, metric in rows:
+            out.setdefault(device, set()).add(metric)
+        return out
 
     def unsent(self, limit: int) -> list[Anomaly]:
         with self._db("reading unsent anomalies") as conn:
             rows = conn.execute(
                 "SELECT source_event_id::text, metric, device, event_time, payload, trace_id "
-                "FROM inference.anomalies WHERE sent_at IS NULL ORDER BY created_at LIMIT %s",
+                "FROM inference.anomalies WHERE sent_at IS NULL AND rejected_at IS NULL "
+                "ORDER BY created_at LIMIT %s",
                 (limit,),
             ).fetchall()
         return [Anomaly(e, k, d, t, p, tr) for e, k, d, t, p, tr in rows]
@@ -222,21 +277,36 @@ class PostgresInferenceStore:
             out.setdefault(device, []).append(t)
         return out
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None:
         if not sent:
             return
         rows = json_text.dumps(
             [
                 {"e": a.source_event_id, "k": a.metric, "i": _uuid_or_none(event_id)}
                 for a, event_id in sent
+                if not isinstance(event_id, Rejected)
             ]
         )
-        with self._db("recording sent anomalies") as conn:
+        rejected = json_text.dumps(
+            [
+                {"e": a.source_event_id, "k": a.metric, "r": r.error[:2000]}
+                for a, r in sent
+                if isinstance(r, Rejected)
+            ]
+        )
+        now = datetime.now(UTC)
+        with self._db("recording sent anomalies") as conn, conn.transaction():
             conn.execute(
                 "UPDATE inference.anomalies a SET sent_at = %s, anomaly_event_id = u.i "
                 "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, i uuid) "
                 "WHERE a.source_event_id = u.e AND a.metric = u.k",
-                (datetime.now(UTC), rows),
+                (now, rows),
+            )
+            conn.execute(
+                "UPDATE inference.anomalies a SET rejected_at = %s, rejected_error = u.r "
+                "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, r text) "
+                "WHERE a.source_event_id = u.e AND a.metric = u.k",
+                (now, rejected),
             )
 
     def ping(self) -> bool:

@@ -68,9 +68,15 @@ class QueryService:
             last = datetime.fromisoformat(str(view.state.get("last_anomaly_at")))
         except ValueError:
             return view
-        if last.tzinfo is None or last + self._health_window > self._clock.now():
+        now = self._clock.now()
+        if last.tzinfo is None or last + self._health_window > now:
             return view
-        return replace(view, state={**view.state, "status": "ok"})
+        state = {**view.state, "status": "ok"}
+        # anomalies_24h counts the 24 h up to the last anomaly; once that is a day old,
+        # none is left in the last 24 h.
+        if last + timedelta(days=1) <= now:
+            state["anomalies_24h"] = 0
+        return replace(view, state=state)
 
     @staticmethod
     def _check_type(projection_type: str) -> None:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import grpc
 import psycopg
@@ -240,16 +241,138 @@ def test_a_reset_racing_a_batch_in_flight_is_not_undone_by_it(database: str) -> 
         [in_flight] = store.load([(device, "temp")]).values()  # a batch loads the model ...
         assert reader.reset(device, "") == 1  # ... an admin resets it ...
         in_flight.model.learn(calm(5), (T0 + timedelta(minutes=25)).timestamp())
-        store.save(Checkpoint(models=[in_flight], positions={key: 2}))  # ... the batch saves
+        # ... the batch's checkpoint is refused (its caller applies the batch again)
+        assert not store.save(Checkpoint(models=[in_flight], positions={key: 2}))
         assert reader.models(device) == [], "the reset was undone by the batch in flight"
         after = store.load([(device, "temp")])
         assert all(r.model.n == 0 for r in after.values())
         # The next batch starts a fresh model, and it is kept.
         fresh = ModelRow(device, "temp", SeasonalRobust(warmup=WARMUP))
         fresh.generation = next(iter(after.values())).generation if after else 0
+        fresh.version = next(iter(after.values())).version if after else 0
         fresh.model.learn(calm(6), (T0 + timedelta(minutes=30)).timestamp())
-        store.save(Checkpoint(models=[fresh], positions={key: 3}))
+        assert store.save(Checkpoint(models=[fresh], positions={key: 3}))
         assert [m["observations"] for m in reader.models(device)] == [1]
     finally:
         reader.close()
+        store.close()
+
+
+def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -> None:
+    """A stored model whose state cannot be restored (a null scale, as an inf once became)
+    sends the events of that key to the DLQ; other keys of the batch go on (review, 1)."""
+    from services.inference.service import Inference, Message
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    consumer = unique("ai-corrupt")
+    store = PostgresInferenceStore(database, consumer)
+    inf = Inference(store, _NoSink(), consumer=consumer, warmup=WARMUP, threshold=0.5)
+    bad, good = unique("bad"), unique("good")
+    try:
+        inf.handle([Message("t", 0, i, reading(bad, i, calm(i)), b"r") for i in range(3)])
+        with psycopg.connect(database, autocommit=True) as conn:
+            conn.execute(
+                "UPDATE inference.models SET state = jsonb_set(state, '{scale}', 'null') "
+                "WHERE device = %s",
+                (bad,),
+            )
+        batch = [
+            Message("t", 0, 3, reading(bad, 3, calm(3)), b"bad-raw"),
+            Message("t", 0, 4, reading(good, 4, calm(4)), b"good-raw"),
+        ]
+        inf.handle(batch)  # must not raise
+        dead = fetch_one(
+            database,
+            "SELECT count(*), min(error_message) FROM inference.dlq WHERE consumer = %s",
+            (consumer,),
+        )
+        assert dead is not None and dead[0] == 1 and "stored model" in dead[1]
+        assert observations(database, good) == 1
+        assert observations(database, bad) == 3
+    finally:
+        store.close()
+
+
+class _NoSink:
+    def send(self, anomalies: object) -> list[Any]:
+        return []
+
+
+def test_two_replicas_on_the_same_events_lose_no_model_update(database: str) -> None:
+    """During a rebalance replica A (blocked before its checkpoint) and replica B apply the
+    same readings: A's late checkpoint must not write its older model over B's (review, 2)."""
+    import threading
+
+    from services.inference.service import Inference, Message
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    device = unique("race2")
+    events = [reading(device, i, calm(i)) for i in range(10)]
+    msgs = [Message("t", 0, i, e, b"r") for i, e in enumerate(events)]
+    stores = [PostgresInferenceStore(database, "ai-race") for _ in range(2)]
+    a, b = (
+        Inference(s, _NoSink(), consumer="ai-race", warmup=WARMUP, threshold=0.5) for s in stores
+    )
+    loaded, go = threading.Event(), threading.Event()
+    real_save = stores[0].save
+    calls = 0
+
+    def blocked_save(cp: object) -> bool:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # only the first attempt waits for B
+            loaded.set()
+            assert go.wait(30)
+        return real_save(cp)  # type: ignore[arg-type]
+
+    stores[0].save = blocked_save  # type: ignore[method-assign]
+    t = threading.Thread(target=a.apply, args=(msgs[:5],))
+    try:
+        t.start()
+        assert loaded.wait(30)
+        b.apply(msgs)  # the new owner reads from the committed offset: all ten
+        go.set()
+        t.join(30)
+        assert not t.is_alive()
+        assert observations(database, device) == 10
+        row = fetch_one(
+            database,
+            "SELECT last_event_id::text FROM inference.models WHERE device = %s",
+            (device,),
+        )
+        assert row is not None and row[0] == events[-1].event_id
+        assert a.counters.learned + b.counters.learned == 10
+    finally:
+        go.set()
+        for s in stores:
+            s.close()
+
+
+def test_a_rejected_anomaly_is_stored_as_rejected_and_not_sent_again(database: str) -> None:
+    """Ingestion refusing an anomaly for good used to mark it sent: lost silently (review, 4)."""
+    from services.inference.service import Anomaly, Checkpoint, Rejected
+    from services.inference.store import PostgresInferenceStore
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    store = PostgresInferenceStore(database, "ai-rejected")
+    try:
+        source = str(uuid_utils.uuid7())
+        anomaly = Anomaly(source, "temp", unique("rej"), T0, {"score": 0.9})
+        assert store.save(Checkpoint(anomalies=[anomaly], positions={("t", 0): 1}))
+        assert any(a.source_event_id == source for a in store.unsent(10_000))
+        store.mark_sent([(anomaly, Rejected("too large"))])
+        row = fetch_one(
+            database,
+            "SELECT sent_at, rejected_at IS NOT NULL, rejected_error FROM inference.anomalies "
+            "WHERE source_event_id = %s",
+            (source,),
+        )
+        assert row == (None, True, "too large")
+        assert all(a.source_event_id != source for a in store.unsent(10_000))
+    finally:
         store.close()

@@ -20,6 +20,7 @@ from services.inference.service import (
     Inference,
     Message,
     ModelRow,
+    Rejected,
     numbers,
 )
 
@@ -32,7 +33,7 @@ class MemoryStore:
         self.rows: dict[tuple[str, str], ModelRow] = {}
         self.pos: dict[tuple[str, int], int] = {}
         self.scores: list[object] = []
-        self.anomalies: dict[tuple[str, str], tuple[Anomaly, str | None]] = {}
+        self.anomalies: dict[tuple[str, str], tuple[Anomaly, str | Rejected | None]] = {}
         self.dead: list[object] = []
         self.down = False
 
@@ -64,7 +65,7 @@ class MemoryStore:
                 )
         return out
 
-    def save(self, cp: Checkpoint) -> None:
+    def save(self, cp: Checkpoint) -> bool:
         self._check()
         for r in cp.models:
             self.models[(r.device, r.metric)] = r.model.state()
@@ -75,6 +76,15 @@ class MemoryStore:
         self.dead.extend(cp.dead)
         for p, o in cp.positions.items():
             self.pos[p] = max(self.pos.get(p, 0), o)
+        return True
+
+    def metrics(self, devices: Sequence[str]) -> dict[str, set[str]]:
+        self._check()
+        out: dict[str, set[str]] = {}
+        for d, k in self.rows:
+            if d in devices:
+                out.setdefault(d, set()).add(k)
+        return out
 
     def unsent(self, limit: int) -> list[Anomaly]:
         self._check()
@@ -87,7 +97,7 @@ class MemoryStore:
                 out.setdefault(a.device, []).append(a.event_time)
         return out
 
-    def mark_sent(self, sent: Sequence[tuple[Anomaly, str]]) -> None:
+    def mark_sent(self, sent: Sequence[tuple[Anomaly, str | Rejected]]) -> None:
         for a, event_id in sent:
             self.anomalies[(a.source_event_id, a.metric)] = (a, event_id)
 
@@ -97,7 +107,7 @@ class MemorySink:
         self.sent: list[Anomaly] = []
         self.down = False
 
-    def send(self, anomalies: Sequence[Anomaly]) -> list[str]:
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
         if self.down:
             raise Unavailable("ingestion down")
         self.sent.extend(anomalies)
@@ -142,7 +152,7 @@ def test_a_spike_after_warmup_is_an_anomaly_with_the_expected_range() -> None:
     assert 0.5 <= p["score"] <= 1.0 and p["threshold"] == 0.5
     assert p["expected"]["low"] < normal(600, random.Random(1)) < p["expected"]["high"] < p["value"]
     assert p["device_anomalies_24h"] == 1
-    assert anomaly.idempotency_key == f"ai.anomaly:{p['source_event_id']}:temp"
+    assert anomaly.idempotency_key.startswith(f"ai.anomaly:{p['source_event_id']}:")
     assert all(0.0 <= s.score <= 1.0 for s in store.scores)  # type: ignore[attr-defined]
 
 
@@ -278,3 +288,133 @@ def test_each_anomaly_counts_its_device_anomalies_of_the_last_24_hours() -> None
     inf.handle([msg(33, reading(33, 20.2)), msg(34, reading(34, 700.0, minutes=5 * 34 + 1500))])
     counts = [a.payload["device_anomalies_24h"] for a in sink.sent]
     assert counts == [1, 2, 1]  # the third is 25 h after the others
+
+
+# -- review of issue 18 (branch aifix) ------------------------------------------------------
+
+
+def test_extreme_readings_are_skipped_and_counted_and_the_stream_goes_on() -> None:
+    """1e308 then -1e308 made the scale inf (stored as null), and the next batch's restore
+    raised outside the per-event try: the consumer loop exited (issue 18 review, 1)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(0, reading(0, 1e308)), msg(1, reading(1, -1e308))])
+    assert inf.counters.skipped == 2 and inf.counters.learned == 0
+    inf.handle([msg(2, reading(2, 20.0)), msg(3, reading(3, 1e151)), msg(4, reading(4, 21.0))])
+    assert inf.counters.learned == 2 and inf.counters.skipped == 3
+    assert all(math.isfinite(v) for v in store.models[("d1", "temp")]["season"])  # type: ignore[attr-defined]
+    assert math.isfinite(store.models[("d1", "temp")]["scale"])  # type: ignore[arg-type]
+
+
+def test_numbers_skips_huge_and_overflowing_values() -> None:
+    assert numbers({"a": 10**400, "b": -1e200, "c": 1e150, "d": 3}) == {"c": 1e150, "d": 3.0}
+
+
+def test_a_non_finite_state_after_learning_is_poison_and_the_model_is_unchanged(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    inf.handle([msg(i, reading(i, 20.0 + i % 2)) for i in range(5)])
+    real = SeasonalRobust.learn
+
+    def overflowing(self: SeasonalRobust, x: float, t: float) -> None:
+        real(self, x, t)
+        self.scale = math.inf
+
+    monkeypatch.setattr(SeasonalRobust, "learn", overflowing)
+    inf.handle([msg(5, reading(5, 20.0))])
+    [dead] = store.dead
+    assert "not finite" in dead.error  # type: ignore[attr-defined]
+    assert store.models[("d1", "temp")]["n"] == 5
+    assert math.isfinite(store.models[("d1", "temp")]["scale"])  # type: ignore[arg-type]
+
+
+def test_a_reading_from_the_future_is_scored_not_learned_and_does_not_freeze_the_model() -> None:
+    """Ingestion allows 24 h of clock skew: a reading 23 h ahead became last_event_time and
+    every later reading was 'late' for a day (review, 3)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    ahead = reading(99, 20.0)
+    ahead = Event(
+        ahead.event_id,
+        ahead.event_type,
+        ahead.aggregate_id,
+        T0 + timedelta(hours=23),
+        T0,
+        ahead.payload,
+    )
+    inf.handle([msg(i, reading(i, 20.0)) for i in range(5)] + [msg(5, ahead)])
+    inf.handle([msg(6 + i, reading(6 + i, 21.0)) for i in range(10)])
+    assert (inf.counters.learned, inf.counters.future, inf.counters.late) == (15, 1, 0)
+    assert inf.counters.scored == 16
+
+
+def test_the_idempotency_key_is_short_and_clean_for_any_metric_name() -> None:
+    """ai.anomaly:<uuid>:<metric> passed ingestion's 256 limit for long names (review, 4)."""
+    a = Anomaly("00000000-0000-7000-8000-000000000001", "m" * 64, "d1", T0, {})
+    b = Anomaly("00000000-0000-7000-8000-000000000001", "m" * 63, "d1", T0, {})
+    assert len(a.idempotency_key) <= 100 and a.idempotency_key != b.idempotency_key
+    assert a.idempotency_key.isprintable()
+
+
+def test_metric_names_are_validated_and_the_rest_counted() -> None:
+    assert numbers({"m" * 65: 1.0, "bad\nname": 2.0, "": 3.0, "ok.temp:1-x": 4.0}) == {
+        "ok.temp:1-x": 4.0
+    }
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink)
+    payload = {"temp": 20.0, "m" * 250: 21.0, "x\x01": 3.0, "huge": 1e200}
+    inf.handle([msg(0, Event(reading(0, 0).event_id, "sensor.reading", "d1", T0, T0, payload))])
+    assert inf.counters.learned == 1 and inf.counters.unusable == 3
+
+
+class RejectingSink(MemorySink):
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
+        return [Rejected("payload too large") for _ in anomalies]
+
+
+def test_a_rejected_anomaly_is_kept_as_rejected_not_marked_sent() -> None:
+    store, sink = MemoryStore(), RejectingSink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    inf.handle([msg(30, reading(30, 500.0))])
+    [(_, outcome)] = store.anomalies.values()
+    assert outcome == Rejected("payload too large")
+    assert inf.counters.rejected == 1 and inf.counters.sent == 0
+    assert store.unsent(10) == []
+
+
+def test_metrics_per_device_are_capped_and_the_rest_counted() -> None:
+    """An unbounded number of metric names per device grew models without end (review, 5)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = Inference(store, sink, consumer="ai", warmup=20, threshold=0.5, max_metrics=3)
+    payload = {f"m{k}": 1.0 for k in range(5)}
+    inf.handle([msg(0, Event(reading(0, 0).event_id, "sensor.reading", "d1", T0, T0, payload))])
+    assert sorted(store.models) == [("d1", "m0"), ("d1", "m1"), ("d1", "m2")]
+    assert inf.counters.unusable == 2
+    more = {"m4": 2.0, "m1": 2.0, "m9": 2.0}
+    inf.handle([msg(1, Event(reading(1, 0).event_id, "sensor.reading", "d1", T0, T0, more))])
+    assert len(store.models) == 3 and inf.counters.unusable == 4 and inf.counters.learned == 4
+    other = Event(reading(2, 0).event_id, "sensor.reading", "d2", T0, T0, {"m9": 1.0})
+    inf.handle([msg(2, other)])  # the cap is per device
+    assert ("d2", "m9") in store.models
+
+
+def test_max_metrics_setting() -> None:
+    assert InferenceSettings.from_env(Env({})).max_metrics == 32
+    with pytest.raises(ConfigError, match="CJ_INFERENCE_MAX_METRICS"):
+        InferenceSettings.from_env(Env({"CJ_INFERENCE_MAX_METRICS": "0"}))
+
+
+def test_copies_of_an_event_within_one_batch_are_applied_once() -> None:
+    """A redelivered copy in the same batch was scored twice and counted late (review, 6)."""
+    store, sink = MemoryStore(), MemorySink()
+    inf = service(store, sink, warmup=20)
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    spike = reading(30, 500.0)
+    cp = inf.apply([msg(30, spike), msg(31, reading(31, 20.1)), msg(32, spike)])
+    assert [s.event_id for s in cp.scores].count(spike.event_id) == 1
+    assert len(cp.anomalies) == 1 and cp.anomalies[0].payload["device_anomalies_24h"] == 1
+    assert (inf.counters.late, inf.counters.already_applied) == (0, 1)
+    assert store.pos[("sensor-events", 0)] == 33

@@ -85,3 +85,20 @@ async def test_device_health_turns_back_to_ok_by_itself_after_the_window() -> No
     assert [v.state["status"] for v in (await svc.list("device_health", 10, 0)).items] == ["ok"]
     # other projections are untouched
     assert (await svc.get("sensor_state", "d1")).state == {}
+
+
+async def test_device_health_anomalies_24h_reads_zero_once_the_last_anomaly_is_a_day_old() -> None:
+    """anomalies_24h counted the 24 h up to the last anomaly and stayed frozen there
+    (issue 18 review, 7): read at query time, it is 0 once that anomaly is 24 h old."""
+    from datetime import timedelta
+
+    from services.core.clock import FixedClock
+
+    reader = Reader()
+    reader.views[("device_health", "dev-1")] = _health(T)
+    clock = FixedClock(T + timedelta(hours=23, minutes=59))
+    svc = QueryService(reader, clock=clock, health_window=timedelta(minutes=15))
+    assert (await svc.get("device_health", "dev-1")).state["anomalies_24h"] == 1
+    clock.advance(timedelta(minutes=2))
+    view = await svc.get("device_health", "dev-1")
+    assert view.state["anomalies_24h"] == 0 and view.state["status"] == "ok"

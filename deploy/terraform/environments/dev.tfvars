@@ -21,6 +21,8 @@ service_sizes = {
   actions      = { cpu = 256, memory = 512, desired_count = 1 }
   mqtt         = { cpu = 256, memory = 512, desired_count = 1 }
   edge         = { cpu = 256, memory = 512, desired_count = 1 }
+  tsdb         = { cpu = 512, memory = 1024, desired_count = 1 }
+  inference    = { cpu = 512, memory = 1024, desired_count = 1 }
 }
 
 db_instance_class           = "db.t4g.micro"

@@ -22,6 +22,8 @@ service_sizes = {
   actions      = { cpu = 512, memory = 1024, desired_count = 2 }
   mqtt         = { cpu = 512, memory = 1024, desired_count = 2 }
   edge         = { cpu = 512, memory = 1024, desired_count = 2 }
+  tsdb         = { cpu = 1024, memory = 2048, desired_count = 2 }
+  inference    = { cpu = 1024, memory = 2048, desired_count = 2 }
 }
 
 db_instance_class           = "db.m7g.large"
