@@ -353,3 +353,46 @@ def test_retention_waits_for_no_reader_and_finishes_next_round(db: str) -> None:
     assert name not in partitions(db, "points")
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT to_regclass(%s)", (f"tsdb.{name}",)).fetchone() == (None,)
+
+
+def test_a_day_dropped_by_retention_mid_write_is_too_old_not_an_outage(db: str) -> None:
+    """Issue 17 review: retention dropped a day the writer knew of, between its check and
+    its insert; the CheckViolation ("no partition found") was Unavailable forever. The
+    writer forgets its partitions and retries once; the point of the expired day is
+    counted too_old and skipped, the others are written, nothing is re-created."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    day = NOW - timedelta(days=50)  # a day no other test writes
+    later = NOW + timedelta(days=1)  # retention's clock: day is past a 50-day retention, not at NOW
+    keep = timedelta(days=50)
+    core = SeriesWriter(writer, keep.total_seconds(), clock=lambda: later)
+    assert core.handle([reading(device, day, v=1.0)], NOW).written == 1  # day known now
+    name = f"points_p{day:%Y%m%d}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert name in drop_expired(conn, later, keep, keep)
+    out = core.handle(
+        [reading(device, day + timedelta(hours=1), v=2.0), reading(device, NOW, v=3.0)], NOW
+    )
+    assert (out.too_old, out.written, out.refused) == (1, 1, 0)
+    assert name not in partitions(db, "points")
+    assert [v for _, _, v, _ in stored(db, device)] == [3.0]
+    writer.close()
+
+
+def test_another_check_violation_is_poison_not_an_outage(db: str) -> None:
+    """Any CheckViolation but a missing partition is the row's own fault: the point is
+    refused (skipped, counted) and the rest of the batch is written; no endless retry."""
+    device = unique("dev")
+    day = NOW + timedelta(days=77)  # a day no other test writes
+    with psycopg.connect(db, autocommit=True) as conn:
+        create_partitions(conn, [day.date()])
+        conn.execute(
+            f"ALTER TABLE tsdb.points_p{day:%Y%m%d} ADD CONSTRAINT no_13 CHECK (value <> 13)"
+        )
+    writer = PostgresPointWriter(db)
+    out = SeriesWriter(writer, WEEK.total_seconds()).handle(
+        [reading(device, day, v=13.0), reading(device, day, v=14.0)], NOW
+    )
+    assert (out.refused, out.written) == (1, 1)
+    assert [v for _, _, v, _ in stored(db, device)] == [14.0]
+    writer.close()
