@@ -90,7 +90,9 @@ class SeriesReader(Protocol):
 
     async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets: ...
 
-    async def latest(self, device: str) -> list[Latest]: ...
+    async def latest(self, device: str, limit: int) -> list[Latest]:
+        """The device's latest values, the first ``limit`` by metric name."""
+        ...
 
     async def series(self, device_prefix: str, after: tuple[str, str], limit: int) -> list[Series]:
         """Series ordered by (device, metric), those after ``after`` only."""

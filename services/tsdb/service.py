@@ -33,6 +33,15 @@ from services.tsdb.series import (
 log = logging.getLogger(__name__)
 
 MAX_SERIES_PAGE = 1000
+# Latest values answered per device (the first by metric name; the answer says when there
+# are more, and ListSeries pages through them all).
+MAX_LATEST = 1000
+
+
+@dataclass(frozen=True, slots=True)
+class LatestValues:
+    values: list[Latest]
+    truncated: bool  # the device has more metrics than MAX_LATEST
 
 
 @dataclass(slots=True)
@@ -124,10 +133,11 @@ class SeriesService:
         validate(q, self._max_points)
         return await self._reader.buckets(q, plan(q))
 
-    async def latest(self, device: str) -> list[Latest]:
+    async def latest(self, device: str) -> LatestValues:
         if not device or len(device) > MAX_DEVICE_LEN:
             raise InvalidInput(f"device must be 1..{MAX_DEVICE_LEN} characters")
-        return await self._reader.latest(device)
+        values = await self._reader.latest(device, MAX_LATEST + 1)
+        return LatestValues(values[:MAX_LATEST], len(values) > MAX_LATEST)
 
     async def series(self, device_prefix: str, page_token: str, limit: int) -> list[Series]:
         if not 0 <= limit <= MAX_SERIES_PAGE:

@@ -119,6 +119,7 @@ def test_readings_become_series_and_poison_is_skipped(tsdb: Writer) -> None:
     ]
     latest = tsdb.api.GetLatest(series_pb2.GetLatestRequest(device=device))
     assert [(v.metric, v.value) for v in latest.values] == [("hum", 50.0), ("temp", 7.0)]
+    assert not latest.truncated
     listed = tsdb.api.ListSeries(series_pb2.ListSeriesRequest(device_prefix=device, limit=1))
     assert [s.metric for s in listed.series] == ["hum"]
     page2 = tsdb.api.ListSeries(

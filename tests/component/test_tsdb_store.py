@@ -27,7 +27,7 @@ from services.tsdb.series import (
     points_of,
 )
 from services.tsdb.series_reader import PostgresSeriesReader
-from services.tsdb.service import SeriesService, SeriesWriter
+from services.tsdb.service import MAX_LATEST, SeriesService, SeriesWriter
 from tests.support import unique
 
 pytestmark = pytest.mark.component
@@ -235,7 +235,9 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
                 assert b.agg.sum == pytest.approx(w.sum)
         latest = await service.latest(device)
         newest = max(points)
-        assert [(v.metric, v.time, v.value) for v in latest] == [("temp", newest[0], newest[2])]
+        assert [(v.metric, v.time, v.value) for v in latest.values] == [
+            ("temp", newest[0], newest[2])
+        ]
         listed = await service.series(device, "", 10)
         assert [(s.device, s.metric) for s in listed] == [(device, "temp")]
 
@@ -396,3 +398,24 @@ def test_another_check_violation_is_poison_not_an_outage(db: str) -> None:
     assert (out.refused, out.written) == (1, 1)
     assert [v for _, _, v, _ in stored(db, device)] == [14.0]
     writer.close()
+
+
+async def test_latest_values_are_bounded_and_say_when_truncated(db: str) -> None:
+    """Issue 17 review: GetLatest read every metric of a device, unbounded. It answers the
+    first MAX_LATEST metrics by name and says when there are more."""
+    device = unique("dev")
+    one = unique("dev")
+    writer = PostgresPointWriter(db)
+    fields = {f"m{i:05d}": float(i) for i in range(MAX_LATEST + 1)}
+    out = SeriesWriter(writer, WEEK.total_seconds()).handle(
+        [reading(device, NOW, **fields), reading(one, NOW, v=1.0)], NOW
+    )
+    assert out.written == MAX_LATEST + 2
+    writer.close()
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        got = await service.latest(device)
+        assert got.truncated
+        assert [v.metric for v in got.values] == sorted(fields)[:MAX_LATEST]
+        small = await service.latest(one)
+        assert not small.truncated and [v.metric for v in small.values] == ["v"]
