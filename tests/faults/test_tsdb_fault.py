@@ -14,6 +14,7 @@ from services.cli.stack import Stack
 from tests.faults import test_faults as base
 from tests.faults.helpers import await_outbox_drained, count
 from tests.faults.test_faults import SteadyLoad, Supervised, await_recovery
+from tests.faults.test_replicas import metric
 from tests.support import bearer, eventually, unique
 from tests.tsdb_checks import rollup_mismatches, rollup_surplus
 
@@ -83,6 +84,10 @@ def test_fault_sigkill_tsdb_writer(
         "SELECT count(*) FROM tsdb.points WHERE device LIKE %s AND NOT event_id = ANY(%s::uuid[])",
         (f"{run}-%", acked),
     )
+    # How many points the restarted writer was handed again (its duplicate counter starts
+    # at zero): whether this run's kill fell between a write and its commit.
+    port = int(stack.service_env()["CJ_TSDB_METRICS_PORT"])
+    redelivered = int(metric(port, "cornjacket_tsdb_points_total", 'outcome="duplicate"'))
     report.append(
         {
             "fault": "SIGKILL tsdb writer",
@@ -91,6 +96,8 @@ def test_fault_sigkill_tsdb_writer(
             "unacked_stored": unacked,
             "duplicated": doubled,
             "recovery_s": recovery,
+            "note": f"{redelivered} points redelivered to the restarted writer; 'stored twice' "
+            "is the points the rollups count beyond the stored points",
         }
     )
     assert doubled == 0
