@@ -67,13 +67,14 @@ class SeriesServicer(series_pb2_grpc.SeriesServiceServicer):
     async def GetLatest(
         self, request: series_pb2.GetLatestRequest, context: grpc.aio.ServicerContext
     ) -> series_pb2.GetLatestResponse:
-        values = await self._service.latest(request.device)
+        latest = await self._service.latest(request.device)
         return series_pb2.GetLatestResponse(
             device=request.device,
             values=[
                 series_pb2.LatestValue(metric=v.metric, time=to_timestamp(v.time), value=v.value)
-                for v in values
+                for v in latest.values
             ],
+            truncated=latest.truncated,
         )
 
     @grpc_errors

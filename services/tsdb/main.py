@@ -116,7 +116,8 @@ async def run(
                 )
             ),
             batch_handler(
-                SeriesWriter(writer, settings.retention, settings.event_types), clock.now
+                SeriesWriter(writer, settings.retention, settings.event_types, clock.now),
+                clock.now,
             ),
             settings.topics,
             batch_size=settings.batch_size,

@@ -14,6 +14,7 @@ from psycopg import sql
 
 from services.core.errors import InvalidInput, Unavailable
 from services.infra.postgres import TRANSIENT, connect_bounded
+from services.tsdb.ports import PartitionGone
 from services.tsdb.series import Point, partition_day, partition_name, to_drop
 
 log = logging.getLogger(__name__)
@@ -232,11 +233,13 @@ class PostgresPointWriter:
             self.close()
             raise Unavailable(f"database unavailable while writing points: {e}") from e
         except psycopg.errors.CheckViolation as e:
-            # "no partition of relation found": retention dropped a day we knew of between
-            # our check and the insert; forget what we know and let the loop retry (the
-            # points of an expired day are filtered out then).
-            self._days.clear()
-            raise Unavailable(f"a partition went away while writing points: {e}") from e
+            if e.diag.constraint_name is None:
+                # "no partition of relation found for row" (it names no constraint): retention
+                # dropped a day we knew of between our check and the insert. Forget what we
+                # know; the caller drops the points that expired and retries once.
+                self._days.clear()
+                raise PartitionGone(f"a partition went away while writing points: {e}") from e
+            raise InvalidInput(f"points cannot be stored: {e}") from e
         except psycopg.errors.DeadlockDetected as e:
             raise Unavailable(f"deadlock while writing points, retrying: {e}") from e
         except psycopg.DataError as e:

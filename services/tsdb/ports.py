@@ -8,7 +8,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from services.core.errors import Unavailable
 from services.tsdb.series import Aggregate, Plan, Point, SeriesQuery
+
+
+class PartitionGone(Unavailable):
+    """A day partition the writer knew of went away while writing (retention dropped it):
+    nothing was written and the writer forgot the partitions it knew, so a retry makes
+    those it needs again. Unavailable if not handled (the loop retries later)."""
 
 
 class PointWriter(Protocol):
@@ -18,7 +25,8 @@ class PointWriter(Protocol):
     rollups and latest values they touch, and returns how many points were new. Writing
     the same points again stores nothing twice and leaves the rollups as they are, so the
     loop may commit its offsets once it returned. Raises Unavailable while the database is
-    down (nothing written); InvalidInput when the database refuses a value (nothing
+    down (nothing written); PartitionGone when a day's partition went away under it
+    (nothing written); InvalidInput when the database refuses a value (nothing
     written)."""
 
     def write(self, points: Sequence[Point]) -> int: ...
@@ -82,7 +90,9 @@ class SeriesReader(Protocol):
 
     async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets: ...
 
-    async def latest(self, device: str) -> list[Latest]: ...
+    async def latest(self, device: str, limit: int) -> list[Latest]:
+        """The device's latest values, the first ``limit`` by metric name."""
+        ...
 
     async def series(self, device_prefix: str, after: tuple[str, str], limit: int) -> list[Series]:
         """Series ordered by (device, metric), those after ``after`` only."""

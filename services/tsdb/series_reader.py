@@ -81,11 +81,12 @@ class PostgresSeriesReader:
             origin, q.bucket, row["i"], row["n"], row["s"], row["lo"], row["hi"], row["f"], row["l"]
         )
 
-    async def latest(self, device: str) -> list[Latest]:
+    async def latest(self, device: str, limit: int) -> list[Latest]:
         async with translate_errors("reading latest values"), self._pool.connection() as conn:
             cur = await conn.execute(
-                "SELECT metric, time, value FROM tsdb.latest WHERE device = %s ORDER BY metric",
-                (device,),
+                "SELECT metric, time, value FROM tsdb.latest WHERE device = %s "
+                "ORDER BY metric LIMIT %s",
+                (device, limit),
             )
             return [Latest(r["metric"], r["time"], r["value"]) for r in await cur.fetchall()]
 

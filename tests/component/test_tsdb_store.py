@@ -27,7 +27,7 @@ from services.tsdb.series import (
     points_of,
 )
 from services.tsdb.series_reader import PostgresSeriesReader
-from services.tsdb.service import SeriesService, SeriesWriter
+from services.tsdb.service import MAX_LATEST, SeriesService, SeriesWriter
 from tests.support import unique
 
 pytestmark = pytest.mark.component
@@ -235,7 +235,9 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
                 assert b.agg.sum == pytest.approx(w.sum)
         latest = await service.latest(device)
         newest = max(points)
-        assert [(v.metric, v.time, v.value) for v in latest] == [("temp", newest[0], newest[2])]
+        assert [(v.metric, v.time, v.value) for v in latest.values] == [
+            ("temp", newest[0], newest[2])
+        ]
         listed = await service.series(device, "", 10)
         assert [(s.device, s.metric) for s in listed] == [(device, "temp")]
 
@@ -353,3 +355,67 @@ def test_retention_waits_for_no_reader_and_finishes_next_round(db: str) -> None:
     assert name not in partitions(db, "points")
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT to_regclass(%s)", (f"tsdb.{name}",)).fetchone() == (None,)
+
+
+def test_a_day_dropped_by_retention_mid_write_is_too_old_not_an_outage(db: str) -> None:
+    """Issue 17 review: retention dropped a day the writer knew of, between its check and
+    its insert; the CheckViolation ("no partition found") was Unavailable forever. The
+    writer forgets its partitions and retries once; the point of the expired day is
+    counted too_old and skipped, the others are written, nothing is re-created."""
+    device = unique("dev")
+    writer = PostgresPointWriter(db)
+    day = NOW - timedelta(days=50)  # a day no other test writes
+    later = NOW + timedelta(days=1)  # retention's clock: day is past a 50-day retention, not at NOW
+    keep = timedelta(days=50)
+    core = SeriesWriter(writer, keep.total_seconds(), clock=lambda: later)
+    assert core.handle([reading(device, day, v=1.0)], NOW).written == 1  # day known now
+    name = f"points_p{day:%Y%m%d}"
+    with psycopg.connect(db, autocommit=True) as conn:
+        assert name in drop_expired(conn, later, keep, keep)
+    out = core.handle(
+        [reading(device, day + timedelta(hours=1), v=2.0), reading(device, NOW, v=3.0)], NOW
+    )
+    assert (out.too_old, out.written, out.refused) == (1, 1, 0)
+    assert name not in partitions(db, "points")
+    assert [v for _, _, v, _ in stored(db, device)] == [3.0]
+    writer.close()
+
+
+def test_another_check_violation_is_poison_not_an_outage(db: str) -> None:
+    """Any CheckViolation but a missing partition is the row's own fault: the point is
+    refused (skipped, counted) and the rest of the batch is written; no endless retry."""
+    device = unique("dev")
+    day = NOW + timedelta(days=77)  # a day no other test writes
+    with psycopg.connect(db, autocommit=True) as conn:
+        create_partitions(conn, [day.date()])
+        conn.execute(
+            f"ALTER TABLE tsdb.points_p{day:%Y%m%d} ADD CONSTRAINT no_13 CHECK (value <> 13)"
+        )
+    writer = PostgresPointWriter(db)
+    out = SeriesWriter(writer, WEEK.total_seconds()).handle(
+        [reading(device, day, v=13.0), reading(device, day, v=14.0)], NOW
+    )
+    assert (out.refused, out.written) == (1, 1)
+    assert [v for _, _, v, _ in stored(db, device)] == [14.0]
+    writer.close()
+
+
+async def test_latest_values_are_bounded_and_say_when_truncated(db: str) -> None:
+    """Issue 17 review: GetLatest read every metric of a device, unbounded. It answers the
+    first MAX_LATEST metrics by name and says when there are more."""
+    device = unique("dev")
+    one = unique("dev")
+    writer = PostgresPointWriter(db)
+    fields = {f"m{i:05d}": float(i) for i in range(MAX_LATEST + 1)}
+    out = SeriesWriter(writer, WEEK.total_seconds()).handle(
+        [reading(device, NOW, **fields), reading(one, NOW, v=1.0)], NOW
+    )
+    assert out.written == MAX_LATEST + 2
+    writer.close()
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        got = await service.latest(device)
+        assert got.truncated
+        assert [v.metric for v in got.values] == sorted(fields)[:MAX_LATEST]
+        small = await service.latest(one)
+        assert not small.truncated and [v.metric for v in small.values] == ["v"]

@@ -19,6 +19,9 @@ def _table(terminalreporter: Any, title: str, head: tuple[str, ...], rows: list[
     terminalreporter.line("  ".join("-" * w for w in widths))
     for row in rows:
         terminalreporter.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    for r in REPORT:
+        if r.get("note"):
+            terminalreporter.line(f"  * {r['fault']}: {r['note']}")
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -75,6 +78,9 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     terminalreporter.line("  ".join("-" * w for w in widths))
     for row in rows:
         terminalreporter.line("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    for r in REPORT:
+        if r.get("note"):
+            terminalreporter.line(f"  * {r['fault']}: {r['note']}")
 
 
 @pytest.fixture(scope="session")

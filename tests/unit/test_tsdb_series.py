@@ -4,14 +4,18 @@ plan, limits, and which partitions retention drops."""
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+import uuid_utils
 
 from services.core.errors import InvalidInput
 from services.core.events import Event
+from services.tsdb.ports import PartitionGone
 from services.tsdb.series import (
     Aggregate,
+    Point,
     SeriesQuery,
     ceil_time,
     days_ahead,
@@ -23,6 +27,7 @@ from services.tsdb.series import (
     to_drop,
     validate,
 )
+from services.tsdb.service import SeriesWriter
 
 pytestmark = pytest.mark.unit
 
@@ -262,3 +267,38 @@ def test_the_writer_takes_only_the_configured_event_types() -> None:
     assert TsdbSettings.from_env(Env(base)).event_types == ("sensor.reading",)
     more = TsdbSettings.from_env(Env({**base, "CJ_TSDB_EVENT_TYPES": "sensor.reading,x.y"}))
     assert more.event_types == ("sensor.reading", "x.y")
+
+
+class _Gone:
+    """A PointWriter whose first ``gone`` writes find a partition gone; it refuses 13."""
+
+    def __init__(self, gone: int = 1) -> None:
+        self.gone = gone
+        self.calls = 0
+        self.kept: set[tuple[str, str]] = set()
+
+    def write(self, points: Sequence[Point]) -> int:
+        self.calls += 1
+        if self.calls <= self.gone:
+            raise PartitionGone("no partition of relation found for row")
+        if any(p.value == 13.0 for p in points):
+            raise InvalidInput("refused")
+        new = {(p.event_id, p.metric) for p in points} - self.kept
+        self.kept |= new
+        return len(new)
+
+
+def test_a_partition_gone_mid_write_skips_expired_points_and_retries_once() -> None:
+    now = datetime(2026, 5, 8, 12, tzinfo=UTC)
+    later = now + timedelta(days=1)
+    old = datetime(2026, 3, 19, 12, tzinfo=UTC)  # expired at `later` for 50 days, not at now
+    writer = _Gone()
+    core = SeriesWriter(writer, timedelta(days=50).total_seconds(), clock=lambda: later)
+    events = [
+        Event(str(uuid_utils.uuid7()), "sensor.reading", "d", t, t, {"v": v})
+        for t, v in ((old, 1.0), (now, 2.0), (now, 13.0))
+    ]
+    out = core.handle(events, now)
+    assert (out.too_old, out.points, out.written, out.refused) == (1, 2, 1, 1)
+    with pytest.raises(PartitionGone):  # a second one in a row goes to the loop
+        SeriesWriter(_Gone(gone=2), 86400.0 * 50).handle(events[1:2], now)

@@ -73,12 +73,14 @@ class LatestValue(_message.Message):
     def __init__(self, metric: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., value: _Optional[float] = ...) -> None: ...
 
 class GetLatestResponse(_message.Message):
-    __slots__ = ("device", "values")
+    __slots__ = ("device", "values", "truncated")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     VALUES_FIELD_NUMBER: _ClassVar[int]
+    TRUNCATED_FIELD_NUMBER: _ClassVar[int]
     device: str
     values: _containers.RepeatedCompositeFieldContainer[LatestValue]
-    def __init__(self, device: _Optional[str] = ..., values: _Optional[_Iterable[_Union[LatestValue, _Mapping]]] = ...) -> None: ...
+    truncated: bool
+    def __init__(self, device: _Optional[str] = ..., values: _Optional[_Iterable[_Union[LatestValue, _Mapping]]] = ..., truncated: _Optional[bool] = ...) -> None: ...
 
 class ListSeriesRequest(_message.Message):
     __slots__ = ("device_prefix", "limit", "page_token")

@@ -69,7 +69,8 @@ class SeriesServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetLatest(self, request, context):
-        """The newest point of every metric of a device.
+        """The newest point of every metric of a device: the first 1,000 metrics by name
+        (`truncated` says when the device has more; ListSeries pages through them all).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
