@@ -76,6 +76,7 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
         "/cornjacket.v1.QueryService/",
         "/cornjacket.v1.LineageService/",
         "/cornjacket.v1.SeriesService/",  # time series (issue 17)
+        "/cornjacket.v1.WatchService/",  # live streams (issue 19)
         # issue 18: method by method (the reset needs admin; GetEventAnomalies is internal)
         "/cornjacket.v1.InferenceService/ListScores",
         "/cornjacket.v1.InferenceService/ListAnomalies",
@@ -189,6 +190,9 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.QueryService/", "query", "30s", "read"),
     ("/cornjacket.v1.LineageService/", "query", "30s", "read"),
     ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
+    # Live streams (issue 19): no route timeout (0s); heartbeats keep the stream from
+    # stream_idle_timeout, the service bounds the watchers and cuts slow ones off.
+    ("/cornjacket.v1.WatchService/", "query", "0s", "read"),
     ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
     # Time series (issue 17): only when the stack runs the tsdb service (CJ_FEATURE_TSDB).
