@@ -165,9 +165,7 @@ async def test_a_client_far_behind_the_bus_is_cut_off_with_a_reason() -> None:
     async def send(item: Item) -> None:
         got.append(item)
 
-    await hub(FakeOpener(reader, START), max_lag=100).watch(
-        Filter(), "", send, asyncio.Event()
-    )
+    await hub(FakeOpener(reader, START), max_lag=100).watch(Filter(), "", send, asyncio.Event())
     end = got[-1]
     assert isinstance(end, End) and end.reason == "too_slow" and "CJ_WATCH_MAX_LAG" in end.message
     assert Position.decode(end.position).offsets[("sensor-events", 0)] == 11
