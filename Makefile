@@ -61,7 +61,10 @@ bench-ai: setup ## anomaly detection quality: labelled streams, service model vs
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 
-gen: setup node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set) from proto/
+console/node_modules/.installed: console/package.json console/package-lock.json
+	@cd console && npm ci --silent --no-audit --no-fund && touch node_modules/.installed
+
+gen: setup node_modules/.installed console/node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set, the console bundle) from proto/
 	@$(PY) scripts/gen.py
 
 gen-check: gen ## fail if gen/ differs from what proto/ generates
