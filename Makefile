@@ -35,6 +35,7 @@ sdk-ts: sdk/typescript/node_modules/.installed ## build the TypeScript SDK (sdk/
 # (/tmp/pytest-of-$USER) is pruned by every run, so two suites running at once (two clones)
 # deleted each other's PostgreSQL data mid-run.
 test: setup sdk-ts ## run unit, component and end-to-end tests against real parts
+	@command -v $${CJ_CHROMIUM:-chromium} >/dev/null || echo "NOTE: no Chromium: the console's browser tests (tests/e2e/test_console.py) will be SKIPPED (apt-get install -y chromium)"
 	@$(PY) -m pytest -q --basetemp=.pytest-tmp $(PYTEST_ARGS)
 
 test-unit: setup ## only the fast unit tests
