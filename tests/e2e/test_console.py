@@ -127,3 +127,19 @@ def test_a_forged_token_does_not_sign_in(stack: Stack, browser: Any, attack_log:
     attack_log.append(("console sign-in with a forged token", "refused (401)", text[:60], ok))
     assert ok, text
     context.close()
+
+
+def test_the_console_page_is_open_and_locked_down(stack: Stack) -> None:
+    """No token for the page itself (the sign-in is there); the API behind still asks."""
+    from services.cli.envoy_config import console_files
+
+    with httpx.Client(base_url=stack.edge_url, timeout=15) as anon:
+        for url, (data, ctype) in console_files().items():
+            r = anon.get(url)
+            assert r.status_code == 200 and r.content == data, url
+            assert r.headers["content-type"] == ctype
+            assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+            assert r.headers["x-content-type-options"] == "nosniff"
+        assert anon.get("/console", follow_redirects=True).url.path == "/console/"
+        assert anon.get("/console/../api/v1/projections/sensor_state").status_code == 401
+        assert anon.get("/console/nothing-here").status_code == 401

@@ -214,3 +214,14 @@ async def test_oversized_filter_is_invalid() -> None:
         await hub(FakeOpener(FakeReader([]), START)).watch(
             Filter("x" * 300), "", send, asyncio.Event()
         )
+
+
+def test_watch_settings_fail_fast_naming_the_variable() -> None:
+    from services.config.settings import Env, WatchSettings
+    from services.core.errors import ConfigError
+
+    assert WatchSettings.from_env(Env({})) == WatchSettings()
+    with pytest.raises(ConfigError, match="CJ_WATCH_HEARTBEAT"):
+        WatchSettings.from_env(Env({"CJ_WATCH_HEARTBEAT": "5m"}))
+    with pytest.raises(ConfigError, match="CJ_WATCH_MAX_WATCHERS"):
+        WatchSettings.from_env(Env({"CJ_WATCH_MAX_WATCHERS": "many"}))
