@@ -334,7 +334,7 @@ def _console_routes(auth_on: bool, root: Path = CONSOLE) -> str:
     files = console_files(root)
     if not files:
         return ""
-    routes = [_CONSOLE_REDIRECT]
+    routes = [_CONSOLE_REDIRECT + (_CONSOLE_NO_AUTH if auth_on else "")]
     for url, (data, ctype) in files.items():
         routes.append(
             _CONSOLE_ROUTE.format(
