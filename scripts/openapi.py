@@ -319,10 +319,22 @@ class Generator:
                 f"schema ({self.ref(method.output_type)}), JSON",
                 "content": {
                     "text/event-stream": {
-                        "schema": {"type": "string"},
-                        "x-message-schema": {
-                            "$ref": f"#/components/schemas/{self.ref(method.output_type)}"
-                        },
+                        # each event: its data is one JSON message of the method's output
+                        "schema": {
+                            "type": "object",
+                            "required": ["data"],
+                            "properties": {
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {
+                                        "$ref": "#/components/schemas/"
+                                        + self.ref(method.output_type)
+                                    },
+                                },
+                                "event": {"type": "string"},
+                            },
+                        }
                     }
                 },
             }
