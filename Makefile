@@ -35,6 +35,7 @@ sdk-ts: sdk/typescript/node_modules/.installed ## build the TypeScript SDK (sdk/
 # (/tmp/pytest-of-$USER) is pruned by every run, so two suites running at once (two clones)
 # deleted each other's PostgreSQL data mid-run.
 test: setup sdk-ts ## run unit, component and end-to-end tests against real parts
+	@command -v $${CJ_CHROMIUM:-chromium} >/dev/null || echo "NOTE: no Chromium: the console's browser tests (tests/e2e/test_console.py) will be SKIPPED (apt-get install -y chromium)"
 	@$(PY) -m pytest -q --basetemp=.pytest-tmp $(PYTEST_ARGS)
 
 test-unit: setup ## only the fast unit tests
@@ -61,7 +62,10 @@ bench-ai: setup ## anomaly detection quality: labelled streams, service model vs
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 
-gen: setup node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set) from proto/
+console/node_modules/.installed: console/package.json console/package-lock.json
+	@cd console && npm ci --silent --no-audit --no-fund && touch node_modules/.installed
+
+gen: setup node_modules/.installed console/node_modules/.installed ## regenerate gen/ (Python and TypeScript stubs, Envoy descriptor set, the console bundle) from proto/
 	@$(PY) scripts/gen.py
 
 gen-check: gen ## fail if gen/ differs from what proto/ generates

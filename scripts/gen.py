@@ -7,6 +7,7 @@ One command (`make gen`) so CI can regenerate and diff: gen/ must never drift fr
 
 from __future__ import annotations
 
+import gzip
 import shutil
 import subprocess
 import sys
@@ -66,9 +67,35 @@ def main() -> int:
     if done.returncode != 0:
         print(f"buf generate failed with exit code {done.returncode}", file=sys.stderr)
         return done.returncode
+    if console() != 0:
+        return 1
     print(
         f"generated {len(protos)} protos into {py_out}, {envoy_out / 'cornjacket.pb'} and {ts_out}"
     )
+    return 0
+
+
+CONSOLE = ROOT / "console"
+# Issue 19: the console's initial JavaScript stays under this, gzipped.
+CONSOLE_JS_BUDGET = 200 * 1024
+
+
+def console() -> int:
+    """Build the console (console/, Vite) into gen/console and check its size budget."""
+    vite = CONSOLE / "node_modules" / ".bin" / "vite"
+    if not vite.exists():
+        print("console/node_modules is missing: run `make gen` (it installs the console's tools)")
+        return 1
+    done = subprocess.run(["npm", "run", "--silent", "build"], cwd=CONSOLE, check=False)
+    if done.returncode != 0:
+        print(f"console build failed with exit code {done.returncode}", file=sys.stderr)
+        return done.returncode
+    out = GEN / "console"
+    initial = sum(len(gzip.compress(p.read_bytes(), 9)) for p in out.glob("assets/*.js"))
+    print(f"console: initial JavaScript {initial / 1024:.1f} KiB gzipped (budget 200 KiB)")
+    if initial > CONSOLE_JS_BUDGET:
+        print("console: over the 200 KiB gzipped budget (issue 19)", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -311,6 +311,33 @@ class Generator:
             op["parameters"] = params
         ok = "202" if (verb, path) in ACCEPTED_202 else "200"
         responses = {ok: _json({"$ref": f"#/components/schemas/{self.ref(method.output_type)}"})}
+        if method.server_streaming:
+            # Envoy prints a server stream as Server-Sent Events: one "data: {json}" line per
+            # message of this schema (print_options.stream_sse_style_delimited; ADR 21).
+            responses[ok] = {
+                "description": "Server-Sent Events: each `data:` line is one message of this "
+                f"schema ({self.ref(method.output_type)}), JSON",
+                "content": {
+                    "text/event-stream": {
+                        # each event: its data is one JSON message of the method's output
+                        "schema": {
+                            "type": "object",
+                            "required": ["data"],
+                            "properties": {
+                                "data": {
+                                    "type": "string",
+                                    "contentMediaType": "application/json",
+                                    "contentSchema": {
+                                        "$ref": "#/components/schemas/"
+                                        + self.ref(method.output_type)
+                                    },
+                                },
+                                "event": {"type": "string"},
+                            },
+                        }
+                    }
+                },
+            }
         for code, why in ERRORS.items():
             responses[code] = _json({"$ref": "#/components/schemas/Error"}, why)
         scope = _scope(service, method.name)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import textwrap
@@ -16,6 +17,7 @@ from services.config.settings import AuthSettings, EdgeSettings, RateBudget
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
 DESCRIPTOR = ROOT / "gen" / "envoy" / "cornjacket.pb"
+CONSOLE = ROOT / "gen" / "console"  # the built console (issue 19; make gen)
 
 _CLUSTER = """\
     - name: {name}
@@ -76,6 +78,7 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
         "/cornjacket.v1.QueryService/",
         "/cornjacket.v1.LineageService/",
         "/cornjacket.v1.SeriesService/",  # time series (issue 17)
+        "/cornjacket.v1.WatchService/",  # live streams (issue 19)
         # issue 18: method by method (the reset needs admin; GetEventAnomalies is internal)
         "/cornjacket.v1.InferenceService/ListScores",
         "/cornjacket.v1.InferenceService/ListAnomalies",
@@ -189,6 +192,9 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.QueryService/", "query", "30s", "read"),
     ("/cornjacket.v1.LineageService/", "query", "30s", "read"),
     ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
+    # Live streams (issue 19): no route timeout (0s); heartbeats keep the stream from
+    # stream_idle_timeout, the service bounds the watchers and cuts slow ones off.
+    ("/cornjacket.v1.WatchService/", "query", "0s", "read"),
     ("/cornjacket.v1.DeadLetterService/", "eventhandler", "120s", "admin"),
     ("/cornjacket.v1.ActionService/", "actions", "30s", "admin"),
     # Time series (issue 17): only when the stack runs the tsdb service (CJ_FEATURE_TSDB).
@@ -232,11 +238,12 @@ _LIMIT = """\
 """
 
 _VIRTUAL_HOSTS = """\
+max_direct_response_body_size_bytes: {max_body}
 virtual_hosts:
   - name: cornjacket
     domains: [{domains}]
     routes:
-{routes}
+{console}{routes}
       - match: {{ prefix: "/" }}
         direct_response:
           status: 404
@@ -267,6 +274,82 @@ _FOREIGN_NO_AUTH = """\
       envoy.filters.http.rbac:
         "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
 """
+
+
+# The console (issue 19, ADR 21): its few built files are part of the rendered config,
+# answered by Envoy itself (read once when the config is rendered; nothing is read from disk
+# per request, no path reaches the file system). Open without a token: the sign-in page is
+# where the token is pasted; everything it shows comes from the API, which asks for one.
+_CONSOLE_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript", ".css": "text/css"}
+_CONSOLE_CSP = (
+    "default-src 'self'; connect-src 'self'; img-src 'self' data:; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
+_CONSOLE_ROUTE = """\
+- match: {{ path: {path} }}
+  direct_response:
+    status: 200
+    body: {{ inline_bytes: {body} }}
+  response_headers_to_add:
+    - header: {{ key: content-type, value: {ctype} }}
+      append_action: OVERWRITE_IF_EXISTS_OR_ADD
+    - header: {{ key: cache-control, value: {cache} }}
+    - header: {{ key: content-security-policy, value: {csp} }}
+    - header: {{ key: x-content-type-options, value: nosniff }}
+    - header: {{ key: referrer-policy, value: no-referrer }}
+{no_auth}"""
+_CONSOLE_NO_AUTH = """\
+  typed_per_filter_config:
+    envoy.filters.http.jwt_authn:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.jwt_authn.v3.PerRouteConfig
+      disabled: true
+    envoy.filters.http.rbac:
+      "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBACPerRoute
+"""
+# A relative Location: the edge strips the port from Host (strip_any_host_port).
+_CONSOLE_REDIRECT = """\
+- match: { path: "/console" }
+  direct_response: { status: 308 }
+  response_headers_to_add:
+    - header: { key: location, value: "/console/" }
+      append_action: OVERWRITE_IF_EXISTS_OR_ADD
+"""
+
+
+def console_files(root: Path = CONSOLE) -> dict[str, tuple[bytes, str]]:
+    """URL path -> (bytes, content type) of the built console; empty when it is not built."""
+    files: dict[str, tuple[bytes, str]] = {}
+    if not (root / "index.html").is_file():
+        return files
+    for path in sorted(root.rglob("*")):
+        ctype = _CONSOLE_TYPES.get(path.suffix)
+        if path.is_file() and ctype:
+            rel = path.relative_to(root).as_posix()
+            url = "/console/" if rel == "index.html" else f"/console/{rel}"
+            files[url] = (path.read_bytes(), ctype)
+    return files
+
+
+def _console_routes(auth_on: bool, root: Path = CONSOLE) -> str:
+    files = console_files(root)
+    if not files:
+        return ""
+    routes = [_CONSOLE_REDIRECT + (_CONSOLE_NO_AUTH if auth_on else "")]
+    for url, (data, ctype) in files.items():
+        routes.append(
+            _CONSOLE_ROUTE.format(
+                path=json.dumps(url),
+                body=base64.b64encode(data).decode(),
+                ctype=json.dumps(ctype),
+                # assets carry a content hash in their names; the page must be fresh
+                cache=json.dumps(
+                    "no-cache" if url == "/console/" else "public, max-age=31536000, immutable"
+                ),
+                csp=json.dumps(_CONSOLE_CSP),
+                no_auth=_CONSOLE_NO_AUTH if auth_on else "",
+            )
+        )
+    return "".join(routes)
 
 
 def _virtual_hosts(
@@ -300,7 +383,10 @@ def _virtual_hosts(
             _ROUTE.format(prefix=json.dumps(prefix), cluster=cluster, timeout=timeout, limit=limit)
         )
     any_host = "*" in edge.hosts
+    console = _console_routes(auth_on)
     text = _VIRTUAL_HOSTS.format(
+        max_body=max([4096, *(len(d) for d, _ in console_files().values())]),
+        console=textwrap.indent(console, " " * 6),
         domains=", ".join(json.dumps(h) for h in edge.hosts),
         routes=textwrap.indent("".join(routes), " " * 6).rstrip("\n"),
         foreign="" if any_host else _FOREIGN + (_FOREIGN_NO_AUTH if auth_on else ""),

@@ -334,6 +334,36 @@ class EventHandlerSettings:
         )
 
 
+# --- live streams (issue 19) -------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class WatchSettings:
+    """WatchService in the query process: each watcher reads the bus with a consumer of its
+    own (no group), so the bound on watchers bounds the bus connections and threads."""
+
+    max_watchers: int = 16
+    # A watcher further behind the bus's end than this many messages is cut off (too slow).
+    max_lag: int = 10_000
+    # A single message the client has not taken within this long: cut off (too slow).
+    send_timeout: float = 10.0
+    # A quiet stream sends a heartbeat this often (under Envoy's 300 s stream idle timeout).
+    heartbeat: float = 15.0
+
+    @classmethod
+    def from_env(cls, env: Env) -> WatchSettings:
+        heartbeat = env.duration("CJ_WATCH_HEARTBEAT", 15.0, lo=0.1)
+        if heartbeat >= 300:
+            raise ConfigError(
+                f"CJ_WATCH_HEARTBEAT={heartbeat:g}s must be under the edge's 300 s stream "
+                "idle timeout"
+            )
+        return cls(
+            max_watchers=env.integer("CJ_WATCH_MAX_WATCHERS", 16, lo=0, hi=1000),
+            max_lag=env.integer("CJ_WATCH_MAX_LAG", 10_000, lo=1, hi=10_000_000),
+            send_timeout=env.duration("CJ_WATCH_SEND_TIMEOUT", 10.0, lo=0.1),
+            heartbeat=heartbeat,
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class QuerySettings:
     common: CommonSettings
@@ -348,11 +378,13 @@ class QuerySettings:
     actions_address: str
     inference_address: str = ""  # issue 18; empty: inference is off
     device_health_window: float = 900.0  # issue 18: anomalous while the last anomaly is this recent
+    watch: WatchSettings = WatchSettings()  # issue 19
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
         env = env or Env()
         return cls(
+            watch=WatchSettings.from_env(env),
             common=CommonSettings.from_env(env),
             database_url=env.db_url("CJ_QUERY_DATABASE_URL"),
             host=env.text("CJ_QUERY_HOST", "127.0.0.1"),

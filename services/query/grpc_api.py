@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import grpc
 from cornjacket.v1 import (
     audit_pb2,
@@ -10,10 +12,14 @@ from cornjacket.v1 import (
     lineage_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
 )
 
+from services.core.errors import InvalidInput, Unavailable
 from services.infra.codec import event_to_proto, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
+from services.query import watch
 from services.query.audit import AuditLog, AuditView
 from services.query.lineage import LineageService
 from services.query.service import ProjectionView, QueryService
@@ -102,3 +108,60 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
         return audit_pb2.ListAuditRecordsResponse(
             records=[audit_to_proto(v) for v in page], next_page_token=token
         )
+
+
+# --- live streams (issue 19) -------------------------------------------------------------
+_END_REASONS = {
+    "too_slow": watch_pb2.WATCH_END_REASON_TOO_SLOW,
+    "shutdown": watch_pb2.WATCH_END_REASON_SHUTDOWN,
+}
+
+
+def watch_item_to_proto(item: watch.Item) -> watch_pb2.WatchEventsResponse:
+    if isinstance(item, watch.EventItem):
+        return watch_pb2.WatchEventsResponse(
+            event=event_to_proto(item.event), position=item.position
+        )
+    if isinstance(item, watch.Heartbeat):
+        return watch_pb2.WatchEventsResponse(
+            heartbeat=watch_pb2.WatchHeartbeat(), position=item.position
+        )
+    return watch_pb2.WatchEventsResponse(
+        end=watch_pb2.WatchEnd(reason=_END_REASONS[item.reason], message=item.message),
+        position=item.position,
+    )
+
+
+class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
+    """Server streams: errors before the first message become the call's status (HTTP: 400,
+    429, 412/400, 503 through the edge); a stream the server ends carries a WatchEnd."""
+
+    def __init__(self, hub: watch.WatchHub, stop: asyncio.Event) -> None:
+        self._hub = hub
+        self._stop = stop
+
+    async def WatchEvents(
+        self,
+        request: watch_pb2.WatchEventsRequest,
+        context: grpc.aio.ServicerContext[
+            watch_pb2.WatchEventsRequest, watch_pb2.WatchEventsResponse
+        ],
+    ) -> None:
+        async def send(item: watch.Item) -> None:
+            await context.write(watch_item_to_proto(item))
+
+        flt = watch.Filter(request.event_type_prefix, request.aggregate_id)
+        try:
+            await self._hub.watch(flt, request.position, send, self._stop)
+        except InvalidInput as e:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
+        except watch.WatchersExhausted as e:
+            await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, str(e))
+        except watch.PositionExpired as e:
+            await context.abort(grpc.StatusCode.FAILED_PRECONDITION, str(e))
+        except watch.TooSlow as e:
+            await context.abort(grpc.StatusCode.ABORTED, f"{e} (position {e.position})")
+        except Unavailable as e:
+            await context.abort(
+                grpc.StatusCode.UNAVAILABLE, f"service temporarily unavailable: {e}"
+            )

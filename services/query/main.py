@@ -7,7 +7,13 @@ import contextlib
 import logging
 from datetime import timedelta
 
-from cornjacket.v1 import audit_pb2_grpc, lineage_pb2_grpc, query_pb2, query_pb2_grpc
+from cornjacket.v1 import (
+    audit_pb2_grpc,
+    lineage_pb2_grpc,
+    query_pb2,
+    query_pb2_grpc,
+    watch_pb2_grpc,
+)
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
@@ -15,7 +21,7 @@ from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.audit import AuditLog
-from services.query.grpc_api import AuditServicer, LineageServicer, QueryServicer
+from services.query.grpc_api import AuditServicer, LineageServicer, QueryServicer, WatchServicer
 from services.query.lineage import LineageService
 from services.query.lineage_clients import (
     GrpcAnomalies,
@@ -26,6 +32,8 @@ from services.query.lineage_clients import (
 )
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
+from services.query.watch import WatchHub
+from services.query.watch_bus import KafkaBusOpener
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +82,16 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         audit_pb2_grpc.add_AuditServiceServicer_to_server(
             AuditServicer(AuditLog(list(audit_sources))), server
         )
+        # Live streams (issue 19): watchers end with a WatchEnd before the server stops.
+        watch_stop = asyncio.Event()
+        hub = WatchHub(
+            KafkaBusOpener(settings.common.brokers, settings.common.kafka),
+            max_watchers=settings.watch.max_watchers,
+            max_lag=settings.watch.max_lag,
+            send_timeout=settings.watch.send_timeout,
+            heartbeat=settings.watch.heartbeat,
+        )
+        watch_pb2_grpc.add_WatchServiceServicer_to_server(WatchServicer(hub, watch_stop), server)
         await server.start()
         monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
         log.info("query serving", extra={"address": f"{settings.host}:{settings.port}"})
@@ -81,6 +99,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await watch([monitor], stop)
         finally:
             await health.set(False, "shutting down")
+            watch_stop.set()
             await server.stop(grace=5)
             stop.set()
             await asyncio.wait([monitor], timeout=3)

@@ -82,6 +82,8 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             # issue 18: a short warm-up, so tests/e2e/test_inference.py's device needs 30
             # readings before its spike (other tests send a handful per device).
             "CJ_INFERENCE_WARMUP": "30",
+            # issue 19: few watcher slots, so tests/e2e/test_watch.py can fill them.
+            "CJ_WATCH_MAX_WATCHERS": "4",
             # Spans of every process as JSON lines: tests/e2e/test_tracing.py reads them.
             "CJ_TRACING_EXPORTER": "file",
             "CJ_TRACING_DIR": str(data / "traces"),

@@ -1,0 +1,150 @@
+"""The watchers' bus readers (issue 19): one confluent-kafka consumer per watcher, assigned
+explicitly at a position (no group join, no commits), on a thread of its own so a blocking
+poll never holds the event loop or another watcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
+
+from services.config.settings import KafkaSecurity
+from services.core.errors import InvalidInput, Unavailable
+from services.core.events import ALL_TOPICS
+from services.infra.codec import DecodeError, decode_event
+from services.infra.kafka import PLAINTEXT, consumer_config
+from services.query.watch import BusRecord, Partition, Position, PositionExpired
+
+log = logging.getLogger(__name__)
+
+BATCH = 500
+TIMEOUT = 5.0
+
+
+class KafkaBusReader:
+    def __init__(self, consumer: Consumer, executor: ThreadPoolExecutor) -> None:
+        self._consumer = consumer
+        self._executor = executor
+        self._next: dict[Partition, int] = {}
+
+    async def read(self, max_wait: float) -> Sequence[BusRecord]:
+        loop = asyncio.get_running_loop()
+        messages = await loop.run_in_executor(
+            self._executor, self._consumer.consume, BATCH, max_wait
+        )
+        records = []
+        for msg in messages:
+            err = msg.error()
+            if err is not None:
+                if err.code() == KafkaError._PARTITION_EOF:
+                    continue
+                raise Unavailable(f"bus read failed: {err}")
+            topic, partition, offset = str(msg.topic()), int(msg.partition() or 0), msg.offset()
+            if offset is None:
+                continue
+            self._next[(topic, partition)] = offset + 1
+            try:
+                event = decode_event(msg.value() or b"")
+            except DecodeError as e:  # not ours to stop on: skip it, like the handler's DLQ
+                log.warning("watch: undecodable message skipped", extra={"error": str(e)})
+                continue
+            records.append(BusRecord(topic, partition, offset, event))
+        return records
+
+    def lag(self) -> int:
+        behind = 0
+        for (topic, partition), nxt in self._next.items():
+            try:
+                _, high = self._consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), cached=True
+                )
+            except KafkaException:
+                continue
+            if high >= 0:
+                behind += max(0, high - nxt)
+        return behind
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.run_in_executor(self._executor, self._consumer.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+class KafkaBusOpener:
+    def __init__(
+        self,
+        brokers: str,
+        security: KafkaSecurity = PLAINTEXT,
+        topics: Sequence[str] = ALL_TOPICS,
+    ) -> None:
+        self._brokers = brokers
+        self._security = security
+        self._topics = tuple(topics)
+
+    async def open(self, start: Position | None) -> tuple[KafkaBusReader, Position]:
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch")
+        loop = asyncio.get_running_loop()
+        try:
+            consumer, at = await loop.run_in_executor(executor, self._open, start)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        reader = KafkaBusReader(consumer, executor)
+        reader._next = dict(at.offsets)
+        return reader, at
+
+    def _open(self, start: Position | None) -> tuple[Consumer, Position]:
+        config: dict[str, Any] = consumer_config(
+            self._brokers,
+            f"cj-watch-{uuid.uuid4()}",  # never joined: partitions are assigned
+            security=self._security,
+            **{"auto.offset.reset": "error", "enable.partition.eof": False},
+        )
+        consumer = Consumer(config)
+        try:
+            offsets: dict[Partition, int] = {}
+            meta = consumer.list_topics(timeout=TIMEOUT)
+            for topic in self._topics:
+                tmeta = meta.topics.get(topic)
+                if tmeta is None or tmeta.error is not None:
+                    continue  # not created yet (ingestion creates the topics)
+                for partition in sorted(tmeta.partitions):
+                    low, high = consumer.get_watermark_offsets(
+                        TopicPartition(topic, partition), timeout=TIMEOUT
+                    )
+                    offsets[(topic, partition)] = _start_offset(
+                        start, (topic, partition), low, high
+                    )
+            consumer.assign([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
+            return consumer, Position(offsets)
+        except KafkaException as e:
+            consumer.close()
+            raise Unavailable(f"bus unreachable: {e}") from None
+        except BaseException:
+            consumer.close()
+            raise
+
+
+def _start_offset(start: Position | None, tp: Partition, low: int, high: int) -> int:
+    if start is None:
+        return high  # from now
+    if tp not in start.offsets:
+        return low  # a partition the position did not know yet: all of it
+    offset = start.offsets[tp]
+    if offset < low:
+        raise PositionExpired(
+            f"the position is older than the bus keeps ({tp[0]}[{tp[1]}] starts at {low}, "
+            f"the position asks for {offset}): start a new stream without a position"
+        )
+    if offset > high:
+        raise InvalidInput(
+            f"position: {tp[0]}[{tp[1]}] offset {offset} is past the end of the bus ({high})"
+        )
+    return offset

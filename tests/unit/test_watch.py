@@ -1,0 +1,227 @@
+"""The watcher's rules (issue 19): positions, filters, heartbeats, the bound on watchers and
+cutting off slow clients, against a fake bus."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import pytest
+
+from services.core.errors import InvalidInput
+from services.core.events import Event
+from services.query.watch import (
+    BusRecord,
+    End,
+    EventItem,
+    Filter,
+    Heartbeat,
+    Item,
+    Position,
+    TooSlow,
+    WatchersExhausted,
+    WatchHub,
+)
+
+pytestmark = pytest.mark.unit
+
+T = datetime(2026, 12, 1, tzinfo=UTC)
+
+
+def ev(n: int, etype: str = "sensor.reading", agg: str = "d1") -> Event:
+    return Event(f"e{n}", etype, agg, T, T, {"n": n})
+
+
+class FakeReader:
+    def __init__(self, batches: list[list[BusRecord]], lag: int = 0) -> None:
+        self.batches = batches
+        self.lagging = lag
+        self.closed = False
+        self.drained = asyncio.Event()
+
+    async def read(self, max_wait: float) -> Sequence[BusRecord]:
+        if self.batches:
+            return self.batches.pop(0)
+        self.drained.set()
+        await asyncio.sleep(0)  # a quiet bus: nothing this round
+        return []
+
+    def lag(self) -> int:
+        return self.lagging
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+class FakeOpener:
+    def __init__(self, reader: FakeReader, at: Position) -> None:
+        self.reader = reader
+        self.at = at
+        self.starts: list[Position | None] = []
+
+    async def open(self, start: Position | None) -> tuple[FakeReader, Position]:
+        self.starts.append(start)
+        return self.reader, self.at
+
+
+START = Position({("sensor-events", 0): 10, ("sensor-events", 1): 5})
+
+
+def hub(opener: FakeOpener, **kw: float) -> WatchHub:
+    args: dict[str, float] = {
+        "max_watchers": 2,
+        "max_lag": 100,
+        "send_timeout": 5.0,
+        "heartbeat": 1000.0,
+    }
+    args.update(kw)
+    return WatchHub(
+        opener,
+        max_watchers=int(args["max_watchers"]),
+        max_lag=int(args["max_lag"]),
+        send_timeout=args["send_timeout"],
+        heartbeat=args["heartbeat"],
+    )
+
+
+def test_position_round_trip_and_bad_positions() -> None:
+    assert Position.decode(START.encode()) == START
+    for bad in ["x", "w1.!!!", "w1." + "A" * 5000, Position({("t", 0): 1}).encode()[:-3] + "$"]:
+        with pytest.raises(InvalidInput):
+            Position.decode(bad)
+    neg = Position({("t", 0): 0}).encode()
+    assert Position.decode(neg).offsets == {("t", 0): 0}
+
+
+async def test_streams_matching_events_with_positions_after_each() -> None:
+    reader = FakeReader(
+        [
+            [
+                BusRecord("sensor-events", 0, 10, ev(1)),
+                BusRecord("sensor-events", 1, 5, ev(2, agg="other")),
+                BusRecord("sensor-events", 0, 11, ev(3, etype="sensor.alarm")),
+            ]
+        ]
+    )
+    opener = FakeOpener(reader, START)
+    h = hub(opener)
+    got: list[Item] = []
+    stop = asyncio.Event()
+
+    async def send(item: Item) -> None:
+        got.append(item)
+        if isinstance(item, EventItem):
+            stop.set()
+
+    await h.watch(Filter("sensor.reading", "d1"), "", send, stop)
+    assert isinstance(got[0], Heartbeat) and Position.decode(got[0].position) == START
+    assert isinstance(got[1], EventItem) and got[1].event.event_id == "e1"
+    assert Position.decode(got[1].position).offsets[("sensor-events", 0)] == 11
+    # the server stopping ends the stream with a reason and the place to resume from,
+    # past the events the filter skipped
+    assert isinstance(got[-1], End) and got[-1].reason == "shutdown"
+    assert Position.decode(got[-1].position).offsets == {
+        ("sensor-events", 0): 12,
+        ("sensor-events", 1): 6,
+    }
+    assert reader.closed and h.active == 0
+
+
+async def test_resume_opens_the_reader_at_the_given_position() -> None:
+    opener = FakeOpener(FakeReader([]), START)
+    stop = asyncio.Event()
+    stop.set()
+
+    async def send(item: Item) -> None:
+        pass
+
+    await hub(opener).watch(Filter(), START.encode(), send, stop)
+    assert opener.starts == [START]
+
+
+async def test_watchers_are_bounded() -> None:
+    opener = FakeOpener(FakeReader([]), START)
+    h = hub(opener, max_watchers=1)
+    stop = asyncio.Event()
+    first = asyncio.Event()
+
+    async def send(item: Item) -> None:
+        first.set()
+
+    task = asyncio.create_task(h.watch(Filter(), "", send, stop))
+    await first.wait()
+    with pytest.raises(WatchersExhausted, match="CJ_WATCH_MAX_WATCHERS"):
+        await h.watch(Filter(), "", send, stop)
+    stop.set()
+    await task
+    assert h.active == 0
+
+
+async def test_a_client_far_behind_the_bus_is_cut_off_with_a_reason() -> None:
+    reader = FakeReader([[BusRecord("sensor-events", 0, 10, ev(1))]], lag=101)
+    got: list[Item] = []
+
+    async def send(item: Item) -> None:
+        got.append(item)
+
+    await hub(FakeOpener(reader, START), max_lag=100).watch(Filter(), "", send, asyncio.Event())
+    end = got[-1]
+    assert isinstance(end, End) and end.reason == "too_slow" and "CJ_WATCH_MAX_LAG" in end.message
+    assert Position.decode(end.position).offsets[("sensor-events", 0)] == 11
+    assert reader.closed
+
+
+async def test_a_client_that_takes_nothing_is_cut_off() -> None:
+    reader = FakeReader([[BusRecord("sensor-events", 0, 10, ev(1))]])
+    never = asyncio.Event()
+    sent = 0
+
+    async def send(item: Item) -> None:
+        nonlocal sent
+        sent += 1
+        if sent > 1:
+            await never.wait()  # the client's window is full: the write never completes
+
+    h = hub(FakeOpener(reader, START), send_timeout=0.1)
+    with pytest.raises(TooSlow, match="CJ_WATCH_SEND_TIMEOUT") as err:
+        await h.watch(Filter(), "", send, asyncio.Event())
+    assert Position.decode(err.value.position).offsets[("sensor-events", 0)] == 11
+    assert reader.closed and h.active == 0
+
+
+async def test_a_quiet_stream_sends_heartbeats() -> None:
+    reader = FakeReader([])
+    stop = asyncio.Event()
+    beats = 0
+
+    async def send(item: Item) -> None:
+        nonlocal beats
+        if isinstance(item, Heartbeat):
+            beats += 1
+            if beats == 3:
+                stop.set()
+
+    await hub(FakeOpener(reader, START), heartbeat=0.01).watch(Filter(), "", send, stop)
+    assert beats == 3
+
+
+async def test_oversized_filter_is_invalid() -> None:
+    async def send(item: Item) -> None:
+        pass
+
+    with pytest.raises(InvalidInput):
+        await hub(FakeOpener(FakeReader([]), START)).watch(
+            Filter("x" * 300), "", send, asyncio.Event()
+        )
+
+
+def test_watch_settings_fail_fast_naming_the_variable() -> None:
+    from services.config.settings import Env, WatchSettings
+    from services.core.errors import ConfigError
+
+    assert WatchSettings.from_env(Env({})) == WatchSettings()
+    with pytest.raises(ConfigError, match="CJ_WATCH_HEARTBEAT"):
+        WatchSettings.from_env(Env({"CJ_WATCH_HEARTBEAT": "5m"}))
+    with pytest.raises(ConfigError, match="CJ_WATCH_MAX_WATCHERS"):
+        WatchSettings.from_env(Env({"CJ_WATCH_MAX_WATCHERS": "many"}))
