@@ -366,6 +366,22 @@ def main(argv: list[str] | None = None) -> int:
                 None,
             ),
             (
+                # The batch path at the run's own no-op unary ceiling U (events/s): a fixed
+                # rate that means the same share of the machine on a fast and a slow day.
+                "grpc-batch-u",
+                LoadSpec(
+                    "grpc-batch",
+                    target.edge,
+                    int(ceilings.get("grpc_noop_direct", 10_000)),
+                    16,
+                    d,
+                    batch=500,
+                    probe_every=250,
+                ),
+                1,
+                "grpc_noop_direct",
+            ),
+            (
                 "http-max",
                 LoadSpec("http", target.edge, 0, args.concurrency, d, probe_every=50),
                 args.procs,

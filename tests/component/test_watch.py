@@ -60,6 +60,40 @@ def send(producer: Producer, event_type: str, aggregate_id: str, n: int) -> str:
     return event_id
 
 
+def opened(
+    watch: watch_pb2_grpc.WatchServiceStub, request: watch_pb2.WatchEventsRequest
+) -> tuple[Any, watch_pb2.WatchEventsResponse]:
+    """A new stream and its first message. The server sees a cancelled stream's end a moment
+    after the client cancels it, so its slot may still be taken: wait for a slot (the
+    RESOURCE_EXHAUSTED answer says "retry later"), as a client would."""
+
+    def attempt() -> tuple[Any, watch_pb2.WatchEventsResponse] | None:
+        stream = watch.WatchEvents(request, timeout=30)
+        try:
+            return stream, next(stream)
+        except grpc.RpcError as e:
+            if e.code() != grpc.StatusCode.RESOURCE_EXHAUSTED:
+                raise
+            return None
+
+    return eventually(attempt, what="a free watcher slot")
+
+
+def refused(
+    watch: watch_pb2_grpc.WatchServiceStub, request: watch_pb2.WatchEventsRequest
+) -> grpc.RpcError:
+    """The error a new stream ends with, once a watcher slot is free (see ``opened``)."""
+
+    def attempt() -> grpc.RpcError | None:
+        try:
+            next(watch.WatchEvents(request, timeout=30))
+        except grpc.RpcError as e:
+            return None if e.code() == grpc.StatusCode.RESOURCE_EXHAUSTED else e
+        raise AssertionError("the stream was accepted")
+
+    return eventually(attempt, what="a free watcher slot")
+
+
 def events(stream: Any, count: int) -> list[watch_pb2.WatchEventsResponse]:
     got = []
     for msg in stream:
@@ -74,11 +108,9 @@ def test_events_arrive_filtered_and_resume_without_gap_or_duplicate(
     watch: watch_pb2_grpc.WatchServiceStub, producer: Producer
 ) -> None:
     device = unique("dev")
-    stream = watch.WatchEvents(
-        watch_pb2.WatchEventsRequest(event_type_prefix="sensor.", aggregate_id=device),
-        timeout=30,
+    stream, first = opened(
+        watch, watch_pb2.WatchEventsRequest(event_type_prefix="sensor.", aggregate_id=device)
     )
-    first = next(stream)
     assert first.WhichOneof("item") == "heartbeat" and first.position
     sent = [send(producer, "sensor.reading", device, 0)]
     send(producer, "user.login", device, 1)  # another type: filtered out
@@ -90,29 +122,28 @@ def test_events_arrive_filtered_and_resume_without_gap_or_duplicate(
     assert got[0].event.aggregate_id == device and got[0].event.payload["n"] == 0
 
     # resume after the first: exactly the rest, in order (no gap, no duplicate)
-    resumed = watch.WatchEvents(
+    resumed, head = opened(
+        watch,
         watch_pb2.WatchEventsRequest(
             event_type_prefix="sensor.", aggregate_id=device, position=got[0].position
         ),
-        timeout=30,
     )
-    assert next(resumed).WhichOneof("item") == "heartbeat"
+    assert head.WhichOneof("item") == "heartbeat"
     again = events(resumed, 2)
     resumed.cancel()
     assert [m.event.event_id for m in again] == sent[1:]
 
 
 def test_bad_positions_are_invalid_argument(watch: watch_pb2_grpc.WatchServiceStub) -> None:
-    stream = watch.WatchEvents(watch_pb2.WatchEventsRequest())
-    good = next(stream).position
+    stream, first = opened(watch, watch_pb2.WatchEventsRequest())
+    good = first.position
     stream.cancel()
 
     ahead = Position({tp: o + 1_000_000 for tp, o in Position.decode(good).offsets.items()})
     for position in ("garbage", ahead.encode()):
-        with pytest.raises(grpc.RpcError) as err:
-            next(watch.WatchEvents(watch_pb2.WatchEventsRequest(position=position)))
-        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT, err.value.details()
-        assert "position" in (err.value.details() or "")
+        err = refused(watch, watch_pb2.WatchEventsRequest(position=position))
+        assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err.details()
+        assert "position" in (err.details() or "")
 
 
 def test_watchers_are_bounded_by_the_setting(watch: watch_pb2_grpc.WatchServiceStub) -> None:
