@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -119,6 +120,9 @@ class KafkaBusOpener:
                     low, high = consumer.get_watermark_offsets(
                         TopicPartition(topic, partition), timeout=TIMEOUT
                     )
+                    asked = start.offsets.get((topic, partition)) if start else None
+                    if asked is not None and asked > high > low:
+                        high = _true_end(consumer, topic, partition, high)
                     offsets[(topic, partition)] = _start_offset(
                         start, (topic, partition), low, high
                     )
@@ -130,6 +134,34 @@ class KafkaBusOpener:
         except BaseException:
             consumer.close()
             raise
+
+
+def _true_end(consumer: Consumer, topic: str, partition: int, high: int) -> int:
+    """The partition's end, read from its tail: Tansu 0.6 answers the high watermark with the
+    base offset of its last record batch + 1 (services/infra/kafka_lag.py), so a position
+    taken from the last messages of a batch is past that watermark. Reads from the
+    watermark - 1 until nothing more comes (one batch); on a real Kafka it reads one message
+    and changes nothing."""
+    end = high
+    consumer.assign([TopicPartition(topic, partition, high - 1)])
+    try:
+        deadline = time.monotonic() + TIMEOUT
+        while time.monotonic() < deadline:
+            batch = consumer.consume(num_messages=1000, timeout=0.2)
+            if not batch:
+                break
+            for m in batch:
+                err = m.error()
+                if err is not None:
+                    if err.code() == KafkaError._PARTITION_EOF:
+                        return end
+                    continue
+                offset = m.offset()
+                if offset is not None:
+                    end = max(end, offset + 1)
+    finally:
+        consumer.unassign()
+    return end
 
 
 def _start_offset(start: Position | None, tp: Partition, low: int, high: int) -> int:

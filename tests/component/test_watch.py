@@ -170,3 +170,35 @@ def test_watchers_are_bounded_by_the_setting(watch: watch_pb2_grpc.WatchServiceS
     held.clear()
     eventually(hold_one, what="a slot after the others closed")
     held[0].cancel()
+
+
+def test_a_position_inside_the_buses_last_batch_resumes(
+    watch: watch_pb2_grpc.WatchServiceStub, producer: Producer
+) -> None:
+    # Tansu answers the high watermark with its last record batch's base offset + 1: a
+    # position taken after the first event of a batch of three was "past the end of the
+    # bus" (INVALID_ARGUMENT) and the client could not resume.
+    device = unique("dev")
+    stream, _ = opened(
+        watch, watch_pb2.WatchEventsRequest(event_type_prefix="sensor.", aggregate_id=device)
+    )
+    ids = []
+    for n in range(3):  # one flush: one record batch
+        event_id = str(uuid.uuid4())
+        event = Event(event_id, "sensor.reading", device, T, T, {"n": n})
+        producer.produce("sensor-events", encode_event(event), key=device.encode())
+        ids.append(event_id)
+    producer.flush(10)
+    got = events(stream, 3)
+    stream.cancel()
+    assert [m.event.event_id for m in got] == ids
+    resumed, head = opened(
+        watch,
+        watch_pb2.WatchEventsRequest(
+            event_type_prefix="sensor.", aggregate_id=device, position=got[0].position
+        ),
+    )
+    assert head.WhichOneof("item") == "heartbeat"
+    again = events(resumed, 2)
+    resumed.cancel()
+    assert [m.event.event_id for m in again] == ids[1:]
