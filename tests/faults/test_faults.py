@@ -328,9 +328,20 @@ def test_fault_sigkill_inference(
     )
     load.start()
     try:
-        eventually(
-            lambda: count(url, anomalies_sql, (f"{run}-%",)) >= 3, timeout=90, what="anomalies"
-        )
+        # Spikes start after every device's warm-up: wait by readings sent, not by the clock
+        # (the sequential load is slower on a busy machine). The clock bound is only a net.
+        needed = devices * (INFERENCE_WARMUP + 5) + 3 * spike_every
+
+        def three_anomalies() -> bool:
+            if count(url, anomalies_sql, (f"{run}-%",)) >= 3:
+                return True
+            assert len(load.acked) < 2 * needed, (
+                f"{len(load.acked)} readings acknowledged (3 spikes after {needed}), "
+                "fewer than 3 ai.anomaly events"
+            )
+            return False
+
+        eventually(three_anomalies, timeout=600, interval=0.5, what="3 anomalies")
         injected = time.monotonic()
         stack.services["inference"].kill()
         time.sleep(1.0)
