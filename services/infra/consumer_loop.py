@@ -80,6 +80,10 @@ class ConsumerLoop:
         # across revoke and reassignment, so one paused during an outage and assigned back
         # after it would never be fetched again unless resumed then.
         self._paused: set[tuple[str, int]] = set()
+        # The offset each partition's next message should have under the current assignment:
+        # where reading starts is logged, and a jump (a message skipped between the broker
+        # and us: the bus's topics are neither compacted nor transactional) is a warning.
+        self._next: dict[tuple[str, int], int] = {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -89,6 +93,7 @@ class ConsumerLoop:
         self._assignments += 1
         for p in partitions:
             self._owned[(p.topic, p.partition)] = self._assignments
+            self._next.pop((p.topic, p.partition), None)
         if not self.db_ok:
             # Blocked: its polls must not fetch from these either.
             self._follow_pause(consumer, partitions, pause=partitions)
@@ -163,6 +168,7 @@ class ConsumerLoop:
         keys = {(p.topic, p.partition) for p in partitions}
         for key in keys:
             self._owned.pop(key, None)
+            self._next.pop(key, None)
         self._held = [m for m in self._held if _key(m) not in keys]
         return [self._pending_commit.pop(k) for k in keys if k in self._pending_commit]
 
@@ -231,6 +237,28 @@ class ConsumerLoop:
     def _claims(self, msgs: list[Message]) -> dict[tuple[str, int], int]:
         """Which assignment each partition of a batch was polled under (see _commit)."""
         return {k: self._owned[k] for k in {_key(m) for m in msgs} if k in self._owned}
+
+    def _follow_offsets(self, msgs: list[Message]) -> None:
+        """Log where each partition starts after an assignment and any offset skipped since."""
+        for m in msgs:
+            key = _key(m)
+            offset = int(m.offset() or 0)
+            expected = self._next.get(key)
+            if expected is None:
+                log.info(
+                    "reading a partition",
+                    extra={"partition": f"{key[0]}[{key[1]}]", "offset": offset},
+                )
+            elif offset != expected:
+                log.warning(
+                    "offsets skipped between the broker and this consumer",
+                    extra={
+                        "partition": f"{key[0]}[{key[1]}]",
+                        "expected": expected,
+                        "got": offset,
+                    },
+                )
+            self._next[key] = offset + 1
 
     def _commit(self, msgs: list[Message], claims: dict[tuple[str, int], int]) -> None:
         latest: dict[tuple[str, int], int] = {}
@@ -306,6 +334,7 @@ class ConsumerLoop:
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error", extra={"error": err.str()})
                 claims = self._claims(good)
+                self._follow_offsets(good)
                 self._sample_lag()
                 if self.db_ok and self._paused:
                     self._resume_stale()

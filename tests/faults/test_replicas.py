@@ -440,6 +440,8 @@ class BusReader:
     def __init__(self, stack: Stack, prefix: str) -> None:
         self.prefix = prefix
         self.seen: dict[str, list[tuple[int, int]]] = collections.defaultdict(list)
+        # event id -> where it is on the bus (topic, partition, offset, timestamp ms), each copy
+        self.positions: dict[str, list[tuple[str, int, int, int]]] = collections.defaultdict(list)
         self.consumer = Consumer(
             {
                 "bootstrap.servers": stack.broker.bootstrap,
@@ -456,14 +458,19 @@ class BusReader:
             parts += [TopicPartition(topic, p, 0) for p in meta.topics[topic].partitions]
         self.consumer.assign(parts)
 
-    def read(self) -> None:
-        for msg in self.consumer.consume(500, timeout=0.2):
+    def read(self) -> int:
+        msgs = self.consumer.consume(500, timeout=0.2)
+        for msg in msgs:
             if msg.error():
                 continue
             event = decode_event(msg.value() or b"")
             if event.aggregate_id.startswith(self.prefix):
                 _, ts = msg.timestamp()
                 self.seen[event.aggregate_id].append((int(event.payload["value"]), ts))
+                self.positions[event.event_id].append(
+                    (str(msg.topic()), int(msg.partition() or 0), int(msg.offset() or 0), ts)
+                )
+        return len(msgs)
 
     def close(self) -> None:
         self.consumer.close()
@@ -711,7 +718,11 @@ def check_everything(
     handler_lost = stale + int(dead_lettered[0] if dead_lettered else 0)
     # Every event matching the rule (the gRPC client's) delivered under one webhook-id.
     hooked = {e for ld in loads if isinstance(ld, GrpcLoad) for e in ld.event_ids}
-    with_timeout(lambda: hooked <= delivered_ids(hooks).keys(), "a webhook for every event")
+    try:
+        with_timeout(lambda: hooked <= delivered_ids(hooks).keys(), "a webhook for every event")
+    except AssertionError as e:
+        missing = hooked - delivered_ids(hooks).keys()
+        raise AssertionError(f"{e}; {webhook_evidence(stack, missing)}") from e
     ids = delivered_ids(hooks)
     return {
         "ingestion": {
@@ -747,6 +758,36 @@ def check_everything(
             "reordered": "-",
         },
     }
+
+
+def webhook_evidence(stack: Stack, missing: set[str]) -> str:
+    """What a failed webhook wait needs to be diagnosed: the events without a webhook, their
+    delivery jobs (none: the orchestrator never planned them), their bus position as the
+    test's own reader saw it, and where the services' logs are."""
+    some = sorted(missing)[:5]
+    with psycopg.connect(stack.postgres.url, autocommit=True) as conn:
+        jobs = conn.execute(
+            "SELECT event_id::text, status, attempts FROM actions.deliveries "
+            "WHERE event_id::text = ANY(%s)",
+            (some,),
+        ).fetchall()
+    bus = BusReader(stack, "")
+    try:
+        # To the end of the bus: reads come back empty before the first fetch and after the last.
+        read, deadline = 0, time.monotonic() + 60
+        while time.monotonic() < deadline:
+            n = bus.read()
+            if n == 0 and read:
+                break
+            read += n
+        where = {e: bus.positions.get(e) for e in some}
+    finally:
+        bus.close()
+    return (
+        f"{len(missing)} event(s) got no webhook, e.g. {some}; their delivery jobs: {jobs}; "
+        f"on the bus at (topic, partition, offset, timestamp ms): {where}; "
+        f"service logs in {stack.logs}"
+    )
 
 
 def with_timeout(fn: Any, what: str) -> None:
