@@ -397,3 +397,49 @@ async def test_a_claim_counts_what_it_returns_when_a_slot_changes_under_it(
             other.commit()
             taken = await asyncio.wait_for(claiming, 30)
     assert taken == [a1.event_id, *(e.event_id for e in new)]
+
+
+async def test_a_slot_emptied_between_the_scan_and_its_lock_is_not_held(
+    postgres: EmbeddedPostgres,
+) -> None:
+    """Review item (coverage): the claim's candidate scan sees a slot with rows; by the time
+    the loop reaches it, its rows were published and deleted by someone else. The claim
+    checks again before locking: it returns only what it can use and holds no lock on the
+    emptied slot (a new row there would otherwise wait a whole batch)."""
+    url = fresh_database(postgres)
+    first = unique("first")
+    second = next(a for a in (unique("second") for _ in range(100)) if slot_of(a) != slot_of(first))
+    a1 = event(first, 0)
+    gone = [event(second, n) for n in range(3)]
+    async with open_pool(url, max_size=3, acquire_timeout=10, name="t") as pool:
+        outbox = PostgresOutbox(pool)
+        for e in (a1, *gone):  # a1 is the oldest row: its slot is tried first
+            await outbox.append([PendingEvent(e)], retention_since=datetime.now(UTC))
+        store = PostgresRelayStore(pool)
+        with psycopg.connect(url) as other:
+            other.execute(
+                "SELECT 1 FROM ingestion.outbox WHERE outbox_id = %s FOR UPDATE", (a1.event_id,)
+            )
+
+            async def claim() -> tuple[list[str], int]:
+                async with store.claim(4) as batch:
+                    return [r.event.event_id for r in batch.rows if r.event], await advisory_locks(
+                        url
+                    )
+
+            claiming = asyncio.create_task(claim())
+            await asyncio.to_thread(
+                eventually,
+                lambda: asyncio.run(_waiting_on_a_row_lock(url)),
+                timeout=30,
+                what="the claim waiting on a1's row",
+            )
+            # The second slot's rows go out elsewhere while the claim waits on the first.
+            other.execute(
+                "DELETE FROM ingestion.outbox WHERE outbox_id = ANY(%s::uuid[])",
+                ([e.event_id for e in gone],),
+            )
+            other.commit()
+            taken, locks = await asyncio.wait_for(claiming, 30)
+    assert taken == [a1.event_id]
+    assert locks == 1  # the first slot's; none on the emptied one

@@ -38,17 +38,23 @@ class PartitionDown:
     """The real producer, but one aggregate's partition leader is down: its messages are not
     acknowledged while the rest of the call is, as librdkafka reports it."""
 
-    def __init__(self, inner: KafkaPublisher, aggregate: str) -> None:
+    def __init__(self, inner: KafkaPublisher, aggregate: str, *, first_only: bool = False) -> None:
         self.inner, self.aggregate = inner, aggregate
+        # first_only: only the aggregate's first message in a call fails; its later ones
+        # are acknowledged (a retry that got through after a timeout, say).
+        self.first_only = first_only
         self.handed: Counter[str] = Counter()
 
     async def publish(self, events: Sequence[Event]) -> Sequence[Publication | InvalidInput]:
         self.handed.update(e.event_id for e in events)
-        ok = [e for e in events if e.aggregate_id != self.aggregate]
+        failing = [e for e in events if e.aggregate_id == self.aggregate][
+            : 1 if self.first_only else None
+        ]
+        ok = [e for e in events if e not in failing]
         published = iter(await self.inner.publish(ok))
         results: list[Publication | InvalidInput | Unavailable] = [
             Unavailable("broker did not acknowledge: Local: Message timed out")
-            if e.aggregate_id == self.aggregate
+            if e in failing
             else next(published)
             for e in events
         ]
@@ -160,3 +166,61 @@ async def test_a_publish_that_never_answers_rolls_back_and_frees_its_slots(
         ) == (0,)
         async with store.claim(10) as batch:  # another relay gets them at once
             assert [r.event.event_id for r in batch.rows if r.event] == [e.event_id for e in events]
+
+
+async def test_a_later_event_acknowledged_after_its_aggregates_failed_one_is_held_back_too(
+    postgres: EmbeddedPostgres, broker: EmbeddedBroker
+) -> None:
+    """Review finding: the partial failure above failed every message of the aggregate. When
+    its first fails and a later one is acknowledged anyway, the later row must stay in the
+    outbox unrecorded (it goes out again after the first): its last copy on the bus follows
+    the first event's, so a consumer that keeps the latest ends with the right order."""
+    url = fresh_database(postgres)
+    ensure_topics(broker.bootstrap, [TOPIC], 3)
+    prefix = unique("partial-later")
+    bad = f"{prefix}-bad"
+    events = [event(bad, 0), event(f"{prefix}-ok", 0), event(bad, 1), event(bad, 2)]
+    producer = KafkaPublisher(broker.bootstrap)
+    publisher = PartitionDown(producer, bad, first_only=True)
+    try:
+        async with open_pool(url, max_size=2, acquire_timeout=10, name="t") as pool:
+            await PostgresOutbox(pool).append(
+                [PendingEvent(e) for e in events], retention_since=datetime.now(UTC)
+            )
+            r = relay(PostgresRelayStore(pool), publisher, RELAY_PUBLISH_TIMEOUT)
+            with pytest.raises(Unavailable):
+                await r.step()
+            # Every row of the aggregate stays, the acknowledged ones too; none recorded.
+            kept = await asyncio.to_thread(
+                fetch_one,
+                url,
+                "SELECT array_agg(event_payload->>'event_id' ORDER BY seq) FROM ingestion.outbox",
+            )
+            assert kept == ([events[0].event_id, events[2].event_id, events[3].event_id],)
+            recorded = await asyncio.to_thread(
+                fetch_one,
+                url,
+                "SELECT array_agg(event_id::text) FROM ingestion.event_publications",
+            )
+            assert recorded == ([events[1].event_id],)
+            publisher.aggregate = ""
+            assert await r.step() == 3
+    finally:
+        producer.close()
+    found = await asyncio.to_thread(
+        consume_events,
+        broker.bootstrap,
+        TOPIC,
+        lambda e: e.aggregate_id == bad,
+        count=5,  # 1 and 2 were acknowledged once already: both go out twice
+        timeout=8,
+    )
+    ids = [e.event_id for e in found]
+    assert Counter(ids) == Counter(
+        {events[0].event_id: 1, events[2].event_id: 2, events[3].event_id: 2}
+    )
+    # The last copies are in accept order.
+    last = {eid: i for i, eid in enumerate(ids)}
+    assert sorted(last, key=last.__getitem__) == [
+        e.event_id for e in (events[0], events[2], events[3])
+    ]
