@@ -32,6 +32,8 @@ from services.infra import metrics, tracing
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 5.0
+# Times a skipped range of offsets is read again before it is taken as missing for good.
+REREADS = 5
 
 
 def header(msg: Message, name: str) -> str:
@@ -84,6 +86,8 @@ class ConsumerLoop:
         # where reading starts is logged, and a jump (a message skipped between the broker
         # and us: the bus's topics are neither compacted nor transactional) is a warning.
         self._next: dict[tuple[str, int], int] = {}
+        # Partitions being read again after a skip: (first missing offset, reads so far).
+        self._rereads: dict[tuple[str, int], tuple[int, int]] = {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -94,6 +98,7 @@ class ConsumerLoop:
         for p in partitions:
             self._owned[(p.topic, p.partition)] = self._assignments
             self._next.pop((p.topic, p.partition), None)
+            self._rereads.pop((p.topic, p.partition), None)
         if not self.db_ok:
             # Blocked: its polls must not fetch from these either.
             self._follow_pause(consumer, partitions, pause=partitions)
@@ -169,6 +174,7 @@ class ConsumerLoop:
         for key in keys:
             self._owned.pop(key, None)
             self._next.pop(key, None)
+            self._rereads.pop(key, None)
         self._held = [m for m in self._held if _key(m) not in keys]
         return [self._pending_commit.pop(k) for k in keys if k in self._pending_commit]
 
@@ -238,27 +244,73 @@ class ConsumerLoop:
         """Which assignment each partition of a batch was polled under (see _commit)."""
         return {k: self._owned[k] for k in {_key(m) for m in msgs} if k in self._owned}
 
-    def _follow_offsets(self, msgs: list[Message]) -> None:
-        """Log where each partition starts after an assignment and any offset skipped since."""
+    def _check_offsets(self, msgs: list[Message]) -> list[Message]:
+        """The batch without what follows a skipped offset, which is read again.
+
+        The bus's topics are neither compacted nor transactional, so a partition's offsets
+        come one after another; a jump means a record batch never reached us. The embedded
+        broker (Tansu 0.6, memory storage) does that when two producers write one partition
+        at once: a later batch becomes readable before an earlier one, and a consumer at the
+        end of the partition reads past the earlier one for good (ADR 18, "The embedded
+        broker's skipped batches"). So on a jump the loop seeks back to the first missing
+        offset and drops the batch's messages of that partition from the jump on: nothing
+        past the hole is handled or committed before the hole is read. A hole read
+        REREADS times is taken as real (a broker that truly has no such offsets) and logged
+        as an error, and the loop goes on. Also logs where each partition starts reading
+        after an assignment."""
+        kept: list[Message] = []
+        cut: set[tuple[str, int]] = set()
         for m in msgs:
             key = _key(m)
+            if key in cut:
+                continue
             offset = int(m.offset() or 0)
             expected = self._next.get(key)
+            where = f"{key[0]}[{key[1]}]"
             if expected is None:
+                log.info("reading a partition", extra={"partition": where, "offset": offset})
+            elif offset > expected:
+                hole, tries = self._rereads.get(key, (expected, 0))
+                tries = tries if hole == expected else 0
+                if tries < REREADS and self._seek(key, expected):
+                    self._rereads[key] = (expected, tries + 1)
+                    log.warning(
+                        "offsets skipped between the broker and this consumer; reading them again",
+                        extra={
+                            "partition": where,
+                            "expected": expected,
+                            "got": offset,
+                            "attempt": tries + 1,
+                        },
+                    )
+                    cut.add(key)
+                    continue
+                self._rereads.pop(key, None)
+                log.error(
+                    "offsets missing from the bus: read again and still skipped; going on",
+                    extra={"partition": where, "missing_from": expected, "missing_to": offset - 1},
+                )
+            elif key in self._rereads:
                 log.info(
-                    "reading a partition",
-                    extra={"partition": f"{key[0]}[{key[1]}]", "offset": offset},
+                    "skipped offsets read again",
+                    extra={"partition": where, "offset": offset, "attempts": self._rereads[key][1]},
                 )
-            elif offset != expected:
-                log.warning(
-                    "offsets skipped between the broker and this consumer",
-                    extra={
-                        "partition": f"{key[0]}[{key[1]}]",
-                        "expected": expected,
-                        "got": offset,
-                    },
-                )
+                del self._rereads[key]
             self._next[key] = offset + 1
+            kept.append(m)
+        return kept
+
+    def _seek(self, key: tuple[str, int], offset: int) -> bool:
+        try:
+            # librdkafka drops what it had fetched past this point and fetches from here.
+            self._consumer.seek(TopicPartition(key[0], key[1], offset))
+            return True
+        except KafkaException as e:
+            log.warning(
+                "could not seek back to skipped offsets",
+                extra={"partition": f"{key[0]}[{key[1]}]", "offset": offset, "error": str(e)},
+            )
+            return False
 
     def _commit(self, msgs: list[Message], claims: dict[tuple[str, int], int]) -> None:
         latest: dict[tuple[str, int], int] = {}
@@ -333,8 +385,8 @@ class ConsumerLoop:
                         good.append(m)
                     elif err.code() != KafkaError._PARTITION_EOF:
                         log.warning("consumer error", extra={"error": err.str()})
+                good = self._check_offsets(good)
                 claims = self._claims(good)
-                self._follow_offsets(good)
                 self._sample_lag()
                 if self.db_ok and self._paused:
                     self._resume_stale()
