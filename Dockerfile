@@ -23,6 +23,7 @@ COPY gen/ gen/
 COPY migrations/ migrations/
 COPY envoy/ envoy/
 COPY sdk/ sdk/
+COPY setup.py MANIFEST.in ./
 # Editable: the venv points at /app/services and /app/gen/python, so the final stage must
 # keep both the venv and /app at exactly these paths.
 RUN pip install --no-deps -e . \
