@@ -1,11 +1,9 @@
 # syntax=docker/dockerfile:1
 # One image for every Cornjacket service: `cornjacket serve <service>` picks the process.
 #
-# The project is installed *editable* from /app, not with a plain `pip install .`: the code
-# finds its data files relative to the source tree (services/infra/migrations.py MIGRATIONS_ROOT
-# = <root>/migrations, services/cli/envoy_config.py TEMPLATE = <root>/envoy/envoy.yaml.tmpl and
-# DESCRIPTOR = <root>/gen/envoy/cornjacket.pb). A regular install would put services/ into
-# site-packages, where none of those paths exist.
+# The project is installed *editable* from /app: docker-compose and deploy/ name
+# /app/gen/envoy/cornjacket.pb. (A wheel carries its data files since ADR 22, so a regular
+# `pip install .` would run too; services/infra/assets.py finds either.)
 
 FROM python:3.11-slim AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
@@ -25,6 +23,7 @@ COPY gen/ gen/
 COPY migrations/ migrations/
 COPY envoy/ envoy/
 COPY sdk/ sdk/
+COPY setup.py MANIFEST.in ./
 # Editable: the venv points at /app/services and /app/gen/python, so the final stage must
 # keep both the venv and /app at exactly these paths.
 RUN pip install --no-deps -e . \

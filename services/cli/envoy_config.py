@@ -13,11 +13,12 @@ from typing import cast
 from urllib.parse import urlsplit
 
 from services.config.settings import AuthSettings, EdgeSettings, RateBudget
+from services.infra import assets
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE = ROOT / "envoy" / "envoy.yaml.tmpl"
-DESCRIPTOR = ROOT / "gen" / "envoy" / "cornjacket.pb"
-CONSOLE = ROOT / "gen" / "console"  # the built console (issue 19; make gen)
+# The checkout's files, or the wheel's copies (services/infra/assets.py, ADR 22).
+TEMPLATE = assets.ENVOY_TEMPLATE
+DESCRIPTOR = assets.DESCRIPTOR
+CONSOLE = assets.CONSOLE  # the built console (issue 19; make gen)
 
 _CLUSTER = """\
     - name: {name}
@@ -138,6 +139,13 @@ _RBAC = """\
                 filter: envoy.filters.http.jwt_authn
                 path: [{{ key: jwt_payload }}, {{ key: sub }}]
                 value: {{ string_match: {{ safe_regex: {{ regex: ".+" }} }} }}
+        # Reflection (ADR 22): any verified token with a subject, whatever its scope (the
+        # schema is published with the code; every call it describes keeps its own scope).
+        reflection:
+          permissions:
+{reflection}
+          principals:
+            - *has_subject
 {policies}
 """
 
@@ -200,6 +208,14 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     # Time series (issue 17): only when the stack runs the tsdb service (CJ_FEATURE_TSDB).
     ("/cornjacket.v1.SeriesService/", "tsdb", "30s", "read"),
     ("/cornjacket.v1.InferenceService/", "inference", "30s", "read"),  # issue 18
+)
+
+# gRPC server reflection (issue 19, ADR 22): the query process answers it for every public
+# service. list and describe travel in one stream, so the edge cannot tell them apart: any
+# verified token with a subject may use it (RBAC's reflection policy), under the read budget.
+REFLECTION_ROUTES: tuple[tuple[str, str, str, str], ...] = (
+    ("/grpc.reflection.v1alpha.ServerReflection/", "query", "30s", "read"),
+    ("/grpc.reflection.v1.ServerReflection/", "query", "30s", "read"),
 )
 
 # A request that never reached a replica (connection refused, stream refused: the replica
@@ -363,7 +379,7 @@ def _virtual_hosts(
     else:
         action, key = "{ remote_address: {} }", "remote_address"
     routes = []
-    for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES):
+    for n, (prefix, cluster, timeout, budget_name) in enumerate(ROUTES + REFLECTION_ROUTES):
         if clusters is not None and cluster not in clusters:
             continue  # an optional service this stack does not run: its paths answer 404
         budget: RateBudget = getattr(edge, budget_name)
@@ -452,7 +468,15 @@ def _auth_parts(auth: AuthSettings | None, jwks_file: Path | None) -> dict[str, 
                 issuer=q(auth.issuer), audience=q(auth.audience), skew=auth.clock_skew, jwks=jwks
             )
         ),
-        "RBAC_FILTER": _indent(_RBAC.format(policies=policies.rstrip("\n"))),
+        "RBAC_FILTER": _indent(
+            _RBAC.format(
+                policies=policies.rstrip("\n"),
+                reflection="\n".join(
+                    f"            - url_path: {{ path: {{ prefix: {q(p)} }} }}"
+                    for p, *_ in REFLECTION_ROUTES
+                ),
+            )
+        ),
         "JWKS_CLUSTER": cluster,
         "SCOPE_HINT": "ingest needs events:write, reads need read, rules, deliveries and "
         "dead letters and the audit log need admin",

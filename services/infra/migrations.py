@@ -17,10 +17,11 @@ from pathlib import Path
 import psycopg
 
 from services.core.errors import CornjacketError
+from services.infra import assets
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS_ROOT = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_ROOT = assets.MIGRATIONS  # the checkout's, or the wheel's copy (ADR 22)
 _NAME_RE = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 
 

@@ -19,6 +19,7 @@ from services.config.settings import QuerySettings
 from services.core.aio import wait_event
 from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
+from services.infra.reflection import add_reflection
 from services.infra.runtime import Health, install_stop_signals, make_server, watch
 from services.query.audit import AuditLog
 from services.query.grpc_api import AuditServicer, LineageServicer, QueryServicer, WatchServicer
@@ -92,6 +93,8 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             heartbeat=settings.watch.heartbeat,
         )
         watch_pb2_grpc.add_WatchServiceServicer_to_server(WatchServicer(hub, watch_stop), server)
+        # Reflection of every public service, for the edge (issue 19, ADR 22).
+        add_reflection(server)
         await server.start()
         monitor = asyncio.create_task(_monitor(pool, health, stop), name="health-monitor")
         log.info("query serving", extra={"address": f"{settings.host}:{settings.port}"})

@@ -9,7 +9,7 @@ import pytest
 import yaml
 
 from services.cli.auth import KeyStore
-from services.cli.envoy_config import ROUTES, render
+from services.cli.envoy_config import REFLECTION_ROUTES, ROUTES, render
 from services.config.settings import AuthSettings, EdgeSettings, Env, RateBudget, StackSettings
 from services.core.errors import ConfigError
 from tests.unit.test_edge_auth import UPSTREAMS, _validate
@@ -54,7 +54,7 @@ def test_defaults_render_and_validate(tmp_path: Path, insecure: bool) -> None:
         for r in routes
         if "envoy.filters.http.local_ratelimit" in r.get("typed_per_filter_config", {})
     ]
-    assert len(limited) == len(ROUTES)
+    assert len(limited) == len(ROUTES) + len(REFLECTION_ROUTES)
     key = "remote_address" if insecure else "client"
     for r in limited:
         cfg = r["typed_per_filter_config"]["envoy.filters.http.local_ratelimit"]
