@@ -15,8 +15,9 @@ export function message(e: unknown): string {
   return `${(e as Error).message}${status}`;
 }
 
-/** Runs ``load`` now and whenever ``deps`` change; ``reload`` runs it again. */
-export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
+/** Runs ``load`` now, whenever ``deps`` change and every ``refresh`` ms (0: never);
+ * ``reload`` runs it again. */
+export function useLoad<T>(load: () => Promise<T>, deps: unknown[], refresh = 0) {
   const [value, setValue] = useState<T | null>(null);
   const [error, setError] = useState("");
   const [n, setN] = useState(0);
@@ -32,6 +33,11 @@ export function useLoad<T>(load: () => Promise<T>, deps: unknown[]) {
     // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, n]);
   const reload = useCallback(() => setN((x) => x + 1), []);
+  useEffect(() => {
+    if (!refresh) return;
+    const timer = setInterval(reload, refresh);
+    return () => clearInterval(timer);
+  }, [refresh]);
   return { value, error, reload };
 }
 

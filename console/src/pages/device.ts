@@ -66,7 +66,7 @@ function Chart(props: { token: string; device: string; metric: string }) {
       }).then((r) => (r.anomalies ?? []).filter((a) => a.metric === metric)),
     ]);
     return { series, anomalies };
-  }, [device, metric, range, bucket]);
+  }, [device, metric, range, bucket], 10000);
   useEffect(() => {
     if (!value || !box.current) return;
     const el = box.current;
@@ -120,13 +120,23 @@ export function Device(props: { session: Session; device: string }) {
   const { value, error } = useLoad(async () => {
     if (!device) return null;
     const d = encodeURIComponent(device);
+    // A device without anomalies has no device_health row: ask for it only when the AI
+    // service has an anomaly of the device (no 404 in the browser's log otherwise).
+    const healthOf = async () => {
+      const any = await get<{ anomalies?: Anomaly[] }>(token, "/api/v1/inference/anomalies", {
+        device,
+        page_size: 1,
+      });
+      if (!any.anomalies?.length) return null;
+      return orNull(get<Projection>(token, `/api/v1/projections/device_health/${d}`));
+    };
     const [latest, health, state] = await Promise.all([
       orNull(get<{ values?: LatestValue[] }>(token, `/api/v1/devices/${d}/latest`)),
-      orNull(get<Projection>(token, `/api/v1/projections/device_health/${d}`)),
+      healthOf(),
       orNull(get<Projection>(token, `/api/v1/projections/sensor_state/${d}`)),
     ]);
     return { latest: latest?.values ?? [], health, state };
-  }, [device, token]);
+  }, [device, token], 5000);
   const metrics = value?.latest.map((v) => v.metric) ?? [];
   const shown = metrics.includes(metric) ? metric : metrics[0];
   const status = value?.health ? String(value.health.state.status ?? "") : "ok";
@@ -141,6 +151,7 @@ export function Device(props: { session: Session; device: string }) {
       <button type="submit">Show</button>
     </form>
     <${ErrorLine} error=${error} />
+    ${device && html`<p class="status">Refreshed every 5 s (the chart every 10 s).</p>`}
     ${value &&
     html`<section class="cards">
         <div class="card"><h2>Health</h2>

@@ -75,8 +75,9 @@ function RuleForm(props: { session: Session; rule: Rule | null; onDone: (note: s
       class="mono" placeholder='payload.value > 80 and payload.unit == "C"'
       aria-invalid=${pos !== null} aria-describedby=${pos !== null ? "condition-error" : undefined} /></label>
     ${pos !== null &&
-    html`<pre class="caret" id="condition-error" data-testid="condition-error">${tried}
-${" ".repeat(Math.max(0, pos - 1))}^ ${error.replace(/^condition: /, "")}</pre>`}
+    html`<pre class="caret" id="condition-error" data-testid="condition-error">${
+      `${tried}\n${" ".repeat(Math.max(0, pos - 1))}^ ${error.replace(/^condition: /, "")}`
+    }</pre>`}
     <label>Webhook URL<input name="url" value=${d.url} onInput=${field("url")} type="url" /></label>
     ${pos === null && html`<${ErrorLine} error=${error} />`}
     <p><button type="submit">${rule ? "Save" : "Create rule"}</button>
