@@ -6,6 +6,8 @@ export interface ChartData {
   times: number[]; // seconds since the epoch, ascending
   values: (number | null)[];
   anomalies: (number | null)[]; // the anomaly's value at its time, null elsewhere
+  start: number; // the window shown, seconds (a single point would otherwise span years)
+  end: number;
 }
 
 export function drawChart(el: HTMLElement, metric: string, data: ChartData): () => void {
@@ -14,7 +16,7 @@ export function drawChart(el: HTMLElement, metric: string, data: ChartData): () 
     {
       width,
       height: 260,
-      scales: { x: { time: true } },
+      scales: { x: { time: true, range: [data.start, data.end] } },
       series: [
         {},
         { label: metric, stroke: "#2463b8", width: 2, spanGaps: true },

@@ -7,7 +7,10 @@ keyboard. Screenshots go to CJ_CONSOLE_SHOTS (default: the test's temporary dire
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -333,5 +336,55 @@ def test_every_page_fits_is_keyboard_reachable_and_logs_no_error(
         reached.append(page.evaluate("document.activeElement.textContent.trim()"))
     for label in ("Overview", "Live tail", "Devices", "Dead letters", "Audit", "New rule"):
         assert label in reached, (label, reached)
+    assert c.problems == [], c.problems
+    c.close()
+
+
+def test_the_tail_keeps_up_with_a_burst_and_stays_usable(
+    stack: Stack, http: httpx.Client, browser: Any, shots: Path
+) -> None:
+    """3,000 events sent at about 1,000/s: the tail counts every one, keeps the last 500
+    rows, and its buttons answer while the burst arrives."""
+    c = Console(browser, stack, token(stack, "read", subject="console-reader"))
+    page = c.open("tail", "Live tail")
+    event_type = f"tailload.t{unique('b').replace('-', '')}"
+    page.get_by_label("Event type prefix").fill(event_type)
+    page.get_by_role("button", name="Apply").click()
+    page.get_by_test_id("tail-state").filter(has_text="live").wait_for()
+
+    done = threading.Event()
+
+    def burst() -> None:
+        with httpx.Client(base_url=stack.edge_url, timeout=30, headers=http.headers) as client:
+            for n in range(6):
+                started = time.monotonic()
+                events = [
+                    {"event_type": event_type, "aggregate_id": f"load-{i % 50}", "payload": {"n": i}}
+                    for i in range(n * 500, (n + 1) * 500)
+                ]
+                r = client.post("/api/v1/events:batch", json={"events": events})
+                assert r.status_code == 200, r.text
+                # pacing of the load (500 events per half second), not synchronisation
+                time.sleep(max(0.0, 0.5 - (time.monotonic() - started)))
+        done.set()
+
+    sender = threading.Thread(target=burst, daemon=True)
+    sender.start()
+    page.get_by_test_id("tail-seen").filter(has_text=re.compile(r"^[1-9]")).wait_for()
+    page.get_by_role("button", name="Pause").click()
+    page.get_by_role("button", name=re.compile(r"^Resume \(\d+\)$")).wait_for()
+    sender.join(timeout=120)
+    assert done.is_set(), "the burst was not accepted"
+    page.get_by_test_id("tail-seen").filter(has_text=re.compile(r"^3000$")).wait_for(
+        timeout=120_000
+    )
+    page.get_by_role("button", name=re.compile(r"^Resume")).click()
+    rows = page.get_by_test_id("tail").locator("tr")
+    page.wait_for_function(
+        "document.querySelectorAll('[data-testid=tail] tr').length === 500"
+    )
+    assert rows.count() == 500
+    assert rows.first.inner_text().count(event_type) == 1
+    c.shot(shots, "live-tail-burst")
     assert c.problems == [], c.problems
     c.close()

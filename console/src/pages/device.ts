@@ -14,6 +14,12 @@ const RANGES: Record<string, { seconds: number; buckets: string[] }> = {
   "7d": { seconds: 7 * 86400, buckets: ["1h", "6h", "1d"] },
 };
 
+const UNIT_MS: Record<string, number> = { s: 1000, m: 60_000, h: 3600_000, d: 86400_000 };
+
+function bucketMs(bucket: string): number {
+  return Number(bucket.slice(0, -1)) * UNIT_MS[bucket.slice(-1)];
+}
+
 async function orNull<T>(p: Promise<T>): Promise<T | null> {
   try {
     return await p;
@@ -23,7 +29,7 @@ async function orNull<T>(p: Promise<T>): Promise<T | null> {
   }
 }
 
-function chartData(series: Series, anomalies: Anomaly[]): ChartData {
+function chartData(series: Series, anomalies: Anomaly[], start: Date, end: Date): ChartData {
   const origin = Date.parse(series.origin ?? "") / 1000;
   const step = Number(series.bucket_seconds ?? 0);
   const points = new Map<number, [number | null, number | null]>();
@@ -40,6 +46,8 @@ function chartData(series: Series, anomalies: Anomaly[]): ChartData {
     times,
     values: times.map((t) => points.get(t)![0]),
     anomalies: times.map((t) => points.get(t)![1]),
+    start: start.getTime() / 1000,
+    end: end.getTime() / 1000,
   };
 }
 
@@ -49,7 +57,10 @@ function Chart(props: { token: string; device: string; metric: string }) {
   const box = useRef<HTMLDivElement>(null);
   const { token, device, metric } = props;
   const { value, error } = useLoad(async () => {
-    const end = new Date(Math.ceil(Date.now() / 3600000) * 3600000);
+    // the window ends at the next bucket boundary after now (buckets start at multiples of
+    // their size since the epoch)
+    const step = bucketMs(bucket);
+    const end = new Date(Math.ceil(Date.now() / step) * step);
     const start = new Date(end.getTime() - RANGES[range].seconds * 1000);
     const d = encodeURIComponent(device);
     const [series, anomalies] = await Promise.all([
@@ -65,7 +76,7 @@ function Chart(props: { token: string; device: string; metric: string }) {
         page_size: 100,
       }).then((r) => (r.anomalies ?? []).filter((a) => a.metric === metric)),
     ]);
-    return { series, anomalies };
+    return { series, anomalies, start, end };
   }, [device, metric, range, bucket], 10000);
   useEffect(() => {
     if (!value || !box.current) return;
@@ -73,7 +84,7 @@ function Chart(props: { token: string; device: string; metric: string }) {
     let destroy = () => {};
     let live = true;
     void import("../chart").then((m) => {
-      if (live) destroy = m.drawChart(el, metric, chartData(value.series, value.anomalies));
+      if (live) destroy = m.drawChart(el, metric, chartData(value.series, value.anomalies, value.start, value.end));
     });
     return () => {
       live = false;

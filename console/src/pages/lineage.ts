@@ -38,8 +38,7 @@ export function Lineage(props: { session: Session; eventId: string }) {
     ${found &&
     html`<section>
       ${found.event &&
-      html`<p><strong>${found.event.event_type}</strong> of
-        <a href=${`#/device/${encodeURIComponent(found.event.aggregate_id)}`}>${found.event.aggregate_id}</a>,
+      html`<p><strong>${found.event.event_type}</strong> of${" "}<a href=${`#/device/${encodeURIComponent(found.event.aggregate_id)}`}>${found.event.aggregate_id}</a>,
         at ${when(found.event.event_time)}</p>`}
       <ol class="timeline" data-testid="lineage">
         ${found.hops.map(

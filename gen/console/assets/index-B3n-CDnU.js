@@ -72,7 +72,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
           ${c===e.delivery_id&&I`<tr><td colspan="6"><${Xe} attempts=${e.attempts??[]} /></td></tr>`}`)}</tbody>
     </table>
     ${u.value&&I`<${We} offset=${o} limit=${Ye} total=${u.value.total??0} onOffset=${s} />`}
-  </main>`}var Qe=(function(){let e=typeof document<`u`&&document.createElement(`link`).relList;return e&&e.supports&&e.supports(`modulepreload`)?`modulepreload`:`preload`})(),$e=function(e){return`/console/`+e},et={},tt={},nt=function(e){return e.pathname.endsWith(`.css`)},rt=function(e,t,n){if(t in e)return e[t];let r=n();if(!r){e[t]=void 0;return}let i=r.then(()=>{e[t]=void 0},n=>{throw delete e[t],n});return e[t]=i,i},it=function(e,t,n){let r=Promise.resolve();if(t&&t.length>0){let e,i=document.querySelector(`meta[property=csp-nonce]`),a=i?.nonce||i?.getAttribute(`nonce`);function o(e){return Promise.all(e.map(e=>Promise.resolve(e).then(e=>({status:`fulfilled`,value:e}),e=>({status:`rejected`,reason:e}))))}function s(e){return import.meta.resolve?new URL(import.meta.resolve(e)):new URL(e,import.meta.url)}r=o(t.map(t=>{t=$e(t,n);let r=s(t),i=nt(r);return rt(et,r.href,()=>{if(e===void 0){e={all:new Set,styles:new Set};let t=document.getElementsByTagName(`link`);for(let n=t.length-1;n>=0;n--){let r=t[n];e.all.add(r.href),r.rel===`stylesheet`&&e.styles.add(r.href)}}let t=i?e.styles:e.all,n=i?tt[r.href]:void 0;if(!n&&t.has(r.href))return;let o=document.createElement(`link`);if(o.rel=i?`stylesheet`:Qe,i||(o.as=`script`),o.crossOrigin=``,o.href=r.href,a&&o.setAttribute(`nonce`,a),n&&delete tt[r.href],n?.isConnected?n.replaceWith(o):document.head.appendChild(o),i)return new Promise((e,t)=>{let n=i=>{o.removeEventListener(`load`,n),o.removeEventListener(`error`,n),i.type===`error`?(tt[r.href]=o,t(Error(`Unable to preload CSS for ${r}`))):e(i)};o.addEventListener(`load`,n),o.addEventListener(`error`,n)})})}).filter(e=>e!==void 0))}function i(e){let t=new Event(`vite:preloadError`,{cancelable:!0});if(t.payload=e,window.dispatchEvent(t),!t.defaultPrevented)throw e}return r.then(t=>{for(let e of t||[])e.status===`rejected`&&i(e.reason);return e().catch(i)})},Q={"1h":{seconds:3600,buckets:[`10s`,`1m`,`5m`]},"24h":{seconds:86400,buckets:[`1m`,`15m`,`1h`]},"7d":{seconds:604800,buckets:[`1h`,`6h`,`1d`]}};async function at(e){try{return await e}catch(e){if(e instanceof W&&e.status===404)return null;throw e}}function ot(e,t){let n=Date.parse(e.origin??``)/1e3,r=Number(e.bucket_seconds??0),i=new Map;(e.index??[]).forEach((t,a)=>{i.set(n+Number(t)*r,[e.avg?.[a]??null,null])});for(let e of t){let t=Date.parse(e.event_time)/1e3,n=i.get(t);i.set(t,[n?.[0]??null,e.value])}let a=[...i.keys()].sort((e,t)=>e-t);return{times:a,values:a.map(e=>i.get(e)[0]),anomalies:a.map(e=>i.get(e)[1])}}function st(e){let[t,n]=V(`1h`),[r,i]=V(`1m`),a=Ce(null),{token:o,device:s,metric:c}=e,{value:l,error:u}=J(async()=>{let e=new Date(Math.ceil(Date.now()/36e5)*36e5),n=new Date(e.getTime()-Q[t].seconds*1e3),i=encodeURIComponent(s),[a,l]=await Promise.all([G(o,`/api/v1/devices/${i}/series/${encodeURIComponent(c)}`,{start:n.toISOString(),end:e.toISOString(),bucket:r}),G(o,`/api/v1/inference/anomalies`,{device:s,from:n.toISOString(),to:e.toISOString(),page_size:100}).then(e=>(e.anomalies??[]).filter(e=>e.metric===c))]);return{series:a,anomalies:l}},[s,c,t,r],1e4);H(()=>{if(!l||!a.current)return;let e=a.current,t=()=>{},n=!0;return it(()=>import(`./chart-C3c850U1.js`).then(r=>{n&&(t=r.drawChart(e,c,ot(l.series,l.anomalies)))}),[]),()=>{n=!1,t()}},[l]);let d=e=>{n(e),Q[e].buckets.includes(r)||i(Q[e].buckets[1])};return I`<section>
+  </main>`}var Qe=(function(){let e=typeof document<`u`&&document.createElement(`link`).relList;return e&&e.supports&&e.supports(`modulepreload`)?`modulepreload`:`preload`})(),$e=function(e){return`/console/`+e},et={},tt={},nt=function(e){return e.pathname.endsWith(`.css`)},rt=function(e,t,n){if(t in e)return e[t];let r=n();if(!r){e[t]=void 0;return}let i=r.then(()=>{e[t]=void 0},n=>{throw delete e[t],n});return e[t]=i,i},it=function(e,t,n){let r=Promise.resolve();if(t&&t.length>0){let e,i=document.querySelector(`meta[property=csp-nonce]`),a=i?.nonce||i?.getAttribute(`nonce`);function o(e){return Promise.all(e.map(e=>Promise.resolve(e).then(e=>({status:`fulfilled`,value:e}),e=>({status:`rejected`,reason:e}))))}function s(e){return import.meta.resolve?new URL(import.meta.resolve(e)):new URL(e,import.meta.url)}r=o(t.map(t=>{t=$e(t,n);let r=s(t),i=nt(r);return rt(et,r.href,()=>{if(e===void 0){e={all:new Set,styles:new Set};let t=document.getElementsByTagName(`link`);for(let n=t.length-1;n>=0;n--){let r=t[n];e.all.add(r.href),r.rel===`stylesheet`&&e.styles.add(r.href)}}let t=i?e.styles:e.all,n=i?tt[r.href]:void 0;if(!n&&t.has(r.href))return;let o=document.createElement(`link`);if(o.rel=i?`stylesheet`:Qe,i||(o.as=`script`),o.crossOrigin=``,o.href=r.href,a&&o.setAttribute(`nonce`,a),n&&delete tt[r.href],n?.isConnected?n.replaceWith(o):document.head.appendChild(o),i)return new Promise((e,t)=>{let n=i=>{o.removeEventListener(`load`,n),o.removeEventListener(`error`,n),i.type===`error`?(tt[r.href]=o,t(Error(`Unable to preload CSS for ${r}`))):e(i)};o.addEventListener(`load`,n),o.addEventListener(`error`,n)})})}).filter(e=>e!==void 0))}function i(e){let t=new Event(`vite:preloadError`,{cancelable:!0});if(t.payload=e,window.dispatchEvent(t),!t.defaultPrevented)throw e}return r.then(t=>{for(let e of t||[])e.status===`rejected`&&i(e.reason);return e().catch(i)})},Q={"1h":{seconds:3600,buckets:[`10s`,`1m`,`5m`]},"24h":{seconds:86400,buckets:[`1m`,`15m`,`1h`]},"7d":{seconds:604800,buckets:[`1h`,`6h`,`1d`]}},at={s:1e3,m:6e4,h:36e5,d:864e5};function ot(e){return Number(e.slice(0,-1))*at[e.slice(-1)]}async function st(e){try{return await e}catch(e){if(e instanceof W&&e.status===404)return null;throw e}}function ct(e,t,n,r){let i=Date.parse(e.origin??``)/1e3,a=Number(e.bucket_seconds??0),o=new Map;(e.index??[]).forEach((t,n)=>{o.set(i+Number(t)*a,[e.avg?.[n]??null,null])});for(let e of t){let t=Date.parse(e.event_time)/1e3,n=o.get(t);o.set(t,[n?.[0]??null,e.value])}let s=[...o.keys()].sort((e,t)=>e-t);return{times:s,values:s.map(e=>o.get(e)[0]),anomalies:s.map(e=>o.get(e)[1]),start:n.getTime()/1e3,end:r.getTime()/1e3}}function lt(e){let[t,n]=V(`1h`),[r,i]=V(`1m`),a=Ce(null),{token:o,device:s,metric:c}=e,{value:l,error:u}=J(async()=>{let e=ot(r),n=new Date(Math.ceil(Date.now()/e)*e),i=new Date(n.getTime()-Q[t].seconds*1e3),a=encodeURIComponent(s),[l,u]=await Promise.all([G(o,`/api/v1/devices/${a}/series/${encodeURIComponent(c)}`,{start:i.toISOString(),end:n.toISOString(),bucket:r}),G(o,`/api/v1/inference/anomalies`,{device:s,from:i.toISOString(),to:n.toISOString(),page_size:100}).then(e=>(e.anomalies??[]).filter(e=>e.metric===c))]);return{series:l,anomalies:u,start:i,end:n}},[s,c,t,r],1e4);H(()=>{if(!l||!a.current)return;let e=a.current,t=()=>{},n=!0;return it(()=>import(`./chart-CtHLLhYz.js`).then(r=>{n&&(t=r.drawChart(e,c,ct(l.series,l.anomalies,l.start,l.end)))}),[]),()=>{n=!1,t()}},[l]);let d=e=>{n(e),Q[e].buckets.includes(r)||i(Q[e].buckets[1])};return I`<section>
     <h2>${c}</h2>
     <form class="filters" onSubmit=${e=>e.preventDefault()}>
       <label>Range<select name="range" value=${t}
@@ -92,7 +92,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     ${l.anomalies.length>0&&I`<table><thead><tr><th>Anomaly at</th><th>Value</th><th>Score</th><th>Reading</th></tr></thead>
         <tbody data-testid="anomalies">${l.anomalies.map(e=>I`<tr><td>${X(e.event_time)}</td><td>${e.value}</td><td>${e.score.toFixed(2)}</td>
             <td><a href=${`#/lineage/${e.source_event_id}`}>lineage</a></td></tr>`)}</tbody></table>`}`}
-  </section>`}function ct(e){let[t,n]=V(e.device),[r,i]=V(``),{token:a}=e.session,o=e.device;H(()=>n(o),[o]);let{value:s,error:c}=J(async()=>{if(!o)return null;let e=encodeURIComponent(o),[t,n,r]=await Promise.all([at(G(a,`/api/v1/devices/${e}/latest`)),(async()=>(await G(a,`/api/v1/inference/anomalies`,{device:o,page_size:1})).anomalies?.length?at(G(a,`/api/v1/projections/device_health/${e}`)):null)(),at(G(a,`/api/v1/projections/sensor_state/${e}`))]);return{latest:t?.values??[],health:n,state:r}},[o,a],5e3),l=s?.latest.map(e=>e.metric)??[],u=l.includes(r)?r:l[0],d=s?.health?String(s.health.state.status??``):`ok`;return I`<main>
+  </section>`}function ut(e){let[t,n]=V(e.device),[r,i]=V(``),{token:a}=e.session,o=e.device;H(()=>n(o),[o]);let{value:s,error:c}=J(async()=>{if(!o)return null;let e=encodeURIComponent(o),[t,n,r]=await Promise.all([st(G(a,`/api/v1/devices/${e}/latest`)),(async()=>(await G(a,`/api/v1/inference/anomalies`,{device:o,page_size:1})).anomalies?.length?st(G(a,`/api/v1/projections/device_health/${e}`)):null)(),st(G(a,`/api/v1/projections/sensor_state/${e}`))]);return{latest:t?.values??[],health:n,state:r}},[o,a],5e3),l=s?.latest.map(e=>e.metric)??[],u=l.includes(r)?r:l[0],d=s?.health?String(s.health.state.status??``):`ok`;return I`<main>
     <h1>Device${o?` ${o}`:``}</h1>
     <form class="filters" onSubmit=${e=>{e.preventDefault(),t.trim()&&(location.hash=`#/device/${encodeURIComponent(t.trim())}`)}}>
       <label>Device id<input name="device" value=${t}
@@ -119,8 +119,8 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
       ${l.length>1&&I`<label>Metric<select name="metric" value=${u}
           onChange=${e=>i(e.target.value)}>
           ${l.map(e=>I`<option value=${e}>${e}</option>`)}</select></label>`}
-      ${u&&I`<${st} token=${a} device=${o} metric=${u} />`}`}
-  </main>`}var lt=20;function ut(e){let{token:t,admin:n}=e.session,[r,i]=V({consumer:``,status:`pending`}),[a,o]=V(r),[s,c]=V(0),[l,u]=V(``),[d,f]=V(``),p=J(()=>G(t,`/api/v1/dlq`,{"filter.consumer":r.consumer,"filter.status":r.status,limit:lt,offset:s}),[r,s]),m=async(e,n)=>{try{let r=(await K(t,`/api/v1/dlq:${e}`,{dlq_ids:[n]})).outcomes?.[0];f(`${e} ${n}: ${r?.status??`done`}${r?.error?` (${r.error})`:``}`)}catch(t){f(`${e} ${n} failed: ${q(t)}`)}p.reload()},h=p.value?.dead_letters??[];return I`<section>
+      ${u&&I`<${lt} token=${a} device=${o} metric=${u} />`}`}
+  </main>`}var dt=20;function ft(e){let{token:t,admin:n}=e.session,[r,i]=V({consumer:``,status:`pending`}),[a,o]=V(r),[s,c]=V(0),[l,u]=V(``),[d,f]=V(``),p=J(()=>G(t,`/api/v1/dlq`,{"filter.consumer":r.consumer,"filter.status":r.status,limit:dt,offset:s}),[r,s]),m=async(e,n)=>{try{let r=(await K(t,`/api/v1/dlq:${e}`,{dlq_ids:[n]})).outcomes?.[0];f(`${e} ${n}: ${r?.status??`done`}${r?.error?` (${r.error})`:``}`)}catch(t){f(`${e} ${n} failed: ${q(t)}`)}p.reload()},h=p.value?.dead_letters??[];return I`<section>
     <h2>Event handler dead letters</h2>
     <form class="filters" onSubmit=${e=>(e.preventDefault(),c(0),i({...a}))}>
       <label>Consumer<input name="consumer" value=${a.consumer}
@@ -149,8 +149,8 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
           ${l===e.dlq_id&&I`<tr><td colspan="6"><${Ge} value=${e} />
             ${e.event_id&&I`<a href=${`#/lineage/${e.event_id}`}>lineage of ${e.event_id}</a>`}</td></tr>`}`)}</tbody>
     </table>
-    ${p.value&&I`<${We} offset=${s} limit=${lt} total=${p.value.total??0} onOffset=${c} />`}
-  </section>`}function dt(e){let{token:t,admin:n}=e.session,[r,i]=V(``),[a,o]=V(``),[s,c]=V(0),[l,u]=V(``),[d,f]=V(``),p=J(()=>G(t,`/api/v1/deliveries`,{status:`failed`,rule_id:r,limit:lt,offset:s}),[r,s]),m=async e=>{try{let n=await K(t,`/api/v1/deliveries:replay`,{delivery_ids:[e]});f(`replayed ${n.replayed??0} delivery (${e})`)}catch(t){f(`replay ${e} failed: ${q(t)}`)}p.reload()},h=async e=>{try{await K(t,`/api/v1/deliveries/${e}:discard`),f(`discarded ${e}`)}catch(t){f(`discard ${e} failed: ${q(t)}`)}p.reload()},g=p.value?.deliveries??[];return I`<section>
+    ${p.value&&I`<${We} offset=${s} limit=${dt} total=${p.value.total??0} onOffset=${c} />`}
+  </section>`}function pt(e){let{token:t,admin:n}=e.session,[r,i]=V(``),[a,o]=V(``),[s,c]=V(0),[l,u]=V(``),[d,f]=V(``),p=J(()=>G(t,`/api/v1/deliveries`,{status:`failed`,rule_id:r,limit:dt,offset:s}),[r,s]),m=async e=>{try{let n=await K(t,`/api/v1/deliveries:replay`,{delivery_ids:[e]});f(`replayed ${n.replayed??0} delivery (${e})`)}catch(t){f(`replay ${e} failed: ${q(t)}`)}p.reload()},h=async e=>{try{await K(t,`/api/v1/deliveries/${e}:discard`),f(`discarded ${e}`)}catch(t){f(`discard ${e} failed: ${q(t)}`)}p.reload()},g=p.value?.deliveries??[];return I`<section>
     <h2>Failed webhook deliveries</h2>
     <form class="filters" onSubmit=${e=>(e.preventDefault(),c(0),i(a.trim()))}>
       <label>Rule id<input name="rule_id" value=${a}
@@ -175,12 +175,12 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
           </td></tr>
           ${l===e.delivery_id&&I`<tr><td colspan="6"><${Xe} attempts=${e.attempts??[]} /></td></tr>`}`)}</tbody>
     </table>
-    ${p.value&&I`<${We} offset=${s} limit=${lt} total=${p.value.total??0} onOffset=${c} />`}
-  </section>`}function ft(e){return I`<main>
+    ${p.value&&I`<${We} offset=${s} limit=${dt} total=${p.value.total??0} onOffset=${c} />`}
+  </section>`}function mt(e){return I`<main>
     <h1>Dead letters</h1>
-    <${dt} session=${e.session} />
-    <${ut} session=${e.session} />
-  </main>`}function pt(e){let[t,n]=V(e.eventId),[r,i]=V(null),[a,o]=V(``),s=async t=>{try{i(await G(e.session.token,`/api/v1/events/${encodeURIComponent(t)}/lineage`)),o(``)}catch(e){i(null),o(q(e))}};return H(()=>{n(e.eventId),e.eventId&&s(e.eventId)},[e.eventId]),I`<main>
+    <${pt} session=${e.session} />
+    <${ft} session=${e.session} />
+  </main>`}function ht(e){let[t,n]=V(e.eventId),[r,i]=V(null),[a,o]=V(``),s=async t=>{try{i(await G(e.session.token,`/api/v1/events/${encodeURIComponent(t)}/lineage`)),o(``)}catch(e){i(null),o(q(e))}};return H(()=>{n(e.eventId),e.eventId&&s(e.eventId)},[e.eventId]),I`<main>
     <h1>Event lineage</h1>
     <form class="filters" onSubmit=${e=>{e.preventDefault();let n=t.trim();n&&(location.hash=`#/lineage/${encodeURIComponent(n)}`)}}>
       <label>Event id<input name="event_id" value=${t} size="40"
@@ -189,8 +189,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     </form>
     <${Y} error=${a} />
     ${r&&I`<section>
-      ${r.event&&I`<p><strong>${r.event.event_type}</strong> of
-        <a href=${`#/device/${encodeURIComponent(r.event.aggregate_id)}`}>${r.event.aggregate_id}</a>,
+      ${r.event&&I`<p><strong>${r.event.event_type}</strong> of${` `}<a href=${`#/device/${encodeURIComponent(r.event.aggregate_id)}`}>${r.event.aggregate_id}</a>,
         at ${X(r.event.event_time)}</p>`}
       <ol class="timeline" data-testid="lineage">
         ${r.hops.map(e=>I`<li class=${`hop ${e.status}`} data-stage=${e.stage}>
@@ -202,29 +201,29 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
       </ol>
       ${r.event&&I`<details><summary>Payload</summary><${Ge} value=${r.event.payload} /></details>`}
     </section>`}
-  </main>`}var mt=async(e,t)=>{try{return t(await e)}catch(e){return`unavailable: ${q(e)}`}};async function ht(e){let t=new Date(Date.now()-36e5).toISOString(),n=e.admin?await Promise.all([mt(G(e.token,`/api/v1/dlq`,{"filter.status":`pending`,limit:1}),e=>e.total??0),mt(G(e.token,`/api/v1/deliveries`,{status:`failed`,limit:1}),e=>e.total??0),mt(G(e.token,`/api/v1/breakers`),e=>(e.breakers??[]).filter(e=>e.state!==`closed`).length)]):[],[r,i]=await Promise.all([Le().catch(()=>({status:`unreachable`})),mt(G(e.token,`/api/v1/inference/anomalies`,{from:t,page_size:100}),e=>`${(e.anomalies??[]).length}${e.next_page_token?`+`:``}`)]);return{health:r,dlqPending:n[0],failedDeliveries:n[1],openBreakers:n[2],anomaliesHour:i}}function gt(e){if(e.value===void 0)return null;let t=typeof e.value==`number`&&e.value>0;return I`<div class="card figure">
+  </main>`}var gt=async(e,t)=>{try{return t(await e)}catch(e){return`unavailable: ${q(e)}`}};async function _t(e){let t=new Date(Date.now()-36e5).toISOString(),n=e.admin?await Promise.all([gt(G(e.token,`/api/v1/dlq`,{"filter.status":`pending`,limit:1}),e=>e.total??0),gt(G(e.token,`/api/v1/deliveries`,{status:`failed`,limit:1}),e=>e.total??0),gt(G(e.token,`/api/v1/breakers`),e=>(e.breakers??[]).filter(e=>e.state!==`closed`).length)]):[],[r,i]=await Promise.all([Le().catch(()=>({status:`unreachable`})),gt(G(e.token,`/api/v1/inference/anomalies`,{from:t,page_size:100}),e=>`${(e.anomalies??[]).length}${e.next_page_token?`+`:``}`)]);return{health:r,dlqPending:n[0],failedDeliveries:n[1],openBreakers:n[2],anomaliesHour:i}}function vt(e){if(e.value===void 0)return null;let t=typeof e.value==`number`&&e.value>0;return I`<div class="card figure">
     <h2>${e.href?I`<a href=${e.href}>${e.label}</a>`:e.label}</h2>
     <p data-testid=${e.id} class=${t?`big error`:`big`}>${e.value}</p>
-  </div>`}function _t(e){let[t,n]=V(null);H(()=>{let t=!0,r=()=>ht(e.session).then(e=>t&&n(e));r();let i=setInterval(r,5e3);return()=>{t=!1,clearInterval(i)}},[e.session]);let r=t?.health;return I`<main>
+  </div>`}function yt(e){let[t,n]=V(null);H(()=>{let t=!0,r=()=>_t(e.session).then(e=>t&&n(e));r();let i=setInterval(r,5e3);return()=>{t=!1,clearInterval(i)}},[e.session]);let r=t?.health;return I`<main>
     <h1>Overview</h1>
     ${r&&I`<p>Platform: <strong data-testid="health" class=${r.status===`healthy`?`ok`:`error`}
         >${r.status}</strong></p>
       ${r.unhealthy?.length?I`<p class="error">Not serving: ${r.unhealthy.join(`, `)}</p>`:I`<p>Every service is serving.</p>`}`}
     ${t&&I`<section class="cards">
-      <${gt} id="dlq-pending" label="Dead letters pending" value=${t.dlqPending} href="#/dlq" />
-      <${gt} id="failed-deliveries" label="Failed deliveries" value=${t.failedDeliveries} href="#/dlq" />
-      <${gt} id="open-breakers" label="Open breakers" value=${t.openBreakers} href="#/breakers" />
-      <${gt} id="anomalies-hour" label="Anomalies, last hour" value=${t.anomaliesHour} />
+      <${vt} id="dlq-pending" label="Dead letters pending" value=${t.dlqPending} href="#/dlq" />
+      <${vt} id="failed-deliveries" label="Failed deliveries" value=${t.failedDeliveries} href="#/dlq" />
+      <${vt} id="open-breakers" label="Open breakers" value=${t.openBreakers} href="#/breakers" />
+      <${vt} id="anomalies-hour" label="Anomalies, last hour" value=${t.anomaliesHour} />
     </section>`}
     <p class="status">Refreshed every 5 s. Ingest rate, outbox depth and consumer lag are
       Prometheus metrics of each process (see the README's Metrics section); the public API
       does not answer them.</p>
-  </main>`}var vt=[`sensor_state`,`user_session`,`device_health`],yt=25;function bt(e){let[t,n]=V(vt[0]),[r,i]=V(0),a=J(()=>G(e.session.token,`/api/v1/projections/${t}`,{limit:yt,offset:r}),[t,r]),o=a.value?.projections??[];return I`<main>
+  </main>`}var bt=[`sensor_state`,`user_session`,`device_health`],xt=25;function St(e){let[t,n]=V(bt[0]),[r,i]=V(0),a=J(()=>G(e.session.token,`/api/v1/projections/${t}`,{limit:xt,offset:r}),[t,r]),o=a.value?.projections??[];return I`<main>
     <h1>Projections</h1>
     <form class="filters" onSubmit=${e=>e.preventDefault()}>
       <label>Type<select name="projection_type" value=${t}
         onChange=${e=>(i(0),n(e.target.value))}>
-        ${vt.map(e=>I`<option value=${e}>${e}</option>`)}
+        ${bt.map(e=>I`<option value=${e}>${e}</option>`)}
       </select></label>
       <button type="button" onClick=${()=>a.reload()}>Refresh</button>
     </form>
@@ -237,8 +236,8 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
           <td><a href=${`#/lineage/${e.last_event_id}`}>${X(e.last_event_timestamp)}</a></td>
           <td>${X(e.updated_at)}</td></tr>`)}</tbody>
     </table>
-    ${a.value&&I`<${We} offset=${r} limit=${yt} total=${a.value.total??0} onOffset=${i} />`}
-  </main>`}var xt=20,St={name:``,event_type_pattern:`sensor.reading`,condition:``,url:``};function Ct(e){if(!e.startsWith(`condition:`))return null;let t=/position (\d+)/.exec(e);return t?Number(t[1]):null}function wt(e){let{rule:t}=e,[n,r]=V(t?{name:t.name,event_type_pattern:t.event_type_pattern,condition:t.condition??``,url:t.target.url}:St),[i,a]=V(``),[o,s]=V(``),c=e=>t=>r({...n,[e]:t.target.value}),l=async r=>{r.preventDefault(),s(n.condition);try{if(t){let r={name:n.name,event_type_pattern:n.event_type_pattern,condition:n.condition};n.url!==t.target.url&&(r.target={url:n.url}),await Ve(e.session.token,`PATCH`,`/api/v1/rules/${t.rule_id}`,void 0,r),e.onDone(`saved ${n.name}`)}else{let t=await K(e.session.token,`/api/v1/rules`,{name:n.name,event_type_pattern:n.event_type_pattern,condition:n.condition,target:{url:n.url},enabled:!0});e.onDone(`created ${t.name}`+(t.generated_secret?`; its signing secret (shown once): ${t.generated_secret}`:``))}}catch(e){a(e instanceof W?e.message:q(e))}},u=Ct(i);return I`<form class="rule-form" onSubmit=${l} aria-label=${t?`edit rule`:`new rule`}>
+    ${a.value&&I`<${We} offset=${r} limit=${xt} total=${a.value.total??0} onOffset=${i} />`}
+  </main>`}var Ct=20,wt={name:``,event_type_pattern:`sensor.reading`,condition:``,url:``};function Tt(e){if(!e.startsWith(`condition:`))return null;let t=/position (\d+)/.exec(e);return t?Number(t[1]):null}function Et(e){let{rule:t}=e,[n,r]=V(t?{name:t.name,event_type_pattern:t.event_type_pattern,condition:t.condition??``,url:t.target.url}:wt),[i,a]=V(``),[o,s]=V(``),c=e=>t=>r({...n,[e]:t.target.value}),l=async r=>{r.preventDefault(),s(n.condition);try{if(t){let r={name:n.name,event_type_pattern:n.event_type_pattern,condition:n.condition};n.url!==t.target.url&&(r.target={url:n.url}),await Ve(e.session.token,`PATCH`,`/api/v1/rules/${t.rule_id}`,void 0,r),e.onDone(`saved ${n.name}`)}else{let t=await K(e.session.token,`/api/v1/rules`,{name:n.name,event_type_pattern:n.event_type_pattern,condition:n.condition,target:{url:n.url},enabled:!0});e.onDone(`created ${t.name}`+(t.generated_secret?`; its signing secret (shown once): ${t.generated_secret}`:``))}}catch(e){a(e instanceof W?e.message:q(e))}},u=Tt(i);return I`<form class="rule-form" onSubmit=${l} aria-label=${t?`edit rule`:`new rule`}>
     <h2>${t?`Edit ${t.name}`:`New rule`}</h2>
     <label>Name<input name="name" value=${n.name} onInput=${c(`name`)} required /></label>
     <label>Event type pattern<input name="event_type_pattern" value=${n.event_type_pattern}
@@ -251,10 +250,10 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     ${u===null&&I`<${Y} error=${i} />`}
     <p><button type="submit">${t?`Save`:`Create rule`}</button>
       <button type="button" onClick=${()=>e.onDone(``)}>Cancel</button></p>
-  </form>`}function Tt(e){let{token:t,admin:n}=e.session,[r,i]=V(0),[a,o]=V(null),[s,c]=V(``),l=J(()=>G(t,`/api/v1/rules`,{limit:xt,offset:r}),[r]),u=async(e,t)=>{try{await t(),c(e)}catch(t){c(`${e} failed: ${q(t)}`)}l.reload()},d=e=>{o(null),e&&c(e),l.reload()},f=l.value?.rules??[];return I`<main>
+  </form>`}function Dt(e){let{token:t,admin:n}=e.session,[r,i]=V(0),[a,o]=V(null),[s,c]=V(``),l=J(()=>G(t,`/api/v1/rules`,{limit:Ct,offset:r}),[r]),u=async(e,t)=>{try{await t(),c(e)}catch(t){c(`${e} failed: ${q(t)}`)}l.reload()},d=e=>{o(null),e&&c(e),l.reload()},f=l.value?.rules??[];return I`<main>
     <h1>Rules</h1>
     ${n&&!a&&I`<p><button type="button" onClick=${()=>o(`new`)}>New rule</button></p>`}
-    ${a&&I`<${wt} key=${a===`new`?`new`:a.rule_id} session=${e.session}
+    ${a&&I`<${Et} key=${a===`new`?`new`:a.rule_id} session=${e.session}
       rule=${a===`new`?null:a} onDone=${d} />`}
     ${s&&I`<p class="status" role="status" data-testid="rules-note">${s}</p>`}
     <${Y} error=${l.error} />
@@ -272,8 +271,8 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
                 onConfirm=${()=>u(`deleted ${e.name}`,()=>Ve(t,`DELETE`,`/api/v1/rules/${e.rule_id}`))} />`}
           </td></tr>`)}</tbody>
     </table>
-    ${l.value&&I`<${We} offset=${r} limit=${xt} total=${l.value.total??0} onOffset=${i} />`}
-  </main>`}var $=500;function Et(e){let[t,n]=V({event_type_prefix:``,aggregate_id:``}),[r,i]=V(t),[a,o]=V([]),[s,c]=V(!1),[l,u]=V(0),[d,f]=V(0),[p,m]=V(`connecting`),h=Ce(!1),g=Ce([]);h.current=s,H(()=>{let n=new AbortController,r=``,i=[],a=0,s=0,c=()=>{s=0;let e=i.reverse();i=[],f(a),h.current?(g.current.push(...e.reverse()),g.current.length>$&&g.current.splice(0,g.current.length-$),u(g.current.length)):o(t=>e.concat(t).slice(0,$))};return o([]),(async()=>{for(;!n.signal.aborted;){try{await Ue(e.session.token,t,r,e=>{r=e.position||r,e.heartbeat&&m(`live`),e.end&&m(`ended: ${e.end.message}`),e.event&&(i.push(e.event),i.length>$&&i.splice(0,i.length-$),a+=1,s||=requestAnimationFrame(c))},n.signal)}catch(e){if(n.signal.aborted||(m(`disconnected: ${e.message}; retrying`),e instanceof W&&e.status<500&&e.status!==429))return}await new Promise(e=>setTimeout(e,1e3))}})(),()=>{n.abort(),s&&cancelAnimationFrame(s)}},[e.session.token,t]);let _=()=>{if(s){let e=g.current.reverse();g.current=[],u(0),o(t=>[...e,...t].slice(0,$))}c(!s)},v=e=>t=>i({...r,[e]:t.target.value});return I`<main>
+    ${l.value&&I`<${We} offset=${r} limit=${Ct} total=${l.value.total??0} onOffset=${i} />`}
+  </main>`}var $=500;function Ot(e){let[t,n]=V({event_type_prefix:``,aggregate_id:``}),[r,i]=V(t),[a,o]=V([]),[s,c]=V(!1),[l,u]=V(0),[d,f]=V(0),[p,m]=V(`connecting`),h=Ce(!1),g=Ce([]);h.current=s,H(()=>{let n=new AbortController,r=``,i=[],a=0,s=0,c=()=>{s=0;let e=i.reverse();i=[],f(a),h.current?(g.current.push(...e.reverse()),g.current.length>$&&g.current.splice(0,g.current.length-$),u(g.current.length)):o(t=>e.concat(t).slice(0,$))};return o([]),(async()=>{for(;!n.signal.aborted;){try{await Ue(e.session.token,t,r,e=>{r=e.position||r,e.heartbeat&&m(`live`),e.end&&m(`ended: ${e.end.message}`),e.event&&(i.push(e.event),i.length>$&&i.splice(0,i.length-$),a+=1,s||=requestAnimationFrame(c))},n.signal)}catch(e){if(n.signal.aborted||(m(`disconnected: ${e.message}; retrying`),e instanceof W&&e.status<500&&e.status!==429))return}await new Promise(e=>setTimeout(e,1e3))}})(),()=>{n.abort(),s&&cancelAnimationFrame(s)}},[e.session.token,t]);let _=()=>{if(s){let e=g.current.reverse();g.current=[],u(0),o(t=>[...e,...t].slice(0,$))}c(!s)},v=e=>t=>i({...r,[e]:t.target.value});return I`<main>
     <h1>Live tail</h1>
     <form class="filters" onSubmit=${e=>(e.preventDefault(),n({...r}))}>
       <label>Event type prefix<input name="event_type_prefix" value=${r.event_type_prefix}
@@ -298,7 +297,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
       </tbody>
     </table>
     </div>
-  </main>`}function Dt(){let[e,t]=V(location.hash||`#/overview`);H(()=>{let e=()=>t(location.hash||`#/overview`);return addEventListener(`hashchange`,e),()=>removeEventListener(`hashchange`,e)},[]);let[n,...r]=e.replace(/^#\/?/,``).split(`/`);return[n||`overview`,decodeURIComponent(r.join(`/`))]}function Ot(e){let[t,n]=V(``),[r,i]=V(``);return I`<main>
+  </main>`}function kt(){let[e,t]=V(location.hash||`#/overview`);H(()=>{let e=()=>t(location.hash||`#/overview`);return addEventListener(`hashchange`,e),()=>removeEventListener(`hashchange`,e)},[]);let[n,...r]=e.replace(/^#\/?/,``).split(`/`);return[n||`overview`,decodeURIComponent(r.join(`/`))]}function At(e){let[t,n]=V(``),[r,i]=V(``);return I`<main>
     <h1>Sign in</h1>
     <p>Paste a token (<code>cornjacket token --scope read</code>). It stays in this tab only.</p>
     <form onSubmit=${async n=>{n.preventDefault();let r=t.trim();try{await He(r),Fe(r),e.onToken(r)}catch(e){let t=e instanceof W?` (${e.status})`:``;i(`${e.message}${t}`)}}}>
@@ -307,12 +306,12 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
       <p><button type="submit">Sign in</button></p>
       ${r&&I`<p class="error" role="alert">${r}</p>`}
     </form>
-  </main>`}var kt=[[`overview`,`Overview`,!1],[`tail`,`Live tail`,!1],[`device`,`Devices`,!1],[`lineage`,`Lineage`,!1],[`projections`,`Projections`,!1],[`dlq`,`Dead letters`,!0],[`rules`,`Rules`,!0],[`deliveries`,`Deliveries`,!0],[`breakers`,`Breakers`,!0],[`audit`,`Audit`,!0]];function At(e){let{page:t,arg:n,session:r}=e;switch(t){case`tail`:return I`<${Et} session=${r} />`;case`device`:return I`<${ct} session=${r} device=${n} />`;case`lineage`:return I`<${pt} session=${r} eventId=${n} />`;case`projections`:return I`<${bt} session=${r} />`;case`dlq`:return I`<${ft} session=${r} />`;case`rules`:return I`<${Tt} session=${r} />`;case`deliveries`:return I`<${Ze} key=${n} session=${r} ruleId=${n} />`;case`breakers`:return I`<${Je} session=${r} />`;case`audit`:return I`<${qe} session=${r} />`;default:return I`<${_t} session=${r} />`}}function jt(){let[e,t]=Dt(),[n,r]=V(Pe()),[i,a]=V(null);H(()=>{Le().then(a,()=>a({status:`unreachable`}))},[]);let o=i?.auth===`disabled`,s=we(()=>o?{token:``,admin:!0}:{token:n,admin:ze(n).has(`admin`)},[o,n]);if(!i)return I`<main><p>Loading…</p></main>`;let c=o||!!n;return I`
+  </main>`}var jt=[[`overview`,`Overview`,!1],[`tail`,`Live tail`,!1],[`device`,`Devices`,!1],[`lineage`,`Lineage`,!1],[`projections`,`Projections`,!1],[`dlq`,`Dead letters`,!0],[`rules`,`Rules`,!0],[`deliveries`,`Deliveries`,!0],[`breakers`,`Breakers`,!0],[`audit`,`Audit`,!0]];function Mt(e){let{page:t,arg:n,session:r}=e;switch(t){case`tail`:return I`<${Ot} session=${r} />`;case`device`:return I`<${ut} session=${r} device=${n} />`;case`lineage`:return I`<${ht} session=${r} eventId=${n} />`;case`projections`:return I`<${St} session=${r} />`;case`dlq`:return I`<${mt} session=${r} />`;case`rules`:return I`<${Dt} session=${r} />`;case`deliveries`:return I`<${Ze} key=${n} session=${r} ruleId=${n} />`;case`breakers`:return I`<${Je} session=${r} />`;case`audit`:return I`<${qe} session=${r} />`;default:return I`<${yt} session=${r} />`}}function Nt(){let[e,t]=kt(),[n,r]=V(Pe()),[i,a]=V(null);H(()=>{Le().then(a,()=>a({status:`unreachable`}))},[]);let o=i?.auth===`disabled`,s=we(()=>o?{token:``,admin:!0}:{token:n,admin:ze(n).has(`admin`)},[o,n]);if(!i)return I`<main><p>Loading…</p></main>`;let c=o||!!n;return I`
     ${o&&I`<div class="warning" role="alert">${i.warning}</div>`}
     <header>
       <strong>Cornjacket</strong>
-      ${c&&I`<nav aria-label="pages">${kt.filter(([,,e])=>!e||s.admin).map(([t,n])=>I`<a href=${`#/${t}`} aria-current=${e===t?`page`:void 0}>${n}</a>`)}</nav>`}
+      ${c&&I`<nav aria-label="pages">${jt.filter(([,,e])=>!e||s.admin).map(([t,n])=>I`<a href=${`#/${t}`} aria-current=${e===t?`page`:void 0}>${n}</a>`)}</nav>`}
       ${!o&&n&&I`<button type="button" onClick=${()=>(Fe(``),r(``))}>Sign out</button>`}
     </header>
-    ${c?I`<${At} page=${e} arg=${t} session=${s} />`:I`<${Ot} onToken=${r} />`}
-  `}P(I`<${jt} />`,document.getElementById(`app`));
+    ${c?I`<${Mt} page=${e} arg=${t} session=${s} />`:I`<${At} onToken=${r} />`}
+  `}P(I`<${Nt} />`,document.getElementById(`app`));
