@@ -6,12 +6,14 @@ keyboard. Screenshots go to CJ_CONSOLE_SHOTS (default: the test's temporary dire
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import shutil
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -386,5 +388,48 @@ def test_the_tail_keeps_up_with_a_burst_and_stays_usable(
     assert rows.count() == 500
     assert rows.first.inner_text().count(event_type) == 1
     c.shot(shots, "live-tail-burst")
+    assert c.problems == [], c.problems
+    c.close()
+
+
+def test_the_device_page_marks_the_ai_services_anomalies(
+    stack: Stack, http: httpx.Client, browser: Any, shots: Path
+) -> None:
+    """Calm readings every 5 minutes (the stack's warm-up is 30), then a spike: the device
+    page shows it anomalous, with the anomaly in the chart's table and a link to its reading."""
+    device, warmup = unique("spiky"), 30
+    t0 = datetime.now(UTC) - timedelta(minutes=5 * (warmup + 6))
+    events = [
+        {
+            "event_type": "sensor.reading",
+            "aggregate_id": device,
+            "event_time": (t0 + timedelta(minutes=5 * i)).isoformat(),
+            "payload": {"value": 45.0 if i == warmup + 5 else 20.0 + 0.3 * math.sin(i * 1.7)},
+        }
+        for i in range(warmup + 6)
+    ]
+    for e in events:
+        e["payload"]["unit"] = "C"
+    r = http.post("/api/v1/events:batch", json={"events": events})
+    assert r.status_code == 200, r.text
+    spike = r.json()["results"][-1]["event_id"]
+    eventually(
+        lambda: http.get("/api/v1/inference/anomalies", params={"device": device}).json().get(
+            "anomalies"
+        ),
+        timeout=90,
+        what="the spike's anomaly",
+    )
+
+    c = Console(browser, stack, token(stack, "read", subject="console-reader"))
+    page = c.open(f"device/{device}", f"Device {device}")
+    page.get_by_test_id("device-health").filter(has_text="anomalous").wait_for(timeout=60_000)
+    page.get_by_label("Range").select_option("24h")
+    marked = page.get_by_test_id("anomalies").locator("tr")
+    marked.first.wait_for()
+    assert marked.count() == 1
+    assert marked.first.get_by_role("link").get_attribute("href") == f"#/lineage/{spike}"
+    page.locator('[data-testid="chart"] canvas').wait_for()
+    c.shot(shots, "device-anomaly")
     assert c.problems == [], c.problems
     c.close()

@@ -111,8 +111,7 @@ function Chart(props: { token: string; device: string; metric: string }) {
     <div class="chart" ref=${box} data-testid="chart"
       data-points=${value ? (value.series.index ?? []).length : ""}></div>
     ${value &&
-    html`<p class="status">${(value.series.index ?? []).length} buckets from ${value.series.source || "no data"};
-      ${value.anomalies.length} anomalies</p>
+    html`<p class="status">${`${(value.series.index ?? []).length} buckets from ${value.series.source || "no data"}; ${value.anomalies.length} anomalies`}</p>
     ${value.anomalies.length > 0 &&
       html`<table><thead><tr><th>Anomaly at</th><th>Value</th><th>Score</th><th>Reading</th></tr></thead>
         <tbody data-testid="anomalies">${value.anomalies.map(
@@ -168,8 +167,7 @@ export function Device(props: { session: Session; device: string }) {
         <div class="card"><h2>Health</h2>
           <p data-testid="device-health" class=${status === "ok" ? "ok" : "error"}>${status}</p>
           ${value.health &&
-          html`<p class="status">last anomaly ${when(String(value.health.state.last_anomaly_at ?? ""))},
-            ${String(value.health.state.anomalies_24h ?? 0)} in 24 h</p>`}
+          html`<p class="status">${`last anomaly ${when(String(value.health.state.last_anomaly_at ?? ""))}, ${String(value.health.state.anomalies_24h ?? 0)} in 24 h`}</p>`}
         </div>
         <div class="card"><h2>Latest values</h2>
           ${value.latest.length

@@ -97,8 +97,8 @@ export function Tail(props: { session: Session }) {
       <button type="submit">Apply</button>
       <button type="button" onClick=${togglePause}>${paused ? `Resume (${held})` : "Pause"}</button>
     </form>
-    <p class="status"><span data-testid="tail-state">${state}</span>;
-      <span data-testid="tail-seen">${seen}</span> events seen, the last ${MAX_ROWS} kept</p>
+    <p class="status"><span data-testid="tail-state">${state}</span>${"; "}<span data-testid="tail-seen"
+      >${seen}</span>${` events seen, the last ${MAX_ROWS} kept`}</p>
     <div class="scroll">
     <table>
       <thead><tr><th>Ingested</th><th>Type</th><th>Event id</th><th>Aggregate</th><th>Payload</th></tr></thead>

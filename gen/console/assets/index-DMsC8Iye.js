@@ -87,8 +87,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     <${Y} error=${u} />
     <div class="chart" ref=${a} data-testid="chart"
       data-points=${l?(l.series.index??[]).length:``}></div>
-    ${l&&I`<p class="status">${(l.series.index??[]).length} buckets from ${l.series.source||`no data`};
-      ${l.anomalies.length} anomalies</p>
+    ${l&&I`<p class="status">${`${(l.series.index??[]).length} buckets from ${l.series.source||`no data`}; ${l.anomalies.length} anomalies`}</p>
     ${l.anomalies.length>0&&I`<table><thead><tr><th>Anomaly at</th><th>Value</th><th>Score</th><th>Reading</th></tr></thead>
         <tbody data-testid="anomalies">${l.anomalies.map(e=>I`<tr><td>${X(e.event_time)}</td><td>${e.value}</td><td>${e.score.toFixed(2)}</td>
             <td><a href=${`#/lineage/${e.source_event_id}`}>lineage</a></td></tr>`)}</tbody></table>`}`}
@@ -104,8 +103,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     ${s&&I`<section class="cards">
         <div class="card"><h2>Health</h2>
           <p data-testid="device-health" class=${d===`ok`?`ok`:`error`}>${d}</p>
-          ${s.health&&I`<p class="status">last anomaly ${X(String(s.health.state.last_anomaly_at??``))},
-            ${String(s.health.state.anomalies_24h??0)} in 24 h</p>`}
+          ${s.health&&I`<p class="status">${`last anomaly ${X(String(s.health.state.last_anomaly_at??``))}, ${String(s.health.state.anomalies_24h??0)} in 24 h`}</p>`}
         </div>
         <div class="card"><h2>Latest values</h2>
           ${s.latest.length?I`<dl data-testid="latest">${s.latest.map(e=>I`<dt>${e.metric}</dt><dd>${e.value} <small>${X(e.time)}</small></dd>`)}</dl>`:I`<p class="status">no time series yet</p>`}
@@ -282,8 +280,8 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
       <button type="submit">Apply</button>
       <button type="button" onClick=${_}>${s?`Resume (${l})`:`Pause`}</button>
     </form>
-    <p class="status"><span data-testid="tail-state">${p}</span>;
-      <span data-testid="tail-seen">${d}</span> events seen, the last ${$} kept</p>
+    <p class="status"><span data-testid="tail-state">${p}</span>${`; `}<span data-testid="tail-seen"
+      >${d}</span>${` events seen, the last ${$} kept`}</p>
     <div class="scroll">
     <table>
       <thead><tr><th>Ingested</th><th>Type</th><th>Event id</th><th>Aggregate</th><th>Payload</th></tr></thead>
