@@ -18,9 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+import uuid_utils
 
 from services.cli.stack import Stack
+from services.core.events import Event
+from services.infra.codec import encode_event
 from tests.support import eventually, token, unique
 from tests.webhook_receiver import Receiver, Reply, receiver
 
@@ -431,5 +435,54 @@ def test_the_device_page_marks_the_ai_services_anomalies(
     assert marked.first.get_by_role("link").get_attribute("href") == f"#/lineage/{spike}"
     page.locator('[data-testid="chart"] canvas').wait_for()
     c.shot(shots, "device-anomaly")
+    assert c.problems == [], c.problems
+    c.close()
+
+
+def dead_letter(stack: Stack, aggregate: str) -> str:
+    """A poison event as the event handler leaves it (its DLQ row), as tests/e2e/test_dlq_http.py
+    makes one."""
+    now = datetime.now(UTC)
+    event = Event(
+        str(uuid_utils.uuid7()), "sensor.reading", aggregate, now, now, {"value": 1, "unit": "C"}
+    )
+    with psycopg.connect(stack.postgres.url, autocommit=True) as conn:
+        row = conn.execute(
+            "INSERT INTO eventhandler.dlq (consumer, event_id, event_payload, error_message) "
+            "VALUES ('event-handler', %s, %s, 'projection failed after retries: test') "
+            "RETURNING dlq_id::text",
+            (event.event_id, encode_event(event)),
+        ).fetchone()
+    assert row is not None
+    dlq_id: str = row[0]
+    return dlq_id
+
+
+def test_event_handler_dead_letters_inspected_replayed_and_discarded(
+    stack: Stack, http: httpx.Client, browser: Any
+) -> None:
+    aggregate = unique("poison")
+    replay_id, discard_id = dead_letter(stack, aggregate), dead_letter(stack, aggregate)
+    c = Console(browser, stack, token(stack, subject="console-admin"))
+    page = c.open("dlq", "Dead letters")
+    table = page.get_by_test_id("dead-letters")
+    row = table.locator(f'tr[data-dlq-id="{replay_id}"]')
+    row.get_by_role("button", name="Inspect").click()
+    table.get_by_text("projection failed after retries: test").first.wait_for()
+    row.get_by_role("button", name="Replay").click()
+    row.get_by_role("button", name="Confirm").click()
+    page.get_by_role("status").filter(has_text=f"replay {replay_id}: replayed").wait_for()
+    assert http.get(f"/api/v1/dlq/{replay_id}").json()["status"] == "replayed"
+    assert http.get(f"/api/v1/projections/sensor_state/{aggregate}").status_code == 200
+
+    row = table.locator(f'tr[data-dlq-id="{discard_id}"]')
+    row.get_by_role("button", name="Discard").click()
+    row.get_by_role("button", name="Cancel").click()
+    assert http.get(f"/api/v1/dlq/{discard_id}").json()["status"] == "pending"
+    row.get_by_role("button", name="Discard").click()
+    row.get_by_role("button", name="Confirm").click()
+    page.get_by_role("status").filter(has_text=f"discard {discard_id}: discarded").wait_for()
+    assert http.get(f"/api/v1/dlq/{discard_id}").json()["status"] == "discarded"
+    assert table.locator(f'tr[data-dlq-id="{discard_id}"]').count() == 0  # pending only
     assert c.problems == [], c.problems
     c.close()
