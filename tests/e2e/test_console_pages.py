@@ -248,6 +248,14 @@ def test_a_rule_with_a_bad_condition_shows_where_then_a_good_one_fires(
     got = eventually(lambda: hooks.received(path), timeout=30, what="the rule's webhook")
     assert len(got) == 1 and fired.encode() in got[0].body
 
+    # edit: the condition changes, the rule keeps its id
+    row.get_by_role("button", name="Edit").click()
+    edit = page.get_by_role("form", name="edit rule")
+    edit.get_by_label("Condition").fill(f'payload.value > 95 and aggregate_id == "{device}"')
+    edit.get_by_role("button", name="Save").click()
+    page.get_by_test_id("rules-note").filter(has_text=f"saved {name}").wait_for()
+    row.filter(has_text="payload.value > 95").wait_for()
+
     row.get_by_role("button", name="Disable").click()
     row.filter(has_text="disabled").wait_for()
     row.get_by_role("button", name="Enable").click()
