@@ -325,9 +325,7 @@ def test_every_page_fits_is_keyboard_reachable_and_logs_no_error(
         page = c.open(route, heading)
         if route != "tail":  # the tail's stream never idles
             page.wait_for_load_state("networkidle")
-        scroll, inner = page.evaluate(
-            "[document.documentElement.scrollWidth, window.innerWidth]"
-        )
+        scroll, inner = page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
         assert scroll <= inner, f"{route} overflows at {width}px: {scroll} > {inner}"
         if width == 390 or route in ("overview", "projections"):
             c.shot(shots, f"{route.split('/')[0]}-{width}")
@@ -373,7 +371,11 @@ def test_the_tail_keeps_up_with_a_burst_and_stays_usable(
             for n in range(6):
                 started = time.monotonic()
                 events = [
-                    {"event_type": event_type, "aggregate_id": f"load-{i % 50}", "payload": {"n": i}}
+                    {
+                        "event_type": event_type,
+                        "aggregate_id": f"load-{i % 50}",
+                        "payload": {"n": i},
+                    }
                     for i in range(n * 500, (n + 1) * 500)
                 ]
                 r = client.post("/api/v1/events:batch", json={"events": events})
@@ -394,9 +396,7 @@ def test_the_tail_keeps_up_with_a_burst_and_stays_usable(
     )
     page.get_by_role("button", name=re.compile(r"^Resume")).click()
     rows = page.get_by_test_id("tail").locator("tr")
-    page.wait_for_function(
-        "document.querySelectorAll('[data-testid=tail] tr').length === 500"
-    )
+    page.wait_for_function("document.querySelectorAll('[data-testid=tail] tr').length === 500")
     assert rows.count() == 500
     assert rows.first.inner_text().count(event_type) == 1
     c.shot(shots, "live-tail-burst")
@@ -416,18 +416,21 @@ def test_the_device_page_marks_the_ai_services_anomalies(
             "event_type": "sensor.reading",
             "aggregate_id": device,
             "event_time": (t0 + timedelta(minutes=5 * i)).isoformat(),
-            "payload": {"value": 45.0 if i == warmup + 5 else 20.0 + 0.3 * math.sin(i * 1.7)},
+            "payload": {
+                "value": 45.0 if i == warmup + 5 else 20.0 + 0.3 * math.sin(i * 1.7),
+                "unit": "C",
+            },
         }
         for i in range(warmup + 6)
     ]
-    for e in events:
-        e["payload"]["unit"] = "C"
     r = http.post("/api/v1/events:batch", json={"events": events})
     assert r.status_code == 200, r.text
     spike = r.json()["results"][-1]["event_id"]
     eventually(
-        lambda: http.get("/api/v1/inference/anomalies", params={"device": device}).json().get(
-            "anomalies"
+        lambda: (
+            http.get("/api/v1/inference/anomalies", params={"device": device})
+            .json()
+            .get("anomalies")
         ),
         timeout=90,
         what="the spike's anomaly",

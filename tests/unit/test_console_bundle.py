@@ -29,5 +29,7 @@ def test_the_initial_javascript_is_under_200_kib_gzipped() -> None:
 def test_the_chart_library_is_not_in_the_initial_javascript() -> None:
     initial = initial_scripts((CONSOLE / "index.html").read_text())
     lazy = [p for p in (CONSOLE / "assets").glob("*.js") if p not in initial]
-    assert any(b"u-over" in p.read_bytes() for p in lazy), "uPlot (its u-over class) in a lazy chunk"
+    assert any(b"u-over" in p.read_bytes() for p in lazy), (
+        "uPlot (its u-over class) in a lazy chunk"
+    )
     assert not any(b"u-over" in p.read_bytes() for p in initial)
