@@ -100,7 +100,7 @@ export function Tail(props: { session: Session }) {
     <p class="status"><span data-testid="tail-state">${state}</span>${"; "}<span data-testid="tail-seen"
       >${seen}</span>${` events seen, the last ${MAX_ROWS} kept`}</p>
     <div class="scroll">
-    <table>
+    <table class="tail">
       <thead><tr><th>Ingested</th><th>Type</th><th>Event id</th><th>Aggregate</th><th>Payload</th></tr></thead>
       <tbody data-testid="tail">
         ${rows.map(

@@ -283,7 +283,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     <p class="status"><span data-testid="tail-state">${p}</span>${`; `}<span data-testid="tail-seen"
       >${d}</span>${` events seen, the last ${$} kept`}</p>
     <div class="scroll">
-    <table>
+    <table class="tail">
       <thead><tr><th>Ingested</th><th>Type</th><th>Event id</th><th>Aggregate</th><th>Payload</th></tr></thead>
       <tbody data-testid="tail">
         ${a.map(e=>I`<tr key=${e.event_id} data-event-id=${e.event_id}>
