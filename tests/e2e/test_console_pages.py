@@ -337,10 +337,28 @@ def test_every_page_fits_is_keyboard_reachable_and_logs_no_error(
     page.get_by_test_id("dlq-pending").wait_for()
     page.get_by_test_id("anomalies-hour").wait_for()
 
-    # the projections browser pages through the rows
+    # the projections browser pages through the rows (26 more devices: at least two pages)
+    batch = [
+        {
+            "event_type": "sensor.reading",
+            "aggregate_id": f"{device}-{i}",
+            "payload": {"value": i, "unit": "C"},
+        }
+        for i in range(26)
+    ]
+    assert http.post("/api/v1/events:batch", json={"events": batch}).status_code == 200
+    eventually(
+        lambda: http.get("/api/v1/projections/sensor_state/" + f"{device}-25").status_code == 200,
+        timeout=60,
+        what="the batch's projections",
+    )
     page = c.open("projections", "Projections")
-    page.get_by_test_id("page-range").wait_for()
-    assert page.get_by_test_id("projections").locator("tr").count() >= 1
+    page.get_by_test_id("page-range").filter(has_text=re.compile(r"^1\u201325 of \d+$")).wait_for()
+    assert page.get_by_test_id("projections").locator("tr").count() == 25
+    page.get_by_role("button", name="Next").click()
+    page.get_by_test_id("page-range").filter(has_text=re.compile(r"^26\u2013")).wait_for()
+    page.get_by_role("button", name="Previous").click()
+    page.get_by_test_id("page-range").filter(has_text=re.compile(r"^1\u201325 ")).wait_for()
 
     # keyboard: Tab from the top reaches every nav link and the page's primary button
     page = c.open("rules", "Rules")
