@@ -48,6 +48,50 @@ async function fail(r: Response): Promise<never> {
   throw new ApiError(r.status, message);
 }
 
+/** The scopes a token claims, decoded for display only (the edge verifies and enforces). */
+export function tokenScopes(token: string): Set<string> {
+  try {
+    const part = token.split(".")[1] ?? "";
+    const json = atob(part.replace(/-/g, "+").replace(/_/g, "/"));
+    const scope = (JSON.parse(json) as { scope?: unknown }).scope;
+    return new Set(typeof scope === "string" ? scope.split(" ").filter(Boolean) : []);
+  } catch {
+    return new Set();
+  }
+}
+
+type Params = Record<string, string | number | boolean | undefined>;
+
+function query(params: Params = {}): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== "") q.set(k, String(v));
+  const text = q.toString();
+  return text ? `?${text}` : "";
+}
+
+/** One call of the public HTTP/JSON API; a non-2xx answer throws ApiError with its message. */
+export async function call<T>(
+  token: string,
+  method: string,
+  path: string,
+  params?: Params,
+  body?: unknown,
+): Promise<T> {
+  const init: RequestInit = { method, headers: headers(token) };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers = { ...headers(token), "content-type": "application/json" };
+  }
+  const r = await fetch(`${path}${query(params)}`, init);
+  if (!r.ok) await fail(r);
+  return (await r.json()) as T;
+}
+
+export const get = <T>(token: string, path: string, params?: Params) =>
+  call<T>(token, "GET", path, params);
+export const post = <T>(token: string, path: string, body: unknown = {}) =>
+  call<T>(token, "POST", path, undefined, body);
+
 /** Checks a token against a read call: 401 invalid, 403 lacks the read scope. */
 export async function checkToken(token: string): Promise<void> {
   const r = await fetch("/api/v1/projections/sensor_state?limit=1", { headers: headers(token) });
@@ -106,4 +150,123 @@ export async function watchEvents(
       if (line.startsWith("data:")) onMessage(JSON.parse(line.slice(5)) as WatchMessage);
     }
   }
+}
+
+// The shapes the pages read (gen/openapi/openapi.json has them all).
+export interface LineageHop {
+  stage: string;
+  status: string;
+  at?: string;
+  detail?: string;
+}
+export interface EventLineage {
+  event_id: string;
+  event?: EventEnvelope;
+  hops: LineageHop[];
+}
+export interface DeadLetter {
+  dlq_id: string;
+  consumer: string;
+  event_id?: string;
+  event_type?: string;
+  aggregate_id?: string;
+  error_message: string;
+  failed_at: string;
+  retry_count: number;
+  status: string;
+  size_bytes?: number;
+}
+export interface DeliveryAttempt {
+  attempt: number;
+  started_at: string;
+  duration_ms: number;
+  outcome: string;
+  status_code?: number;
+  error?: string;
+  url?: string;
+}
+export interface Delivery {
+  delivery_id: string;
+  rule_id: string;
+  event_id: string;
+  event_type: string;
+  target_url: string;
+  status: string;
+  attempt_count: number;
+  next_attempt_at?: string;
+  last_error?: string;
+  created_at: string;
+  updated_at?: string;
+  delivered_at?: string;
+  replay_count?: number;
+  attempts?: DeliveryAttempt[];
+}
+export interface Rule {
+  rule_id: string;
+  name: string;
+  event_type_pattern: string;
+  condition?: string;
+  target: { url: string; headers?: Record<string, string>; secrets?: string[] };
+  enabled: boolean;
+  disabled_reason?: string;
+  created_at?: string;
+  updated_at?: string;
+  generated_secret?: string;
+}
+export interface Breaker {
+  endpoint: string;
+  state: string;
+  consecutive_failures: number;
+  retry_at?: string;
+  updated_at?: string;
+}
+export interface AuditRecord {
+  audit_id: string;
+  owner: string;
+  at: string;
+  subject: string;
+  request_id?: string;
+  action: string;
+  target?: string;
+  change?: Record<string, unknown>;
+  outcome: string;
+  error?: string;
+}
+export interface Projection {
+  projection_id: string;
+  projection_type: string;
+  aggregate_id: string;
+  state: Record<string, unknown>;
+  last_event_id: string;
+  last_event_timestamp: string;
+  updated_at: string;
+}
+export interface Page {
+  total: number;
+  limit: number;
+  offset: number;
+}
+export interface LatestValue {
+  metric: string;
+  time: string;
+  value: number;
+}
+export interface Series {
+  origin?: string;
+  bucket_seconds?: string | number;
+  index?: (string | number)[];
+  avg?: number[];
+  min?: number[];
+  max?: number[];
+  source?: string;
+}
+export interface Anomaly {
+  source_event_id: string;
+  anomaly_event_id: string;
+  device: string;
+  metric: string;
+  event_time: string;
+  value: number;
+  score: number;
+  threshold: number;
 }

@@ -1,32 +1,34 @@
-// The Cornjacket console (issue 19): sign-in, overview, live tail. Preact + htm (no JSX
-// transform), hash routes so the edge serves one page.
+// The Cornjacket console (issue 19). Preact + htm (no JSX transform), hash routes so the edge
+// serves one page. Scopes are read from the token for display only: the API enforces them.
 import { html } from "htm/preact";
 import { render } from "preact";
-import { useEffect, useRef, useState } from "preact/hooks";
+import { useEffect, useMemo, useState } from "preact/hooks";
+import "uplot/dist/uPlot.min.css";
 
-import {
-  ApiError,
-  checkToken,
-  health,
-  saveToken,
-  savedToken,
-  watchEvents,
-  type EventEnvelope,
-  type Health,
-  type WatchFilter,
-} from "./api";
+import { ApiError, checkToken, health, saveToken, savedToken, tokenScopes, type Health } from "./api";
+import { Audit } from "./pages/audit";
+import { Breakers } from "./pages/breakers";
+import { Deliveries } from "./pages/deliveries";
+import { Device } from "./pages/device";
+import { Dlq } from "./pages/dlq";
+import { Lineage } from "./pages/lineage";
+import { Overview } from "./pages/overview";
+import { Projections } from "./pages/projections";
+import { Rules } from "./pages/rules";
+import { Tail } from "./pages/tail";
 import "./style.css";
+import type { Session } from "./ui";
 
-const MAX_ROWS = 500;
-
-function useRoute(): string {
+function useRoute(): string[] {
   const [route, setRoute] = useState(location.hash || "#/overview");
   useEffect(() => {
     const on = () => setRoute(location.hash || "#/overview");
     addEventListener("hashchange", on);
     return () => removeEventListener("hashchange", on);
   }, []);
-  return route;
+  // "#/device/dev%2F1" -> ["device", "dev/1"]
+  const [page, ...rest] = route.replace(/^#\/?/, "").split("/");
+  return [page || "overview", decodeURIComponent(rest.join("/"))];
 }
 
 function SignIn(props: { onToken: (t: string) => void }) {
@@ -56,146 +58,76 @@ function SignIn(props: { onToken: (t: string) => void }) {
   </main>`;
 }
 
-function Overview() {
-  const [h, setH] = useState<Health | null>(null);
-  const [error, setError] = useState("");
-  useEffect(() => {
-    let live = true;
-    const load = () =>
-      health()
-        .then((v) => live && (setH(v), setError("")))
-        .catch((e: Error) => live && setError(e.message));
-    load();
-    const timer = setInterval(load, 5000);
-    return () => {
-      live = false;
-      clearInterval(timer);
-    };
-  }, []);
-  return html`<main>
-    <h1>Overview</h1>
-    ${error && html`<p class="error" role="alert">${error}</p>`}
-    ${h &&
-    html`<p>Platform: <strong data-testid="health" class=${h.status === "healthy" ? "ok" : "error"}
-        >${h.status}</strong></p>
-      ${h.unhealthy?.length
-        ? html`<p class="error">Not serving: ${h.unhealthy.join(", ")}</p>`
-        : html`<p>Every service is serving.</p>`}`}
-    <p class="status">Refreshed every 5 s from /health.</p>
-  </main>`;
-}
+// [route, label, needs admin]
+const PAGES: [string, string, boolean][] = [
+  ["overview", "Overview", false],
+  ["tail", "Live tail", false],
+  ["device", "Devices", false],
+  ["lineage", "Lineage", false],
+  ["projections", "Projections", false],
+  ["dlq", "Dead letters", true],
+  ["rules", "Rules", true],
+  ["deliveries", "Deliveries", true],
+  ["breakers", "Breakers", true],
+  ["audit", "Audit", true],
+];
 
-function Tail(props: { token: string }) {
-  const [filter, setFilter] = useState<WatchFilter>({ event_type_prefix: "", aggregate_id: "" });
-  const [draft, setDraft] = useState<WatchFilter>(filter);
-  const [rows, setRows] = useState<EventEnvelope[]>([]);
-  const [paused, setPaused] = useState(false);
-  const [held, setHeld] = useState(0);
-  const [state, setState] = useState("connecting");
-  const pausedRef = useRef(false);
-  const holdRef = useRef<EventEnvelope[]>([]);
-  pausedRef.current = paused;
-
-  useEffect(() => {
-    const abort = new AbortController();
-    let position = "";
-    setRows([]);
-    const run = async () => {
-      while (!abort.signal.aborted) {
-        try {
-          await watchEvents(
-            props.token,
-            filter,
-            position,
-            (m) => {
-              position = m.position || position;
-              if (m.heartbeat) setState("live");
-              if (m.end) setState(`ended: ${m.end.message}`);
-              if (!m.event) return;
-              if (pausedRef.current) {
-                holdRef.current.push(m.event);
-                setHeld(holdRef.current.length);
-              } else {
-                const ev = m.event;
-                setRows((r) => [ev, ...r].slice(0, MAX_ROWS));
-              }
-            },
-            abort.signal,
-          );
-        } catch (e) {
-          if (abort.signal.aborted) return;
-          setState(`disconnected: ${(e as Error).message}; retrying`);
-          if (e instanceof ApiError && e.status < 500 && e.status !== 429) return;
-        }
-        // the stream ended (server shutdown, too slow, proxy): resume from the position
-        await new Promise((r) => setTimeout(r, 1000));
-      }
-    };
-    run();
-    return () => abort.abort();
-  }, [props.token, filter]);
-
-  const togglePause = () => {
-    if (paused) {
-      const back = holdRef.current.reverse();
-      holdRef.current = [];
-      setHeld(0);
-      setRows((r) => [...back, ...r].slice(0, MAX_ROWS));
-    }
-    setPaused(!paused);
-  };
-  const field = (name: keyof WatchFilter) => (e: Event) =>
-    setDraft({ ...draft, [name]: (e.target as HTMLInputElement).value });
-
-  return html`<main>
-    <h1>Live tail</h1>
-    <form class="filters" onSubmit=${(e: Event) => (e.preventDefault(), setFilter({ ...draft }))}>
-      <label>Event type prefix<input name="event_type_prefix" value=${draft.event_type_prefix}
-        onInput=${field("event_type_prefix")} placeholder="sensor." /></label>
-      <label>Aggregate<input name="aggregate_id" value=${draft.aggregate_id}
-        onInput=${field("aggregate_id")} /></label>
-      <button type="submit">Apply</button>
-      <button type="button" onClick=${togglePause}>${paused ? `Resume (${held})` : "Pause"}</button>
-    </form>
-    <p class="status" data-testid="tail-state">${state}</p>
-    <table>
-      <thead><tr><th>Ingested</th><th>Type</th><th>Event id</th><th>Aggregate</th><th>Payload</th></tr></thead>
-      <tbody data-testid="tail">
-        ${rows.map(
-          (ev) => html`<tr key=${ev.event_id} data-event-id=${ev.event_id}>
-            <td>${ev.ingested_at}</td><td>${ev.event_type}</td><td><code>${ev.event_id}</code></td>
-            <td>${ev.aggregate_id}</td><td><code>${JSON.stringify(ev.payload)}</code></td>
-          </tr>`,
-        )}
-      </tbody>
-    </table>
-  </main>`;
+function Page(props: { page: string; arg: string; session: Session }) {
+  const { page, arg, session } = props;
+  switch (page) {
+    case "tail":
+      return html`<${Tail} session=${session} />`;
+    case "device":
+      return html`<${Device} session=${session} device=${arg} />`;
+    case "lineage":
+      return html`<${Lineage} session=${session} eventId=${arg} />`;
+    case "projections":
+      return html`<${Projections} session=${session} />`;
+    case "dlq":
+      return html`<${Dlq} session=${session} />`;
+    case "rules":
+      return html`<${Rules} session=${session} />`;
+    case "deliveries":
+      return html`<${Deliveries} key=${arg} session=${session} ruleId=${arg} />`;
+    case "breakers":
+      return html`<${Breakers} session=${session} />`;
+    case "audit":
+      return html`<${Audit} session=${session} />`;
+    default:
+      return html`<${Overview} session=${session} />`;
+  }
 }
 
 function App() {
-  const route = useRoute();
+  const [page, arg] = useRoute();
   const [token, setToken] = useState(savedToken());
   const [h, setH] = useState<Health | null>(null);
   useEffect(() => {
     health().then(setH, () => setH({ status: "unreachable" }));
   }, []);
+  const insecure = h?.auth === "disabled";
+  const session = useMemo<Session>(
+    () =>
+      insecure ? { token: "", admin: true } : { token, admin: tokenScopes(token).has("admin") },
+    [insecure, token],
+  );
   if (!h) return html`<main><p>Loading…</p></main>`;
-  const insecure = h.auth === "disabled";
-  const nav = (href: string, label: string) =>
-    html`<a href=${href} aria-current=${route === href ? "page" : undefined}>${label}</a>`;
+  const signedIn = insecure || !!token;
   const signOut = () => (saveToken(""), setToken(""));
   return html`
     ${insecure && html`<div class="warning" role="alert">${h.warning}</div>`}
     <header>
       <strong>Cornjacket</strong>
-      ${nav("#/overview", "Overview")} ${nav("#/tail", "Live tail")}
+      ${signedIn &&
+      html`<nav aria-label="pages">${PAGES.filter(([, , admin]) => !admin || session.admin).map(
+        ([route, label]) =>
+          html`<a href=${`#/${route}`} aria-current=${page === route ? "page" : undefined}>${label}</a>`,
+      )}</nav>`}
       ${!insecure && token && html`<button type="button" onClick=${signOut}>Sign out</button>`}
     </header>
-    ${!insecure && !token
-      ? html`<${SignIn} onToken=${setToken} />`
-      : route === "#/tail"
-        ? html`<${Tail} token=${insecure ? "" : token} />`
-        : html`<${Overview} />`}
+    ${signedIn
+      ? html`<${Page} page=${page} arg=${arg} session=${session} />`
+      : html`<${SignIn} onToken=${setToken} />`}
   `;
 }
 
