@@ -32,8 +32,9 @@ from services.infra import metrics, tracing
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 5.0
-# Times a skipped range of offsets is read again before it is taken as missing for good.
-REREADS = 5
+# How long a skipped range of offsets is read again before it is taken as missing for good
+# (the embedded broker stores a late batch within milliseconds; measured 25-40 ms at load 17).
+REREAD_WINDOW = 5.0
 
 
 def header(msg: Message, name: str) -> str:
@@ -56,6 +57,7 @@ class ConsumerLoop:
         group: str,
         span_name: Callable[[Message], str],
         drain_on_stop: bool = True,
+        reread_window: float = REREAD_WINDOW,
     ) -> None:
         self._consumer = consumer
         self._handle = handle
@@ -65,6 +67,7 @@ class ConsumerLoop:
         self._group = group
         self._span_name = span_name
         self._drain_on_stop = drain_on_stop
+        self._reread_window = reread_window
         self.stop_event = threading.Event()
         self.assigned = threading.Event()
         self.db_ok = True
@@ -86,8 +89,9 @@ class ConsumerLoop:
         # where reading starts is logged, and a jump (a message skipped between the broker
         # and us: the bus's topics are neither compacted nor transactional) is a warning.
         self._next: dict[tuple[str, int], int] = {}
-        # Partitions being read again after a skip: (first missing offset, reads so far).
-        self._rereads: dict[tuple[str, int], tuple[int, int]] = {}
+        # Partitions being read again after a skip: (first missing offset, reads so far,
+        # when the skip was first seen).
+        self._rereads: dict[tuple[str, int], tuple[int, int, float]] = {}
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -99,6 +103,7 @@ class ConsumerLoop:
             self._owned[(p.topic, p.partition)] = self._assignments
             self._next.pop((p.topic, p.partition), None)
             self._rereads.pop((p.topic, p.partition), None)
+        self._expect_start(consumer, partitions)
         if not self.db_ok:
             # Blocked: its polls must not fetch from these either.
             self._follow_pause(consumer, partitions, pause=partitions)
@@ -107,6 +112,28 @@ class ConsumerLoop:
             if stale:
                 self._follow_pause(consumer, partitions, resume=stale)
         self.assigned.set()
+
+    def _expect_start(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        """Where each assigned partition's reading must start: its committed offset, or its
+        first offset when the group has none (auto.offset.reset=earliest). The first fetch
+        of an assignment is the one most likely to meet a batch the embedded broker has not
+        stored yet (a new owner starts at the end of the partition), so a jump from there is
+        a skip too. If the broker cannot say, the first message sets the start (logged)."""
+        try:
+            for tp in consumer.committed(partitions, timeout=10):
+                key = (tp.topic, tp.partition)
+                if tp.offset >= 0:
+                    self._next[key] = tp.offset
+                else:
+                    low, _ = consumer.get_watermark_offsets(tp, timeout=10)
+                    if low >= 0:
+                        self._next[key] = low
+        except (KafkaException, RuntimeError) as e:
+            log.warning(
+                "could not read where the assigned partitions start; their first offsets "
+                "are taken as they come",
+                extra={"error": str(e)},
+            )
 
     def _follow_pause(
         self,
@@ -248,16 +275,15 @@ class ConsumerLoop:
         """The batch without what follows a skipped offset, which is read again.
 
         The bus's topics are neither compacted nor transactional, so a partition's offsets
-        come one after another; a jump means a record batch never reached us. The embedded
-        broker (Tansu 0.6, memory storage) does that when two producers write one partition
-        at once: a later batch becomes readable before an earlier one, and a consumer at the
-        end of the partition reads past the earlier one for good (ADR 18, "The embedded
-        broker's skipped batches"). So on a jump the loop seeks back to the first missing
-        offset and drops the batch's messages of that partition from the jump on: nothing
-        past the hole is handled or committed before the hole is read. A hole read
-        REREADS times is taken as real (a broker that truly has no such offsets) and logged
-        as an error, and the loop goes on. Also logs where each partition starts reading
-        after an assignment."""
+        come one after another from where its assignment started; a jump means a record
+        batch never reached us. The embedded broker (Tansu 0.6, memory storage) does that
+        when two producers write one partition at once: a later batch becomes readable
+        before an earlier one, and a consumer at the end of the partition reads past the
+        earlier one for good (ADR 18, "The embedded broker's skipped batches"). So on a
+        jump the loop seeks back to the first missing offset and drops the batch's messages
+        of that partition from the jump on: nothing past the hole is handled or committed
+        before the hole is read. A hole still there after the reread window is taken as
+        real (a broker that truly has no such offsets), logged as an error, and passed."""
         kept: list[Message] = []
         cut: set[tuple[str, int]] = set()
         for m in msgs:
@@ -266,39 +292,58 @@ class ConsumerLoop:
                 continue
             offset = int(m.offset() or 0)
             expected = self._next.get(key)
-            where = f"{key[0]}[{key[1]}]"
             if expected is None:
-                log.info("reading a partition", extra={"partition": where, "offset": offset})
+                log.info(
+                    "reading a partition",
+                    extra={"partition": f"{key[0]}[{key[1]}]", "offset": offset},
+                )
             elif offset > expected:
-                hole, tries = self._rereads.get(key, (expected, 0))
-                tries = tries if hole == expected else 0
-                if tries < REREADS and self._seek(key, expected):
-                    self._rereads[key] = (expected, tries + 1)
-                    log.warning(
-                        "offsets skipped between the broker and this consumer; reading them again",
-                        extra={
-                            "partition": where,
-                            "expected": expected,
-                            "got": offset,
-                            "attempt": tries + 1,
-                        },
-                    )
+                if self._read_again(key, expected, offset):
                     cut.add(key)
                     continue
-                self._rereads.pop(key, None)
-                log.error(
-                    "offsets missing from the bus: read again and still skipped; going on",
-                    extra={"partition": where, "missing_from": expected, "missing_to": offset - 1},
-                )
             elif key in self._rereads:
                 log.info(
                     "skipped offsets read again",
-                    extra={"partition": where, "offset": offset, "attempts": self._rereads[key][1]},
+                    extra={
+                        "partition": f"{key[0]}[{key[1]}]",
+                        "offset": offset,
+                        "attempts": self._rereads[key][1],
+                    },
                 )
                 del self._rereads[key]
             self._next[key] = offset + 1
             kept.append(m)
         return kept
+
+    def _read_again(self, key: tuple[str, int], expected: int, got: int) -> bool:
+        """Seek back to a skipped offset, within the reread window; False: pass the hole."""
+        where = f"{key[0]}[{key[1]}]"
+        hole, tries, since = self._rereads.get(key, (expected, 0, time.monotonic()))
+        if hole != expected:
+            tries, since = 0, time.monotonic()
+        if time.monotonic() - since < self._reread_window:
+            if self._seek(key, expected):
+                self._rereads[key] = (expected, tries + 1, since)
+                if tries == 0:  # once per hole, not per read
+                    log.warning(
+                        "offsets skipped between the broker and this consumer; reading them again",
+                        extra={"partition": where, "expected": expected, "got": got},
+                    )
+                return True
+            why = "could not seek back to them"
+        else:
+            why = f"still skipped after {tries} reads in {self._reread_window:g}s"
+        self._rereads.pop(key, None)
+        log.error(
+            "offsets missing from the bus; going on",
+            extra={
+                "partition": where,
+                "missing_from": expected,
+                "missing_to": got - 1,
+                "why": why,
+            },
+        )
+        return False
 
     def _seek(self, key: tuple[str, int], offset: int) -> bool:
         try:
@@ -379,7 +424,8 @@ class ConsumerLoop:
                 if self.stop_event.is_set() and not self._drain_on_stop:
                     break
                 good: list[Message] = []
-                for m in self._poll_batch():
+                polled = self._poll_batch()
+                for m in polled:
                     err = m.error()
                     if err is None:
                         good.append(m)
@@ -395,7 +441,7 @@ class ConsumerLoop:
                         break
                     self._commit(good, claims)
                     self.processed += len(good)
-                elif self.stop_event.is_set():
+                elif self.stop_event.is_set() and not polled:
                     # Drain: we stop once a poll comes back empty, so events published just
                     # before shutdown are handled first.
                     break

@@ -58,6 +58,9 @@ class FakeConsumer:
     def assignment(self) -> list[TopicPartition]:
         return [TopicPartition("t", 0)]
 
+    def committed(self, partitions: list[TopicPartition], timeout: float) -> list[TopicPartition]:
+        return [TopicPartition(p.topic, p.partition, 0) for p in partitions]
+
     def commit(self, **kw: Any) -> None:
         pass
 
