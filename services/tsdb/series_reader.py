@@ -9,7 +9,7 @@ from typing import Any
 
 from services.infra.postgres import DictPool, translate_errors
 from services.tsdb.ports import Buckets, Latest, Series
-from services.tsdb.series import EPOCH, HOUR, Plan, SeriesQuery, floor_time
+from services.tsdb.series import EPOCH, HOUR, Plan, SeriesQuery, floor_time, prefix_end
 
 # Sums are numeric (rollup sums are, so huge finite values never overflow) and turned back
 # into float8 at the end: a sum beyond float8's range reads as +-Infinity, never an error.
@@ -51,29 +51,61 @@ _QUERIES = {
 }
 
 
+LATEST_SQL = (
+    "SELECT metric, time, value FROM tsdb.latest WHERE device = %s ORDER BY metric LIMIT %s"
+)
+
+
+def buckets_statement(q: SeriesQuery, plan: Plan) -> tuple[str, dict[str, Any]]:
+    """The statement answering ``q`` and its parameters."""
+    rollup = "tsdb.rollup_1h" if plan.rollup == HOUR else "tsdb.rollup_1m"
+    return _QUERIES[rollup], {
+        "device": q.device,
+        "metric": q.metric,
+        "start": q.start,
+        "end": q.end,
+        "rfrom": plan.rollup_from,
+        "rto": plan.rollup_to,
+        "bucket": q.bucket,
+        "epoch": EPOCH,
+        "origin": floor_time(q.start, q.bucket),
+        "step": q.bucket.total_seconds(),
+        "dbl_max": _DBL_MAX,
+    }
+
+
+_SERIES = (
+    "SELECT device, metric, time FROM tsdb.latest WHERE (device, metric) > (%s, %s){upper} "
+    "ORDER BY device, metric LIMIT %s"
+)
+_SERIES_IN_PREFIX = _SERIES.format(upper=" AND device < %s")
+_SERIES_ALL = _SERIES.format(upper="")
+
+
+def series_statement(
+    device_prefix: str, after: tuple[str, str], limit: int
+) -> tuple[str, tuple[object, ...]]:
+    """The statement listing series after ``after`` whose device starts with the prefix: the
+    prefix's range of the primary key, [prefix, prefix_end), both bounds parameters so a
+    prepared statement's generic plan seeks it too (the columns' collation is "C", the
+    order of ``prefix_end``; migration tsdb/003)."""
+    lower = max(after, (device_prefix, ""))  # metrics are never "": nothing equals it
+    upper = prefix_end(device_prefix) if device_prefix else None
+    if upper is None:
+        return _SERIES_ALL, (*lower, limit)
+    return _SERIES_IN_PREFIX, (*lower, upper, limit)
+
+
 class PostgresSeriesReader:
     def __init__(self, pool: DictPool) -> None:
         self._pool = pool
 
     async def buckets(self, q: SeriesQuery, plan: Plan) -> Buckets:
-        rollup = "tsdb.rollup_1h" if plan.rollup == HOUR else "tsdb.rollup_1m"
-        origin = floor_time(q.start, q.bucket)
-        params = {
-            "device": q.device,
-            "metric": q.metric,
-            "start": q.start,
-            "end": q.end,
-            "rfrom": plan.rollup_from,
-            "rto": plan.rollup_to,
-            "bucket": q.bucket,
-            "epoch": EPOCH,
-            "origin": origin,
-            "step": q.bucket.total_seconds(),
-            "dbl_max": _DBL_MAX,
-        }
+        sql, params = buckets_statement(q, plan)
+        origin = params["origin"]
         async with translate_errors("reading a series"), self._pool.connection() as conn:
             # Binary results: 7 arrays of up to 10,000 numbers parse much faster than text.
-            cur = await conn.execute(_QUERIES[rollup], params, binary=True)
+            cur = await conn.execute(sql, params, binary=True)
             row: dict[str, Any] | None = await cur.fetchone()
         if row is None or row["i"] is None:
             return Buckets(origin, q.bucket)
@@ -83,19 +115,10 @@ class PostgresSeriesReader:
 
     async def latest(self, device: str, limit: int) -> list[Latest]:
         async with translate_errors("reading latest values"), self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT metric, time, value FROM tsdb.latest WHERE device = %s "
-                "ORDER BY metric LIMIT %s",
-                (device, limit),
-            )
+            cur = await conn.execute(LATEST_SQL, (device, limit))
             return [Latest(r["metric"], r["time"], r["value"]) for r in await cur.fetchall()]
 
     async def series(self, device_prefix: str, after: tuple[str, str], limit: int) -> list[Series]:
         async with translate_errors("listing series"), self._pool.connection() as conn:
-            cur = await conn.execute(
-                "SELECT device, metric, time FROM tsdb.latest "
-                "WHERE (device, metric) > (%s, %s) AND starts_with(device, %s) "
-                "ORDER BY device, metric LIMIT %s",
-                (after[0], after[1], device_prefix, limit),
-            )
+            cur = await conn.execute(*series_statement(device_prefix, after, limit))
             return [Series(r["device"], r["metric"], r["time"]) for r in await cur.fetchall()]
