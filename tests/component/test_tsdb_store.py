@@ -18,6 +18,7 @@ from services.core.errors import Unavailable
 from services.core.events import Event
 from services.infra import migrations
 from services.infra.postgres import open_pool
+from services.tsdb.main import READ_SESSION
 from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
 from services.tsdb.series import (
     Aggregate,
@@ -203,11 +204,13 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
         core.handle(events[i : i + 500], NOW)
     writer.close()
     points = [(e.event_time, e.event_id, float(e.payload["temp"])) for e in events]
-    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+    # The service's session (generic plans); each read runs 7 times, so from the 6th on it
+    # is a prepared statement with a generic plan.
+    async with open_pool(db, max_size=1, acquire_timeout=5, name="t", session=READ_SESSION) as pool:
         service = SeriesService(PostgresSeriesReader(pool), 10_000)
         # Unaligned range: raw edges + rollup middle; 1h, 5m, 1m and 10s buckets.
         q_from, q_to = start + timedelta(minutes=17, seconds=3), NOW - timedelta(seconds=41)
-        for bucket, source in (
+        for bucket, source in 7 * (
             (timedelta(hours=1), "1h"),
             (timedelta(minutes=5), "1m"),
             (timedelta(minutes=1), "1m"),
