@@ -38,7 +38,7 @@ import httpx
 import psycopg
 from cornjacket.v1 import series_pb2, series_pb2_grpc
 
-from bench.tsdb import STEP, seed
+from bench.tsdb import STEP, cpu_seconds, seed, tree
 from services.cli.embedded import EmbeddedBroker, EmbeddedEnvoy, EmbeddedPostgres, python_service
 from services.cli.envoy_config import render
 from services.cli.processes import env_with, free_port, port_open, wait_until
@@ -49,32 +49,6 @@ from services.tsdb.grpc_api import SeriesServicer
 from services.tsdb.series import SeriesQuery, floor_time, parse_bucket, plan
 from services.tsdb.series_reader import PostgresSeriesReader
 from services.tsdb.service import MAX_LATEST, SeriesService
-
-TICK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pids: list[int]) -> float:
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / TICK
-
-
-def tree(pid: int) -> list[int]:
-    """pid and its children (PostgreSQL's backends are the postmaster's children)."""
-    out = [pid]
-    for p in Path("/proc").iterdir():
-        if p.name.isdigit():
-            try:
-                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
-                    out.append(int(p.name))
-            except OSError:
-                continue
-    return out
 
 
 async def timed(n: int, call: Callable[[int], Awaitable[Any]]) -> list[float]:
