@@ -10,6 +10,8 @@ and an Envoy like bench/tsdb.py's, then times each of the three reads of issue 1
 * ``servicer``: the gRPC servicer in this process (validation, plan, reader, Protobuf);
 * ``serialize``: the answer's Protobuf encoding;
 * ``grpc``: the tsdb process over gRPC from this process;
+* ``http to Envoy only (404)``: the HTTP client and Envoy without the service;
+* ``grpc via Envoy``: native gRPC through Envoy (no transcoding);
 * ``envoy``: HTTP/JSON through Envoy (transcoding) to the tsdb process;
 
 and the CPU time the tsdb process, Envoy and PostgreSQL each spent per request of the
@@ -88,6 +90,7 @@ class Read:
     servicer: Callable[[Any, Any], Awaitable[Any]]
     rpc: Callable[[Any], Awaitable[Any]]
     path: Callable[[str], str]
+    edge_rpc: Callable[[Any], Awaitable[Any]]
 
 
 def iso(t: datetime) -> str:
@@ -98,6 +101,7 @@ def series_read(
     reader: PostgresSeriesReader,
     servicer: SeriesServicer,
     stub: series_pb2_grpc.SeriesServiceStub,
+    edge: series_pb2_grpc.SeriesServiceStub,
     start: datetime,
     end: datetime,
     bucket: str,
@@ -120,13 +124,16 @@ def series_read(
         return f"/api/v1/devices/{d}/series/value?start={iso(start)}&end={iso(end)}&bucket={bucket}"
 
     sql = series_reader.buckets_statement(query("d"), plan(query("d")))[0]
-    return Read(sql, params, read, request, servicer.GetSeries, stub.GetSeries, path)
+    return Read(
+        sql, params, read, request, servicer.GetSeries, stub.GetSeries, path, edge.GetSeries
+    )
 
 
 def latest_read(
     reader: PostgresSeriesReader,
     servicer: SeriesServicer,
     stub: series_pb2_grpc.SeriesServiceStub,
+    edge: series_pb2_grpc.SeriesServiceStub,
 ) -> Read:
     async def read(d: str) -> object:
         return await reader.latest(d, MAX_LATEST + 1)
@@ -139,6 +146,7 @@ def latest_read(
         servicer.GetLatest,
         stub.GetLatest,
         lambda d: f"/api/v1/devices/{d}/latest",
+        edge.GetLatest,
     )
 
 
@@ -201,6 +209,17 @@ async def measure(
         assert r.status_code == 200, r.text
         return r
 
+    async def edge_only(i: int) -> object:
+        r = await http.get("/api/v1/not-a-route")  # Envoy answers 404 itself
+        assert r.status_code == 404, r.status_code
+        return r
+
+    results["http to Envoy only (404)"] = await timed(n, edge_only)
+
+    async def grpc_via_envoy(i: int) -> object:
+        return await read.edge_rpc(reqs[i % len(reqs)])
+
+    results["grpc via Envoy"] = await timed(n, grpc_via_envoy)
     before = {k: cpu_seconds(v) for k, v in pids.items()}
     results["envoy"] = await timed(n, via_envoy)
     after = {k: cpu_seconds(v) for k, v in pids.items()}
@@ -226,19 +245,21 @@ async def steps(
         open_pool(url, max_size=4, acquire_timeout=5, name="steps") as pool,
         await psycopg.AsyncConnection.connect(url, autocommit=True) as conn,
         grpc.aio.insecure_channel(grpc_addr) as channel,
+        grpc.aio.insecure_channel(base.removeprefix("http://")) as edge_channel,
         httpx.AsyncClient(base_url=base, timeout=10) as http,
     ):
         reader = PostgresSeriesReader(pool)
         servicer = SeriesServicer(SeriesService(reader, 10_000))
         stub = series_pb2_grpc.SeriesServiceStub(channel)
+        edge = series_pb2_grpc.SeriesServiceStub(edge_channel)
         reads = {
             "24 h in 1 m buckets": series_read(
-                reader, servicer, stub, end - timedelta(days=1), end, "1m"
+                reader, servicer, stub, edge, end - timedelta(days=1), end, "1m"
             ),
             "7 d in 1 h buckets": series_read(
-                reader, servicer, stub, end - timedelta(days=7), end, "1h"
+                reader, servicer, stub, edge, end - timedelta(days=7), end, "1h"
             ),
-            "latest values": latest_read(reader, servicer, stub),
+            "latest values": latest_read(reader, servicer, stub, edge),
         }
         for name, read in reads.items():
             print(f"\n### {name}", flush=True)
