@@ -19,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import random
 import statistics
 import sys
 import tempfile
 import time
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -40,6 +42,63 @@ from services.tsdb.points_store import PostgresPointWriter
 from services.tsdb.series import Point, floor_time
 
 STEP = timedelta(seconds=10)
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """utime + stime of the processes (/proc), seconds."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / TICK
+
+
+def tree(pid: int) -> list[int]:
+    """pid and its children (PostgreSQL's backends are the postmaster's children)."""
+    out = [pid]
+    for p in Path("/proc").iterdir():
+        if p.name.isdigit():
+            try:
+                if int((p / "stat").read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(p.name))
+            except OSError:
+                continue
+    return out
+
+
+def served(metrics_url: str, method: str) -> tuple[float, int, dict[float, int]]:
+    """The tsdb process's own time for ``method``: (seconds summed, calls, calls per
+    histogram bound), from its Prometheus histogram (the time inside the servicer)."""
+    text = httpx.get(metrics_url, timeout=5).text
+    total, count, buckets = 0.0, 0, {}
+    label = f'method="{method}"'
+    for line in text.splitlines():
+        if label not in line:
+            continue
+        name, value = line.rsplit(" ", 1)
+        if name.startswith("cornjacket_grpc_request_seconds_sum"):
+            total = float(value)
+        elif name.startswith("cornjacket_grpc_request_seconds_count"):
+            count = int(float(value))
+        elif name.startswith("cornjacket_grpc_request_seconds_bucket"):
+            bound = name.split('le="', 1)[1].split('"', 1)[0]
+            buckets[float(bound)] = int(float(value))
+    return total, count, buckets
+
+
+@dataclass
+class Cost:
+    """What one read run cost, measured in ways the machine's load changes little."""
+
+    requests: int
+    service_ms: float  # mean time inside the tsdb servicer (its histogram)
+    service_p99_bound_ms: float  # the histogram bound at or above the p99
+    cpu_ms: dict[str, float]  # CPU per request of each process
+    load: tuple[float, float]  # 1-minute load average at the start and the end
 
 
 def seed(url: str, devices: int, days: float, batch: int, end: datetime) -> tuple[int, float]:
@@ -106,9 +165,12 @@ async def open_loop(
 
         async def one(i: int, due: float) -> None:
             nonlocal errors
-            r = await client.get(paths[i % len(paths)])
-            if r.status_code != 200:
+            try:
+                r = await client.get(paths[i % len(paths)])
+            except httpx.HTTPError:  # a timeout on an overloaded machine: an error, not a crash
                 errors += 1
+            else:
+                errors += r.status_code != 200
             latencies.append((time.perf_counter() - due) * 1000)
 
         for i in range(n):
@@ -137,6 +199,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ceiling-duration", type=float, default=10)
     parser.add_argument("--procs", type=int, default=2)
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--rate",
+        type=float,
+        default=0.0,
+        help="read requests/s (default 0: 0.03 x C of this run; a fixed rate compares runs "
+        "whose C differs with the machine's load)",
+    )
     args = parser.parse_args(argv)
     end = floor_time(datetime.now(UTC), STEP)
     with tempfile.TemporaryDirectory(prefix="cj-bench-tsdb-") as tmp:
@@ -167,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
             with psycopg.connect(url, autocommit=True) as conn:
                 conn.execute("VACUUM ANALYZE")
             broker.start()
-            port = free_port()
+            port, metrics_port = free_port(), free_port()
             tsdb = python_service(
                 "tsdb",
                 "tsdb",
@@ -176,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
                         "CJ_TSDB_DATABASE_URL": url,
                         "CJ_REDPANDA_BROKERS": broker.bootstrap,
                         "CJ_TSDB_PORT": str(port),
-                        "CJ_TSDB_METRICS_PORT": "0",
+                        "CJ_TSDB_METRICS_PORT": str(metrics_port),
                         "CJ_LOG_FORMAT": "json",
                     }
                 ),
@@ -208,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
                     return False
 
             wait_until(ready, 60, what="the series API through Envoy")
-            q_rate = 0.03 * c
+            q_rate = args.rate or 0.03 * c
             rng = random.Random(7)
             devs = [f"device-{rng.randrange(args.devices):04d}" for _ in range(1000)]
             day_ago, week_ago = end - timedelta(days=1), end - timedelta(days=min(7, args.days))
@@ -227,10 +296,49 @@ def main(argv: list[str] | None = None) -> int:
                 ],
                 "latest values": [f"/api/v1/devices/{d}/latest" for d in devs],
             }
+            assert tsdb.pid and envoy.child and envoy.child.pid
+            postmaster = pg.postmaster_pid()
+            assert postmaster
+            pids = {"tsdb": [tsdb.pid], "envoy": [envoy.child.pid], "postgres": tree(postmaster)}
+            metrics_url = f"http://127.0.0.1:{metrics_port}/metrics"
             results = {}
+            costs: dict[str, Cost] = {}
             for name, paths in queries.items():
+                method = "GetLatest" if "latest" in name else "GetSeries"
                 asyncio.run(open_loop(base, paths, q_rate, 3))  # warm-up
+                pids["postgres"] = tree(postmaster)  # the pool's backends by now
+                # Each process's CPU while idle (the writer's polls, health checks, the
+                # pool's pings), taken off what the run spent: at 12 req/s it would be a
+                # large share of the CPU per request.
+                idle0, t_idle = {k: cpu_seconds(v) for k, v in pids.items()}, time.monotonic()
+                time.sleep(5)
+                idle_rate = {
+                    k: (cpu_seconds(v) - idle0[k]) / (time.monotonic() - t_idle)
+                    for k, v in pids.items()
+                }
+                load0 = os.getloadavg()[0]
+                cpu0 = {k: cpu_seconds(v) for k, v in pids.items()}
+                t_run = time.monotonic()
+                s0, n0, b0 = served(metrics_url, method)
                 lat, errors = asyncio.run(open_loop(base, paths, q_rate, args.duration))
+                s1, n1, b1 = served(metrics_url, method)
+                cpu1 = {k: cpu_seconds(v) for k, v in pids.items()}
+                run_s = time.monotonic() - t_run
+                calls = max(1, n1 - n0)
+                p99_bound = min(
+                    (le for le in b1 if (b1[le] - b0.get(le, 0)) >= 0.99 * calls),
+                    default=float("inf"),
+                )
+                costs[name] = Cost(
+                    len(lat),
+                    (s1 - s0) * 1000 / calls,
+                    p99_bound * 1000,
+                    {
+                        k: max(0.0, cpu1[k] - cpu0[k] - idle_rate[k] * run_s) * 1000 / len(lat)
+                        for k in pids
+                    },
+                    (load0, os.getloadavg()[0]),
+                )
                 results[name] = (lat, errors)
                 print(
                     f"  {name}: p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, "
@@ -250,11 +358,28 @@ def main(argv: list[str] | None = None) -> int:
                 f"- disk: {pts_bytes / n:.0f} bytes/point for the points (indexes included), "
                 f"{(pts_bytes + roll_bytes) / n:.0f} with the rollups and latest values"
             )
-            print(f"- reads at 0.03 x C = {q_rate:.0f} req/s open loop, {args.duration:g} s each:")
+            print(
+                f"- reads at {q_rate:.0f} req/s open loop ({q_rate / c:.3f} x C), "
+                f"{args.duration:g} s each:"
+            )
             for name, (lat, errors) in results.items():
                 print(
                     f"  - {name}: p50 {pct(lat, 0.5):.1f} ms, p99 {pct(lat, 0.99):.1f} ms, "
                     f"max {max(lat):.1f} ms, mean {statistics.fmean(lat):.1f} ms, {errors} errors"
+                )
+            print(
+                "- the same runs measured in ways the machine's load changes little: time inside "
+                "the tsdb servicer (its histogram: mean, and the bucket bound holding 99%), CPU "
+                "per request of each process over its idle CPU (/proc), the 1-minute load "
+                "average at start/end:"
+            )
+            for name, cost in costs.items():
+                cpu = ", ".join(f"{k} {v:.2f}" for k, v in cost.cpu_ms.items())
+                print(
+                    f"  - {name}: servicer mean {cost.service_ms:.2f} ms, p99 <= "
+                    f"{cost.service_p99_bound_ms:g} ms; CPU ms/request: {cpu} "
+                    f"(total {sum(cost.cpu_ms.values()):.2f}); load {cost.load[0]:.1f} -> "
+                    f"{cost.load[1]:.1f}"
                 )
             return 0
         finally:

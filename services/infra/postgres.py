@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 
 import psycopg
@@ -82,9 +82,16 @@ def _is_data_size_limit(e: psycopg.errors.ProgramLimitExceeded) -> bool:
 
 @asynccontextmanager
 async def open_pool(
-    url: str, *, max_size: int, acquire_timeout: float, name: str
+    url: str,
+    *,
+    max_size: int,
+    acquire_timeout: float,
+    name: str,
+    session: Mapping[str, str] | None = None,
 ) -> AsyncIterator[DictPool]:
-    """An async pool that survives database restarts: broken connections are checked out."""
+    """An async pool that survives database restarts: broken connections are checked out.
+    ``session``: server settings of every connection (``-c name=value`` at start-up)."""
+    options = utc_options(url) + "".join(f" -c {k}={v}" for k, v in (session or {}).items())
     pool: DictPool = psycopg_pool.AsyncConnectionPool(
         url,
         connection_class=psycopg.AsyncConnection[DictRow],
@@ -100,7 +107,7 @@ async def open_pool(
             "autocommit": True,
             "row_factory": dict_row,
             "connect_timeout": 5,
-            "options": utc_options(url),
+            "options": options,
         },
         reconnect_timeout=0,  # keep trying forever; the service reports unhealthy meanwhile
     )

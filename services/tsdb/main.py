@@ -35,6 +35,12 @@ from services.tsdb.service import SeriesService, SeriesWriter
 
 log = logging.getLogger(__name__)
 
+# The reads' statements run prepared (psycopg prepares a statement from its 5th use on a
+# connection). PostgreSQL would plan them again on every call (a generic plan over all the
+# day partitions costs more on paper than a custom one); the generic plan prunes partitions
+# when it starts and cost ~0.4-0.6 ms less of the database's CPU per read (docs/tsdb.md).
+READ_SESSION = {"plan_cache_mode": "force_generic_plan"}
+
 SERVICE_NAME = series_pb2.DESCRIPTOR.services_by_name["SeriesService"].full_name
 
 
@@ -100,6 +106,7 @@ async def run(
         max_size=settings.pool_size,
         acquire_timeout=settings.db_timeout,
         name="tsdb",
+        session=READ_SESSION,
     ) as pool:
         server = make_server(settings.host, settings.port, health)
         series_pb2_grpc.add_SeriesServiceServicer_to_server(

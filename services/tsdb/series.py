@@ -240,3 +240,17 @@ def validate(q: SeriesQuery, max_points: int) -> None:
             f"{int(q.bucket.total_seconds())}s buckets: buckets under 1m read raw points: at "
             f"most {RAW_RANGE_MAX.total_seconds():g}s; use a bucket of 1m or more"
         )
+
+
+def prefix_end(prefix: str) -> str | None:
+    """The least string greater than every string starting with ``prefix`` in code point
+    order (PostgreSQL's "C" collation of UTF-8 text; Python's str order), or None when
+    there is none: ``prefix <= s < prefix_end(prefix)`` is ``s.startswith(prefix)``."""
+    chars = list(prefix)
+    while chars:
+        code = ord(chars.pop()) + 1
+        if code == 0xD800:  # surrogates are no text
+            code = 0xE000
+        if code <= 0x10FFFF:
+            return "".join(chars) + chr(code)
+    return None

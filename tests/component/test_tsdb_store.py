@@ -8,6 +8,7 @@ import random
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
@@ -17,6 +18,7 @@ from services.core.errors import Unavailable
 from services.core.events import Event
 from services.infra import migrations
 from services.infra.postgres import open_pool
+from services.tsdb.main import READ_SESSION
 from services.tsdb.points_store import PostgresPointWriter, create_partitions, drop_expired
 from services.tsdb.series import (
     Aggregate,
@@ -26,8 +28,8 @@ from services.tsdb.series import (
     plan,
     points_of,
 )
-from services.tsdb.series_reader import PostgresSeriesReader
-from services.tsdb.service import MAX_LATEST, SeriesService, SeriesWriter
+from services.tsdb.series_reader import PostgresSeriesReader, series_statement
+from services.tsdb.service import MAX_LATEST, SeriesService, SeriesWriter, page_token
 from tests.support import unique
 
 pytestmark = pytest.mark.component
@@ -202,11 +204,13 @@ async def test_series_reads_match_a_direct_computation(db: str) -> None:
         core.handle(events[i : i + 500], NOW)
     writer.close()
     points = [(e.event_time, e.event_id, float(e.payload["temp"])) for e in events]
-    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+    # The service's session (generic plans); each read runs 7 times, so from the 6th on it
+    # is a prepared statement with a generic plan.
+    async with open_pool(db, max_size=1, acquire_timeout=5, name="t", session=READ_SESSION) as pool:
         service = SeriesService(PostgresSeriesReader(pool), 10_000)
         # Unaligned range: raw edges + rollup middle; 1h, 5m, 1m and 10s buckets.
         q_from, q_to = start + timedelta(minutes=17, seconds=3), NOW - timedelta(seconds=41)
-        for bucket, source in (
+        for bucket, source in 7 * (
             (timedelta(hours=1), "1h"),
             (timedelta(minutes=5), "1m"),
             (timedelta(minutes=1), "1m"),
@@ -419,3 +423,68 @@ async def test_latest_values_are_bounded_and_say_when_truncated(db: str) -> None
         assert [v.metric for v in got.values] == sorted(fields)[:MAX_LATEST]
         small = await service.latest(one)
         assert not small.truncated and [v.metric for v in small.values] == ["v"]
+
+
+def _scan_of(db: str, table: str, sql: str, params: tuple[object, ...]) -> dict[str, Any]:
+    """The plan node (EXPLAIN ANALYZE) that reads ``table`` for the statement, planned as
+    the service runs it after a few calls: prepared, with a generic plan (the parameters'
+    values unknown to the planner)."""
+    parts = sql.split("%s")
+    numbered = parts[0] + "".join(f"${i}{rest}" for i, rest in enumerate(parts[1:], 1))
+    with psycopg.connect(db) as conn:
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute("PREPARE listing AS " + numbered)
+        cur = psycopg.ClientCursor(conn)
+        cur.execute(
+            "EXPLAIN (ANALYZE, FORMAT JSON) EXECUTE listing("
+            + ", ".join(["%s"] * len(params))
+            + ")",
+            params,
+        )
+        row = cur.fetchone()
+    assert row is not None
+    nodes = [row[0][0]["Plan"]]
+    while nodes:
+        node = nodes.pop()
+        if node.get("Relation Name") == table:
+            return dict(node)
+        nodes.extend(node.get("Plans", []))
+    raise AssertionError(f"no scan of {table} in the plan")
+
+
+async def test_listing_series_by_prefix_seeks_the_prefix_in_the_index(db: str) -> None:
+    """ListSeries with a device prefix read the latest table from the page token on and
+    filtered by the prefix: a prefix sorting late scanned every series before it (and every
+    one after it when the page was not full). It reads the prefix's index range only."""
+    run = unique("ls")
+    with psycopg.connect(db) as conn:
+        for part in ("a", "c"):  # 3,000 series sorting before the prefix, 3,000 after
+            conn.execute(
+                "INSERT INTO tsdb.latest (device, metric, time, value, event_id) "
+                "SELECT %s || lpad(i::text, 5, '0'), 'v', now(), i, gen_random_uuid() "
+                "FROM generate_series(1, 3000) i",
+                (f"{run}-{part}-",),
+            )
+        wanted = [(f"{run}-b-{d}", m) for d in (1, 2) for m in ("t", "v")]
+        for device, metric in wanted:
+            conn.execute(
+                "INSERT INTO tsdb.latest (device, metric, time, value, event_id) "
+                "VALUES (%s, %s, now(), 1, gen_random_uuid())",
+                (device, metric),
+            )
+        conn.execute("ANALYZE tsdb.latest")
+    prefix = f"{run}-b-"
+    async with open_pool(db, max_size=2, acquire_timeout=5, name="t") as pool:
+        service = SeriesService(PostgresSeriesReader(pool), 10_000)
+        first = await service.series(prefix, "", 3)
+        assert [(s.device, s.metric) for s in first] == wanted[:3]
+        rest = await service.series(prefix, page_token(first[-1]), 3)
+        assert [(s.device, s.metric) for s in rest] == wanted[3:]
+        assert [(s.device, s.metric) for s in await service.series(run, "", 5)] == [
+            (f"{run}-a-{i:05d}", "v") for i in range(1, 6)
+        ]
+    for after in (("", ""), wanted[1]):
+        scan = _scan_of(db, "latest", *series_statement(prefix, after, 10))
+        assert scan["Node Type"] in ("Index Scan", "Index Only Scan"), scan
+        assert scan.get("Rows Removed by Filter", 0) == 0, scan
+        assert scan["Actual Rows"] == len(wanted) - (after != ("", "")) * 2, scan

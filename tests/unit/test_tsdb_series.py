@@ -24,6 +24,7 @@ from services.tsdb.series import (
     parse_bucket,
     plan,
     points_of,
+    prefix_end,
     to_drop,
     validate,
 )
@@ -302,3 +303,25 @@ def test_a_partition_gone_mid_write_skips_expired_points_and_retries_once() -> N
     assert (out.too_old, out.points, out.written, out.refused) == (1, 2, 1, 1)
     with pytest.raises(PartitionGone):  # a second one in a row goes to the loop
         SeriesWriter(_Gone(gone=2), 86400.0 * 50).handle(events[1:2], now)
+
+
+@pytest.mark.parametrize(
+    ("prefix", "end"),
+    [
+        ("dev-", "dev."),
+        ("a", "b"),
+        ("a\U0010ffff", "b"),
+        ("\ud7ff", "\ue000"),
+        ("\U0010ffff\U0010ffff", None),
+        ("", None),
+    ],
+)
+def test_a_prefix_ends_at_the_least_string_after_all_its_extensions(
+    prefix: str, end: str | None
+) -> None:
+    assert prefix_end(prefix) == end
+    if end is not None:
+        for s in (prefix, prefix + "\x00", prefix + "\U0010ffff" * 3, prefix + "zz"):
+            assert prefix <= s < end
+            assert s.encode() < end.encode()  # PostgreSQL's "C" order: the UTF-8 bytes
+        assert not end.startswith(prefix)
