@@ -200,7 +200,12 @@ def throughput(target: Target, args: argparse.Namespace, u: float, work: Path) -
 
 def _pb_value(v: float) -> struct_pb2.Value:
     return struct_pb2.Value(
-        struct_value=struct_pb2.Struct(fields={"value": struct_pb2.Value(number_value=v)})
+        struct_value=struct_pb2.Struct(
+            fields={
+                "value": struct_pb2.Value(number_value=v),
+                "unit": struct_pb2.Value(string_value="C"),
+            }
+        )
     )
 
 
@@ -219,7 +224,8 @@ def warm_up(
             nonlocal sent
             resp = stub.IngestEvents(ingestion_pb2.IngestEventsRequest(events=batch), timeout=60)
             if resp.rejected:
-                raise RuntimeError(f"warm-up: {resp.rejected} readings rejected")
+                first = next(r.error for r in resp.results if r.status == "rejected")
+                raise RuntimeError(f"warm-up: {resp.rejected} readings rejected: {first}")
             sent += len(batch)
             batch.clear()
 
@@ -291,7 +297,11 @@ async def paced(
         sig = signals[device]
         value = sig.spike(time.time(), rng) if spike else sig.normal(time.time(), rng)
         body = json.dumps(
-            {"event_type": "sensor.reading", "aggregate_id": device, "payload": {"value": value}}
+            {
+                "event_type": "sensor.reading",
+                "aggregate_id": device,
+                "payload": {"value": value, "unit": "C"},
+            }
         ).encode()
         conn = await pool.get()
         try:
