@@ -344,6 +344,48 @@ def stored_anomalies(db_url: str, since: float) -> list[tuple[str, float]]:
     return [(str(s), t.timestamp()) for s, t in rows]
 
 
+HOPS = (
+    "accepted -> reading stored (relay)",
+    "reading stored -> anomaly checkpointed (bus, inference)",
+    "anomaly checkpointed -> anomaly accepted (inference -> ingestion)",
+    "anomaly accepted -> anomaly stored (relay)",
+)
+
+
+def hop_times(db_url: str, spikes: Mapping[str, float]) -> dict[str, list[float]]:
+    """Where each spike's time went (ms), from the timestamps the stack keeps: the reading's
+    event store row (``created_at``, the relay's transaction), its ``inference.anomalies``
+    row (``created_at``, the inference checkpoint's transaction), the anomaly event's
+    ``ingested_at`` (ingestion's acceptance) and its event store row."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        rows = conn.execute(
+            "SELECT s.event_id::text, s.created_at, a.created_at, an.ingested_at, an.created_at "
+            "FROM ingestion.event_store an "
+            "JOIN ingestion.event_store s ON s.event_id = (an.payload->>'source_event_id')::uuid "
+            "JOIN inference.anomalies a ON a.source_event_id = s.event_id "
+            "WHERE an.event_type = 'ai.anomaly' AND s.event_id = ANY(%s::uuid[])",
+            (list(spikes),),
+        ).fetchall()
+    return hops_of(spikes, [(e, *(t.timestamp() for t in ts)) for e, *ts in rows])
+
+
+def hops_of(
+    spikes: Mapping[str, float], rows: Iterable[tuple[str, float, float, float, float]]
+) -> dict[str, list[float]]:
+    """Per hop (HOPS), the milliseconds of every spike found in ``rows``: (source event id,
+    reading stored, anomaly checkpointed, anomaly accepted, anomaly stored)."""
+    out: dict[str, list[float]] = {h: [] for h in HOPS}
+    seen: set[str] = set()
+    for event_id, *times in rows:
+        if event_id not in spikes or event_id in seen:
+            continue
+        seen.add(event_id)
+        marks = [spikes[event_id], *times]
+        for hop, a, b in zip(HOPS, marks, marks[1:], strict=False):
+            out[hop].append((b - a) * 1000)
+    return out
+
+
 def latency(target: Target, args: argparse.Namespace, c: float) -> dict[str, Any]:
     assert target.db_url is not None
     rng = random.Random(20)
@@ -387,6 +429,10 @@ def latency(target: Target, args: argparse.Namespace, c: float) -> dict[str, Any
         time.sleep(0.5)  # polling the event store until every spike's anomaly is there
     p = percentiles(found.latencies_ms)
     acc = percentiles(sent.accept_ms)
+    hops = {
+        hop: {k: round(v, 1) for k, v in percentiles(ms).items()}
+        for hop, ms in hop_times(target.db_url, sent.spikes).items()
+    }
     return {
         "rate_per_s": round(rate, 1),
         "readings": sent.readings,
@@ -402,6 +448,7 @@ def latency(target: Target, args: argparse.Namespace, c: float) -> dict[str, Any
         "duplicate_anomalies": found.duplicates,
         "latency_ms": {k: round(v, 1) for k, v in p.items()},
         "accept_ms": {k: round(v, 1) for k, v in acc.items()},
+        "hops_ms": hops,
         "goal_p99_ms": 250,
         "meets_goal": bool(found.latencies_ms) and not found.missing and p["p99"] <= 250,
         "load_average_before": before,
@@ -449,6 +496,8 @@ def summary(result: Mapping[str, Any]) -> str:
             f"{lat['anomalies_of_normal_readings']} anomalies of normal readings; load average "
             f"{lat['load_average_before']} -> {lat['load_average_after']}"
         )
+        for hop, q in lat.get("hops_ms", {}).items():
+            lines.append(f"  {hop}: p50 {q['p50']:.0f} ms, p99 {q['p99']:.0f} ms")
     return "\n".join(lines)
 
 
