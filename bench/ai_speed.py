@@ -47,6 +47,7 @@ import psycopg
 from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from google.protobuf import struct_pb2, timestamp_pb2
 
+from bench.ai_quality import AFTER
 from bench.loadgen import HttpConnection, LoadSpec
 from bench.report import RATE_REACHED, progress
 from bench.results import ScenarioResult, percentiles
@@ -101,19 +102,37 @@ class Pairing:
 
     latencies_ms: list[float] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)  # spikes without an anomaly
-    unexpected: int = 0  # anomalies of readings that were not spikes
+    unexpected: int = 0  # anomalies of normal readings (other than just after a spike)
+    after_spike: int = 0  # anomalies of the AFTER readings of a device after its spike
     duplicates: int = 0  # a second anomaly for one source event (must be 0)
 
 
-def pair(spikes: Mapping[str, float], stored: Iterable[tuple[str, float]]) -> Pairing:
+def pair(
+    spikes: Mapping[str, float],
+    stored: Iterable[tuple[str, float]],
+    readings: Mapping[str, tuple[str, int]] | None = None,
+) -> Pairing:
     """``spikes``: source event id -> ack time (epoch s); ``stored``: (source_event_id,
     stored time) of every ``ai.anomaly`` in the event store since the run started. A
-    spike's latency runs to its FIRST stored anomaly; further ones count as duplicates."""
+    spike's latency runs to its FIRST stored anomaly; further ones count as duplicates.
+    With ``readings`` (event id -> (device, the device's reading number)), an anomaly of one
+    of the AFTER readings that follow its device's spike counts as ``after_spike`` (the
+    quality benchmark counts those neither as detections nor as false alarms)."""
+    readings = readings or {}
+    spiked: dict[str, set[int]] = {}
+    for e in spikes:
+        if e in readings:
+            device, k = readings[e]
+            spiked.setdefault(device, set()).add(k)
     first: dict[str, float] = {}
     out = Pairing()
     for source, at in stored:
         if source not in spikes:
-            out.unexpected += 1
+            device, k = readings.get(source, ("", -1))
+            if any(k - j in spiked.get(device, ()) for j in range(1, AFTER + 1)):
+                out.after_spike += 1
+            else:
+                out.unexpected += 1
         elif source in first:
             out.duplicates += 1
             first[source] = min(first[source], at)
@@ -264,6 +283,8 @@ def learned(db_url: str, devices: Sequence[str], observations: int) -> int:
 @dataclass
 class Sent:
     spikes: dict[str, float] = field(default_factory=dict)  # event id -> ack (epoch s)
+    # event id -> (device, the device's reading number in the schedule)
+    readings_of: dict[str, tuple[str, int]] = field(default_factory=dict)
     accept_ms: list[float] = field(default_factory=list)
     errors: dict[str, int] = field(default_factory=dict)
     readings: int = 0
@@ -292,8 +313,7 @@ async def paced(
     inflight: set[asyncio.Task[None]] = set()
 
     async def one(n: int, due: float) -> None:
-        spike = n % every == every // 2
-        device = devices[(n // every) % len(devices)] if spike else devices[n % len(devices)]
+        spike, device, k = plan[n]
         sig = signals[device]
         value = sig.spike(time.time(), rng) if spike else sig.normal(time.time(), rng)
         body = json.dumps(
@@ -317,11 +337,20 @@ async def paced(
             return
         out.readings += 1
         out.accept_ms.append((time.perf_counter() - due) * 1000)
+        event_id = str(json.loads(data)["event_id"])
+        out.readings_of[event_id] = (device, k)
         if spike:
-            out.spikes[str(json.loads(data)["event_id"])] = acked
+            out.spikes[event_id] = acked
 
-    t0 = time.perf_counter()
+    plan: list[tuple[bool, str, int]] = []
+    counts: dict[str, int] = {}
     for n in range(int(rate * duration)):
+        spike = n % every == every // 2
+        device = devices[(n // every) % len(devices)] if spike else devices[n % len(devices)]
+        counts[device] = counts.get(device, 0) + 1
+        plan.append((spike, device, counts[device]))
+    t0 = time.perf_counter()
+    for n in range(len(plan)):
         due = t0 + n / rate
         wait = due - time.perf_counter()
         if wait > 0:
@@ -432,7 +461,7 @@ def latency(
     after = load_average()
     deadline = time.time() + 60
     while True:
-        found = pair(sent.spikes, stored_anomalies(target.db_url, start))
+        found = pair(sent.spikes, stored_anomalies(target.db_url, start), sent.readings_of)
         if not found.missing or time.time() > deadline:
             break
         time.sleep(0.5)  # polling the event store until every spike's anomaly is there
@@ -454,6 +483,7 @@ def latency(
         "anomalies_paired": len(found.latencies_ms),
         "spikes_without_anomaly": len(found.missing),
         "anomalies_of_normal_readings": found.unexpected,
+        "anomalies_just_after_a_spike": found.after_spike,
         "duplicate_anomalies": found.duplicates,
         "latency_ms": {k: round(v, 1) for k, v in p.items()},
         "accept_ms": {k: round(v, 1) for k, v in acc.items()},
@@ -502,7 +532,9 @@ def summary(result: Mapping[str, Any]) -> str:
             f"p50 {q['p50']:.0f} ms, p99 {q['p99']:.0f} ms, max {q['max']:.0f} ms "
             f"(goal p99 <= 250 ms: {'met' if lat['meets_goal'] else 'NOT met'}); "
             f"{lat['spikes_without_anomaly']} spikes without an anomaly, "
-            f"{lat['anomalies_of_normal_readings']} anomalies of normal readings; load average "
+            f"{lat['anomalies_of_normal_readings']} anomalies of normal readings (and "
+            f"{lat.get('anomalies_just_after_a_spike', 0)} of the {AFTER} readings after a "
+            "device's spike); load average "
             f"{lat['load_average_before']} -> {lat['load_average_after']}"
         )
         for hop, q in lat.get("hops_ms", {}).items():

@@ -23,6 +23,16 @@ def test_a_spike_pairs_with_its_first_anomaly_and_the_rest_is_counted() -> None:
     assert p.duplicates == 1  # a second anomaly for b: its latency runs to the first
 
 
+def test_an_anomaly_just_after_its_device_s_spike_is_counted_apart() -> None:
+    """The quality benchmark counts an alarm in the AFTER (6) readings after an anomaly as
+    neither a detection nor a false alarm; the latency scenario says how many it saw."""
+    readings = {"s": ("d1", 10), "n1": ("d1", 12), "n2": ("d1", 17), "n3": ("d2", 11)}
+    p = pair({"s": 1.0}, [("s", 1.1), ("n1", 1.2), ("n2", 1.3), ("n3", 1.4)], readings)
+    assert p.after_spike == 1  # n1: d1's second reading after its spike
+    assert p.unexpected == 2  # n2: seven readings after; n3: another device
+    assert len(p.latencies_ms) == 1
+
+
 def test_a_duplicate_stored_earlier_is_the_one_that_counts() -> None:
     p = pair({"a": 10.0}, [("a", 10.5), ("a", 10.1)])
     assert [round(v) for v in p.latencies_ms] == [100]
