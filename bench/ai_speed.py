@@ -482,6 +482,7 @@ def latency(
         "spikes": len(sent.spikes),
         "anomalies_paired": len(found.latencies_ms),
         "spikes_without_anomaly": len(found.missing),
+        "spikes_without_anomaly_ids": found.missing[:20],
         "anomalies_of_normal_readings": found.unexpected,
         "anomalies_just_after_a_spike": found.after_spike,
         "duplicate_anomalies": found.duplicates,
