@@ -59,6 +59,9 @@ bench-soak: setup ## the benchmark plus a 10-minute memory soak
 bench-ai: setup ## anomaly detection quality: labelled streams, service model vs rolling z-score and river (issue 18)
 	@$(PY) -m bench.ai_quality $(BENCH_ARGS)
 
+bench-ai-speed: setup ## inference speed: readings/s at 1.0 x U over 1,000 devices, accepted -> ai.anomaly p50/p99 at 0.12 x C
+	@$(PY) -m bench.ai_speed $(BENCH_ARGS)
+
 bench-actions: setup ## webhook deliveries/s and event->webhook latency p50/p99 (BENCH_ARGS=--help)
 	@$(PY) -m bench.actions $(BENCH_ARGS)
 
@@ -102,4 +105,4 @@ format: setup ## apply ruff's formatting and safe fixes
 clean-data: ## delete the local stack's data (PostgreSQL data, logs)
 	rm -rf .cornjacket
 
-.PHONY: help setup run test sdk-ts buf-breaking api-release test-unit bench bench-mqtt bench-replay bench-tsdb bench-soak bench-actions gen gen-check buf-lint lint format clean-data
+.PHONY: help setup run test sdk-ts buf-breaking api-release test-unit bench bench-mqtt bench-replay bench-tsdb bench-soak bench-ai-speed bench-actions gen gen-check buf-lint lint format clean-data

@@ -151,6 +151,9 @@ class ScenarioResult:
     sustained: bool | None  # outbox depth and consumer lag bounded to the end
     notes: list[str] = field(default_factory=list)
     costs: Costs | None = None  # per accepted event, load and drain (bench/costs.py)
+    # Seconds from the end of the load until outbox and lag were 0 (None: not measured;
+    # the drain timeout when they never were).
+    drain_s: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -173,6 +176,7 @@ class ScenarioResult:
             sustained=None if d.get("sustained") is None else bool(d["sustained"]),
             notes=[str(n) for n in d.get("notes", [])],
             costs=Costs.from_dict(d["costs"]) if d.get("costs") else None,
+            drain_s=_opt_float(d.get("drain_s")),
         )
 
 

@@ -18,7 +18,7 @@ from bench.costs import CostMeter
 from bench.loadgen import LoadSpec, pb_payload
 from bench.report import progress
 from bench.results import ProcSample, ScenarioResult, Tick, is_sustained, percentiles
-from bench.sampler import Sampler, SystemSample
+from bench.sampler import DEFAULT_TOPICS, Sampler, SystemSample
 from services.cli.auth import edge_channel
 
 
@@ -211,10 +211,16 @@ def run_scenario(
     procs: int = 1,
     ceiling: tuple[str, float] | None = None,
     measure_e2e: bool = True,
+    group: str = "event-handler",
+    topics: Sequence[str] = DEFAULT_TOPICS,
 ) -> ScenarioResult:
+    """``group`` (reading ``topics``) is the consumer group whose lag decides, with the outbox
+    depth, whether the run was sustained (bench/ai_speed.py watches ai-inference)."""
     if spec.mode == "query-http":
         seed_projections(target, spec.aggregates)
-    sampler = Sampler(target.live_procs or target.procs, target.db_url, target.brokers)
+    sampler = Sampler(
+        target.live_procs or target.procs, target.db_url, target.brokers, group, topics
+    )
     meter = CostMeter(target.live_procs or target.procs, target.db_url, target.brokers)
     meter.start(idle_s=IDLE_S if target.db_url else 0.0)
     sampler.start()
@@ -252,4 +258,5 @@ def run_scenario(
         sustained=is_sustained(ticks, rate=accepted_per_s) if target.db_url else None,
         notes=notes,
         costs=costs,
+        drain_s=round(drain_s, 1) if target.db_url else None,
     )

@@ -426,7 +426,7 @@ class Stack:
         for relay in self.processes("relay"):
             relay.stop(deadline=10)
         t1 = time.monotonic()
-        caught_up = self._wait_consumed(drain_timeout)
+        caught_up = self.wait_consumed(drain_timeout)
         t2 = time.monotonic()
         lost_since = self._swap_broker()
         t3 = time.monotonic()
@@ -458,7 +458,8 @@ class Stack:
             groups.append((ai.consumer_group, ai.topics, ai.common.kafka))
         return groups
 
-    def _wait_consumed(self, timeout: float) -> bool:
+    def wait_consumed(self, timeout: float) -> bool:
+        """True once every consumer group of the stack has no lag (False at the timeout)."""
         probes = [
             GroupLag(self.broker.bootstrap, g, t, security=k) for g, t, k in self._consumer_groups()
         ]

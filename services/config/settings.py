@@ -452,7 +452,7 @@ class InferenceSettings:
             consumer_group=env.text("CJ_INFERENCE_CONSUMER_GROUP", "ai-inference"),
             topics=env.csv("CJ_INFERENCE_TOPICS", ("sensor-events",)),
             poll_timeout=env.duration("CJ_INFERENCE_POLL_TIMEOUT", 1.0, lo=0.001),
-            batch_size=env.integer("CJ_INFERENCE_BATCH_SIZE", 500, lo=1, hi=100_000),
+            batch_size=env.integer("CJ_INFERENCE_BATCH_SIZE", 5000, lo=1, hi=100_000),
             # Readings a model learns before it may raise an anomaly (two days of 5-minute
             # readings: one to learn the daily cycle, one to check it).
             warmup=env.integer("CJ_INFERENCE_WARMUP", 576, lo=1, hi=10_000_000),

@@ -13,6 +13,7 @@ Scores are in [0, 1]: ``z**2 / (z**2 + Z_T**2)`` of the z-like surprise, so 0.5 
 
 from __future__ import annotations
 
+import copy
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -212,6 +213,28 @@ class SeasonalRobust:
             "run": self.run,
         }
 
+    def copy(self) -> SeasonalRobust:
+        """An independent copy (what ``restore(self.state())`` gives, without the round
+        trip: the service works on a copy of each model per reading)."""
+        m = copy.copy(self)
+        m.recent = list(self.recent)
+        m.season = list(self.season)
+        m.season_n = list(self.season_n)
+        return m
+
+    def finite(self) -> bool:
+        """Every number of the state is finite, as JSON can store it (``last`` is NaN, stored
+        as null, until the first reading)."""
+        return (
+            math.isfinite(self.level)
+            and math.isfinite(self.trend)
+            and math.isfinite(self.scale)
+            and math.isfinite(self.repeat_rate)
+            and not math.isinf(self.last)
+            and all(map(math.isfinite, self.recent))
+            and all(map(math.isfinite, self.season))
+        )
+
     @classmethod
     def restore(cls, s: dict[str, Any]) -> SeasonalRobust:
         warmup, threshold, buckets, la, ta, sa, ca, ra = s["params"]
@@ -276,6 +299,15 @@ class RollingZ:
             "values": list(self.values),
             "n": self.n,
         }
+
+    def copy(self) -> RollingZ:
+        m = RollingZ(self.window)
+        m.values.extend(self.values)
+        m.n = self.n
+        return m
+
+    def finite(self) -> bool:
+        return all(map(math.isfinite, self.values))
 
     @classmethod
     def restore(cls, s: dict[str, Any]) -> RollingZ:

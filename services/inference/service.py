@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from services.core.errors import Unavailable
 from services.core.events import Event
-from services.inference.detector import Model, SeasonalRobust, new_model, restore
+from services.inference.detector import Model, SeasonalRobust, new_model
 
 log = logging.getLogger(__name__)
 
@@ -203,16 +203,6 @@ def _count_numbers(payload: dict[str, Any]) -> int:
     )
 
 
-def _finite_state(state: dict[str, Any]) -> bool:
-    """Every number of a model's state is finite (JSON would store inf and nan as null)."""
-    for value in state.values():
-        items = value if isinstance(value, list) else [value]
-        for v in items:
-            if isinstance(v, float) and not math.isfinite(v):
-                return False
-    return True
-
-
 class Inference:
     def __init__(
         self,
@@ -360,7 +350,7 @@ class Inference:
             row = ModelRow(
                 device,
                 metric,
-                restore(row.model.state()),
+                row.model.copy(),
                 row.late,
                 row.last_event_time,
                 row.last_event_id,
@@ -383,7 +373,7 @@ class Inference:
             self.counters.future += 1
         elif learn:
             row.model.learn(value, t)
-            if not _finite_state(row.model.state()):
+            if not row.model.finite():
                 raise ValueError(f"model state is not finite after learning {value!r}")
             row.last_event_time, row.last_event_id = event.event_time, event.event_id
             self.counters.learned += 1
