@@ -98,10 +98,13 @@ def until_state(stream: Any, device: str, n: int, first: Msg | None = None) -> M
     """Messages until the device's projection shows reading n (earlier states may come first,
     none may be newer); a stream that ends first fails."""
     messages = [first] if first is not None else []
+    msg: Msg
     for msg in itertools.chain(messages, stream):
         assert msg.WhichOneof("item") != "end", msg
         if msg.WhichOneof("item") == "projection" and msg.projection.aggregate_id == device:
-            got = int(msg.projection.state["n"])
+            value = msg.projection.state["n"]
+            assert isinstance(value, float), msg
+            got = int(value)
             assert got <= n, f"state {got} is newer than the {n} sent"
             if got == n:
                 return msg
