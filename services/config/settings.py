@@ -350,6 +350,7 @@ class WatchSettings:
     # WatchProjection follows the event handler's committed offsets (ADR 21): its group,
     # read from the handler's own variable so the two cannot disagree.
     handler_group: str = "event-handler"
+    handler_topics: tuple[str, ...] = ("sensor-events", "user-actions", "system-events")
 
     @classmethod
     def from_env(cls, env: Env) -> WatchSettings:
@@ -365,6 +366,9 @@ class WatchSettings:
             send_timeout=env.duration("CJ_WATCH_SEND_TIMEOUT", 10.0, lo=0.1),
             heartbeat=heartbeat,
             handler_group=env.text("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
+            handler_topics=env.csv(
+                "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
+            ),
         )
 
 

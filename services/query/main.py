@@ -80,11 +80,14 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             health_window=timedelta(seconds=settings.device_health_window),
         )
         applied = GroupOffsets(
-            settings.common.brokers, settings.watch.handler_group, settings.common.kafka
+            settings.common.brokers,
+            settings.watch.handler_group,
+            settings.common.kafka,
+            settings.watch.handler_topics,
         )
         hub = WatchHub(
             KafkaBusOpener(settings.common.brokers, settings.common.kafka),
-            projections=ProjectionFeed(query, applied),
+            projections=ProjectionFeed(query, applied, frozenset(settings.watch.handler_topics)),
             max_watchers=settings.watch.max_watchers,
             max_lag=settings.watch.max_lag,
             send_timeout=settings.watch.send_timeout,

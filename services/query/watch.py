@@ -25,7 +25,7 @@ from typing import Protocol
 
 from services.core.aio import wait_event
 from services.core.errors import CornjacketError, InvalidInput, Unavailable
-from services.core.events import Event
+from services.core.events import ALL_TOPICS, Event
 from services.query.service import ProjectionView
 
 MAX_POSITION_CHARS = 4096
@@ -355,6 +355,9 @@ class ProjectionSource(Protocol):
 class ProjectionFeed:
     source: ProjectionSource
     applied: AppliedOffsets
+    # The topics the event handler reads: records of other topics change no projection
+    # and are passed at once (the handler never commits there).
+    topics: frozenset[str] = frozenset(ALL_TOPICS)
     # Records read but not yet applied by the handler, at most: then the stream reads no
     # more until the handler catches up (a stuck handler ends it as too slow).
     max_pending: int = 5000
@@ -421,18 +424,23 @@ class _ProjectionTap:
         if not self._pending:
             return False
         applied = (await self._feed.applied.applied()).offsets
-        ready = [r for r in self._pending if r.offset < applied.get((r.topic, r.partition), 0)]
+        topics = self._feed.topics
+
+        def done(r: BusRecord) -> bool:
+            return r.topic not in topics or r.offset < applied.get((r.topic, r.partition), 0)
+
+        ready = [r for r in self._pending if done(r)]
         if not ready:
             return False
         # Within a partition the applied records are a prefix (offsets rise, and so does
         # the handler's commit): the rest keep their order.
-        self._pending = [
-            r for r in self._pending if r.offset >= applied.get((r.topic, r.partition), 0)
-        ]
+        self._pending = [r for r in self._pending if not done(r)]
         before = self.at.encode()
         touched: dict[str, None] = {}
         for r in ready:
             self.at = self.at.after(r.topic, r.partition, r.offset)
+            if r.topic not in topics:
+                continue
             if not self._aggregate or r.event.aggregate_id == self._aggregate:
                 touched[r.event.aggregate_id] = None
         if not touched:

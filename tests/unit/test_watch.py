@@ -305,3 +305,44 @@ async def test_a_projection_change_waits_for_the_handler_then_sends_the_state() 
     assert isinstance(item, ProjectionItem) and item.view.state == {"n": 2}
     assert Position.decode(item.position).offsets[("sensor-events", 0)] == 12
     assert isinstance(got[-1], End) and got[-1].reason == "shutdown"
+
+
+async def test_records_of_topics_the_handler_does_not_read_are_not_waited_for() -> None:
+    # The handler never commits on a topic it does not read: a projection stream that waited
+    # for it would stop reading at max_pending and be cut off as too slow.
+    reader = FakeReader(
+        [
+            [
+                BusRecord("system-events", 0, 0, ev(1, "system.x")),
+                BusRecord("sensor-events", 0, 10, ev(2)),
+            ]
+        ]
+    )
+    states = FakeStates()
+    states.put("d1", 2)
+    applied = FakeApplied({("sensor-events", 0): 11})
+    feed = ProjectionFeed(states, applied, topics=frozenset({"sensor-events"}))
+    h = WatchHub(
+        FakeOpener(reader, START),
+        max_watchers=2,
+        max_lag=100,
+        send_timeout=5.0,
+        heartbeat=1000.0,
+        projections=feed,
+    )
+    got: list[Item] = []
+    sent = asyncio.Event()
+
+    async def send(item: Item) -> None:
+        got.append(item)
+        if isinstance(item, ProjectionItem):
+            sent.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.watch_projection("sensor_state", "d1", START.encode(), send, stop))
+    await sent.wait()
+    stop.set()
+    await task
+    item = next(i for i in got if isinstance(i, ProjectionItem))
+    offsets = Position.decode(item.position).offsets
+    assert offsets[("system-events", 0)] == 1 and offsets[("sensor-events", 0)] == 11
