@@ -12,7 +12,7 @@ import httpx
 import pytest
 
 from services.cli.stack import Stack
-from tests.support import token, unique
+from tests.support import eventually, token, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -30,8 +30,23 @@ def sse(response: httpx.Response) -> Iterator[dict[str, Any]]:
 def watching(
     http: httpx.Client, ptype: str, **params: str
 ) -> Iterator[tuple[httpx.Response, Iterator[dict[str, Any]]]]:
-    with http.stream("GET", f"{WATCH}/{ptype}", params=params, timeout=60) as response:
+    """A stream once a watcher slot is free: the server frees a closed stream's slot a moment
+    after the client leaves (429 says "retry later"), e.g. after test_watch.py held them all."""
+
+    def attempt() -> Any:
+        cm = http.stream("GET", f"{WATCH}/{ptype}", params=params, timeout=60)
+        response = cm.__enter__()
+        if response.status_code == 429:
+            response.read()
+            cm.__exit__(None, None, None)
+            return None
+        return cm, response
+
+    cm, response = eventually(attempt, what="a free watcher slot")
+    try:
         yield response, sse(response) if response.status_code == 200 else iter(())
+    finally:
+        cm.__exit__(None, None, None)
 
 
 def post(http: httpx.Client, agg: str, value: int) -> str:

@@ -4,7 +4,8 @@
 heartbeat read since). Keep it to resume later (``watch_events(position=...)``). A stream
 the server ends (too slow, shutting down) or a connection lost is reopened from that
 position when ``resume=True`` (the default): no gap and no duplicate on the event stream.
-A projection stream cut off while still sending the current state starts it again.
+A projection stream cut off while still sending the current state starts it again. A stream
+refused because every watcher slot is taken (RateLimited) is retried the same way.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from typing import Any, Generic, TypeVar
 import grpc
 from cornjacket.v1 import watch_pb2
 
-from cornjacket_sdk.errors import Aborted, CornjacketError, Unavailable, from_rpc_error
+from cornjacket_sdk.errors import (
+    Aborted,
+    CornjacketError,
+    RateLimited,
+    Unavailable,
+    from_rpc_error,
+)
 from cornjacket_sdk.models import Event, Projection, StreamEnd
 
 T = TypeVar("T")
@@ -75,13 +82,16 @@ class _State(Generic[T]):
         if (
             self.closed
             or not self._resume
-            or not isinstance(err, Unavailable | Aborted)
+            or not isinstance(err, Unavailable | Aborted | RateLimited)
             or self._failures >= MAX_RESUMES
         ):
             self.closed = True
             raise err from None
         self._failures += 1
-        return float(min(2.0, 0.1 * 2**self._failures))
+        wait = min(2.0, 0.1 * 2**self._failures)
+        if isinstance(err, RateLimited) and err.retry_after:  # every watcher slot taken
+            wait = max(wait, err.retry_after)
+        return float(wait)
 
 
 class _Props(Generic[T]):

@@ -354,7 +354,8 @@ type WatchMessage = {
  * A live stream: `for await (const ev of stream)`. `position` is where it stands (after the
  * last item handed out): pass it back to resume. A stream the server ends (too slow,
  * shutting down) or a lost connection is reopened from there when `resume` is on (default).
- * A projection stream cut off while sending the current state starts it again.
+ * A projection stream cut off while sending the current state starts it again; a stream
+ * refused because every watcher slot is taken (RateLimited) is retried the same way.
  */
 export class WatchStream<T> implements AsyncIterable<T> {
   position: string;
@@ -449,11 +450,12 @@ export class WatchStream<T> implements AsyncIterable<T> {
       } catch (e) {
         if (this.abort.signal.aborted) return;
         const err = toCornjacketError(e);
-        if (!this.resume || !(err instanceof Unavailable || err instanceof Aborted) || failures >= 5) {
-          throw err;
-        }
+        const retryable = err instanceof Unavailable || err instanceof Aborted || err instanceof RateLimited;
+        if (!this.resume || !retryable || failures >= 5) throw err;
         failures++;
-        await new Promise((r) => setTimeout(r, Math.min(2000, 100 * 2 ** failures)));
+        let wait = Math.min(2000, 100 * 2 ** failures);
+        if (err instanceof RateLimited && err.retryAfterMs) wait = Math.max(wait, err.retryAfterMs);
+        await new Promise((r) => setTimeout(r, wait));
       } finally {
         this.abort.signal.removeEventListener("abort", onAbort);
         call.abort();
