@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Any
 
 import grpc
-from cornjacket.v1 import audit_pb2, ingestion_pb2, lineage_pb2, query_pb2, series_pb2, watch_pb2
+from cornjacket.v1 import ingestion_pb2, lineage_pb2, query_pb2, series_pb2, watch_pb2
 
 from cornjacket_sdk.client import (
     DEFAULT_TIMEOUT,
@@ -17,7 +17,16 @@ from cornjacket_sdk.client import (
     series_request,
 )
 from cornjacket_sdk.errors import mapped_async
-from cornjacket_sdk.models import Accepted, BatchResult, Event, Lineage, Projection, ProjectionPage
+from cornjacket_sdk.models import (
+    Accepted,
+    BatchResult,
+    Event,
+    Lineage,
+    Plain,
+    Projection,
+    ProjectionPage,
+    plain,
+)
 from cornjacket_sdk.streams import AsyncStream, event_of, projection_of
 
 
@@ -133,29 +142,29 @@ class AsyncClient(Stubs):
     @mapped_async
     async def list_audit(
         self, *, since: str = "", until: str = "", page_size: int = 20, page_token: str = ""
-    ) -> audit_pb2.ListAuditRecordsResponse:
+    ) -> Plain:
         """Admin calls, oldest first (needs the admin scope): see Client.list_audit."""
-        response: audit_pb2.ListAuditRecordsResponse = await self.audit.ListAuditRecords(
+        response = await self.audit.ListAuditRecords(
             audit_request(since, until, page_size, page_token), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped_async
     async def get_series(
         self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
-    ) -> series_pb2.GetSeriesResponse:
+    ) -> Plain:
         """See Client.get_series."""
-        response: series_pb2.GetSeriesResponse = await self.series.GetSeries(
+        response = await self.series.GetSeries(
             series_request(device, metric, start, end, bucket), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped_async
-    async def latest_values(self, device: str) -> series_pb2.GetLatestResponse:
-        response: series_pb2.GetLatestResponse = await self.series.GetLatest(
+    async def latest_values(self, device: str) -> Plain:
+        response = await self.series.GetLatest(
             series_pb2.GetLatestRequest(device=device), **self.call_options()
         )
-        return response
+        return plain(response)
 
     async def close(self) -> None:
         await self.channel.close()

@@ -30,7 +30,16 @@ from cornjacket.v1 import (
 )
 
 from cornjacket_sdk.errors import mapped
-from cornjacket_sdk.models import Accepted, BatchResult, Event, Lineage, Projection, ProjectionPage
+from cornjacket_sdk.models import (
+    Accepted,
+    BatchResult,
+    Event,
+    Lineage,
+    Plain,
+    Projection,
+    ProjectionPage,
+    plain,
+)
 from cornjacket_sdk.streams import Stream, event_of, projection_of
 
 DEFAULT_TIMEOUT = 10.0
@@ -247,8 +256,8 @@ class Client(Stubs):
     @mapped
     def list_dead_letters(
         self, *, status: str = "", consumer: str = "", limit: int = 20, offset: int = 0
-    ) -> dlq_pb2.ListDeadLettersResponse:
-        response: dlq_pb2.ListDeadLettersResponse = self.dead_letters.ListDeadLetters(
+    ) -> Plain:
+        response = self.dead_letters.ListDeadLetters(
             dlq_pb2.ListDeadLettersRequest(
                 filter=dlq_pb2.DeadLetterFilter(status=status, consumer=consumer),
                 limit=limit,
@@ -256,83 +265,83 @@ class Client(Stubs):
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
     @mapped
     def list_audit(
         self, *, since: str = "", until: str = "", page_size: int = 20, page_token: str = ""
-    ) -> audit_pb2.ListAuditRecordsResponse:
+    ) -> Plain:
         """Admin calls, oldest first (needs the admin scope); ``since``/``until`` are RFC 3339
         bounds on when a call began; pass ``next_page_token`` back for the next page."""
-        response: audit_pb2.ListAuditRecordsResponse = self.audit.ListAuditRecords(
+        response = self.audit.ListAuditRecords(
             audit_request(since, until, page_size, page_token), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped
     def get_series(
         self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
-    ) -> series_pb2.GetSeriesResponse:
+    ) -> Plain:
         """A device's metric over [start, end) in buckets (1s..1d) with count, sum, min, max,
         avg, first and last each (needs the read scope)."""
-        response: series_pb2.GetSeriesResponse = self.series.GetSeries(
+        response = self.series.GetSeries(
             series_request(device, metric, start, end, bucket), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped
-    def latest_values(self, device: str) -> series_pb2.GetLatestResponse:
+    def latest_values(self, device: str) -> Plain:
         """The newest value of every metric of a device."""
-        response: series_pb2.GetLatestResponse = self.series.GetLatest(
+        response = self.series.GetLatest(
             series_pb2.GetLatestRequest(device=device), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped
     def list_series(
         self, *, device_prefix: str = "", limit: int = 100, page_token: str = ""
-    ) -> series_pb2.ListSeriesResponse:
-        response: series_pb2.ListSeriesResponse = self.series.ListSeries(
+    ) -> Plain:
+        response = self.series.ListSeries(
             series_pb2.ListSeriesRequest(
                 device_prefix=device_prefix, limit=limit, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
     # --- anomaly detection (issue 18) -----------------------------------------------------
     @mapped
     def list_scores(
         self, device: str, *, metric: str = "", page_size: int = 100, page_token: str = ""
-    ) -> inference_pb2.ListScoresResponse:
+    ) -> Plain:
         """A device's scores oldest first (read scope); pass ``next_page_token`` back."""
-        response: inference_pb2.ListScoresResponse = self.inference.ListScores(
+        response = self.inference.ListScores(
             inference_pb2.ListScoresRequest(
                 device=device, metric=metric, page_size=page_size, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
     @mapped
     def list_anomalies(
         self, *, device: str = "", page_size: int = 100, page_token: str = ""
-    ) -> inference_pb2.ListAnomaliesResponse:
+    ) -> Plain:
         """Anomalies newest first, of one device or of all (read scope)."""
-        response: inference_pb2.ListAnomaliesResponse = self.inference.ListAnomalies(
+        response = self.inference.ListAnomalies(
             inference_pb2.ListAnomaliesRequest(
                 device=device, page_size=page_size, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
     @mapped
-    def model_status(self, device: str) -> inference_pb2.ModelStatus:
-        response: inference_pb2.ModelStatus = self.inference.GetModelStatus(
+    def model_status(self, device: str) -> Plain:
+        response = self.inference.GetModelStatus(
             inference_pb2.GetModelStatusRequest(device=device), **self.call_options()
         )
-        return response
+        return plain(response)
 
     @mapped
     def reset_model(self, device: str, *, metric: str = "") -> int:

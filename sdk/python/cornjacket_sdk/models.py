@@ -3,12 +3,15 @@ the Protobuf answers (``from_proto``). The raw stubs (``cj.query`` ...) still an
 
 from __future__ import annotations
 
+import dataclasses
+import keyword
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cornjacket.v1 import events_pb2, ingestion_pb2, lineage_pb2, query_pb2
-from google.protobuf import json_format, timestamp_pb2
+from google.protobuf import descriptor, json_format, timestamp_pb2
+from google.protobuf.message import Message
 
 
 def _time(ts: timestamp_pb2.Timestamp) -> datetime | None:
@@ -141,3 +144,74 @@ class StreamEnd:
 
     reason: str
     message: str
+
+
+# --- every other answer: the same plain form, built from the message's descriptor ----------
+class Plain(Protocol):
+    """A frozen dataclass named like the Protobuf message, with its field names: Timestamps as
+    datetimes (None when unset), Structs as dicts, repeated fields as lists, maps as dicts,
+    enums as their names, unset optional or message fields as None."""
+
+    def __getattr__(self, name: str) -> Any: ...
+
+
+_CLASSES: dict[str, type] = {}
+_F = descriptor.FieldDescriptor
+
+
+def _attr(name: str) -> str:
+    return f"{name}_" if keyword.iskeyword(name) else name
+
+
+def _class_for(desc: Any) -> type:
+    cls = _CLASSES.get(desc.full_name)
+    if cls is None:
+        cls = dataclasses.make_dataclass(
+            desc.name,
+            [(_attr(f.name), Any) for f in desc.fields],
+            frozen=True,
+            slots=True,
+            namespace={"__module__": __name__},
+        )
+        _CLASSES[desc.full_name] = cls
+    return cls
+
+
+def _repeated(fd: Any) -> bool:
+    if hasattr(fd, "is_repeated"):
+        return bool(fd.is_repeated)
+    return bool(fd.label == _F.LABEL_REPEATED)
+
+
+def _single(fd: Any, value: Any) -> Any:
+    if fd.type == _F.TYPE_ENUM:
+        enum_value = fd.enum_type.values_by_number.get(value)
+        return enum_value.name if enum_value is not None else value
+    if fd.type != _F.TYPE_MESSAGE:
+        return value
+    name = fd.message_type.full_name
+    if name == "google.protobuf.Timestamp":
+        return _time(value)
+    if name in ("google.protobuf.Struct", "google.protobuf.Value", "google.protobuf.ListValue"):
+        return json_format.MessageToDict(value)
+    return plain(value)
+
+
+def plain(message: Message) -> Plain:
+    """The plain form of any answer (see ``Plain``)."""
+    desc: Any = message.DESCRIPTOR
+    values: dict[str, Any] = {}
+    for fd in desc.fields:
+        value = getattr(message, fd.name)
+        entry = fd.message_type
+        if _repeated(fd) and entry is not None and entry.GetOptions().map_entry:
+            vfield = entry.fields_by_name["value"]
+            values[_attr(fd.name)] = {k: _single(vfield, v) for k, v in value.items()}
+        elif _repeated(fd):
+            values[_attr(fd.name)] = [_single(fd, v) for v in value]
+        elif fd.has_presence and not message.HasField(fd.name):
+            values[_attr(fd.name)] = None
+        else:
+            values[_attr(fd.name)] = _single(fd, value)
+    result: Plain = _class_for(desc)(**values)
+    return result
