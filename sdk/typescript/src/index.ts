@@ -504,3 +504,24 @@ export function watchProjection(
     { position: q.position, snapshot: !q.position, resume: q.resume },
   );
 }
+
+// --- plain answers for the query API ------------------------------------------------------
+
+/** A projection as plain values (state a JSON object, Dates); NotFound when there is none. */
+export async function getProjection(
+  cj: Cornjacket,
+  projectionType: string,
+  aggregateId: string,
+): Promise<PlainProjection> {
+  return plainProjection(await cj.query.getProjection({ projectionType, aggregateId }));
+}
+
+/** One page of a type's projections as plain values. */
+export async function listProjections(
+  cj: Cornjacket,
+  projectionType: string,
+  q: { limit?: number; offset?: number } = {},
+): Promise<{ projections: PlainProjection[]; total: number; limit: number; offset: number }> {
+  const r = await cj.query.listProjections({ projectionType, limit: q.limit, offset: q.offset ?? 0 });
+  return { projections: r.projections.map(plainProjection), total: r.total, limit: r.limit, offset: r.offset };
+}

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
   connect, event, getSeries, ingestJson, InvalidArgument, listAnomalies, listAudit, listScores, modelStatus,
-  NotFound, watchEvents, watchProjection,
+  getProjection, listProjections, NotFound, watchEvents, watchProjection,
 } from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
@@ -103,6 +103,14 @@ await assert.rejects(
   (e) => e instanceof NotFound && e instanceof ConnectError,
 );
 await assert.rejects(cj.ingestion.ingestEvent(event("nope", agg, {})), (e) => e instanceof InvalidArgument);
+
+// Plain answers: the state a JSON object, times as Dates.
+const plainState = await getProjection(cj, "sensor_state", agg);
+assert.equal(plainState.state.value, 22.5);
+assert.ok(plainState.lastEventTimestamp instanceof Date);
+const listed = await listProjections(cj, "sensor_state", { limit: 1 });
+assert.equal(listed.limit, 1);
+assert.equal(listed.projections.length, 1);
 
 // Live streams (issue 19): for await, plain objects, a position to resume from.
 const live = `${agg}-live`;
