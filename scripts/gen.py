@@ -1,6 +1,6 @@
 """Regenerate gen/ from proto/: Python stubs, the Envoy descriptor set, the OpenAPI document
-(scripts/openapi.py) and the TypeScript stubs of the SDK (protoc-gen-es through buf, both
-from node_modules).
+(scripts/openapi.py), the bus's AsyncAPI document (scripts/asyncapi.py) and the TypeScript
+stubs of the SDK (protoc-gen-es through buf, both from node_modules).
 
 One command (`make gen`) so CI can regenerate and diff: gen/ must never drift from proto/.
 """
@@ -56,6 +56,10 @@ def main() -> int:
     from openapi import main as openapi  # after protoc: it reads the descriptor set
 
     if openapi() != 0:
+        return 1
+    from asyncapi import main as asyncapi  # the bus's topics (issue 19), same descriptor set
+
+    if asyncapi() != 0:
         return 1
     ts_out = GEN / "typescript"
     shutil.rmtree(ts_out, ignore_errors=True)

@@ -7,8 +7,8 @@
 
 locals {
   # The processes with a Kafka client: ingestion's relay produces, the event handler and the
-  # action orchestrator consume.
-  bus_users = toset(["ingestion", "eventhandler", "actions", "tsdb", "inference"])
+  # action orchestrator consume; query's live streams read (issue 19, no group of its own).
+  bus_users = toset(["ingestion", "eventhandler", "actions", "tsdb", "inference", "query"])
 }
 
 resource "aws_kms_key" "kafka" {

@@ -347,6 +347,10 @@ class WatchSettings:
     send_timeout: float = 10.0
     # A quiet stream sends a heartbeat this often (under Envoy's 300 s stream idle timeout).
     heartbeat: float = 15.0
+    # WatchProjection follows the event handler's committed offsets (ADR 21): its group,
+    # read from the handler's own variable so the two cannot disagree.
+    handler_group: str = "event-handler"
+    handler_topics: tuple[str, ...] = ("sensor-events", "user-actions", "system-events")
 
     @classmethod
     def from_env(cls, env: Env) -> WatchSettings:
@@ -361,6 +365,10 @@ class WatchSettings:
             max_lag=env.integer("CJ_WATCH_MAX_LAG", 10_000, lo=1, hi=10_000_000),
             send_timeout=env.duration("CJ_WATCH_SEND_TIMEOUT", 10.0, lo=0.1),
             heartbeat=heartbeat,
+            handler_group=env.text("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
+            handler_topics=env.csv(
+                "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
+            ),
         )
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import Any
 
 import grpc
 from cornjacket.v1 import (
@@ -118,6 +120,8 @@ _END_REASONS = {
 
 
 def watch_item_to_proto(item: watch.Item) -> watch_pb2.WatchEventsResponse:
+    if isinstance(item, watch.ProjectionItem):  # not an item of this stream
+        raise TypeError("a projection on an event stream")
     if isinstance(item, watch.EventItem):
         return watch_pb2.WatchEventsResponse(
             event=event_to_proto(item.event), position=item.position
@@ -127,6 +131,23 @@ def watch_item_to_proto(item: watch.Item) -> watch_pb2.WatchEventsResponse:
             heartbeat=watch_pb2.WatchHeartbeat(), position=item.position
         )
     return watch_pb2.WatchEventsResponse(
+        end=watch_pb2.WatchEnd(reason=_END_REASONS[item.reason], message=item.message),
+        position=item.position,
+    )
+
+
+def projection_item_to_proto(item: watch.Item) -> watch_pb2.WatchProjectionResponse:
+    if isinstance(item, watch.ProjectionItem):
+        return watch_pb2.WatchProjectionResponse(
+            projection=to_proto(item.view), position=item.position
+        )
+    if isinstance(item, watch.EventItem):  # not an item of this stream
+        raise TypeError("an event on a projection stream")
+    if isinstance(item, watch.Heartbeat):
+        return watch_pb2.WatchProjectionResponse(
+            heartbeat=watch_pb2.WatchHeartbeat(), position=item.position
+        )
+    return watch_pb2.WatchProjectionResponse(
         end=watch_pb2.WatchEnd(reason=_END_REASONS[item.reason], message=item.message),
         position=item.position,
     )
@@ -151,8 +172,13 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
             await context.write(watch_item_to_proto(item))
 
         flt = watch.Filter(request.event_type_prefix, request.aggregate_id)
+        await self._streamed(context, self._hub.watch(flt, request.position, send, self._stop))
+
+    @staticmethod
+    async def _streamed(context: grpc.aio.ServicerContext[Any, Any], run: Awaitable[None]) -> None:
+        """Run a stream; its errors before or instead of a WatchEnd become the status."""
         try:
-            await self._hub.watch(flt, request.position, send, self._stop)
+            await run
         except InvalidInput as e:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(e))
         except watch.WatchersExhausted as e:
@@ -165,3 +191,20 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
             await context.abort(
                 grpc.StatusCode.UNAVAILABLE, f"service temporarily unavailable: {e}"
             )
+
+    async def WatchProjection(
+        self,
+        request: watch_pb2.WatchProjectionRequest,
+        context: grpc.aio.ServicerContext[
+            watch_pb2.WatchProjectionRequest, watch_pb2.WatchProjectionResponse
+        ],
+    ) -> None:
+        async def send(item: watch.Item) -> None:
+            await context.write(projection_item_to_proto(item))
+
+        await self._streamed(
+            context,
+            self._hub.watch_projection(
+                request.projection_type, request.aggregate_id, request.position, send, self._stop
+            ),
+        )

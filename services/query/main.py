@@ -33,8 +33,8 @@ from services.query.lineage_clients import (
 )
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
-from services.query.watch import WatchHub
-from services.query.watch_bus import KafkaBusOpener
+from services.query.watch import ProjectionFeed, WatchHub
+from services.query.watch_bus import GroupOffsets, KafkaBusOpener
 
 log = logging.getLogger(__name__)
 
@@ -55,15 +55,6 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         name="query",
     ) as pool:
         server = make_server(settings.host, settings.port, health)
-        query_pb2_grpc.add_QueryServiceServicer_to_server(
-            QueryServicer(
-                QueryService(
-                    PostgresProjectionReader(pool),
-                    health_window=timedelta(seconds=settings.device_health_window),
-                )
-            ),
-            server,
-        )
         records = GrpcRecords(settings.ingestion_address)
         effects = GrpcEffects(settings.eventhandler_address)
         webhooks = GrpcWebhooks(settings.actions_address)
@@ -85,14 +76,26 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         )
         # Live streams (issue 19): watchers end with a WatchEnd before the server stops.
         watch_stop = asyncio.Event()
+        query = QueryService(
+            PostgresProjectionReader(pool),
+            health_window=timedelta(seconds=settings.device_health_window),
+        )
+        applied = GroupOffsets(
+            settings.common.brokers,
+            settings.watch.handler_group,
+            settings.common.kafka,
+            settings.watch.handler_topics,
+        )
         hub = WatchHub(
             KafkaBusOpener(settings.common.brokers, settings.common.kafka),
+            projections=ProjectionFeed(query, applied, frozenset(settings.watch.handler_topics)),
             max_watchers=settings.watch.max_watchers,
             max_lag=settings.watch.max_lag,
             send_timeout=settings.watch.send_timeout,
             heartbeat=settings.watch.heartbeat,
         )
         watch_pb2_grpc.add_WatchServiceServicer_to_server(WatchServicer(hub, watch_stop), server)
+        query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(query), server)
         # Reflection of every public service, for the edge (issue 19, ADR 22).
         add_reflection(server)
         await server.start()
@@ -106,6 +109,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             await server.stop(grace=5)
             stop.set()
             await asyncio.wait([monitor], timeout=3)
+            applied.close()
             await records.close()
             await effects.close()
             await webhooks.close()

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from services.infra.postgres import DictPool, translate_errors, translate_missing_table
-from services.query.service import ProjectionView
+from services.query.service import ProjectionView, Views
 
 _COLUMNS = (
     "projection_id, projection_type, aggregate_id, state, last_event_id, "
@@ -66,3 +67,32 @@ class PostgresProjectionReader:
                 )
                 rows = await cur.fetchall()
             return [_view(r) for r in rows], int(total_row["n"]) if total_row else 0
+
+    async def get_many(self, projection_type: str, aggregate_ids: Sequence[str]) -> Views:
+        if not aggregate_ids:
+            return []
+        async with (
+            translate_errors("reading projections"),
+            translate_missing_table("reading projections"),
+            self._pool.connection() as conn,
+        ):
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM eventhandler.projections "
+                "WHERE projection_type = %s AND aggregate_id = ANY(%s)",
+                (projection_type, list(aggregate_ids)),
+            )
+            return [_view(r) for r in await cur.fetchall()]
+
+    async def list_after(self, projection_type: str, after: str, limit: int) -> Views:
+        async with (
+            translate_errors("listing projections"),
+            translate_missing_table("listing projections"),
+            self._pool.connection() as conn,
+        ):
+            cur = await conn.execute(
+                f"SELECT {_COLUMNS} FROM eventhandler.projections "
+                "WHERE projection_type = %s AND aggregate_id > %s "
+                "ORDER BY aggregate_id LIMIT %s",
+                (projection_type, after, limit),
+            )
+            return [_view(r) for r in await cur.fetchall()]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -26,6 +27,9 @@ class ProjectionView:
     updated_at: datetime
 
 
+Views = list[ProjectionView]  # (a name: the classes below have a method called list)
+
+
 @dataclass(frozen=True, slots=True)
 class Page:
     items: list[ProjectionView]
@@ -42,6 +46,14 @@ class ProjectionReader(Protocol):
     async def list(
         self, projection_type: str, limit: int, offset: int
     ) -> tuple[list[ProjectionView], int]: ...
+
+    async def get_many(self, projection_type: str, aggregate_ids: Sequence[str]) -> Views:
+        """Those of the aggregates that have a projection of the type (any order)."""
+        ...
+
+    async def list_after(self, projection_type: str, after: str, limit: int) -> Views:
+        """Up to ``limit`` projections of the type with aggregate_id > ``after``, in order."""
+        ...
 
 
 HEALTH_WINDOW = timedelta(minutes=15)
@@ -88,14 +100,23 @@ class QueryService:
                 "and '_' (at most 64), e.g. 'sensor_state'"
             )
 
-    async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView:
-        self._check_type(projection_type)
+    @staticmethod
+    def _check_aggregate(aggregate_id: str) -> None:
         if not aggregate_id:
             raise InvalidInput("aggregate_id is required")
         if len(aggregate_id) > 256 or any(ord(c) < 32 or ord(c) == 127 for c in aggregate_id):
             raise InvalidInput(
                 "aggregate_id must be at most 256 characters without control characters"
             )
+
+    def validate(self, projection_type: str, aggregate_id: str | None) -> None:
+        """InvalidInput for a type or (if given) an aggregate id that ``get`` refuses."""
+        self._check_type(projection_type)
+        if aggregate_id is not None:
+            self._check_aggregate(aggregate_id)
+
+    async def get(self, projection_type: str, aggregate_id: str) -> ProjectionView:
+        self.validate(projection_type, aggregate_id)
         view = await self._reader.get(projection_type, aggregate_id)
         if view is None:
             raise NotFound(f"no {projection_type} projection for aggregate {aggregate_id!r}")
@@ -110,3 +131,12 @@ class QueryService:
             raise InvalidInput(f"offset must be 0 or more, got {offset}")
         items, total = await self._reader.list(projection_type, limit, offset)
         return Page([self._as_of_now(v) for v in items], total, limit, offset)
+
+    # --- for projection streams (services/query/watch.py: ProjectionSource) ---------------
+    async def states(self, projection_type: str, aggregate_ids: Sequence[str]) -> Views:
+        views = await self._reader.get_many(projection_type, aggregate_ids)
+        return [self._as_of_now(v) for v in views]
+
+    async def page_after(self, projection_type: str, after: str, limit: int) -> Views:
+        views = await self._reader.list_after(projection_type, after, limit)
+        return [self._as_of_now(v) for v in views]

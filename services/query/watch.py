@@ -15,14 +15,18 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 
-from services.core.errors import CornjacketError, InvalidInput
-from services.core.events import Event
+from services.core.aio import wait_event
+from services.core.errors import CornjacketError, InvalidInput, Unavailable
+from services.core.events import ALL_TOPICS, Event
+from services.query.service import ProjectionView
 
 MAX_POSITION_CHARS = 4096
 _PREFIX = "w1."
@@ -152,8 +156,52 @@ class End:
     position: str
 
 
-Item = EventItem | Heartbeat | End
+@dataclass(frozen=True, slots=True)
+class ProjectionItem:
+    """A projection's state (WatchProjection)."""
+
+    view: ProjectionView
+    position: str
+
+
+Item = EventItem | Heartbeat | End | ProjectionItem
 Send = Callable[[Item], Awaitable[None]]
+
+
+class _EventTap:
+    """WatchEvents: every record the filter matches, each with the position after it."""
+
+    def __init__(self, flt: Filter, at: Position) -> None:
+        self._flt = flt
+        self.at = at
+
+    def full(self) -> bool:
+        return False
+
+    async def start(self, send: Send) -> None:
+        return None
+
+    async def feed(self, records: Sequence[BusRecord], send: Send) -> bool:
+        sent = False
+        for record in records:
+            self.at = self.at.after(record.topic, record.partition, record.offset)
+            if self._flt.matches(record.event):
+                await send(EventItem(record.event, self.at.encode()))
+                sent = True
+        return sent
+
+
+class _Tap(Protocol):
+    """What a stream makes of the bus records its reader reads (events, projection states).
+    ``at`` is where a stream resumed after everything sent so far continues."""
+
+    at: Position
+
+    def full(self) -> bool: ...
+
+    async def start(self, send: Send) -> None: ...
+
+    async def feed(self, records: Sequence[BusRecord], send: Send) -> bool: ...
 
 
 class WatchHub:
@@ -166,6 +214,7 @@ class WatchHub:
         send_timeout: float,
         heartbeat: float,
         clock: Callable[[], float] = time.monotonic,
+        projections: ProjectionFeed | None = None,
     ) -> None:
         self._opener = opener
         self._max = max_watchers
@@ -173,6 +222,7 @@ class WatchHub:
         self._send_timeout = send_timeout
         self._heartbeat = heartbeat
         self._clock = clock
+        self._projections = projections
         self.active = 0
 
     async def watch(self, flt: Filter, position: str, send: Send, stop: asyncio.Event) -> None:
@@ -182,17 +232,48 @@ class WatchHub:
         if len(flt.event_type_prefix) > 256 or len(flt.aggregate_id) > 256:
             raise InvalidInput("event_type_prefix and aggregate_id are at most 256 characters")
         start = Position.decode(position) if position else None
+        async with self._slot():
+            reader, at = await self._opener.open(start)
+            try:
+                await self._run(reader, _EventTap(flt, at), send, stop)
+            finally:
+                await reader.close()
+
+    async def watch_projection(
+        self,
+        projection_type: str,
+        aggregate_id: str,
+        position: str,
+        send: Send,
+        stop: asyncio.Event,
+    ) -> None:
+        """One projection (``aggregate_id``) or all of a type, live: without a position the
+        current state first, then a heartbeat, then changes. Raises as ``watch``."""
+        feed = self._projections
+        if feed is None:
+            raise Unavailable("projection streams are not configured in this process")
+        feed.source.validate(projection_type, aggregate_id or None)
+        start = Position.decode(position) if position else None
+        async with self._slot():
+            # Without a position the stream reads from where the event handler is (what it
+            # committed is in the projections): the snapshot read after that covers every
+            # event before it, and the bus after it brings every later change.
+            reader, at = await self._opener.open(start or await feed.applied.applied())
+            try:
+                tap = _ProjectionTap(feed, projection_type, aggregate_id, at, start is None)
+                await self._run(reader, tap, send, stop)
+            finally:
+                await reader.close()
+
+    @contextlib.asynccontextmanager
+    async def _slot(self) -> AsyncIterator[None]:
         if self.active >= self._max:
             raise WatchersExhausted(
                 f"all {self._max} watcher slots are taken (CJ_WATCH_MAX_WATCHERS); retry later"
             )
         self.active += 1
         try:
-            reader, at = await self._opener.open(start)
-            try:
-                await self._run(reader, at, flt, send, stop)
-            finally:
-                await reader.close()
+            yield
         finally:
             self.active -= 1
 
@@ -206,19 +287,22 @@ class WatchHub:
                 item.position,
             ) from None
 
-    async def _run(
-        self, reader: BusReader, at: Position, flt: Filter, send: Send, stop: asyncio.Event
-    ) -> None:
-        await self._send(send, Heartbeat(at.encode()))
+    async def _run(self, reader: BusReader, tap: _Tap, send: Send, stop: asyncio.Event) -> None:
+        async def timed(item: Item) -> None:
+            await self._send(send, item)
+
+        await tap.start(timed)
+        await self._send(send, Heartbeat(tap.at.encode()))
         quiet_since = self._clock()
         while not stop.is_set():
             wait = max(0.05, min(0.5, self._heartbeat - (self._clock() - quiet_since)))
-            records = await reader.read(wait)
-            for record in records:
-                at = at.after(record.topic, record.partition, record.offset)
-                if flt.matches(record.event):
-                    await self._send(send, EventItem(record.event, at.encode()))
-                    quiet_since = self._clock()
+            if tap.full():  # the projection tap waits for the event handler: read no more
+                await wait_event(stop, wait)
+                records: Sequence[BusRecord] = ()
+            else:
+                records = await reader.read(wait)
+            if await tap.feed(records, timed):
+                quiet_since = self._clock()
             if (lag := reader.lag()) > self._max_lag:
                 await self._send(
                     send,
@@ -226,14 +310,140 @@ class WatchHub:
                         "too_slow",
                         f"{lag} messages behind the bus (CJ_WATCH_MAX_LAG={self._max_lag}): "
                         "cut off; resume from the position",
-                        at.encode(),
+                        tap.at.encode(),
                     ),
                 )
                 return
             if self._clock() - quiet_since >= self._heartbeat:
-                await self._send(send, Heartbeat(at.encode()))
+                await self._send(send, Heartbeat(tap.at.encode()))
                 quiet_since = self._clock()
         await self._send(
             send,
-            End("shutdown", "the server is shutting down: resume from the position", at.encode()),
+            End(
+                "shutdown", "the server is shutting down: resume from the position", tap.at.encode()
+            ),
         )
+
+
+# --- projection streams (ADR 21, "Projection streams") -----------------------------------
+class AppliedOffsets(Protocol):
+    """How far the event handler is: its consumer group's committed offsets (the next offset
+    it reads, per partition). Every record before them is in the projections (the handler
+    commits only after its writes). Safe for concurrent use; raises Unavailable."""
+
+    async def applied(self) -> Position: ...
+
+
+class ProjectionSource(Protocol):
+    """Projection states as the query API answers them. Safe for concurrent use; raises
+    Unavailable and (validate) InvalidInput."""
+
+    def validate(self, projection_type: str, aggregate_id: str | None) -> None: ...
+
+    async def states(
+        self, projection_type: str, aggregate_ids: Sequence[str]
+    ) -> list[ProjectionView]: ...
+
+    async def page_after(
+        self, projection_type: str, after: str, limit: int
+    ) -> list[ProjectionView]:
+        """Projections of the type with aggregate_id > ``after``, ordered by aggregate_id."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectionFeed:
+    source: ProjectionSource
+    applied: AppliedOffsets
+    # The topics the event handler reads: records of other topics change no projection
+    # and are passed at once (the handler never commits there).
+    topics: frozenset[str] = frozenset(ALL_TOPICS)
+    # Records read but not yet applied by the handler, at most: then the stream reads no
+    # more until the handler catches up (a stuck handler ends it as too slow).
+    max_pending: int = 5000
+
+
+SNAPSHOT_PAGE = 200
+_VERSIONS_KEPT = 10_000
+
+
+class _ProjectionTap:
+    """WatchProjection: holds each record until the event handler has committed past it,
+    then reads the states of the aggregates it touched and sends those that changed."""
+
+    def __init__(
+        self,
+        feed: ProjectionFeed,
+        projection_type: str,
+        aggregate_id: str,
+        at: Position,
+        snapshot: bool,
+    ) -> None:
+        self._feed = feed
+        self._type = projection_type
+        self._aggregate = aggregate_id
+        self._snapshot = snapshot
+        self.at = at
+        self._pending: list[BusRecord] = []
+        # The version last sent per aggregate: a state is sent again only when it moved.
+        self._sent: dict[str, tuple[datetime, str]] = {}
+
+    def full(self) -> bool:
+        return len(self._pending) >= self._feed.max_pending
+
+    async def _emit(self, views: Sequence[ProjectionView], send: Send, before: str) -> bool:
+        fresh = [
+            v
+            for v in views
+            if self._sent.get(v.aggregate_id) != (v.last_event_timestamp, v.last_event_id)
+        ]
+        if len(self._sent) + len(fresh) > _VERSIONS_KEPT:
+            self._sent.clear()  # bounded memory; costs at most a repeated state
+        after = self.at.encode()
+        for i, v in enumerate(fresh):
+            self._sent[v.aggregate_id] = (v.last_event_timestamp, v.last_event_id)
+            # A client cut off inside a batch resumes before it (repeats, never a gap).
+            await send(ProjectionItem(v, after if i == len(fresh) - 1 else before))
+        return bool(fresh)
+
+    async def start(self, send: Send) -> None:
+        if not self._snapshot:
+            return
+        position = self.at.encode()
+        source = self._feed.source
+        if self._aggregate:
+            await self._emit(await source.states(self._type, [self._aggregate]), send, position)
+            return
+        after = ""
+        while page := await source.page_after(self._type, after, SNAPSHOT_PAGE):
+            await self._emit(page, send, position)
+            after = page[-1].aggregate_id
+
+    async def feed(self, records: Sequence[BusRecord], send: Send) -> bool:
+        self._pending.extend(records)
+        if not self._pending:
+            return False
+        applied = (await self._feed.applied.applied()).offsets
+        topics = self._feed.topics
+
+        def done(r: BusRecord) -> bool:
+            return r.topic not in topics or r.offset < applied.get((r.topic, r.partition), 0)
+
+        ready = [r for r in self._pending if done(r)]
+        if not ready:
+            return False
+        # Within a partition the applied records are a prefix (offsets rise, and so does
+        # the handler's commit): the rest keep their order.
+        self._pending = [r for r in self._pending if not done(r)]
+        before = self.at.encode()
+        touched: dict[str, None] = {}
+        for r in ready:
+            self.at = self.at.after(r.topic, r.partition, r.offset)
+            if r.topic not in topics:
+                continue
+            if not self._aggregate or r.event.aggregate_id == self._aggregate:
+                touched[r.event.aggregate_id] = None
+        if not touched:
+            return False
+        views = await self._feed.source.states(self._type, list(touched))
+        return await self._emit(views, send, before)

@@ -5,6 +5,7 @@ poll never holds the event loop or another watcher."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -18,7 +19,7 @@ from services.config.settings import KafkaSecurity
 from services.core.errors import InvalidInput, Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra.codec import DecodeError, decode_event
-from services.infra.kafka import PLAINTEXT, consumer_config
+from services.infra.kafka import PLAINTEXT, client_config, consumer_config
 from services.query.watch import BusRecord, Partition, Position, PositionExpired
 
 log = logging.getLogger(__name__)
@@ -180,3 +181,81 @@ def _start_offset(start: Position | None, tp: Partition, low: int, high: int) ->
             f"position: {tp[0]}[{tp[1]}] offset {offset} is past the end of the bus ({high})"
         )
     return offset
+
+
+class GroupOffsets:
+    """AppliedOffsets from a consumer group's committed offsets (OffsetFetch), read without
+    joining the group: the consumer has the group's id but never subscribes (no rebalance
+    of the real consumers) and never commits. One per process, shared by the projection
+    streams; an answer is reused for ``max_age`` seconds so N streams cost one fetch."""
+
+    def __init__(
+        self,
+        brokers: str,
+        group: str,
+        security: KafkaSecurity = PLAINTEXT,
+        topics: Sequence[str] = ALL_TOPICS,
+        *,
+        max_age: float = 0.1,
+    ) -> None:
+        self._brokers = brokers
+        self._group = group
+        self._security = security
+        self._topics = tuple(topics)
+        self._max_age = max_age
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch-applied")
+        self._lock = asyncio.Lock()
+        self._consumer: Consumer | None = None
+        self._partitions: list[TopicPartition] = []
+        self._partitions_at = 0.0
+        self._answer: Position | None = None
+        self._answer_at = 0.0
+
+    async def applied(self) -> Position:
+        async with self._lock:
+            now = time.monotonic()
+            if self._answer is None or now - self._answer_at >= self._max_age:
+                loop = asyncio.get_running_loop()
+                self._answer = await loop.run_in_executor(self._executor, self._fetch)
+                self._answer_at = time.monotonic()
+            return self._answer
+
+    def _fetch(self) -> Position:
+        try:
+            if self._consumer is None:
+                self._consumer = Consumer(
+                    {
+                        **client_config(self._brokers, self._security),
+                        "group.id": self._group,
+                        "enable.auto.commit": False,
+                        "enable.auto.offset.store": False,
+                        "allow.auto.create.topics": False,
+                        "client.id": "cornjacket-watch-applied",
+                        "log_level": 3,
+                    }
+                )
+            consumer = self._consumer
+            if time.monotonic() - self._partitions_at > 10.0 or not self._partitions:
+                meta = consumer.list_topics(timeout=TIMEOUT)
+                parts = []
+                for topic in self._topics:
+                    tmeta = meta.topics.get(topic)
+                    if tmeta is not None and tmeta.error is None:
+                        parts += [TopicPartition(topic, p) for p in sorted(tmeta.partitions)]
+                self._partitions, self._partitions_at = parts, time.monotonic()
+            if not self._partitions:
+                return Position({})
+            committed = consumer.committed(self._partitions, timeout=TIMEOUT)
+        except KafkaException as e:
+            raise Unavailable(f"the event handler's progress is unreadable: {e}") from None
+        # Nothing committed yet (OFFSET_INVALID, negative): not named, so a stream opened
+        # there starts at the partition's beginning, where the handler starts too.
+        return Position(
+            {(str(tp.topic), int(tp.partition)): tp.offset for tp in committed if tp.offset >= 0}
+        )
+
+    def close(self) -> None:
+        if self._consumer is not None:
+            with contextlib.suppress(KafkaException, RuntimeError):
+                self._consumer.close()
+        self._executor.shutdown(wait=False)

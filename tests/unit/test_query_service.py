@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import pytest
 
 from services.core.errors import InvalidInput, NotFound
-from services.query.service import ProjectionView, QueryService
+from services.query.service import ProjectionView, QueryService, Views
 
 T = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -30,6 +31,13 @@ class Reader:
             key=lambda v: v.aggregate_id,
         )
         return rows[offset : offset + limit], len(rows)
+
+    async def get_many(self, projection_type: str, ids: Sequence[str]) -> Views:
+        return [v for (t, a), v in self.views.items() if t == projection_type and a in ids]
+
+    async def list_after(self, projection_type: str, after: str, limit: int) -> Views:
+        rows, _ = await self.list(projection_type, len(self.views), 0)
+        return [v for v in rows if v.aggregate_id > after][:limit]
 
 
 async def test_get_and_not_found() -> None:

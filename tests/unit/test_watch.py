@@ -11,6 +11,7 @@ import pytest
 
 from services.core.errors import InvalidInput
 from services.core.events import Event
+from services.query.service import ProjectionView
 from services.query.watch import (
     BusRecord,
     End,
@@ -19,6 +20,8 @@ from services.query.watch import (
     Heartbeat,
     Item,
     Position,
+    ProjectionFeed,
+    ProjectionItem,
     TooSlow,
     WatchersExhausted,
     WatchHub,
@@ -225,3 +228,121 @@ def test_watch_settings_fail_fast_naming_the_variable() -> None:
         WatchSettings.from_env(Env({"CJ_WATCH_HEARTBEAT": "5m"}))
     with pytest.raises(ConfigError, match="CJ_WATCH_MAX_WATCHERS"):
         WatchSettings.from_env(Env({"CJ_WATCH_MAX_WATCHERS": "many"}))
+
+
+# --- WatchProjection: held until the event handler applied the record -------------------
+class FakeStates:
+    def __init__(self) -> None:
+        self.views: dict[str, ProjectionView] = {}
+        self.asked: list[list[str]] = []
+
+    def put(self, agg: str, n: int) -> None:
+        self.views[agg] = ProjectionView(f"p-{agg}", "sensor_state", agg, {"n": n}, f"e{n}", T, T)
+
+    def validate(self, projection_type: str, aggregate_id: str | None) -> None:
+        if not projection_type:
+            raise InvalidInput("projection_type is required")
+
+    async def states(self, projection_type: str, ids: Sequence[str]) -> list[ProjectionView]:
+        self.asked.append(list(ids))
+        return [self.views[a] for a in ids if a in self.views]
+
+    async def page_after(
+        self, projection_type: str, after: str, limit: int
+    ) -> list[ProjectionView]:
+        return sorted(
+            (v for a, v in self.views.items() if a > after), key=lambda v: v.aggregate_id
+        )[:limit]
+
+
+class FakeApplied:
+    def __init__(self, offsets: dict[tuple[str, int], int]) -> None:
+        self.offsets = offsets
+        self.asked = asyncio.Event()
+
+    async def applied(self) -> Position:
+        self.asked.set()
+        return Position(dict(self.offsets))
+
+
+async def test_a_projection_change_waits_for_the_handler_then_sends_the_state() -> None:
+    reader = FakeReader(
+        [[BusRecord("sensor-events", 0, 10, ev(1)), BusRecord("sensor-events", 0, 11, ev(2))]]
+    )
+    opener = FakeOpener(reader, START)
+    states = FakeStates()
+    applied = FakeApplied({("sensor-events", 0): 10, ("sensor-events", 1): 5})
+    h = WatchHub(
+        opener,
+        max_watchers=2,
+        max_lag=100,
+        send_timeout=5.0,
+        heartbeat=1000.0,
+        projections=ProjectionFeed(states, applied),
+    )
+    got: list[Item] = []
+    sent = asyncio.Event()
+
+    async def send(item: Item) -> None:
+        got.append(item)
+        if isinstance(item, ProjectionItem):
+            sent.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.watch_projection("sensor_state", "d1", "", send, stop))
+    await reader.drained.wait()
+    await applied.asked.wait()
+    # Read, not yet applied: nothing read from the projections, nothing sent but the
+    # heartbeat that ends the (empty) current state; the stream opened where the handler was.
+    assert opener.starts == [Position({("sensor-events", 0): 10, ("sensor-events", 1): 5})]
+    assert states.asked == [["d1"]] and [type(i) for i in got] == [Heartbeat]
+    states.put("d1", 2)  # the handler writes both, then commits past them
+    applied.offsets[("sensor-events", 0)] = 12
+    await sent.wait()
+    stop.set()
+    await task
+    item = got[1]
+    assert isinstance(item, ProjectionItem) and item.view.state == {"n": 2}
+    assert Position.decode(item.position).offsets[("sensor-events", 0)] == 12
+    assert isinstance(got[-1], End) and got[-1].reason == "shutdown"
+
+
+async def test_records_of_topics_the_handler_does_not_read_are_not_waited_for() -> None:
+    # The handler never commits on a topic it does not read: a projection stream that waited
+    # for it would stop reading at max_pending and be cut off as too slow.
+    reader = FakeReader(
+        [
+            [
+                BusRecord("system-events", 0, 0, ev(1, "system.x")),
+                BusRecord("sensor-events", 0, 10, ev(2)),
+            ]
+        ]
+    )
+    states = FakeStates()
+    states.put("d1", 2)
+    applied = FakeApplied({("sensor-events", 0): 11})
+    feed = ProjectionFeed(states, applied, topics=frozenset({"sensor-events"}))
+    h = WatchHub(
+        FakeOpener(reader, START),
+        max_watchers=2,
+        max_lag=100,
+        send_timeout=5.0,
+        heartbeat=1000.0,
+        projections=feed,
+    )
+    got: list[Item] = []
+    sent = asyncio.Event()
+
+    async def send(item: Item) -> None:
+        got.append(item)
+        if isinstance(item, ProjectionItem):
+            sent.set()
+
+    stop = asyncio.Event()
+    task = asyncio.create_task(h.watch_projection("sensor_state", "d1", START.encode(), send, stop))
+    await sent.wait()
+    stop.set()
+    await task
+    item = next(i for i in got if isinstance(i, ProjectionItem))
+    offsets = Position.decode(item.position).offsets
+    assert offsets[("system-events", 0)] == 1 and offsets[("sensor-events", 0)] == 11

@@ -12,12 +12,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-__all__ = ["AsyncClient", "Client", "event"]
+__all__ = [
+    "Aborted",
+    "AsyncClient",
+    "Client",
+    "CornjacketError",
+    "Event",
+    "FailedPrecondition",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "Projection",
+    "RateLimited",
+    "Unauthenticated",
+    "Unavailable",
+    "event",
+]
+_ERRORS = {
+    "Aborted",
+    "AlreadyExists",
+    "CornjacketError",
+    "FailedPrecondition",
+    "Internal",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "RateLimited",
+    "Unauthenticated",
+    "Unavailable",
+}
+_MODELS = {"Accepted", "BatchResult", "Event", "Lineage", "Projection", "ProjectionPage"}
 
 if TYPE_CHECKING:
     from cornjacket_sdk.aio import AsyncClient
     from cornjacket_sdk.client import Client
     from cornjacket_sdk.envelopes import event
+    from cornjacket_sdk.errors import (
+        Aborted,
+        CornjacketError,
+        FailedPrecondition,
+        InvalidArgument,
+        NotFound,
+        PermissionDenied,
+        RateLimited,
+        Unauthenticated,
+        Unavailable,
+    )
+    from cornjacket_sdk.models import Event, Projection
 
 
 def __getattr__(name: str) -> Any:
@@ -34,4 +75,12 @@ def __getattr__(name: str) -> Any:
         from cornjacket_sdk.envelopes import event
 
         return event
+    if name in _ERRORS:
+        from cornjacket_sdk import errors
+
+        return getattr(errors, name)
+    if name in _MODELS:
+        from cornjacket_sdk import models
+
+        return getattr(models, name)
     raise AttributeError(name)

@@ -25,7 +25,22 @@ from cornjacket.v1 import (
     query_pb2_grpc,
     series_pb2,
     series_pb2_grpc,
+    watch_pb2,
+    watch_pb2_grpc,
 )
+
+from cornjacket_sdk.errors import mapped
+from cornjacket_sdk.models import (
+    Accepted,
+    BatchResult,
+    Event,
+    Lineage,
+    Plain,
+    Projection,
+    ProjectionPage,
+    plain,
+)
+from cornjacket_sdk.streams import Stream, event_of, projection_of
 
 DEFAULT_TIMEOUT = 10.0
 # Retried by gRPC itself, with backoff: UNAVAILABLE means nothing was done (for ingest, give
@@ -117,6 +132,11 @@ class Stubs:
         self.audit = audit_pb2_grpc.AuditServiceStub(channel)
         self.series = series_pb2_grpc.SeriesServiceStub(channel)
         self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
+        self.watch = watch_pb2_grpc.WatchServiceStub(channel)
+
+    def stream_options(self) -> dict[str, Any]:
+        """A stream's call options: the token, no deadline (it lasts as long as it is read)."""
+        return {"metadata": self._metadata}
 
     def call_options(self, metadata: Sequence[tuple[str, str]] = ()) -> dict[str, Any]:
         """``timeout`` and ``metadata`` for a raw stub call, e.g.
@@ -143,52 +163,101 @@ class Client(Stubs):
         )
         super().__init__(self.channel, token, timeout)
 
-    def ingest(
-        self, request: ingestion_pb2.IngestEventRequest
-    ) -> ingestion_pb2.IngestEventResponse:
-        response: ingestion_pb2.IngestEventResponse = self.ingestion.IngestEvent(
-            request, **self.call_options()
-        )
-        return response
+    @mapped
+    def ingest(self, request: ingestion_pb2.IngestEventRequest) -> Accepted:
+        return Accepted.from_proto(self.ingestion.IngestEvent(request, **self.call_options()))
 
-    def ingest_many(
-        self, requests: Sequence[ingestion_pb2.IngestEventRequest]
-    ) -> ingestion_pb2.IngestEventsResponse:
-        response: ingestion_pb2.IngestEventsResponse = self.ingestion.IngestEvents(
-            ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
+    @mapped
+    def ingest_many(self, requests: Sequence[ingestion_pb2.IngestEventRequest]) -> BatchResult:
+        return BatchResult.from_proto(
+            self.ingestion.IngestEvents(
+                ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
+            )
         )
-        return response
 
-    def get_projection(self, projection_type: str, aggregate_id: str) -> query_pb2.Projection:
-        response: query_pb2.Projection = self.query.GetProjection(
-            query_pb2.GetProjectionRequest(
-                projection_type=projection_type, aggregate_id=aggregate_id
-            ),
-            **self.call_options(),
+    @mapped
+    def get_projection(self, projection_type: str, aggregate_id: str) -> Projection:
+        """The projection (``state`` is a dict); NotFound when there is none yet."""
+        return Projection.from_proto(
+            self.query.GetProjection(
+                query_pb2.GetProjectionRequest(
+                    projection_type=projection_type, aggregate_id=aggregate_id
+                ),
+                **self.call_options(),
+            )
         )
-        return response
 
+    @mapped
     def list_projections(
         self, projection_type: str, *, limit: int = 20, offset: int = 0
-    ) -> query_pb2.ListProjectionsResponse:
-        response: query_pb2.ListProjectionsResponse = self.query.ListProjections(
-            query_pb2.ListProjectionsRequest(
-                projection_type=projection_type, limit=limit, offset=offset
-            ),
-            **self.call_options(),
+    ) -> ProjectionPage:
+        return ProjectionPage.from_proto(
+            self.query.ListProjections(
+                query_pb2.ListProjectionsRequest(
+                    projection_type=projection_type, limit=limit, offset=offset
+                ),
+                **self.call_options(),
+            )
         )
-        return response
 
-    def lineage(self, event_id: str) -> lineage_pb2.EventLineage:
-        response: lineage_pb2.EventLineage = self.lineage_service.GetEventLineage(
-            lineage_pb2.GetEventLineageRequest(event_id=event_id), **self.call_options()
+    @mapped
+    def lineage(self, event_id: str) -> Lineage:
+        return Lineage.from_proto(
+            self.lineage_service.GetEventLineage(
+                lineage_pb2.GetEventLineageRequest(event_id=event_id), **self.call_options()
+            )
         )
-        return response
 
+    # --- live streams (issue 19) ----------------------------------------------------------
+    def watch_events(
+        self,
+        *,
+        event_type_prefix: str = "",
+        aggregate_id: str = "",
+        position: str = "",
+        resume: bool = True,
+    ) -> Stream[Event]:
+        """Events as they reach the bus, from now (or after ``position``): ``for ev in
+        cj.watch_events(event_type_prefix="sensor.")``; ``stream.position`` resumes."""
+
+        def open_call(at: str) -> Any:
+            return self.watch.WatchEvents(
+                watch_pb2.WatchEventsRequest(
+                    event_type_prefix=event_type_prefix, aggregate_id=aggregate_id, position=at
+                ),
+                **self.stream_options(),
+            )
+
+        return Stream(open_call, event_of, position=position, resume=resume)
+
+    def watch_projection(
+        self,
+        projection_type: str,
+        aggregate_id: str = "",
+        *,
+        position: str = "",
+        resume: bool = True,
+    ) -> Stream[Projection]:
+        """One projection (or every one of a type): the current state first (then
+        ``stream.current`` is True), then each change."""
+
+        def open_call(at: str) -> Any:
+            return self.watch.WatchProjection(
+                watch_pb2.WatchProjectionRequest(
+                    projection_type=projection_type, aggregate_id=aggregate_id, position=at
+                ),
+                **self.stream_options(),
+            )
+
+        return Stream(
+            open_call, projection_of, position=position, snapshot=not position, resume=resume
+        )
+
+    @mapped
     def list_dead_letters(
         self, *, status: str = "", consumer: str = "", limit: int = 20, offset: int = 0
-    ) -> dlq_pb2.ListDeadLettersResponse:
-        response: dlq_pb2.ListDeadLettersResponse = self.dead_letters.ListDeadLetters(
+    ) -> Plain:
+        response = self.dead_letters.ListDeadLetters(
             dlq_pb2.ListDeadLettersRequest(
                 filter=dlq_pb2.DeadLetterFilter(status=status, consumer=consumer),
                 limit=limit,
@@ -196,77 +265,85 @@ class Client(Stubs):
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
+    @mapped
     def list_audit(
         self, *, since: str = "", until: str = "", page_size: int = 20, page_token: str = ""
-    ) -> audit_pb2.ListAuditRecordsResponse:
+    ) -> Plain:
         """Admin calls, oldest first (needs the admin scope); ``since``/``until`` are RFC 3339
         bounds on when a call began; pass ``next_page_token`` back for the next page."""
-        response: audit_pb2.ListAuditRecordsResponse = self.audit.ListAuditRecords(
+        response = self.audit.ListAuditRecords(
             audit_request(since, until, page_size, page_token), **self.call_options()
         )
-        return response
+        return plain(response)
 
+    @mapped
     def get_series(
         self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
-    ) -> series_pb2.GetSeriesResponse:
+    ) -> Plain:
         """A device's metric over [start, end) in buckets (1s..1d) with count, sum, min, max,
         avg, first and last each (needs the read scope)."""
-        response: series_pb2.GetSeriesResponse = self.series.GetSeries(
+        response = self.series.GetSeries(
             series_request(device, metric, start, end, bucket), **self.call_options()
         )
-        return response
+        return plain(response)
 
-    def latest_values(self, device: str) -> series_pb2.GetLatestResponse:
+    @mapped
+    def latest_values(self, device: str) -> Plain:
         """The newest value of every metric of a device."""
-        response: series_pb2.GetLatestResponse = self.series.GetLatest(
+        response = self.series.GetLatest(
             series_pb2.GetLatestRequest(device=device), **self.call_options()
         )
-        return response
+        return plain(response)
 
+    @mapped
     def list_series(
         self, *, device_prefix: str = "", limit: int = 100, page_token: str = ""
-    ) -> series_pb2.ListSeriesResponse:
-        response: series_pb2.ListSeriesResponse = self.series.ListSeries(
+    ) -> Plain:
+        response = self.series.ListSeries(
             series_pb2.ListSeriesRequest(
                 device_prefix=device_prefix, limit=limit, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
     # --- anomaly detection (issue 18) -----------------------------------------------------
+    @mapped
     def list_scores(
         self, device: str, *, metric: str = "", page_size: int = 100, page_token: str = ""
-    ) -> inference_pb2.ListScoresResponse:
+    ) -> Plain:
         """A device's scores oldest first (read scope); pass ``next_page_token`` back."""
-        response: inference_pb2.ListScoresResponse = self.inference.ListScores(
+        response = self.inference.ListScores(
             inference_pb2.ListScoresRequest(
                 device=device, metric=metric, page_size=page_size, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
+    @mapped
     def list_anomalies(
         self, *, device: str = "", page_size: int = 100, page_token: str = ""
-    ) -> inference_pb2.ListAnomaliesResponse:
+    ) -> Plain:
         """Anomalies newest first, of one device or of all (read scope)."""
-        response: inference_pb2.ListAnomaliesResponse = self.inference.ListAnomalies(
+        response = self.inference.ListAnomalies(
             inference_pb2.ListAnomaliesRequest(
                 device=device, page_size=page_size, page_token=page_token
             ),
             **self.call_options(),
         )
-        return response
+        return plain(response)
 
-    def model_status(self, device: str) -> inference_pb2.ModelStatus:
-        response: inference_pb2.ModelStatus = self.inference.GetModelStatus(
+    @mapped
+    def model_status(self, device: str) -> Plain:
+        response = self.inference.GetModelStatus(
             inference_pb2.GetModelStatusRequest(device=device), **self.call_options()
         )
-        return response
+        return plain(response)
 
+    @mapped
     def reset_model(self, device: str, *, metric: str = "") -> int:
         """Forget a device's models (admin scope); returns how many were reset."""
         response: inference_pb2.ResetModelResponse = self.inference.ResetModel(

@@ -3,7 +3,7 @@
  * retries on UNAVAILABLE, deadlines and bearer tokens, plus the HTTP/JSON ingest route.
  */
 import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
-import { timestampFromDate, ValueSchema } from "@bufbuild/protobuf/wkt";
+import { timestampDate, timestampFromDate, ValueSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
@@ -24,6 +24,9 @@ import {
 import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
 import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
 import { SeriesService, type GetSeriesResponse } from "./gen/cornjacket/v1/series_pb.js";
+import type { EventEnvelope } from "./gen/cornjacket/v1/events_pb.js";
+import type { Projection } from "./gen/cornjacket/v1/query_pb.js";
+import { WatchEndReason, WatchService } from "./gen/cornjacket/v1/watch_pb.js";
 
 export * from "./gen/cornjacket/v1/actions_pb.js";
 export * from "./gen/cornjacket/v1/audit_pb.js";
@@ -34,6 +37,7 @@ export * from "./gen/cornjacket/v1/ingestion_pb.js";
 export * from "./gen/cornjacket/v1/lineage_pb.js";
 export * from "./gen/cornjacket/v1/query_pb.js";
 export * from "./gen/cornjacket/v1/series_pb.js";
+export * from "./gen/cornjacket/v1/watch_pb.js";
 
 export interface Options {
   /** Envoy's address, e.g. "http://127.0.0.1:8080" (https:// for TLS). */
@@ -55,11 +59,12 @@ export interface Cornjacket {
   audit: Client<typeof AuditService>;
   series: Client<typeof SeriesService>;
   inference: Client<typeof InferenceService>;
+  watch: Client<typeof WatchService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
 export function connect(options: Options): Cornjacket {
-  const interceptors: Interceptor[] = [retryUnavailable(options.retries ?? 3)];
+  const interceptors: Interceptor[] = [typedErrors, retryUnavailable(options.retries ?? 3)];
   if (options.token) {
     const value = `Bearer ${options.token}`;
     interceptors.push((next) => (req) => {
@@ -81,6 +86,7 @@ export function connect(options: Options): Cornjacket {
     audit: createClient(AuditService, transport),
     series: createClient(SeriesService, transport),
     inference: createClient(InferenceService, transport),
+    watch: createClient(WatchService, transport),
   };
 }
 
@@ -225,4 +231,297 @@ export function modelStatus(cj: Cornjacket, device: string): Promise<ModelStatus
 /** Forget a device's models (admin scope); resolves to how many were reset. */
 export async function resetModel(cj: Cornjacket, device: string, metric = ""): Promise<number> {
   return (await cj.inference.resetModel({ device, metric })).reset;
+}
+
+// --- the SDK's errors -----------------------------------------------------------------------
+
+/** A failed call. Still a ConnectError (code, rawMessage), so older catch blocks keep working. */
+export class CornjacketError extends ConnectError {}
+/** The request was refused as it is (HTTP 400); do not retry it unchanged. */
+export class InvalidArgument extends CornjacketError {}
+export class NotFound extends CornjacketError {}
+export class AlreadyExists extends CornjacketError {}
+/** Not in a state that allows this (e.g. a stream position the bus no longer keeps). */
+export class FailedPrecondition extends CornjacketError {}
+/** No valid token (HTTP 401). */
+export class Unauthenticated extends CornjacketError {}
+/** The token's scopes do not allow this (HTTP 403). */
+export class PermissionDenied extends CornjacketError {}
+/** Too many calls or every stream slot taken (HTTP 429); retryAfterMs when the edge said. */
+export class RateLimited extends CornjacketError {
+  retryAfterMs?: number;
+}
+/** Unreachable, starting or stopping (or the deadline passed): retry later. */
+export class Unavailable extends CornjacketError {}
+/** The server cut the call off (e.g. a stream read too slowly): retry or resume. */
+export class Aborted extends CornjacketError {}
+
+const ERRORS: Partial<Record<Code, typeof CornjacketError>> = {
+  [Code.InvalidArgument]: InvalidArgument,
+  [Code.OutOfRange]: InvalidArgument,
+  [Code.NotFound]: NotFound,
+  [Code.AlreadyExists]: AlreadyExists,
+  [Code.FailedPrecondition]: FailedPrecondition,
+  [Code.Unauthenticated]: Unauthenticated,
+  [Code.PermissionDenied]: PermissionDenied,
+  [Code.Unavailable]: Unavailable,
+  [Code.DeadlineExceeded]: Unavailable,
+  [Code.Aborted]: Aborted,
+};
+
+/** The SDK's error for anything a call threw. */
+export function toCornjacketError(e: unknown): CornjacketError {
+  if (e instanceof CornjacketError) return e;
+  const err = ConnectError.from(e);
+  if (err.code === Code.ResourceExhausted) {
+    const limited = new RateLimited(err.rawMessage, err.code, err.metadata, undefined, err.cause);
+    const after = Number(err.metadata.get("retry-after"));
+    if (err.metadata.has("retry-after") && Number.isFinite(after)) limited.retryAfterMs = after * 1000;
+    return limited;
+  }
+  const Kind = ERRORS[err.code] ?? CornjacketError;
+  return new Kind(err.rawMessage, err.code, err.metadata, undefined, err.cause);
+}
+
+const typedErrors: Interceptor = (next) => async (req) => {
+  try {
+    return await next(req);
+  } catch (e) {
+    throw toCornjacketError(e);
+  }
+};
+
+// --- live streams (issue 19) ----------------------------------------------------------------
+
+/** An event as plain values: dates are Dates, the payload a JSON object. */
+export interface PlainEvent {
+  eventId: string;
+  eventType: string;
+  aggregateId: string;
+  eventTime?: Date;
+  ingestedAt?: Date;
+  payload: JsonObject;
+  traceId: string;
+  source: string;
+}
+
+/** A projection as plain values: its state a JSON object. */
+export interface PlainProjection {
+  projectionId: string;
+  projectionType: string;
+  aggregateId: string;
+  state: JsonObject;
+  lastEventId: string;
+  lastEventTimestamp?: Date;
+  updatedAt?: Date;
+}
+
+const date = (t?: Timestamp) => (t ? timestampDate(t) : undefined);
+// google.protobuf.Struct is a plain JSON object in protobuf-es already.
+const json = (s?: JsonObject): JsonObject => s ?? {};
+
+export function plainEvent(e: EventEnvelope): PlainEvent {
+  return {
+    eventId: e.eventId,
+    eventType: e.eventType,
+    aggregateId: e.aggregateId,
+    eventTime: date(e.eventTime),
+    ingestedAt: date(e.ingestedAt),
+    payload: json(e.payload),
+    traceId: e.metadata?.traceId ?? "",
+    source: e.metadata?.source ?? "",
+  };
+}
+
+export function plainProjection(p: Projection): PlainProjection {
+  return {
+    projectionId: p.projectionId,
+    projectionType: p.projectionType,
+    aggregateId: p.aggregateId,
+    state: json(p.state),
+    lastEventId: p.lastEventId,
+    lastEventTimestamp: date(p.lastEventTimestamp),
+    updatedAt: date(p.updatedAt),
+  };
+}
+
+type WatchMessage = {
+  position: string;
+  item: { case: string | undefined; value?: unknown };
+};
+
+/**
+ * A live stream: `for await (const ev of stream)`. `position` is where it stands (after the
+ * last item handed out): pass it back to resume. A stream the server ends (too slow,
+ * shutting down) or a lost connection is reopened from there when `resume` is on (default).
+ * A projection stream cut off while sending the current state starts it again; a stream
+ * refused because every watcher slot is taken (RateLimited) is retried the same way.
+ */
+export class WatchStream<T> implements AsyncIterable<T> {
+  position: string;
+  /** A projection stream has sent the whole current state (then come changes). */
+  current: boolean;
+  /** Why the server last ended the stream, if it did. */
+  end?: { reason: "too_slow" | "shutdown" | "unspecified"; message: string };
+  private readonly abort = new AbortController();
+
+  constructor(
+    private readonly open: (position: string, signal: AbortSignal) => AsyncIterable<WatchMessage>,
+    private readonly pick: (msg: WatchMessage) => T,
+    opts: { position?: string; snapshot?: boolean; resume?: boolean } = {},
+  ) {
+    this.position = opts.position ?? "";
+    this.current = !opts.snapshot;
+    this.resume = opts.resume ?? true;
+  }
+
+  private readonly resume: boolean;
+
+  cancel(): void {
+    this.abort.abort();
+  }
+
+  private raw?: AsyncGenerator<T | undefined>;
+  private readonly ahead: T[] = [];
+
+  /** Open the stream and wait for its first message (the server has its position then: an
+   * event sent after this is on the stream); resolves to the position. */
+  async start(): Promise<string> {
+    if (!this.raw) {
+      this.raw = this.run();
+      const first = await this.raw.next();
+      if (!first.done && first.value !== undefined) this.ahead.push(first.value);
+    }
+    return this.position;
+  }
+
+  /** Leaving a `for await` early (break, throw) cancels the stream. */
+  async *[Symbol.asyncIterator](): AsyncIterator<T> {
+    this.raw ??= this.run();
+    try {
+      while (this.ahead.length) yield this.ahead.shift() as T;
+      for (;;) {
+        const next = await this.raw.next();
+        if (next.done) return;
+        if (next.value !== undefined) yield next.value;
+      }
+    } finally {
+      this.cancel();
+      await this.raw.return(undefined);
+    }
+  }
+
+  private async *run(): AsyncGenerator<T | undefined> {
+    let failures = 0;
+    while (!this.abort.signal.aborted) {
+      const call = new AbortController();
+      const onAbort = () => call.abort();
+      this.abort.signal.addEventListener("abort", onAbort);
+      let ended = false;
+      try {
+        for await (const msg of this.open(this.current ? this.position : "", call.signal)) {
+          failures = 0;
+          const kind = msg.item.case;
+          if (kind === "end") {
+            const end = msg.item.value as { reason: WatchEndReason; message: string };
+            this.position = msg.position || this.position;
+            this.end = {
+              reason:
+                end.reason === WatchEndReason.TOO_SLOW
+                  ? "too_slow"
+                  : end.reason === WatchEndReason.SHUTDOWN
+                    ? "shutdown"
+                    : "unspecified",
+              message: end.message,
+            };
+            ended = true;
+            break;
+          }
+          if (msg.position && (this.current || kind === "heartbeat")) this.position = msg.position;
+          if (kind === "heartbeat") {
+            this.current = true;
+            yield undefined; // (start() waits for a first message of any kind)
+            continue;
+          }
+          yield this.pick(msg);
+        }
+        // Ended by the server (too slow, shutting down): reopen from the position.
+        if (!ended || !this.resume) return;
+      } catch (e) {
+        if (this.abort.signal.aborted) return;
+        const err = toCornjacketError(e);
+        const retryable = err instanceof Unavailable || err instanceof Aborted || err instanceof RateLimited;
+        if (!this.resume || !retryable || failures >= 5) throw err;
+        failures++;
+        let wait = Math.min(2000, 100 * 2 ** failures);
+        if (err instanceof RateLimited && err.retryAfterMs) wait = Math.max(wait, err.retryAfterMs);
+        await new Promise((r) => setTimeout(r, wait));
+      } finally {
+        this.abort.signal.removeEventListener("abort", onAbort);
+        call.abort();
+      }
+    }
+  }
+}
+
+export interface WatchEventsQuery {
+  /** Only events whose type starts with this, e.g. "sensor." */
+  eventTypePrefix?: string;
+  /** Only this aggregate's events. */
+  aggregateId?: string;
+  /** Resume after this position (a stream's `position`); default: from now. */
+  position?: string;
+  /** Reopen by itself after a server end or a lost connection (default true). */
+  resume?: boolean;
+}
+
+/** Events as they reach the bus: `for await (const ev of watchEvents(cj, {...}))`. Read scope. */
+export function watchEvents(cj: Cornjacket, q: WatchEventsQuery = {}): WatchStream<PlainEvent> {
+  return new WatchStream(
+    (position, signal) =>
+      cj.watch.watchEvents(
+        { eventTypePrefix: q.eventTypePrefix ?? "", aggregateId: q.aggregateId ?? "", position },
+        { signal, timeoutMs: 0 },
+      ) as AsyncIterable<WatchMessage>,
+    (msg) => plainEvent(msg.item.value as EventEnvelope),
+    { position: q.position, resume: q.resume },
+  );
+}
+
+/** One projection (or every one of a type): the current state first, then each change. */
+export function watchProjection(
+  cj: Cornjacket,
+  projectionType: string,
+  q: { aggregateId?: string; position?: string; resume?: boolean } = {},
+): WatchStream<PlainProjection> {
+  return new WatchStream(
+    (position, signal) =>
+      cj.watch.watchProjection(
+        { projectionType, aggregateId: q.aggregateId ?? "", position },
+        { signal, timeoutMs: 0 },
+      ) as AsyncIterable<WatchMessage>,
+    (msg) => plainProjection(msg.item.value as Projection),
+    { position: q.position, snapshot: !q.position, resume: q.resume },
+  );
+}
+
+// --- plain answers for the query API ------------------------------------------------------
+
+/** A projection as plain values (state a JSON object, Dates); NotFound when there is none. */
+export async function getProjection(
+  cj: Cornjacket,
+  projectionType: string,
+  aggregateId: string,
+): Promise<PlainProjection> {
+  return plainProjection(await cj.query.getProjection({ projectionType, aggregateId }));
+}
+
+/** One page of a type's projections as plain values. */
+export async function listProjections(
+  cj: Cornjacket,
+  projectionType: string,
+  q: { limit?: number; offset?: number } = {},
+): Promise<{ projections: PlainProjection[]; total: number; limit: number; offset: number }> {
+  const r = await cj.query.listProjections({ projectionType, limit: q.limit, offset: q.offset ?? 0 });
+  return { projections: r.projections.map(plainProjection), total: r.total, limit: r.limit, offset: r.offset };
 }

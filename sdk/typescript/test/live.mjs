@@ -3,7 +3,10 @@
 // HTTP/JSON, read the projection back, check errors come back typed. Exits non-zero on failure.
 import assert from "node:assert/strict";
 import { Code, ConnectError } from "@connectrpc/connect";
-import { connect, event, getSeries, ingestJson, listAnomalies, listAudit, listScores, modelStatus } from "../dist/index.js";
+import {
+  connect, event, getSeries, ingestJson, InvalidArgument, listAnomalies, listAudit, listScores, modelStatus,
+  getProjection, listProjections, NotFound, watchEvents, watchProjection,
+} from "../dist/index.js";
 
 const baseUrl = process.env.CORNJACKET_URL;
 assert.ok(baseUrl, "set CORNJACKET_URL");
@@ -94,4 +97,48 @@ await assert.rejects(
   cj.ingestion.ingestEvent(event("nope", agg, {})),
   (e) => ConnectError.from(e).code === Code.InvalidArgument && /dot notation/.test(e.message),
 );
+// Typed errors: the SDK's classes (still ConnectErrors).
+await assert.rejects(
+  cj.query.getProjection({ projectionType: "sensor_state", aggregateId: `${agg}-none` }),
+  (e) => e instanceof NotFound && e instanceof ConnectError,
+);
+await assert.rejects(cj.ingestion.ingestEvent(event("nope", agg, {})), (e) => e instanceof InvalidArgument);
+
+// Plain answers: the state a JSON object, times as Dates.
+const plainState = await getProjection(cj, "sensor_state", agg);
+assert.equal(plainState.state.value, 22.5);
+assert.ok(plainState.lastEventTimestamp instanceof Date);
+const listed = await listProjections(cj, "sensor_state", { limit: 1 });
+assert.equal(listed.limit, 1);
+assert.equal(listed.projections.length, 1);
+
+// Live streams (issue 19): for await, plain objects, a position to resume from.
+const live = `${agg}-live`;
+const stream = watchEvents(cj, { eventTypePrefix: "sensor.", aggregateId: live });
+await stream.start(); // the server reads from here on
+const sent = [];
+for (let n = 0; n < 3; n++) {
+  sent.push((await cj.ingestion.ingestEvent(event("sensor.reading", live, { value: n, unit: "C" }))).eventId);
+}
+const got = [];
+let afterFirst;
+for await (const ev of stream) {
+  assert.ok(ev.eventTime instanceof Date);
+  assert.equal(ev.payload.unit, "C");
+  got.push(ev.eventId);
+  if (got.length === 1) afterFirst = stream.position;
+  if (got.length === 3) break;
+}
+assert.deepEqual(got, sent);
+const again = [];
+for await (const ev of watchEvents(cj, { aggregateId: live, position: afterFirst })) {
+  again.push(ev.eventId);
+  if (again.length === 2) break;
+}
+assert.deepEqual(again, sent.slice(1));
+for await (const p of watchProjection(cj, "sensor_state", { aggregateId: live })) {
+  assert.equal(typeof p.state, "object");
+  if (p.state.value === 2) break; // the current state, or a change after it
+}
+
 console.log(JSON.stringify({ ok: true, aggregate: agg, grpc: accepted.eventId, http: viaHttp.event_id }));

@@ -42,6 +42,11 @@ class WatchServiceStub:
                 request_serializer=cornjacket_dot_v1_dot_watch__pb2.WatchEventsRequest.SerializeToString,
                 response_deserializer=cornjacket_dot_v1_dot_watch__pb2.WatchEventsResponse.FromString,
                 _registered_method=True)
+        self.WatchProjection = channel.unary_stream(
+                '/cornjacket.v1.WatchService/WatchProjection',
+                request_serializer=cornjacket_dot_v1_dot_watch__pb2.WatchProjectionRequest.SerializeToString,
+                response_deserializer=cornjacket_dot_v1_dot_watch__pb2.WatchProjectionResponse.FromString,
+                _registered_method=True)
 
 
 class WatchServiceServicer:
@@ -61,6 +66,19 @@ class WatchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def WatchProjection(self, request, context):
+        """One projection (type and aggregate) or every projection of a type, live. Without a
+        position the stream first sends the current state (one message per projection that
+        exists), then a heartbeat (the current state is complete), then each change; every
+        state sent includes at least the events up to its position. With a position it sends
+        the changes after it. Intermediate states may be skipped (a message carries the state
+        as read when its event had been applied); the newest state is never missed while the
+        bus holds the position. Errors as WatchEvents; INVALID_ARGUMENT for a bad type or id.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_WatchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -68,6 +86,11 @@ def add_WatchServiceServicer_to_server(servicer, server):
                     servicer.WatchEvents,
                     request_deserializer=cornjacket_dot_v1_dot_watch__pb2.WatchEventsRequest.FromString,
                     response_serializer=cornjacket_dot_v1_dot_watch__pb2.WatchEventsResponse.SerializeToString,
+            ),
+            'WatchProjection': grpc.unary_stream_rpc_method_handler(
+                    servicer.WatchProjection,
+                    request_deserializer=cornjacket_dot_v1_dot_watch__pb2.WatchProjectionRequest.FromString,
+                    response_serializer=cornjacket_dot_v1_dot_watch__pb2.WatchProjectionResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -100,6 +123,33 @@ class WatchService:
             '/cornjacket.v1.WatchService/WatchEvents',
             cornjacket_dot_v1_dot_watch__pb2.WatchEventsRequest.SerializeToString,
             cornjacket_dot_v1_dot_watch__pb2.WatchEventsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def WatchProjection(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/cornjacket.v1.WatchService/WatchProjection',
+            cornjacket_dot_v1_dot_watch__pb2.WatchProjectionRequest.SerializeToString,
+            cornjacket_dot_v1_dot_watch__pb2.WatchProjectionResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -6,6 +6,8 @@ import type { GenEnum, GenFile, GenMessage, GenService } from "@bufbuild/protobu
 import { enumDesc, fileDesc, messageDesc, serviceDesc } from "@bufbuild/protobuf/codegenv2";
 import type { EventEnvelope } from "./events_pb.js";
 import { file_cornjacket_v1_events } from "./events_pb.js";
+import type { Projection } from "./query_pb.js";
+import { file_cornjacket_v1_query } from "./query_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import type { Message } from "@bufbuild/protobuf";
 
@@ -13,7 +15,83 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file cornjacket/v1/watch.proto.
  */
 export const file_cornjacket_v1_watch: GenFile = /*@__PURE__*/
-  fileDesc("Chljb3JuamFja2V0L3YxL3dhdGNoLnByb3RvEg1jb3JuamFja2V0LnYxIlcKEldhdGNoRXZlbnRzUmVxdWVzdBIZChFldmVudF90eXBlX3ByZWZpeBgBIAEoCRIUCgxhZ2dyZWdhdGVfaWQYAiABKAkSEAoIcG9zaXRpb24YAyABKAkiugEKE1dhdGNoRXZlbnRzUmVzcG9uc2USLQoFZXZlbnQYASABKAsyHC5jb3JuamFja2V0LnYxLkV2ZW50RW52ZWxvcGVIABIyCgloZWFydGJlYXQYAiABKAsyHS5jb3JuamFja2V0LnYxLldhdGNoSGVhcnRiZWF0SAASJgoDZW5kGAMgASgLMhcuY29ybmphY2tldC52MS5XYXRjaEVuZEgAEhAKCHBvc2l0aW9uGAQgASgJQgYKBGl0ZW0iEAoOV2F0Y2hIZWFydGJlYXQiSgoIV2F0Y2hFbmQSLQoGcmVhc29uGAEgASgOMh0uY29ybmphY2tldC52MS5XYXRjaEVuZFJlYXNvbhIPCgdtZXNzYWdlGAIgASgJKnAKDldhdGNoRW5kUmVhc29uEiAKHFdBVENIX0VORF9SRUFTT05fVU5TUEVDSUZJRUQQABIdChlXQVRDSF9FTkRfUkVBU09OX1RPT19TTE9XEAESHQoZV0FUQ0hfRU5EX1JFQVNPTl9TSFVURE9XThACMoQBCgxXYXRjaFNlcnZpY2USdAoLV2F0Y2hFdmVudHMSIS5jb3JuamFja2V0LnYxLldhdGNoRXZlbnRzUmVxdWVzdBoiLmNvcm5qYWNrZXQudjEuV2F0Y2hFdmVudHNSZXNwb25zZSIcgtPkkwIWEhQvYXBpL3YxL3dhdGNoL2V2ZW50czABYgZwcm90bzM", [file_cornjacket_v1_events, file_google_api_annotations]);
+  fileDesc("Chljb3JuamFja2V0L3YxL3dhdGNoLnByb3RvEg1jb3JuamFja2V0LnYxIlkKFldhdGNoUHJvamVjdGlvblJlcXVlc3QSFwoPcHJvamVjdGlvbl90eXBlGAEgASgJEhQKDGFnZ3JlZ2F0ZV9pZBgCIAEoCRIQCghwb3NpdGlvbhgDIAEoCSLAAQoXV2F0Y2hQcm9qZWN0aW9uUmVzcG9uc2USLwoKcHJvamVjdGlvbhgBIAEoCzIZLmNvcm5qYWNrZXQudjEuUHJvamVjdGlvbkgAEjIKCWhlYXJ0YmVhdBgCIAEoCzIdLmNvcm5qYWNrZXQudjEuV2F0Y2hIZWFydGJlYXRIABImCgNlbmQYAyABKAsyFy5jb3JuamFja2V0LnYxLldhdGNoRW5kSAASEAoIcG9zaXRpb24YBCABKAlCBgoEaXRlbSJXChJXYXRjaEV2ZW50c1JlcXVlc3QSGQoRZXZlbnRfdHlwZV9wcmVmaXgYASABKAkSFAoMYWdncmVnYXRlX2lkGAIgASgJEhAKCHBvc2l0aW9uGAMgASgJIroBChNXYXRjaEV2ZW50c1Jlc3BvbnNlEi0KBWV2ZW50GAEgASgLMhwuY29ybmphY2tldC52MS5FdmVudEVudmVsb3BlSAASMgoJaGVhcnRiZWF0GAIgASgLMh0uY29ybmphY2tldC52MS5XYXRjaEhlYXJ0YmVhdEgAEiYKA2VuZBgDIAEoCzIXLmNvcm5qYWNrZXQudjEuV2F0Y2hFbmRIABIQCghwb3NpdGlvbhgEIAEoCUIGCgRpdGVtIhAKDldhdGNoSGVhcnRiZWF0IkoKCFdhdGNoRW5kEi0KBnJlYXNvbhgBIAEoDjIdLmNvcm5qYWNrZXQudjEuV2F0Y2hFbmRSZWFzb24SDwoHbWVzc2FnZRgCIAEoCSpwCg5XYXRjaEVuZFJlYXNvbhIgChxXQVRDSF9FTkRfUkVBU09OX1VOU1BFQ0lGSUVEEAASHQoZV0FUQ0hfRU5EX1JFQVNPTl9UT09fU0xPVxABEh0KGVdBVENIX0VORF9SRUFTT05fU0hVVERPV04QAjKeAgoMV2F0Y2hTZXJ2aWNlEnQKC1dhdGNoRXZlbnRzEiEuY29ybmphY2tldC52MS5XYXRjaEV2ZW50c1JlcXVlc3QaIi5jb3JuamFja2V0LnYxLldhdGNoRXZlbnRzUmVzcG9uc2UiHILT5JMCFhIUL2FwaS92MS93YXRjaC9ldmVudHMwARKXAQoPV2F0Y2hQcm9qZWN0aW9uEiUuY29ybmphY2tldC52MS5XYXRjaFByb2plY3Rpb25SZXF1ZXN0GiYuY29ybmphY2tldC52MS5XYXRjaFByb2plY3Rpb25SZXNwb25zZSIzgtPkkwItEisvYXBpL3YxL3dhdGNoL3Byb2plY3Rpb25zL3twcm9qZWN0aW9uX3R5cGV9MAFiBnByb3RvMw", [file_cornjacket_v1_events, file_cornjacket_v1_query, file_google_api_annotations]);
+
+/**
+ * @generated from message cornjacket.v1.WatchProjectionRequest
+ */
+export type WatchProjectionRequest = Message<"cornjacket.v1.WatchProjectionRequest"> & {
+  /**
+   * Required, e.g. "sensor_state".
+   *
+   * @generated from field: string projection_type = 1;
+   */
+  projectionType: string;
+
+  /**
+   * Only this aggregate's projection (exact); empty: every projection of the type.
+   *
+   * @generated from field: string aggregate_id = 2;
+   */
+  aggregateId: string;
+
+  /**
+   * Resume after this position (from an earlier message of a projection stream); empty:
+   * the current state first.
+   *
+   * @generated from field: string position = 3;
+   */
+  position: string;
+};
+
+/**
+ * Describes the message cornjacket.v1.WatchProjectionRequest.
+ * Use `create(WatchProjectionRequestSchema)` to create a new message.
+ */
+export const WatchProjectionRequestSchema: GenMessage<WatchProjectionRequest> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_watch, 0);
+
+/**
+ * @generated from message cornjacket.v1.WatchProjectionResponse
+ */
+export type WatchProjectionResponse = Message<"cornjacket.v1.WatchProjectionResponse"> & {
+  /**
+   * @generated from oneof cornjacket.v1.WatchProjectionResponse.item
+   */
+  item: {
+    /**
+     * @generated from field: cornjacket.v1.Projection projection = 1;
+     */
+    value: Projection;
+    case: "projection";
+  } | {
+    /**
+     * @generated from field: cornjacket.v1.WatchHeartbeat heartbeat = 2;
+     */
+    value: WatchHeartbeat;
+    case: "heartbeat";
+  } | {
+    /**
+     * @generated from field: cornjacket.v1.WatchEnd end = 3;
+     */
+    value: WatchEnd;
+    case: "end";
+  } | { case: undefined; value?: undefined };
+
+  /**
+   * Pass it back as WatchProjectionRequest.position to resume right after this message.
+   *
+   * @generated from field: string position = 4;
+   */
+  position: string;
+};
+
+/**
+ * Describes the message cornjacket.v1.WatchProjectionResponse.
+ * Use `create(WatchProjectionResponseSchema)` to create a new message.
+ */
+export const WatchProjectionResponseSchema: GenMessage<WatchProjectionResponse> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_watch, 1);
 
 /**
  * @generated from message cornjacket.v1.WatchEventsRequest
@@ -46,7 +124,7 @@ export type WatchEventsRequest = Message<"cornjacket.v1.WatchEventsRequest"> & {
  * Use `create(WatchEventsRequestSchema)` to create a new message.
  */
 export const WatchEventsRequestSchema: GenMessage<WatchEventsRequest> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_watch, 0);
+  messageDesc(file_cornjacket_v1_watch, 2);
 
 /**
  * @generated from message cornjacket.v1.WatchEventsResponse
@@ -88,7 +166,7 @@ export type WatchEventsResponse = Message<"cornjacket.v1.WatchEventsResponse"> &
  * Use `create(WatchEventsResponseSchema)` to create a new message.
  */
 export const WatchEventsResponseSchema: GenMessage<WatchEventsResponse> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_watch, 1);
+  messageDesc(file_cornjacket_v1_watch, 3);
 
 /**
  * Sent when the stream starts and whenever it was quiet for a while (keeps proxies from
@@ -104,7 +182,7 @@ export type WatchHeartbeat = Message<"cornjacket.v1.WatchHeartbeat"> & {
  * Use `create(WatchHeartbeatSchema)` to create a new message.
  */
 export const WatchHeartbeatSchema: GenMessage<WatchHeartbeat> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_watch, 2);
+  messageDesc(file_cornjacket_v1_watch, 4);
 
 /**
  * The last message of a stream that the server ends.
@@ -128,7 +206,7 @@ export type WatchEnd = Message<"cornjacket.v1.WatchEnd"> & {
  * Use `create(WatchEndSchema)` to create a new message.
  */
 export const WatchEndSchema: GenMessage<WatchEnd> = /*@__PURE__*/
-  messageDesc(file_cornjacket_v1_watch, 3);
+  messageDesc(file_cornjacket_v1_watch, 5);
 
 /**
  * @generated from enum cornjacket.v1.WatchEndReason
@@ -181,6 +259,22 @@ export const WatchService: GenService<{
     methodKind: "server_streaming";
     input: typeof WatchEventsRequestSchema;
     output: typeof WatchEventsResponseSchema;
+  },
+  /**
+   * One projection (type and aggregate) or every projection of a type, live. Without a
+   * position the stream first sends the current state (one message per projection that
+   * exists), then a heartbeat (the current state is complete), then each change; every
+   * state sent includes at least the events up to its position. With a position it sends
+   * the changes after it. Intermediate states may be skipped (a message carries the state
+   * as read when its event had been applied); the newest state is never missed while the
+   * bus holds the position. Errors as WatchEvents; INVALID_ARGUMENT for a bad type or id.
+   *
+   * @generated from rpc cornjacket.v1.WatchService.WatchProjection
+   */
+  watchProjection: {
+    methodKind: "server_streaming";
+    input: typeof WatchProjectionRequestSchema;
+    output: typeof WatchProjectionResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cornjacket_v1_watch, 0);

@@ -1,0 +1,178 @@
+"""Generate the AsyncAPI 3.0 document of the bus (gen/asyncapi/asyncapi.json) from the protos
+and the code's own topic settings.
+
+Channels are the topics the relay produces to (``services.core.events``: ``ALL_TOPICS``,
+routed by ``topic_for``); each carries ``cornjacket.v1.EventEnvelope`` as binary Protobuf,
+keyed by the aggregate id, with the headers the publisher sets. The message's JSON schema
+(the proto3 JSON form, for reading the fields) is built from the descriptor set by the same
+converter as the OpenAPI document (scripts/openapi.py). Receive operations name each
+consumer group and its topics, read from the services' settings defaults. There is no DLQ
+topic: dead letters are rows of ``eventhandler.dlq`` (ADR 5), reached through the
+DeadLetterService API. The document is checked against the official AsyncAPI 3.0.0 JSON
+Schema (third_party/asyncapi, from @asyncapi/specs 6.11.1) by tests/unit/test_asyncapi.py.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from google.protobuf import descriptor_pb2
+
+from services.config.settings import (
+    ActionsSettings,
+    CommonSettings,
+    Env,
+    EventHandlerSettings,
+    InferenceSettings,
+    TsdbSettings,
+)
+from services.core.events import ALL_TOPICS, RESERVED_PREFIXES, topic_for
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from openapi import DESCRIPTOR, ROOT, Generator  # a sibling script
+
+OUT = ROOT / "gen" / "asyncapi" / "asyncapi.json"
+ENVELOPE = ".cornjacket.v1.EventEnvelope"
+EVENTS_PROTO = "cornjacket/v1/events.proto"
+
+
+def _prefixes(topic: str) -> list[str]:
+    """The event type prefixes routed to ``topic`` (by asking topic_for itself)."""
+    known = {"sensor", "user", "system", *(p.rstrip(".") for p in RESERVED_PREFIXES)}
+    return sorted(p for p in known if topic_for(f"{p}.x") == topic)
+
+
+def consumers() -> dict[str, tuple[str, ...]]:
+    """Consumer group -> topics, from the settings' defaults (an empty environment)."""
+    env = Env({})
+    return {
+        s.consumer_group: tuple(s.topics)
+        for s in (
+            EventHandlerSettings.from_env(env),
+            ActionsSettings.from_env(env),
+            TsdbSettings.from_env(env),
+            InferenceSettings.from_env(env),
+        )
+    }
+
+
+def _channel_id(topic: str) -> str:
+    return "".join(p.capitalize() for p in topic.split("-"))
+
+
+def document(fds: descriptor_pb2.FileDescriptorSet) -> dict[str, Any]:
+    gen = Generator(fds)
+    envelope = gen.ref(ENVELOPE)
+    proto_source = (ROOT / "proto" / EVENTS_PROTO).read_text()
+    common = CommonSettings.from_env(Env({}))
+    channels: dict[str, Any] = {}
+    operations: dict[str, Any] = {}
+    for topic in ALL_TOPICS:
+        cid = _channel_id(topic)
+        prefixes = _prefixes(topic)
+        channels[cid] = {
+            "address": topic,
+            "title": topic,
+            "description": (
+                f"Events whose type starts with {', '.join(p + '.' for p in prefixes)}"
+                + (" (and any other prefix)" if topic == topic_for("other.x") else "")
+                + f"; {common.topic_partitions} partitions by default (CJ_TOPIC_PARTITIONS), "
+                "keyed by aggregate_id: per aggregate the bus keeps accept order."
+            ),
+            "messages": {"event": {"$ref": "#/components/messages/Event"}},
+        }
+        operations[f"publish{cid}"] = {
+            "action": "send",
+            "channel": {"$ref": f"#/channels/{cid}"},
+            "summary": f"The ingestion relay publishes each accepted event to {topic}",
+            "description": "At least once; copies only when a relay dies between publishing "
+            "and deleting its outbox rows (ARCHITECTURE.md, delivery guarantees).",
+            "messages": [{"$ref": f"#/channels/{cid}/messages/event"}],
+        }
+    for group, topics in consumers().items():
+        for topic in topics:
+            cid = _channel_id(topic)
+            gid = "".join(p.capitalize() for p in group.split("-"))
+            operations[f"{gid}Receives{cid}"] = {
+                "action": "receive",
+                "channel": {"$ref": f"#/channels/{cid}"},
+                "summary": f"Consumer group {group} reads {topic}",
+                "messages": [{"$ref": f"#/channels/{cid}/messages/event"}],
+                "bindings": {"kafka": {"groupId": {"type": "string", "enum": [group]}}},
+            }
+    schemas = dict(gen.schemas)
+    schemas[envelope] = {
+        **schemas[envelope],
+        "description": "cornjacket.v1.EventEnvelope in its proto3 JSON form (field names as "
+        "in the proto); on the bus it is the binary Protobuf message.",
+    }
+    return {
+        "asyncapi": "3.0.0",
+        "id": "urn:cornjacket:bus",
+        "info": {
+            "title": "Cornjacket event bus",
+            "version": "1",
+            "description": "The Kafka-protocol topics Cornjacket produces to and who reads "
+            "them. Generated by scripts/asyncapi.py from proto/ and the services' topic "
+            "settings (make gen); make gen-check fails when it drifts.",
+        },
+        "defaultContentType": "application/x-protobuf",
+        "servers": {
+            "local": {
+                "host": common.brokers.split(",")[0],
+                "protocol": "kafka",
+                "description": "The broker `cornjacket up` starts (CJ_REDPANDA_BROKERS).",
+            }
+        },
+        "channels": channels,
+        "operations": operations,
+        "components": {
+            "messages": {
+                "Event": {
+                    "name": "EventEnvelope",
+                    "title": "An accepted event",
+                    "contentType": "application/x-protobuf",
+                    "payload": {
+                        "schemaFormat": "application/vnd.google.protobuf;version=3",
+                        "schema": proto_source,
+                    },
+                    "headers": {
+                        "type": "object",
+                        "required": ["event_type"],
+                        "properties": {
+                            "event_type": {"type": "string", "description": "as in the body"},
+                            "trace_id": {"type": "string", "description": "when set"},
+                            "traceparent": {
+                                "type": "string",
+                                "description": "W3C trace context, when tracing is on",
+                            },
+                        },
+                    },
+                    "bindings": {
+                        "kafka": {
+                            "key": {"type": "string", "description": "the aggregate_id"},
+                        }
+                    },
+                    "x-json-schema": {"$ref": f"#/components/schemas/{envelope}"},
+                }
+            },
+            "schemas": schemas,
+        },
+    }
+
+
+def main() -> int:
+    fds = descriptor_pb2.FileDescriptorSet()
+    fds.ParseFromString(DESCRIPTOR.read_bytes())
+    doc = document(fds)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(doc, indent=2) + "\n")
+    print(f"wrote {OUT.relative_to(ROOT)} ({len(doc['channels'])} channels)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
