@@ -28,13 +28,11 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from services.core.errors import Unavailable
 from services.infra import metrics, tracing
+from services.infra.skips import REREAD_WINDOW, SkipGuard
 
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 5.0
-# How long a skipped range of offsets is read again before it is taken as missing for good
-# (the embedded broker stores a late batch within milliseconds; measured 25-40 ms at load 17).
-REREAD_WINDOW = 5.0
 
 
 def header(msg: Message, name: str) -> str:
@@ -67,7 +65,6 @@ class ConsumerLoop:
         self._group = group
         self._span_name = span_name
         self._drain_on_stop = drain_on_stop
-        self._reread_window = reread_window
         self.stop_event = threading.Event()
         self.assigned = threading.Event()
         self.db_ok = True
@@ -85,13 +82,9 @@ class ConsumerLoop:
         # across revoke and reassignment, so one paused during an outage and assigned back
         # after it would never be fetched again unless resumed then.
         self._paused: set[tuple[str, int]] = set()
-        # The offset each partition's next message should have under the current assignment:
-        # where reading starts is logged, and a jump (a message skipped between the broker
-        # and us: the bus's topics are neither compacted nor transactional) is a warning.
-        self._next: dict[tuple[str, int], int] = {}
-        # Partitions being read again after a skip: (first missing offset, reads so far,
-        # when the skip was first seen).
-        self._rereads: dict[tuple[str, int], tuple[int, int, float]] = {}
+        # Offsets must follow one another from where each assignment starts; a skip is read
+        # again (services/infra/skips.py).
+        self._skips = SkipGuard(f"consumer group {group}", reread_window)
 
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         log.info(
@@ -101,8 +94,7 @@ class ConsumerLoop:
         self._assignments += 1
         for p in partitions:
             self._owned[(p.topic, p.partition)] = self._assignments
-            self._next.pop((p.topic, p.partition), None)
-            self._rereads.pop((p.topic, p.partition), None)
+            self._skips.forget((p.topic, p.partition))
         self._expect_start(consumer, partitions)
         if not self.db_ok:
             # Blocked: its polls must not fetch from these either.
@@ -123,11 +115,11 @@ class ConsumerLoop:
             for tp in consumer.committed(partitions, timeout=10):
                 key = (tp.topic, tp.partition)
                 if tp.offset >= 0:
-                    self._next[key] = tp.offset
+                    self._skips.expect(key, tp.offset)
                 else:
                     low, _ = consumer.get_watermark_offsets(tp, timeout=10)
                     if low >= 0:
-                        self._next[key] = low
+                        self._skips.expect(key, low)
         except (KafkaException, RuntimeError) as e:
             log.warning(
                 "could not read where the assigned partitions start; their first offsets "
@@ -200,8 +192,7 @@ class ConsumerLoop:
         keys = {(p.topic, p.partition) for p in partitions}
         for key in keys:
             self._owned.pop(key, None)
-            self._next.pop(key, None)
-            self._rereads.pop(key, None)
+            self._skips.forget(key)
         self._held = [m for m in self._held if _key(m) not in keys]
         return [self._pending_commit.pop(k) for k in keys if k in self._pending_commit]
 
@@ -272,78 +263,9 @@ class ConsumerLoop:
         return {k: self._owned[k] for k in {_key(m) for m in msgs} if k in self._owned}
 
     def _check_offsets(self, msgs: list[Message]) -> list[Message]:
-        """The batch without what follows a skipped offset, which is read again.
-
-        The bus's topics are neither compacted nor transactional, so a partition's offsets
-        come one after another from where its assignment started; a jump means a record
-        batch never reached us. The embedded broker (Tansu 0.6, memory storage) does that
-        when two producers write one partition at once: a later batch becomes readable
-        before an earlier one, and a consumer at the end of the partition reads past the
-        earlier one for good (ADR 18, "The embedded broker's skipped batches"). So on a
-        jump the loop seeks back to the first missing offset and drops the batch's messages
-        of that partition from the jump on: nothing past the hole is handled or committed
-        before the hole is read. A hole still there after the reread window is taken as
-        real (a broker that truly has no such offsets), logged as an error, and passed."""
-        kept: list[Message] = []
-        cut: set[tuple[str, int]] = set()
-        for m in msgs:
-            key = _key(m)
-            if key in cut:
-                continue
-            offset = int(m.offset() or 0)
-            expected = self._next.get(key)
-            if expected is None:
-                log.info(
-                    "reading a partition",
-                    extra={"partition": f"{key[0]}[{key[1]}]", "offset": offset},
-                )
-            elif offset > expected:
-                if self._read_again(key, expected, offset):
-                    cut.add(key)
-                    continue
-            elif key in self._rereads:
-                log.info(
-                    "skipped offsets read again",
-                    extra={
-                        "partition": f"{key[0]}[{key[1]}]",
-                        "offset": offset,
-                        "attempts": self._rereads[key][1],
-                    },
-                )
-                del self._rereads[key]
-            self._next[key] = offset + 1
-            kept.append(m)
-        return kept
-
-    def _read_again(self, key: tuple[str, int], expected: int, got: int) -> bool:
-        """Seek back to a skipped offset, within the reread window; False: pass the hole."""
-        where = f"{key[0]}[{key[1]}]"
-        hole, tries, since = self._rereads.get(key, (expected, 0, time.monotonic()))
-        if hole != expected:
-            tries, since = 0, time.monotonic()
-        if time.monotonic() - since < self._reread_window:
-            if self._seek(key, expected):
-                self._rereads[key] = (expected, tries + 1, since)
-                if tries == 0:  # once per hole, not per read
-                    log.warning(
-                        "offsets skipped between the broker and this consumer; reading them again",
-                        extra={"partition": where, "expected": expected, "got": got},
-                    )
-                return True
-            why = "could not seek back to them"
-        else:
-            why = f"still skipped after {tries} reads in {self._reread_window:g}s"
-        self._rereads.pop(key, None)
-        log.error(
-            "offsets missing from the bus; going on",
-            extra={
-                "partition": where,
-                "missing_from": expected,
-                "missing_to": got - 1,
-                "why": why,
-            },
-        )
-        return False
+        """The batch without what follows a skipped offset, which is read again (ADR 18,
+        "The embedded broker's skipped batches"; services/infra/skips.py)."""
+        return self._skips.filter(msgs, self._seek)
 
     def _seek(self, key: tuple[str, int], offset: int) -> bool:
         try:

@@ -20,6 +20,7 @@ from services.core.errors import InvalidInput, Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra.codec import DecodeError, decode_event
 from services.infra.kafka import PLAINTEXT, client_config, consumer_config
+from services.infra.skips import SkipGuard
 from services.query.watch import BusRecord, Partition, Position, PositionExpired
 
 log = logging.getLogger(__name__)
@@ -32,35 +33,50 @@ class KafkaBusReader:
     def __init__(self, consumer: Consumer, executor: ThreadPoolExecutor) -> None:
         self._consumer = consumer
         self._executor = executor
-        self._next: dict[Partition, int] = {}
+        # Where each partition's next message must be: a skip by the broker is read again
+        # before the stream goes past it (services/infra/skips.py, ADR 18).
+        self._skips = SkipGuard("watch")
+
+    def start_at(self, offsets: dict[Partition, int]) -> None:
+        for key, offset in offsets.items():
+            self._skips.expect(key, offset)
 
     async def read(self, max_wait: float) -> Sequence[BusRecord]:
         loop = asyncio.get_running_loop()
-        messages = await loop.run_in_executor(
-            self._executor, self._consumer.consume, BATCH, max_wait
-        )
-        records = []
-        for msg in messages:
+        return await loop.run_in_executor(self._executor, self._read, max_wait)
+
+    def _read(self, max_wait: float) -> list[BusRecord]:
+        messages = []
+        for msg in self._consumer.consume(BATCH, max_wait):
             err = msg.error()
             if err is not None:
                 if err.code() == KafkaError._PARTITION_EOF:
                     continue
                 raise Unavailable(f"bus read failed: {err}")
+            if msg.offset() is not None:
+                messages.append(msg)
+        records = []
+        for msg in self._skips.filter(messages, self._seek):
             topic, partition, offset = str(msg.topic()), int(msg.partition() or 0), msg.offset()
-            if offset is None:
-                continue
-            self._next[(topic, partition)] = offset + 1
             try:
                 event = decode_event(msg.value() or b"")
             except DecodeError as e:  # not ours to stop on: skip it, like the handler's DLQ
                 log.warning("watch: undecodable message skipped", extra={"error": str(e)})
                 continue
-            records.append(BusRecord(topic, partition, offset, event))
+            records.append(BusRecord(topic, partition, int(offset or 0), event))
         return records
+
+    def _seek(self, key: Partition, offset: int) -> bool:
+        try:
+            self._consumer.seek(TopicPartition(key[0], key[1], offset))
+            return True
+        except KafkaException as e:
+            log.warning("watch: could not seek back to skipped offsets", extra={"error": str(e)})
+            return False
 
     def lag(self) -> int:
         behind = 0
-        for (topic, partition), nxt in self._next.items():
+        for (topic, partition), nxt in self._skips.next.items():
             try:
                 _, high = self._consumer.get_watermark_offsets(
                     TopicPartition(topic, partition), cached=True
@@ -99,7 +115,7 @@ class KafkaBusOpener:
             executor.shutdown(wait=False)
             raise
         reader = KafkaBusReader(consumer, executor)
-        reader._next = dict(at.offsets)
+        reader.start_at(dict(at.offsets))
         return reader, at
 
     def _open(self, start: Position | None) -> tuple[Consumer, Position]:

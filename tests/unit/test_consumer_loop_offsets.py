@@ -144,7 +144,7 @@ def test_a_batch_readable_late_is_read_again_before_anything_past_it() -> None:
 def test_a_hole_that_stays_is_logged_as_missing_after_the_reread_window(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    caplog.set_level(logging.INFO, logger="services.infra.consumer_loop")
+    caplog.set_level(logging.INFO, logger="services.infra")
     handled, broker = run(late_after=None, window=0.05)
     assert handled == [0, 1, 2, 6, 7, 8, 9]  # the loop goes on
     assert broker.seeks and set(broker.seeks) == {3}
@@ -189,7 +189,7 @@ def test_where_each_partition_starts_is_logged_and_a_new_assignment_starts_again
         group="g",
         span_name=lambda m: "x",
     )
-    caplog.set_level(logging.INFO, logger="services.infra.consumer_loop")
+    caplog.set_level(logging.INFO, logger="services.infra")
     loop._check_offsets([Msg(0, 7), Msg(1, 3)])  # type: ignore[list-item]
     loop._disown([TopicPartition("t", 0)])
     loop._check_offsets([Msg(0, 2)])  # type: ignore[list-item]
