@@ -11,8 +11,8 @@ import httpx
 import pytest
 
 from services.cli.stack import Stack
-from tests.support import token, unique
-from tests.webhook_receiver import receiver
+from tests.support import bearer, eventually, token, unique
+from tests.webhook_receiver import Reply, receiver
 
 pytestmark = pytest.mark.e2e
 
@@ -198,3 +198,121 @@ def test_rule_test_attacks(stack: Stack, attack_log: Log) -> None:
         200,
     )
     assert not r.json().get("matched", False)
+
+
+# --- the overview's figures (GET /api/v1/stats) -------------------------------------------
+
+STATS = "/api/v1/stats"
+
+
+def _stats(stack: Stack, headers: dict[str, str]) -> dict[str, Any]:
+    with httpx.Client(base_url=stack.edge_url, timeout=15, headers=headers) as c:
+        r = c.get(STATS)
+    assert r.status_code == 200, r.text
+    body: dict[str, Any] = r.json()
+    return body
+
+
+def test_stats_move_when_events_are_accepted(stack: Stack, http: httpx.Client) -> None:
+    reader = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('viewer'))}"}
+    before = _stats(stack, reader)
+    groups = {g["group"]: g for g in before["consumer_lag"]}
+    assert {"event-handler", "action-orchestrator"} <= set(groups), before
+    assert not before.get("unavailable"), before
+    agg = unique("stats-dev")
+    batch = [
+        {"event_type": "sensor.reading", "aggregate_id": agg, "payload": {"value": i, "unit": "C"}}
+        for i in range(25)
+    ]
+    sent = http.post("/api/v1/events:batch", json={"events": batch})
+    assert sent.status_code == 200 and sent.json()["accepted"] == 25, sent.text
+    base = int(before.get("accepted_last_minute", 0))
+
+    def moved() -> dict[str, Any] | None:
+        now = _stats(stack, reader)
+        return now if int(now.get("accepted_last_minute", 0)) >= base + 25 else None
+
+    after = eventually(moved, timeout=30, what="25 accepted events in the last minute")
+    assert float(after["ingest_rate_per_second"]) >= 25 / 60
+    assert all(g.get("known") for g in after["consumer_lag"]), after
+    # The relay empties the outbox and the handler catches up: both read 0 again.
+    eventually(
+        lambda: (lambda s: int(s.get("outbox_depth", 0)) == 0)(_stats(stack, reader)),
+        timeout=30,
+        what="the outbox emptied",
+    )
+    eventually(
+        lambda: all(
+            int(g.get("lag", 0)) == 0
+            for g in _stats(stack, reader)["consumer_lag"]
+            if g["group"] == "event-handler"
+        ),
+        timeout=30,
+        what="the event handler caught up",
+    )
+
+
+def test_stats_count_failed_deliveries(stack: Stack, http: httpx.Client) -> None:
+    reader = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('viewer'))}"}
+    base = int(_stats(stack, reader).get("deliveries_failed", 0))
+    with receiver() as hook:
+        hook.script("/down", default=Reply(500))
+        etype = f"sensor.{unique('statsfail').replace('-', '_')}"
+        rule = http.post(
+            "/api/v1/rules",
+            json={
+                "name": unique("fails"),
+                "event_type_pattern": etype,
+                "target": {"url": hook.url("/down"), "secrets": [SECRET]},
+            },
+        )
+        assert rule.status_code == 200, rule.text
+        rule_id = rule.json()["rule_id"]
+        try:
+            sent = http.post(
+                "/api/v1/events",
+                json={
+                    "event_type": etype,
+                    "aggregate_id": unique("d"),
+                    "payload": {"value": 1, "unit": "C"},
+                },
+            )
+            assert sent.status_code == 202, sent.text
+            eventually(
+                lambda: int(_stats(stack, reader).get("deliveries_failed", 0)) >= base + 1,
+                timeout=60,
+                what="the failed delivery counted",
+            )
+        finally:
+            http.delete(f"/api/v1/rules/{rule_id}")
+
+
+def test_stats_attacks(stack: Stack, attack_log: Log) -> None:
+    writer = {"Authorization": f"Bearer {token(stack, 'events:write', subject=unique('w'))}"}
+    with httpx.Client(base_url=stack.edge_url, timeout=15) as c:
+        for name, headers, expected in (
+            ("no token", {}, 401),
+            ("events:write token (read needed)", writer, 403),
+        ):
+            r = c.get(STATS, headers=headers)
+            ok = r.status_code == expected
+            attack_log.append(
+                (f"stats: {name}", str(expected), f"{r.status_code} {r.text[:60]}", ok)
+            )
+            assert ok, r.text
+        # The ingestion figures' internal call is not routed by the edge.
+        r = c.post(
+            "/cornjacket.v1.IngestStatsService/GetIngestStats",
+            headers={**bearer(stack), "content-type": "application/grpc"},
+            content=b"\x00\x00\x00\x00\x00",
+        )
+        refused = r.status_code in (403, 404) or r.headers.get("grpc-status") in ("7", "12")
+        attack_log.append(
+            (
+                "stats: internal IngestStatsService through the edge",
+                "refused",
+                f"{r.status_code} grpc-status={r.headers.get('grpc-status')}",
+                refused,
+            )
+        )
+        assert refused, (r.status_code, r.headers)
