@@ -169,8 +169,9 @@ function TestPanel(props: { session: Session; rule: Rule | null; onClear: () => 
     <p><button type="submit">Test</button></p>
     ${result &&
     html`<p role="status" data-testid="test-result" class=${result.matched ? "ok" : "error"}>
-      ${result.matched ? "Matches: a delivery would be made" : "Does not match"}
-      (pattern: ${yes(result.pattern_matched)}, condition: ${yes(result.condition_matched)})</p>`}
+${`${result.matched ? "Matches: a delivery would be made" : "Does not match"} (pattern: ${yes(
+        result.pattern_matched,
+      )}, condition: ${yes(result.condition_matched)})`}</p>`}
   </form>`;
 }
 

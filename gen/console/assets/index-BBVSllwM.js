@@ -287,8 +287,7 @@ var e,t,n,r,i,a,o,s,c,l,u=Symbol.for(`pv`),d={},f=[],p=/^m(i|n|o|s|text|space)$/
     ${f===null&&L`<${X} error=${o} />`}
     <p><button type="submit">Test</button></p>
     ${i&&L`<p role="status" data-testid="test-result" class=${i.matched?`ok`:`error`}>
-      ${i.matched?`Matches: a delivery would be made`:`Does not match`}
-      (pattern: ${p(i.pattern_matched)}, condition: ${p(i.condition_matched)})</p>`}
+${`${i.matched?`Matches: a delivery would be made`:`Does not match`} (pattern: ${p(i.pattern_matched)}, condition: ${p(i.condition_matched)})`}</p>`}
   </form>`}function Nt(e){let{token:t,admin:n}=e.session,[r,i]=H(0),[a,o]=H(null),[s,c]=H(``),[l,u]=H(null),d=Y(()=>K(t,`/api/v1/rules`,{limit:Dt,offset:r}),[r]),f=async(e,t)=>{try{await t(),c(e)}catch(t){c(`${e} failed: ${J(t)}`)}d.reload()},p=e=>{o(null),e&&c(e),d.reload()},m=d.value?.rules??[];return L`<main>
     <h1>Rules</h1>
     ${n&&!a&&L`<p><button type="button" onClick=${()=>o(`new`)}>New rule</button></p>`}
