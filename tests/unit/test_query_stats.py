@@ -113,3 +113,32 @@ def test_a_bug_is_not_hidden_as_an_outage() -> None:
 
     with pytest.raises(KeyError):
         asyncio.run(service(Broken(), Clock()).stats())
+
+
+def test_settings_name_the_groups_and_refuse_a_bad_cache() -> None:
+    from services.config.settings import ConfigError, Env, QuerySettings
+
+    s = QuerySettings.from_env(Env({}))
+    assert s.stats_cache == 1.0
+    every = ("sensor-events", "user-actions", "system-events")
+    assert s.stats_groups == (
+        ("event-handler", every),
+        ("action-orchestrator", every),
+        ("tsdb-writer", ("sensor-events",)),
+        ("ai-inference", ("sensor-events",)),
+    )
+    off = QuerySettings.from_env(
+        Env(
+            {
+                "CJ_FEATURE_TSDB": "false",
+                "CJ_FEATURE_INFERENCE": "false",
+                "CJ_EVENTHANDLER_CONSUMER_GROUP": "eh-2",
+                "CJ_QUERY_STATS_CACHE": "250ms",
+            }
+        )
+    )
+    assert [g for g, _ in off.stats_groups] == ["eh-2", "action-orchestrator"]
+    assert off.stats_cache == 0.25
+    for bad in ("soon", "10ms"):
+        with pytest.raises(ConfigError, match=f"CJ_QUERY_STATS_CACHE.*{bad}"):
+            QuerySettings.from_env(Env({"CJ_QUERY_STATS_CACHE": bad}))
