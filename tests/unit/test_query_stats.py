@@ -116,7 +116,8 @@ def test_a_bug_is_not_hidden_as_an_outage() -> None:
 
 
 def test_settings_name_the_groups_and_refuse_a_bad_cache() -> None:
-    from services.config.settings import ConfigError, Env, QuerySettings
+    from services.config.settings import Env, QuerySettings
+    from services.core.errors import ConfigError
 
     s = QuerySettings.from_env(Env({}))
     assert s.stats_cache == 1.0
