@@ -270,3 +270,30 @@ export interface Anomaly {
   score: number;
   threshold: number;
 }
+// issue 19: the overview's figures (GET /api/v1/stats) and a rule tested against a sample
+// event (POST /api/v1/rules:test). int64 fields come as strings in proto3 JSON.
+export interface ConsumerLag {
+  group: string;
+  lag?: string | number;
+  known?: boolean;
+}
+export interface Stats {
+  measured_at: string;
+  ingest_rate_per_second?: number;
+  accepted_last_minute?: string | number;
+  accepted_last_minute_capped?: boolean;
+  outbox_depth?: string | number;
+  outbox_depth_capped?: boolean;
+  outbox_oldest_age_seconds?: number;
+  consumer_lag?: ConsumerLag[];
+  dead_letters_pending?: string | number;
+  deliveries_failed?: string | number;
+  unavailable?: string[];
+}
+export interface RuleTestResult {
+  matched?: boolean;
+  pattern_matched?: boolean;
+  condition_matched?: boolean;
+  event_type_pattern: string;
+  condition?: string;
+}

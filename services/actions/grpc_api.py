@@ -16,7 +16,9 @@ from services.actions.rules import (
     mask_secret,
     mask_url,
 )
-from services.actions.service import ActionService
+from services.actions.service import ActionService, SampleEvent
+from services.core.errors import InvalidInput
+from services.core.events import SCHEMA_VERSION, Metadata
 from services.infra.audit import AsyncAuditLog
 from services.infra.codec import from_struct, parse_rfc3339, to_struct, to_timestamp
 from services.infra.grpc_errors import grpc_errors
@@ -272,3 +274,34 @@ class ActionServicer(actions_pb2_grpc.ActionServiceServicer):
             delivery = await self._service.discard(request.delivery_id)
             audit.change = {"delivery_id": delivery.delivery_id, "status": delivery.status}
         return delivery_to_proto(delivery)
+
+    @grpc_errors
+    async def TestRule(
+        self, request: actions_pb2.TestRuleRequest, context: grpc.aio.ServicerContext
+    ) -> actions_pb2.TestRuleResponse:
+        e, m = request.event, request.event.metadata
+        try:
+            payload = from_struct(e.payload) if e.HasField("payload") else {}
+        except ValueError as err:
+            raise InvalidInput(f"event.payload: {err}") from None
+        sample = SampleEvent(
+            event_type=e.event_type,
+            aggregate_id=e.aggregate_id,
+            payload=payload,
+            metadata=Metadata(
+                trace_id=m.trace_id,
+                source=m.source or "grpc",
+                schema_version=m.schema_version or SCHEMA_VERSION,
+                span_id=m.span_id,
+            ),
+        )
+        result = await self._service.evaluate_rule(
+            request.rule_id, request.event_type_pattern, request.condition, sample
+        )
+        return actions_pb2.TestRuleResponse(
+            matched=result.matched,
+            pattern_matched=result.pattern_matched,
+            condition_matched=result.condition_matched,
+            event_type_pattern=result.event_type_pattern,
+            condition=result.condition,
+        )

@@ -4,8 +4,9 @@ matching events to rules. No transport, driver or HTTP code here."""
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Generic, Protocol, TypeVar
 
 from services.actions import rules as r
@@ -21,11 +22,14 @@ from services.actions.ports import (
 )
 from services.core.clock import Clock
 from services.core.errors import InvalidInput, NotFound
-from services.core.events import Event
+from services.core.events import SOURCES, Event, Metadata
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 100
 MAX_REPLAY_IDS = 1000
+# A sample event for EvaluateRule/TestRule: its payload as JSON, and its text fields.
+MAX_SAMPLE_PAYLOAD_BYTES = 64 * 1024
+MAX_SAMPLE_FIELD_LEN = 256
 
 
 class AddressGuard(Protocol):
@@ -61,6 +65,64 @@ def _paging(limit: int | None, offset: int) -> tuple[int, int]:
     if offset < 0:
         raise InvalidInput(f"offset must be 0 or more, got {offset}")
     return limit, offset
+
+
+@dataclass(frozen=True, slots=True)
+class SampleEvent:
+    """The parts of an event a rule reads; the rest of the envelope is made up."""
+
+    event_type: str
+    aggregate_id: str
+    payload: dict[str, object]
+    metadata: Metadata = field(default_factory=Metadata)
+
+
+@dataclass(frozen=True, slots=True)
+class RuleTest:
+    matched: bool
+    pattern_matched: bool
+    condition_matched: bool
+    event_type_pattern: str
+    condition: str
+
+
+def _check_sample(sample: SampleEvent) -> None:
+    if not sample.event_type:
+        raise InvalidInput("event.event_type is required")
+    texts = {
+        "event.event_type": sample.event_type,
+        "event.aggregate_id": sample.aggregate_id,
+        "event.metadata.trace_id": sample.metadata.trace_id,
+        "event.metadata.span_id": sample.metadata.span_id,
+    }
+    for name, value in texts.items():
+        if len(value) > MAX_SAMPLE_FIELD_LEN:
+            raise InvalidInput(f"{name} is longer than {MAX_SAMPLE_FIELD_LEN} characters")
+    if sample.metadata.source not in SOURCES:
+        raise InvalidInput(
+            f"event.metadata.source {sample.metadata.source[:40]!r} is not one of "
+            + ", ".join(sorted(SOURCES))
+        )
+    size = len(json.dumps(sample.payload, separators=(",", ":")).encode())
+    if size > MAX_SAMPLE_PAYLOAD_BYTES:
+        raise InvalidInput(
+            f"event.payload is {size} bytes as JSON; a sample may hold at most "
+            f"{MAX_SAMPLE_PAYLOAD_BYTES}"
+        )
+
+
+def evaluate(pattern: str, condition: str, event: Event) -> RuleTest:
+    """``pattern`` and ``condition`` (validated) against ``event``, through ``match_events``:
+    the consumer's own matcher, so a test can never disagree with a delivery."""
+    compiled = r.compile_rule("", pattern, condition, "")
+    matched = bool(match_events([compiled], [event], lambda: ""))
+    return RuleTest(
+        matched=matched,
+        pattern_matched=r.pattern_matches(pattern, event.event_type),
+        condition_matched=compiled.condition.matches(event.to_dict()),
+        event_type_pattern=pattern,
+        condition=compiled.condition.source,
+    )
 
 
 class ActionService:
@@ -160,6 +222,35 @@ class ActionService:
         self._check_id("rule_id", rule_id)
         if not await self._rules.delete(rule_id):
             raise NotFound(f"no rule {rule_id}")
+
+    async def evaluate_rule(
+        self, rule_id: str, pattern: str, condition: str, sample: SampleEvent
+    ) -> RuleTest:
+        """Whether ``sample`` would match the rule ``rule_id`` (enabled or not), or the
+        inline ``pattern`` and ``condition``; validated as CreateRule validates them (a bad
+        condition names its position). Reads the rule, writes nothing."""
+        if rule_id:
+            if pattern.strip() or condition.strip():
+                raise InvalidInput(
+                    "give either rule_id or event_type_pattern (with an optional condition)"
+                )
+            rule = await self.get_rule(rule_id)
+            pattern, condition = rule.event_type_pattern, rule.condition
+        else:
+            pattern = r.validate_pattern(pattern)
+            condition = r.validate_condition(condition)
+        _check_sample(sample)
+        now = self._clock.now()
+        event = Event(
+            event_id=self._new_id(),
+            event_type=sample.event_type,
+            aggregate_id=sample.aggregate_id,
+            event_time=now,
+            ingested_at=now,
+            payload=dict(sample.payload),
+            metadata=sample.metadata,
+        )
+        return evaluate(pattern, condition, event)
 
     async def list_deliveries(
         self, flt: DeliveryFilter, limit: int | None, offset: int

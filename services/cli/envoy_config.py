@@ -80,6 +80,7 @@ ROUTE_SCOPES: dict[str, tuple[str, ...]] = {
         "/cornjacket.v1.LineageService/",
         "/cornjacket.v1.SeriesService/",  # time series (issue 17)
         "/cornjacket.v1.WatchService/",  # live streams (issue 19)
+        "/cornjacket.v1.StatsService/",  # the console overview's figures (issue 19)
         # issue 18: method by method (the reset needs admin; GetEventAnomalies is internal)
         "/cornjacket.v1.InferenceService/ListScores",
         "/cornjacket.v1.InferenceService/ListAnomalies",
@@ -199,6 +200,7 @@ ROUTES: tuple[tuple[str, str, str, str], ...] = (
     ("/cornjacket.v1.IngestionService/", "ingestion", "30s", "ingest"),
     ("/cornjacket.v1.QueryService/", "query", "30s", "read"),
     ("/cornjacket.v1.LineageService/", "query", "30s", "read"),
+    ("/cornjacket.v1.StatsService/", "query", "30s", "read"),  # issue 19: overview figures
     ("/cornjacket.v1.AuditService/", "query", "30s", "admin"),
     # Live streams (issue 19): no route timeout (0s); heartbeats keep the stream from
     # stream_idle_timeout, the service bounds the watchers and cuts slow ones off.

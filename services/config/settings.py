@@ -387,11 +387,17 @@ class QuerySettings:
     inference_address: str = ""  # issue 18; empty: inference is off
     device_health_window: float = 900.0  # issue 18: anomalous while the last anomaly is this recent
     watch: WatchSettings = WatchSettings()  # issue 19
+    # issue 19, the overview's figures (GET /api/v1/stats): how long an answer is reused, and
+    # the consumer groups (with their topics) whose lag it shows, named by the owners' settings.
+    stats_cache: float = 1.0
+    stats_groups: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> QuerySettings:
         env = env or Env()
         return cls(
+            stats_cache=env.duration("CJ_QUERY_STATS_CACHE", 1.0, lo=0.1),
+            stats_groups=_stats_groups(env),
             watch=WatchSettings.from_env(env),
             common=CommonSettings.from_env(env),
             database_url=env.db_url("CJ_QUERY_DATABASE_URL"),
@@ -419,6 +425,37 @@ class QuerySettings:
             ),
             device_health_window=env.duration("CJ_QUERY_DEVICE_HEALTH_WINDOW", 900.0, lo=1.0),
         )
+
+
+def _stats_groups(env: Env) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The consumer groups of the stack and their topics, read from the same variables (and
+    defaults) their services read; tsdb and inference only when their feature is on."""
+    every = ("sensor-events", "user-actions", "system-events")
+    groups = [
+        (
+            env.text("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
+            env.csv("CJ_EVENTHANDLER_TOPICS", every),
+        ),
+        (
+            env.text("CJ_ACTIONS_CONSUMER_GROUP", "action-orchestrator"),
+            env.csv("CJ_ACTIONS_TOPICS", every),
+        ),
+    ]
+    if env.flag("CJ_FEATURE_TSDB", True):
+        groups.append(
+            (
+                env.text("CJ_TSDB_CONSUMER_GROUP", "tsdb-writer"),
+                env.csv("CJ_TSDB_TOPICS", ("sensor-events",)),
+            )
+        )
+    if env.flag("CJ_FEATURE_INFERENCE", True):
+        groups.append(
+            (
+                env.text("CJ_INFERENCE_CONSUMER_GROUP", "ai-inference"),
+                env.csv("CJ_INFERENCE_TOPICS", ("sensor-events",)),
+            )
+        )
+    return tuple(groups)
 
 
 # --- inference (issue 18) ---------------------------------------------------------------

@@ -19,19 +19,22 @@ from cornjacket.v1 import (
     lineage_pb2,
     query_pb2,
     series_pb2,
+    stats_pb2,
     watch_pb2,
 )
 from grpc_reflection.v1alpha import reflection, reflection_pb2
 
 # What the edge routes (services/cli/envoy_config.py ROUTES). The internal services
-# (EventRecordService, EventEffectsService, AuditLogService) are not listed: the edge refuses
-# them. They share proto files with public ones, so a file's descriptor still shows them.
+# (EventRecordService, EventEffectsService, AuditLogService, IngestStatsService) are not
+# listed: the edge refuses them. They share proto files with public ones, so a file's
+# descriptor still shows them.
 PUBLIC_SERVICES: tuple[str, ...] = tuple(
     module.DESCRIPTOR.services_by_name[name].full_name
     for module, name in (
         (ingestion_pb2, "IngestionService"),
         (query_pb2, "QueryService"),
         (lineage_pb2, "LineageService"),
+        (stats_pb2, "StatsService"),
         (audit_pb2, "AuditService"),
         (watch_pb2, "WatchService"),
         (dlq_pb2, "DeadLetterService"),

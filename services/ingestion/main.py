@@ -7,7 +7,7 @@ import contextlib
 import logging
 
 import uuid_utils
-from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc, lineage_pb2_grpc
+from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc, lineage_pb2_grpc, stats_pb2_grpc
 
 from services.config.settings import IngestionSettings
 from services.core.aio import wait_event
@@ -31,6 +31,7 @@ from services.ingestion.outbox_store import PostgresOutbox
 from services.ingestion.relay import Relay
 from services.ingestion.relay_store import PostgresRelayStore, listen_outbox
 from services.ingestion.service import IngestionService
+from services.ingestion.stats_api import IngestStatsReader, IngestStatsServicer
 
 log = logging.getLogger(__name__)
 
@@ -109,6 +110,10 @@ async def run(
             )
             lineage_pb2_grpc.add_EventRecordServiceServicer_to_server(
                 EventRecordServicer(EventRecordReader(pool)), server
+            )
+            # The console overview's figures (issue 19), asked by query inside the mesh.
+            stats_pb2_grpc.add_IngestStatsServiceServicer_to_server(
+                IngestStatsServicer(IngestStatsReader(pool)), server
             )
         await server.start()
         tasks: list[asyncio.Task[None]] = []

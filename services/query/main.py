@@ -12,11 +12,13 @@ from cornjacket.v1 import (
     lineage_pb2_grpc,
     query_pb2,
     query_pb2_grpc,
+    stats_pb2_grpc,
     watch_pb2_grpc,
 )
 
 from services.config.settings import QuerySettings
 from services.core.aio import wait_event
+from services.core.clock import SystemClock
 from services.infra import metrics
 from services.infra.postgres import Availability, DictPool, open_pool, ping
 from services.infra.reflection import add_reflection
@@ -33,6 +35,14 @@ from services.query.lineage_clients import (
 )
 from services.query.projection_reader import PostgresProjectionReader
 from services.query.service import QueryService
+from services.query.stats import StatsService
+from services.query.stats_api import (
+    BusLag,
+    GrpcFailedDeliveries,
+    GrpcIngestStats,
+    GrpcPendingDeadLetters,
+    StatsServicer,
+)
 from services.query.watch import ProjectionFeed, WatchHub
 from services.query.watch_bus import GroupOffsets, KafkaBusOpener
 
@@ -96,6 +106,26 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
         )
         watch_pb2_grpc.add_WatchServiceServicer_to_server(WatchServicer(hub, watch_stop), server)
         query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(query), server)
+        # The console overview's figures (issue 19): asked of the owners and the bus.
+        ingest_stats = GrpcIngestStats(settings.ingestion_address)
+        pending = GrpcPendingDeadLetters(settings.eventhandler_address)
+        failed = GrpcFailedDeliveries(settings.actions_address)
+        bus_lag = BusLag(settings.common.brokers, settings.common.kafka, settings.stats_groups)
+        stats_pb2_grpc.add_StatsServiceServicer_to_server(
+            StatsServicer(
+                StatsService(
+                    ingest_stats,
+                    {
+                        "dead_letters_pending": ("eventhandler", pending),
+                        "deliveries_failed": ("actions", failed),
+                    },
+                    bus_lag,
+                    SystemClock(),
+                    max_age=settings.stats_cache,
+                )
+            ),
+            server,
+        )
         # Reflection of every public service, for the edge (issue 19, ADR 22).
         add_reflection(server)
         await server.start()
@@ -117,6 +147,9 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
                 await anomalies.close()
             for source in audit_sources:
                 await source.close()
+            for client in (ingest_stats, pending, failed):
+                await client.close()
+            await bus_lag.close()
             log.info("query stopped")
 
 

@@ -520,3 +520,97 @@ def test_event_handler_dead_letters_inspected_replayed_and_discarded(
     table.locator(f'tr[data-dlq-id="{discard_id}"]').wait_for(state="detached")
     assert c.problems == [], c.problems
     c.close()
+
+
+def test_a_rule_is_tested_against_a_sample_event(
+    stack: Stack, http: httpx.Client, browser: Any, hooks: Receiver, shots: Path
+) -> None:
+    """issue 19: POST /api/v1/rules:test from the rules page, typed and picked from the table."""
+    name = unique("tested-rule")
+    never = f"/{unique('never')}"
+    made = http.post(
+        "/api/v1/rules",
+        json={
+            "name": name,
+            "event_type_pattern": "sensor.*",
+            "condition": "payload.value >= 100",
+            "target": {"url": hooks.url(never)},
+            "enabled": False,
+        },
+    )
+    assert made.status_code == 200, made.text
+    c = Console(browser, stack, token(stack, subject="console-admin"))
+    page = c.open("rules", "Rules")
+    panel = page.get_by_role("form", name="test a rule")
+    panel.get_by_label("Event type pattern").fill("sensor.*")
+    panel.get_by_label("Condition").fill("payload.value >> 1")
+    panel.get_by_role("button", name="Test").click()
+    error = page.get_by_test_id("test-condition-error")
+    error.wait_for()
+    text = error.inner_text()
+    assert "expected a value or a path at position 16" in text, text
+    assert text.splitlines()[1].index("^") == 15, text
+    c.problems = [p for p in c.problems if "400" not in p]  # the API's answer, not a fault
+
+    panel.get_by_label("Condition").fill('payload.value > 80 and metadata.source == "mqtt"')
+    panel.get_by_label("Source (metadata.source)").select_option("mqtt")
+    panel.get_by_label("Payload (JSON object)").fill('{"value": 85, "unit": "C"}')
+    panel.get_by_role("button", name="Test").click()
+    result = page.get_by_test_id("test-result")
+    result.filter(has_text="Matches: a delivery would be made").wait_for()
+    c.shot(shots, "rule-test")
+    panel.get_by_label("Payload (JSON object)").fill('{"value": 70}')
+    panel.get_by_role("button", name="Test").click()
+    result.filter(has_text="Does not match (pattern: yes, condition: no)").wait_for()
+    panel.get_by_label("Payload (JSON object)").fill("[1, 2")
+    panel.get_by_role("button", name="Test").click()
+    panel.get_by_role("alert").filter(has_text="payload is not JSON").wait_for()
+
+    # picked from the table: the stored (disabled) rule is tested by its id
+    row = page.get_by_test_id("rules").locator("tr").filter(has_text=name)
+    row.get_by_role("button", name="Test").click()
+    page.get_by_test_id("test-rule-name").filter(has_text=name).wait_for()
+    panel = page.get_by_role("form", name="test a rule")
+    panel.get_by_label("Payload (JSON object)").fill('{"value": 100}')
+    with page.expect_request(lambda r: r.url.endswith("/api/v1/rules:test")) as sent:
+        panel.get_by_role("button", name="Test").click()
+    assert '"rule_id"' in (sent.value.post_data or "")
+    page.get_by_test_id("test-result").filter(has_text="Matches").wait_for()
+    assert hooks.received(never) == []  # tested, not delivered
+    assert c.problems == [], c.problems
+    c.close()
+    http.delete(f"/api/v1/rules/{made.json()['rule_id']}")
+
+
+def test_the_overview_shows_ingest_rate_outbox_and_consumer_lag(
+    stack: Stack, http: httpx.Client, browser: Any, shots: Path
+) -> None:
+    """issue 19: GET /api/v1/stats on the overview, for a read-only token too."""
+    c = Console(browser, stack, token(stack, "read", subject=unique("console-viewer")))
+    page = c.page
+    lag = page.get_by_test_id("consumer-lag")
+    lag.locator('tr[data-group="event-handler"]').wait_for()
+    page.get_by_test_id("outbox-depth").wait_for()
+
+    def accepted() -> int:
+        text = page.get_by_test_id("accepted-minute").inner_text()
+        return int(re.match(r"\d+", text).group())  # type: ignore[union-attr]
+
+    base = accepted()
+    device = unique("overview-dev")
+    batch = [
+        {
+            "event_type": "sensor.reading",
+            "aggregate_id": device,
+            "payload": {"value": i, "unit": "C"},
+        }
+        for i in range(40)
+    ]
+    r = http.post("/api/v1/events:batch", json={"events": batch})
+    assert r.status_code == 200 and r.json()["accepted"] == 40, r.text
+    # the page refreshes every 5 s; the figure is at most about a second old
+    eventually(lambda: accepted() >= base + 40, timeout=40, what="the overview's ingest figure")
+    page.get_by_test_id("ingest-rate").filter(has_text=re.compile(r"^\d+\.\d/s$")).wait_for()
+    c.shot(shots, "overview-flow")
+    assert c.problems == [], c.problems
+    c.close()

@@ -30,6 +30,7 @@ PUBLIC = {
     "cornjacket.v1.IngestionService",
     "cornjacket.v1.QueryService",
     "cornjacket.v1.LineageService",
+    "cornjacket.v1.StatsService",
     "cornjacket.v1.AuditService",
     "cornjacket.v1.WatchService",
     "cornjacket.v1.DeadLetterService",

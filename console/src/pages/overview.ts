@@ -2,7 +2,7 @@
 import { html } from "htm/preact";
 import { useEffect, useState } from "preact/hooks";
 
-import { get, health, type Anomaly, type Breaker, type Health, type Page } from "../api";
+import { get, health, type Anomaly, type Breaker, type Health, type Page, type Stats } from "../api";
 import { message, type Session } from "../ui";
 
 interface Figures {
@@ -11,6 +11,8 @@ interface Figures {
   failedDeliveries?: number | string;
   openBreakers?: number | string;
   anomaliesHour?: number | string;
+  stats?: Stats;
+  statsError?: string;
 }
 
 const settle = async <T>(p: Promise<T>, f: (v: T) => number | string): Promise<number | string> => {
@@ -33,7 +35,7 @@ async function figures(s: Session): Promise<Figures> {
         ),
       ])
     : [];
-  const [h, anomalies] = await Promise.all([
+  const [h, anomalies, stats] = await Promise.all([
     health().catch(() => ({ status: "unreachable" }) as Health),
     settle(
       get<{ anomalies?: Anomaly[]; next_page_token?: string }>(s.token, "/api/v1/inference/anomalies", {
@@ -42,6 +44,10 @@ async function figures(s: Session): Promise<Figures> {
       }),
       (r) => `${(r.anomalies ?? []).length}${r.next_page_token ? "+" : ""}`,
     ),
+    get<Stats>(s.token, "/api/v1/stats").then(
+      (v) => ({ stats: v }),
+      (e: unknown) => ({ statsError: `unavailable: ${message(e)}` }),
+    ),
   ]);
   return {
     health: h,
@@ -49,7 +55,49 @@ async function figures(s: Session): Promise<Figures> {
     failedDeliveries: admin[1],
     openBreakers: admin[2],
     anomaliesHour: anomalies,
+    ...stats,
   };
+}
+
+const num = (v?: string | number) => Number(v ?? 0);
+const capped = (v: string | number | undefined, more?: boolean) => `${num(v)}${more ? "+" : ""}`;
+
+function age(seconds?: number): string {
+  const s = seconds ?? 0;
+  if (s < 1) return "";
+  return s < 120 ? `, oldest ${Math.round(s)} s` : `, oldest ${Math.round(s / 60)} min`;
+}
+
+/** Ingest rate, outbox and consumer lag (GET /api/v1/stats, read scope). */
+function Flow(props: { stats?: Stats; error?: string }) {
+  const st = props.stats;
+  if (!st) return props.error ? html`<p class="error" data-testid="stats-error">${props.error}</p>` : null;
+  const lagging = (st.consumer_lag ?? []).filter((g) => !g.known || num(g.lag) > 0).length;
+  return html`<section class="cards">
+      <div class="card figure">
+        <h2>Ingest rate</h2>
+        <p data-testid="ingest-rate" class="big">${(st.ingest_rate_per_second ?? 0).toFixed(1)}/s</p>
+        <p data-testid="accepted-minute">${capped(st.accepted_last_minute, st.accepted_last_minute_capped)} accepted in the last minute</p>
+      </div>
+      <div class="card figure">
+        <h2>Outbox</h2>
+        <p data-testid="outbox-depth" class=${num(st.outbox_depth) > 0 ? "big error" : "big"}>${capped(st.outbox_depth, st.outbox_depth_capped)}</p>
+        <p>rows waiting for the relay${age(st.outbox_oldest_age_seconds)}</p>
+      </div>
+      <div class="card figure">
+        <h2>Consumer lag</h2>
+        <table data-testid="consumer-lag">
+          <tbody>${(st.consumer_lag ?? []).map(
+            (g) => html`<tr data-group=${g.group}><td>${g.group}</td>
+              <td class=${!g.known || num(g.lag) > 0 ? "error" : ""}>${g.known ? num(g.lag) : "unknown"}</td></tr>`,
+          )}</tbody>
+        </table>
+        <p>${lagging ? `${lagging} behind` : "every group caught up"}</p>
+      </div>
+    </section>
+    ${st.unavailable?.length
+      ? html`<p class="error" data-testid="stats-unavailable">Not answering: ${st.unavailable.join(", ")}</p>`
+      : null}`;
 }
 
 function Figure(props: { label: string; value?: number | string; href?: string; id: string }) {
@@ -88,9 +136,8 @@ export function Overview(props: { session: Session }) {
       <${Figure} id="failed-deliveries" label="Failed deliveries" value=${f.failedDeliveries} href="#/dlq" />
       <${Figure} id="open-breakers" label="Open breakers" value=${f.openBreakers} href="#/breakers" />
       <${Figure} id="anomalies-hour" label="Anomalies, last hour" value=${f.anomaliesHour} />
-    </section>`}
-    <p class="status">Refreshed every 5 s. Ingest rate, outbox depth and consumer lag are
-      Prometheus metrics of each process (see the README's Metrics section); the public API
-      does not answer them.</p>
+    </section>
+    <${Flow} stats=${f.stats} error=${f.statsError} />`}
+    <p class="status">Refreshed every 5 s (the figures are at most about a second old).</p>
   </main>`;
 }

@@ -1,9 +1,10 @@
 // Rules: list, create and edit (the condition parser's positioned errors shown under the
-// condition), enable/disable, delete with confirmation; each rule links to its deliveries.
+// condition), enable/disable, delete with confirmation; each rule links to its deliveries;
+// a rule (or a pattern and condition not saved yet) tested against a sample event.
 import { html } from "htm/preact";
 import { useState } from "preact/hooks";
 
-import { call, post, get, ApiError, type Page, type Rule } from "../api";
+import { call, post, get, ApiError, type Page, type Rule, type RuleTestResult } from "../api";
 import { ConfirmButton, ErrorLine, Pager, message, useLoad, type Session } from "../ui";
 
 const LIMIT = 20;
@@ -85,11 +86,101 @@ function RuleForm(props: { session: Session; rule: Rule | null; onDone: (note: s
   </form>`;
 }
 
+interface Sample {
+  event_type_pattern: string;
+  condition: string;
+  event_type: string;
+  aggregate_id: string;
+  source: string;
+  payload: string;
+}
+
+const SAMPLE: Sample = {
+  event_type_pattern: "sensor.reading",
+  condition: "",
+  event_type: "sensor.reading",
+  aggregate_id: "device-1",
+  source: "http",
+  payload: '{"value": 85, "unit": "C"}',
+};
+
+/** POST /api/v1/rules:test: the orchestrator's own matcher, nothing stored or sent. A rule
+ * picked from the table is tested as stored (by id); otherwise the typed pattern and
+ * condition are. */
+function TestPanel(props: { session: Session; rule: Rule | null; onClear: () => void }) {
+  const { rule } = props;
+  const [d, setD] = useState<Sample>(SAMPLE);
+  const [result, setResult] = useState<RuleTestResult | null>(null);
+  const [error, setError] = useState("");
+  const [tried, setTried] = useState("");
+  const field = (k: keyof Sample) => (e: Event) =>
+    setD({ ...d, [k]: (e.target as HTMLInputElement | HTMLTextAreaElement | HTMLSelectElement).value });
+  const submit = async (e: Event) => {
+    e.preventDefault();
+    setResult(null);
+    setError("");
+    let payload: unknown;
+    try {
+      payload = JSON.parse(d.payload || "{}");
+    } catch (err) {
+      setError(`payload is not JSON: ${message(err)}`);
+      return;
+    }
+    if (payload === null || typeof payload !== "object" || Array.isArray(payload)) {
+      setError("payload must be a JSON object");
+      return;
+    }
+    setTried(rule ? (rule.condition ?? "") : d.condition);
+    const event = { event_type: d.event_type, aggregate_id: d.aggregate_id, payload, metadata: { source: d.source } };
+    const body = rule
+      ? { rule_id: rule.rule_id, event }
+      : { event_type_pattern: d.event_type_pattern, condition: d.condition, event };
+    try {
+      setResult(await post<RuleTestResult>(props.session.token, "/api/v1/rules:test", body));
+    } catch (err) {
+      setError(err instanceof ApiError ? err.message : message(err));
+    }
+  };
+  const pos = conditionPosition(error);
+  const yes = (v?: boolean) => (v ? "yes" : "no");
+  return html`<form class="rule-form" onSubmit=${submit} aria-label="test a rule">
+    <h2>Test against a sample event</h2>
+    ${rule
+      ? html`<p data-testid="test-rule-name">Rule <strong>${rule.name}</strong>: <code>${rule.event_type_pattern}</code>
+          ${rule.condition ? html` where <code>${rule.condition}</code>` : ""}
+          <button type="button" onClick=${props.onClear}>Type a pattern instead</button></p>`
+      : html`<label>Event type pattern<input name="test_pattern" value=${d.event_type_pattern}
+            onInput=${field("event_type_pattern")} placeholder="sensor.reading, sensor.* or *" /></label>
+          <label>Condition<input name="test_condition" value=${d.condition} onInput=${field("condition")}
+            class="mono" placeholder='payload.value > 80 and payload.unit == "C"'
+            aria-invalid=${pos !== null} aria-describedby=${pos !== null ? "test-condition-error" : undefined} /></label>`}
+    ${pos !== null &&
+    html`<pre class="caret" id="test-condition-error" data-testid="test-condition-error">${
+      `${tried}\n${" ".repeat(Math.max(0, pos - 1))}^ ${error.replace(/^condition: /, "")}`
+    }</pre>`}
+    <label>Event type<input name="test_event_type" value=${d.event_type} onInput=${field("event_type")} /></label>
+    <label>Aggregate id<input name="test_aggregate_id" value=${d.aggregate_id} onInput=${field("aggregate_id")} /></label>
+    <label>Source (metadata.source)<select name="test_source" value=${d.source} onChange=${field("source")}>
+      ${["http", "grpc", "mqtt", "ai"].map((v) => html`<option value=${v}>${v}</option>`)}
+    </select></label>
+    <label>Payload (JSON object)<textarea name="test_payload" class="mono" rows="4"
+      onInput=${field("payload")}>${d.payload}</textarea></label>
+    ${pos === null && html`<${ErrorLine} error=${error} />`}
+    <p><button type="submit">Test</button></p>
+    ${result &&
+    html`<p role="status" data-testid="test-result" class=${result.matched ? "ok" : "error"}>
+${`${result.matched ? "Matches: a delivery would be made" : "Does not match"} (pattern: ${yes(
+        result.pattern_matched,
+      )}, condition: ${yes(result.condition_matched)})`}</p>`}
+  </form>`;
+}
+
 export function Rules(props: { session: Session }) {
   const { token, admin } = props.session;
   const [offset, setOffset] = useState(0);
   const [editing, setEditing] = useState<Rule | "new" | null>(null);
   const [note, setNote] = useState("");
+  const [testing, setTesting] = useState<Rule | null>(null);
   const list = useLoad(
     () => get<Page & { rules?: Rule[] }>(token, "/api/v1/rules", { limit: LIMIT, offset }),
     [offset],
@@ -116,6 +207,9 @@ export function Rules(props: { session: Session }) {
     html`<${RuleForm} key=${editing === "new" ? "new" : editing.rule_id} session=${props.session}
       rule=${editing === "new" ? null : editing} onDone=${done} />`}
     ${note && html`<p class="status" role="status" data-testid="rules-note">${note}</p>`}
+    ${admin &&
+    html`<${TestPanel} key=${testing?.rule_id ?? "inline"} session=${props.session} rule=${testing}
+      onClear=${() => setTesting(null)} />`}
     <${ErrorLine} error=${list.error} />
     <table>
       <thead><tr><th>Name</th><th>Pattern</th><th>Condition</th><th>Target</th><th>State</th><th></th></tr></thead>
@@ -128,6 +222,7 @@ export function Rules(props: { session: Session }) {
             <a href=${`#/deliveries/${r.rule_id}`}>Deliveries</a>
             ${admin &&
             html`<button type="button" onClick=${() => setEditing(r)}>Edit</button>
+              <button type="button" onClick=${() => setTesting(r)}>Test</button>
               ${r.enabled
                 ? html`<button type="button" onClick=${() =>
                     act(`disabled ${r.name}`, () => post(token, `/api/v1/rules/${r.rule_id}:disable`, { reason: "disabled in the console" }))}>Disable</button>`

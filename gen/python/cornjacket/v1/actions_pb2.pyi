@@ -256,3 +256,53 @@ class DiscardDeliveryRequest(_message.Message):
     DELIVERY_ID_FIELD_NUMBER: _ClassVar[int]
     delivery_id: str
     def __init__(self, delivery_id: _Optional[str] = ...) -> None: ...
+
+class SampleEventMetadata(_message.Message):
+    __slots__ = ("trace_id", "source", "schema_version", "span_id")
+    TRACE_ID_FIELD_NUMBER: _ClassVar[int]
+    SOURCE_FIELD_NUMBER: _ClassVar[int]
+    SCHEMA_VERSION_FIELD_NUMBER: _ClassVar[int]
+    SPAN_ID_FIELD_NUMBER: _ClassVar[int]
+    trace_id: str
+    source: str
+    schema_version: int
+    span_id: str
+    def __init__(self, trace_id: _Optional[str] = ..., source: _Optional[str] = ..., schema_version: _Optional[int] = ..., span_id: _Optional[str] = ...) -> None: ...
+
+class SampleEvent(_message.Message):
+    __slots__ = ("event_type", "aggregate_id", "payload", "metadata")
+    EVENT_TYPE_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATE_ID_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    METADATA_FIELD_NUMBER: _ClassVar[int]
+    event_type: str
+    aggregate_id: str
+    payload: _struct_pb2.Struct
+    metadata: SampleEventMetadata
+    def __init__(self, event_type: _Optional[str] = ..., aggregate_id: _Optional[str] = ..., payload: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., metadata: _Optional[_Union[SampleEventMetadata, _Mapping]] = ...) -> None: ...
+
+class TestRuleRequest(_message.Message):
+    __slots__ = ("rule_id", "event_type_pattern", "condition", "event")
+    RULE_ID_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    EVENT_FIELD_NUMBER: _ClassVar[int]
+    rule_id: str
+    event_type_pattern: str
+    condition: str
+    event: SampleEvent
+    def __init__(self, rule_id: _Optional[str] = ..., event_type_pattern: _Optional[str] = ..., condition: _Optional[str] = ..., event: _Optional[_Union[SampleEvent, _Mapping]] = ...) -> None: ...
+
+class TestRuleResponse(_message.Message):
+    __slots__ = ("matched", "pattern_matched", "condition_matched", "event_type_pattern", "condition")
+    MATCHED_FIELD_NUMBER: _ClassVar[int]
+    PATTERN_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_MATCHED_FIELD_NUMBER: _ClassVar[int]
+    EVENT_TYPE_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    CONDITION_FIELD_NUMBER: _ClassVar[int]
+    matched: bool
+    pattern_matched: bool
+    condition_matched: bool
+    event_type_pattern: str
+    condition: str
+    def __init__(self, matched: _Optional[bool] = ..., pattern_matched: _Optional[bool] = ..., condition_matched: _Optional[bool] = ..., event_type_pattern: _Optional[str] = ..., condition: _Optional[str] = ...) -> None: ...

@@ -97,6 +97,11 @@ class ActionServiceStub:
                 request_serializer=cornjacket_dot_v1_dot_actions__pb2.DiscardDeliveryRequest.SerializeToString,
                 response_deserializer=cornjacket_dot_v1_dot_actions__pb2.Delivery.FromString,
                 _registered_method=True)
+        self.TestRule = channel.unary_unary(
+                '/cornjacket.v1.ActionService/TestRule',
+                request_serializer=cornjacket_dot_v1_dot_actions__pb2.TestRuleRequest.SerializeToString,
+                response_deserializer=cornjacket_dot_v1_dot_actions__pb2.TestRuleResponse.FromString,
+                _registered_method=True)
 
 
 class ActionServiceServicer:
@@ -185,6 +190,16 @@ class ActionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def TestRule(self, request, context):
+        """Whether a sample event would match a rule (an existing one, or a pattern and condition
+        given inline), decided by the same matcher as the orchestrator's consumer. Nothing is
+        stored or sent. A bad condition answers INVALID_ARGUMENT (400) with the position, as
+        CreateRule does.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ActionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -247,6 +262,11 @@ def add_ActionServiceServicer_to_server(servicer, server):
                     servicer.DiscardDelivery,
                     request_deserializer=cornjacket_dot_v1_dot_actions__pb2.DiscardDeliveryRequest.FromString,
                     response_serializer=cornjacket_dot_v1_dot_actions__pb2.Delivery.SerializeToString,
+            ),
+            'TestRule': grpc.unary_unary_rpc_method_handler(
+                    servicer.TestRule,
+                    request_deserializer=cornjacket_dot_v1_dot_actions__pb2.TestRuleRequest.FromString,
+                    response_serializer=cornjacket_dot_v1_dot_actions__pb2.TestRuleResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -576,6 +596,33 @@ class ActionService:
             '/cornjacket.v1.ActionService/DiscardDelivery',
             cornjacket_dot_v1_dot_actions__pb2.DiscardDeliveryRequest.SerializeToString,
             cornjacket_dot_v1_dot_actions__pb2.Delivery.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def TestRule(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/cornjacket.v1.ActionService/TestRule',
+            cornjacket_dot_v1_dot_actions__pb2.TestRuleRequest.SerializeToString,
+            cornjacket_dot_v1_dot_actions__pb2.TestRuleResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -13,7 +13,7 @@ import type { JsonObject, Message } from "@bufbuild/protobuf";
  * Describes the file cornjacket/v1/actions.proto.
  */
 export const file_cornjacket_v1_actions: GenFile = /*@__PURE__*/
-  fileDesc("Chtjb3JuamFja2V0L3YxL2FjdGlvbnMucHJvdG8SDWNvcm5qYWNrZXQudjEiVwoNV2ViaG9va1RhcmdldBILCgN1cmwYASABKAkSKAoHaGVhZGVycxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHc2VjcmV0cxgDIAMoCSKmAgoEUnVsZRIPCgdydWxlX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSGgoSZXZlbnRfdHlwZV9wYXR0ZXJuGAMgASgJEhEKCWNvbmRpdGlvbhgEIAEoCRIsCgZ0YXJnZXQYBSABKAsyHC5jb3JuamFja2V0LnYxLldlYmhvb2tUYXJnZXQSDwoHZW5hYmxlZBgGIAEoCBIXCg9kaXNhYmxlZF9yZWFzb24YByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZ2VuZXJhdGVkX3NlY3JldBgKIAEoCSKgAQoRQ3JlYXRlUnVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIaChJldmVudF90eXBlX3BhdHRlcm4YAiABKAkSEQoJY29uZGl0aW9uGAMgASgJEiwKBnRhcmdldBgEIAEoCzIcLmNvcm5qYWNrZXQudjEuV2ViaG9va1RhcmdldBIUCgdlbmFibGVkGAUgASgISACIAQFCCgoIX2VuYWJsZWQiIQoOR2V0UnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSJAChBMaXN0UnVsZXNSZXF1ZXN0EhIKBWxpbWl0GAEgASgFSACIAQESDgoGb2Zmc2V0GAIgASgFQggKBl9saW1pdCJlChFMaXN0UnVsZXNSZXNwb25zZRIiCgVydWxlcxgBIAMoCzITLmNvcm5qYWNrZXQudjEuUnVsZRINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUizAEKEVVwZGF0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEh8KEmV2ZW50X3R5cGVfcGF0dGVybhgDIAEoCUgBiAEBEhYKCWNvbmRpdGlvbhgEIAEoCUgCiAEBEiwKBnRhcmdldBgFIAEoCzIcLmNvcm5qYWNrZXQudjEuV2ViaG9va1RhcmdldEIHCgVfbmFtZUIVChNfZXZlbnRfdHlwZV9wYXR0ZXJuQgwKCl9jb25kaXRpb24iJAoRRW5hYmxlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSI1ChJEaXNhYmxlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiJAoRRGVsZXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiqQEKD0RlbGl2ZXJ5QXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAMgASgFEg8KB291dGNvbWUYBCABKAkSEwoLc3RhdHVzX2NvZGUYBSABKAUSDQoFZXJyb3IYBiABKAkSCwoDdXJsGAcgASgJIvwCCghEZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRIPCgdydWxlX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSEgoKdGFyZ2V0X3VybBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSFQoNYXR0ZW1wdF9jb3VudBgHIAEoBRIXCg9uZXh0X2F0dGVtcHRfYXQYCCABKAkSEgoKbGFzdF9lcnJvchgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxkZWxpdmVyZWRfYXQYDCABKAkSFAoMcmVwbGF5X2NvdW50GA0gASgFEjAKCGF0dGVtcHRzGA4gAygLMh4uY29ybmphY2tldC52MS5EZWxpdmVyeUF0dGVtcHQilgEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVzaW5jZRgDIAEoCRINCgV1bnRpbBgEIAEoCRISCgVsaW1pdBgFIAEoBUgAiAEBEg4KBm9mZnNldBgGIAEoBRIQCghldmVudF9pZBgHIAEoCUIICgZfbGltaXQicwoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIrCgpkZWxpdmVyaWVzGAEgAygLMhcuY29ybmphY2tldC52MS5EZWxpdmVyeRINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUiKQoSR2V0RGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIhUKE0xpc3RCcmVha2Vyc1JlcXVlc3QiigEKB0JyZWFrZXISEAoIZW5kcG9pbnQYASABKAkSDQoFc3RhdGUYAiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYAyABKAUSEAoIcmV0cnlfYXQYBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoUTGlzdEJyZWFrZXJzUmVzcG9uc2USKAoIYnJlYWtlcnMYASADKAsyFi5jb3JuamFja2V0LnYxLkJyZWFrZXIiVAoXUmVwbGF5RGVsaXZlcmllc1JlcXVlc3QSFAoMZGVsaXZlcnlfaWRzGAEgAygJEhIKCmFsbF9mYWlsZWQYAiABKAgSDwoHcnVsZV9pZBgDIAEoCSJCChhSZXBsYXlEZWxpdmVyaWVzUmVzcG9uc2USFAoMZGVsaXZlcnlfaWRzGAEgAygJEhAKCHJlcGxheWVkGAIgASgFIi0KFkRpc2NhcmREZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAky7QoKDUFjdGlvblNlcnZpY2USXQoKQ3JlYXRlUnVsZRIgLmNvcm5qYWNrZXQudjEuQ3JlYXRlUnVsZVJlcXVlc3QaEy5jb3JuamFja2V0LnYxLlJ1bGUiGILT5JMCEjoBKiINL2FwaS92MS9ydWxlcxJeCgdHZXRSdWxlEh0uY29ybmphY2tldC52MS5HZXRSdWxlUmVxdWVzdBoTLmNvcm5qYWNrZXQudjEuUnVsZSIfgtPkkwIZEhcvYXBpL3YxL3J1bGVzL3tydWxlX2lkfRJlCglMaXN0UnVsZXMSHy5jb3JuamFja2V0LnYxLkxpc3RSdWxlc1JlcXVlc3QaIC5jb3JuamFja2V0LnYxLkxpc3RSdWxlc1Jlc3BvbnNlIhWC0+STAg8SDS9hcGkvdjEvcnVsZXMSZwoKVXBkYXRlUnVsZRIgLmNvcm5qYWNrZXQudjEuVXBkYXRlUnVsZVJlcXVlc3QaEy5jb3JuamFja2V0LnYxLlJ1bGUiIoLT5JMCHDoBKjIXL2FwaS92MS9ydWxlcy97cnVsZV9pZH0SbgoKRW5hYmxlUnVsZRIgLmNvcm5qYWNrZXQudjEuRW5hYmxlUnVsZVJlcXVlc3QaEy5jb3JuamFja2V0LnYxLlJ1bGUiKYLT5JMCIzoBKiIeL2FwaS92MS9ydWxlcy97cnVsZV9pZH06ZW5hYmxlEnEKC0Rpc2FibGVSdWxlEiEuY29ybmphY2tldC52MS5EaXNhYmxlUnVsZVJlcXVlc3QaEy5jb3JuamFja2V0LnYxLlJ1bGUiKoLT5JMCJDoBKiIfL2FwaS92MS9ydWxlcy97cnVsZV9pZH06ZGlzYWJsZRJyCgpEZWxldGVSdWxlEiAuY29ybmphY2tldC52MS5EZWxldGVSdWxlUmVxdWVzdBohLmNvcm5qYWNrZXQudjEuRGVsZXRlUnVsZVJlc3BvbnNlIh+C0+STAhkqFy9hcGkvdjEvcnVsZXMve3J1bGVfaWR9EnkKDkxpc3REZWxpdmVyaWVzEiQuY29ybmphY2tldC52MS5MaXN0RGVsaXZlcmllc1JlcXVlc3QaJS5jb3JuamFja2V0LnYxLkxpc3REZWxpdmVyaWVzUmVzcG9uc2UiGoLT5JMCFBISL2FwaS92MS9kZWxpdmVyaWVzEnMKC0dldERlbGl2ZXJ5EiEuY29ybmphY2tldC52MS5HZXREZWxpdmVyeVJlcXVlc3QaFy5jb3JuamFja2V0LnYxLkRlbGl2ZXJ5IiiC0+STAiISIC9hcGkvdjEvZGVsaXZlcmllcy97ZGVsaXZlcnlfaWR9EnEKDExpc3RCcmVha2VycxIiLmNvcm5qYWNrZXQudjEuTGlzdEJyZWFrZXJzUmVxdWVzdBojLmNvcm5qYWNrZXQudjEuTGlzdEJyZWFrZXJzUmVzcG9uc2UiGILT5JMCEhIQL2FwaS92MS9icmVha2VycxKJAQoQUmVwbGF5RGVsaXZlcmllcxImLmNvcm5qYWNrZXQudjEuUmVwbGF5RGVsaXZlcmllc1JlcXVlc3QaJy5jb3JuamFja2V0LnYxLlJlcGxheURlbGl2ZXJpZXNSZXNwb25zZSIkgtPkkwIeOgEqIhkvYXBpL3YxL2RlbGl2ZXJpZXM6cmVwbGF5EoYBCg9EaXNjYXJkRGVsaXZlcnkSJS5jb3JuamFja2V0LnYxLkRpc2NhcmREZWxpdmVyeVJlcXVlc3QaFy5jb3JuamFja2V0LnYxLkRlbGl2ZXJ5IjOC0+STAi06ASoiKC9hcGkvdjEvZGVsaXZlcmllcy97ZGVsaXZlcnlfaWR9OmRpc2NhcmRiBnByb3RvMw", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
+  fileDesc("Chtjb3JuamFja2V0L3YxL2FjdGlvbnMucHJvdG8SDWNvcm5qYWNrZXQudjEiVwoNV2ViaG9va1RhcmdldBILCgN1cmwYASABKAkSKAoHaGVhZGVycxgCIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSDwoHc2VjcmV0cxgDIAMoCSKmAgoEUnVsZRIPCgdydWxlX2lkGAEgASgJEgwKBG5hbWUYAiABKAkSGgoSZXZlbnRfdHlwZV9wYXR0ZXJuGAMgASgJEhEKCWNvbmRpdGlvbhgEIAEoCRIsCgZ0YXJnZXQYBSABKAsyHC5jb3JuamFja2V0LnYxLldlYmhvb2tUYXJnZXQSDwoHZW5hYmxlZBgGIAEoCBIXCg9kaXNhYmxlZF9yZWFzb24YByABKAkSLgoKY3JlYXRlZF9hdBgIIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLgoKdXBkYXRlZF9hdBgJIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASGAoQZ2VuZXJhdGVkX3NlY3JldBgKIAEoCSKgAQoRQ3JlYXRlUnVsZVJlcXVlc3QSDAoEbmFtZRgBIAEoCRIaChJldmVudF90eXBlX3BhdHRlcm4YAiABKAkSEQoJY29uZGl0aW9uGAMgASgJEiwKBnRhcmdldBgEIAEoCzIcLmNvcm5qYWNrZXQudjEuV2ViaG9va1RhcmdldBIUCgdlbmFibGVkGAUgASgISACIAQFCCgoIX2VuYWJsZWQiIQoOR2V0UnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSJAChBMaXN0UnVsZXNSZXF1ZXN0EhIKBWxpbWl0GAEgASgFSACIAQESDgoGb2Zmc2V0GAIgASgFQggKBl9saW1pdCJlChFMaXN0UnVsZXNSZXNwb25zZRIiCgVydWxlcxgBIAMoCzITLmNvcm5qYWNrZXQudjEuUnVsZRINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUizAEKEVVwZGF0ZVJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSEQoEbmFtZRgCIAEoCUgAiAEBEh8KEmV2ZW50X3R5cGVfcGF0dGVybhgDIAEoCUgBiAEBEhYKCWNvbmRpdGlvbhgEIAEoCUgCiAEBEiwKBnRhcmdldBgFIAEoCzIcLmNvcm5qYWNrZXQudjEuV2ViaG9va1RhcmdldEIHCgVfbmFtZUIVChNfZXZlbnRfdHlwZV9wYXR0ZXJuQgwKCl9jb25kaXRpb24iJAoRRW5hYmxlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSI1ChJEaXNhYmxlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCRIOCgZyZWFzb24YAiABKAkiJAoRRGVsZXRlUnVsZVJlcXVlc3QSDwoHcnVsZV9pZBgBIAEoCSIUChJEZWxldGVSdWxlUmVzcG9uc2UiqQEKD0RlbGl2ZXJ5QXR0ZW1wdBIPCgdhdHRlbXB0GAEgASgFEi4KCnN0YXJ0ZWRfYXQYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhMKC2R1cmF0aW9uX21zGAMgASgFEg8KB291dGNvbWUYBCABKAkSEwoLc3RhdHVzX2NvZGUYBSABKAUSDQoFZXJyb3IYBiABKAkSCwoDdXJsGAcgASgJIvwCCghEZWxpdmVyeRITCgtkZWxpdmVyeV9pZBgBIAEoCRIPCgdydWxlX2lkGAIgASgJEhAKCGV2ZW50X2lkGAMgASgJEhIKCmV2ZW50X3R5cGUYBCABKAkSEgoKdGFyZ2V0X3VybBgFIAEoCRIOCgZzdGF0dXMYBiABKAkSFQoNYXR0ZW1wdF9jb3VudBgHIAEoBRIXCg9uZXh0X2F0dGVtcHRfYXQYCCABKAkSEgoKbGFzdF9lcnJvchgJIAEoCRIuCgpjcmVhdGVkX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIuCgp1cGRhdGVkX2F0GAsgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgxkZWxpdmVyZWRfYXQYDCABKAkSFAoMcmVwbGF5X2NvdW50GA0gASgFEjAKCGF0dGVtcHRzGA4gAygLMh4uY29ybmphY2tldC52MS5EZWxpdmVyeUF0dGVtcHQilgEKFUxpc3REZWxpdmVyaWVzUmVxdWVzdBIPCgdydWxlX2lkGAEgASgJEg4KBnN0YXR1cxgCIAEoCRINCgVzaW5jZRgDIAEoCRINCgV1bnRpbBgEIAEoCRISCgVsaW1pdBgFIAEoBUgAiAEBEg4KBm9mZnNldBgGIAEoBRIQCghldmVudF9pZBgHIAEoCUIICgZfbGltaXQicwoWTGlzdERlbGl2ZXJpZXNSZXNwb25zZRIrCgpkZWxpdmVyaWVzGAEgAygLMhcuY29ybmphY2tldC52MS5EZWxpdmVyeRINCgV0b3RhbBgCIAEoBRINCgVsaW1pdBgDIAEoBRIOCgZvZmZzZXQYBCABKAUiKQoSR2V0RGVsaXZlcnlSZXF1ZXN0EhMKC2RlbGl2ZXJ5X2lkGAEgASgJIhUKE0xpc3RCcmVha2Vyc1JlcXVlc3QiigEKB0JyZWFrZXISEAoIZW5kcG9pbnQYASABKAkSDQoFc3RhdGUYAiABKAkSHAoUY29uc2VjdXRpdmVfZmFpbHVyZXMYAyABKAUSEAoIcmV0cnlfYXQYBCABKAkSLgoKdXBkYXRlZF9hdBgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiQAoUTGlzdEJyZWFrZXJzUmVzcG9uc2USKAoIYnJlYWtlcnMYASADKAsyFi5jb3JuamFja2V0LnYxLkJyZWFrZXIiVAoXUmVwbGF5RGVsaXZlcmllc1JlcXVlc3QSFAoMZGVsaXZlcnlfaWRzGAEgAygJEhIKCmFsbF9mYWlsZWQYAiABKAgSDwoHcnVsZV9pZBgDIAEoCSJCChhSZXBsYXlEZWxpdmVyaWVzUmVzcG9uc2USFAoMZGVsaXZlcnlfaWRzGAEgAygJEhAKCHJlcGxheWVkGAIgASgFIi0KFkRpc2NhcmREZWxpdmVyeVJlcXVlc3QSEwoLZGVsaXZlcnlfaWQYASABKAkiYAoTU2FtcGxlRXZlbnRNZXRhZGF0YRIQCgh0cmFjZV9pZBgBIAEoCRIOCgZzb3VyY2UYAiABKAkSFgoOc2NoZW1hX3ZlcnNpb24YAyABKAUSDwoHc3Bhbl9pZBgEIAEoCSKXAQoLU2FtcGxlRXZlbnQSEgoKZXZlbnRfdHlwZRgBIAEoCRIUCgxhZ2dyZWdhdGVfaWQYAiABKAkSKAoHcGF5bG9hZBgDIAEoCzIXLmdvb2dsZS5wcm90b2J1Zi5TdHJ1Y3QSNAoIbWV0YWRhdGEYBCABKAsyIi5jb3JuamFja2V0LnYxLlNhbXBsZUV2ZW50TWV0YWRhdGEifAoPVGVzdFJ1bGVSZXF1ZXN0Eg8KB3J1bGVfaWQYASABKAkSGgoSZXZlbnRfdHlwZV9wYXR0ZXJuGAIgASgJEhEKCWNvbmRpdGlvbhgDIAEoCRIpCgVldmVudBgEIAEoCzIaLmNvcm5qYWNrZXQudjEuU2FtcGxlRXZlbnQihgEKEFRlc3RSdWxlUmVzcG9uc2USDwoHbWF0Y2hlZBgBIAEoCBIXCg9wYXR0ZXJuX21hdGNoZWQYAiABKAgSGQoRY29uZGl0aW9uX21hdGNoZWQYAyABKAgSGgoSZXZlbnRfdHlwZV9wYXR0ZXJuGAQgASgJEhEKCWNvbmRpdGlvbhgFIAEoCTLZCwoNQWN0aW9uU2VydmljZRJdCgpDcmVhdGVSdWxlEiAuY29ybmphY2tldC52MS5DcmVhdGVSdWxlUmVxdWVzdBoTLmNvcm5qYWNrZXQudjEuUnVsZSIYgtPkkwISOgEqIg0vYXBpL3YxL3J1bGVzEl4KB0dldFJ1bGUSHS5jb3JuamFja2V0LnYxLkdldFJ1bGVSZXF1ZXN0GhMuY29ybmphY2tldC52MS5SdWxlIh+C0+STAhkSFy9hcGkvdjEvcnVsZXMve3J1bGVfaWR9EmUKCUxpc3RSdWxlcxIfLmNvcm5qYWNrZXQudjEuTGlzdFJ1bGVzUmVxdWVzdBogLmNvcm5qYWNrZXQudjEuTGlzdFJ1bGVzUmVzcG9uc2UiFYLT5JMCDxINL2FwaS92MS9ydWxlcxJnCgpVcGRhdGVSdWxlEiAuY29ybmphY2tldC52MS5VcGRhdGVSdWxlUmVxdWVzdBoTLmNvcm5qYWNrZXQudjEuUnVsZSIigtPkkwIcOgEqMhcvYXBpL3YxL3J1bGVzL3tydWxlX2lkfRJuCgpFbmFibGVSdWxlEiAuY29ybmphY2tldC52MS5FbmFibGVSdWxlUmVxdWVzdBoTLmNvcm5qYWNrZXQudjEuUnVsZSIpgtPkkwIjOgEqIh4vYXBpL3YxL3J1bGVzL3tydWxlX2lkfTplbmFibGUScQoLRGlzYWJsZVJ1bGUSIS5jb3JuamFja2V0LnYxLkRpc2FibGVSdWxlUmVxdWVzdBoTLmNvcm5qYWNrZXQudjEuUnVsZSIqgtPkkwIkOgEqIh8vYXBpL3YxL3J1bGVzL3tydWxlX2lkfTpkaXNhYmxlEnIKCkRlbGV0ZVJ1bGUSIC5jb3JuamFja2V0LnYxLkRlbGV0ZVJ1bGVSZXF1ZXN0GiEuY29ybmphY2tldC52MS5EZWxldGVSdWxlUmVzcG9uc2UiH4LT5JMCGSoXL2FwaS92MS9ydWxlcy97cnVsZV9pZH0SeQoOTGlzdERlbGl2ZXJpZXMSJC5jb3JuamFja2V0LnYxLkxpc3REZWxpdmVyaWVzUmVxdWVzdBolLmNvcm5qYWNrZXQudjEuTGlzdERlbGl2ZXJpZXNSZXNwb25zZSIagtPkkwIUEhIvYXBpL3YxL2RlbGl2ZXJpZXMScwoLR2V0RGVsaXZlcnkSIS5jb3JuamFja2V0LnYxLkdldERlbGl2ZXJ5UmVxdWVzdBoXLmNvcm5qYWNrZXQudjEuRGVsaXZlcnkiKILT5JMCIhIgL2FwaS92MS9kZWxpdmVyaWVzL3tkZWxpdmVyeV9pZH0ScQoMTGlzdEJyZWFrZXJzEiIuY29ybmphY2tldC52MS5MaXN0QnJlYWtlcnNSZXF1ZXN0GiMuY29ybmphY2tldC52MS5MaXN0QnJlYWtlcnNSZXNwb25zZSIYgtPkkwISEhAvYXBpL3YxL2JyZWFrZXJzEokBChBSZXBsYXlEZWxpdmVyaWVzEiYuY29ybmphY2tldC52MS5SZXBsYXlEZWxpdmVyaWVzUmVxdWVzdBonLmNvcm5qYWNrZXQudjEuUmVwbGF5RGVsaXZlcmllc1Jlc3BvbnNlIiSC0+STAh46ASoiGS9hcGkvdjEvZGVsaXZlcmllczpyZXBsYXkShgEKD0Rpc2NhcmREZWxpdmVyeRIlLmNvcm5qYWNrZXQudjEuRGlzY2FyZERlbGl2ZXJ5UmVxdWVzdBoXLmNvcm5qYWNrZXQudjEuRGVsaXZlcnkiM4LT5JMCLToBKiIoL2FwaS92MS9kZWxpdmVyaWVzL3tkZWxpdmVyeV9pZH06ZGlzY2FyZBJqCghUZXN0UnVsZRIeLmNvcm5qYWNrZXQudjEuVGVzdFJ1bGVSZXF1ZXN0Gh8uY29ybmphY2tldC52MS5UZXN0UnVsZVJlc3BvbnNlIh2C0+STAhc6ASoiEi9hcGkvdjEvcnVsZXM6dGVzdGIGcHJvdG8z", [file_google_api_annotations, file_google_protobuf_struct, file_google_protobuf_timestamp]);
 
 /**
  * Where and how matching events are sent.
@@ -736,6 +736,162 @@ export const DiscardDeliveryRequestSchema: GenMessage<DiscardDeliveryRequest> = 
   messageDesc(file_cornjacket_v1_actions, 21);
 
 /**
+ * The metadata of a sample event as the matcher sees it (`metadata.source`, ...): what the
+ * bus carries. The sender's subject is not on the bus, so a condition on metadata.subject
+ * never matches (not here, not in the orchestrator).
+ *
+ * @generated from message cornjacket.v1.SampleEventMetadata
+ */
+export type SampleEventMetadata = Message<"cornjacket.v1.SampleEventMetadata"> & {
+  /**
+   * @generated from field: string trace_id = 1;
+   */
+  traceId: string;
+
+  /**
+   * "http", "grpc", "mqtt" or "ai"; "" means "grpc", as in a stored event.
+   *
+   * @generated from field: string source = 2;
+   */
+  source: string;
+
+  /**
+   * 0 (unset) means the current envelope version.
+   *
+   * @generated from field: int32 schema_version = 3;
+   */
+  schemaVersion: number;
+
+  /**
+   * @generated from field: string span_id = 4;
+   */
+  spanId: string;
+};
+
+/**
+ * Describes the message cornjacket.v1.SampleEventMetadata.
+ * Use `create(SampleEventMetadataSchema)` to create a new message.
+ */
+export const SampleEventMetadataSchema: GenMessage<SampleEventMetadata> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_actions, 22);
+
+/**
+ * The parts of an event a condition can read.
+ *
+ * @generated from message cornjacket.v1.SampleEvent
+ */
+export type SampleEvent = Message<"cornjacket.v1.SampleEvent"> & {
+  /**
+   * @generated from field: string event_type = 1;
+   */
+  eventType: string;
+
+  /**
+   * @generated from field: string aggregate_id = 2;
+   */
+  aggregateId: string;
+
+  /**
+   * A JSON object, at most 64 KiB as JSON.
+   *
+   * @generated from field: google.protobuf.Struct payload = 3;
+   */
+  payload?: JsonObject | undefined;
+
+  /**
+   * @generated from field: cornjacket.v1.SampleEventMetadata metadata = 4;
+   */
+  metadata?: SampleEventMetadata | undefined;
+};
+
+/**
+ * Describes the message cornjacket.v1.SampleEvent.
+ * Use `create(SampleEventSchema)` to create a new message.
+ */
+export const SampleEventSchema: GenMessage<SampleEvent> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_actions, 23);
+
+/**
+ * @generated from message cornjacket.v1.TestRuleRequest
+ */
+export type TestRuleRequest = Message<"cornjacket.v1.TestRuleRequest"> & {
+  /**
+   * An existing rule (its pattern and condition; enabled or not) ...
+   *
+   * @generated from field: string rule_id = 1;
+   */
+  ruleId: string;
+
+  /**
+   * ... or, without rule_id, a pattern and an optional condition given inline.
+   *
+   * @generated from field: string event_type_pattern = 2;
+   */
+  eventTypePattern: string;
+
+  /**
+   * @generated from field: string condition = 3;
+   */
+  condition: string;
+
+  /**
+   * @generated from field: cornjacket.v1.SampleEvent event = 4;
+   */
+  event?: SampleEvent | undefined;
+};
+
+/**
+ * Describes the message cornjacket.v1.TestRuleRequest.
+ * Use `create(TestRuleRequestSchema)` to create a new message.
+ */
+export const TestRuleRequestSchema: GenMessage<TestRuleRequest> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_actions, 24);
+
+/**
+ * @generated from message cornjacket.v1.TestRuleResponse
+ */
+export type TestRuleResponse = Message<"cornjacket.v1.TestRuleResponse"> & {
+  /**
+   * The pattern and the condition both match: the orchestrator would make a delivery
+   * (when the rule is enabled).
+   *
+   * @generated from field: bool matched = 1;
+   */
+  matched: boolean;
+
+  /**
+   * @generated from field: bool pattern_matched = 2;
+   */
+  patternMatched: boolean;
+
+  /**
+   * The condition alone ("" always matches), evaluated even when the pattern does not match.
+   *
+   * @generated from field: bool condition_matched = 3;
+   */
+  conditionMatched: boolean;
+
+  /**
+   * What was tested (normalised, as CreateRule would store it).
+   *
+   * @generated from field: string event_type_pattern = 4;
+   */
+  eventTypePattern: string;
+
+  /**
+   * @generated from field: string condition = 5;
+   */
+  condition: string;
+};
+
+/**
+ * Describes the message cornjacket.v1.TestRuleResponse.
+ * Use `create(TestRuleResponseSchema)` to create a new message.
+ */
+export const TestRuleResponseSchema: GenMessage<TestRuleResponse> = /*@__PURE__*/
+  messageDesc(file_cornjacket_v1_actions, 25);
+
+/**
  * ActionService manages webhook rules and shows what was delivered. Events matching an
  * enabled rule become durable delivery jobs; delivery workers send them with retries,
  * a global rate limit, a dedupe window and a per-endpoint circuit breaker.
@@ -853,6 +1009,19 @@ export const ActionService: GenService<{
     methodKind: "unary";
     input: typeof DiscardDeliveryRequestSchema;
     output: typeof DeliverySchema;
+  },
+  /**
+   * Whether a sample event would match a rule (an existing one, or a pattern and condition
+   * given inline), decided by the same matcher as the orchestrator's consumer. Nothing is
+   * stored or sent. A bad condition answers INVALID_ARGUMENT (400) with the position, as
+   * CreateRule does.
+   *
+   * @generated from rpc cornjacket.v1.ActionService.TestRule
+   */
+  testRule: {
+    methodKind: "unary";
+    input: typeof TestRuleRequestSchema;
+    output: typeof TestRuleResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_cornjacket_v1_actions, 0);
