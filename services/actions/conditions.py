@@ -27,6 +27,11 @@ from services.core.errors import InvalidInput
 MAX_LENGTH = 1000
 MAX_DEPTH = 32
 ROOTS = ("payload", "event_type", "aggregate_id", "metadata")
+# What the bus's envelope carries of an event's metadata (EventMetadata in
+# proto/cornjacket/v1/events.proto; a unit test keeps the two equal). Anything else under
+# metadata (the sender's subject, say) never reaches the orchestrator, so a condition on it
+# could never match: refused where it is written.
+METADATA_FIELDS = ("trace_id", "source", "schema_version", "span_id")
 
 _TOKEN_RE = re.compile(
     r"""
@@ -248,6 +253,13 @@ class _Parser:
                 raise self._fail("a field name after '.'")
             parts.append(self.tok.text)
             self.i += 1
+        if parts[0] == "metadata" and len(parts) > 1 and parts[1] not in METADATA_FIELDS:
+            raise ConditionError(
+                f"metadata.{parts[1]} at position {root.pos + 1} is not carried to the "
+                "orchestrator (the bus's event metadata has "
+                + ", ".join(METADATA_FIELDS)
+                + "); it could never match"
+            )
         return Path(tuple(parts))
 
 

@@ -183,21 +183,20 @@ def test_rule_test_attacks(stack: Stack, attack_log: Log) -> None:
         "unknown name '__import__' at position 1",
     )
     # The sender's subject is not on the bus, so the orchestrator's matcher never sees it:
-    # a sample cannot claim one (the transcoder drops the unknown field) and the answer
-    # says what a delivery would do: no match.
-    r = _attack(
+    # a condition on it is refused where it is written (it could never match), with where.
+    _attack(
         stack,
         attack_log,
-        "sample claims metadata.subject (not on the bus)",
+        "condition on metadata.subject (not on the bus)",
         admin,
         {
             "event_type_pattern": "*",
             "condition": 'metadata.subject == "root"',
             "event": {**sample(2), "metadata": {"subject": "root"}},
         },
-        200,
+        400,
+        "metadata.subject at position 1 is not carried",
     )
-    assert not r.json().get("matched", False)
 
 
 # --- the overview's figures (GET /api/v1/stats) -------------------------------------------

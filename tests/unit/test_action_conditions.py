@@ -86,3 +86,28 @@ def test_rejects_with_position(condition: str, message: str) -> None:
     with pytest.raises(ConditionError) as err:
         parse(condition)
     assert message in str(err.value)
+
+
+@pytest.mark.parametrize("field", ["subject", "user", "tenant"])
+def test_a_metadata_field_the_bus_does_not_carry_is_refused_where_it_is(field: str) -> None:
+    """Review finding (issue 19): the bus envelope carries metadata.trace_id, source,
+    schema_version and span_id, not the sender's subject; a rule on metadata.subject was
+    accepted and then never matched in the orchestrator, with nothing telling the user."""
+    with pytest.raises(ConditionError) as e:
+        parse(f"payload.value > 1 and metadata.{field} == 'x'")
+    assert f"metadata.{field}" in str(e.value)
+    assert "position 23" in str(e.value)
+    assert "trace_id, source, schema_version, span_id" in str(e.value)
+
+
+@pytest.mark.parametrize("field", ["trace_id", "source", "schema_version", "span_id"])
+def test_the_metadata_the_bus_carries_can_be_used(field: str) -> None:
+    parse(f"metadata.{field} != 'x'")
+
+
+def test_the_metadata_fields_are_the_bus_envelopes() -> None:
+    from cornjacket.v1 import events_pb2
+
+    from services.actions.conditions import METADATA_FIELDS
+
+    assert set(METADATA_FIELDS) == {f.name for f in events_pb2.EventMetadata.DESCRIPTOR.fields}

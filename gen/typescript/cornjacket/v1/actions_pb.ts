@@ -738,7 +738,7 @@ export const DiscardDeliveryRequestSchema: GenMessage<DiscardDeliveryRequest> = 
 /**
  * The metadata of a sample event as the matcher sees it (`metadata.source`, ...): what the
  * bus carries. The sender's subject is not on the bus, so a condition on metadata.subject
- * never matches (not here, not in the orchestrator).
+ * is refused (400) when a rule is created, updated or tested.
  *
  * @generated from message cornjacket.v1.SampleEventMetadata
  */
