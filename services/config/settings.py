@@ -341,6 +341,9 @@ class WatchSettings:
     own (no group), so the bound on watchers bounds the bus connections and threads."""
 
     max_watchers: int = 16
+    # Streams one token's subject may hold at once (review of issue 19): one read token
+    # cannot take every slot. Calls without a subject (--insecure edge) are not capped.
+    max_per_subject: int = 4
     # A watcher further behind the bus's end than this many messages is cut off (too slow).
     max_lag: int = 10_000
     # A single message the client has not taken within this long: cut off (too slow).
@@ -362,6 +365,7 @@ class WatchSettings:
             )
         return cls(
             max_watchers=env.integer("CJ_WATCH_MAX_WATCHERS", 16, lo=0, hi=1000),
+            max_per_subject=env.integer("CJ_WATCH_MAX_PER_SUBJECT", 4, lo=1, hi=1000),
             max_lag=env.integer("CJ_WATCH_MAX_LAG", 10_000, lo=1, hi=10_000_000),
             send_timeout=env.duration("CJ_WATCH_SEND_TIMEOUT", 10.0, lo=0.1),
             heartbeat=heartbeat,

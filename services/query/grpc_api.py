@@ -20,7 +20,7 @@ from cornjacket.v1 import (
 
 from services.core.errors import InvalidInput, Unavailable
 from services.infra.codec import event_to_proto, to_struct, to_timestamp
-from services.infra.grpc_errors import grpc_errors
+from services.infra.grpc_errors import grpc_errors, metadata_value
 from services.query import watch
 from services.query.audit import AuditLog, AuditView
 from services.query.lineage import LineageService
@@ -153,6 +153,12 @@ def projection_item_to_proto(item: watch.Item) -> watch_pb2.WatchProjectionRespo
     )
 
 
+def _subject(context: grpc.aio.ServicerContext[Any, Any]) -> str:
+    """Whose stream: the verified token's sub, which Envoy's jwt_authn sets as x-cj-subject
+    (overwriting a client's own) on every authenticated route; "" without edge auth."""
+    return metadata_value(context, "x-cj-subject")[:256]
+
+
 class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
     """Server streams: errors before the first message become the call's status (HTTP: 400,
     429, 412/400, 503 through the edge); a stream the server ends carries a WatchEnd."""
@@ -172,7 +178,10 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
             await context.write(watch_item_to_proto(item))
 
         flt = watch.Filter(request.event_type_prefix, request.aggregate_id)
-        await self._streamed(context, self._hub.watch(flt, request.position, send, self._stop))
+        await self._streamed(
+            context,
+            self._hub.watch(flt, request.position, send, self._stop, _subject(context)),
+        )
 
     @staticmethod
     async def _streamed(context: grpc.aio.ServicerContext[Any, Any], run: Awaitable[None]) -> None:
@@ -205,6 +214,11 @@ class WatchServicer(watch_pb2_grpc.WatchServiceServicer):
         await self._streamed(
             context,
             self._hub.watch_projection(
-                request.projection_type, request.aggregate_id, request.position, send, self._stop
+                request.projection_type,
+                request.aggregate_id,
+                request.position,
+                send,
+                self._stop,
+                _subject(context),
             ),
         )

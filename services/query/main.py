@@ -100,6 +100,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             KafkaBusOpener(settings.common.brokers, settings.common.kafka),
             projections=ProjectionFeed(query, applied, frozenset(settings.watch.handler_topics)),
             max_watchers=settings.watch.max_watchers,
+            max_per_subject=settings.watch.max_per_subject,
             max_lag=settings.watch.max_lag,
             send_timeout=settings.watch.send_timeout,
             heartbeat=settings.watch.heartbeat,

@@ -7,7 +7,9 @@ as fast as its client takes messages, so a slow client never slows the platform;
 off when it falls ``max_lag`` messages behind the end of the bus (an ``End`` message naming
 the position to resume from) or when one message is not taken within ``send_timeout``
 (``TooSlow``: the transport ends the call with that reason). The number of watchers is
-bounded (``WatchersExhausted``).
+bounded (``WatchersExhausted``), in all and per subject (the verified token's ``sub`` the
+edge forwards), so one token cannot hold every slot; a call without a subject (the edge
+without authentication, a direct call inside the platform) has only the overall bound.
 """
 
 from __future__ import annotations
@@ -213,11 +215,14 @@ class WatchHub:
         max_lag: int,
         send_timeout: float,
         heartbeat: float,
+        max_per_subject: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         projections: ProjectionFeed | None = None,
     ) -> None:
         self._opener = opener
         self._max = max_watchers
+        self._max_per_subject = max_per_subject
+        self._by_subject: dict[str, int] = {}
         self._max_lag = max_lag
         self._send_timeout = send_timeout
         self._heartbeat = heartbeat
@@ -225,14 +230,16 @@ class WatchHub:
         self._projections = projections
         self.active = 0
 
-    async def watch(self, flt: Filter, position: str, send: Send, stop: asyncio.Event) -> None:
-        """Stream to ``send`` until ``stop`` is set or the client is cut off. Raises
-        InvalidInput (bad position or filter), WatchersExhausted, PositionExpired, TooSlow,
-        Unavailable."""
+    async def watch(
+        self, flt: Filter, position: str, send: Send, stop: asyncio.Event, subject: str = ""
+    ) -> None:
+        """Stream to ``send`` until ``stop`` is set or the client is cut off. ``subject``:
+        whose stream (counted against max_per_subject; "" none). Raises InvalidInput (bad
+        position or filter), WatchersExhausted, PositionExpired, TooSlow, Unavailable."""
         if len(flt.event_type_prefix) > 256 or len(flt.aggregate_id) > 256:
             raise InvalidInput("event_type_prefix and aggregate_id are at most 256 characters")
         start = Position.decode(position) if position else None
-        async with self._slot():
+        async with self._slot(subject):
             reader, at = await self._opener.open(start)
             try:
                 await self._run(reader, _EventTap(flt, at), send, stop)
@@ -246,6 +253,7 @@ class WatchHub:
         position: str,
         send: Send,
         stop: asyncio.Event,
+        subject: str = "",
     ) -> None:
         """One projection (``aggregate_id``) or all of a type, live: without a position the
         current state first, then a heartbeat, then changes. Raises as ``watch``."""
@@ -254,7 +262,7 @@ class WatchHub:
             raise Unavailable("projection streams are not configured in this process")
         feed.source.validate(projection_type, aggregate_id or None)
         start = Position.decode(position) if position else None
-        async with self._slot():
+        async with self._slot(subject):
             # Without a position the stream reads from where the event handler is (what it
             # committed is in the projections): the snapshot read after that covers every
             # event before it, and the bus after it brings every later change.
@@ -266,16 +274,31 @@ class WatchHub:
                 await reader.close()
 
     @contextlib.asynccontextmanager
-    async def _slot(self) -> AsyncIterator[None]:
+    async def _slot(self, subject: str) -> AsyncIterator[None]:
         if self.active >= self._max:
             raise WatchersExhausted(
                 f"all {self._max} watcher slots are taken (CJ_WATCH_MAX_WATCHERS); retry later"
             )
+        cap = self._max_per_subject if subject else None
+        held = self._by_subject.get(subject, 0)
+        if cap is not None and held >= cap:
+            raise WatchersExhausted(
+                f"this token's subject already holds {held} streams "
+                f"(CJ_WATCH_MAX_PER_SUBJECT={cap}): close one, or retry later"
+            )
         self.active += 1
+        if subject:
+            self._by_subject[subject] = held + 1
         try:
             yield
         finally:
             self.active -= 1
+            if subject:
+                left = self._by_subject[subject] - 1
+                if left:
+                    self._by_subject[subject] = left
+                else:
+                    del self._by_subject[subject]
 
     async def _send(self, send: Send, item: Item) -> None:
         try:

@@ -16,10 +16,30 @@ pytestmark = pytest.mark.e2e
 SDK = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
 
 
-def test_typescript_sdk_ingests_and_reads_back(stack: Stack) -> None:
+def _node() -> str:
     node = shutil.which("node")
     if node is None or not (SDK / "dist" / "index.js").exists():
         pytest.fail("the TypeScript SDK is not built: run `make sdk-ts` (make test does)")
+    return node
+
+
+def test_typescript_sdk_unit_tests() -> None:
+    """The SDK's own tests without a stack (typed errors, stream retries, the UNAVAILABLE
+    interceptor against a fake HTTP/2 server): test/unit.test.mjs."""
+    done = subprocess.run(
+        [_node(), "--test", "--test-timeout=60000", "test/unit.test.mjs"],
+        cwd=SDK,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_typescript_sdk_ingests_and_reads_back(stack: Stack) -> None:
+    node = _node()
     done = subprocess.run(
         [node, "test/live.mjs"],
         cwd=SDK,

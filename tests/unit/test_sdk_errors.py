@@ -61,3 +61,49 @@ def test_mapped_calls_raise_the_sdks_exceptions() -> None:
 
     with pytest.raises(errors.NotFound, match="no such projection"):
         call()
+
+
+class _WithMeta(FakeRpcError):
+    def initial_metadata(self) -> tuple[tuple[str, str], ...]:
+        return (("x-request-id", "abc-123"),)
+
+
+def test_an_error_keeps_the_calls_metadata_and_rich_status() -> None:
+    from google.rpc import code_pb2, status_pb2
+    from grpc_status import rpc_status
+
+    rich = status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message="bad field")
+    raw = _WithMeta(
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "bad field",
+        (("grpc-status-details-bin", rich.SerializeToString()),),
+    )
+    err = errors.from_rpc_error(raw)
+    assert err.initial_metadata() == (("x-request-id", "abc-123"),)
+    assert err.request_id == "abc-123"
+    assert err.call is raw
+    assert rpc_status.from_call(err) == rich
+
+
+def test_a_mapped_call_chains_the_grpc_error() -> None:
+    raw = FakeRpcError(grpc.StatusCode.NOT_FOUND, "no such projection")
+
+    @errors.mapped
+    def call() -> None:
+        raise raw
+
+    with pytest.raises(errors.NotFound) as caught:
+        call()
+    assert caught.value.__cause__ is raw
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        (grpc.StatusCode.UNIMPLEMENTED, "Unimplemented"),
+        (grpc.StatusCode.CANCELLED, "Cancelled"),
+    ],
+)
+def test_unimplemented_and_cancelled_are_not_internal(code: grpc.StatusCode, kind: str) -> None:
+    err = errors.from_rpc_error(FakeRpcError(code, "words"))
+    assert type(err).__name__ == kind and not isinstance(err, errors.Internal)

@@ -79,8 +79,10 @@ def hub(opener: FakeOpener, **kw: float) -> WatchHub:
         "heartbeat": 1000.0,
     }
     args.update(kw)
+    per_subject = kw.get("max_per_subject")
     return WatchHub(
         opener,
+        max_per_subject=None if per_subject is None else int(per_subject),
         max_watchers=int(args["max_watchers"]),
         max_lag=int(args["max_lag"]),
         send_timeout=args["send_timeout"],
@@ -161,6 +163,37 @@ async def test_watchers_are_bounded() -> None:
     assert h.active == 0
 
 
+async def test_one_subject_holds_at_most_its_share_of_the_watchers() -> None:
+    """Review of issue 19: one read token could hold every slot. Each subject at most
+    max_per_subject; other subjects still get a slot; no subject (no edge auth): no cap."""
+    opener = FakeOpener(FakeReader([]), START)
+    h = hub(opener, max_watchers=10, max_per_subject=2)
+    stop = asyncio.Event()
+
+    async def hold(subject: str) -> asyncio.Task[None]:
+        first = asyncio.Event()
+
+        async def send(item: Item) -> None:
+            first.set()
+
+        task = asyncio.create_task(h.watch(Filter(), "", send, stop, subject=subject))
+        await first.wait()
+        return task
+
+    tasks = [await hold("alice"), await hold("alice")]
+    with pytest.raises(WatchersExhausted, match="CJ_WATCH_MAX_PER_SUBJECT=2"):
+        await h.watch(Filter(), "", lambda item: asyncio.sleep(0), stop, subject="alice")
+    tasks += [await hold("bob"), await hold(""), await hold(""), await hold("")]
+    assert h.active == 6
+    stop.set()
+    await asyncio.gather(*tasks)
+    assert h.active == 0
+    stop.clear()
+    tasks = [await hold("alice"), await hold("alice")]  # the slots came back
+    stop.set()
+    await asyncio.gather(*tasks)
+
+
 async def test_a_client_far_behind_the_bus_is_cut_off_with_a_reason() -> None:
     reader = FakeReader([[BusRecord("sensor-events", 0, 10, ev(1))]], lag=101)
     got: list[Item] = []
@@ -228,6 +261,10 @@ def test_watch_settings_fail_fast_naming_the_variable() -> None:
         WatchSettings.from_env(Env({"CJ_WATCH_HEARTBEAT": "5m"}))
     with pytest.raises(ConfigError, match="CJ_WATCH_MAX_WATCHERS"):
         WatchSettings.from_env(Env({"CJ_WATCH_MAX_WATCHERS": "many"}))
+    assert WatchSettings().max_per_subject == 4
+    assert WatchSettings.from_env(Env({"CJ_WATCH_MAX_PER_SUBJECT": "2"})).max_per_subject == 2
+    with pytest.raises(ConfigError, match="CJ_WATCH_MAX_PER_SUBJECT.*0"):
+        WatchSettings.from_env(Env({"CJ_WATCH_MAX_PER_SUBJECT": "0"}))
 
 
 # --- WatchProjection: held until the event handler applied the record -------------------

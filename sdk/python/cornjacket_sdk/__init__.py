@@ -31,6 +31,7 @@ __all__ = [
 _ERRORS = {
     "Aborted",
     "AlreadyExists",
+    "Cancelled",
     "CornjacketError",
     "FailedPrecondition",
     "Internal",
@@ -40,6 +41,7 @@ _ERRORS = {
     "RateLimited",
     "Unauthenticated",
     "Unavailable",
+    "Unimplemented",
 }
 _MODELS = {"Accepted", "BatchResult", "Event", "Lineage", "Projection", "ProjectionPage"}
 

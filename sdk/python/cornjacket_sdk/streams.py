@@ -5,7 +5,11 @@ heartbeat read since). Keep it to resume later (``watch_events(position=...)``).
 the server ends (too slow, shutting down) or a connection lost is reopened from that
 position when ``resume=True`` (the default): no gap and no duplicate on the event stream.
 A projection stream cut off while still sending the current state starts it again. A stream
-refused because every watcher slot is taken (RateLimited) is retried the same way.
+refused because every watcher slot is taken (RateLimited) is retried the same way, after a
+backoff. After ``MAX_RESUMES`` reopenings in a row without progress (no item handed out, no
+heartbeat but each stream's first) the stream raises its last failure: ``Aborted`` for a
+client cut off as too slow again and again. Errors of the request or the token (an expired
+position, 400, 401, 403) are raised at once.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from cornjacket_sdk.errors import (
 from cornjacket_sdk.models import Event, Projection, StreamEnd
 
 T = TypeVar("T")
-MAX_RESUMES = 5  # consecutive reopenings without a message in between
+MAX_RESUMES = 5  # reopenings in a row without progress before the stream raises
 
 _END_REASONS = {
     watch_pb2.WATCH_END_REASON_TOO_SLOW: "too_slow",
@@ -54,27 +58,43 @@ class _State(Generic[T]):
         self._pick = pick
         self._resume = resume
         self._failures = 0
+        self._heartbeats = 0
         self.closed = False
 
     def start_at(self) -> str:
+        """Where to open the stream; a new stream has sent no heartbeat yet."""
+        self._heartbeats = 0
         return self.position if self.current else ""
 
-    def take(self, msg: Any) -> tuple[bool, T | None]:
-        """(reopen?, item): an item to hand out, or what to do next."""
-        self._failures = 0
+    def take(self, msg: Any) -> tuple[float | None, T | None]:
+        """(seconds to wait before reopening, or None to read on; an item to hand out).
+        Raises when a stream the server ended should not be reopened."""
         which = msg.WhichOneof("item")
         if which == "end":
             self.position = msg.position or self.position
-            self.end = StreamEnd(_END_REASONS.get(msg.end.reason, "unspecified"), msg.end.message)
+            reason = _END_REASONS.get(msg.end.reason, "unspecified")
+            self.end = StreamEnd(reason, msg.end.message)
             if not self._resume:
                 self.closed = True
-            return True, None
+                return 0.0, None
+            text = f"the server ended the stream ({reason}): {msg.end.message}"
+            kind = Unavailable if reason == "shutdown" else Aborted
+            status = (
+                grpc.StatusCode.UNAVAILABLE if reason == "shutdown" else grpc.StatusCode.ABORTED
+            )
+            return self._again(kind(status, text)), None
         if msg.position and (self.current or which == "heartbeat"):
             self.position = msg.position
         if which == "heartbeat":
+            # Every stream starts with one: only a later one (the stream stayed open a
+            # heartbeat interval) is progress.
+            self._heartbeats += 1
+            if self._heartbeats > 1:
+                self._failures = 0
             self.current = True
-            return False, None
-        return False, self._pick(msg)
+            return None, None
+        self._failures = 0
+        return None, self._pick(msg)
 
     def failed(self, e: grpc.RpcError) -> float:
         """Seconds to wait before reopening; raises when it should not be reopened."""
@@ -83,10 +103,15 @@ class _State(Generic[T]):
             self.closed
             or not self._resume
             or not isinstance(err, Unavailable | Aborted | RateLimited)
-            or self._failures >= MAX_RESUMES
         ):
             self.closed = True
-            raise err from None
+            raise err from e
+        return self._again(err)
+
+    def _again(self, err: CornjacketError) -> float:
+        if self._failures >= MAX_RESUMES:
+            self.closed = True
+            raise err
         self._failures += 1
         wait = min(2.0, 0.1 * 2**self._failures)
         if isinstance(err, RateLimited) and err.retry_after:  # every watcher slot taken
@@ -164,10 +189,12 @@ class Stream(_Props[T]):
                 self._call = None
                 time.sleep(self._state.failed(e))
                 continue
-            reopen, item = self._state.take(msg)
-            if reopen:
+            if msg.WhichOneof("item") == "end":  # the server is done with this call
                 self._call.cancel()
                 self._call = None
+            reopen_after, item = self._state.take(msg)
+            if reopen_after is not None:
+                time.sleep(reopen_after)
             elif item is not None or stop_at_first:
                 return item
 
@@ -235,10 +262,12 @@ class AsyncStream(_Props[T]):
                 self._call = None
                 self._state.closed = True
                 raise StopAsyncIteration
-            reopen, item = self._state.take(msg)
-            if reopen:
+            if msg.WhichOneof("item") == "end":  # the server is done with this call
                 self._call.cancel()
                 self._call = None
+            reopen_after, item = self._state.take(msg)
+            if reopen_after is not None:
+                await asyncio.sleep(reopen_after)
             elif item is not None or stop_at_first:
                 return item
 

@@ -90,9 +90,14 @@ export function connect(options: Options): Cornjacket {
   };
 }
 
-/** UNAVAILABLE means nothing was accepted: safe to retry (use idempotency keys for ingest). */
+/**
+ * UNAVAILABLE means nothing was accepted: safe to retry (use idempotency keys for ingest).
+ * Unary calls only: a stream's request is an iterable the first attempt has consumed (a
+ * re-send would go out empty), and a WatchStream reopens by itself from its position.
+ */
 function retryUnavailable(retries: number): Interceptor {
   return (next) => async (req) => {
+    if (req.stream) return next(req);
     for (let attempt = 0; ; attempt++) {
       try {
         return await next(req);
@@ -235,8 +240,17 @@ export async function resetModel(cj: Cornjacket, device: string, metric = ""): P
 
 // --- the SDK's errors -----------------------------------------------------------------------
 
-/** A failed call. Still a ConnectError (code, rawMessage), so older catch blocks keep working. */
-export class CornjacketError extends ConnectError {}
+/**
+ * A failed call. Still a ConnectError (code, rawMessage), so older catch blocks keep working.
+ * `instanceof` on the SDK's classes follows the prototype chain: ConnectError's own
+ * Symbol.hasInstance (inherited by subclasses) answers true for any ConnectError-shaped
+ * value, which made every error an instance of every class (NotFound caught a 403).
+ */
+export class CornjacketError extends ConnectError {
+  static override [Symbol.hasInstance](v: unknown): boolean {
+    return Function.prototype[Symbol.hasInstance].call(this, v);
+  }
+}
 /** The request was refused as it is (HTTP 400); do not retry it unchanged. */
 export class InvalidArgument extends CornjacketError {}
 export class NotFound extends CornjacketError {}
@@ -355,7 +369,11 @@ type WatchMessage = {
  * last item handed out): pass it back to resume. A stream the server ends (too slow,
  * shutting down) or a lost connection is reopened from there when `resume` is on (default).
  * A projection stream cut off while sending the current state starts it again; a stream
- * refused because every watcher slot is taken (RateLimited) is retried the same way.
+ * refused because every watcher slot is taken (RateLimited) is retried the same way, with a
+ * backoff. After 5 reopenings in a row without progress (no item, no second heartbeat) the
+ * stream throws its last failure: Aborted for a client cut off as too slow again and again.
+ * Errors of the request or token (FailedPrecondition for an expired position, 401, 403, 400)
+ * are thrown at once.
  */
 export class WatchStream<T> implements AsyncIterable<T> {
   position: string;
@@ -368,14 +386,17 @@ export class WatchStream<T> implements AsyncIterable<T> {
   constructor(
     private readonly open: (position: string, signal: AbortSignal) => AsyncIterable<WatchMessage>,
     private readonly pick: (msg: WatchMessage) => T,
-    opts: { position?: string; snapshot?: boolean; resume?: boolean } = {},
+    opts: { position?: string; snapshot?: boolean; resume?: boolean; retryDelayMs?: number } = {},
   ) {
+    this.retryDelayMs = opts.retryDelayMs ?? 100;
     this.position = opts.position ?? "";
     this.current = !opts.snapshot;
     this.resume = opts.resume ?? true;
   }
 
   private readonly resume: boolean;
+  /** First backoff before a reopening (doubling up to 20 times this). */
+  private readonly retryDelayMs: number;
 
   cancel(): void {
     this.abort.abort();
@@ -412,57 +433,66 @@ export class WatchStream<T> implements AsyncIterable<T> {
   }
 
   private async *run(): AsyncGenerator<T | undefined> {
+    // Reopenings in a row without progress: an item handed out, or a heartbeat after the
+    // stream's first (it stayed open a heartbeat interval). Every stream starts with a
+    // heartbeat, so that one alone is not progress: a client cut off again and again is told.
     let failures = 0;
     while (!this.abort.signal.aborted) {
       const call = new AbortController();
       const onAbort = () => call.abort();
       this.abort.signal.addEventListener("abort", onAbort);
-      let ended = false;
+      let failure: CornjacketError | undefined;
       try {
+        let heartbeats = 0;
         for await (const msg of this.open(this.current ? this.position : "", call.signal)) {
-          failures = 0;
           const kind = msg.item.case;
           if (kind === "end") {
             const end = msg.item.value as { reason: WatchEndReason; message: string };
             this.position = msg.position || this.position;
-            this.end = {
-              reason:
-                end.reason === WatchEndReason.TOO_SLOW
-                  ? "too_slow"
-                  : end.reason === WatchEndReason.SHUTDOWN
-                    ? "shutdown"
-                    : "unspecified",
-              message: end.message,
-            };
-            ended = true;
+            const reason =
+              end.reason === WatchEndReason.TOO_SLOW
+                ? "too_slow"
+                : end.reason === WatchEndReason.SHUTDOWN
+                  ? "shutdown"
+                  : "unspecified";
+            this.end = { reason, message: end.message };
+            const text = `the server ended the stream (${reason}): ${end.message}`;
+            failure = reason === "shutdown" ? new Unavailable(text, Code.Unavailable) : new Aborted(text, Code.Aborted);
             break;
           }
           if (msg.position && (this.current || kind === "heartbeat")) this.position = msg.position;
           if (kind === "heartbeat") {
+            if (heartbeats++ > 0) failures = 0;
             this.current = true;
             yield undefined; // (start() waits for a first message of any kind)
             continue;
           }
+          failures = 0;
           yield this.pick(msg);
         }
-        // Ended by the server (too slow, shutting down): reopen from the position.
-        if (!ended || !this.resume) return;
+        // Ended by the server without a WatchEnd: done. With one: reopen from the position.
+        if (failure === undefined || !this.resume) return;
       } catch (e) {
         if (this.abort.signal.aborted) return;
-        const err = toCornjacketError(e);
-        const retryable = err instanceof Unavailable || err instanceof Aborted || err instanceof RateLimited;
-        if (!this.resume || !retryable || failures >= 5) throw err;
-        failures++;
-        let wait = Math.min(2000, 100 * 2 ** failures);
-        if (err instanceof RateLimited && err.retryAfterMs) wait = Math.max(wait, err.retryAfterMs);
-        await new Promise((r) => setTimeout(r, wait));
+        failure = toCornjacketError(e);
+        if (!this.resume || !RETRYABLE.has(failure.code)) throw failure;
       } finally {
         this.abort.signal.removeEventListener("abort", onAbort);
         call.abort();
       }
+      if (failures >= MAX_REOPENS) throw failure;
+      failures++;
+      let wait = Math.min(20 * this.retryDelayMs, this.retryDelayMs * 2 ** failures);
+      if (failure instanceof RateLimited && failure.retryAfterMs) wait = Math.max(wait, failure.retryAfterMs);
+      await new Promise((r) => setTimeout(r, wait));
     }
   }
 }
+
+/** Stream failures worth reopening for: nothing wrong with the request or the token. */
+const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted, Code.ResourceExhausted]);
+/** Reopenings in a row without progress before a stream raises its last failure. */
+const MAX_REOPENS = 5;
 
 export interface WatchEventsQuery {
   /** Only events whose type starts with this, e.g. "sensor." */

@@ -1,0 +1,163 @@
+// The SDK's own behaviour without a stack (node --test; `npm test` after `make sdk-ts`):
+// typed errors, the stream's retry decisions, the UNAVAILABLE interceptor, against fakes or
+// a fake gRPC server (node:http2) where the wire matters.
+import assert from "node:assert/strict";
+import http2 from "node:http2";
+import { test } from "node:test";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  Aborted, connect, CornjacketError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
+  RateLimited, toCornjacketError, Unauthenticated, Unavailable, watchEvents, WatchEndReason, WatchStream,
+} from "../dist/index.js";
+
+const CLASSES = { NotFound, PermissionDenied, Unavailable, Unauthenticated, InvalidArgument, FailedPrecondition, Aborted, RateLimited };
+
+test("instanceof on the SDK's error classes is exact", () => {
+  const cases = [
+    [Code.NotFound, NotFound], [Code.PermissionDenied, PermissionDenied], [Code.Unavailable, Unavailable],
+    [Code.Unauthenticated, Unauthenticated], [Code.InvalidArgument, InvalidArgument],
+    [Code.FailedPrecondition, FailedPrecondition], [Code.Aborted, Aborted], [Code.ResourceExhausted, RateLimited],
+  ];
+  for (const [code, Kind] of cases) {
+    const e = toCornjacketError(new ConnectError("m", code));
+    assert.equal(e.constructor, Kind);
+    for (const [name, Other] of Object.entries(CLASSES)) {
+      assert.equal(e instanceof Other, Other === Kind, `${Kind.name} instanceof ${name}`);
+    }
+    assert.ok(e instanceof CornjacketError && e instanceof ConnectError && e instanceof Error);
+    assert.equal(e.code, code);
+  }
+  const plain = new ConnectError("m", Code.NotFound);
+  assert.ok(!(plain instanceof NotFound) && !(plain instanceof CornjacketError));
+  assert.ok(!(new Error("x") instanceof CornjacketError));
+});
+
+const hb = (position) => ({ position, item: { case: "heartbeat", value: {} } });
+const ev = (position, id) => ({ position, item: { case: "event", value: { eventId: id } } });
+const end = (position) => ({
+  position, item: { case: "end", value: { reason: WatchEndReason.TOO_SLOW, message: "behind" } },
+});
+const fast = { retryDelayMs: 1 };
+
+async function drain(stream) {
+  const got = [];
+  for await (const x of stream) got.push(x);
+  return got;
+}
+
+for (const [name, code] of [
+  ["an expired position", Code.FailedPrecondition], ["no token", Code.Unauthenticated],
+  ["a missing scope", Code.PermissionDenied], ["a bad request", Code.InvalidArgument],
+]) {
+  test(`a stream refused for ${name} is not reopened`, async () => {
+    let opens = 0;
+    const s = new WatchStream(async function* () {
+      opens++;
+      throw toCornjacketError(new ConnectError("refused", code));
+    }, (m) => m, fast);
+    await assert.rejects(drain(s), (e) => e.code === code);
+    assert.equal(opens, 1);
+  });
+}
+
+test("a lost connection is reopened from the position", async () => {
+  const at = [];
+  const s = new WatchStream(async function* (position) {
+    at.push(position);
+    if (at.length === 1) {
+      yield hb("w1.a");
+      yield ev("w1.b", "e1");
+      throw toCornjacketError(new ConnectError("gone", Code.Unavailable));
+    }
+    yield hb("w1.b");
+    yield ev("w1.c", "e2");
+  }, (m) => m.item.value.eventId, fast);
+  assert.deepEqual(await drain(s), ["e1", "e2"]);
+  assert.deepEqual(at, ["", "w1.b"]);
+});
+
+test("a client ended as too slow again and again is told so", async () => {
+  let opens = 0;
+  const s = new WatchStream(async function* () {
+    opens++;
+    if (opens > 50) throw new Error(`reopened ${opens} times`);
+    yield hb("w1.p");
+    yield end("w1.p");
+  }, (m) => m, fast);
+  await assert.rejects(drain(s), (e) => e instanceof Aborted && /too_slow/.test(e.message));
+  assert.equal(opens, 6);
+});
+
+test("a client cut off (ABORTED) again and again is told so", async () => {
+  let opens = 0;
+  const s = new WatchStream(async function* () {
+    opens++;
+    if (opens > 50) throw new Error(`reopened ${opens} times`);
+    yield hb("w1.p");
+    throw toCornjacketError(new ConnectError("did not take a message", Code.Aborted));
+  }, (m) => m, fast);
+  await assert.rejects(drain(s), (e) => e instanceof Aborted);
+  assert.equal(opens, 6);
+});
+
+test("an event delivered between cut-offs starts the count again", async () => {
+  let opens = 0;
+  const s = new WatchStream(async function* () {
+    opens++;
+    if (opens === 20) return; // the server closes: the stream ends
+    yield hb(`w1.${opens}`);
+    yield ev(`w1.${opens}`, `e${opens}`);
+    yield end(`w1.${opens}`);
+  }, (m) => m.item.value.eventId, fast);
+  assert.equal((await drain(s)).length, 19);
+});
+
+/** A fake gRPC server: answers each call by `answer(n, body)`; records request bodies. */
+async function fakeServer(answer) {
+  const bodies = [];
+  const server = http2.createServer();
+  const sessions = new Set();
+  server.on("session", (s) => sessions.add(s));
+  server.on("stream", (stream) => {
+    const chunks = [];
+    stream.on("data", (c) => chunks.push(c));
+    stream.on("end", () => {
+      const body = Buffer.concat(chunks);
+      bodies.push(body);
+      const [status, message] = answer(bodies.length, body);
+      stream.respond(
+        { ":status": 200, "content-type": "application/grpc", "grpc-status": String(status), "grpc-message": message },
+        { endStream: true },
+      );
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  return { bodies, url: `http://127.0.0.1:${server.address().port}`, close: () => {
+    for (const s of sessions) s.destroy();
+    server.close();
+  } };
+}
+
+test("a stream refused as UNAVAILABLE is re-sent with its whole request", async () => {
+  const srv = await fakeServer((n) => (n === 1 ? [Code.Unavailable, "restarting"] : [Code.InvalidArgument, "stop here"]));
+  try {
+    const cj = connect({ baseUrl: srv.url });
+    await assert.rejects(drain(watchEvents(cj, { position: "w1.resume-here" })), (e) => e instanceof InvalidArgument);
+    assert.equal(srv.bodies.length, 2);
+    for (const body of srv.bodies) assert.match(body.toString("latin1"), /w1\.resume-here/);
+  } finally {
+    srv.close();
+  }
+});
+
+test("a unary call refused as UNAVAILABLE is retried by the interceptor", async () => {
+  const srv = await fakeServer((n) => (n < 3 ? [Code.Unavailable, "restarting"] : [Code.NotFound, "none"]));
+  try {
+    const cj = connect({ baseUrl: srv.url });
+    await assert.rejects(cj.query.getProjection({ projectionType: "t", aggregateId: "a" }), (e) => e instanceof NotFound);
+    assert.equal(srv.bodies.length, 3);
+    assert.ok(srv.bodies.every((b) => b.length === srv.bodies[0].length && b.length > 5));
+  } finally {
+    srv.close();
+  }
+});
