@@ -98,13 +98,13 @@ class HttpConnection:
 
     async def _chunked(self) -> bytes:
         assert self.reader is not None
-        out = b""
+        parts: list[bytes] = []
         while True:
             size = int((await self.reader.readline()).strip(), 16)
             chunk = await self.reader.readexactly(size + 2)
             if size == 0:
-                return out
-            out += chunk[:-2]
+                return b"".join(parts)
+            parts.append(chunk[:-2])
 
 
 def _payload(value: float, pad: str) -> dict[str, Any]:
