@@ -73,6 +73,23 @@ def ceil_time(t: datetime, step: timedelta) -> datetime:
     return start if start == t else start + step
 
 
+# What a series answer can carry per bucket, in the answer's column order.
+AGGREGATES = ("count", "sum", "min", "max", "avg", "first", "last")
+
+
+def parse_aggregates(values: Iterable[str]) -> frozenset[str]:
+    """The aggregates asked for: names from AGGREGATES, each value possibly a comma-separated
+    list ("avg,max"); none asked means all of them."""
+    names = {n.strip().lower() for v in values for n in v.split(",") if n.strip()}
+    unknown = sorted(names - set(AGGREGATES))
+    if unknown:
+        raise InvalidInput(
+            f"aggregates {', '.join(repr(u[:32]) for u in unknown[:3])} unknown: choose from "
+            f"{', '.join(AGGREGATES)} (none: all of them)"
+        )
+    return frozenset(names or AGGREGATES)
+
+
 def parse_bucket(text: str) -> timedelta:
     """'1s'..'1d' (s, m, h or d); anything else is the caller's mistake, with the rule."""
     m = _BUCKET_RE.match(text.strip())
@@ -169,6 +186,7 @@ class SeriesQuery:
     start: datetime
     end: datetime
     bucket: timedelta
+    aggregates: frozenset[str] = frozenset(AGGREGATES)
 
 
 @dataclass(frozen=True, slots=True)

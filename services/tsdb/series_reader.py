@@ -3,7 +3,9 @@ the list of series."""
 
 from __future__ import annotations
 
+import functools
 import sys
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -15,20 +17,45 @@ from services.tsdb.series import EPOCH, HOUR, MINUTE, Plan, SeriesQuery, floor_t
 # into float8 at the end: a sum beyond float8's range reads as +-Infinity, never an error.
 # The answer is one row of columns (cheap to turn into the answer), buckets in time order;
 # a bucket's index is float8 arithmetic (extract() is numeric: ~0.4 ms per 1,440 buckets).
-_COLUMNS = """
-SELECT array_agg((date_part('epoch', b - %(origin)s) / %(step)s)::int ORDER BY b) AS i,
-       array_agg(n ORDER BY b) AS n,
-       array_agg(CASE WHEN s > %(dbl_max)s THEN 'Infinity'::float8
-                      WHEN s < -%(dbl_max)s THEN '-Infinity'::float8 ELSE s::float8 END
-                 ORDER BY b) AS s,
-       array_agg(lo ORDER BY b) AS lo,
-       array_agg(hi ORDER BY b) AS hi, array_agg(f ORDER BY b) AS f, array_agg(l ORDER BY b) AS l
-FROM g
-"""
+_INDEX = "array_agg((date_part('epoch', b - %(origin)s) / %(step)s)::int ORDER BY b) AS i"
+# The answer's other columns, each built only when an aggregate asked for needs it (a 24 h
+# answer of one column is a quarter of the bytes of all seven to build and to transcode).
+_COLUMN_SQL = {
+    "n": "array_agg(n ORDER BY b) AS n",
+    "s": (
+        "array_agg(CASE WHEN s > %(dbl_max)s THEN 'Infinity'::float8 "
+        "WHEN s < -%(dbl_max)s THEN '-Infinity'::float8 ELSE s::float8 END ORDER BY b) AS s"
+    ),
+    "lo": "array_agg(lo ORDER BY b) AS lo",
+    "hi": "array_agg(hi ORDER BY b) AS hi",
+    "f": "array_agg(f ORDER BY b) AS f",
+    "l": "array_agg(l ORDER BY b) AS l",
+}
+# The columns each aggregate needs (avg is sum / count, computed by the service).
+NEEDS = {
+    "count": ("n",),
+    "sum": ("s",),
+    "min": ("lo",),
+    "max": ("hi",),
+    "avg": ("n", "s"),
+    "first": ("f",),
+    "last": ("l",),
+}
+
+
+def columns_for(aggregates: frozenset[str]) -> tuple[str, ...]:
+    """The columns (in _COLUMN_SQL's order) the aggregates need."""
+    needed = {c for a in aggregates for c in NEEDS[a]}
+    return tuple(c for c in _COLUMN_SQL if c in needed)
+
+
+def _columns(cols: tuple[str, ...]) -> str:
+    return "SELECT " + ",\n       ".join([_INDEX, *(_COLUMN_SQL[c] for c in cols)]) + "\nFROM g\n"
+
+
 # The raw points at the unaligned edges and the rollup rows of the aligned middle, each a
 # partial aggregate starting at t (disjoint in time), folded into the answer's buckets.
-_GROUPED = (
-    """
+_GROUPED = """
 WITH src AS (
   SELECT time AS t, event_id::text AS k, 1::bigint AS n, value::numeric AS s, value AS lo,
          value AS hi,
@@ -49,15 +76,12 @@ WITH src AS (
   FROM src GROUP BY b
 )
 """
-    + _COLUMNS
-)
 # The bucket is the rollup's step (1m from rollup_1m, 1h from rollup_1h): every rollup row
 # is a bucket of the answer as it is, and the raw edges are buckets of their own (the edge
 # [start, rollup_from) lies in the bucket before rollup_from, [rollup_to, end) in the one at
 # rollup_to). Grouping 1,440 rollup rows again (two ordered aggregates per bucket for first
 # and last) was ~3 ms of the database's CPU per 24 h read.
-_AS_STORED = (
-    """
+_AS_STORED = """
 WITH edge AS (
   SELECT date_bin(%(bucket)s, time, %(epoch)s) AS b, count(*) AS n, sum(value::numeric) AS s,
          min(value) AS lo, max(value) AS hi,
@@ -77,11 +101,9 @@ WITH edge AS (
     AND bucket >= %(rfrom)s AND bucket < %(rto)s
 )
 """
-    + _COLUMNS
-)
 _DBL_MAX = Decimal(repr(sys.float_info.max))
 _ROLLUP_TABLES = {HOUR: "tsdb.rollup_1h", MINUTE: "tsdb.rollup_1m"}
-# (rollup step or None, bucket == step) -> statement
+# (rollup step or None, bucket == step) -> the statement's WITH part
 _QUERIES = {
     (step, as_stored): (_AS_STORED if as_stored else _GROUPED).format(
         rollup=_ROLLUP_TABLES.get(step, "tsdb.rollup_1m") if step else "tsdb.rollup_1m"
@@ -91,6 +113,11 @@ _QUERIES = {
 }
 
 
+@functools.cache
+def _statement(step: timedelta | None, as_stored: bool, cols: tuple[str, ...]) -> str:
+    return _QUERIES[step, as_stored] + _columns(cols)
+
+
 LATEST_SQL = (
     "SELECT metric, time, value FROM tsdb.latest WHERE device = %s ORDER BY metric LIMIT %s"
 )
@@ -98,7 +125,8 @@ LATEST_SQL = (
 
 def buckets_statement(q: SeriesQuery, plan: Plan) -> tuple[str, dict[str, Any]]:
     """The statement answering ``q`` and its parameters."""
-    return _QUERIES[plan.rollup, plan.rollup is not None and plan.rollup == q.bucket], {
+    as_stored = plan.rollup is not None and plan.rollup == q.bucket
+    return _statement(plan.rollup, as_stored, columns_for(q.aggregates)), {
         "device": q.device,
         "metric": q.metric,
         "start": q.start,
@@ -149,7 +177,15 @@ class PostgresSeriesReader:
         if row is None or row["i"] is None:
             return Buckets(origin, q.bucket)
         return Buckets(
-            origin, q.bucket, row["i"], row["n"], row["s"], row["lo"], row["hi"], row["f"], row["l"]
+            origin,
+            q.bucket,
+            row["i"],
+            row.get("n") or [],
+            row.get("s") or [],
+            row.get("lo") or [],
+            row.get("hi") or [],
+            row.get("f") or [],
+            row.get("l") or [],
         )
 
     async def latest(self, device: str, limit: int) -> list[Latest]:

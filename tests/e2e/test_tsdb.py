@@ -94,6 +94,25 @@ def test_http_readings_aggregate_like_the_event_store(stack: Stack, http: httpx.
             assert int(b["count"]) == w.count
             assert (b["min"], b["max"], b["first"], b["last"]) == (w.min, w.max, w.first, w.last)
             assert b["sum"] == pytest.approx(w.sum) and b["avg"] == pytest.approx(w.avg)
+        # Only some aggregates: the same buckets, the other columns empty (both forms of a
+        # list in a query string).
+        asked: list[str | list[str]] = ["avg,max", ["avg", "max"]]
+        for aggregates in asked:
+            r = http.get(
+                f"/api/v1/devices/{quote(device, safe='')}/series/value",
+                params={
+                    "start": start.isoformat(),
+                    "end": end.isoformat(),
+                    "bucket": bucket,
+                    "aggregates": aggregates,
+                },
+            )
+            assert r.status_code == 200, r.text
+            some = r.json()
+            assert some["index"] == body["index"] and some["max"] == body["max"], bucket
+            assert some["avg"] == pytest.approx(body["avg"])
+            left_out = {k: some.get(k) for k in ("count", "sum", "min", "first", "last")}
+            assert not any(left_out.values()), left_out  # empty (Envoy prints [])
 
 
 def test_mqtt_readings_appear_in_latest_values(stack: Stack, http: httpx.Client) -> None:
@@ -170,6 +189,12 @@ def _attacks(stack: Stack) -> list[tuple[str, Callable[[httpx.Client], httpx.Res
             lambda h: series(h, "d", "temp", start="2026-05-01T12:00:00", end=LATER),
             400,
             "time zone",
+        ),
+        (
+            "unknown aggregate",
+            lambda h: series(h, "d", "temp", start=NOW, end=LATER, aggregates="avg,median"),
+            400,
+            "'median' unknown: choose from count, sum, min, max, avg, first, last",
         ),
         (
             "SQL in the device name",

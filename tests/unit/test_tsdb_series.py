@@ -14,6 +14,7 @@ from services.core.errors import InvalidInput
 from services.core.events import Event
 from services.tsdb.ports import PartitionGone
 from services.tsdb.series import (
+    AGGREGATES,
     Aggregate,
     Point,
     SeriesQuery,
@@ -21,6 +22,7 @@ from services.tsdb.series import (
     days_ahead,
     expired,
     floor_time,
+    parse_aggregates,
     parse_bucket,
     plan,
     points_of,
@@ -28,6 +30,7 @@ from services.tsdb.series import (
     to_drop,
     validate,
 )
+from services.tsdb.series_reader import columns_for
 from services.tsdb.service import SeriesWriter
 
 pytestmark = pytest.mark.unit
@@ -78,6 +81,20 @@ def test_bucket_sizes(text: str, seconds: int) -> None:
 def test_bucket_outside_the_rule_is_refused_with_the_rule(text: str) -> None:
     with pytest.raises(InvalidInput, match="bucket"):
         parse_bucket(text)
+
+
+def test_aggregates_asked_for_in_either_list_form_none_meaning_all() -> None:
+    assert parse_aggregates([]) == frozenset(AGGREGATES)
+    assert parse_aggregates(["avg"]) == {"avg"}
+    assert parse_aggregates(["avg, MAX", "min", ""]) == {"avg", "max", "min"}
+    with pytest.raises(InvalidInput, match="'median' unknown: choose from count, sum, min"):
+        parse_aggregates(["avg,median"])
+
+
+def test_each_aggregate_reads_only_the_columns_it_needs() -> None:
+    assert columns_for(frozenset({"avg"})) == ("n", "s")
+    assert columns_for(frozenset({"max", "first"})) == ("hi", "f")
+    assert columns_for(frozenset(AGGREGATES)) == ("n", "s", "lo", "hi", "f", "l")
 
 
 def test_rollup_arithmetic_combines_disjoint_parts_in_time_order() -> None:

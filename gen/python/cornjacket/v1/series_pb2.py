@@ -26,7 +26,7 @@ from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ornjacket/v1/series.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"^\n\x10GetSeriesRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x05 \x01(\t\"\x86\x02\n\x11GetSeriesResponse\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12*\n\x06origin\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_seconds\x18\x06 \x01(\r\x12\r\n\x05index\x18\x07 \x03(\r\x12\r\n\x05\x63ount\x18\x08 \x03(\r\x12\x0b\n\x03sum\x18\t \x03(\x01\x12\x0b\n\x03min\x18\n \x03(\x01\x12\x0b\n\x03max\x18\x0b \x03(\x01\x12\x0b\n\x03\x61vg\x18\x0c \x03(\x01\x12\r\n\x05\x66irst\x18\r \x03(\x01\x12\x0c\n\x04last\x18\x0e \x03(\x01\"\"\n\x10GetLatestRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\"V\n\x0bLatestValue\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\"b\n\x11GetLatestResponse\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.cornjacket.v1.LatestValue\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"M\n\x11ListSeriesRequest\x12\x15\n\rdevice_prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\nSeriesInfo\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12-\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x12ListSeriesResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.cornjacket.v1.SeriesInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf6\x02\n\rSeriesService\x12\x80\x01\n\tGetSeries\x12\x1f.cornjacket.v1.GetSeriesRequest\x1a .cornjacket.v1.GetSeriesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/api/v1/devices/{device}/series/{metric}\x12w\n\tGetLatest\x12\x1f.cornjacket.v1.GetLatestRequest\x1a .cornjacket.v1.GetLatestResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/devices/{device}/latest\x12i\n\nListSeries\x12 .cornjacket.v1.ListSeriesRequest\x1a!.cornjacket.v1.ListSeriesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/seriesb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1a\x63ornjacket/v1/series.proto\x12\rcornjacket.v1\x1a\x1cgoogle/api/annotations.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"r\n\x10GetSeriesRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\r\n\x05start\x18\x03 \x01(\t\x12\x0b\n\x03\x65nd\x18\x04 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x05 \x01(\t\x12\x12\n\naggregates\x18\x06 \x03(\t\"\x86\x02\n\x11GetSeriesResponse\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12\x0e\n\x06\x62ucket\x18\x03 \x01(\t\x12\x0e\n\x06source\x18\x04 \x01(\t\x12*\n\x06origin\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x62ucket_seconds\x18\x06 \x01(\r\x12\r\n\x05index\x18\x07 \x03(\r\x12\r\n\x05\x63ount\x18\x08 \x03(\r\x12\x0b\n\x03sum\x18\t \x03(\x01\x12\x0b\n\x03min\x18\n \x03(\x01\x12\x0b\n\x03max\x18\x0b \x03(\x01\x12\x0b\n\x03\x61vg\x18\x0c \x03(\x01\x12\r\n\x05\x66irst\x18\r \x03(\x01\x12\x0c\n\x04last\x18\x0e \x03(\x01\"\"\n\x10GetLatestRequest\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\"V\n\x0bLatestValue\x12\x0e\n\x06metric\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05value\x18\x03 \x01(\x01\"b\n\x11GetLatestResponse\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12*\n\x06values\x18\x02 \x03(\x0b\x32\x1a.cornjacket.v1.LatestValue\x12\x11\n\ttruncated\x18\x03 \x01(\x08\"M\n\x11ListSeriesRequest\x12\x15\n\rdevice_prefix\x18\x01 \x01(\t\x12\r\n\x05limit\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"[\n\nSeriesInfo\x12\x0e\n\x06\x64\x65vice\x18\x01 \x01(\t\x12\x0e\n\x06metric\x18\x02 \x01(\t\x12-\n\tlast_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"X\n\x12ListSeriesResponse\x12)\n\x06series\x18\x01 \x03(\x0b\x32\x19.cornjacket.v1.SeriesInfo\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t2\xf6\x02\n\rSeriesService\x12\x80\x01\n\tGetSeries\x12\x1f.cornjacket.v1.GetSeriesRequest\x1a .cornjacket.v1.GetSeriesResponse\"0\x82\xd3\xe4\x93\x02*\x12(/api/v1/devices/{device}/series/{metric}\x12w\n\tGetLatest\x12\x1f.cornjacket.v1.GetLatestRequest\x1a .cornjacket.v1.GetLatestResponse\"\'\x82\xd3\xe4\x93\x02!\x12\x1f/api/v1/devices/{device}/latest\x12i\n\nListSeries\x12 .cornjacket.v1.ListSeriesRequest\x1a!.cornjacket.v1.ListSeriesResponse\"\x16\x82\xd3\xe4\x93\x02\x10\x12\x0e/api/v1/seriesb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -40,21 +40,21 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_SERIESSERVICE'].methods_by_name['ListSeries']._loaded_options = None
   _globals['_SERIESSERVICE'].methods_by_name['ListSeries']._serialized_options = b'\202\323\344\223\002\020\022\016/api/v1/series'
   _globals['_GETSERIESREQUEST']._serialized_start=108
-  _globals['_GETSERIESREQUEST']._serialized_end=202
-  _globals['_GETSERIESRESPONSE']._serialized_start=205
-  _globals['_GETSERIESRESPONSE']._serialized_end=467
-  _globals['_GETLATESTREQUEST']._serialized_start=469
-  _globals['_GETLATESTREQUEST']._serialized_end=503
-  _globals['_LATESTVALUE']._serialized_start=505
-  _globals['_LATESTVALUE']._serialized_end=591
-  _globals['_GETLATESTRESPONSE']._serialized_start=593
-  _globals['_GETLATESTRESPONSE']._serialized_end=691
-  _globals['_LISTSERIESREQUEST']._serialized_start=693
-  _globals['_LISTSERIESREQUEST']._serialized_end=770
-  _globals['_SERIESINFO']._serialized_start=772
-  _globals['_SERIESINFO']._serialized_end=863
-  _globals['_LISTSERIESRESPONSE']._serialized_start=865
-  _globals['_LISTSERIESRESPONSE']._serialized_end=953
-  _globals['_SERIESSERVICE']._serialized_start=956
-  _globals['_SERIESSERVICE']._serialized_end=1330
+  _globals['_GETSERIESREQUEST']._serialized_end=222
+  _globals['_GETSERIESRESPONSE']._serialized_start=225
+  _globals['_GETSERIESRESPONSE']._serialized_end=487
+  _globals['_GETLATESTREQUEST']._serialized_start=489
+  _globals['_GETLATESTREQUEST']._serialized_end=523
+  _globals['_LATESTVALUE']._serialized_start=525
+  _globals['_LATESTVALUE']._serialized_end=611
+  _globals['_GETLATESTRESPONSE']._serialized_start=613
+  _globals['_GETLATESTRESPONSE']._serialized_end=711
+  _globals['_LISTSERIESREQUEST']._serialized_start=713
+  _globals['_LISTSERIESREQUEST']._serialized_end=790
+  _globals['_SERIESINFO']._serialized_start=792
+  _globals['_SERIESINFO']._serialized_end=883
+  _globals['_LISTSERIESRESPONSE']._serialized_start=885
+  _globals['_LISTSERIESRESPONSE']._serialized_end=973
+  _globals['_SERIESSERVICE']._serialized_start=976
+  _globals['_SERIESSERVICE']._serialized_end=1350
 # @@protoc_insertion_point(module_scope)

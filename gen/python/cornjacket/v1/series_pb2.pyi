@@ -11,18 +11,20 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 DESCRIPTOR: _descriptor.FileDescriptor
 
 class GetSeriesRequest(_message.Message):
-    __slots__ = ("device", "metric", "start", "end", "bucket")
+    __slots__ = ("device", "metric", "start", "end", "bucket", "aggregates")
     DEVICE_FIELD_NUMBER: _ClassVar[int]
     METRIC_FIELD_NUMBER: _ClassVar[int]
     START_FIELD_NUMBER: _ClassVar[int]
     END_FIELD_NUMBER: _ClassVar[int]
     BUCKET_FIELD_NUMBER: _ClassVar[int]
+    AGGREGATES_FIELD_NUMBER: _ClassVar[int]
     device: str
     metric: str
     start: str
     end: str
     bucket: str
-    def __init__(self, device: _Optional[str] = ..., metric: _Optional[str] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., bucket: _Optional[str] = ...) -> None: ...
+    aggregates: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, device: _Optional[str] = ..., metric: _Optional[str] = ..., start: _Optional[str] = ..., end: _Optional[str] = ..., bucket: _Optional[str] = ..., aggregates: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class GetSeriesResponse(_message.Message):
     __slots__ = ("device", "metric", "bucket", "source", "origin", "bucket_seconds", "index", "count", "sum", "min", "max", "avg", "first", "last")
