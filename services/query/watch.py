@@ -153,7 +153,7 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class End:
-    reason: str  # "too_slow" | "shutdown"
+    reason: str  # "too_slow" | "shutdown" | "max_duration"
     message: str
     position: str
 
@@ -215,6 +215,7 @@ class WatchHub:
         max_lag: int,
         send_timeout: float,
         heartbeat: float,
+        max_duration: float = 0.0,
         max_per_subject: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         projections: ProjectionFeed | None = None,
@@ -226,6 +227,7 @@ class WatchHub:
         self._max_lag = max_lag
         self._send_timeout = send_timeout
         self._heartbeat = heartbeat
+        self._max_duration = max_duration  # 0: streams are not ended for their age
         self._clock = clock
         self._projections = projections
         self.active = 0
@@ -314,11 +316,25 @@ class WatchHub:
         async def timed(item: Item) -> None:
             await self._send(send, item)
 
+        ends_at = self._clock() + self._max_duration if self._max_duration else None
         await tap.start(timed)
         await self._send(send, Heartbeat(tap.at.encode()))
         quiet_since = self._clock()
         while not stop.is_set():
+            if ends_at is not None and self._clock() >= ends_at:
+                await self._send(
+                    send,
+                    End(
+                        "max_duration",
+                        f"the stream reached its maximum duration ({self._max_duration:g}s, "
+                        "CJ_WATCH_MAX_DURATION): reopen it from the position",
+                        tap.at.encode(),
+                    ),
+                )
+                return
             wait = max(0.05, min(0.5, self._heartbeat - (self._clock() - quiet_since)))
+            if ends_at is not None:
+                wait = max(0.05, min(wait, ends_at - self._clock()))
             if tap.full():  # the projection tap waits for the event handler: read no more
                 await wait_event(stop, wait)
                 records: Sequence[BusRecord] = ()

@@ -62,7 +62,8 @@ def test_rules_round_trip_as_plain_objects(cj: Client, hooks: Receiver) -> None:
     )
     assert rule.enabled and rule.generated_secret.startswith("whsec_")
     assert isinstance(rule.created_at, datetime) and rule.created_at.tzinfo is not None
-    assert rule.target.headers == {"x-team": "ops"} and rule.target.url == hooks.url("/rules")
+    assert list(rule.target.headers) == ["x-team"], "a dict (values are masked)"
+    assert rule.target.url == hooks.url("/rules")
 
     got = cj.get_rule(rule.rule_id)
     assert got.rule_id == rule.rule_id and got.generated_secret == ""
