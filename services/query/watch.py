@@ -244,9 +244,11 @@ class WatchHub:
         async with self._slot(subject):
             reader, at = await self._opener.open(start)
             try:
-                await self._run(reader, _EventTap(flt, at), send, stop)
+                end = await self._run(reader, _EventTap(flt, at), send, stop)
             finally:
                 await reader.close()
+        # After the slot is free: a client reopening the moment it reads the end finds it.
+        await self._send(send, end)
 
     async def watch_projection(
         self,
@@ -271,9 +273,10 @@ class WatchHub:
             reader, at = await self._opener.open(start or await feed.applied.applied())
             try:
                 tap = _ProjectionTap(feed, projection_type, aggregate_id, at, start is None)
-                await self._run(reader, tap, send, stop)
+                end = await self._run(reader, tap, send, stop)
             finally:
                 await reader.close()
+        await self._send(send, end)  # after the slot is free, as in ``watch``
 
     @contextlib.asynccontextmanager
     async def _slot(self, subject: str) -> AsyncIterator[None]:
@@ -312,7 +315,10 @@ class WatchHub:
                 item.position,
             ) from None
 
-    async def _run(self, reader: BusReader, tap: _Tap, send: Send, stop: asyncio.Event) -> None:
+    async def _run(self, reader: BusReader, tap: _Tap, send: Send, stop: asyncio.Event) -> End:
+        """Stream until ``stop``, the stream's maximum duration or a client too far behind;
+        returns the end to send once the reader is closed and the slot released."""
+
         async def timed(item: Item) -> None:
             await self._send(send, item)
 
@@ -322,16 +328,12 @@ class WatchHub:
         quiet_since = self._clock()
         while not stop.is_set():
             if ends_at is not None and self._clock() >= ends_at:
-                await self._send(
-                    send,
-                    End(
-                        "max_duration",
-                        f"the stream reached its maximum duration ({self._max_duration:g}s, "
-                        "CJ_WATCH_MAX_DURATION): reopen it from the position",
-                        tap.at.encode(),
-                    ),
+                return End(
+                    "max_duration",
+                    f"the stream reached its maximum duration ({self._max_duration:g}s, "
+                    "CJ_WATCH_MAX_DURATION): reopen it from the position",
+                    tap.at.encode(),
                 )
-                return
             wait = max(0.05, min(0.5, self._heartbeat - (self._clock() - quiet_since)))
             if ends_at is not None:
                 wait = max(0.05, min(wait, ends_at - self._clock()))
@@ -343,24 +345,17 @@ class WatchHub:
             if await tap.feed(records, timed):
                 quiet_since = self._clock()
             if (lag := reader.lag()) > self._max_lag:
-                await self._send(
-                    send,
-                    End(
-                        "too_slow",
-                        f"{lag} messages behind the bus (CJ_WATCH_MAX_LAG={self._max_lag}): "
-                        "cut off; resume from the position",
-                        tap.at.encode(),
-                    ),
+                return End(
+                    "too_slow",
+                    f"{lag} messages behind the bus (CJ_WATCH_MAX_LAG={self._max_lag}): "
+                    "cut off; resume from the position",
+                    tap.at.encode(),
                 )
-                return
             if self._clock() - quiet_since >= self._heartbeat:
                 await self._send(send, Heartbeat(tap.at.encode()))
                 quiet_since = self._clock()
-        await self._send(
-            send,
-            End(
-                "shutdown", "the server is shutting down: resume from the position", tap.at.encode()
-            ),
+        return End(
+            "shutdown", "the server is shutting down: resume from the position", tap.at.encode()
         )
 
 

@@ -96,11 +96,15 @@ async def test_a_stream_is_ended_at_its_maximum_duration_and_its_slot_released()
         clock=clock,
     )
     got: list[Item] = []
+    at_end: list[tuple[int, bool]] = []
 
     async def send(item: Item) -> None:
         got.append(item)
+        if isinstance(item, End):
+            at_end.append((hub.active, reader.closed))
 
     await hub.watch(Filter(), "", send, asyncio.Event())
+    assert at_end == [(0, True)], "the slot is free when the client reads the end"
     assert [type(i) for i in got[:2]] == [Heartbeat, EventItem]
     end = got[-1]
     assert isinstance(end, End) and end.reason == "max_duration", got
