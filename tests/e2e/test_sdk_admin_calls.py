@@ -5,8 +5,12 @@ dicts, lists) and the SDK's exceptions; a read-only token is refused the admin c
 from __future__ import annotations
 
 import asyncio
+import json
+import shutil
+import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -223,3 +227,30 @@ def test_read_token_is_refused_admin_calls(stack: Stack, attack_log: Log) -> Non
                 await reader.discard_dead_letters([dead_letter(stack)])
 
     asyncio.run(aio())
+
+
+TS_SDK = Path(__file__).resolve().parents[2] / "sdk" / "typescript"
+
+
+def test_typescript_sdk_admin_helpers_answer_plain(stack: Stack) -> None:
+    """sdk/typescript/test/admin.mjs (built by `make sdk-ts`): the same calls from TypeScript."""
+    node = shutil.which("node")
+    if node is None or not (TS_SDK / "dist" / "index.js").exists():
+        pytest.fail("the TypeScript SDK is not built: run `make sdk-ts` (make test does)")
+    done = subprocess.run(
+        [node, "test/admin.mjs"],
+        cwd=TS_SDK,
+        env={
+            "CORNJACKET_URL": stack.edge_url,
+            "CORNJACKET_TOKEN": stack.admin_token,
+            "READ_TOKEN": token(stack, "read"),
+            "DLQ_IDS": f"{dead_letter(stack)},{dead_letter(stack)}",
+            "PATH": "/usr/bin:/bin",
+        },
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == {"ok": True}
