@@ -350,6 +350,10 @@ class WatchSettings:
     send_timeout: float = 10.0
     # A quiet stream sends a heartbeat this often (under Envoy's 300 s stream idle timeout).
     heartbeat: float = 15.0
+    # A stream is ended after this long (WatchEnd reason MAX_DURATION; the SDKs reopen it
+    # from its position at once), so no stream holds a slot and a bus consumer for ever;
+    # 0: no limit.
+    max_duration: float = 3600.0
     # WatchProjection follows the event handler's committed offsets (ADR 21): its group,
     # read from the handler's own variable so the two cannot disagree.
     handler_group: str = "event-handler"
@@ -363,12 +367,18 @@ class WatchSettings:
                 f"CJ_WATCH_HEARTBEAT={heartbeat:g}s must be under the edge's 300 s stream "
                 "idle timeout"
             )
+        max_duration = env.duration("CJ_WATCH_MAX_DURATION", 3600.0)
+        if 0 < max_duration < 1:
+            raise ConfigError(
+                f"CJ_WATCH_MAX_DURATION={max_duration:g}s must be 0 (no limit) or at least 1s"
+            )
         return cls(
             max_watchers=env.integer("CJ_WATCH_MAX_WATCHERS", 16, lo=0, hi=1000),
             max_per_subject=env.integer("CJ_WATCH_MAX_PER_SUBJECT", 4, lo=1, hi=1000),
             max_lag=env.integer("CJ_WATCH_MAX_LAG", 10_000, lo=1, hi=10_000_000),
             send_timeout=env.duration("CJ_WATCH_SEND_TIMEOUT", 10.0, lo=0.1),
             heartbeat=heartbeat,
+            max_duration=max_duration,
             handler_group=env.text("CJ_EVENTHANDLER_CONSUMER_GROUP", "event-handler"),
             handler_topics=env.csv(
                 "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")

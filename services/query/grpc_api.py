@@ -116,6 +116,7 @@ class AuditServicer(audit_pb2_grpc.AuditServiceServicer):
 _END_REASONS = {
     "too_slow": watch_pb2.WATCH_END_REASON_TOO_SLOW,
     "shutdown": watch_pb2.WATCH_END_REASON_SHUTDOWN,
+    "max_duration": watch_pb2.WATCH_END_REASON_MAX_DURATION,
 }
 
 

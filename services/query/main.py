@@ -104,6 +104,7 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             max_lag=settings.watch.max_lag,
             send_timeout=settings.watch.send_timeout,
             heartbeat=settings.watch.heartbeat,
+            max_duration=settings.watch.max_duration,
         )
         watch_pb2_grpc.add_WatchServiceServicer_to_server(WatchServicer(hub, watch_stop), server)
         query_pb2_grpc.add_QueryServiceServicer_to_server(QueryServicer(query), server)

@@ -153,7 +153,7 @@ class Heartbeat:
 
 @dataclass(frozen=True, slots=True)
 class End:
-    reason: str  # "too_slow" | "shutdown"
+    reason: str  # "too_slow" | "shutdown" | "max_duration"
     message: str
     position: str
 
@@ -215,6 +215,7 @@ class WatchHub:
         max_lag: int,
         send_timeout: float,
         heartbeat: float,
+        max_duration: float = 0.0,
         max_per_subject: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         projections: ProjectionFeed | None = None,
@@ -226,6 +227,7 @@ class WatchHub:
         self._max_lag = max_lag
         self._send_timeout = send_timeout
         self._heartbeat = heartbeat
+        self._max_duration = max_duration  # 0: streams are not ended for their age
         self._clock = clock
         self._projections = projections
         self.active = 0
@@ -242,9 +244,11 @@ class WatchHub:
         async with self._slot(subject):
             reader, at = await self._opener.open(start)
             try:
-                await self._run(reader, _EventTap(flt, at), send, stop)
+                end = await self._run(reader, _EventTap(flt, at), send, stop)
             finally:
                 await reader.close()
+        # After the slot is free: a client reopening the moment it reads the end finds it.
+        await self._send(send, end)
 
     async def watch_projection(
         self,
@@ -269,9 +273,10 @@ class WatchHub:
             reader, at = await self._opener.open(start or await feed.applied.applied())
             try:
                 tap = _ProjectionTap(feed, projection_type, aggregate_id, at, start is None)
-                await self._run(reader, tap, send, stop)
+                end = await self._run(reader, tap, send, stop)
             finally:
                 await reader.close()
+        await self._send(send, end)  # after the slot is free, as in ``watch``
 
     @contextlib.asynccontextmanager
     async def _slot(self, subject: str) -> AsyncIterator[None]:
@@ -310,15 +315,28 @@ class WatchHub:
                 item.position,
             ) from None
 
-    async def _run(self, reader: BusReader, tap: _Tap, send: Send, stop: asyncio.Event) -> None:
+    async def _run(self, reader: BusReader, tap: _Tap, send: Send, stop: asyncio.Event) -> End:
+        """Stream until ``stop``, the stream's maximum duration or a client too far behind;
+        returns the end to send once the reader is closed and the slot released."""
+
         async def timed(item: Item) -> None:
             await self._send(send, item)
 
+        ends_at = self._clock() + self._max_duration if self._max_duration else None
         await tap.start(timed)
         await self._send(send, Heartbeat(tap.at.encode()))
         quiet_since = self._clock()
         while not stop.is_set():
+            if ends_at is not None and self._clock() >= ends_at:
+                return End(
+                    "max_duration",
+                    f"the stream reached its maximum duration ({self._max_duration:g}s, "
+                    "CJ_WATCH_MAX_DURATION): reopen it from the position",
+                    tap.at.encode(),
+                )
             wait = max(0.05, min(0.5, self._heartbeat - (self._clock() - quiet_since)))
+            if ends_at is not None:
+                wait = max(0.05, min(wait, ends_at - self._clock()))
             if tap.full():  # the projection tap waits for the event handler: read no more
                 await wait_event(stop, wait)
                 records: Sequence[BusRecord] = ()
@@ -327,24 +345,17 @@ class WatchHub:
             if await tap.feed(records, timed):
                 quiet_since = self._clock()
             if (lag := reader.lag()) > self._max_lag:
-                await self._send(
-                    send,
-                    End(
-                        "too_slow",
-                        f"{lag} messages behind the bus (CJ_WATCH_MAX_LAG={self._max_lag}): "
-                        "cut off; resume from the position",
-                        tap.at.encode(),
-                    ),
+                return End(
+                    "too_slow",
+                    f"{lag} messages behind the bus (CJ_WATCH_MAX_LAG={self._max_lag}): "
+                    "cut off; resume from the position",
+                    tap.at.encode(),
                 )
-                return
             if self._clock() - quiet_since >= self._heartbeat:
                 await self._send(send, Heartbeat(tap.at.encode()))
                 quiet_since = self._clock()
-        await self._send(
-            send,
-            End(
-                "shutdown", "the server is shutting down: resume from the position", tap.at.encode()
-            ),
+        return End(
+            "shutdown", "the server is shutting down: resume from the position", tap.at.encode()
         )
 
 

@@ -4,14 +4,15 @@ operations and the generated stubs for everything else."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from datetime import datetime
 from types import TracebackType
 from typing import Any
 
 import grpc
 from cornjacket.v1 import (
+    actions_pb2,
     actions_pb2_grpc,
-    audit_pb2,
     audit_pb2_grpc,
     dlq_pb2,
     dlq_pb2_grpc,
@@ -25,10 +26,14 @@ from cornjacket.v1 import (
     query_pb2_grpc,
     series_pb2,
     series_pb2_grpc,
+    stats_pb2,
+    stats_pb2_grpc,
     watch_pb2,
     watch_pb2_grpc,
 )
 
+from cornjacket_sdk import build
+from cornjacket_sdk.build import audit_request, series_request
 from cornjacket_sdk.errors import mapped
 from cornjacket_sdk.models import (
     Accepted,
@@ -60,6 +65,7 @@ _SERVICE_CONFIG = json.dumps(
                         "AuditService",
                         "SeriesService",
                         "InferenceService",
+                        "StatsService",
                     )
                 ],
                 "retryPolicy": {
@@ -97,27 +103,6 @@ def make_channel(
     return grpc.insecure_channel(target, options=channel_options(options))
 
 
-def series_request(
-    device: str, metric: str, start: Any, end: Any, bucket: str
-) -> series_pb2.GetSeriesRequest:
-    """``start``/``end``: RFC 3339 text or timezone-aware datetimes."""
-    return series_pb2.GetSeriesRequest(
-        device=device,
-        metric=metric,
-        start=start if isinstance(start, str) else start.isoformat(),
-        end=end if isinstance(end, str) else end.isoformat(),
-        bucket=bucket,
-    )
-
-
-def audit_request(
-    since: str, until: str, page_size: int, page_token: str
-) -> audit_pb2.ListAuditRecordsRequest:
-    return audit_pb2.ListAuditRecordsRequest(
-        from_time=since, to_time=until, page_size=page_size, page_token=page_token
-    )
-
-
 class Stubs:
     """The generated stubs of every service on one channel, and the per-call options."""
 
@@ -133,6 +118,7 @@ class Stubs:
         self.series = series_pb2_grpc.SeriesServiceStub(channel)
         self.inference = inference_pb2_grpc.InferenceServiceStub(channel)
         self.watch = watch_pb2_grpc.WatchServiceStub(channel)
+        self.stats = stats_pb2_grpc.StatsServiceStub(channel)
 
     def stream_options(self) -> dict[str, Any]:
         """A stream's call options: the token, no deadline (it lasts as long as it is read)."""
@@ -257,13 +243,10 @@ class Client(Stubs):
     def list_dead_letters(
         self, *, status: str = "", consumer: str = "", limit: int = 20, offset: int = 0
     ) -> Plain:
+        """Dead letters newest first (admin scope); ``status``: "pending", "replayed" or
+        "discarded"; ``consumer``: the consumer that gave up on them."""
         response = self.dead_letters.ListDeadLetters(
-            dlq_pb2.ListDeadLettersRequest(
-                filter=dlq_pb2.DeadLetterFilter(status=status, consumer=consumer),
-                limit=limit,
-                offset=offset,
-            ),
-            **self.call_options(),
+            build.list_dead_letters(status, consumer, limit, offset), **self.call_options()
         )
         return plain(response)
 
@@ -350,6 +333,180 @@ class Client(Stubs):
             inference_pb2.ResetModelRequest(device=device, metric=metric), **self.call_options()
         )
         return int(response.reset)
+
+    # --- rules, deliveries, breakers (admin scope) ----------------------------------------
+    @mapped
+    def create_rule(
+        self,
+        name: str,
+        event_type_pattern: str,
+        url: str,
+        *,
+        condition: str = "",
+        headers: Mapping[str, Any] | None = None,
+        secrets: Sequence[str] = (),
+        enabled: bool = True,
+    ) -> Plain:
+        """A webhook rule (admin scope): events whose type matches ``event_type_pattern``
+        ("sensor.reading", "sensor.*", "*") and ``condition`` are posted to ``url``. Without
+        ``secrets`` one is generated and returned once as ``generated_secret``. A bad pattern,
+        condition or target raises InvalidArgument (the condition's with its position)."""
+        request = build.create_rule(
+            name, event_type_pattern, url, condition, headers, secrets, enabled
+        )
+        return plain(self.actions.CreateRule(request, **self.call_options()))
+
+    @mapped
+    def get_rule(self, rule_id: str) -> Plain:
+        """A rule by id (admin scope); NotFound when there is none."""
+        request = actions_pb2.GetRuleRequest(rule_id=rule_id)
+        return plain(self.actions.GetRule(request, **self.call_options()))
+
+    @mapped
+    def list_rules(self, *, limit: int | None = None, offset: int = 0) -> Plain:
+        """A page of rules (admin scope): ``rules``, ``total``, ``limit`` (1..100, default
+        20), ``offset``."""
+        request = build.list_rules(limit, offset)
+        return plain(self.actions.ListRules(request, **self.call_options()))
+
+    @mapped
+    def update_rule(
+        self,
+        rule_id: str,
+        *,
+        name: str | None = None,
+        event_type_pattern: str | None = None,
+        condition: str | None = None,
+        url: str | None = None,
+        headers: Mapping[str, Any] | None = None,
+        secrets: Sequence[str] = (),
+    ) -> Plain:
+        """Change the fields given (admin scope); ``condition=""`` removes the condition; a
+        ``url`` replaces the target (empty ``secrets`` keep the current ones)."""
+        request = build.update_rule(
+            rule_id, name, event_type_pattern, condition, url, headers, secrets
+        )
+        return plain(self.actions.UpdateRule(request, **self.call_options()))
+
+    @mapped
+    def enable_rule(self, rule_id: str) -> Plain:
+        """Enable a rule (admin scope); returns it."""
+        request = actions_pb2.EnableRuleRequest(rule_id=rule_id)
+        return plain(self.actions.EnableRule(request, **self.call_options()))
+
+    @mapped
+    def disable_rule(self, rule_id: str, *, reason: str = "") -> Plain:
+        """Disable a rule (admin scope); ``reason`` is kept as its ``disabled_reason``."""
+        request = actions_pb2.DisableRuleRequest(rule_id=rule_id, reason=reason)
+        return plain(self.actions.DisableRule(request, **self.call_options()))
+
+    @mapped
+    def delete_rule(self, rule_id: str) -> None:
+        """Delete a rule with its deliveries (admin scope); NotFound when there is none."""
+        request = actions_pb2.DeleteRuleRequest(rule_id=rule_id)
+        self.actions.DeleteRule(request, **self.call_options())
+
+    @mapped
+    def test_rule(
+        self,
+        event_type: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        aggregate_id: str = "",
+        source: str = "",
+        rule_id: str = "",
+        event_type_pattern: str = "",
+        condition: str = "",
+    ) -> Plain:
+        """Whether a sample event would match a rule (admin scope): an existing one
+        (``rule_id``) or ``event_type_pattern`` and ``condition`` given here. Nothing is
+        stored or sent. ``matched``, ``pattern_matched``, ``condition_matched``."""
+        request = build.rule_test(
+            event_type, aggregate_id, payload, rule_id, event_type_pattern, condition, source
+        )
+        return plain(self.actions.TestRule(request, **self.call_options()))
+
+    @mapped
+    def list_deliveries(
+        self,
+        *,
+        rule_id: str = "",
+        status: str = "",
+        event_id: str = "",
+        since: str | datetime = "",
+        until: str | datetime = "",
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> Plain:
+        """Deliveries newest first with their attempts (admin scope); ``status="failed"``
+        lists the failed ones; ``since``/``until``: RFC 3339 or aware datetimes."""
+        request = build.list_deliveries(rule_id, status, since, until, event_id, limit, offset)
+        return plain(self.actions.ListDeliveries(request, **self.call_options()))
+
+    @mapped
+    def get_delivery(self, delivery_id: str) -> Plain:
+        """A delivery with its attempts (admin scope)."""
+        request = actions_pb2.GetDeliveryRequest(delivery_id=delivery_id)
+        return plain(self.actions.GetDelivery(request, **self.call_options()))
+
+    @mapped
+    def replay_deliveries(
+        self, delivery_ids: Sequence[str] = (), *, all_failed: bool = False, rule_id: str = ""
+    ) -> Plain:
+        """Send failed (or discarded) deliveries again (admin scope): the ids given, or with
+        ``all_failed=True`` every failed one (of ``rule_id``, if given)."""
+        request = build.replay_deliveries(delivery_ids, all_failed, rule_id)
+        return plain(self.actions.ReplayDeliveries(request, **self.call_options()))
+
+    @mapped
+    def discard_delivery(self, delivery_id: str) -> Plain:
+        """Give up on a failed delivery for good (admin scope); returns it."""
+        request = actions_pb2.DiscardDeliveryRequest(delivery_id=delivery_id)
+        return plain(self.actions.DiscardDelivery(request, **self.call_options()))
+
+    @mapped
+    def list_breakers(self) -> list[Plain]:
+        """The circuit breakers, one per endpoint (admin scope)."""
+        request = actions_pb2.ListBreakersRequest()
+        response = self.actions.ListBreakers(request, **self.call_options())
+        return [plain(b) for b in response.breakers]
+
+    # --- dead letters (admin scope) --------------------------------------------------------
+    @mapped
+    def get_dead_letter(self, dlq_id: str) -> Plain:
+        """A dead letter by id (admin scope)."""
+        request = dlq_pb2.GetDeadLetterRequest(dlq_id=dlq_id)
+        return plain(self.dead_letters.GetDeadLetter(request, **self.call_options()))
+
+    @mapped
+    def replay_dead_letters(
+        self,
+        dlq_ids: Sequence[str] = (),
+        *,
+        consumer: str = "",
+        failed_since: datetime | None = None,
+        failed_until: datetime | None = None,
+        limit: int | None = None,
+    ) -> Plain:
+        """Send pending dead letters to their consumer again (admin scope): the ids given, or
+        without ids the ones the filter selects (at most ``limit``, default 100).
+        ``outcomes`` per id, ``replayed``, ``failed``."""
+        request = build.replay_dead_letters(dlq_ids, consumer, failed_since, failed_until, limit)
+        return plain(self.dead_letters.ReplayDeadLetters(request, **self.call_options()))
+
+    @mapped
+    def discard_dead_letters(self, dlq_ids: Sequence[str]) -> Plain:
+        """Give up on pending dead letters (admin scope): ``outcomes`` per id, ``discarded``."""
+        request = dlq_pb2.DiscardDeadLettersRequest(dlq_ids=list(dlq_ids))
+        return plain(self.dead_letters.DiscardDeadLetters(request, **self.call_options()))
+
+    # --- the console overview's figures (read scope) ----------------------------------------
+    @mapped
+    def get_stats(self) -> Plain:
+        """Ingest rate, outbox depth, consumer lag, dead letters pending, failed deliveries
+        (read scope); ``unavailable`` names the figures that could not be measured."""
+        request = stats_pb2.GetStatsRequest()
+        return plain(self.stats.GetStats(request, **self.call_options()))
 
     def close(self) -> None:
         self.channel.close()

@@ -140,7 +140,8 @@ class Lineage:
 
 @dataclass(frozen=True, slots=True)
 class StreamEnd:
-    """Why the server ended a stream: ``reason`` is "too_slow" or "shutdown"."""
+    """Why the server ended a stream: ``reason`` is "too_slow", "shutdown" or
+    "max_duration" (the server's limit on a stream's age)."""
 
     reason: str
     message: str

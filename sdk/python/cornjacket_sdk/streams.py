@@ -4,6 +4,8 @@
 heartbeat read since). Keep it to resume later (``watch_events(position=...)``). A stream
 the server ends (too slow, shutting down) or a connection lost is reopened from that
 position when ``resume=True`` (the default): no gap and no duplicate on the event stream.
+A stream ended for its age (the server's CJ_WATCH_MAX_DURATION) is reopened at once, without
+a backoff and without counting as a failure.
 A projection stream cut off while still sending the current state starts it again. A stream
 refused because every watcher slot is taken (RateLimited) is retried the same way, after a
 backoff. After ``MAX_RESUMES`` reopenings in a row without progress (no item handed out, no
@@ -37,6 +39,7 @@ MAX_RESUMES = 5  # reopenings in a row without progress before the stream raises
 _END_REASONS = {
     watch_pb2.WATCH_END_REASON_TOO_SLOW: "too_slow",
     watch_pb2.WATCH_END_REASON_SHUTDOWN: "shutdown",
+    watch_pb2.WATCH_END_REASON_MAX_DURATION: "max_duration",
 }
 
 
@@ -76,6 +79,8 @@ class _State(Generic[T]):
             self.end = StreamEnd(reason, msg.end.message)
             if not self._resume:
                 self.closed = True
+                return 0.0, None
+            if reason == "max_duration":  # the stream's age, not a failure: reopen at once
                 return 0.0, None
             text = f"the server ended the stream ({reason}): {msg.end.message}"
             kind = Unavailable if reason == "shutdown" else Aborted

@@ -2,19 +2,42 @@
  * Cornjacket TypeScript SDK: typed gRPC clients for every service through Envoy, with
  * retries on UNAVAILABLE, deadlines and bearer tokens, plus the HTTP/JSON ingest route.
  */
-import { create, fromJson, type JsonObject } from "@bufbuild/protobuf";
+import {
+  create,
+  fromJson,
+  type DescField,
+  type DescMessage,
+  type JsonObject,
+  type Message,
+  type MessageShape,
+} from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate, ValueSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
 
-import { ActionService } from "./gen/cornjacket/v1/actions_pb.js";
-import { AuditService, type ListAuditRecordsResponse } from "./gen/cornjacket/v1/audit_pb.js";
-import { DeadLetterService } from "./gen/cornjacket/v1/dlq_pb.js";
+import {
+  ActionService,
+  BreakerSchema,
+  DeliverySchema,
+  ListDeliveriesResponseSchema,
+  ListRulesResponseSchema,
+  ReplayDeliveriesResponseSchema,
+  RuleSchema,
+  TestRuleResponseSchema,
+} from "./gen/cornjacket/v1/actions_pb.js";
+import { AuditService, ListAuditRecordsResponseSchema } from "./gen/cornjacket/v1/audit_pb.js";
+import {
+  DeadLetterSchema,
+  DeadLetterService,
+  DiscardDeadLettersResponseSchema,
+  ListDeadLettersResponseSchema,
+  ReplayDeadLettersResponseSchema,
+} from "./gen/cornjacket/v1/dlq_pb.js";
 import {
   InferenceService,
-  type ListAnomaliesResponse,
-  type ListScoresResponse,
-  type ModelStatus,
+  ListAnomaliesResponseSchema,
+  ListScoresResponseSchema,
+  ModelStatusSchema,
 } from "./gen/cornjacket/v1/inference_pb.js";
 import {
   IngestEventRequestSchema,
@@ -23,7 +46,8 @@ import {
 } from "./gen/cornjacket/v1/ingestion_pb.js";
 import { LineageService } from "./gen/cornjacket/v1/lineage_pb.js";
 import { QueryService } from "./gen/cornjacket/v1/query_pb.js";
-import { SeriesService, type GetSeriesResponse } from "./gen/cornjacket/v1/series_pb.js";
+import { GetSeriesResponseSchema, SeriesService } from "./gen/cornjacket/v1/series_pb.js";
+import { StatsSchema, StatsService } from "./gen/cornjacket/v1/stats_pb.js";
 import type { EventEnvelope } from "./gen/cornjacket/v1/events_pb.js";
 import type { Projection } from "./gen/cornjacket/v1/query_pb.js";
 import { WatchEndReason, WatchService } from "./gen/cornjacket/v1/watch_pb.js";
@@ -37,6 +61,7 @@ export * from "./gen/cornjacket/v1/ingestion_pb.js";
 export * from "./gen/cornjacket/v1/lineage_pb.js";
 export * from "./gen/cornjacket/v1/query_pb.js";
 export * from "./gen/cornjacket/v1/series_pb.js";
+export * from "./gen/cornjacket/v1/stats_pb.js";
 export * from "./gen/cornjacket/v1/watch_pb.js";
 
 export interface Options {
@@ -60,6 +85,7 @@ export interface Cornjacket {
   series: Client<typeof SeriesService>;
   inference: Client<typeof InferenceService>;
   watch: Client<typeof WatchService>;
+  stats: Client<typeof StatsService>;
 }
 
 /** Clients for every service, sharing one HTTP/2 connection to Envoy. */
@@ -87,6 +113,7 @@ export function connect(options: Options): Cornjacket {
     series: createClient(SeriesService, transport),
     inference: createClient(InferenceService, transport),
     watch: createClient(WatchService, transport),
+    stats: createClient(StatsService, transport),
   };
 }
 
@@ -152,6 +179,80 @@ export async function ingestJson(
   return answer;
 }
 
+// --- plain answers: one converter over the message's schema ----------------------------------
+
+/**
+ * What a typed helper resolves to: the message's fields without `$typeName`/`$unknown`,
+ * Timestamps as Dates (undefined when unset), Structs as plain JSON objects (as protobuf-es
+ * has them), repeated fields as arrays, maps as objects, unset message fields undefined,
+ * enums as their TypeScript enum values, 64-bit integers as bigint (as protobuf-es has them).
+ */
+export type Plain<T> = T extends Timestamp
+  ? Date
+  : T extends Uint8Array
+    ? T
+    : T extends readonly (infer U)[]
+      ? Plain<U>[]
+      : T extends Message
+        ? { [K in keyof T as K extends "$typeName" | "$unknown" ? never : K]: Plain<T[K]> }
+        : T extends { case: infer C; value: infer V }
+          ? { case: C; value: Plain<V> }
+          : T;
+/** The plain form of a schema's messages, e.g. `PlainOf<typeof RuleSchema>`. */
+export type PlainOf<S extends DescMessage> = Plain<MessageShape<S>>;
+
+const KEEP = new Set([
+  "google.protobuf.Struct",
+  "google.protobuf.Value",
+  "google.protobuf.ListValue",
+]);
+
+function plainValue(desc: DescMessage | undefined, value: unknown): unknown {
+  if (value === undefined || desc === undefined) return value;
+  if (desc.typeName === "google.protobuf.Timestamp") return timestampDate(value as Timestamp);
+  if (KEEP.has(desc.typeName) || desc.typeName.startsWith("google.protobuf.")) return value;
+  return plainMessage(desc, value as Record<string, unknown>);
+}
+
+function plainField(field: DescField, value: unknown): unknown {
+  switch (field.fieldKind) {
+    case "message":
+      return plainValue(field.message, value);
+    case "list":
+      return (value as unknown[]).map((v) => (field.listKind === "message" ? plainValue(field.message, v) : v));
+    case "map": {
+      const out: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(value as Record<string, unknown>))
+        out[k] = field.mapKind === "message" ? plainValue(field.message, v) : v;
+      return out;
+    }
+    default:
+      return value;
+  }
+}
+
+function plainMessage(desc: DescMessage, msg: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const member of desc.members) {
+    const value = msg[member.localName];
+    if (member.kind === "oneof") {
+      const chosen = value as { case?: string; value?: unknown };
+      const field = member.fields.find((f) => f.localName === chosen.case);
+      out[member.localName] = field ? { case: chosen.case, value: plainField(field, chosen.value) } : { case: undefined };
+    } else {
+      out[member.localName] = plainField(member, value);
+    }
+  }
+  return out;
+}
+
+/** The plain form of any answer, e.g. `plain(RuleSchema, await cj.actions.getRule({ ruleId }))`. */
+export function plain<S extends DescMessage>(schema: S, message: MessageShape<S>): PlainOf<S> {
+  return plainMessage(schema, message as unknown as Record<string, unknown>) as PlainOf<S>;
+}
+
+const rfc3339 = (t: Date | string) => (typeof t === "string" ? t : t.toISOString());
+
 export interface AuditQuery {
   /** RFC 3339 bounds on when a call began: from <= at < to. */
   from?: string;
@@ -163,13 +264,14 @@ export interface AuditQuery {
 }
 
 /** One page of the audit log (admin calls, oldest first); needs the admin scope. */
-export function listAudit(cj: Cornjacket, q: AuditQuery = {}): Promise<ListAuditRecordsResponse> {
-  return cj.audit.listAuditRecords({
+export async function listAudit(cj: Cornjacket, q: AuditQuery = {}): Promise<PlainOf<typeof ListAuditRecordsResponseSchema>> {
+  const r = await cj.audit.listAuditRecords({
     fromTime: q.from ?? "",
     toTime: q.to ?? "",
     pageSize: q.pageSize,
     pageToken: q.pageToken ?? "",
   });
+  return plain(ListAuditRecordsResponseSchema, r);
 }
 
 export interface SeriesQuery {
@@ -183,15 +285,15 @@ export interface SeriesQuery {
 }
 
 /** A device's metric in buckets with count, sum, min, max, avg, first, last; needs read. */
-export function getSeries(cj: Cornjacket, q: SeriesQuery): Promise<GetSeriesResponse> {
-  const text = (t: Date | string) => (typeof t === "string" ? t : t.toISOString());
-  return cj.series.getSeries({
+export async function getSeries(cj: Cornjacket, q: SeriesQuery): Promise<PlainOf<typeof GetSeriesResponseSchema>> {
+  const r = await cj.series.getSeries({
     device: q.device,
     metric: q.metric,
-    start: text(q.start),
-    end: text(q.end),
+    start: rfc3339(q.start),
+    end: rfc3339(q.end),
     bucket: q.bucket ?? "1m",
   });
+  return plain(GetSeriesResponseSchema, r);
 }
 // --- anomaly detection (issue 18) ---------------------------------------------------------
 
@@ -203,34 +305,36 @@ export interface PageQuery {
 }
 
 /** A device's scores, oldest first (read scope). */
-export function listScores(
+export async function listScores(
   cj: Cornjacket,
   device: string,
   q: PageQuery & { metric?: string } = {},
-): Promise<ListScoresResponse> {
-  return cj.inference.listScores({
+): Promise<PlainOf<typeof ListScoresResponseSchema>> {
+  const r = await cj.inference.listScores({
     device,
     metric: q.metric ?? "",
     pageSize: q.pageSize ?? 0,
     pageToken: q.pageToken ?? "",
   });
+  return plain(ListScoresResponseSchema, r);
 }
 
 /** Anomalies newest first, of one device or (device "") of all (read scope). */
-export function listAnomalies(
+export async function listAnomalies(
   cj: Cornjacket,
   q: PageQuery & { device?: string } = {},
-): Promise<ListAnomaliesResponse> {
-  return cj.inference.listAnomalies({
+): Promise<PlainOf<typeof ListAnomaliesResponseSchema>> {
+  const r = await cj.inference.listAnomalies({
     device: q.device ?? "",
     pageSize: q.pageSize ?? 0,
     pageToken: q.pageToken ?? "",
   });
+  return plain(ListAnomaliesResponseSchema, r);
 }
 
 /** The models of a device, one per metric (read scope). */
-export function modelStatus(cj: Cornjacket, device: string): Promise<ModelStatus> {
-  return cj.inference.getModelStatus({ device });
+export async function modelStatus(cj: Cornjacket, device: string): Promise<PlainOf<typeof ModelStatusSchema>> {
+  return plain(ModelStatusSchema, await cj.inference.getModelStatus({ device }));
 }
 
 /** Forget a device's models (admin scope); resolves to how many were reset. */
@@ -367,7 +471,9 @@ type WatchMessage = {
 /**
  * A live stream: `for await (const ev of stream)`. `position` is where it stands (after the
  * last item handed out): pass it back to resume. A stream the server ends (too slow,
- * shutting down) or a lost connection is reopened from there when `resume` is on (default).
+ * shutting down) or a lost connection is reopened from there when `resume` is on (default);
+ * one ended for its age (the server's CJ_WATCH_MAX_DURATION) at once, without a backoff and
+ * without counting as a failure.
  * A projection stream cut off while sending the current state starts it again; a stream
  * refused because every watcher slot is taken (RateLimited) is retried the same way, with a
  * backoff. After 5 reopenings in a row without progress (no item, no second heartbeat) the
@@ -380,7 +486,7 @@ export class WatchStream<T> implements AsyncIterable<T> {
   /** A projection stream has sent the whole current state (then come changes). */
   current: boolean;
   /** Why the server last ended the stream, if it did. */
-  end?: { reason: "too_slow" | "shutdown" | "unspecified"; message: string };
+  end?: { reason: "too_slow" | "shutdown" | "max_duration" | "unspecified"; message: string };
   private readonly abort = new AbortController();
 
   constructor(
@@ -442,6 +548,7 @@ export class WatchStream<T> implements AsyncIterable<T> {
       const onAbort = () => call.abort();
       this.abort.signal.addEventListener("abort", onAbort);
       let failure: CornjacketError | undefined;
+      let aged = false;
       try {
         let heartbeats = 0;
         for await (const msg of this.open(this.current ? this.position : "", call.signal)) {
@@ -449,13 +556,12 @@ export class WatchStream<T> implements AsyncIterable<T> {
           if (kind === "end") {
             const end = msg.item.value as { reason: WatchEndReason; message: string };
             this.position = msg.position || this.position;
-            const reason =
-              end.reason === WatchEndReason.TOO_SLOW
-                ? "too_slow"
-                : end.reason === WatchEndReason.SHUTDOWN
-                  ? "shutdown"
-                  : "unspecified";
+            const reason = END_REASONS[end.reason] ?? "unspecified";
             this.end = { reason, message: end.message };
+            if (reason === "max_duration") {
+              aged = true; // the stream's age, not a failure: reopened at once
+              break;
+            }
             const text = `the server ended the stream (${reason}): ${end.message}`;
             failure = reason === "shutdown" ? new Unavailable(text, Code.Unavailable) : new Aborted(text, Code.Aborted);
             break;
@@ -471,6 +577,7 @@ export class WatchStream<T> implements AsyncIterable<T> {
           yield this.pick(msg);
         }
         // Ended by the server without a WatchEnd: done. With one: reopen from the position.
+        if (aged && this.resume) continue;
         if (failure === undefined || !this.resume) return;
       } catch (e) {
         if (this.abort.signal.aborted) return;
@@ -488,6 +595,12 @@ export class WatchStream<T> implements AsyncIterable<T> {
     }
   }
 }
+
+const END_REASONS: Partial<Record<WatchEndReason, "too_slow" | "shutdown" | "max_duration">> = {
+  [WatchEndReason.TOO_SLOW]: "too_slow",
+  [WatchEndReason.SHUTDOWN]: "shutdown",
+  [WatchEndReason.MAX_DURATION]: "max_duration",
+};
 
 /** Stream failures worth reopening for: nothing wrong with the request or the token. */
 const RETRYABLE = new Set([Code.Unavailable, Code.DeadlineExceeded, Code.Aborted, Code.ResourceExhausted]);
@@ -554,4 +667,230 @@ export async function listProjections(
 ): Promise<{ projections: PlainProjection[]; total: number; limit: number; offset: number }> {
   const r = await cj.query.listProjections({ projectionType, limit: q.limit, offset: q.offset ?? 0 });
   return { projections: r.projections.map(plainProjection), total: r.total, limit: r.limit, offset: r.offset };
+}
+
+// --- rules, deliveries, breakers, dead letters (admin scope), stats (read) ------------------
+
+export type PlainRule = PlainOf<typeof RuleSchema>;
+export type PlainDelivery = PlainOf<typeof DeliverySchema>;
+export type PlainDeadLetter = PlainOf<typeof DeadLetterSchema>;
+export type PlainStats = PlainOf<typeof StatsSchema>;
+
+export interface RuleTarget {
+  /** http:// or https:// URL the matching events are posted to. */
+  url: string;
+  /** Extra request headers (strings). */
+  headers?: JsonObject;
+  /** "whsec_..." signing secrets; none: the service generates one (`generatedSecret`, once). */
+  secrets?: string[];
+}
+
+export interface NewRule extends RuleTarget {
+  name: string;
+  /** "sensor.reading" (exact), "sensor.*" (prefix) or "*". */
+  eventTypePattern: string;
+  /** e.g. `payload.value > 80 and payload.unit == "C"`; a bad one: InvalidArgument with its position. */
+  condition?: string;
+  /** Default true. */
+  enabled?: boolean;
+}
+
+const target = (t: RuleTarget) => ({ url: t.url, headers: t.headers, secrets: t.secrets ?? [] });
+
+/** Create a webhook rule (admin scope). */
+export async function createRule(cj: Cornjacket, rule: NewRule): Promise<PlainRule> {
+  const r = await cj.actions.createRule({
+    name: rule.name,
+    eventTypePattern: rule.eventTypePattern,
+    condition: rule.condition ?? "",
+    target: target(rule),
+    enabled: rule.enabled ?? true,
+  });
+  return plain(RuleSchema, r);
+}
+
+/** A rule by id (admin scope); NotFound when there is none. */
+export async function getRule(cj: Cornjacket, ruleId: string): Promise<PlainRule> {
+  return plain(RuleSchema, await cj.actions.getRule({ ruleId }));
+}
+
+/** A page of rules (admin scope); limit 1..100 (default 20). */
+export async function listRules(
+  cj: Cornjacket,
+  q: { limit?: number; offset?: number } = {},
+): Promise<PlainOf<typeof ListRulesResponseSchema>> {
+  return plain(ListRulesResponseSchema, await cj.actions.listRules({ limit: q.limit, offset: q.offset ?? 0 }));
+}
+
+/** Change the fields given (admin scope): condition "" removes it; a `target` replaces the
+ * old one (empty secrets keep the current ones). */
+export async function updateRule(
+  cj: Cornjacket,
+  ruleId: string,
+  change: { name?: string; eventTypePattern?: string; condition?: string; target?: RuleTarget },
+): Promise<PlainRule> {
+  const r = await cj.actions.updateRule({
+    ruleId,
+    name: change.name,
+    eventTypePattern: change.eventTypePattern,
+    condition: change.condition,
+    target: change.target ? target(change.target) : undefined,
+  });
+  return plain(RuleSchema, r);
+}
+
+/** Enable a rule (admin scope). */
+export async function enableRule(cj: Cornjacket, ruleId: string): Promise<PlainRule> {
+  return plain(RuleSchema, await cj.actions.enableRule({ ruleId }));
+}
+
+/** Disable a rule (admin scope); `reason` is kept as its disabledReason. */
+export async function disableRule(cj: Cornjacket, ruleId: string, reason = ""): Promise<PlainRule> {
+  return plain(RuleSchema, await cj.actions.disableRule({ ruleId, reason }));
+}
+
+/** Delete a rule with its deliveries (admin scope). */
+export async function deleteRule(cj: Cornjacket, ruleId: string): Promise<void> {
+  await cj.actions.deleteRule({ ruleId });
+}
+
+export interface SampleEvent {
+  eventType: string;
+  aggregateId?: string;
+  payload?: JsonObject;
+  /** "http", "grpc", "mqtt" or "ai". */
+  source?: string;
+}
+
+/** Whether a sample event would match a rule (admin scope): an existing one (`ruleId`) or a
+ * pattern and condition given inline. Nothing is stored or sent. */
+export async function testRule(
+  cj: Cornjacket,
+  sample: SampleEvent,
+  rule: { ruleId?: string; eventTypePattern?: string; condition?: string },
+): Promise<PlainOf<typeof TestRuleResponseSchema>> {
+  const r = await cj.actions.testRule({
+    ruleId: rule.ruleId ?? "",
+    eventTypePattern: rule.eventTypePattern ?? "",
+    condition: rule.condition ?? "",
+    event: {
+      eventType: sample.eventType,
+      aggregateId: sample.aggregateId ?? "",
+      payload: sample.payload ?? {},
+      metadata: { source: sample.source ?? "" },
+    },
+  });
+  return plain(TestRuleResponseSchema, r);
+}
+
+export interface DeliveryQuery {
+  ruleId?: string;
+  /** e.g. "failed" (the webhook DLQ), "delivered", "pending", "discarded". */
+  status?: string;
+  eventId?: string;
+  /** Dates or RFC 3339 text. */
+  since?: Date | string;
+  until?: Date | string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Deliveries newest first, with their attempts (admin scope). */
+export async function listDeliveries(
+  cj: Cornjacket,
+  q: DeliveryQuery = {},
+): Promise<PlainOf<typeof ListDeliveriesResponseSchema>> {
+  const r = await cj.actions.listDeliveries({
+    ruleId: q.ruleId ?? "",
+    status: q.status ?? "",
+    eventId: q.eventId ?? "",
+    since: q.since ? rfc3339(q.since) : "",
+    until: q.until ? rfc3339(q.until) : "",
+    limit: q.limit,
+    offset: q.offset ?? 0,
+  });
+  return plain(ListDeliveriesResponseSchema, r);
+}
+
+/** A delivery with its attempts (admin scope). */
+export async function getDelivery(cj: Cornjacket, deliveryId: string): Promise<PlainDelivery> {
+  return plain(DeliverySchema, await cj.actions.getDelivery({ deliveryId }));
+}
+
+/** Send failed (or discarded) deliveries again (admin scope): the ids given, or every
+ * failed one (of `ruleId`, if given) with `allFailed`. */
+export async function replayDeliveries(
+  cj: Cornjacket,
+  q: { deliveryIds?: string[]; allFailed?: boolean; ruleId?: string },
+): Promise<PlainOf<typeof ReplayDeliveriesResponseSchema>> {
+  const r = await cj.actions.replayDeliveries({
+    deliveryIds: q.deliveryIds ?? [],
+    allFailed: q.allFailed ?? false,
+    ruleId: q.ruleId ?? "",
+  });
+  return plain(ReplayDeliveriesResponseSchema, r);
+}
+
+/** Give up on a failed delivery for good (admin scope). */
+export async function discardDelivery(cj: Cornjacket, deliveryId: string): Promise<PlainDelivery> {
+  return plain(DeliverySchema, await cj.actions.discardDelivery({ deliveryId }));
+}
+
+/** The circuit breakers, one per endpoint (admin scope). */
+export async function listBreakers(cj: Cornjacket): Promise<PlainOf<typeof BreakerSchema>[]> {
+  return (await cj.actions.listBreakers({})).breakers.map((b) => plain(BreakerSchema, b));
+}
+
+export interface DeadLetterQuery {
+  /** "pending", "replayed" or "discarded". */
+  status?: string;
+  consumer?: string;
+  limit?: number;
+  offset?: number;
+}
+
+/** Dead letters newest first (admin scope). */
+export async function listDeadLetters(
+  cj: Cornjacket,
+  q: DeadLetterQuery = {},
+): Promise<PlainOf<typeof ListDeadLettersResponseSchema>> {
+  const r = await cj.deadLetters.listDeadLetters({
+    filter: { status: q.status ?? "", consumer: q.consumer ?? "" },
+    limit: q.limit,
+    offset: q.offset ?? 0,
+  });
+  return plain(ListDeadLettersResponseSchema, r);
+}
+
+/** A dead letter by id (admin scope). */
+export async function getDeadLetter(cj: Cornjacket, dlqId: string): Promise<PlainDeadLetter> {
+  return plain(DeadLetterSchema, await cj.deadLetters.getDeadLetter({ dlqId }));
+}
+
+/** Send pending dead letters to their consumer again (admin scope): the ids given, or without
+ * ids the pending ones of `consumer` (at most `limit`, default 100). */
+export async function replayDeadLetters(
+  cj: Cornjacket,
+  q: { dlqIds?: string[]; consumer?: string; limit?: number },
+): Promise<PlainOf<typeof ReplayDeadLettersResponseSchema>> {
+  const r = await cj.deadLetters.replayDeadLetters({
+    dlqIds: q.dlqIds ?? [],
+    filter: { consumer: q.consumer ?? "" },
+    limit: q.limit,
+  });
+  return plain(ReplayDeadLettersResponseSchema, r);
+}
+
+/** Give up on pending dead letters (admin scope). */
+export async function discardDeadLetters(
+  cj: Cornjacket,
+  dlqIds: string[],
+): Promise<PlainOf<typeof DiscardDeadLettersResponseSchema>> {
+  return plain(DiscardDeadLettersResponseSchema, await cj.deadLetters.discardDeadLetters({ dlqIds }));
+}
+
+/** The console overview's figures (read scope): ingest rate, outbox depth, consumer lag, dead
+ * letters pending, failed deliveries; `unavailable` names what could not be measured. */
+export async function getStats(cj: Cornjacket): Promise<PlainStats> {
+  return plain(StatsSchema, await cj.stats.getStats({}));
 }

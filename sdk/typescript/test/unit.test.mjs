@@ -4,8 +4,11 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { test } from "node:test";
+import { create } from "@bufbuild/protobuf";
+import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
+  DeliverySchema, plain, RuleSchema, StatsSchema, WatchEventsResponseSchema,
   Aborted, connect, CornjacketError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
   RateLimited, toCornjacketError, Unauthenticated, Unavailable, watchEvents, WatchEndReason, WatchStream,
 } from "../dist/index.js";
@@ -160,4 +163,59 @@ test("a unary call refused as UNAVAILABLE is retried by the interceptor", async 
   } finally {
     srv.close();
   }
+});
+
+// --- issue 19's last gaps: streams ended for their age, plain answers ----------------------
+const aged = (position) => ({
+  position, item: { case: "end", value: { reason: WatchEndReason.MAX_DURATION, message: "max duration" } },
+});
+
+test("a stream ended for its age is reopened at once from its position, not as a failure", async () => {
+  const opens = [];
+  // A backoff would wait minutes (the test's timeout); six ends without an event in a row
+  // would throw, were they counted as failures.
+  const s = new WatchStream(async function* (position) {
+    opens.push(position);
+    const n = opens.length;
+    if (n === 30) return;
+    yield hb(`p${n - 1}`);
+    if (n % 10 === 0) yield ev(`p${n}`, `e${n}`);
+    yield aged(`p${n}`);
+  }, (m) => m.item.value.eventId, { position: "p0", retryDelayMs: 1_000_000 });
+  assert.deepEqual(await drain(s), ["e10", "e20"]);
+  assert.deepEqual(opens, Array.from({ length: 30 }, (_, i) => `p${i}`));
+  assert.equal(s.end.reason, "max_duration");
+});
+
+test("plain() gives Dates, JSON objects and no $typeName, by the message's schema", () => {
+  const at = new Date("2026-12-01T10:00:00.123Z");
+  const rule = create(RuleSchema, {
+    ruleId: "r1",
+    createdAt: timestampFromDate(at),
+    target: { url: "http://x", headers: { "x-team": "ops" }, secrets: ["whsec_…abcd"] },
+  });
+  const p = plain(RuleSchema, rule);
+  assert.ok(p.createdAt instanceof Date && p.createdAt.getTime() === at.getTime());
+  assert.equal(p.updatedAt, undefined);
+  assert.deepEqual(p.target, { url: "http://x", headers: { "x-team": "ops" }, secrets: ["whsec_…abcd"] });
+  assert.equal(JSON.stringify(p).includes("$typeName"), false);
+
+  const delivery = plain(DeliverySchema, create(DeliverySchema, {
+    deliveryId: "d1", attempts: [{ attempt: 1, startedAt: timestampFromDate(at), statusCode: 500 }],
+  }));
+  assert.ok(delivery.attempts[0].startedAt instanceof Date && !("$typeName" in delivery.attempts[0]));
+
+  const msg = create(WatchEventsResponseSchema, {
+    position: "p", item: { case: "event", value: { eventId: "e1", eventTime: timestampFromDate(at), payload: { v: 1 } } },
+  });
+  const w = plain(WatchEventsResponseSchema, msg);
+  assert.equal(w.item.case, "event");
+  assert.ok(w.item.value.eventTime instanceof Date);
+  assert.deepEqual(w.item.value.payload, { v: 1 });
+  assert.equal(w.item.value.metadata, undefined);
+
+  const stats = plain(StatsSchema, create(StatsSchema, { outboxDepth: 3n, consumerLag: [{ group: "g", lag: 2n }] }));
+  assert.equal(stats.outboxDepth, 3n);
+  assert.deepEqual(stats.consumerLag, [{ group: "g", lag: 2n, known: false }]);
+  assert.equal(stats.measuredAt, undefined);
 });

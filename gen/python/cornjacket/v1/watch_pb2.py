@@ -27,7 +27,7 @@ from cornjacket.v1 import query_pb2 as cornjacket_dot_v1_dot_query__pb2
 from google.api import annotations_pb2 as google_dot_api_dot_annotations__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ornjacket/v1/watch.proto\x12\rcornjacket.v1\x1a\x1a\x63ornjacket/v1/events.proto\x1a\x19\x63ornjacket/v1/query.proto\x1a\x1cgoogle/api/annotations.proto\"Y\n\x16WatchProjectionRequest\x12\x17\n\x0fprojection_type\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\"\xc0\x01\n\x17WatchProjectionResponse\x12/\n\nprojection\x18\x01 \x01(\x0b\x32\x19.cornjacket.v1.ProjectionH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.cornjacket.v1.WatchHeartbeatH\x00\x12&\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x17.cornjacket.v1.WatchEndH\x00\x12\x10\n\x08position\x18\x04 \x01(\tB\x06\n\x04item\"W\n\x12WatchEventsRequest\x12\x19\n\x11\x65vent_type_prefix\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\"\xba\x01\n\x13WatchEventsResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.cornjacket.v1.EventEnvelopeH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.cornjacket.v1.WatchHeartbeatH\x00\x12&\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x17.cornjacket.v1.WatchEndH\x00\x12\x10\n\x08position\x18\x04 \x01(\tB\x06\n\x04item\"\x10\n\x0eWatchHeartbeat\"J\n\x08WatchEnd\x12-\n\x06reason\x18\x01 \x01(\x0e\x32\x1d.cornjacket.v1.WatchEndReason\x12\x0f\n\x07message\x18\x02 \x01(\t*p\n\x0eWatchEndReason\x12 \n\x1cWATCH_END_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19WATCH_END_REASON_TOO_SLOW\x10\x01\x12\x1d\n\x19WATCH_END_REASON_SHUTDOWN\x10\x02\x32\x9e\x02\n\x0cWatchService\x12t\n\x0bWatchEvents\x12!.cornjacket.v1.WatchEventsRequest\x1a\".cornjacket.v1.WatchEventsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/watch/events0\x01\x12\x97\x01\n\x0fWatchProjection\x12%.cornjacket.v1.WatchProjectionRequest\x1a&.cornjacket.v1.WatchProjectionResponse\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/watch/projections/{projection_type}0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x63ornjacket/v1/watch.proto\x12\rcornjacket.v1\x1a\x1a\x63ornjacket/v1/events.proto\x1a\x19\x63ornjacket/v1/query.proto\x1a\x1cgoogle/api/annotations.proto\"Y\n\x16WatchProjectionRequest\x12\x17\n\x0fprojection_type\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\"\xc0\x01\n\x17WatchProjectionResponse\x12/\n\nprojection\x18\x01 \x01(\x0b\x32\x19.cornjacket.v1.ProjectionH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.cornjacket.v1.WatchHeartbeatH\x00\x12&\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x17.cornjacket.v1.WatchEndH\x00\x12\x10\n\x08position\x18\x04 \x01(\tB\x06\n\x04item\"W\n\x12WatchEventsRequest\x12\x19\n\x11\x65vent_type_prefix\x18\x01 \x01(\t\x12\x14\n\x0c\x61ggregate_id\x18\x02 \x01(\t\x12\x10\n\x08position\x18\x03 \x01(\t\"\xba\x01\n\x13WatchEventsResponse\x12-\n\x05\x65vent\x18\x01 \x01(\x0b\x32\x1c.cornjacket.v1.EventEnvelopeH\x00\x12\x32\n\theartbeat\x18\x02 \x01(\x0b\x32\x1d.cornjacket.v1.WatchHeartbeatH\x00\x12&\n\x03\x65nd\x18\x03 \x01(\x0b\x32\x17.cornjacket.v1.WatchEndH\x00\x12\x10\n\x08position\x18\x04 \x01(\tB\x06\n\x04item\"\x10\n\x0eWatchHeartbeat\"J\n\x08WatchEnd\x12-\n\x06reason\x18\x01 \x01(\x0e\x32\x1d.cornjacket.v1.WatchEndReason\x12\x0f\n\x07message\x18\x02 \x01(\t*\x93\x01\n\x0eWatchEndReason\x12 \n\x1cWATCH_END_REASON_UNSPECIFIED\x10\x00\x12\x1d\n\x19WATCH_END_REASON_TOO_SLOW\x10\x01\x12\x1d\n\x19WATCH_END_REASON_SHUTDOWN\x10\x02\x12!\n\x1dWATCH_END_REASON_MAX_DURATION\x10\x03\x32\x9e\x02\n\x0cWatchService\x12t\n\x0bWatchEvents\x12!.cornjacket.v1.WatchEventsRequest\x1a\".cornjacket.v1.WatchEventsResponse\"\x1c\x82\xd3\xe4\x93\x02\x16\x12\x14/api/v1/watch/events0\x01\x12\x97\x01\n\x0fWatchProjection\x12%.cornjacket.v1.WatchProjectionRequest\x1a&.cornjacket.v1.WatchProjectionResponse\"3\x82\xd3\xe4\x93\x02-\x12+/api/v1/watch/projections/{projection_type}0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -38,8 +38,8 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHSERVICE'].methods_by_name['WatchEvents']._serialized_options = b'\202\323\344\223\002\026\022\024/api/v1/watch/events'
   _globals['_WATCHSERVICE'].methods_by_name['WatchProjection']._loaded_options = None
   _globals['_WATCHSERVICE'].methods_by_name['WatchProjection']._serialized_options = b'\202\323\344\223\002-\022+/api/v1/watch/projections/{projection_type}'
-  _globals['_WATCHENDREASON']._serialized_start=787
-  _globals['_WATCHENDREASON']._serialized_end=899
+  _globals['_WATCHENDREASON']._serialized_start=788
+  _globals['_WATCHENDREASON']._serialized_end=935
   _globals['_WATCHPROJECTIONREQUEST']._serialized_start=129
   _globals['_WATCHPROJECTIONREQUEST']._serialized_end=218
   _globals['_WATCHPROJECTIONRESPONSE']._serialized_start=221
@@ -52,6 +52,6 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_WATCHHEARTBEAT']._serialized_end=709
   _globals['_WATCHEND']._serialized_start=711
   _globals['_WATCHEND']._serialized_end=785
-  _globals['_WATCHSERVICE']._serialized_start=902
-  _globals['_WATCHSERVICE']._serialized_end=1188
+  _globals['_WATCHSERVICE']._serialized_start=938
+  _globals['_WATCHSERVICE']._serialized_end=1224
 # @@protoc_insertion_point(module_scope)

@@ -14,9 +14,11 @@ class WatchEndReason(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     WATCH_END_REASON_UNSPECIFIED: _ClassVar[WatchEndReason]
     WATCH_END_REASON_TOO_SLOW: _ClassVar[WatchEndReason]
     WATCH_END_REASON_SHUTDOWN: _ClassVar[WatchEndReason]
+    WATCH_END_REASON_MAX_DURATION: _ClassVar[WatchEndReason]
 WATCH_END_REASON_UNSPECIFIED: WatchEndReason
 WATCH_END_REASON_TOO_SLOW: WatchEndReason
 WATCH_END_REASON_SHUTDOWN: WatchEndReason
+WATCH_END_REASON_MAX_DURATION: WatchEndReason
 
 class WatchProjectionRequest(_message.Message):
     __slots__ = ("projection_type", "aggregate_id", "position")
