@@ -253,5 +253,15 @@ def test_python_sdk_reads_series(stack: Stack, http: httpx.Client) -> None:
         )
         # One bucket, or two if the range crosses midnight.
         assert (sum(answer.count), sum(answer.sum)) == (2, 5.0)
+        only = cj.get_series(
+            device,
+            "value",
+            now - timedelta(minutes=5),
+            now + timedelta(minutes=5),
+            bucket="1d",
+            aggregates=["max", "min"],
+        )
+        assert (only.max, only.min) == (answer.max, answer.min)
+        assert only.index == answer.index and only.count == only.avg == []
         assert [v.metric for v in cj.latest_values(device).values] == ["value"]
         assert [s.device for s in cj.list_series(device_prefix=device).series] == [device]

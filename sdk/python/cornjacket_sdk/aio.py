@@ -157,11 +157,18 @@ class AsyncClient(Stubs):
 
     @mapped_async
     async def get_series(
-        self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
+        self,
+        device: str,
+        metric: str,
+        start: Any,
+        end: Any,
+        *,
+        bucket: str = "1m",
+        aggregates: Sequence[str] = (),
     ) -> Plain:
         """See Client.get_series."""
         response = await self.series.GetSeries(
-            series_request(device, metric, start, end, bucket), **self.call_options()
+            series_request(device, metric, start, end, bucket, aggregates), **self.call_options()
         )
         return plain(response)
 

@@ -17,11 +17,22 @@ def _text_time(value: str | datetime) -> str:
 
 
 def series_request(
-    device: str, metric: str, start: Any, end: Any, bucket: str
+    device: str,
+    metric: str,
+    start: Any,
+    end: Any,
+    bucket: str,
+    aggregates: Sequence[str] = (),
 ) -> series_pb2.GetSeriesRequest:
-    """``start``/``end``: RFC 3339 text or timezone-aware datetimes."""
+    """``start``/``end``: RFC 3339 text or timezone-aware datetimes; ``aggregates``: the
+    columns wanted (count, sum, min, max, avg, first, last; none: all)."""
     return series_pb2.GetSeriesRequest(
-        device=device, metric=metric, start=_text_time(start), end=_text_time(end), bucket=bucket
+        device=device,
+        metric=metric,
+        start=_text_time(start),
+        end=_text_time(end),
+        bucket=bucket,
+        aggregates=list(aggregates),
     )
 
 

@@ -263,12 +263,20 @@ class Client(Stubs):
 
     @mapped
     def get_series(
-        self, device: str, metric: str, start: Any, end: Any, *, bucket: str = "1m"
+        self,
+        device: str,
+        metric: str,
+        start: Any,
+        end: Any,
+        *,
+        bucket: str = "1m",
+        aggregates: Sequence[str] = (),
     ) -> Plain:
         """A device's metric over [start, end) in buckets (1s..1d) with count, sum, min, max,
-        avg, first and last each (needs the read scope)."""
+        avg, first and last each, or only the ``aggregates`` named (the other columns are
+        empty lists); needs the read scope."""
         response = self.series.GetSeries(
-            series_request(device, metric, start, end, bucket), **self.call_options()
+            series_request(device, metric, start, end, bucket, aggregates), **self.call_options()
         )
         return plain(response)
 

@@ -282,6 +282,8 @@ export interface SeriesQuery {
   end: Date | string;
   /** 1s..1d, e.g. "10s", "1m", "1h" (default "1m"). */
   bucket?: string;
+  /** Only these columns, e.g. ["avg"] (count, sum, min, max, avg, first, last; default all). */
+  aggregates?: string[];
 }
 
 /** A device's metric in buckets with count, sum, min, max, avg, first, last; needs read. */
@@ -292,6 +294,7 @@ export async function getSeries(cj: Cornjacket, q: SeriesQuery): Promise<PlainOf
     start: rfc3339(q.start),
     end: rfc3339(q.end),
     bucket: q.bucket ?? "1m",
+    aggregates: q.aggregates ?? [],
   });
   return plain(GetSeriesResponseSchema, r);
 }

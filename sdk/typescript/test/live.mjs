@@ -53,6 +53,18 @@ for (let i = 0; i < 200; i++) {
   await new Promise((r) => setTimeout(r, 100));
 }
 assert.equal(series.sum.reduce((s, x) => s + x, 0), 44);
+// Only the maximum: the same buckets, the other columns empty.
+const maxOnly = await getSeries(cj, {
+  device: agg,
+  metric: "value",
+  start: new Date(Date.now() - 3_600_000),
+  end: new Date(Date.now() + 60_000),
+  bucket: "1d",
+  aggregates: ["max"],
+});
+assert.deepEqual(maxOnly.index, series.index);
+assert.deepEqual(maxOnly.max, series.max);
+assert.deepEqual([maxOnly.count, maxOnly.sum, maxOnly.avg], [[], [], []]);
 
 const lineage = await cj.lineage.getEventLineage({ eventId: accepted.eventId });
 assert.equal(lineage.hops[0].stage, "accepted");
