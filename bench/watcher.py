@@ -86,7 +86,13 @@ def watch_note(before: WatchSnapshot, after: WatchSnapshot, accepted: int) -> st
     cuts = after.cuts[len(before.cuts) :]
     text = f"live-tail watcher read {got:,} events{share}"
     if cuts:
-        text += f"; CUT OFF {len(cuts)}x: " + "; ".join(cuts)
+        reasons: dict[str, int] = {}
+        for cut in cuts:  # "t=12.1s: reason"
+            reason = cut.partition(": ")[2]
+            reasons[reason] = reasons.get(reason, 0) + 1
+        text += f"; CUT OFF {len(cuts)}x (first {cuts[0].partition(':')[0]}): " + "; ".join(
+            f"{r} x{n}" for r, n in reasons.items()
+        )
     if not after.alive:
         text += "; the watcher process is gone"
     return text
