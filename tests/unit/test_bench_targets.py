@@ -225,9 +225,19 @@ def test_postgres_may_grow_by_its_shared_buffers_and_no_more() -> None:
     assert verdict(result(leak), "6.")[0] == "FAIL"
 
 
-STAGES = (
-    "envoy ingestion postgres relay broker eventhandler actions tsdb inference query load"
-).split()
+STAGES = [
+    "envoy",
+    "ingestion",
+    "postgres",
+    "relay",
+    "broker",
+    "eventhandler",
+    "actions",
+    "tsdb",
+    "inference",
+    "query",
+    "load",
+]
 
 
 def costs(stages: list[str]) -> Costs:
