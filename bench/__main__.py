@@ -32,6 +32,7 @@ import contextlib
 import dataclasses
 import os
 import platform
+import secrets
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,7 @@ import httpx
 from bench import names
 from bench.costs import CostMeter
 from bench.external import local_stack_processes
-from bench.loadgen import LoadSpec
+from bench.loadgen import MQTT_PASSWORD_ENV, MQTT_USER, LoadSpec
 from bench.pg_ceiling import measure_pg
 from bench.profiler import Profiler, format_hot_spots
 from bench.report import AUTH_OFF, auth_cost_note, chart, progress, summary_table
@@ -63,6 +64,7 @@ from services.cli.processes import Child, free_port, port_open, wait_until
 from services.cli.stack import Stack, settings_on_free_ports
 from services.cli.supervisor import Supervisor
 from services.config.settings import StackSettings
+from services.mqtt.access import hash_password, render_user
 
 
 def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
@@ -216,6 +218,26 @@ def own_target(stack: Stack) -> Target:
         groups=[(g, tuple(t)) for g, t, _ in stack._consumer_groups()],
         swaps=(lambda: list(stack.swaps)) if isinstance(stack, BenchStack) else None,
     )
+
+
+def mqtt_users(work: Path) -> Path:
+    """A users file for the load's MQTT devices (the gateway refuses anonymous devices by
+    default): user MQTT_USER owning the client ids "bench-...", publishing any event topic,
+    with a fresh password handed to the load generators in their environment."""
+    password = secrets.token_urlsafe(16)
+    os.environ[MQTT_PASSWORD_ENV] = password
+    path = work / "mqtt-users.toml"
+    path.write_text(
+        render_user(
+            MQTT_USER,
+            hash_password(password),
+            ("cornjacket/v1/events/+/+",),
+            (),
+            client_id_prefix=f"{MQTT_USER}-",
+        )
+    )
+    path.chmod(0o600)
+    return path
 
 
 def features_on(stack: BenchStack, rx: FastReceiver) -> None:
@@ -491,6 +513,7 @@ def main(argv: list[str] | None = None) -> int:
                 "CJ_OUTBOX_BATCH_SIZE": str(args.relay_batch),
                 # The local webhook receiver: an intended internal target (allow-listed).
                 "CJ_ACTIONS_ALLOWED_TARGETS": "127.0.0.1",
+                "CJ_MQTT_USERS_FILE": str(mqtt_users(work)),
                 **dict(args.env),
             },
             say=lambda m: progress(f"stack: {m}"),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,10 @@ MODES = ("http", "grpc-unary", "grpc-batch", "query-http", "series-http", "mqtt"
 # (bench/webhooks.py) test it, so a known share of the load matches them.
 MATCH_FIELD = "m"
 MATCH_MODULUS = 100
+# MQTT devices log in as this user (client ids "bench-<worker>-<n>") with the password in
+# this environment variable when it is set (the harness's users file; not on a command line).
+MQTT_USER = "bench"
+MQTT_PASSWORD_ENV = "BENCH_MQTT_PASSWORD"
 
 
 @dataclass
@@ -153,7 +158,13 @@ class Driver:
     async def setup(self) -> None:
         if self.spec.mode == "mqtt":
             for d in range(self.spec.concurrency):
-                dev = MqttConnection(self.host, self.port, f"bench-{self.spec.worker}-{d}")
+                dev = MqttConnection(
+                    self.host,
+                    self.port,
+                    f"{MQTT_USER}-{self.spec.worker}-{d}",
+                    MQTT_USER if os.environ.get(MQTT_PASSWORD_ENV) else "",
+                    os.environ.get(MQTT_PASSWORD_ENV, ""),
+                )
                 await dev.connect()
                 self.devices.append(dev)
             return
