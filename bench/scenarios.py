@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -125,10 +126,7 @@ def e2e_latencies(
                 "WHERE projection_type = 'sensor_state' AND aggregate_id = ANY(%s)",
                 (list(pending),),
             ).fetchall()
-            for agg, updated in rows:
-                sent = pending.pop(agg, None)
-                if sent is not None:
-                    found.append((sent, (updated.timestamp() - sent) * 1000))
+            found += arrived(pending, rows)
             if pending:
                 time.sleep(0.5)
     return found, len(pending)
@@ -166,6 +164,22 @@ def seed_projections(target: Target, aggregates: int, timeout: float = 60) -> No
                 return
             time.sleep(0.2)
     raise RuntimeError(f"seeding: {aggregates} projections not there after {timeout:.0f} s")
+
+
+def arrived(
+    pending: dict[str, float], rows: Sequence[tuple[str, datetime]]
+) -> list[tuple[float, float]]:
+    """The probes whose projection rows show them: (send wall time, latency ms), removed from
+    ``pending``. A row written before the probe was sent is an earlier event's projection of
+    the same aggregate (another scenario's probe of the same name): the probe stays pending,
+    it is not a negative latency."""
+    out: list[tuple[float, float]] = []
+    for agg, updated in rows:
+        sent = pending.get(agg)
+        if sent is not None and updated.timestamp() >= sent:
+            del pending[agg]
+            out.append((sent, (updated.timestamp() - sent) * 1000))
+    return out
 
 
 def drained(sample: SystemSample) -> bool:
@@ -253,6 +267,9 @@ def run_scenario(
     sampler.start()
     watched = target.watcher.snapshot() if target.watcher else None
     start_wall = time.time() + 1.5
+    # Probe aggregates are named after the run id: one per scenario, so no probe shares an
+    # aggregate (and a projection row) with an earlier scenario's.
+    spec = replace(spec, run_id=f"{name}-{int(time.time())}")
     try:
         merged = run_load(spec, procs, workdir, label=name)
         drain_s = wait_drained(target, sampler) if target.db_url else 0.0

@@ -95,7 +95,14 @@ def watch_note(before: WatchSnapshot, after: WatchSnapshot, accepted: int) -> st
         )
     if not after.alive:
         text += "; the watcher process is gone"
+    elif accepted and got < STALLED * accepted and not cuts:
+        text += "; STALLED: the stream stayed open but delivered almost nothing"
     return text
+
+
+# A watcher with no filter should read about every accepted event; below this share of them,
+# with no cut-off reported, the stream stalled (the note says so).
+STALLED = 0.5
 
 
 def _run(edge: str, token: str) -> None:

@@ -267,3 +267,18 @@ def test_old_results_still_load() -> None:
         del old[key]
     assert ScenarioResult.from_dict(old).swaps == []
     assert percentiles([])["count"] == 0
+
+
+def test_a_projection_older_than_the_probe_is_not_its_arrival() -> None:
+    from datetime import UTC, datetime
+
+    from bench.scenarios import arrived
+
+    pending = {"probe-a": 100.0, "probe-b": 100.0}
+    rows = [
+        ("probe-a", datetime.fromtimestamp(40.0, UTC)),  # an earlier scenario's probe-a
+        ("probe-b", datetime.fromtimestamp(100.05, UTC)),
+    ]
+    got = arrived(pending, rows)
+    assert [(s, round(ms)) for s, ms in got] == [(100.0, 50)]
+    assert pending == {"probe-a": 100.0}  # still waited for
