@@ -234,6 +234,9 @@ def build_ticks(m: Merged, samples: Sequence[SystemSample], start_wall: float) -
     return ticks
 
 
+# Scenarios that ingest events (the live-tail watcher should see them); reads do not.
+INGEST_MODES = ("http", "grpc-unary", "grpc-batch", "mqtt")
+
 # Seconds of the stack without load before each scenario: each stage's floor (bench/costs.py).
 IDLE_S = 3.0
 
@@ -285,7 +288,7 @@ def run_scenario(
     e2e = [ms for _, ms in trips]
     swaps = [w for w in (target.swaps() if target.swaps else []) if w[1] >= start_wall]
     outside, inside = split_by_windows(trips, swaps)
-    if target.watcher is not None and watched is not None:
+    if target.watcher is not None and watched is not None and spec.mode in INGEST_MODES:
         notes.append(watch_note(watched, target.watcher.snapshot(), merged.events_ok))
     ticks = build_ticks(merged, samples, start_wall)
     accepted_per_s = merged.events_ok / spec.duration
