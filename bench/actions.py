@@ -19,67 +19,14 @@ import json
 import statistics
 import sys
 import tempfile
-import threading
 import time
-from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from services.cli.processes import free_port
+from bench.webhooks import FastReceiver, create_rule, wait_for
 from services.cli.stack import Stack, settings_on_free_ports
-
-
-class FastReceiver:
-    """Answers 204 at once; records (arrival wall time, ingested_at) per webhook."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.arrivals: list[tuple[float, float]] = []
-        self._lock = threading.Lock()
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers.get("content-length") or 0))
-                now = time.time()
-                ingested = datetime.fromisoformat(json.loads(body)["event"]["ingested_at"])
-                with outer._lock:
-                    outer.arrivals.append((now, ingested.timestamp()))
-                self.send_response(204)
-                self.send_header("content-length", "0")
-                self.end_headers()
-
-            def log_message(self, format: str, *args: object) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def count(self) -> int:
-        with self._lock:
-            return len(self.arrivals)
-
-    def since(self, n: int) -> list[tuple[float, float]]:
-        with self._lock:
-            return self.arrivals[n:]
-
-    def stop(self) -> None:
-        self._server.shutdown()
-
-
-def wait_for(rx: FastReceiver, target: int, timeout: float) -> bool:
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if rx.count() >= target:
-            return True
-        time.sleep(0.05)
-    return False
 
 
 def burst(http: httpx.Client, rx: FastReceiver, event_type: str, n: int) -> dict[str, Any]:
@@ -169,15 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         headers = {"Authorization": f"Bearer {stack.admin_token}"}
         with httpx.Client(base_url=stack.edge_url, timeout=30, headers=headers) as http:
             event_type = "bench.delivery"
-            r = http.post(
-                "/api/v1/rules",
-                json={
-                    "name": "bench",
-                    "event_type_pattern": event_type,
-                    "target": {"url": f"http://127.0.0.1:{rx.port}/hook"},
-                },
-            )
-            r.raise_for_status()
+            create_rule(http, "bench", event_type, rx.url("/hook"))
             # Warm up: connections, the consumer's assignment, the pools.
             paced(http, rx, event_type, rate=10, seconds=2)
             result = {

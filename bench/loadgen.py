@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -24,7 +25,15 @@ from google.protobuf import struct_pb2
 from bench.mqtt_client import MqttConnection
 from services.infra.runtime import freeze_heap
 
-MODES = ("http", "grpc-unary", "grpc-batch", "query-http", "mqtt")
+MODES = ("http", "grpc-unary", "grpc-batch", "query-http", "series-http", "mqtt")
+# Every load event carries payload.m = n % MATCH_MODULUS: the orchestrator's benchmark rules
+# (bench/webhooks.py) test it, so a known share of the load matches them.
+MATCH_FIELD = "m"
+MATCH_MODULUS = 100
+# MQTT devices log in as this user (client ids "bench-<worker>-<n>") with the password in
+# this environment variable when it is set (the harness's users file; not on a command line).
+MQTT_USER = "bench"
+MQTT_PASSWORD_ENV = "BENCH_MQTT_PASSWORD"
 
 
 @dataclass
@@ -43,6 +52,7 @@ class LoadSpec:
     worker: int = 0
     start_at: float = 0.0  # wall-clock start, shared by all workers of a scenario
     token: str = ""  # bearer token for the edge ("" = none: an insecure edge or the no-op)
+    path: str = ""  # series-http: the GET path every request reads
 
 
 @dataclass
@@ -107,18 +117,20 @@ class HttpConnection:
             parts.append(chunk[:-2])
 
 
-def _payload(value: float, pad: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"value": value, "unit": "C"}
+def _payload(value: float, pad: str, n: int) -> dict[str, Any]:
+    body: dict[str, Any] = {"value": value, "unit": "C", MATCH_FIELD: n % MATCH_MODULUS}
     if pad:
         body["pad"] = pad
     return body
 
 
-def pb_payload(value: float, pad: str) -> struct_pb2.Value:
+def pb_payload(value: float, pad: str, n: int | None = None) -> struct_pb2.Value:
     fields = {
         "value": struct_pb2.Value(number_value=value),
         "unit": struct_pb2.Value(string_value="C"),
     }
+    if n is not None:
+        fields[MATCH_FIELD] = struct_pb2.Value(number_value=n % MATCH_MODULUS)
     if pad:
         fields["pad"] = struct_pb2.Value(string_value=pad)
     return struct_pb2.Value(struct_value=struct_pb2.Struct(fields=fields))
@@ -146,7 +158,13 @@ class Driver:
     async def setup(self) -> None:
         if self.spec.mode == "mqtt":
             for d in range(self.spec.concurrency):
-                dev = MqttConnection(self.host, self.port, f"bench-{self.spec.worker}-{d}")
+                dev = MqttConnection(
+                    self.host,
+                    self.port,
+                    f"{MQTT_USER}-{self.spec.worker}-{d}",
+                    MQTT_USER if os.environ.get(MQTT_PASSWORD_ENV) else "",
+                    os.environ.get(MQTT_PASSWORD_ENV, ""),
+                )
                 await dev.connect()
                 self.devices.append(dev)
             return
@@ -172,9 +190,18 @@ class Driver:
             if status != 200:
                 raise _Failed(f"http {status}")
             return 1
+        if mode == "series-http":
+            conn = await self.pool.get()
+            try:
+                status, _ = await conn.request("GET", self.spec.path)
+            finally:
+                self.pool.put_nowait(conn)
+            if status != 200:
+                raise _Failed(f"http {status}")
+            return 1
         if mode == "mqtt":
             agg, probe = self._aggregate(n)
-            body = json.dumps(_payload(float(n), self.pad)).encode()
+            body = json.dumps(_payload(float(n), self.pad, n)).encode()
             if probe:
                 self.result.probes.append((agg, time.time()))
             device = self.devices[n % len(self.devices)]
@@ -186,7 +213,7 @@ class Driver:
                 {
                     "event_type": "sensor.reading",
                     "aggregate_id": agg,
-                    "payload": _payload(float(n), self.pad),
+                    "payload": _payload(float(n), self.pad, n),
                 }
             ).encode()
             if probe:
@@ -208,7 +235,7 @@ class Driver:
                 ingestion_pb2.IngestEventRequest(
                     event_type="sensor.reading",
                     aggregate_id=agg,
-                    payload=pb_payload(float(n), self.pad),
+                    payload=pb_payload(float(n), self.pad, n),
                 ),
                 timeout=30,
                 metadata=self.metadata,
@@ -223,7 +250,7 @@ class Driver:
                 ingestion_pb2.IngestEventRequest(
                     event_type="sensor.reading",
                     aggregate_id=agg,
-                    payload=pb_payload(float(k), self.pad),
+                    payload=pb_payload(float(k), self.pad, n * self.spec.batch + k),
                 )
             )
         resp = await self.stub.IngestEvents(

@@ -22,8 +22,11 @@ def _str(s: str) -> bytes:
 
 
 class MqttConnection:
-    def __init__(self, host: str, port: int, client_id: str) -> None:
+    def __init__(
+        self, host: str, port: int, client_id: str, username: str = "", password: str = ""
+    ) -> None:
         self.host, self.port, self.client_id = host, port, client_id
+        self.username, self.password = username, password
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
         self._waiting: dict[int, asyncio.Future[None]] = {}
@@ -33,8 +36,12 @@ class MqttConnection:
     async def connect(self) -> None:
         self.reader, self.writer = await asyncio.open_connection(self.host, self.port)
         # Protocol "MQTT" level 4, clean session, keep-alive 60 s.
-        var = _str("MQTT") + bytes([4, 0x02]) + struct.pack("!H", 60)
+        # Flags: clean session, plus user name and password when given (0x80 | 0x40).
+        flags = 0x02 | (0xC0 if self.username else 0)
+        var = _str("MQTT") + bytes([4, flags]) + struct.pack("!H", 60)
         body = var + _str(self.client_id)
+        if self.username:
+            body += _str(self.username) + _str(self.password)
         self.writer.write(bytes([0x10]) + _varint(len(body)) + body)
         head = await self.reader.readexactly(4)
         if head[0] != 0x20 or head[3] != 0:

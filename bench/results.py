@@ -118,6 +118,11 @@ class Ceiling:
     value: float
     unit: str
     detail: str
+    # False: not measured in this run (--skip-ceilings); ``value`` is a stated default.
+    measured: bool = True
+    # CPU per call of each process while the ceiling was measured (us; bench/costs.py), the
+    # floor each stage of the platform is compared with.
+    cpu_us: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -129,6 +134,8 @@ class Ceiling:
             value=float(d["value"]),
             unit=str(d["unit"]),
             detail=str(d.get("detail", "")),
+            measured=bool(d.get("measured", True)),
+            cpu_us={str(k): float(v) for k, v in d.get("cpu_us", {}).items()},
         )
 
 
@@ -154,6 +161,15 @@ class ScenarioResult:
     # Seconds from the end of the load until outbox and lag were 0 (None: not measured;
     # the drain timeout when they never were).
     drain_s: float | None = None
+    # Each consumer group's lag when the drain ended (issue 20: every group keeps up).
+    group_lag_after: dict[str, int | None] = field(default_factory=dict)
+    # Windows (seconds from the load's start) when the embedded broker was being swapped,
+    # and send->projection split by them: a probe whose trip overlapped a swap is "in".
+    swaps: list[tuple[float, float]] = field(default_factory=list)
+    e2e_outside_swaps_ms: dict[str, float] = field(default_factory=dict)
+    e2e_in_swaps_ms: dict[str, float] = field(default_factory=dict)
+    # PostgreSQL's shared_buffers (MB) as it reported it: its memory allowance in the soak.
+    pg_shared_buffers_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -177,6 +193,11 @@ class ScenarioResult:
             notes=[str(n) for n in d.get("notes", [])],
             costs=Costs.from_dict(d["costs"]) if d.get("costs") else None,
             drain_s=_opt_float(d.get("drain_s")),
+            group_lag_after={str(k): _opt_int(v) for k, v in d.get("group_lag_after", {}).items()},
+            swaps=[(float(a), float(b)) for a, b in d.get("swaps", [])],
+            e2e_outside_swaps_ms=_floats(d.get("e2e_outside_swaps_ms", {})),
+            e2e_in_swaps_ms=_floats(d.get("e2e_in_swaps_ms", {})),
+            pg_shared_buffers_mb=_opt_float(d.get("pg_shared_buffers_mb")),
         )
 
 
@@ -262,6 +283,26 @@ def is_sustained(
         if limit is not None and max(last) > limit:
             return False
     return True
+
+
+def split_by_windows(
+    samples: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float]]
+) -> tuple[list[float], list[float]]:
+    """Send->projection samples (send wall time, latency ms) split into (outside, inside)
+    the windows (wall-time start, end): a sample is inside when its trip, from the send to
+    the projection, overlaps a window (an event sent before a swap and projected after it
+    waited for the swap too)."""
+    outside: list[float] = []
+    inside: list[float] = []
+    for sent, ms in samples:
+        arrived = sent + ms / 1000
+        hit = any(sent <= end and arrived >= start for start, end in windows)
+        (inside if hit else outside).append(ms)
+    return outside, inside
+
+
+def _floats(d: Mapping[str, Any]) -> dict[str, float]:
+    return {str(k): float(v) for k, v in d.items()}
 
 
 def _opt_int(v: Any) -> int | None:

@@ -38,6 +38,8 @@ class SystemSample:
     outbox_depth: int | None
     consumer_lag: int | None
     procs: dict[str, ProcSample] = field(default_factory=dict)
+    # Lag of every consumer group of the stack (issue 20: each must keep up), by group id.
+    group_lags: dict[str, int | None] = field(default_factory=dict)
 
 
 class _HasProcs(Protocol):
@@ -179,11 +181,18 @@ class Sampler:
         group: str = "event-handler",
         topics: Sequence[str] = DEFAULT_TOPICS,
         interval: float = 1.0,
+        groups: Sequence[tuple[str, Sequence[str]]] = (),
     ) -> None:
+        """``group`` is the one whose lag is ``consumer_lag`` (the run's sustained verdict);
+        ``groups`` are every group whose lag is recorded in ``group_lags``."""
         self.interval = interval
         self._trees = _ProcTrees(procs)
         self._outbox = _OutboxProbe(db_url) if db_url else None
         self._lag = GroupLag(brokers, group, topics) if brokers else None
+        self._group = group
+        self._group_lags = (
+            {g: GroupLag(brokers, g, t) for g, t in groups if g != group} if brokers else {}
+        )
         self._samples: list[SystemSample] = []
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -206,6 +215,8 @@ class Sampler:
             self._outbox.close()
         if self._lag is not None:
             self._lag.close()
+        for probe in self._group_lags.values():
+            probe.close()
         return self.samples()
 
     def samples(self) -> list[SystemSample]:
@@ -223,7 +234,11 @@ class Sampler:
         procs = self._trees.sample()
         depth = self._outbox.depth() if self._outbox is not None else None
         lag = self._lag.lag() if self._lag is not None else None
-        return SystemSample(t_wall=time.time(), outbox_depth=depth, consumer_lag=lag, procs=procs)
+        lags: dict[str, int | None] = {self._group: lag} if self._group_lags else {}
+        lags.update({g: probe.lag() for g, probe in self._group_lags.items()})
+        return SystemSample(
+            t_wall=time.time(), outbox_depth=depth, consumer_lag=lag, procs=procs, group_lags=lags
+        )
 
     def _run(self) -> None:
         next_at = time.monotonic() + self.interval

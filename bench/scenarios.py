@@ -7,7 +7,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +18,16 @@ from cornjacket.v1 import ingestion_pb2, ingestion_pb2_grpc
 from bench.costs import CostMeter
 from bench.loadgen import LoadSpec, pb_payload
 from bench.report import progress
-from bench.results import ProcSample, ScenarioResult, Tick, is_sustained, percentiles
+from bench.results import (
+    ProcSample,
+    ScenarioResult,
+    Tick,
+    is_sustained,
+    percentiles,
+    split_by_windows,
+)
 from bench.sampler import DEFAULT_TOPICS, Sampler, SystemSample
+from bench.watcher import Watcher, watch_note
 from services.cli.auth import edge_channel
 
 
@@ -35,6 +44,11 @@ class Target:
     # swapping the broker and its clients) are followed to their new processes.
     live_procs: Callable[[], dict[str, int]] | None = None
     token: str = ""  # bearer token with every scope ("" when the edge runs insecure)
+    # Every consumer group of the stack (id, topics): each one's lag must drain to 0.
+    groups: list[tuple[str, tuple[str, ...]]] = field(default_factory=list)
+    # Wall-time windows (start, end) of the broker swaps so far (the soak's supervisor).
+    swaps: Callable[[], list[tuple[float, float]]] | None = None
+    watcher: Watcher | None = None  # the run's watcher on the live tail
 
 
 @dataclass
@@ -98,11 +112,12 @@ def run_load(spec: LoadSpec, procs: int, workdir: Path, *, label: str) -> Merged
 
 def e2e_latencies(
     db_url: str, probes: Sequence[tuple[str, float]], timeout: float = 30
-) -> tuple[list[float], int]:
-    """Send->projection latency of probe events (each has its own aggregate); and how many
-    never showed up within ``timeout``. ``updated_at`` is the handler's clock at its write."""
+) -> tuple[list[tuple[float, float]], int]:
+    """Send->projection latency of probe events (each has its own aggregate) as (send wall
+    time, latency ms); and how many never showed up within ``timeout``. ``updated_at`` is
+    the handler's clock at its write."""
     pending = dict(probes)
-    found: list[float] = []
+    found: list[tuple[float, float]] = []
     deadline = time.time() + timeout
     with psycopg.connect(db_url, autocommit=True) as conn:
         while pending and time.time() < deadline:
@@ -111,10 +126,7 @@ def e2e_latencies(
                 "WHERE projection_type = 'sensor_state' AND aggregate_id = ANY(%s)",
                 (list(pending),),
             ).fetchall()
-            for agg, updated in rows:
-                sent = pending.pop(agg, None)
-                if sent is not None:
-                    found.append((updated.timestamp() - sent) * 1000)
+            found += arrived(pending, rows)
             if pending:
                 time.sleep(0.5)
     return found, len(pending)
@@ -154,12 +166,36 @@ def seed_projections(target: Target, aggregates: int, timeout: float = 60) -> No
     raise RuntimeError(f"seeding: {aggregates} projections not there after {timeout:.0f} s")
 
 
+def arrived(
+    pending: dict[str, float], rows: Sequence[tuple[str, datetime]]
+) -> list[tuple[float, float]]:
+    """The probes whose projection rows show them: (send wall time, latency ms), removed from
+    ``pending``. A row written before the probe was sent is an earlier event's projection of
+    the same aggregate (another scenario's probe of the same name): the probe stays pending,
+    it is not a negative latency."""
+    out: list[tuple[float, float]] = []
+    for agg, updated in rows:
+        sent = pending.get(agg)
+        if sent is not None and updated.timestamp() >= sent:
+            del pending[agg]
+            out.append((sent, (updated.timestamp() - sent) * 1000))
+    return out
+
+
+def drained(sample: SystemSample) -> bool:
+    """Outbox empty and every consumer group measured at lag 0 (an unknown lag, None, is
+    not held against it: the probe failed, which the sample's other readings show)."""
+    lags = [sample.consumer_lag, *sample.group_lags.values()]
+    return (sample.outbox_depth or 0) == 0 and all((lag or 0) == 0 for lag in lags)
+
+
 def wait_drained(target: Target, sampler: Sampler, timeout: float = 60) -> float:
-    """Seconds until outbox and consumer lag are back to zero (or the timeout)."""
+    """Seconds until outbox and every group's consumer lag are back to zero (or the
+    timeout)."""
     t0 = time.time()
     while time.time() - t0 < timeout:
         last = sampler.latest()
-        if last is not None and (last.outbox_depth or 0) == 0 and (last.consumer_lag or 0) == 0:
+        if last is not None and last.t_wall > t0 and drained(last):
             return time.time() - t0
         time.sleep(0.5)
     return timeout
@@ -198,6 +234,9 @@ def build_ticks(m: Merged, samples: Sequence[SystemSample], start_wall: float) -
     return ticks
 
 
+# Scenarios that ingest events (the live-tail watcher should see them); reads do not.
+INGEST_MODES = ("http", "grpc-unary", "grpc-batch", "mqtt")
+
 # Seconds of the stack without load before each scenario: each stage's floor (bench/costs.py).
 IDLE_S = 3.0
 
@@ -219,12 +258,21 @@ def run_scenario(
     if spec.mode == "query-http":
         seed_projections(target, spec.aggregates)
     sampler = Sampler(
-        target.live_procs or target.procs, target.db_url, target.brokers, group, topics
+        target.live_procs or target.procs,
+        target.db_url,
+        target.brokers,
+        group,
+        topics,
+        groups=target.groups,
     )
     meter = CostMeter(target.live_procs or target.procs, target.db_url, target.brokers)
     meter.start(idle_s=IDLE_S if target.db_url else 0.0)
     sampler.start()
+    watched = target.watcher.snapshot() if target.watcher else None
     start_wall = time.time() + 1.5
+    # Probe aggregates are named after the run id: one per scenario, so no probe shares an
+    # aggregate (and a projection row) with an earlier scenario's.
+    spec = replace(spec, run_id=f"{name}-{int(time.time())}")
     try:
         merged = run_load(spec, procs, workdir, label=name)
         drain_s = wait_drained(target, sampler) if target.db_url else 0.0
@@ -232,11 +280,16 @@ def run_scenario(
         samples = sampler.stop()
     costs = meter.stop(merged.events_ok)
     notes = []
-    e2e: list[float] = []
+    trips: list[tuple[float, float]] = []
     if measure_e2e and target.db_url and merged.probes:
-        e2e, missing = e2e_latencies(target.db_url, merged.probes)
+        trips, missing = e2e_latencies(target.db_url, merged.probes)
         if missing:
             notes.append(f"{missing} probe events not in a projection within 30 s")
+    e2e = [ms for _, ms in trips]
+    swaps = [w for w in (target.swaps() if target.swaps else []) if w[1] >= start_wall]
+    outside, inside = split_by_windows(trips, swaps)
+    if target.watcher is not None and watched is not None and spec.mode in INGEST_MODES:
+        notes.append(watch_note(watched, target.watcher.snapshot(), merged.events_ok))
     ticks = build_ticks(merged, samples, start_wall)
     accepted_per_s = merged.events_ok / spec.duration
     if target.db_url:
@@ -259,4 +312,20 @@ def run_scenario(
         notes=notes,
         costs=costs,
         drain_s=round(drain_s, 1) if target.db_url else None,
+        group_lag_after=dict(samples[-1].group_lags) if samples else {},
+        swaps=[(round(a - start_wall, 1), round(b - start_wall, 1)) for a, b in swaps],
+        e2e_outside_swaps_ms=percentiles(outside) if swaps else {},
+        e2e_in_swaps_ms=percentiles(inside) if swaps else {},
+        pg_shared_buffers_mb=shared_buffers_mb(target.db_url) if target.db_url else None,
     )
+
+
+def shared_buffers_mb(db_url: str) -> float | None:
+    """PostgreSQL's shared_buffers as the server reports it (``SHOW shared_buffers``), MB:
+    the buffer pool that touching pages grows PostgreSQL's PSS up to, once."""
+    try:
+        with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as conn:
+            row = conn.execute("SELECT pg_size_bytes(current_setting('shared_buffers'))").fetchone()
+    except psycopg.Error:
+        return None
+    return None if row is None else round(int(row[0]) / 2**20, 1)

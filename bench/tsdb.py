@@ -104,12 +104,19 @@ class Cost:
     load: tuple[float, float]  # 1-minute load average at the start and the end
 
 
-def seed(url: str, devices: int, days: float, batch: int, end: datetime) -> tuple[int, float]:
+def seed(
+    url: str,
+    devices: int,
+    days: float,
+    batch: int,
+    end: datetime,
+    names: list[str] | None = None,
+) -> tuple[int, float]:
     """Write the history through the writer's own adapter; returns (points, seconds)."""
     writer = PostgresPointWriter(url)
     start = end - timedelta(days=days)
     rng = random.Random(42)
-    names = [f"device-{i:04d}" for i in range(devices)]
+    names = names or [f"device-{i:04d}" for i in range(devices)]
     pending: list[Point] = []
     written, busy = 0, 0.0
     t = start
@@ -132,6 +139,22 @@ def seed(url: str, devices: int, days: float, batch: int, end: datetime) -> tupl
         busy += time.perf_counter() - t0
     writer.close()
     return written, busy
+
+
+def seed_day(url: str, device: str = "device-0000") -> tuple[datetime, datetime]:
+    """One device with a day of readings (one per 10 s, through the writer's own adapter),
+    ending now: what `make bench`'s series scenario reads. Returns (start, end)."""
+    end = floor_time(datetime.now(UTC), STEP)
+    seed(url, 1, 1, 1000, end, names=[device])
+    return end - timedelta(days=1), end
+
+
+def series_path(device: str, start: datetime, end: datetime, bucket: str) -> str:
+    """The REST path of a series read of ``device``'s "value" in ``bucket`` buckets."""
+    return (
+        f"/api/v1/devices/{device}/series/value?start={start.isoformat()}"
+        f"&end={end.isoformat()}&bucket={bucket}"
+    ).replace("+00:00", "Z")
 
 
 def disk_bytes(url: str) -> tuple[int, int, int]:
@@ -296,27 +319,14 @@ def main(argv: list[str] | None = None) -> int:
             devs = [f"device-{rng.randrange(args.devices):04d}" for _ in range(1000)]
             day_ago, week_ago = end - timedelta(days=1), end - timedelta(days=min(7, args.days))
             queries = {
-                "24 h in 1 m buckets": [
-                    f"/api/v1/devices/{d}/series/value?start={day_ago.isoformat()}&end={end.isoformat()}&bucket=1m".replace(
-                        "+00:00", "Z"
-                    )
-                    for d in devs
-                ],
+                "24 h in 1 m buckets": [series_path(d, day_ago, end, "1m") for d in devs],
                 # What a chart asks for: one aggregate (every bucket's average), a quarter of
                 # the answer's bytes (most of a 24 h read's cost is building and transcoding
                 # its columns).
                 "24 h in 1 m buckets, avg only": [
-                    f"/api/v1/devices/{d}/series/value?start={day_ago.isoformat()}&end={end.isoformat()}&bucket=1m&aggregates=avg".replace(
-                        "+00:00", "Z"
-                    )
-                    for d in devs
+                    series_path(d, day_ago, end, "1m") + "&aggregates=avg" for d in devs
                 ],
-                "7 d in 1 h buckets": [
-                    f"/api/v1/devices/{d}/series/value?start={week_ago.isoformat()}&end={end.isoformat()}&bucket=1h".replace(
-                        "+00:00", "Z"
-                    )
-                    for d in devs
-                ],
+                "7 d in 1 h buckets": [series_path(d, week_ago, end, "1h") for d in devs],
                 "latest values": [f"/api/v1/devices/{d}/latest" for d in devs],
             }
             assert tsdb.pid and envoy.child and envoy.child.pid

@@ -195,13 +195,23 @@ def _write_private(path: Path, data: bytes) -> None:
     tmp.replace(path)
 
 
-class _BearerAuth(grpc.UnaryUnaryClientInterceptor):  # type: ignore[misc]
+class _BearerAuth(
+    grpc.UnaryUnaryClientInterceptor,  # type: ignore[misc]
+    grpc.UnaryStreamClientInterceptor,  # type: ignore[misc]
+):
+    """The token on unary calls and on server streams (WatchEvents, WatchProjection)."""
+
     def __init__(self, token: str) -> None:
         self._metadata = (("authorization", f"Bearer {token}"),)
 
+    def _with_token(self, details: Any) -> Any:
+        return details._replace(metadata=tuple(details.metadata or ()) + self._metadata)
+
     def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
-        metadata = tuple(details.metadata or ()) + self._metadata
-        return continuation(details._replace(metadata=metadata), request)
+        return continuation(self._with_token(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        return continuation(self._with_token(details), request)
 
 
 def edge_channel(address: str, token: str) -> grpc.Channel:
