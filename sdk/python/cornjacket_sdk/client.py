@@ -48,8 +48,24 @@ from cornjacket_sdk.models import (
 from cornjacket_sdk.streams import Stream, event_of, projection_of
 
 DEFAULT_TIMEOUT = 10.0
-# Retried by gRPC itself, with backoff: UNAVAILABLE means nothing was done (for ingest, give
-# each event an idempotency key so a retry after a lost answer cannot store it twice).
+# Calls that must not be sent twice: each makes something new or acts on what it finds
+# (a second rule, the next batch of dead letters replayed, a delete or discard answered
+# NotFound after it worked). Through Envoy, UNAVAILABLE does not mean nothing was done: a
+# route timeout (504) and an upstream reset after the request went out (503) both reach the
+# client as UNAVAILABLE while the service may have committed. These are not retried (the
+# caller sees Unavailable and can check); a method's own entry overrides its service's.
+NOT_RETRIED = (
+    ("ActionService", "CreateRule"),
+    ("ActionService", "DeleteRule"),
+    ("ActionService", "ReplayDeliveries"),
+    ("ActionService", "DiscardDelivery"),
+    ("DeadLetterService", "ReplayDeadLetters"),
+    ("DeadLetterService", "DiscardDeadLetters"),
+    ("InferenceService", "ResetModel"),
+)
+# The rest are retried by gRPC itself, with backoff, after UNAVAILABLE: reads and updates
+# that leave the same state when repeated (for ingest, give each event an idempotency key so
+# a retry after a lost answer cannot store it twice).
 _SERVICE_CONFIG = json.dumps(
     {
         "methodConfig": [
@@ -75,7 +91,13 @@ _SERVICE_CONFIG = json.dumps(
                     "backoffMultiplier": 2,
                     "retryableStatusCodes": ["UNAVAILABLE"],
                 },
-            }
+            },
+            {
+                "name": [
+                    {"service": "cornjacket.v1." + service, "method": method}
+                    for service, method in NOT_RETRIED
+                ]
+            },
         ]
     }
 )

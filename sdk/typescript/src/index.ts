@@ -118,13 +118,31 @@ export function connect(options: Options): Cornjacket {
 }
 
 /**
- * UNAVAILABLE means nothing was accepted: safe to retry (use idempotency keys for ingest).
- * Unary calls only: a stream's request is an iterable the first attempt has consumed (a
- * re-send would go out empty), and a WatchStream reopens by itself from its position.
+ * Calls that must not be sent twice: each makes something new or acts on what it finds (a
+ * second rule, the next dead letters replayed, a delete or discard answered NotFound after
+ * it worked). Through Envoy, UNAVAILABLE does not mean nothing was done: a route timeout
+ * (504) and an upstream reset after the request went out (503) both reach the client as
+ * UNAVAILABLE while the service may have committed. These throw Unavailable at once.
+ */
+const NOT_RETRIED = new Set([
+  "cornjacket.v1.ActionService/CreateRule",
+  "cornjacket.v1.ActionService/DeleteRule",
+  "cornjacket.v1.ActionService/ReplayDeliveries",
+  "cornjacket.v1.ActionService/DiscardDelivery",
+  "cornjacket.v1.DeadLetterService/ReplayDeadLetters",
+  "cornjacket.v1.DeadLetterService/DiscardDeadLetters",
+  "cornjacket.v1.InferenceService/ResetModel",
+]);
+
+/**
+ * UNAVAILABLE: retried for reads and updates that leave the same state when repeated (use
+ * idempotency keys for ingest), not for NOT_RETRIED. Unary calls only: a stream's request is
+ * an iterable the first attempt has consumed (a re-send would go out empty), and a
+ * WatchStream reopens by itself from its position.
  */
 function retryUnavailable(retries: number): Interceptor {
   return (next) => async (req) => {
-    if (req.stream) return next(req);
+    if (req.stream || NOT_RETRIED.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
     for (let attempt = 0; ; attempt++) {
       try {
         return await next(req);

@@ -165,6 +165,40 @@ test("a unary call refused as UNAVAILABLE is retried by the interceptor", async 
   }
 });
 
+// Through Envoy, UNAVAILABLE can follow work that was done (a route timeout is a 504, an
+// upstream reset after the request went out a 503: both UNAVAILABLE to the client).
+for (const [name, call] of [
+  ["CreateRule", (cj) => cj.actions.createRule({ name: "r", eventTypePattern: "*", target: { url: "http://x.test/" } })],
+  ["DeleteRule", (cj) => cj.actions.deleteRule({ ruleId: "r1" })],
+  ["ReplayDeliveries", (cj) => cj.actions.replayDeliveries({ allFailed: true })],
+  ["DiscardDelivery", (cj) => cj.actions.discardDelivery({ deliveryId: "d1" })],
+  ["ReplayDeadLetters", (cj) => cj.deadLetters.replayDeadLetters({ filter: { consumer: "c" } })],
+  ["DiscardDeadLetters", (cj) => cj.deadLetters.discardDeadLetters({ dlqIds: ["x"] })],
+  ["ResetModel", (cj) => cj.inference.resetModel({ device: "d" })],
+]) {
+  test(`${name} (not safe to repeat) is not re-sent after UNAVAILABLE`, async () => {
+    const srv = await fakeServer(() => [Code.Unavailable, "upstream request timeout"]);
+    try {
+      const cj = connect({ baseUrl: srv.url });
+      await assert.rejects(call(cj), (e) => e instanceof Unavailable);
+      assert.equal(srv.bodies.length, 1);
+    } finally {
+      srv.close();
+    }
+  });
+}
+
+test("an idempotent update is still retried after UNAVAILABLE", async () => {
+  const srv = await fakeServer(() => [Code.Unavailable, "restarting"]);
+  try {
+    const cj = connect({ baseUrl: srv.url, retries: 2 });
+    await assert.rejects(cj.actions.disableRule({ ruleId: "r1" }), (e) => e instanceof Unavailable);
+    assert.equal(srv.bodies.length, 3);
+  } finally {
+    srv.close();
+  }
+});
+
 // --- issue 19's last gaps: streams ended for their age, plain answers ----------------------
 const aged = (position) => ({
   position, item: { case: "end", value: { reason: WatchEndReason.MAX_DURATION, message: "max duration" } },
