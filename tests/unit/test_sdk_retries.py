@@ -11,7 +11,7 @@ from concurrent import futures
 
 import grpc
 import pytest
-from cornjacket.v1 import actions_pb2, dlq_pb2
+from cornjacket.v1 import actions_pb2, dlq_pb2, ingestion_pb2
 from cornjacket_sdk import AsyncClient, Client, errors
 
 pytestmark = pytest.mark.unit
@@ -104,3 +104,53 @@ def test_reads_and_idempotent_updates_are_still_retried(server: tuple[str, _Reco
         "/cornjacket.v1.ActionService/ListRules": 4,
         "/cornjacket.v1.DeadLetterService/GetDeadLetter": 4,
     }
+
+
+class _IngestRecorder(grpc.GenericRpcHandler):
+    """Answers ingest UNAVAILABLE and keeps every request that arrived."""
+
+    def __init__(self) -> None:
+        self.requests: list[bytes] = []
+
+    def service(self, details: grpc.HandlerCallDetails) -> grpc.RpcMethodHandler | None:
+        def handle(request: bytes, context: grpc.ServicerContext) -> bytes:
+            self.requests.append(request)
+            context.abort(grpc.StatusCode.UNAVAILABLE, "upstream request timeout")
+            return b""  # pragma: no cover
+
+        return grpc.unary_unary_rpc_method_handler(handle)
+
+
+def test_an_ingest_without_a_key_is_re_sent_with_one_key_so_it_cannot_be_stored_twice() -> None:
+    """Ingest is retried after UNAVAILABLE (the answer may be lost after the commit): every
+    attempt must carry the same idempotency key, so ingestion answers the second "duplicate".
+    A key the caller gave is kept."""
+    recorder = _IngestRecorder()
+    srv = grpc.server(futures.ThreadPoolExecutor(max_workers=2), handlers=[recorder])
+    port = srv.add_insecure_port("127.0.0.1:0")
+    srv.start()
+    try:
+        with Client(f"127.0.0.1:{port}", timeout=5) as cj:
+            with pytest.raises(errors.Unavailable):
+                cj.ingest(ingestion_pb2.IngestEventRequest(event_type="t", aggregate_id="a"))
+            sent = [ingestion_pb2.IngestEventRequest.FromString(r) for r in recorder.requests]
+            assert len(sent) == 4
+            assert len({r.idempotency_key for r in sent}) == 1 and sent[0].idempotency_key
+            recorder.requests.clear()
+            with pytest.raises(errors.Unavailable):
+                cj.ingest_many(
+                    [
+                        ingestion_pb2.IngestEventRequest(event_type="t", aggregate_id="a"),
+                        ingestion_pb2.IngestEventRequest(
+                            event_type="t", aggregate_id="b", idempotency_key="mine"
+                        ),
+                    ]
+                )
+            batches = [ingestion_pb2.IngestEventsRequest.FromString(r) for r in recorder.requests]
+            assert len(batches) == 4
+            keys = {tuple(e.idempotency_key for e in b.events) for b in batches}
+            assert len(keys) == 1
+            (first, mine), *_ = keys
+            assert first and mine == "mine"
+    finally:
+        srv.stop(None)

@@ -20,7 +20,7 @@ from cornjacket.v1 import (
 )
 
 from cornjacket_sdk import build
-from cornjacket_sdk.build import audit_request, series_request
+from cornjacket_sdk.build import audit_request, keyed, keyed_batch, series_request
 from cornjacket_sdk.client import DEFAULT_TIMEOUT, Stubs, channel_options
 from cornjacket_sdk.errors import mapped_async
 from cornjacket_sdk.models import (
@@ -57,16 +57,15 @@ class AsyncClient(Stubs):
 
     @mapped_async
     async def ingest(self, request: ingestion_pb2.IngestEventRequest) -> Accepted:
-        return Accepted.from_proto(await self.ingestion.IngestEvent(request, **self.call_options()))
+        answer = await self.ingestion.IngestEvent(keyed(request), **self.call_options())
+        return Accepted.from_proto(answer)
 
     @mapped_async
     async def ingest_many(
         self, requests: Sequence[ingestion_pb2.IngestEventRequest]
     ) -> BatchResult:
         return BatchResult.from_proto(
-            await self.ingestion.IngestEvents(
-                ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
-            )
+            await self.ingestion.IngestEvents(keyed_batch(requests), **self.call_options())
         )
 
     @mapped_async

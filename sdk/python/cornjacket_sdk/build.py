@@ -4,16 +4,36 @@ differ only in how they send it."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from cornjacket.v1 import actions_pb2, audit_pb2, dlq_pb2, series_pb2
+from cornjacket.v1 import actions_pb2, audit_pb2, dlq_pb2, ingestion_pb2, series_pb2
 from google.protobuf import json_format, struct_pb2
 
 
 def _text_time(value: str | datetime) -> str:
     return value if isinstance(value, str) else value.isoformat()
+
+
+def keyed(request: ingestion_pb2.IngestEventRequest) -> ingestion_pb2.IngestEventRequest:
+    """The request with an idempotency key: its own, or a new random one. The channel re-sends
+    an ingest after UNAVAILABLE, which through Envoy can follow a commit (a route timeout, a
+    reset after the request went out); with a key the second one is a "duplicate", not a
+    second event."""
+    if request.idempotency_key:
+        return request
+    copy = ingestion_pb2.IngestEventRequest()
+    copy.CopyFrom(request)
+    copy.idempotency_key = str(uuid.uuid4())
+    return copy
+
+
+def keyed_batch(
+    requests: Sequence[ingestion_pb2.IngestEventRequest],
+) -> ingestion_pb2.IngestEventsRequest:
+    return ingestion_pb2.IngestEventsRequest(events=[keyed(r) for r in requests])
 
 
 def series_request(

@@ -33,7 +33,7 @@ from cornjacket.v1 import (
 )
 
 from cornjacket_sdk import build
-from cornjacket_sdk.build import audit_request, series_request
+from cornjacket_sdk.build import audit_request, keyed, keyed_batch, series_request
 from cornjacket_sdk.errors import mapped
 from cornjacket_sdk.models import (
     Accepted,
@@ -173,14 +173,13 @@ class Client(Stubs):
 
     @mapped
     def ingest(self, request: ingestion_pb2.IngestEventRequest) -> Accepted:
-        return Accepted.from_proto(self.ingestion.IngestEvent(request, **self.call_options()))
+        answer = self.ingestion.IngestEvent(keyed(request), **self.call_options())
+        return Accepted.from_proto(answer)
 
     @mapped
     def ingest_many(self, requests: Sequence[ingestion_pb2.IngestEventRequest]) -> BatchResult:
         return BatchResult.from_proto(
-            self.ingestion.IngestEvents(
-                ingestion_pb2.IngestEventsRequest(events=list(requests)), **self.call_options()
-            )
+            self.ingestion.IngestEvents(keyed_batch(requests), **self.call_options())
         )
 
     @mapped

@@ -14,6 +14,7 @@ import {
 import { timestampDate, timestampFromDate, ValueSchema, type Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient, type Client, type Interceptor } from "@connectrpc/connect";
 import { createGrpcTransport } from "@connectrpc/connect-node";
+import { randomUUID } from "node:crypto";
 
 import {
   ActionService,
@@ -143,6 +144,7 @@ const NOT_RETRIED = new Set([
 function retryUnavailable(retries: number): Interceptor {
   return (next) => async (req) => {
     if (req.stream || NOT_RETRIED.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
+    withIdempotencyKeys(req.service.typeName, req.method.name, req.message);
     for (let attempt = 0; ; attempt++) {
       try {
         return await next(req);
@@ -153,6 +155,22 @@ function retryUnavailable(retries: number): Interceptor {
       }
     }
   };
+}
+
+/**
+ * An ingest without an idempotency key gets a random one before its first attempt, so a
+ * re-send after UNAVAILABLE (which through Envoy can follow a commit: a route timeout, a
+ * reset after the request went out) is answered "duplicate" instead of stored twice.
+ */
+function withIdempotencyKeys(service: string, method: string, message: unknown): void {
+  if (service !== IngestionService.typeName) return;
+  const requests =
+    method === "IngestEvent"
+      ? [message as IngestEventRequest]
+      : method === "IngestEvents"
+        ? ((message as { events?: IngestEventRequest[] }).events ?? [])
+        : [];
+  for (const r of requests) if (!r.idempotencyKey) r.idempotencyKey = randomUUID();
 }
 
 export interface EventOptions {

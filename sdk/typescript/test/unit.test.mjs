@@ -4,11 +4,12 @@
 import assert from "node:assert/strict";
 import http2 from "node:http2";
 import { test } from "node:test";
-import { create } from "@bufbuild/protobuf";
+import { create, fromBinary } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError } from "@connectrpc/connect";
 import {
-  DeliverySchema, plain, RuleSchema, StatsSchema, WatchEventsResponseSchema,
+  DeliverySchema, event, IngestEventRequestSchema, IngestEventsRequestSchema, plain, RuleSchema, StatsSchema,
+  WatchEventsResponseSchema,
   Aborted, connect, CornjacketError, FailedPrecondition, InvalidArgument, NotFound, PermissionDenied,
   RateLimited, toCornjacketError, Unauthenticated, Unavailable, watchEvents, WatchEndReason, WatchStream,
 } from "../dist/index.js";
@@ -187,6 +188,30 @@ for (const [name, call] of [
     }
   });
 }
+
+test("an ingest without a key is re-sent with one key, so it cannot be stored twice", async () => {
+  const srv = await fakeServer(() => [Code.Unavailable, "upstream request timeout"]);
+  try {
+    const cj = connect({ baseUrl: srv.url, retries: 2 });
+    await assert.rejects(cj.ingestion.ingestEvent(event("t", "a", { v: 1 })), (e) => e instanceof Unavailable);
+    const keys = srv.bodies.map((b) => fromBinary(IngestEventRequestSchema, b.subarray(5)).idempotencyKey);
+    assert.equal(keys.length, 3);
+    assert.ok(keys[0]);
+    assert.deepEqual(new Set(keys).size, 1);
+    srv.bodies.length = 0;
+    const batch = { events: [event("t", "a", { v: 1 }), event("t", "b", { v: 2 }, { idempotencyKey: "mine" })] };
+    await assert.rejects(cj.ingestion.ingestEvents(batch), (e) => e instanceof Unavailable);
+    const sent = srv.bodies.map((b) =>
+      fromBinary(IngestEventsRequestSchema, b.subarray(5)).events.map((e) => e.idempotencyKey).join(","));
+    assert.equal(sent.length, 3);
+    assert.equal(new Set(sent).size, 1);
+    const [first, mine] = sent[0].split(",");
+    assert.ok(first);
+    assert.equal(mine, "mine");
+  } finally {
+    srv.close();
+  }
+});
 
 test("an idempotent update is still retried after UNAVAILABLE", async () => {
   const srv = await fakeServer(() => [Code.Unavailable, "restarting"]);
