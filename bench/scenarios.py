@@ -265,6 +265,7 @@ def run_scenario(
         topics,
         groups=target.groups,
     )
+    background0 = pg_background(target.db_url) if target.db_url else None
     meter = CostMeter(target.live_procs or target.procs, target.db_url, target.brokers)
     meter.start(idle_s=IDLE_S if target.db_url else 0.0)
     sampler.start()
@@ -294,6 +295,9 @@ def run_scenario(
     accepted_per_s = merged.events_ok / spec.duration
     if target.db_url:
         notes.append(f"outbox and consumer lag drained {drain_s:.1f}s after the load stopped")
+        background1 = pg_background(target.db_url)
+        if background0 is not None and background1 is not None:
+            notes.append(background_note(background0, background1))
     ratio = accepted_per_s / ceiling[1] if ceiling and ceiling[1] else None
     return ScenarioResult(
         name=name,
@@ -317,6 +321,50 @@ def run_scenario(
         e2e_outside_swaps_ms=percentiles(outside) if swaps else {},
         e2e_in_swaps_ms=percentiles(inside) if swaps else {},
         pg_shared_buffers_mb=shared_buffers_mb(target.db_url) if target.db_url else None,
+    )
+
+
+@dataclass(frozen=True)
+class PgBackground:
+    """PostgreSQL's own work beside the load: the autovacuum workers running (and on what),
+    and the checkpointer's cumulative buffers written (pg_stat_checkpointer)."""
+
+    autovacuum: tuple[str, ...]
+    checkpoint_buffers: int | None
+
+
+def pg_background(db_url: str) -> PgBackground | None:
+    """Why a scenario can be slower after a heavy one (issue 20, target 3): a checkpoint
+    writing what the batches dirtied, or autovacuum on the tables they grew."""
+    try:
+        with psycopg.connect(db_url, autocommit=True, connect_timeout=5) as conn:
+            vacuums = conn.execute(
+                "SELECT coalesce(p.relid::regclass::text, a.query) FROM pg_stat_activity a "
+                "LEFT JOIN pg_stat_progress_vacuum p ON p.pid = a.pid "
+                "WHERE a.backend_type = 'autovacuum worker'"
+            ).fetchall()
+            try:
+                row = conn.execute("SELECT buffers_written FROM pg_stat_checkpointer").fetchone()
+            except psycopg.Error:  # before PostgreSQL 17
+                row = None
+    except psycopg.Error:
+        return None
+    return PgBackground(
+        tuple(str(v[0])[:80] for v in vacuums), None if row is None else int(row[0])
+    )
+
+
+def background_note(before: PgBackground, after: PgBackground) -> str:
+    written = (
+        after.checkpoint_buffers - before.checkpoint_buffers
+        if after.checkpoint_buffers is not None and before.checkpoint_buffers is not None
+        else None
+    )
+    vac = ", ".join(before.autovacuum) or "none"
+    ckpt = "-" if written is None else f"{written * 8 / 1024:,.0f} MB"
+    return (
+        f"PostgreSQL background: autovacuum at the start {vac}; "
+        f"checkpoint writes during the run {ckpt}"
     )
 
 

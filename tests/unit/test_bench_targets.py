@@ -282,3 +282,16 @@ def test_a_projection_older_than_the_probe_is_not_its_arrival() -> None:
     got = arrived(pending, rows)
     assert [(s, round(ms)) for s, ms in got] == [(100.0, 50)]
     assert pending == {"probe-a": 100.0}  # still waited for
+
+
+def test_the_background_note_names_autovacuum_and_checkpoint_writes() -> None:
+    from bench.scenarios import PgBackground, background_note
+
+    note = background_note(
+        PgBackground(("ingestion.event_store",), 1000), PgBackground((), 1000 + 128 * 1024 // 8)
+    )
+    assert note == (
+        "PostgreSQL background: autovacuum at the start ingestion.event_store; "
+        "checkpoint writes during the run 128 MB"
+    )
+    assert background_note(PgBackground((), None), PgBackground((), None)).endswith("run -")
