@@ -9,11 +9,11 @@ import json
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from cornjacket_sdk import Client, FailedPrecondition
 
 from services.cli.stack import Stack
 from tests.support import bearer, eventually, running_stack, unique
@@ -93,9 +93,7 @@ def reading(http: httpx.Client, path: str, **params: str) -> Iterator[Reader]:
         r.close()
 
 
-def test_open_streams_carry_on_across_a_broker_swap(
-    own_stack: Stack, tmp_path: Path, attack_log: Log
-) -> None:
+def test_open_streams_carry_on_across_a_broker_swap(own_stack: Stack, attack_log: Log) -> None:
     device = unique("swap")
     headers = bearer(own_stack)
     with (
@@ -162,3 +160,10 @@ def test_open_streams_carry_on_across_a_broker_swap(
             )
         )
         assert ok, (r.status_code, r.text)
+
+    # The Python SDK (gRPC through Envoy) surfaces it as its typed error, not retried.
+    target = f"127.0.0.1:{own_stack.settings.edge_port}"
+    with Client(target, token=own_stack.admin_token) as cj:
+        stream = cj.watch_events(aggregate_id=device, position=old_position)
+        with pytest.raises(FailedPrecondition, match="replaced"):
+            next(iter(stream))
