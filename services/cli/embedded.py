@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import uuid
 import warnings
 from pathlib import Path
 
@@ -332,6 +333,10 @@ class EmbeddedBroker:
                 url,
                 "--storage-engine",
                 "memory://tansu/",
+                # A cluster id of its own each start: an empty broker in place of the last one
+                # is a new cluster to its clients (the watch readers notice it, ADR 21).
+                "--cluster-id",
+                f"cj-{uuid.uuid4().hex[:12]}",
             ],
             log_path=self.log_path,
             env={**os.environ, "RUST_LOG": self.log_level},

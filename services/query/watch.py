@@ -31,7 +31,9 @@ from services.core.events import ALL_TOPICS, Event
 from services.query.service import ProjectionView
 
 MAX_POSITION_CHARS = 4096
-_PREFIX = "w1."
+_PREFIX = "w1."  # [[topic, partition, offset]...]: a position that names no bus
+_PREFIX_BUS = "w2."  # {"bus": ..., "offsets": [[topic, partition, offset]...]}
+MAX_BUS_CHARS = 64
 
 
 class WatchersExhausted(CornjacketError):
@@ -39,7 +41,8 @@ class WatchersExhausted(CornjacketError):
 
 
 class PositionExpired(CornjacketError):
-    """The position is older than what the bus still keeps (FAILED_PRECONDITION)."""
+    """The position is older than what the bus still keeps, or names a bus that was replaced
+    (FAILED_PRECONDITION)."""
 
 
 class TooSlow(CornjacketError):
@@ -55,28 +58,45 @@ Partition = tuple[str, int]
 
 @dataclass(frozen=True, slots=True)
 class Position:
-    """The next offset to read, per (topic, partition): a stream's place on the bus."""
+    """The next offset to read, per (topic, partition): a stream's place on the bus. ``bus``
+    names the bus those offsets belong to (its generation: a digest of the cluster id the
+    reader saw, "" unknown); an empty broker swapped in for the last one is another bus."""
 
     offsets: Mapping[Partition, int]
+    bus: str = ""
 
     def encode(self) -> str:
-        body = json.dumps(
-            [[t, p, o] for (t, p), o in sorted(self.offsets.items())], separators=(",", ":")
-        )
-        return _PREFIX + base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        rows = [[t, p, o] for (t, p), o in sorted(self.offsets.items())]
+        if not self.bus:
+            body = json.dumps(rows, separators=(",", ":"))
+            return _PREFIX + base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+        body = json.dumps({"bus": self.bus, "offsets": rows}, separators=(",", ":"))
+        return _PREFIX_BUS + base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
 
     @classmethod
     def decode(cls, text: str) -> Position:
         bad = InvalidInput(
             "position: not a position this service gave (pass back a message's position)"
         )
-        if len(text) > MAX_POSITION_CHARS or not text.startswith(_PREFIX):
+        if len(text) > MAX_POSITION_CHARS or not text.startswith((_PREFIX, _PREFIX_BUS)):
             raise bad
         raw = text[len(_PREFIX) :]
         try:
-            rows = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+            body = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
         except (binascii.Error, ValueError, UnicodeDecodeError):
             raise bad from None
+        bus = ""
+        if text.startswith(_PREFIX_BUS):
+            if (
+                not isinstance(body, dict)
+                or set(body) != {"bus", "offsets"}
+                or not isinstance(body["bus"], str)
+                or not 0 < len(body["bus"]) <= MAX_BUS_CHARS
+            ):
+                raise bad
+            bus, rows = body["bus"], body["offsets"]
+        else:
+            rows = body
         offsets: dict[Partition, int] = {}
         if not isinstance(rows, list):
             raise bad
@@ -92,10 +112,10 @@ class Position:
             ):
                 raise bad
             offsets[(row[0], row[1])] = row[2]
-        return cls(offsets)
+        return cls(offsets, bus)
 
     def after(self, topic: str, partition: int, offset: int) -> Position:
-        return Position({**self.offsets, (topic, partition): offset + 1})
+        return Position({**self.offsets, (topic, partition): offset + 1}, self.bus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,6 +136,11 @@ class BusReader(Protocol):
 
     def lag(self) -> int:
         """Messages between what was read and the end of the bus, as last known (0 unknown)."""
+        ...
+
+    def replaced(self) -> Position | None:
+        """When the reader found the bus replaced (another cluster: an empty broker swapped
+        in) since the last call: where it started again (the new bus's beginning). Else None."""
         ...
 
     async def close(self) -> None: ...
@@ -183,6 +208,9 @@ class _EventTap:
     async def start(self, send: Send) -> None:
         return None
 
+    async def rebase(self, at: Position, send: Send) -> None:
+        self.at = at
+
     async def feed(self, records: Sequence[BusRecord], send: Send) -> bool:
         sent = False
         for record in records:
@@ -202,6 +230,10 @@ class _Tap(Protocol):
     def full(self) -> bool: ...
 
     async def start(self, send: Send) -> None: ...
+
+    async def rebase(self, at: Position, send: Send) -> None:
+        """The reader starts again at ``at`` on a new bus (the last one was replaced)."""
+        ...
 
     async def feed(self, records: Sequence[BusRecord], send: Send) -> bool: ...
 
@@ -270,7 +302,9 @@ class WatchHub:
             # Without a position the stream reads from where the event handler is (what it
             # committed is in the projections): the snapshot read after that covers every
             # event before it, and the bus after it brings every later change.
-            reader, at = await self._opener.open(start or await feed.applied.applied())
+            # (Its bus is not checked: no position was asked for.)
+            applied = Position((await feed.applied.applied()).offsets)
+            reader, at = await self._opener.open(start or applied)
             try:
                 tap = _ProjectionTap(feed, projection_type, aggregate_id, at, start is None)
                 end = await self._run(reader, tap, send, stop)
@@ -342,6 +376,8 @@ class WatchHub:
                 records: Sequence[BusRecord] = ()
             else:
                 records = await reader.read(wait)
+                if (fresh := reader.replaced()) is not None:  # before its records
+                    await tap.rebase(fresh, timed)
             if await tap.feed(records, timed):
                 quiet_since = self._clock()
             if (lag := reader.lag()) > self._max_lag:
@@ -453,11 +489,32 @@ class _ProjectionTap:
             await self._emit(page, send, position)
             after = page[-1].aggregate_id
 
+    async def rebase(self, at: Position, send: Send) -> None:
+        """What was read of the old bus was applied before the swap (it waits until every
+        consumer group read the old bus to its end; else its events are published again on
+        the new one): the states of what is pending are sent now, then the new bus is read."""
+        pending, self._pending = self._pending, []
+        touched = {
+            r.event.aggregate_id: None
+            for r in pending
+            if r.topic in self._feed.topics
+            and (not self._aggregate or r.event.aggregate_id == self._aggregate)
+        }
+        before = self.at.encode()
+        self.at = at
+        if touched:
+            views = await self._feed.source.states(self._type, list(touched))
+            await self._emit(views, send, before)
+
     async def feed(self, records: Sequence[BusRecord], send: Send) -> bool:
         self._pending.extend(records)
         if not self._pending:
             return False
-        applied = (await self._feed.applied.applied()).offsets
+        progress = await self._feed.applied.applied()
+        # The handler's offsets on another bus than the one read (the swap, seen by one side
+        # first) say nothing about these records: wait for the next answer.
+        stale = progress.bus and self.at.bus and progress.bus != self.at.bus
+        applied = {} if stale else progress.offsets
         topics = self._feed.topics
 
         def done(r: BusRecord) -> bool:

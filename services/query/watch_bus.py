@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -29,10 +30,50 @@ BATCH = 500
 TIMEOUT = 5.0
 
 
+# How often a reader asks the bus which cluster it is (and which partitions it has): an
+# empty broker swapped in for the last one (`cornjacket up`, ADR 11) answers with another
+# cluster id, and the offsets the reader holds mean nothing there.
+CHECK_EVERY = 1.0
+CHECK_TIMEOUT = 1.0
+# Errors that mean the reader lost its broker: the next read asks which cluster it is first.
+_LOST = frozenset({KafkaError._ALL_BROKERS_DOWN, KafkaError._TRANSPORT})
+
+
+def bus_id(cluster_id: str | None) -> str:
+    """A position's name for the bus (a digest of its cluster id; "" when it names none)."""
+    if not cluster_id:
+        return ""
+    return hashlib.sha256(cluster_id.encode()).hexdigest()[:12]
+
+
+def _partitions(meta: Any, topics: Sequence[str]) -> list[Partition]:
+    found = []
+    for topic in topics:
+        tmeta = meta.topics.get(topic)
+        if tmeta is None or tmeta.error is not None:
+            continue  # not created yet (ingestion creates the topics)
+        found += [(topic, p) for p in sorted(tmeta.partitions)]
+    return found
+
+
 class KafkaBusReader:
-    def __init__(self, consumer: Consumer, executor: ThreadPoolExecutor) -> None:
+    def __init__(
+        self,
+        consumer: Consumer,
+        executor: ThreadPoolExecutor,
+        *,
+        bus: str = "",
+        topics: Sequence[str] = ALL_TOPICS,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._consumer = consumer
         self._executor = executor
+        self._bus = bus
+        self._topics = tuple(topics)
+        self._clock = clock
+        self._checked_at = clock()
+        self._lost = False  # the broker went away since the last check (error_cb)
+        self._replaced: Position | None = None
         # Where each partition's next message must be: a skip by the broker is read again
         # before the stream goes past it (services/infra/skips.py, ADR 18).
         self._skips = SkipGuard("watch")
@@ -41,11 +82,58 @@ class KafkaBusReader:
         for key, offset in offsets.items():
             self._skips.expect(key, offset)
 
+    def on_error(self, err: KafkaError) -> None:
+        """librdkafka's error_cb (called inside consume, on the reader's thread)."""
+        if err.code() in _LOST:
+            self._lost = True
+
+    def replaced(self) -> Position | None:
+        """The position the reader started again at when it found the bus replaced since
+        the last call (every partition of the new bus from its beginning), else None."""
+        at, self._replaced = self._replaced, None
+        return at
+
     async def read(self, max_wait: float) -> Sequence[BusRecord]:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._executor, self._read, max_wait)
 
+    def _check(self) -> None:
+        """Which cluster the bus is now, and its partitions. Another cluster: every offset
+        held refers to the bus that is gone; the swap happens only once every consumer group
+        has read the old bus to its end, so nothing of it is pending and the reader starts
+        again from the beginning of every partition of the new one. The same cluster: a
+        partition that appeared since (a topic created after the stream opened) is read
+        from its beginning."""
+        try:
+            meta = self._consumer.list_topics(timeout=CHECK_TIMEOUT)
+        except KafkaException:
+            return  # unreachable: asked again on the next read
+        self._checked_at, self._lost = self._clock(), False
+        bus = bus_id(meta.cluster_id)
+        present = _partitions(meta, self._topics)
+        if bus != self._bus:
+            self._consumer.assign([TopicPartition(t, p, 0) for t, p in present])
+            log.warning(
+                "watch: the bus was replaced (another cluster id: an empty broker swapped in); "
+                "the stream goes on from the beginning of the new bus, and positions taken "
+                "before are refused",
+                extra={"bus_was": self._bus, "bus": bus, "partitions": len(present)},
+            )
+            self._bus = bus
+            self._skips = SkipGuard("watch")
+            self.start_at(dict.fromkeys(present, 0))
+            self._replaced = Position(dict.fromkeys(present, 0), bus)
+            return
+        new = [tp for tp in present if tp not in self._skips.next]
+        if new:
+            self._consumer.incremental_assign([TopicPartition(t, p, 0) for t, p in new])
+            self.start_at(dict.fromkeys(new, 0))
+
     def _read(self, max_wait: float) -> list[BusRecord]:
+        # Asked before reading: after the broker went away, nothing is read from a new one
+        # at the old bus's offsets.
+        if self._lost or self._clock() - self._checked_at >= CHECK_EVERY:
+            self._check()
         messages = []
         for msg in self._consumer.consume(BATCH, max_wait):
             err = msg.error()
@@ -109,42 +197,52 @@ class KafkaBusOpener:
     async def open(self, start: Position | None) -> tuple[KafkaBusReader, Position]:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch")
         loop = asyncio.get_running_loop()
+        errors: list[KafkaError] = []  # until the reader takes the callback over
+        sink: list[Callable[[KafkaError], None]] = [errors.append]
         try:
-            consumer, at = await loop.run_in_executor(executor, self._open, start)
+            consumer, at = await loop.run_in_executor(
+                executor, self._open, start, lambda e: sink[0](e)
+            )
         except BaseException:
             executor.shutdown(wait=False)
             raise
-        reader = KafkaBusReader(consumer, executor)
+        reader = KafkaBusReader(consumer, executor, bus=at.bus, topics=self._topics)
         reader.start_at(dict(at.offsets))
+        sink[0] = reader.on_error
+        for e in errors:
+            reader.on_error(e)
         return reader, at
 
-    def _open(self, start: Position | None) -> tuple[Consumer, Position]:
+    def _open(
+        self, start: Position | None, on_error: Callable[[KafkaError], None]
+    ) -> tuple[Consumer, Position]:
         config: dict[str, Any] = consumer_config(
             self._brokers,
             f"cj-watch-{uuid.uuid4()}",  # never joined: partitions are assigned
             security=self._security,
-            **{"auto.offset.reset": "error", "enable.partition.eof": False},
+            **{"auto.offset.reset": "error", "enable.partition.eof": False, "error_cb": on_error},
         )
         consumer = Consumer(config)
         try:
             offsets: dict[Partition, int] = {}
             meta = consumer.list_topics(timeout=TIMEOUT)
-            for topic in self._topics:
-                tmeta = meta.topics.get(topic)
-                if tmeta is None or tmeta.error is not None:
-                    continue  # not created yet (ingestion creates the topics)
-                for partition in sorted(tmeta.partitions):
-                    low, high = consumer.get_watermark_offsets(
-                        TopicPartition(topic, partition), timeout=TIMEOUT
-                    )
-                    asked = start.offsets.get((topic, partition)) if start else None
-                    if asked is not None and asked > high > low:
-                        high = _true_end(consumer, topic, partition, high)
-                    offsets[(topic, partition)] = _start_offset(
-                        start, (topic, partition), low, high
-                    )
+            bus = bus_id(meta.cluster_id)
+            if start is not None and start.bus and start.bus != bus:
+                raise PositionExpired(
+                    "the position is from a bus that was replaced since (the embedded broker "
+                    "was swapped for an empty one): its offsets mean nothing on this one; "
+                    "start a new stream without a position"
+                )
+            for topic, partition in _partitions(meta, self._topics):
+                low, high = consumer.get_watermark_offsets(
+                    TopicPartition(topic, partition), timeout=TIMEOUT
+                )
+                asked = start.offsets.get((topic, partition)) if start else None
+                if asked is not None and asked > high > low:
+                    high = _true_end(consumer, topic, partition, high)
+                offsets[(topic, partition)] = _start_offset(start, (topic, partition), low, high)
             consumer.assign([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
-            return consumer, Position(offsets)
+            return consumer, Position(offsets, bus)
         except KafkaException as e:
             consumer.close()
             raise Unavailable(f"bus unreachable: {e}") from None
@@ -224,6 +322,7 @@ class GroupOffsets:
         self._consumer: Consumer | None = None
         self._partitions: list[TopicPartition] = []
         self._partitions_at = 0.0
+        self._bus = ""
         self._answer: Position | None = None
         self._answer_at = 0.0
 
@@ -251,23 +350,27 @@ class GroupOffsets:
                     }
                 )
             consumer = self._consumer
-            if time.monotonic() - self._partitions_at > 10.0 or not self._partitions:
-                meta = consumer.list_topics(timeout=TIMEOUT)
-                parts = []
-                for topic in self._topics:
-                    tmeta = meta.topics.get(topic)
-                    if tmeta is not None and tmeta.error is None:
-                        parts += [TopicPartition(topic, p) for p in sorted(tmeta.partitions)]
-                self._partitions, self._partitions_at = parts, time.monotonic()
+            # Asked each time (one answer serves every stream for max_age): which bus the
+            # offsets are of, so a stream reading another (a swap seen by one side first)
+            # does not take them for its own.
+            meta = consumer.list_topics(timeout=TIMEOUT)
+            bus = bus_id(meta.cluster_id)
+            if bus != self._bus or time.monotonic() - self._partitions_at > 10.0:
+                self._partitions_at = time.monotonic()
+                self._partitions = [
+                    TopicPartition(t, p) for t, p in _partitions(meta, self._topics)
+                ]
+            self._bus = bus
             if not self._partitions:
-                return Position({})
+                return Position({}, bus)
             committed = consumer.committed(self._partitions, timeout=TIMEOUT)
         except KafkaException as e:
             raise Unavailable(f"the event handler's progress is unreadable: {e}") from None
         # Nothing committed yet (OFFSET_INVALID, negative): not named, so a stream opened
         # there starts at the partition's beginning, where the handler starts too.
         return Position(
-            {(str(tp.topic), int(tp.partition)): tp.offset for tp in committed if tp.offset >= 0}
+            {(str(tp.topic), int(tp.partition)): tp.offset for tp in committed if tp.offset >= 0},
+            bus,
         )
 
     def close(self) -> None:

@@ -50,6 +50,9 @@ class FakeReader:
         await asyncio.sleep(0)  # a quiet bus: nothing this round
         return []
 
+    def replaced(self) -> Position | None:
+        return None
+
     def lag(self) -> int:
         return self.lagging
 

@@ -57,6 +57,9 @@ class TimedReader:
         await asyncio.sleep(0)
         return []
 
+    def replaced(self) -> Position | None:
+        return None
+
     def lag(self) -> int:
         return 0
 

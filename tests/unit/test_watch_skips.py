@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from confluent_kafka import TopicPartition
@@ -57,6 +58,12 @@ class LateBatch:
     def seek(self, tp: TopicPartition) -> None:
         self.seeks.append(tp.offset)
         self.at = tp.offset
+
+    def list_topics(self, timeout: float) -> Any:  # the reader's periodic check: one bus
+        return SimpleNamespace(
+            cluster_id=None,
+            topics={"sensor-events": SimpleNamespace(error=None, partitions={0: None})},
+        )
 
     def close(self) -> None:
         pass
