@@ -203,8 +203,21 @@ class PostgresInferenceStore:
         )
         with self._db("saving a checkpoint") as conn:
             try:
-                with conn.transaction(), conn.cursor() as cur:
-                    self._save(cur, cp, models, scores, anomalies, positions)
+                # Pipelined: the statements go out together and their results come back in
+                # one round trip; the models' count is checked before the commit.
+                with (
+                    conn.pipeline(),
+                    conn.transaction(),
+                    conn.cursor() as written,
+                    conn.cursor() as cur,
+                ):
+                    if cp.models:
+                        written.execute(_SAVE_MODELS, (models,))
+                    self._save(cur, cp, scores, anomalies, positions)
+                    if cp.models and len(written.fetchall()) != len(cp.models):
+                        # A model changed since the batch loaded it (a reset or another
+                        # replica's checkpoint): roll back; the caller applies it again.
+                        raise _Conflict
             except _Conflict:
                 return False
         return True
@@ -213,17 +226,10 @@ class PostgresInferenceStore:
         self,
         cur: psycopg.Cursor[tuple[Any, ...]],
         cp: Checkpoint,
-        models: str,
         scores: str,
         anomalies: str,
         positions: str,
     ) -> None:
-        if cp.models:
-            cur.execute(_SAVE_MODELS, (models,))
-            if len(cur.fetchall()) != len(cp.models):
-                # A model changed since the batch loaded it (a reset or another replica's
-                # checkpoint): roll back; the caller applies the batch again.
-                raise _Conflict
         if cp.scores:
             cur.execute(_SAVE_SCORES, (scores,))
         if cp.anomalies:
@@ -295,7 +301,7 @@ class PostgresInferenceStore:
             ]
         )
         now = datetime.now(UTC)
-        with self._db("recording sent anomalies") as conn, conn.transaction():
+        with self._db("recording sent anomalies") as conn, conn.pipeline(), conn.transaction():
             conn.execute(
                 "UPDATE inference.anomalies a SET sent_at = %s, anomaly_event_id = u.i "
                 "FROM jsonb_to_recordset(%s::jsonb) AS u(e uuid, k text, i uuid) "
