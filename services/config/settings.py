@@ -480,7 +480,7 @@ class InferenceSettings:
     ingestion_address: str
     ingest_timeout: float
     max_metrics: int  # models per device; further metric names are left out and counted
-    model_cache: int  # model rows kept in memory between batches (0: off); PostgreSQL stays the truth
+    model_cache: int  # model rows kept between batches (0: off); PostgreSQL stays the truth
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> InferenceSettings:
