@@ -24,8 +24,8 @@ INSERT INTO inference.models AS m
     (device, metric, model, state, observations, late, last_event_time, last_event_id,
      last_score, generation, version, updated_at)
 SELECT d, k, n, s, o, l, t, e, sc, g, v + 1, now()
-FROM jsonb_to_recordset(%s::jsonb)
-    AS u(d text, k text, n text, s jsonb, o bigint, l bigint, t timestamptz, e uuid,
+FROM json_to_recordset(%s::json)
+    AS u(d text, k text, n text, s json, o bigint, l bigint, t timestamptz, e uuid,
          sc double precision, g bigint, v bigint)
 ON CONFLICT (device, metric) DO UPDATE SET
     model = EXCLUDED.model, state = EXCLUDED.state, observations = EXCLUDED.observations,
@@ -44,7 +44,7 @@ _SAVE_SCORES = """
 INSERT INTO inference.scores
     (event_id, metric, device, event_time, value, score, low, high, learned, anomaly)
 SELECT e, k, d, t, v, s, lo, hi, le, a
-FROM jsonb_to_recordset(%s::jsonb)
+FROM json_to_recordset(%s::json)
     AS u(e uuid, k text, d text, t timestamptz, v double precision, s double precision,
          lo double precision, hi double precision, le boolean, a boolean)
 ON CONFLICT (event_id, metric) DO NOTHING

@@ -274,7 +274,8 @@ def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -
         inf.handle([Message("t", 0, i, reading(bad, i, calm(i)), b"r") for i in range(3)])
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(
-                "UPDATE inference.models SET state = jsonb_set(state, '{scale}', 'null') "
+                "UPDATE inference.models "
+                "SET state = jsonb_set(state::jsonb, '{scale}', 'null')::json "
                 "WHERE device = %s",
                 (bad,),
             )
