@@ -298,6 +298,8 @@ def test_numbers_takes_finite_numbers_only() -> None:
         ("CJ_INFERENCE_THRESHOLD", "1.5"),
         ("CJ_INFERENCE_WARMUP", "0"),
         ("CJ_FEATURE_INFERENCE", "maybe"),
+        ("CJ_INFERENCE_MODEL_CACHE", "-1"),
+        ("CJ_INFERENCE_MODEL_CACHE", "lots"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(name: str, value: str) -> None:
@@ -307,6 +309,7 @@ def test_bad_settings_fail_naming_the_variable(name: str, value: str) -> None:
 
 def test_default_settings() -> None:
     s = InferenceSettings.from_env(Env({}))
+    assert s.model_cache == 20_000
     assert (s.enabled, s.port, s.metrics_port, s.consumer_group) == (
         True,
         50058,
