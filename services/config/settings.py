@@ -490,6 +490,7 @@ class InferenceSettings:
     ingestion_address: str
     ingest_timeout: float
     max_metrics: int  # models per device; further metric names are left out and counted
+    model_cache: int  # model rows kept between batches (0: off); PostgreSQL stays the truth
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> InferenceSettings:
@@ -522,6 +523,8 @@ class InferenceSettings:
             ),
             ingest_timeout=env.duration("CJ_INFERENCE_INGEST_TIMEOUT", 5.0, lo=0.1),
             max_metrics=env.integer("CJ_INFERENCE_MAX_METRICS", 32, lo=1, hi=10_000),
+            # About 3 KB each (docs/inference.md, Memory): 20,000 models ~ 60 MB.
+            model_cache=env.integer("CJ_INFERENCE_MODEL_CACHE", 20_000, lo=0, hi=10_000_000),
         )
 
 

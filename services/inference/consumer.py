@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE
 from confluent_kafka import Message as KafkaMessage
 from prometheus_client import Counter, Histogram
 
@@ -20,6 +21,16 @@ READINGS = Counter(
 )
 BATCH_SECONDS = Histogram(
     "cornjacket_inference_batch_seconds", "Time to score, learn and checkpoint one batch"
+)
+BATCH_MESSAGES = Histogram(
+    "cornjacket_inference_batch_messages",
+    "Messages per polled batch",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 2000, 5000),
+)
+BUS_DELAY_SECONDS = Histogram(
+    "cornjacket_inference_bus_delay_seconds",
+    "From a message's producer timestamp (the relay's publish) to its batch's start",
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0),
 )
 
 
@@ -38,6 +49,12 @@ def to_messages(msgs: list[KafkaMessage]) -> list[Message]:
 def batch_handler(inference: Inference) -> Any:
     def handle(msgs: list[KafkaMessage]) -> None:
         before = _snapshot(inference.counters)
+        BATCH_MESSAGES.observe(len(msgs))
+        now_ms = time.time() * 1000
+        for m in msgs:
+            kind, ts = m.timestamp()
+            if kind != TIMESTAMP_NOT_AVAILABLE and ts > 0:
+                BUS_DELAY_SECONDS.observe(max(0.0, now_ms - ts) / 1000)
         start = time.perf_counter()
         inference.handle(to_messages(msgs))
         BATCH_SECONDS.observe(time.perf_counter() - start)

@@ -14,6 +14,7 @@ from cornjacket.v1 import audit_pb2_grpc, inference_pb2_grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from services.config.settings import InferenceSettings
+from services.inference.cache import CachedInferenceStore
 from services.inference.consumer import batch_handler
 from services.inference.grpc_api import InferenceServicer
 from services.inference.ingest_client import GrpcAnomalySink
@@ -63,7 +64,9 @@ def run(settings: InferenceSettings) -> None:
         settings.common.topic_replication,
         security=settings.common.kafka,
     )
-    store = PostgresInferenceStore(settings.database_url, settings.consumer_group)
+    database = PostgresInferenceStore(settings.database_url, settings.consumer_group)
+    # Model rows kept between batches; PostgreSQL stays the truth (cache.py).
+    store = CachedInferenceStore(database, settings.model_cache)
     # The health monitor's own connection: the store's belongs to the consumer thread.
     probe = PostgresInferenceStore(settings.database_url, settings.consumer_group)
     sink = GrpcAnomalySink(settings.ingestion_address, settings.ingest_timeout)
@@ -141,7 +144,7 @@ def run(settings: InferenceSettings) -> None:
         servicer.enter_graceful_shutdown()
         stop_health.set()
         server.stop(grace=1)
-        store.close()
+        database.close()
         probe.close()
         reader.close()
         audit.close()

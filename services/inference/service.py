@@ -18,7 +18,9 @@ import hashlib
 import logging
 import math
 import re
-from collections.abc import Sequence
+import time
+import uuid
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -41,6 +43,9 @@ FUTURE_SKEW = timedelta(minutes=5)
 # A metric name (a payload key) the service takes: the tsdb writer's rule (services/tsdb).
 METRIC_RE = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 MAX_ATTEMPTS = 5  # checkpoint conflicts in a row before the batch is left to the loop's retry
+# How often the stored unsent anomalies are read back even when every send went through: a
+# replica that crashed between its checkpoint and its send and did not come back leaves some.
+BACKLOG_EVERY = 10.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -197,6 +202,15 @@ def numbers(payload: dict[str, Any]) -> dict[str, float]:
     return found
 
 
+def is_uuid(text: str) -> bool:
+    """Whether an event id can be stored (the checkpoint keeps only uuid event ids)."""
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _count_numbers(payload: dict[str, Any]) -> int:
     return sum(
         1 for v in payload.values() if isinstance(v, int | float) and not isinstance(v, bool)
@@ -215,6 +229,7 @@ class Inference:
         model: str = "seasonal-robust",
         send_batch: int = 500,
         max_metrics: int = 32,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._store = store
         self._sink = sink
@@ -225,6 +240,10 @@ class Inference:
         self._send_batch = send_batch
         self.max_metrics = max_metrics
         self.counters = Counters()
+        self._clock = clock
+        # Stored anomalies may be unsent (read them back before sending new ones directly).
+        self._backlog = True
+        self._backlog_at = 0.0
 
     def _new_model(self) -> Model:
         m = new_model(self.model)
@@ -234,10 +253,11 @@ class Inference:
         return m
 
     def handle(self, msgs: Sequence[Message]) -> Checkpoint:
-        """Apply a polled batch, then send what anomalies are pending. Raises Unavailable
-        (nothing is lost: the caller retries the same batch and must not commit offsets)."""
+        """Apply a polled batch, then send its anomalies (and any left pending). Raises
+        Unavailable (nothing is lost: the caller retries the same batch and must not commit
+        offsets)."""
         checkpoint = self.apply(msgs)
-        self.flush()
+        self.flush(checkpoint.anomalies)
         return checkpoint
 
     def apply(self, msgs: Sequence[Message]) -> Checkpoint:
@@ -429,18 +449,35 @@ class Inference:
                 1 for t in times[a.device] if a.event_time - DAY < t <= a.event_time
             )
 
-    def flush(self) -> int:
-        """Send the pending anomalies to ingestion (raises Unavailable if it is down)."""
+    def flush(self, checkpointed: Sequence[Anomaly] | None = None) -> int:
+        """Send anomalies to ingestion (raises Unavailable if it is down).
+
+        ``checkpointed``: those the checkpoint just stored, sent right away without reading
+        them back. The stored unsent ones are read and sent instead when some may be left
+        over: at the start (a crash between checkpoint and send), after a send or a record
+        of one failed, every BACKLOG_EVERY seconds (another replica's leftovers), or when
+        called without ``checkpointed``. Sending one twice is harmless (idempotency keys)."""
+        now = self._clock()
+        if checkpointed is not None and not self._backlog and now < self._backlog_at:
+            pending = [a for a in checkpointed if is_uuid(a.source_event_id)]
+            return self._send(pending) if pending else 0
         sent = 0
+        self._backlog = True
         while True:
             pending = self._store.unsent(self._send_batch)
-            if not pending:
-                return sent
-            ids = self._sink.send(pending)
-            self._store.mark_sent(list(zip(pending, ids, strict=True)))
-            rejected = sum(1 for i in ids if isinstance(i, Rejected))
-            sent += len(pending)
-            self.counters.sent += len(pending) - rejected
-            self.counters.rejected += rejected
+            if pending:
+                sent += self._send(pending)
             if len(pending) < self._send_batch:
+                self._backlog = False
+                self._backlog_at = now + BACKLOG_EVERY
                 return sent
+
+    def _send(self, pending: Sequence[Anomaly]) -> int:
+        self._backlog = True  # until sent and recorded
+        ids = self._sink.send(pending)
+        self._store.mark_sent(list(zip(pending, ids, strict=True)))
+        self._backlog = False
+        rejected = sum(1 for i in ids if isinstance(i, Rejected))
+        self.counters.sent += len(pending) - rejected
+        self.counters.rejected += rejected
+        return len(pending)

@@ -4,7 +4,7 @@ ingestion out (issue 18)."""
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -274,7 +274,8 @@ def test_a_corrupt_stored_model_is_a_per_key_poison_not_a_crash(database: str) -
         inf.handle([Message("t", 0, i, reading(bad, i, calm(i)), b"r") for i in range(3)])
         with psycopg.connect(database, autocommit=True) as conn:
             conn.execute(
-                "UPDATE inference.models SET state = jsonb_set(state, '{scale}', 'null') "
+                "UPDATE inference.models "
+                "SET state = jsonb_set(state::jsonb, '{scale}', 'null')::json "
                 "WHERE device = %s",
                 (bad,),
             )
@@ -376,3 +377,138 @@ def test_a_rejected_anomaly_is_stored_as_rejected_and_not_sent_again(database: s
         assert all(a.source_event_id != source for a in store.unsent(10_000))
     finally:
         store.close()
+
+
+# --- the model cache (issue 18's speed goals): PostgreSQL stays the truth ------------------
+
+
+def _cached(database: str, consumer: str, max_models: int = 1000) -> tuple[Any, Any, Any]:
+    from services.inference.cache import CachedInferenceStore
+    from services.inference.service import Inference
+    from services.inference.store import PostgresInferenceStore
+
+    db = PostgresInferenceStore(database, consumer)
+    store = CachedInferenceStore(db, max_models)
+    inf = Inference(store, _IdSink(), consumer=consumer, warmup=WARMUP, threshold=0.5)
+    return db, store, inf
+
+
+class _IdSink:
+    def send(self, anomalies: Sequence[Any]) -> list[Any]:
+        return [str(uuid_utils.uuid7()) for _ in anomalies]
+
+
+def _msgs(events: list[Event], first: int = 0) -> list[Any]:
+    from services.inference.service import Message
+
+    return [Message("t", 0, first + i, e, b"r") for i, e in enumerate(events)]
+
+
+def _model_row(database: str, device: str) -> tuple[Any, ...] | None:
+    return fetch_one(
+        database,
+        "SELECT observations, last_event_id::text, generation, version FROM inference.models "
+        "WHERE device = %s AND metric = 'temp'",
+        (device,),
+    )
+
+
+def test_the_model_cache_loses_no_update_across_a_reset(database: str) -> None:
+    """A model cached between batches is reset through the API: the next batch must start
+    from the reset model (the cached one is refused by the checkpoint and reloaded), not
+    write the forgotten model back."""
+    from services.inference.reader import InferenceReader
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    device = unique("cache-reset")
+    events = [reading(device, i, calm(i)) for i in range(8)]
+    db, store, inf = _cached(database, unique("ai-cache"))
+    reader = InferenceReader(database)
+    reader.open()
+    try:
+        inf.handle(_msgs(events[:5]))
+        inf.handle(_msgs(events[5:6], 5))  # served from the cache
+        assert store.hits >= 1
+        assert _model_row(database, device)[0] == 6  # type: ignore[index]
+        assert reader.reset(device, "temp") == 1
+        inf.handle(_msgs(events[6:8], 6))
+        observations, last_id, generation, _ = _model_row(database, device)  # type: ignore[misc]
+        assert observations == 2, "the reset was undone by the cached model"
+        assert last_id == events[7].event_id and generation == 1
+        assert inf.counters.conflicts == 1
+        inf.handle(_msgs(events[8:], 8))
+    finally:
+        reader.close()
+        db.close()
+
+
+def test_the_model_cache_loses_no_update_of_a_second_replica(database: str) -> None:
+    """Replica A caches a model; during a rebalance replica B checkpoints the same model;
+    A's next batch (its cache stale) must build on B's model, not overwrite it."""
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    device = unique("cache-replica")
+    events = [reading(device, i, calm(i)) for i in range(15)]
+    consumer = unique("ai-cache2")
+    db_a, _, a = _cached(database, consumer)
+    db_b, _, b = _cached(database, consumer)
+    try:
+        a.handle(_msgs(events[:5]))
+        b.handle(_msgs(events[5:10], 5))  # B loads A's model from the database
+        a.handle(_msgs(events[10:], 10))  # A's cached model is B's older version
+        observations, last_id, _, version = _model_row(database, device)  # type: ignore[misc]
+        assert observations == 15, "the cached model was written over the other replica's"
+        assert last_id == events[-1].event_id and version == 3
+        assert a.counters.conflicts == 1
+        assert a.counters.learned + b.counters.learned == 15
+    finally:
+        db_a.close()
+        db_b.close()
+
+
+def test_a_restarted_service_continues_from_the_stored_model(database: str) -> None:
+    """A fresh process (empty cache) goes on from the checkpoint: the same scores and model
+    as one process that never stopped."""
+    from services.infra import migrations
+
+    migrations.apply(database, "inference")
+    values = [calm(i) + (4.0 if i == 55 else 0.0) for i in range(60)]
+    kept, restarted = unique("cache-kept"), unique("cache-restart")
+    consumer = unique("ai-cache3")
+    db1, _, one = _cached(database, consumer)
+    db2, _, first = _cached(database, consumer)
+    try:
+        one.handle(_msgs([reading(kept, i, v) for i, v in enumerate(values)]))
+        first.handle(_msgs([reading(restarted, i, v) for i, v in enumerate(values[:30])]))
+        db2.close()
+        db3, store3, second = _cached(database, consumer)  # the restart: nothing cached
+        try:
+            second.handle(
+                _msgs([reading(restarted, i, v) for i, v in enumerate(values) if i >= 30], 30)
+            )
+            assert store3.misses == 1
+        finally:
+            db3.close()
+        with psycopg.connect(database) as conn:
+            scores = {
+                d: conn.execute(
+                    "SELECT score, low, high, anomaly FROM inference.scores WHERE device = %s "
+                    "ORDER BY event_time",
+                    (d,),
+                ).fetchall()
+                for d in (kept, restarted)
+            }
+            states = [
+                conn.execute(
+                    "SELECT state, observations FROM inference.models WHERE device = %s", (d,)
+                ).fetchone()
+                for d in (kept, restarted)
+            ]
+        assert len(scores[kept]) == 60 and scores[restarted] == scores[kept]
+        assert states[0] == states[1]
+        assert any(s[3] for s in scores[kept])  # the step after warm-up was an anomaly
+    finally:
+        db1.close()
+        db2.close()

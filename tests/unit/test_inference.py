@@ -298,6 +298,8 @@ def test_numbers_takes_finite_numbers_only() -> None:
         ("CJ_INFERENCE_THRESHOLD", "1.5"),
         ("CJ_INFERENCE_WARMUP", "0"),
         ("CJ_FEATURE_INFERENCE", "maybe"),
+        ("CJ_INFERENCE_MODEL_CACHE", "-1"),
+        ("CJ_INFERENCE_MODEL_CACHE", "lots"),
     ],
 )
 def test_bad_settings_fail_naming_the_variable(name: str, value: str) -> None:
@@ -307,6 +309,7 @@ def test_bad_settings_fail_naming_the_variable(name: str, value: str) -> None:
 
 def test_default_settings() -> None:
     s = InferenceSettings.from_env(Env({}))
+    assert s.model_cache == 20_000
     assert (s.enabled, s.port, s.metrics_port, s.consumer_group) == (
         True,
         50058,
@@ -458,3 +461,37 @@ def test_copies_of_an_event_within_one_batch_are_applied_once() -> None:
     assert len(cp.anomalies) == 1 and cp.anomalies[0].payload["device_anomalies_24h"] == 1
     assert (inf.counters.late, inf.counters.already_applied) == (0, 1)
     assert store.pos[("sensor-events", 0)] == 33
+
+
+def test_anomalies_go_out_from_the_checkpoint_and_leftovers_are_read_back() -> None:
+    """A batch's anomalies are sent right after its checkpoint without reading the store
+    back; stored unsent ones (a crashed replica's) are read back at the start and every
+    BACKLOG_EVERY seconds."""
+    from services.inference.service import BACKLOG_EVERY
+
+    store, sink = MemoryStore(), MemorySink()
+    now = [0.0]
+    inf = Inference(
+        store, sink, consumer="ai-inference", warmup=20, threshold=0.5, clock=lambda: now[0]
+    )
+    reads = 0
+    real_unsent = store.unsent
+
+    def counted(limit: int) -> list[Anomaly]:
+        nonlocal reads
+        reads += 1
+        return real_unsent(limit)
+
+    store.unsent = counted  # type: ignore[method-assign]
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])
+    assert reads == 1  # the start
+    inf.handle([msg(30, reading(30, 500.0))])
+    assert [a.source_event_id for a in sink.sent] == [reading(30, 0).event_id]
+    assert reads == 1 and real_unsent(10) == []  # sent and recorded, not read back
+    left = Anomaly(reading(99, 0).event_id, "temp", "d2", T0, {"score": 0.9})
+    store.anomalies[(left.source_event_id, "temp")] = (left, None)  # another replica's
+    inf.handle([msg(31, reading(31, 20.0))])
+    assert left not in sink.sent
+    now[0] += BACKLOG_EVERY
+    inf.handle([msg(32, reading(32, 20.1))])
+    assert sink.sent[-1] == left and reads == 2
