@@ -25,8 +25,15 @@ pytestmark = pytest.mark.e2e
 Log = list[tuple[str, str, str, bool]]
 SECRET = "whsec_" + base64.b64encode(b"i" * 32).decode()
 WARMUP = 30  # tests/e2e/conftest.py sets CJ_INFERENCE_WARMUP
-# Readings end now: device_health is anomalous only while the last anomaly is recent.
-T0 = datetime.now(UTC) - timedelta(minutes=5 * (WARMUP + 6))
+
+
+def readings_start() -> datetime:
+    """Where a device's readings start so that its spike lands five minutes before now:
+    device_health is anomalous only while the last anomaly is within the query service's
+    window (15 min). Taken when the readings are sent, not when the module is imported: in
+    the full suite the module runs many minutes after collection, and a start taken then put
+    the spike past the window (device_health read "ok")."""
+    return datetime.now(UTC) - timedelta(minutes=5 * (WARMUP + 6))
 
 
 @pytest.fixture(scope="module")
@@ -35,13 +42,13 @@ def hooks() -> Iterator[Receiver]:
         yield r
 
 
-def send(http: httpx.Client, device: str, i: int, value: float) -> str:
+def send(http: httpx.Client, device: str, t0: datetime, i: int, value: float) -> str:
     r = http.post(
         "/api/v1/events",
         json={
             "event_type": "sensor.reading",
             "aggregate_id": device,
-            "event_time": (T0 + timedelta(minutes=5 * i)).isoformat(),
+            "event_time": (t0 + timedelta(minutes=5 * i)).isoformat(),
             "payload": {"value": value, "unit": "C"},
         },
     )
@@ -71,9 +78,10 @@ def spiked(http: httpx.Client, hooks: Receiver) -> dict[str, str]:
         },
     )
     assert r.status_code == 200, r.text
+    t0 = readings_start()
     for i in range(WARMUP + 5):
-        send(http, device, i, 20.0 + 0.3 * math.sin(i * 1.7))
-    spike = send(http, device, WARMUP + 5, 45.0)
+        send(http, device, t0, i, 20.0 + 0.3 * math.sin(i * 1.7))
+    spike = send(http, device, t0, WARMUP + 5, 45.0)
     return {"device": device, "path": path, "spike": spike}
 
 

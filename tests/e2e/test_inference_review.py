@@ -17,7 +17,6 @@ pytestmark = pytest.mark.e2e
 Log = list[tuple[str, str, str, bool]]
 WARMUP = 30  # tests/e2e/conftest.py sets CJ_INFERENCE_WARMUP
 CALM = WARMUP + 5
-T0 = datetime.now(UTC) - timedelta(minutes=5 * (CALM + 2))
 
 
 def _send(http: httpx.Client, device: str, at: datetime, payload: dict[str, Any]) -> str:
@@ -39,15 +38,16 @@ def test_hostile_readings_neither_crash_nor_freeze_nor_lose_anomalies(
     http: httpx.Client, attack_log: Log
 ) -> None:
     device = unique("hostile")
+    t0 = datetime.now(UTC) - timedelta(minutes=5 * (CALM + 2))  # now, not at collection
     long_name, ctrl_name = "m" * 250, "temp\u0001"
     for i in range(CALM):
         calm = 20.0 + 0.3 * math.sin(i * 1.7)
         payload: dict[str, Any] = {"value": calm, long_name: calm, ctrl_name: calm}
         payload["huge"] = 1e308 if i % 2 else -1e308  # overflowed the model state to inf
-        _send(http, device, T0 + timedelta(minutes=5 * i), payload)
+        _send(http, device, t0 + timedelta(minutes=5 * i), payload)
         if i == 3:  # 23 h ahead (ingestion allows 24 h): it froze learning for a day
             _send(http, device, datetime.now(UTC) + timedelta(hours=23), {"value": calm})
-    spike = _send(http, device, T0 + timedelta(minutes=5 * CALM), {"value": 45.0})
+    spike = _send(http, device, t0 + timedelta(minutes=5 * CALM), {"value": 45.0})
 
     def listed() -> list[dict[str, Any]] | None:
         r = http.get("/api/v1/inference/anomalies", params={"device": device})
