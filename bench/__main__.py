@@ -571,12 +571,9 @@ def main(argv: list[str] | None = None) -> int:
             progress(f"bench: {name}")
             spec = dataclasses.replace(spec, token=target.token)
             if stack is not None and result.scenarios and not args.keep_broker:
+                # One watcher for the whole run: its stream carries on across the swap (the
+                # watch reader reads the new bus from its start, ADR 21).
                 fresh_bus(stack)
-                # The query process is not restarted with the broker and a watch stream it
-                # serves goes quiet on the new one (a finding, see docs/performance.md):
-                # the run's watcher reopens its stream after the harness's own swap.
-                watcher.stop()
-                watcher = target.watcher = Watcher(target.edge, target.token)
             profiler = _profiler(args, stack, stamp, name, spec.duration) if stack else None
             with (
                 (
