@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from services.core.errors import InvalidInput
 from services.core.events import Event
@@ -238,3 +238,54 @@ def test_positions_name_their_bus() -> None:
     ]:
         with pytest.raises(InvalidInput):
             Position.decode(bad)
+
+
+class SlowToComeBack(SwappableBus):
+    """The old broker is gone: asking which cluster it is times out (the new broker is not
+    up yet), and the new one comes up just after, while librdkafka keeps fetching at the
+    offsets the reader holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def list_topics(self, timeout: float) -> Any:
+        if self.down:
+            self.down = False
+            self.swap([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])  # up just after the timeout
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        return super().list_topics(timeout)
+
+
+def test_nothing_is_read_while_the_bus_is_unknown_after_the_broker_went_away() -> None:
+    """After the broker went away, a read whose cluster check failed must not consume: the
+    fetches at the old bus's offsets reach the new broker the moment it is up, and give its
+    events at the wrong offsets under the old bus's name (a gap, then repeats once the swap
+    is noticed)."""
+
+    async def run() -> tuple[list[tuple[int, Position | None]], SlowToComeBack]:
+        bus = SlowToComeBack()
+        reader = KafkaBusReader(
+            bus,  # type: ignore[arg-type]
+            ThreadPoolExecutor(max_workers=1),
+            bus=bus_id("cj-old"),
+            clock=lambda: 0.0,
+        )
+        reader.start_at({TP: 8})
+        bus.at = 8
+        await reader.read(0)  # 108, 109
+        reader.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+        bus.down = True
+        got: list[tuple[int, Position | None]] = []
+        for _ in range(3):
+            records = await reader.read(0)
+            at = reader.replaced()
+            got += [(r.event.payload["n"], at) for r in records] or [(0, at)]
+        await reader.close()
+        return got, bus
+
+    got, _ = asyncio.run(run())
+    events = [n for n, _ in got if n]
+    assert events == list(range(1, 13)), events  # the new bus, all of it, once
+    first = next(i for i, (n, _) in enumerate(got) if n)
+    assert got[first][1] == Position({TP: 0}, bus_id("cj-new"))  # noticed before its records
