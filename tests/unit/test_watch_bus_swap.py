@@ -289,3 +289,110 @@ def test_nothing_is_read_while_the_bus_is_unknown_after_the_broker_went_away() -
     assert events == list(range(1, 13)), events  # the new bus, all of it, once
     first = next(i for i, (n, _) in enumerate(got) if n)
     assert got[first][1] == Position({TP: 0}, bus_id("cj-new"))  # noticed before its records
+
+
+class FullThenSwapped:
+    """A projection stream's reader: three records of the old bus (more than the stream
+    holds unapplied), then, when read again, the swap and two records of the new bus."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.new_at: Position | None = None
+
+    async def read(self, max_wait: float) -> Sequence[BusRecord]:
+        self.rounds += 1
+        if self.rounds == 1:
+            return [BusRecord(*TP, o, event(100 + o)) for o in (10, 11, 12)]
+        if self.rounds == 2:
+            self.new_at = Position({TP: 0}, "new")
+            return [BusRecord(*TP, 0, event(1)), BusRecord(*TP, 1, event(2))]
+        await asyncio.sleep(0.01)
+        return []
+
+    def replaced(self) -> Position | None:
+        at, self.new_at = self.new_at, None
+        return at
+
+    def lag(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        pass
+
+
+class SwappedApplied:
+    """The event handler's progress: on the old bus first (behind the stream), then on the
+    new one (the broker died and was swapped without draining)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def applied(self) -> Position:
+        self.calls += 1
+        if self.calls <= 2:  # the open, the first feed
+            return Position({TP: 10}, "old")
+        return Position({TP: 2}, "new")
+
+
+def test_a_full_projection_stream_goes_on_after_a_swap() -> None:
+    """A projection stream holding max_pending records when the bus is swapped reads no
+    more; the handler's progress is then of the new bus (stale for the stream), so the held
+    records are never taken as applied and the reader never gets to notice the swap: the
+    stream stays silent for ever."""
+    from services.query.service import ProjectionView
+    from services.query.watch import ProjectionFeed, ProjectionItem
+
+    class States:
+        def __init__(self) -> None:
+            self.views: dict[str, ProjectionView] = {}
+
+        def validate(self, projection_type: str, aggregate_id: str | None) -> None:
+            return None
+
+        async def states(self, projection_type: str, ids: Sequence[str]) -> list[ProjectionView]:
+            return [self.views[a] for a in ids if a in self.views]
+
+        async def page_after(
+            self, projection_type: str, after: str, limit: int
+        ) -> list[ProjectionView]:
+            return []
+
+    async def run() -> list[Item]:
+        reader = FullThenSwapped()
+        states = States()
+
+        class Opener:
+            async def open(self, start: Position | None) -> tuple[FullThenSwapped, Position]:
+                return reader, Position({TP: 10}, "old")
+
+        hub = WatchHub(
+            Opener(),  # type: ignore[arg-type]
+            max_watchers=1,
+            max_lag=100,
+            send_timeout=5.0,
+            heartbeat=1000.0,
+            projections=ProjectionFeed(states, SwappedApplied(), max_pending=2),
+        )
+        got: list[Item] = []
+        arrived = asyncio.Event()
+
+        async def send(item: Item) -> None:
+            got.append(item)
+            if isinstance(item, ProjectionItem):
+                arrived.set()
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.watch_projection("sensor_state", "d", "", send, stop))
+        while reader.rounds < 1:
+            await asyncio.sleep(0.01)
+        states.views["d"] = ProjectionView("p-d", "sensor_state", "d", {"n": 2}, "e2", T, T)
+        try:
+            await asyncio.wait_for(arrived.wait(), 3.0)
+        finally:
+            stop.set()
+            await task
+        return got
+
+    got = asyncio.run(run())
+    [item] = [i for i in got if isinstance(i, ProjectionItem)]
+    assert item.view.state == {"n": 2}
