@@ -298,10 +298,12 @@ class FullThenSwapped:
     def __init__(self) -> None:
         self.rounds = 0
         self.new_at: Position | None = None
+        self.read_once = asyncio.Event()
 
     async def read(self, max_wait: float) -> Sequence[BusRecord]:
         self.rounds += 1
         if self.rounds == 1:
+            self.read_once.set()
             return [BusRecord(*TP, o, event(100 + o)) for o in (10, 11, 12)]
         if self.rounds == 2:
             self.new_at = Position({TP: 0}, "new")
@@ -366,7 +368,7 @@ def test_a_full_projection_stream_goes_on_after_a_swap() -> None:
                 return reader, Position({TP: 10}, "old")
 
         hub = WatchHub(
-            Opener(),  # type: ignore[arg-type]
+            Opener(),
             max_watchers=1,
             max_lag=100,
             send_timeout=5.0,
@@ -383,8 +385,7 @@ def test_a_full_projection_stream_goes_on_after_a_swap() -> None:
 
         stop = asyncio.Event()
         task = asyncio.create_task(hub.watch_projection("sensor_state", "d", "", send, stop))
-        while reader.rounds < 1:
-            await asyncio.sleep(0.01)
+        await reader.read_once.wait()
         states.views["d"] = ProjectionView("p-d", "sensor_state", "d", {"n": 2}, "e2", T, T)
         try:
             await asyncio.wait_for(arrived.wait(), 3.0)
