@@ -460,8 +460,17 @@ class Inference:
         now = self._clock()
         if checkpointed is not None and not self._backlog and now < self._backlog_at:
             pending = [a for a in checkpointed if is_uuid(a.source_event_id)]
-            return self._send(pending) if pending else 0
+            sent = 0
+            # At most send_batch a call, as read back below: ingestion refuses a larger
+            # IngestEvents whole (MAX_BATCH), which failed the batch and blocked the loop.
+            for i in range(0, len(pending), self._send_batch):
+                self._backlog = True  # until sent and recorded
+                sent += self._send(pending[i : i + self._send_batch])
+                self._backlog = False
+            return sent
         sent = 0
+        # Set until the whole backlog is read and sent: a failure part way (a send, or a
+        # read of the next page) leaves it set, so the next flush reads the store again.
         self._backlog = True
         while True:
             pending = self._store.unsent(self._send_batch)
@@ -473,10 +482,8 @@ class Inference:
                 return sent
 
     def _send(self, pending: Sequence[Anomaly]) -> int:
-        self._backlog = True  # until sent and recorded
         ids = self._sink.send(pending)
         self._store.mark_sent(list(zip(pending, ids, strict=True)))
-        self._backlog = False
         rejected = sum(1 for i in ids if isinstance(i, Rejected))
         self.counters.sent += len(pending) - rejected
         self.counters.rejected += rejected

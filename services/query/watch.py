@@ -455,11 +455,15 @@ class _ProjectionTap:
         self._snapshot = snapshot
         self.at = at
         self._pending: list[BusRecord] = []
+        # The handler's last answer was of another bus than the stream's (a swap seen by one
+        # side first): the held records wait, but the reader must go on reading to notice
+        # the swap itself, even with max_pending held (else nothing ever moves again).
+        self._other_bus = False
         # The version last sent per aggregate: a state is sent again only when it moved.
         self._sent: dict[str, tuple[datetime, str]] = {}
 
     def full(self) -> bool:
-        return len(self._pending) >= self._feed.max_pending
+        return len(self._pending) >= self._feed.max_pending and not self._other_bus
 
     async def _emit(self, views: Sequence[ProjectionView], send: Send, before: str) -> bool:
         fresh = [
@@ -494,6 +498,7 @@ class _ProjectionTap:
         consumer group read the old bus to its end; else its events are published again on
         the new one): the states of what is pending are sent now, then the new bus is read."""
         pending, self._pending = self._pending, []
+        self._other_bus = False
         touched = {
             r.event.aggregate_id: None
             for r in pending
@@ -513,7 +518,8 @@ class _ProjectionTap:
         progress = await self._feed.applied.applied()
         # The handler's offsets on another bus than the one read (the swap, seen by one side
         # first) say nothing about these records: wait for the next answer.
-        stale = progress.bus and self.at.bus and progress.bus != self.at.bus
+        stale = bool(progress.bus and self.at.bus and progress.bus != self.at.bus)
+        self._other_bus = stale
         applied = {} if stale else progress.offsets
         topics = self._feed.topics
 

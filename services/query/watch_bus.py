@@ -134,6 +134,11 @@ class KafkaBusReader:
         # at the old bus's offsets.
         if self._lost or self._clock() - self._checked_at >= CHECK_EVERY:
             self._check()
+            if self._lost:
+                # Which bus answers is unknown (the check failed): a fetch now would reach a
+                # new broker the moment it is up at the old bus's offsets. Read nothing.
+                time.sleep(max_wait)
+                return []
         messages = []
         for msg in self._consumer.consume(BATCH, max_wait):
             err = msg.error()

@@ -495,3 +495,86 @@ def test_anomalies_go_out_from_the_checkpoint_and_leftovers_are_read_back() -> N
     now[0] += BACKLOG_EVERY
     inf.handle([msg(32, reading(32, 20.1))])
     assert sink.sent[-1] == left and reads == 2
+
+
+class CappedSink(MemorySink):
+    """Ingestion takes at most ``cap`` events per IngestEvents call (services/ingestion:
+    MAX_BATCH); a larger call is refused whole (INVALID_ARGUMENT: Unavailable to the sink)."""
+
+    def __init__(self, cap: int) -> None:
+        super().__init__()
+        self.cap = cap
+        self.calls: list[int] = []
+
+    def send(self, anomalies: Sequence[Anomaly]) -> list[str | Rejected]:
+        self.calls.append(len(anomalies))
+        if len(anomalies) > self.cap:
+            raise Unavailable(f"a batch holds at most {self.cap} events")
+        return super().send(anomalies)
+
+
+def test_a_batch_with_more_anomalies_than_one_send_takes_goes_out_in_pieces() -> None:
+    """The anomalies of one checkpoint sent straight after it are sent ``send_batch`` at a
+    time, as the stored ones are: one call with all of them is refused by ingestion (at most
+    500 events a call) and fails the batch (the loop blocks and retries it)."""
+    store = MemoryStore()
+    sink = CappedSink(cap=3)
+    inf = Inference(store, sink, consumer="ai-inference", warmup=20, threshold=0.5, send_batch=3)
+    devices = [f"d{n}" for n in range(5)]
+
+    def one(i: int, n: int, value: float) -> Message:
+        t = T0 + timedelta(minutes=5 * i)
+        e = Event(
+            f"00000000-0000-7000-8001-{i * 10 + n:012d}",
+            "sensor.reading",
+            devices[n],
+            t,
+            t,
+            {"temp": value},
+        )
+        return msg(i * 10 + n, e)
+
+    inf.handle([one(i, n, 20.0 + (i % 5) * 0.1) for i in range(30) for n in range(5)])
+    spikes = [one(30, n, 500.0) for n in range(5)]
+    inf.handle(spikes)  # raised Unavailable: one call with 5 anomalies
+    assert sorted(a.device for a in sink.sent) == devices
+    assert max(sink.calls) <= 3
+
+
+def test_a_backlog_read_that_fails_part_way_is_read_again_at_the_next_batch() -> None:
+    """The stored unsent anomalies are read back a page at a time after a send failed; when
+    reading the second page fails (the database went away), the next batch reads the backlog
+    again instead of leaving what is left for BACKLOG_EVERY seconds."""
+    store, sink = MemoryStore(), MemorySink()
+    now = [0.0]
+    inf = Inference(
+        store,
+        sink,
+        consumer="ai-inference",
+        warmup=20,
+        threshold=0.5,
+        send_batch=2,
+        clock=lambda: now[0],
+    )
+    inf.handle([msg(i, reading(i, 20.0 + (i % 5) * 0.1)) for i in range(30)])  # backlog read
+    left = [Anomaly(reading(90 + n, 0).event_id, "temp", "d2", T0, {"n": n}) for n in range(2)]
+    for a in left:  # a crashed replica's
+        store.anomalies[(a.source_event_id, "temp")] = (a, None)
+    sink.down = True
+    with pytest.raises(Unavailable):
+        inf.handle([msg(30, reading(30, 500.0))])  # its anomaly stored, not sent
+    sink.down = False
+    real_unsent, calls = store.unsent, [0]
+
+    def failing_second(limit: int) -> list[Anomaly]:
+        calls[0] += 1
+        if calls[0] == 2:
+            raise Unavailable("database down")
+        return real_unsent(limit)
+
+    store.unsent = failing_second  # type: ignore[method-assign]
+    with pytest.raises(Unavailable):
+        inf.handle([msg(30, reading(30, 500.0))])  # the loop retries the batch
+    assert len(sink.sent) == 2
+    inf.handle([msg(30, reading(30, 500.0))])  # and again, well within BACKLOG_EVERY
+    assert len(sink.sent) == 3 and real_unsent(10) == []

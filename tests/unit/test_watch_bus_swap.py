@@ -14,7 +14,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from confluent_kafka import KafkaError, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, TopicPartition
 
 from services.core.errors import InvalidInput
 from services.core.events import Event
@@ -238,3 +238,162 @@ def test_positions_name_their_bus() -> None:
     ]:
         with pytest.raises(InvalidInput):
             Position.decode(bad)
+
+
+class SlowToComeBack(SwappableBus):
+    """The old broker is gone: asking which cluster it is times out (the new broker is not
+    up yet), and the new one comes up just after, while librdkafka keeps fetching at the
+    offsets the reader holds."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    def list_topics(self, timeout: float) -> Any:
+        if self.down:
+            self.down = False
+            self.swap([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12])  # up just after the timeout
+            raise KafkaException(KafkaError(KafkaError._TRANSPORT))
+        return super().list_topics(timeout)
+
+
+def test_nothing_is_read_while_the_bus_is_unknown_after_the_broker_went_away() -> None:
+    """After the broker went away, a read whose cluster check failed must not consume: the
+    fetches at the old bus's offsets reach the new broker the moment it is up, and give its
+    events at the wrong offsets under the old bus's name (a gap, then repeats once the swap
+    is noticed)."""
+
+    async def run() -> tuple[list[tuple[int, Position | None]], SlowToComeBack]:
+        bus = SlowToComeBack()
+        reader = KafkaBusReader(
+            bus,  # type: ignore[arg-type]
+            ThreadPoolExecutor(max_workers=1),
+            bus=bus_id("cj-old"),
+            clock=lambda: 0.0,
+        )
+        reader.start_at({TP: 8})
+        bus.at = 8
+        await reader.read(0)  # 108, 109
+        reader.on_error(KafkaError(KafkaError._ALL_BROKERS_DOWN))
+        bus.down = True
+        got: list[tuple[int, Position | None]] = []
+        for _ in range(3):
+            records = await reader.read(0)
+            at = reader.replaced()
+            got += [(r.event.payload["n"], at) for r in records] or [(0, at)]
+        await reader.close()
+        return got, bus
+
+    got, _ = asyncio.run(run())
+    events = [n for n, _ in got if n]
+    assert events == list(range(1, 13)), events  # the new bus, all of it, once
+    first = next(i for i, (n, _) in enumerate(got) if n)
+    assert got[first][1] == Position({TP: 0}, bus_id("cj-new"))  # noticed before its records
+
+
+class FullThenSwapped:
+    """A projection stream's reader: three records of the old bus (more than the stream
+    holds unapplied), then, when read again, the swap and two records of the new bus."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+        self.new_at: Position | None = None
+        self.read_once = asyncio.Event()
+
+    async def read(self, max_wait: float) -> Sequence[BusRecord]:
+        self.rounds += 1
+        if self.rounds == 1:
+            self.read_once.set()
+            return [BusRecord(*TP, o, event(100 + o)) for o in (10, 11, 12)]
+        if self.rounds == 2:
+            self.new_at = Position({TP: 0}, "new")
+            return [BusRecord(*TP, 0, event(1)), BusRecord(*TP, 1, event(2))]
+        await asyncio.sleep(0.01)
+        return []
+
+    def replaced(self) -> Position | None:
+        at, self.new_at = self.new_at, None
+        return at
+
+    def lag(self) -> int:
+        return 0
+
+    async def close(self) -> None:
+        pass
+
+
+class SwappedApplied:
+    """The event handler's progress: on the old bus first (behind the stream), then on the
+    new one (the broker died and was swapped without draining)."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def applied(self) -> Position:
+        self.calls += 1
+        if self.calls <= 2:  # the open, the first feed
+            return Position({TP: 10}, "old")
+        return Position({TP: 2}, "new")
+
+
+def test_a_full_projection_stream_goes_on_after_a_swap() -> None:
+    """A projection stream holding max_pending records when the bus is swapped reads no
+    more; the handler's progress is then of the new bus (stale for the stream), so the held
+    records are never taken as applied and the reader never gets to notice the swap: the
+    stream stays silent for ever."""
+    from services.query.service import ProjectionView
+    from services.query.watch import ProjectionFeed, ProjectionItem
+
+    class States:
+        def __init__(self) -> None:
+            self.views: dict[str, ProjectionView] = {}
+
+        def validate(self, projection_type: str, aggregate_id: str | None) -> None:
+            return None
+
+        async def states(self, projection_type: str, ids: Sequence[str]) -> list[ProjectionView]:
+            return [self.views[a] for a in ids if a in self.views]
+
+        async def page_after(
+            self, projection_type: str, after: str, limit: int
+        ) -> list[ProjectionView]:
+            return []
+
+    async def run() -> list[Item]:
+        reader = FullThenSwapped()
+        states = States()
+
+        class Opener:
+            async def open(self, start: Position | None) -> tuple[FullThenSwapped, Position]:
+                return reader, Position({TP: 10}, "old")
+
+        hub = WatchHub(
+            Opener(),
+            max_watchers=1,
+            max_lag=100,
+            send_timeout=5.0,
+            heartbeat=1000.0,
+            projections=ProjectionFeed(states, SwappedApplied(), max_pending=2),
+        )
+        got: list[Item] = []
+        arrived = asyncio.Event()
+
+        async def send(item: Item) -> None:
+            got.append(item)
+            if isinstance(item, ProjectionItem):
+                arrived.set()
+
+        stop = asyncio.Event()
+        task = asyncio.create_task(hub.watch_projection("sensor_state", "d", "", send, stop))
+        await reader.read_once.wait()
+        states.views["d"] = ProjectionView("p-d", "sensor_state", "d", {"n": 2}, "e2", T, T)
+        try:
+            await asyncio.wait_for(arrived.wait(), 3.0)
+        finally:
+            stop.set()
+            await task
+        return got
+
+    got = asyncio.run(run())
+    [item] = [i for i in got if isinstance(i, ProjectionItem)]
+    assert item.view.state == {"n": 2}

@@ -144,7 +144,7 @@ const NOT_RETRIED = new Set([
 function retryUnavailable(retries: number): Interceptor {
   return (next) => async (req) => {
     if (req.stream || NOT_RETRIED.has(`${req.service.typeName}/${req.method.name}`)) return next(req);
-    withIdempotencyKeys(req.service.typeName, req.method.name, req.message);
+    req = { ...req, message: withIdempotencyKeys(req.service.typeName, req.method.name, req.message) };
     for (let attempt = 0; ; attempt++) {
       try {
         return await next(req);
@@ -162,15 +162,18 @@ function retryUnavailable(retries: number): Interceptor {
  * re-send after UNAVAILABLE (which through Envoy can follow a commit: a route timeout, a
  * reset after the request went out) is answered "duplicate" instead of stored twice.
  */
-function withIdempotencyKeys(service: string, method: string, message: unknown): void {
-  if (service !== IngestionService.typeName) return;
-  const requests =
-    method === "IngestEvent"
-      ? [message as IngestEventRequest]
-      : method === "IngestEvents"
-        ? ((message as { events?: IngestEventRequest[] }).events ?? [])
-        : [];
-  for (const r of requests) if (!r.idempotencyKey) r.idempotencyKey = randomUUID();
+function withIdempotencyKeys<T>(service: string, method: string, message: T): T {
+  if (service !== IngestionService.typeName) return message;
+  // Copies: the caller's request is left as it was (a request object reused for the next
+  // event must not carry this one's key: ingestion would answer it "duplicate").
+  const keyed = (r: IngestEventRequest): IngestEventRequest =>
+    r.idempotencyKey ? r : { ...r, idempotencyKey: randomUUID() };
+  if (method === "IngestEvent") return keyed(message as IngestEventRequest) as T;
+  if (method === "IngestEvents") {
+    const batch = message as { events?: IngestEventRequest[] };
+    return { ...batch, events: (batch.events ?? []).map(keyed) } as T;
+  }
+  return message;
 }
 
 export interface EventOptions {

@@ -278,3 +278,23 @@ test("plain() gives Dates, JSON objects and no $typeName, by the message's schem
   assert.deepEqual(stats.consumerLag, [{ group: "g", lag: 2n, known: false }]);
   assert.equal(stats.measuredAt, undefined);
 });
+
+test("an ingest leaves the caller's request as it was: a reused request is a new event", async () => {
+  const srv = await fakeServer(() => [Code.NotFound, "none"]);
+  try {
+    const cj = connect({ baseUrl: srv.url, retries: 0 });
+    const req = event("t", "a", { v: 1 });
+    await assert.rejects(cj.ingestion.ingestEvent(req), (e) => e instanceof NotFound);
+    assert.equal(req.idempotencyKey, "", "the SDK wrote its key into the caller's request");
+    req.payload = event("t", "a", { v: 2 }).payload; // the next reading, same object
+    await assert.rejects(cj.ingestion.ingestEvent(req), (e) => e instanceof NotFound);
+    const keys = srv.bodies.map((b) => fromBinary(IngestEventRequestSchema, b.subarray(5)).idempotencyKey);
+    assert.equal(keys.length, 2);
+    assert.ok(keys[0] && keys[1] && keys[0] !== keys[1], `one key for two events: ${keys}`);
+    const batch = create(IngestEventsRequestSchema, { events: [event("t", "b", { v: 3 })] });
+    await assert.rejects(cj.ingestion.ingestEvents(batch), (e) => e instanceof NotFound);
+    assert.equal(batch.events[0].idempotencyKey, "");
+  } finally {
+    srv.close();
+  }
+});
