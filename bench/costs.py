@@ -4,8 +4,11 @@ bytes on the bus. The capacity model in docs/performance.md is built from these 
 CPU is read from the kernel's cumulative counters (user + system time of every process in a
 stage's tree) at the start and at the end of the scenario, load and drain together, so it
 is exact where the per-second sampler is an estimate. A process that started meanwhile (a
-new PostgreSQL backend) counts from zero; one that exited meanwhile is not counted (its
-time is gone with it), which undercounts a little and never overcounts. The load
+new PostgreSQL backend, a service restarted with a swapped broker) counts from zero; one
+that exited meanwhile counts up to its last reading: the meter reads every process once a
+second while it runs (FOLLOW_S), so a process replaced mid-run (the soak's broker swap
+restarts the broker and its consumers) loses at most that second, never its whole run.
+It undercounts a little and never overcounts. The load
 generators are a stage of their own ("load"): the benchmark process and its children, minus
 the stack, so the model can say what the box could do without them.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -33,6 +37,7 @@ LOAD = "load"  # the stage name of the load generators
 _TOPICS = ("sensor-events", "user-actions", "system-events")
 _BUS_SAMPLE = 2_000  # messages read to measure the bytes of one
 _TIMEOUT_S = 5.0
+FOLLOW_S = 1.0  # how often a running meter reads every process's CPU time
 
 
 @dataclass
@@ -108,6 +113,18 @@ def cpu_delta(
         was = before.get(name, {})
         spent[name] = sum(max(0.0, t - was.get(key, 0.0)) for key, t in procs.items())
     return spent
+
+
+def merge_latest(
+    into: dict[str, dict[tuple[int, float], float]],
+    reading: Mapping[str, Mapping[tuple[int, float], float]],
+) -> None:
+    """Keep each process's latest CPU time: a process gone by the next reading keeps the
+    time it had reached (see the module's note on restarts)."""
+    for name, procs in reading.items():
+        known = into.setdefault(name, {})
+        for key, t in procs.items():
+            known[key] = max(t, known.get(key, 0.0))
 
 
 class _Postgres:
@@ -201,6 +218,11 @@ class CostMeter:
         self._pg_at: tuple[int, int] | None = None
         self._idle: _Rates | None = None
         self._t0 = 0.0
+        # Every process's latest CPU time since start(), read each FOLLOW_S by a thread.
+        self._latest: dict[str, dict[tuple[int, float], float]] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
 
     def _roots(self) -> dict[str, int]:
         roots = dict(self._procs() if callable(self._procs) else self._procs)
@@ -220,14 +242,35 @@ class CostMeter:
             self._idle = _Rates.between(cpu0, cpu1, pg0, pg1, t1 - t0)
         self._t0 = time.time()
         self._cpu = _tree_cpu(self._roots())
+        self._latest = {}
+        merge_latest(self._latest, self._cpu)
         self._pg_at = self._read_pg()
+        self._stop.clear()
+        self._follower = threading.Thread(target=self._follow, name="cost-meter", daemon=True)
+        self._follower.start()
+
+    def _follow(self) -> None:
+        while not self._stop.wait(FOLLOW_S):
+            try:
+                reading = _tree_cpu(self._roots())
+            except Exception as e:  # a probe never aborts a run
+                _warn(f"cost meter: could not read CPU times: {e}")
+                continue
+            with self._lock:
+                merge_latest(self._latest, reading)
 
     def _read_pg(self) -> tuple[int, int] | None:
         return self._pg.read() if self._pg else None
 
     def stop(self, events: int) -> Costs:
         seconds = time.time() - self._t0
-        spent = cpu_delta(self._cpu, _tree_cpu(self._roots()))
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join()
+            self._follower = None
+        with self._lock:
+            merge_latest(self._latest, _tree_cpu(self._roots()))
+            spent = cpu_delta(self._cpu, self._latest)
         pg_now = self._read_pg()
         idle = self._idle
         n = max(events, 1)

@@ -295,3 +295,26 @@ def test_the_background_note_names_autovacuum_and_checkpoint_writes() -> None:
         "checkpoint writes during the run 128 MB"
     )
     assert background_note(PgBackground((), None), PgBackground((), None)).endswith("run -")
+
+
+def test_the_swapped_broker_is_judged_bounded_by_its_threshold_not_flat() -> None:
+    # Tansu keeps the bus in memory: a sawtooth up to the swap threshold, then empty again.
+    saw = [20.0, 90, 160, 230, 280, 30, 100, 170, 240]
+    s = soak(ticks=ticks({"ingestion": [100.0] * 9, "broker": saw}))
+    swapped = result(s)
+    swapped.config["broker_max_rss_mb"] = 256
+    assert soak_growth(s, 256)["broker"] == (280.0, 256 + 32)
+    status, measured = verdict(swapped, "6.")
+    assert status == "PASS", measured
+    assert "broker peak RSS 280 MB of 288 (swapped past 256)" in measured
+    # Past the bound: FAIL, named.
+    over = result(
+        soak(ticks=ticks({"ingestion": [100.0] * 9, "broker": [*saw[:4], 300, *saw[5:]]}))
+    )
+    over.config["broker_max_rss_mb"] = 256
+    status, measured = verdict(over, "6.")
+    assert status == "FAIL" and "broker RSS reached 300 MB (bound 288)" in measured
+    # Without a threshold (never swapped) the broker is judged flat like any other tree.
+    never = result(soak(ticks=ticks({"ingestion": [100.0] * 9, "broker": (saw[:5] * 2)[:9]})))
+    status, measured = verdict(never, "6.")
+    assert status == "FAIL" and "grew: broker" in measured
