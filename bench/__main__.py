@@ -19,7 +19,8 @@ Scenarios (names say the rate; closed = as fast as the in-flight requests allow)
   mqtt-max           MQTT QoS 1, closed loop (information)
   mqtt-0.12C         MQTT QoS 1 at 0.12 x C msg/s from 200 devices      (target 5)
   query-0.12C        GetProjection over HTTP at 0.12 x C req/s          (target 4)
-  series-0.03C       24 h in 1-minute buckets of one device with a day of data, 0.03 x C
+  series-0.03C       24 h in 1-minute buckets of one device with a day of data, the
+                     average only (the console chart's read, aggregates=avg), 0.03 x C
                                                                           (target 4)
   soak-0.25C         gRPC batches of 100 at 0.25 x C for --soak seconds (target 6)
 With --skip-ceilings the fractions apply to DEFAULT_CEILINGS, and the table says so.
@@ -566,7 +567,10 @@ def main(argv: list[str] | None = None) -> int:
                 progress("bench: seeding one device with a day of readings for the series read")
                 day_start, day_end = seed_day(stack.service_env()["CJ_TSDB_DATABASE_URL"])
                 spec = dataclasses.replace(
-                    spec, path=series_path("device-0000", day_start, day_end, "1m")
+                    spec,
+                    path=series_path(
+                        "device-0000", day_start, day_end, "1m", names.SERIES_AGGREGATES
+                    ),
                 )
             progress(f"bench: {name}")
             spec = dataclasses.replace(spec, token=target.token)

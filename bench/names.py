@@ -24,5 +24,7 @@ HTTP_FIXED = f"http-{FIXED_C:g}C"
 MQTT_FIXED = f"mqtt-{FIXED_C:g}C"
 QUERY = f"query-{FIXED_C:g}C"
 SERIES = f"series-{SERIES_C:g}C"
+# What the series scenario asks for: the console chart's read, the average of each bucket.
+SERIES_AGGREGATES = "avg"
 SOAK = f"soak-{SOAK_C:g}C"
 MQTT_DEVICES = 200

@@ -73,7 +73,7 @@ class SeriesServicer(series_pb2_grpc.SeriesServiceServicer):
         if "max" in want:
             out.max.extend(buckets.max)
         if "avg" in want:
-            out.avg.extend([s / n for s, n in zip(buckets.sum, buckets.count, strict=True)])
+            out.avg.extend(buckets.avg)
         if "first" in want:
             out.first.extend(buckets.first)
         if "last" in want:

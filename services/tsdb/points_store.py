@@ -129,7 +129,7 @@ def create_partitions(
                 conn.execute(
                     sql.SQL(
                         "CREATE TABLE tsdb.{} (LIKE tsdb.{} INCLUDING DEFAULTS INCLUDING "
-                        "CONSTRAINTS)"
+                        "CONSTRAINTS INCLUDING GENERATED)"
                     ).format(sql.Identifier(name), sql.Identifier(table))
                 )
                 conn.execute(

@@ -40,7 +40,8 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Buckets:
-    """A series answer as columns: bucket i starts at origin + index[i] x step."""
+    """A series answer as columns: bucket i starts at origin + index[i] x step. Only the
+    columns of the aggregates asked for are filled (``avg``: sum / count of each bucket)."""
 
     origin: datetime
     step: timedelta
@@ -51,6 +52,7 @@ class Buckets:
     max: list[float] = field(default_factory=list)
     first: list[float] = field(default_factory=list)
     last: list[float] = field(default_factory=list)
+    avg: list[float] = field(default_factory=list)
 
     def rows(self) -> list[Bucket]:
         return [

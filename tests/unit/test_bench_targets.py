@@ -5,6 +5,8 @@ shared-buffer allowance."""
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import UTC, datetime
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -26,6 +28,7 @@ from bench.results import (
     percentiles,
     split_by_windows,
 )
+from bench.tsdb import series_path
 
 C, U = 4_000.0, 5_000.0
 
@@ -318,3 +321,17 @@ def test_the_swapped_broker_is_judged_bounded_by_its_threshold_not_flat() -> Non
     never = result(soak(ticks=ticks({"ingestion": [100.0] * 9, "broker": (saw[:5] * 2)[:9]})))
     status, measured = verdict(never, "6.")
     assert status == "FAIL" and "grew: broker" in measured
+
+
+def test_the_series_scenario_reads_what_the_console_chart_reads() -> None:
+    """The full run's series read asks for the average only (aggregates=avg), as the
+    console's chart does; bench-tsdb's paths without it still read all seven."""
+    start, end = datetime(2026, 12, 1, tzinfo=UTC), datetime(2026, 12, 2, tzinfo=UTC)
+    query = parse_qs(urlsplit(series_path("d", start, end, "1m", names.SERIES_AGGREGATES)).query)
+    assert query == {
+        "start": ["2026-12-01T00:00:00Z"],
+        "end": ["2026-12-02T00:00:00Z"],
+        "bucket": ["1m"],
+        "aggregates": ["avg"],
+    }
+    assert "aggregates" not in parse_qs(urlsplit(series_path("d", start, end, "1m")).query)
