@@ -71,12 +71,8 @@ def test_a_linger_makes_the_broker_hold_the_fetch() -> None:
 
 
 def test_the_min_bytes_stay_within_smaller_fetch_limits() -> None:
-    config = consumer_config(
-        "b:9092",
-        "g",
-        fetch_linger=0.1,
-        **{"max.partition.fetch.bytes": 65_536, "fetch.max.bytes": 4_000_000},
-    )
+    smaller: dict[str, Any] = {"max.partition.fetch.bytes": 65_536, "fetch.max.bytes": 4_000_000}
+    config = consumer_config("b:9092", "g", fetch_linger=0.1, **smaller)
     assert config["fetch.min.bytes"] == 65_536
 
 
