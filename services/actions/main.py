@@ -109,14 +109,13 @@ async def run(
         sink = PostgresJobSink(settings.database_url)
         planner = JobPlanner(sink, clock, new_id, settings.dedupe_window)
         consumer = ConsumerLoop(
-            # Webhooks do not need the handler's 10 ms fetch wait; 100 ms costs a tenth of
-            # the broker's fetch work on an idle bus and adds at most 0.1 s to a delivery.
+            # Webhooks do not need the handler's 10 ms fetches (CJ_ACTIONS_FETCH_LINGER, ADR 23).
             Consumer(
                 consumer_config(
                     settings.common.brokers,
                     settings.consumer_group,
                     security=settings.common.kafka,
-                    **{"fetch.wait.max.ms": 100},
+                    fetch_linger=settings.fetch_linger,
                 )
             ),
             lambda msgs: planner.handle([m.value() or b"" for m in msgs]),
@@ -127,6 +126,7 @@ async def run(
             span_name=lambda m: "match rules",
             # In-flight webhooks are the workers' business; the consumer can stop at once.
             drain_on_stop=False,
+            fetch_linger=settings.fetch_linger,
         )
         workers = DeliveryWorkers(
             store,

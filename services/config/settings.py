@@ -304,6 +304,24 @@ class IngestionSettings:
         )
 
 
+# --- consumer fetch linger (issue 20, ADR 23) --------------------------------------------
+# The most a broker may hold a consumer's fetch: every event waits up to this long on its
+# way to that consumer, and a stopping consumer's drain waits twice this.
+MAX_FETCH_LINGER = 1.0
+
+
+def fetch_linger(env: Env, name: str, default: float) -> float:
+    """A consumer's fetch linger (services/infra/kafka.py consumer_config): 0 answers
+    fetches at once, L > 0 lets the broker gather up to L seconds of events per fetch."""
+    value = env.duration(name, default, lo=0.0)
+    if value > MAX_FETCH_LINGER:
+        raise ConfigError(
+            f"{name}={env.text(name, '')!r} is more than {MAX_FETCH_LINGER:g}s: every event "
+            "would wait that long for its consumer"
+        )
+    return value
+
+
 @dataclass(frozen=True, slots=True)
 class EventHandlerSettings:
     common: CommonSettings
@@ -315,6 +333,8 @@ class EventHandlerSettings:
     poll_timeout: float
     batch_size: int
     metrics_port: int
+    # On the send -> projection path (p99 <= 50 ms): fetches are answered at once.
+    fetch_linger: float = 0.0
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> EventHandlerSettings:
@@ -331,6 +351,7 @@ class EventHandlerSettings:
             poll_timeout=env.duration("CJ_EVENTHANDLER_POLL_TIMEOUT", 1.0, lo=0.001),
             batch_size=env.integer("CJ_EVENTHANDLER_BATCH_SIZE", 500, lo=1, hi=100_000),
             metrics_port=env.integer("CJ_EVENTHANDLER_METRICS_PORT", 9103, lo=0, hi=65535),
+            fetch_linger=fetch_linger(env, "CJ_EVENTHANDLER_FETCH_LINGER", 0.0),
         )
 
 
@@ -358,6 +379,9 @@ class WatchSettings:
     # read from the handler's own variable so the two cannot disagree.
     handler_group: str = "event-handler"
     handler_topics: tuple[str, ...] = ("sensor-events", "user-actions", "system-events")
+    # Each watcher's bus reader gathers up to this long per fetch (a stream already hands
+    # out what a read of up to 0.5 s gathered).
+    fetch_linger: float = 0.05
 
     @classmethod
     def from_env(cls, env: Env) -> WatchSettings:
@@ -383,6 +407,7 @@ class WatchSettings:
             handler_topics=env.csv(
                 "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
             ),
+            fetch_linger=fetch_linger(env, "CJ_WATCH_FETCH_LINGER", 0.05),
         )
 
 
@@ -491,6 +516,8 @@ class InferenceSettings:
     ingest_timeout: float
     max_metrics: int  # models per device; further metric names are left out and counted
     model_cache: int  # model rows kept between batches (0: off); PostgreSQL stays the truth
+    # Source accepted -> ai.anomaly stored p99 <= 250 ms leaves room for a short linger.
+    fetch_linger: float = 0.05
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> InferenceSettings:
@@ -525,6 +552,7 @@ class InferenceSettings:
             max_metrics=env.integer("CJ_INFERENCE_MAX_METRICS", 32, lo=1, hi=10_000),
             # About 3 KB each (docs/inference.md, Memory): 20,000 models ~ 60 MB.
             model_cache=env.integer("CJ_INFERENCE_MODEL_CACHE", 20_000, lo=0, hi=10_000_000),
+            fetch_linger=fetch_linger(env, "CJ_INFERENCE_FETCH_LINGER", 0.05),
         )
 
 
@@ -560,6 +588,8 @@ class TsdbSettings:
     statement_timeout: float = 30.0
     # The event types whose numeric payload fields become points.
     event_types: tuple[str, ...] = ("sensor.reading",)
+    # Points need no hurry: batches of up to 250 ms, one transaction each.
+    fetch_linger: float = 0.25
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> TsdbSettings:
@@ -591,6 +621,7 @@ class TsdbSettings:
             lock_timeout=env.duration("CJ_TSDB_LOCK_TIMEOUT", 1.0, lo=0.01),
             statement_timeout=env.duration("CJ_TSDB_STATEMENT_TIMEOUT", 30.0, lo=0.1),
             event_types=env.csv("CJ_TSDB_EVENT_TYPES", ("sensor.reading",)),
+            fetch_linger=fetch_linger(env, "CJ_TSDB_FETCH_LINGER", 0.25),
         )
 
 
@@ -636,6 +667,8 @@ class ActionsSettings:
     # The AES-GCM key of the signing secrets at rest: base64 text, or a file of such lines.
     secrets_key: str = ""
     secrets_key_file: Path | None = None
+    # Webhooks need no 10 ms fetches: up to 0.1 s more per delivery.
+    fetch_linger: float = 0.1
 
     @classmethod
     def from_env(cls, env: Env | None = None) -> ActionsSettings:
@@ -691,6 +724,7 @@ class ActionsSettings:
             secrets_key_file=Path(f)
             if (f := env.text("CJ_ACTIONS_SECRETS_KEY_FILE", ""))
             else None,
+            fetch_linger=fetch_linger(env, "CJ_ACTIONS_FETCH_LINGER", 0.1),
         )
 
 

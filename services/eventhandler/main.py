@@ -94,7 +94,10 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
     handler = EventHandler(store, default_registry(), clock_, consumer=settings.consumer_group)
     consumer = consumer_from(
         consumer_config(
-            settings.common.brokers, settings.consumer_group, security=settings.common.kafka
+            settings.common.brokers,
+            settings.consumer_group,
+            security=settings.common.kafka,
+            fetch_linger=settings.fetch_linger,
         )
     )
     loop = ConsumerLoop(
@@ -105,6 +108,7 @@ def run(settings: EventHandlerSettings, *, clock: Clock | None = None) -> None:
         poll_timeout=settings.poll_timeout,
         group=settings.consumer_group,
         span_name=span_name,
+        fetch_linger=settings.fetch_linger,
     )
     metrics.serve(settings.host, settings.metrics_port)
     servicer = health.HealthServicer()

@@ -81,7 +81,10 @@ def run(settings: InferenceSettings) -> None:
     loop = ConsumerLoop(
         Consumer(
             consumer_config(
-                settings.common.brokers, settings.consumer_group, security=settings.common.kafka
+                settings.common.brokers,
+                settings.consumer_group,
+                security=settings.common.kafka,
+                fetch_linger=settings.fetch_linger,
             )
         ),
         batch_handler(inference),
@@ -90,6 +93,7 @@ def run(settings: InferenceSettings) -> None:
         poll_timeout=settings.poll_timeout,
         group=settings.consumer_group,
         span_name=lambda m: "score readings",
+        fetch_linger=settings.fetch_linger,
     )
     metrics.serve(settings.host, settings.metrics_port)
     servicer = health.HealthServicer()

@@ -28,6 +28,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 
 from services.core.errors import Unavailable
 from services.infra import metrics, tracing
+from services.infra.kafka import drain_wait
 from services.infra.skips import REREAD_WINDOW, SkipGuard
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class ConsumerLoop:
         span_name: Callable[[Message], str],
         drain_on_stop: bool = True,
         reread_window: float = REREAD_WINDOW,
+        fetch_linger: float = 0.0,
     ) -> None:
         self._consumer = consumer
         self._handle = handle
@@ -65,6 +67,9 @@ class ConsumerLoop:
         self._group = group
         self._span_name = span_name
         self._drain_on_stop = drain_on_stop
+        # The consumer's fetch linger (consumer_config): a fetch in flight may hold what was
+        # stored before stop for up to two lingers, so the drain waits at least that long.
+        self._drain_timeout = max(poll_timeout, drain_wait(fetch_linger))
         self.stop_event = threading.Event()
         self.assigned = threading.Event()
         self.db_ok = True
@@ -319,7 +324,7 @@ class ConsumerLoop:
         except Exception as e:  # a metric must never stop the loop
             log.debug("could not sample consumer lag", extra={"error": str(e)})
 
-    def _poll_batch(self) -> list[Message]:
+    def _poll_batch(self, timeout: float) -> list[Message]:
         if self._held:
             # Polled while blocked: handled first, ahead of what follows in their partitions.
             held, self._held = self._held, []
@@ -327,7 +332,7 @@ class ConsumerLoop:
         # consume(n, timeout) waits the whole timeout unless n messages arrive, which would
         # add up to poll_timeout of latency to every event. Wait for the first message only,
         # then take whatever else is already fetched.
-        first = self._consumer.poll(self._poll_timeout)
+        first = self._consumer.poll(timeout)
         if first is None:
             return []
         if self._batch_size == 1:
@@ -346,7 +351,10 @@ class ConsumerLoop:
                 if self.stop_event.is_set() and not self._drain_on_stop:
                     break
                 good: list[Message] = []
-                polled = self._poll_batch()
+                # Only a poll begun after stop, waiting the drain timeout, ends the drain: one
+                # begun before may have come back empty while a lingering fetch held events.
+                draining = self.stop_event.is_set()
+                polled = self._poll_batch(self._drain_timeout if draining else self._poll_timeout)
                 for m in polled:
                     err = m.error()
                     if err is None:
@@ -363,7 +371,7 @@ class ConsumerLoop:
                         break
                     self._commit(good, claims)
                     self.processed += len(good)
-                elif self.stop_event.is_set() and not polled:
+                elif draining and not polled:
                     # Drain: we stop once a poll comes back empty, so events published just
                     # before shutdown are handled first.
                     break

@@ -459,10 +459,52 @@ class KafkaPublisher:
             log.warning("producer closed with unacknowledged messages", extra={"count": remaining})
 
 
+# The fetch linger (ADR 23): how long the broker may hold a consumer's fetch to answer it
+# with everything that arrived meanwhile. 0 keeps the short wait of a latency-critical
+# consumer: the broker answers at once (min bytes 1) or, with nothing to give, after
+# FETCH_WAIT, so an idle consumer asks ~100 times a second per broker. A linger L > 0 sets
+# fetch.wait.max.ms = L and a fetch.min.bytes no fetch of a small event reaches by itself,
+# so the broker (Kafka, Redpanda, Tansu alike) holds the fetch up to L and answers with the
+# batch gathered: an idle consumer asks 1/L times a second, and a consumer at a moderate
+# rate gets batches L long (one database transaction each) instead of 2-4 events.
+FETCH_WAIT = 0.010
+# librdkafka allows fetch.min.bytes 1..100,000,000 and checks it against nothing; a broker
+# answers a fetch with at most fetch.max.bytes (50 MiB) and max.partition.fetch.bytes
+# (1 MiB) per partition, so the min is kept below both (a min the answer could never reach
+# would only ever end on the wait, which is still bounded by L).
+LINGER_MIN_BYTES = 1_000_000
+FETCH_MAX_BYTES = 52_428_800  # librdkafka's default fetch.max.bytes
+PARTITION_FETCH_BYTES = 1_048_576  # librdkafka's default max.partition.fetch.bytes
+# A fetch's answer reaches the consumer's queue at most two fetch waits after a message
+# was stored (the message may land just after the broker built the answer in flight; the
+# next fetch brings it), plus this margin for a busy machine.
+DRAIN_MARGIN = 0.5
+
+
+def fetch_wait(linger: float) -> float:
+    """The broker-side wait of a consumer with this linger (seconds)."""
+    return linger if linger > 0 else FETCH_WAIT
+
+
+def drain_wait(linger: float) -> float:
+    """How long a poll must come back empty before a stopping consumer may take it that
+    everything stored before it stopped has been fetched (ConsumerLoop's drain on stop)."""
+    return 2 * fetch_wait(linger) + DRAIN_MARGIN
+
+
 def consumer_config(
-    brokers: str, group: str, *, security: KafkaSecurity = PLAINTEXT, **extra: Any
+    brokers: str,
+    group: str,
+    *,
+    security: KafkaSecurity = PLAINTEXT,
+    fetch_linger: float = 0.0,
+    **extra: Any,
 ) -> dict[str, Any]:
-    """Consumer settings: manual commits after processing; quick group joins on small clusters."""
+    """Consumer settings: manual commits after processing; quick group joins on small
+    clusters; the broker holds a fetch up to ``fetch_linger`` seconds to batch (0: answer
+    at once). Raises ConfigError for a negative linger."""
+    if fetch_linger < 0:
+        raise ConfigError(f"fetch linger {fetch_linger}s is negative")
     config: dict[str, Any] = {
         **client_config(brokers, security),
         "group.id": group,
@@ -473,9 +515,15 @@ def consumer_config(
         "session.timeout.ms": 6000,
         "heartbeat.interval.ms": 1000,
         # The embedded broker does not answer a parked fetch when data arrives; a short
-        # wait bounds the latency that adds.
-        "fetch.wait.max.ms": 10,
+        # wait bounds the latency that adds. A linger makes the wait the point.
+        "fetch.wait.max.ms": max(1, round(fetch_wait(fetch_linger) * 1000)),
         "max.poll.interval.ms": 300_000,
     }
     config.update(extra)
+    if fetch_linger > 0:
+        config["fetch.min.bytes"] = min(
+            LINGER_MIN_BYTES,
+            int(config.get("fetch.max.bytes", FETCH_MAX_BYTES)),
+            int(config.get("max.partition.fetch.bytes", PARTITION_FETCH_BYTES)),
+        )
     return config

@@ -97,7 +97,11 @@ async def run(settings: QuerySettings, *, stop: asyncio.Event | None = None) -> 
             settings.watch.handler_topics,
         )
         hub = WatchHub(
-            KafkaBusOpener(settings.common.brokers, settings.common.kafka),
+            KafkaBusOpener(
+                settings.common.brokers,
+                settings.common.kafka,
+                fetch_linger=settings.watch.fetch_linger,
+            ),
             projections=ProjectionFeed(query, applied, frozenset(settings.watch.handler_topics)),
             max_watchers=settings.watch.max_watchers,
             max_per_subject=settings.watch.max_per_subject,

@@ -20,7 +20,7 @@ from services.config.settings import KafkaSecurity
 from services.core.errors import InvalidInput, Unavailable
 from services.core.events import ALL_TOPICS
 from services.infra.codec import DecodeError, decode_event
-from services.infra.kafka import PLAINTEXT, client_config, consumer_config
+from services.infra.kafka import PLAINTEXT, client_config, consumer_config, fetch_wait
 from services.infra.skips import SkipGuard
 from services.query.watch import BusRecord, Partition, Position, PositionExpired
 
@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 BATCH = 500
 TIMEOUT = 5.0
+# _true_end reads a partition's tail until a read of this long comes back empty (at least
+# four fetch waits: a lingering fetch may hold the tail's last batch).
+TAIL_WAIT = 0.2
 
 
 # How often a reader asks the bus which cluster it is (and which partitions it has): an
@@ -194,10 +197,13 @@ class KafkaBusOpener:
         brokers: str,
         security: KafkaSecurity = PLAINTEXT,
         topics: Sequence[str] = ALL_TOPICS,
+        *,
+        fetch_linger: float = 0.0,
     ) -> None:
         self._brokers = brokers
         self._security = security
         self._topics = tuple(topics)
+        self._fetch_linger = fetch_linger
 
     async def open(self, start: Position | None) -> tuple[KafkaBusReader, Position]:
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="watch")
@@ -225,6 +231,7 @@ class KafkaBusOpener:
             self._brokers,
             f"cj-watch-{uuid.uuid4()}",  # never joined: partitions are assigned
             security=self._security,
+            fetch_linger=self._fetch_linger,
             **{"auto.offset.reset": "error", "enable.partition.eof": False, "error_cb": on_error},
         )
         consumer = Consumer(config)
@@ -244,7 +251,13 @@ class KafkaBusOpener:
                 )
                 asked = start.offsets.get((topic, partition)) if start else None
                 if asked is not None and asked > high > low:
-                    high = _true_end(consumer, topic, partition, high)
+                    high = _true_end(
+                        consumer,
+                        topic,
+                        partition,
+                        high,
+                        max(TAIL_WAIT, 4 * fetch_wait(self._fetch_linger)),
+                    )
                 offsets[(topic, partition)] = _start_offset(start, (topic, partition), low, high)
             consumer.assign([TopicPartition(t, p, o) for (t, p), o in offsets.items()])
             return consumer, Position(offsets, bus)
@@ -256,7 +269,9 @@ class KafkaBusOpener:
             raise
 
 
-def _true_end(consumer: Consumer, topic: str, partition: int, high: int) -> int:
+def _true_end(
+    consumer: Consumer, topic: str, partition: int, high: int, wait: float = TAIL_WAIT
+) -> int:
     """The partition's end, read from its tail: Tansu 0.6 answers the high watermark with the
     base offset of its last record batch + 1 (services/infra/kafka_lag.py), so a position
     taken from the last messages of a batch is past that watermark. Reads from the
@@ -267,7 +282,7 @@ def _true_end(consumer: Consumer, topic: str, partition: int, high: int) -> int:
     try:
         deadline = time.monotonic() + TIMEOUT
         while time.monotonic() < deadline:
-            batch = consumer.consume(num_messages=1000, timeout=0.2)
+            batch = consumer.consume(num_messages=1000, timeout=wait)
             if not batch:
                 break
             for m in batch:

@@ -119,7 +119,10 @@ async def run(
         consumer = ConsumerLoop(
             Consumer(
                 consumer_config(
-                    settings.common.brokers, settings.consumer_group, security=settings.common.kafka
+                    settings.common.brokers,
+                    settings.consumer_group,
+                    security=settings.common.kafka,
+                    fetch_linger=settings.fetch_linger,
                 )
             ),
             batch_handler(
@@ -131,6 +134,7 @@ async def run(
             poll_timeout=settings.poll_timeout,
             group=settings.consumer_group,
             span_name=lambda m: "write points",
+            fetch_linger=settings.fetch_linger,
         )
         tasks = [
             asyncio.create_task(asyncio.to_thread(consumer.run), name="consumer"),

@@ -60,6 +60,7 @@ def test_busy_edge_port_is_a_clear_error(tmp_path: Path) -> None:
         ),
         ("query", "CJ_QUERY_DATABASE_URL", "mysql://db", "is not a postgresql:// URL"),
         ("eventhandler", "CJ_EVENTHANDLER_POLL_TIMEOUT", "fast", "is not a duration"),
+        ("tsdb", "CJ_TSDB_FETCH_LINGER", "5s", "CJ_TSDB_FETCH_LINGER='5s' is more than 1s"),
     ],
 )
 def test_bad_configuration_fails_fast_naming_the_variable(
