@@ -26,6 +26,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from bench.__main__ import BenchStack, own_target
@@ -157,6 +158,63 @@ def floor(rate: float, duration: float, work: Path) -> None:
         noop.stop()
 
 
+def micro(db_url: str, calls: int) -> None:
+    """The query process's own steps in this process, without gRPC: CPU per call of each
+    (time.process_time over ``calls`` calls, after as many to warm up)."""
+
+    import uvloop
+
+    from services.infra.postgres import open_pool
+    from services.query.grpc_api import to_proto
+    from services.query.projection_reader import PostgresProjectionReader
+    from services.query.service import QueryService
+
+    async def run() -> dict[str, float]:
+        out: dict[str, float] = {}
+        async with open_pool(db_url, max_size=8, acquire_timeout=5, name="micro") as pool:
+            await pool.wait()
+            reader = PostgresProjectionReader(pool)
+            service = QueryService(reader)
+            aggs = [f"bench-{n % 1000}" for n in range(calls)]
+
+            async def checkout() -> None:
+                async with pool.connection():
+                    pass
+
+            async def select1() -> None:
+                async with pool.connection() as conn:
+                    await conn.execute("SELECT 1")
+
+            async def get(a: str) -> object:
+                return await service.get("sensor_state", a)
+
+            steps: dict[str, object] = {
+                "pool checkout": lambda a: checkout(),
+                "checkout + SELECT 1": lambda a: select1(),
+                "service.get (reader)": get,
+            }
+            for name, step in steps.items():
+                for phase in ("warm", "timed"):
+                    t0 = time.process_time()
+                    for a in aggs:
+                        await step(a)  # type: ignore[operator]
+                    if phase == "timed":
+                        out[name] = (time.process_time() - t0) / calls * 1e6
+            view = await get("bench-1")
+            for name, fn in {
+                "to_proto": lambda: to_proto(view),  # type: ignore[arg-type]
+                "to_proto + serialize": lambda: to_proto(view).SerializeToString(),  # type: ignore[arg-type]
+            }.items():
+                t0 = time.process_time()
+                for _ in range(calls):
+                    fn()
+                out[name] = (time.process_time() - t0) / calls * 1e6
+        return out
+
+    for name, us in uvloop.run(run()).items():
+        print(f"query_cost micro: {name:28s} {us:8.1f} us/call", flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--variant", action="append", required=True, help="NAME=REF")
@@ -169,6 +227,7 @@ def main() -> None:
     parser.add_argument("--no-watcher", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="cj-qcost-")))
     parser.add_argument("--floor", action="store_true", help="measure the no-op floors first")
+    parser.add_argument("--micro", type=int, default=0, help="in-process steps, N calls each")
     args = parser.parse_args()
     if args.floor:
         floor(args.rate, args.duration, args.out / "floor")
@@ -190,6 +249,9 @@ def main() -> None:
         jwks = stack.keys.jwks_path if stack.signs_tokens else None
         target = own_target(stack)
         seed_projections(target, args.aggregates)
+        if args.micro:
+            assert target.db_url is not None
+            micro(target.db_url, args.micro)
         if not args.no_watcher:
             watcher = Watcher(target.edge, target.token)
         for r in range(args.rounds):
