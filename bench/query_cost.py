@@ -4,7 +4,8 @@ script, not a test and not part of `make bench`.
 Starts one stack (as the benchmark does: free ports, a scratch data dir, authentication on,
 one watcher on the live tail), seeds the projections the load reads, then runs rounds of
 ``query-http`` load (bench/loadgen.py, open loop at ``--rate``). Before each round the files
-that differ between the variants (git refs, or WORKTREE for the files as they are now) are
+that differ between the variants (git refs; WORKTREE: the files as they are now; dir:PATH:
+those with the files under PATH laid over them, for experiments) are
 written into the checkout, the query process and Envoy are restarted with them, and a few
 seconds of warm-up pass. Rounds interleave (A B A B ...) so a busy neighbour on a shared
 machine hurts both variants alike. At the end the checkout's files are put back as found.
@@ -29,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import httpx
+
 from bench.__main__ import BenchStack, own_target
 from bench.costs import CostMeter
 from bench.loadgen import LoadSpec
@@ -52,9 +55,14 @@ def _git(*args: str) -> str:
 
 
 def _files(refs: list[str]) -> list[str]:
-    """Files under _PARTS that differ between any of the refs (WORKTREE: the checkout)."""
+    """Files under _PARTS that differ between any of the refs (WORKTREE: the checkout;
+    dir:PATH: the checkout with the files under PATH laid over it)."""
     changed: set[str] = set()
-    commits = [r for r in refs if r != WORKTREE]
+    commits = [r for r in refs if r != WORKTREE and not r.startswith("dir:")]
+    for r in refs:
+        if r.startswith("dir:"):
+            base = Path(r[4:])
+            changed |= {str(p.relative_to(base)) for p in base.rglob("*") if p.is_file()}
     for r in commits:
         changed |= set(_git("diff", "--name-only", r, "--", *_PARTS).split())
     for a in commits:
@@ -65,6 +73,9 @@ def _files(refs: list[str]) -> list[str]:
 
 
 def _content(ref: str, path: str, found: dict[str, bytes | None]) -> bytes | None:
+    if ref.startswith("dir:"):
+        laid = Path(ref[4:]) / path
+        return laid.read_bytes() if laid.is_file() else found[path]
     if ref == WORKTREE:
         return found[path]
     try:
@@ -94,7 +105,17 @@ def _switch(stack: BenchStack, jwks: Path | None) -> None:
     stack.envoy.stop()
     stack.envoy.config_path.write_text(stack.envoy_config(jwks))
     stack.envoy.start()
-    wait_until(stack.healthy, 90, what="the stack to be healthy after the switch")
+    # Not /health: an experiment may leave out the Lua filter that answers it.
+    url = f"{stack.edge_url}/api/v1/projections/sensor_state/bench-0"
+    headers = {"Authorization": f"Bearer {stack.admin_token}"}
+
+    def answers() -> bool:
+        try:
+            return httpx.get(url, headers=headers, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_until(answers, 90, what="GetProjection to answer after the switch")
 
 
 def _profile(pid: int, out: Path, seconds: float, delay: float) -> subprocess.Popen[bytes]:
