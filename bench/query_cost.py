@@ -24,6 +24,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import subprocess
 import sys
 import tempfile
@@ -116,6 +117,22 @@ def _switch(stack: BenchStack, jwks: Path | None) -> None:
             return False
 
     wait_until(answers, 90, what="GetProjection to answer after the switch")
+
+
+def _threads(pid: int) -> dict[str, float]:
+    """CPU seconds so far of each thread of a process, summed by thread name (grpc's and
+    librdkafka's native threads are invisible to py-spy but not to the kernel)."""
+    out: dict[str, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            stat = (task / "stat").read_text()
+        except OSError:
+            continue
+        name = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()
+        out[name] = out.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return out
 
 
 def _profile(pid: int, out: Path, seconds: float, delay: float) -> subprocess.Popen[bytes]:
@@ -300,9 +317,17 @@ def main() -> None:
                         IDLE_S + 1.5 + 1,
                     )
                 meter.start(idle_s=IDLE_S)
+                threads0 = _threads(pids["query"])
                 spec.duration = args.duration
                 merged = run_load(spec, 1, work / "load", label=f"{name}-{r}")
                 costs = meter.stop(merged.events_ok)
+                threads1 = _threads(pids["query"])
+                n = max(merged.events_ok, 1)
+                by_thread = {
+                    k: round((v - threads0.get(k, 0.0)) / n * 1e6, 1)
+                    for k, v in sorted(threads1.items(), key=lambda kv: -kv[1])
+                    if v - threads0.get(k, 0.0) > 0
+                }
                 if spy is not None:
                     spy.wait(timeout=60)
                 row = {
@@ -313,6 +338,7 @@ def main() -> None:
                     "latency_ms": percentiles(merged.lat_ms),
                     "cpu_us": costs.cpu_us,
                     "idle_cores": costs.idle_cores,
+                    "query_threads_us": by_thread,  # not net of idle
                 }
                 results.append(row)
                 print("query_cost: " + json.dumps(row), flush=True)
