@@ -135,11 +135,15 @@ def _threads(pid: int) -> dict[str, float]:
     return out
 
 
-def _profile(pid: int, out: Path, seconds: float, delay: float) -> subprocess.Popen[bytes]:
+def _profile(
+    pid: int, out: Path, seconds: float, delay: float, native: bool = False
+) -> subprocess.Popen[bytes]:
     py_spy = str(Path(sys.executable).parent / "py-spy")
+    # --native needs the process paused per sample (no --nonblocking) and every thread.
+    mode = "--native" if native else "--nonblocking --gil"
     cmd = (
         f"sleep {delay:.1f}; exec {py_spy} record --pid {pid} --duration {int(seconds)} "
-        f"--rate 200 --nonblocking --gil --format raw --output {out}"
+        f"--rate 200 {mode} --format raw --output {out}"
     )
     return subprocess.Popen(["sh", "-c", cmd], stdout=subprocess.DEVNULL)
 
@@ -262,6 +266,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=3.0)
     parser.add_argument("--aggregates", type=int, default=1000)
     parser.add_argument("--profile", type=float, default=0.0, help="py-spy seconds per round")
+    parser.add_argument("--native", action="store_true", help="py-spy --native, all threads")
     parser.add_argument("--no-watcher", action="store_true")
     parser.add_argument("--out", type=Path, default=Path(tempfile.mkdtemp(prefix="cj-qcost-")))
     parser.add_argument("--floor", action="store_true", help="measure the no-op floors first")
@@ -315,6 +320,7 @@ def main() -> None:
                         work / f"spy-{name}-{r}.txt",
                         min(args.profile, args.duration - 2),
                         IDLE_S + 1.5 + 1,
+                        args.native,
                     )
                 meter.start(idle_s=IDLE_S)
                 threads0 = _threads(pids["query"])
