@@ -104,7 +104,11 @@ def noop_ceilings(work: Path, args: argparse.Namespace) -> list[Ceiling]:
         def measured(spec: LoadSpec, label: str) -> tuple[float, dict[str, float]]:
             meter = CostMeter(procs, None, None)
             meter.start()
-            merged = run_load(spec, args.procs, work, label=label)
+            try:
+                merged = run_load(spec, args.procs, work, label=label)
+            except BaseException:
+                meter.close()
+                raise
             return merged.events_ok / d, meter.stop(merged.events_ok).cpu_us
 
         direct, direct_cpu = measured(

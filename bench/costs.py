@@ -107,10 +107,12 @@ def cpu_delta(
     before: Mapping[str, Mapping[tuple[int, float], float]],
     after: Mapping[str, Mapping[tuple[int, float], float]],
 ) -> dict[str, float]:
-    """CPU seconds each tree spent between two readings (processes alive at the second)."""
+    """CPU seconds each tree spent between two readings (processes alive at the second). A
+    process is one key whichever tree it was read in first: it counts from its own first
+    reading, in the tree of the second."""
+    was = {key: t for procs in before.values() for key, t in procs.items()}
     spent: dict[str, float] = {}
     for name, procs in after.items():
-        was = before.get(name, {})
         spent[name] = sum(max(0.0, t - was.get(key, 0.0)) for key, t in procs.items())
     return spent
 
@@ -120,11 +122,17 @@ def merge_latest(
     reading: Mapping[str, Mapping[tuple[int, float], float]],
 ) -> None:
     """Keep each process's latest CPU time: a process gone by the next reading keeps the
-    time it had reached (see the module's note on restarts)."""
+    time it had reached (see the module's note on restarts). A process belongs to the tree
+    it was last read in, never to two: a restarted service's process is read in the
+    benchmark's own tree until the stack's root map names it (the soak's broker swap)."""
+    owner = {key: name for name, procs in into.items() for key in procs}
     for name, procs in reading.items():
         known = into.setdefault(name, {})
         for key, t in procs.items():
-            known[key] = max(t, known.get(key, 0.0))
+            prev = owner.get(key)
+            reached = into[prev].pop(key) if prev is not None and prev != name else 0.0
+            known[key] = max(t, reached, known.get(key, 0.0))
+            owner[key] = name
 
 
 class _Postgres:
@@ -262,12 +270,16 @@ class CostMeter:
     def _read_pg(self) -> tuple[int, int] | None:
         return self._pg.read() if self._pg else None
 
-    def stop(self, events: int) -> Costs:
-        seconds = time.time() - self._t0
+    def close(self) -> None:
+        """End the follower thread (stop() does; a scenario that raised calls this)."""
         self._stop.set()
         if self._follower is not None:
             self._follower.join()
             self._follower = None
+
+    def stop(self, events: int) -> Costs:
+        seconds = time.time() - self._t0
+        self.close()
         with self._lock:
             merge_latest(self._latest, _tree_cpu(self._roots()))
             spent = cpu_delta(self._cpu, self._latest)

@@ -277,6 +277,9 @@ def run_scenario(
     try:
         merged = run_load(spec, procs, workdir, label=name)
         drain_s = wait_drained(target, sampler) if target.db_url else 0.0
+    except BaseException:
+        meter.close()  # its follower thread must not outlive the scenario
+        raise
     finally:
         samples = sampler.stop()
     costs = meter.stop(merged.events_ok)

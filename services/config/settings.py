@@ -308,6 +308,10 @@ class IngestionSettings:
 # The most a broker may hold a consumer's fetch: every event waits up to this long on its
 # way to that consumer, and a stopping consumer's drain waits twice this.
 MAX_FETCH_LINGER = 1.0
+# The least one: an unlingered consumer's fetch wait (services/infra/kafka.py FETCH_WAIT). A
+# shorter linger would answer every fetch after it, an idle consumer asking the broker more
+# often than without one (up to 1,000 times a second at 1 ms).
+MIN_FETCH_LINGER = 0.010
 
 
 def fetch_linger(env: Env, name: str, default: float) -> float:
@@ -318,6 +322,11 @@ def fetch_linger(env: Env, name: str, default: float) -> float:
         raise ConfigError(
             f"{name}={env.text(name, '')!r} is more than {MAX_FETCH_LINGER:g}s: every event "
             "would wait that long for its consumer"
+        )
+    if 0 < value < MIN_FETCH_LINGER:
+        raise ConfigError(
+            f"{name}={env.text(name, '')!r} is between 0 and {MIN_FETCH_LINGER * 1000:g}ms: "
+            "the broker would answer fetches more often than with no linger (0)"
         )
     return value
 

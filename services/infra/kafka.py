@@ -20,7 +20,7 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 )
 from opentelemetry.trace import Span, SpanKind
 
-from services.config.settings import KafkaSecurity
+from services.config.settings import MIN_FETCH_LINGER, KafkaSecurity
 from services.core.errors import ConfigError, InvalidInput, Unavailable
 from services.core.events import Event, PartlyPublished, Publication, topic_for
 from services.infra import tracing
@@ -467,7 +467,7 @@ class KafkaPublisher:
 # so the broker (Kafka, Redpanda, Tansu alike) holds the fetch up to L and answers with the
 # batch gathered: an idle consumer asks 1/L times a second, and a consumer at a moderate
 # rate gets batches L long (one database transaction each) instead of 2-4 events.
-FETCH_WAIT = 0.010
+FETCH_WAIT = MIN_FETCH_LINGER  # also the least linger the settings accept
 # librdkafka allows fetch.min.bytes 1..100,000,000 and checks it against nothing; a broker
 # answers a fetch with at most fetch.max.bytes (50 MiB) and max.partition.fetch.bytes
 # (1 MiB) per partition, so the min is kept below both (a min the answer could never reach

@@ -84,3 +84,21 @@ def test_a_negative_linger_is_refused() -> None:
 def test_the_drain_outwaits_two_lingers() -> None:
     assert drain_wait(0.25) > 0.5
     assert drain_wait(0.0) > 0.02
+
+
+@pytest.mark.parametrize("var", sorted(LINGERS))
+@pytest.mark.parametrize("raw", ["1ms", "0.0004", "9ms"])
+def test_a_linger_shorter_than_the_unlingered_wait_is_refused(var: str, raw: str) -> None:
+    # 0 < L < 10 ms would make the broker answer every fetch after L (fetch.wait.max.ms is
+    # at least 1): an idle consumer would ask up to 1,000 times a second, ten times the
+    # unlingered consumer's 100 - the opposite of what a linger is for.
+    parse, _ = LINGERS[var]
+    with pytest.raises(ConfigError, match=var):
+        parse(SettingsEnv({var: raw}))
+
+
+@pytest.mark.parametrize("var", sorted(LINGERS))
+def test_the_shortest_linger_is_the_unlingered_wait(var: str) -> None:
+    parse, _ = LINGERS[var]
+    assert parse(SettingsEnv({var: "10ms"})).fetch_linger == pytest.approx(0.01)
+    assert parse(SettingsEnv({var: "0ms"})).fetch_linger == 0.0
