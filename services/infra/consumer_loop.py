@@ -34,6 +34,10 @@ from services.infra.skips import REREAD_WINDOW, SkipGuard
 log = logging.getLogger(__name__)
 
 LAG_INTERVAL = 5.0
+# The longest a stopping consumer keeps draining: under traffic that does not stop (a
+# producer still writing) an empty poll never comes. What it handled is committed; the rest
+# is read again by the group's next owner (at-least-once), so stopping loses nothing.
+DRAIN_LIMIT = 5.0  # well inside the 10 s a supervisor gives a stopping service (processes.py)
 
 
 def header(msg: Message, name: str) -> str:
@@ -58,6 +62,7 @@ class ConsumerLoop:
         drain_on_stop: bool = True,
         reread_window: float = REREAD_WINDOW,
         fetch_linger: float = 0.0,
+        drain_limit: float = DRAIN_LIMIT,
     ) -> None:
         self._consumer = consumer
         self._handle = handle
@@ -70,6 +75,7 @@ class ConsumerLoop:
         # The consumer's fetch linger (consumer_config): a fetch in flight may hold what was
         # stored before stop for up to two lingers, so the drain waits at least that long.
         self._drain_timeout = max(poll_timeout, drain_wait(fetch_linger))
+        self._drain_limit = drain_limit
         self.stop_event = threading.Event()
         self.assigned = threading.Event()
         self.db_ok = True
@@ -346,10 +352,23 @@ class ConsumerLoop:
             on_revoke=self._on_revoke,
             on_lost=self._on_lost,
         )
+        drain_until: float | None = None
         try:
             while True:
                 if self.stop_event.is_set() and not self._drain_on_stop:
                     break
+                if self.stop_event.is_set():
+                    now = time.monotonic()
+                    if drain_until is None:
+                        drain_until = now + self._drain_limit
+                    elif now >= drain_until:
+                        log.warning(
+                            "stopping while events still arrive: the drain ended after "
+                            f"{self._drain_limit:g}s; what was handled is committed, the rest "
+                            "is read again by the group's next owner",
+                            extra={"processed": self.processed},
+                        )
+                        break
                 good: list[Message] = []
                 # Only a poll begun after stop, waiting the drain timeout, ends the drain: one
                 # begun before may have come back empty while a lingering fetch held events.
