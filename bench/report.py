@@ -317,8 +317,9 @@ def _check_soak(result: BenchResult) -> TargetCheck:
     e2e = _limit(problems, "send->projection p99 outside swaps", _lat(outside, "p99"), 100)
     swaps = f"{len(s.swaps)} broker swaps"
     if s.swaps:
+        spans = ", ".join(f"{a:.0f}-{b:.0f}s" for a, b in s.swaps)
         swaps += (
-            f" ({', '.join(f'{a:.0f}-{b:.0f}s' for a, b in s.swaps)}; "
+            f" (each with the backlog it left: {spans}; "
             f"e2e p99 in them {_fmt_ms(_lat(s.e2e_in_swaps_ms, 'p99'))} ms)"
         )
     pg = growth.get(POSTGRES)

@@ -285,6 +285,36 @@ def is_sustained(
     return True
 
 
+def backlog_windows(
+    windows: Sequence[tuple[float, float]],
+    samples: Sequence[tuple[float, int | None, int | None]],
+) -> list[tuple[float, float]]:
+    """The broker swaps' windows (wall-time start, end), each extended to the end of the
+    backlog it left: until the first sample after the swap whose outbox depth and consumer
+    lag are back to where they were before it (the last sample before its start, or 500
+    where that was lower: a batch in flight). ``samples`` are (wall time, outbox depth,
+    consumer lag), oldest first; unknown values (None) do not end a backlog. An event sent
+    into the backlog waits for the swap as much as one sent during it: its latency is the
+    swap's cost, reported with the swaps, not with the steady state. A backlog that never
+    drains extends its window to the last sample."""
+    out: list[tuple[float, float]] = []
+    for start, end in windows:
+        before = [s for s in samples if s[0] < start]
+        depth0 = max(500, before[-1][1] or 0) if before else 500
+        lag0 = max(500, before[-1][2] or 0) if before else 500
+        after = [s for s in samples if s[0] > end]
+        settled = next(
+            (
+                t
+                for t, depth, lag in after
+                if depth is not None and lag is not None and depth <= depth0 and lag <= lag0
+            ),
+            after[-1][0] if after else end,
+        )
+        out.append((start, max(end, settled)))
+    return out
+
+
 def split_by_windows(
     samples: Sequence[tuple[float, float]], windows: Sequence[tuple[float, float]]
 ) -> tuple[list[float], list[float]]:

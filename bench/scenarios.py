@@ -22,6 +22,7 @@ from bench.results import (
     ProcSample,
     ScenarioResult,
     Tick,
+    backlog_windows,
     is_sustained,
     percentiles,
     split_by_windows,
@@ -291,6 +292,7 @@ def run_scenario(
             notes.append(f"{missing} probe events not in a projection within 30 s")
     e2e = [ms for _, ms in trips]
     swaps = [w for w in (target.swaps() if target.swaps else []) if w[1] >= start_wall]
+    swaps = backlog_windows(swaps, [(x.t_wall, x.outbox_depth, x.consumer_lag) for x in samples])
     outside, inside = split_by_windows(trips, swaps)
     if target.watcher is not None and watched is not None and spec.mode in INGEST_MODES:
         notes.append(watch_note(watched, target.watcher.snapshot(), merged.events_ok))

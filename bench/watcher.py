@@ -28,6 +28,10 @@ from services.cli.auth import edge_channel
 @dataclass
 class WatchSnapshot:
     events: int = 0
+    # Events whose id the stream had delivered before (a watch stream must not repeat one).
+    repeated: int = 0
+    # Events by type, for what a share above 100 % of the load is (ai.anomaly, ...).
+    types: dict[str, int] = field(default_factory=dict)
     cuts: list[str] = field(default_factory=list)  # "t=12.3s: reason", oldest first
     alive: bool = True
 
@@ -59,6 +63,9 @@ class Watcher:
                 continue
             with self._lock:
                 self._snap.events = int(msg.get("events", self._snap.events))
+                self._snap.repeated = int(msg.get("repeated", self._snap.repeated))
+                if isinstance(msg.get("types"), dict):
+                    self._snap.types = {str(k): int(v) for k, v in msg["types"].items()}
                 if "cut" in msg:
                     self._snap.cuts.append(str(msg["cut"]))
         with self._lock:
@@ -66,7 +73,13 @@ class Watcher:
 
     def snapshot(self) -> WatchSnapshot:
         with self._lock:
-            return WatchSnapshot(self._snap.events, list(self._snap.cuts), self._snap.alive)
+            return WatchSnapshot(
+                events=self._snap.events,
+                repeated=self._snap.repeated,
+                types=dict(self._snap.types),
+                cuts=list(self._snap.cuts),
+                alive=self._snap.alive,
+            )
 
     def stop(self) -> WatchSnapshot:
         self._proc.terminate()
@@ -85,6 +98,12 @@ def watch_note(before: WatchSnapshot, after: WatchSnapshot, accepted: int) -> st
     share = f" ({got / accepted:.0%} of the accepted events)" if accepted else ""
     cuts = after.cuts[len(before.cuts) :]
     text = f"live-tail watcher read {got:,} events{share}"
+    repeated = after.repeated - before.repeated
+    text += f", {repeated:,} of them repeated" if repeated else ", none repeated"
+    types = {k: n - before.types.get(k, 0) for k, n in after.types.items()}
+    types = {k: n for k, n in types.items() if n}
+    if len(types) > 1:
+        text += " (" + ", ".join(f"{k} {n:,}" for k, n in sorted(types.items())) + ")"
     if cuts:
         reasons: dict[str, int] = {}
         for cut in cuts:  # "t=12.1s: reason"
@@ -108,11 +127,17 @@ STALLED = 0.5
 def _run(edge: str, token: str) -> None:
     t0 = time.monotonic()
     events = 0
+    repeated = 0
+    seen: set[str] = set()  # every event id delivered (~100 bytes each: the load's memory)
+    types: dict[str, int] = {}
     position = ""
     last_report = 0.0
 
     def say(**msg: object) -> None:
-        print(json.dumps({"events": events, **msg}), flush=True)
+        print(
+            json.dumps({"events": events, "repeated": repeated, "types": types, **msg}),
+            flush=True,
+        )
 
     while True:
         reason = ""
@@ -125,6 +150,13 @@ def _run(edge: str, token: str) -> None:
                     item = msg.WhichOneof("item")
                     if item == "event":
                         events += 1
+                        event_id = msg.event.event_id
+                        if event_id in seen:
+                            repeated += 1
+                        else:
+                            seen.add(event_id)
+                        kind = msg.event.event_type
+                        types[kind] = types.get(kind, 0) + 1
                     elif item == "end":
                         reason = watch_pb2.WatchEndReason.Name(msg.end.reason)
                         reason += f" {msg.end.message}".rstrip()

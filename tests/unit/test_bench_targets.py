@@ -25,6 +25,7 @@ from bench.results import (
     ProcSample,
     ScenarioResult,
     Tick,
+    backlog_windows,
     percentiles,
     split_by_windows,
 )
@@ -204,7 +205,10 @@ def soak(**kw: object) -> ScenarioResult:
 def test_soak_judges_e2e_outside_the_swaps_and_reports_them_apart() -> None:
     status, measured = verdict(result(soak()), "6.")
     assert status == "PASS", measured
-    assert "1 broker swaps (100-130s; e2e p99 in them 2,000 ms)" in measured
+    assert (
+        "1 broker swaps (each with the backlog it left: 100-130s; e2e p99 in them 2,000 ms)"
+        in measured
+    )
     status, measured = verdict(result(soak(e2e_outside_swaps_ms=lat(101))), "6.")
     assert status == "FAIL" and "outside swaps > 100 ms" in measured
 
@@ -335,3 +339,23 @@ def test_the_series_scenario_reads_what_the_console_chart_reads() -> None:
         "aggregates": ["avg"],
     }
     assert "aggregates" not in parse_qs(urlsplit(series_path("d", start, end, "1m")).query)
+
+
+def test_a_swap_window_lasts_until_the_backlog_it_left_has_drained() -> None:
+    # Before the swap (10-13 s): outbox 100, lag 200 (normal). After it the consumers are
+    # 5,200 behind and catch up by 17 s; an event sent at 15 s waits for that backlog.
+    samples = [
+        (8.0, 100, 200),
+        (9.0, 100, 200),
+        (14.0, 0, 5_200),
+        (15.0, None, None),  # unknown: does not end the backlog
+        (16.0, 100, 2_000),
+        (17.0, 100, 300),
+        (18.0, 100, 9_000),  # a later burst is not the swap's
+    ]
+    assert backlog_windows([(10.0, 13.0)], samples) == [(10.0, 17.0)]
+    outside, inside = split_by_windows([(15.0, 900.0), (18.5, 20.0)], [(10.0, 17.0)])
+    assert inside == [900.0] and outside == [20.0]
+    # Never drained: the window reaches the last sample; no sample after: the swap itself.
+    assert backlog_windows([(10.0, 13.0)], samples[:3]) == [(10.0, 14.0)]
+    assert backlog_windows([(10.0, 13.0)], samples[:2]) == [(10.0, 13.0)]
