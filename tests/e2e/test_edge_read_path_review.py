@@ -1,0 +1,148 @@
+"""Review of the edge's read path (56f92ba: HTTP reads skip the Lua filter): attacks on what
+the Lua filter used to do for every request and what now does it natively. Rows go to the
+attack table."""
+
+from __future__ import annotations
+
+import re
+import struct
+
+import httpx
+import pytest
+from cornjacket.v1 import ingestion_pb2
+
+from services.cli.stack import Stack
+from tests.support import token, unique
+
+pytestmark = pytest.mark.e2e
+
+Log = list[tuple[str, str, str, bool]]
+N = 10
+READ = "/api/v1/rules"
+
+
+def _lua_runs(stack: Stack) -> int:
+    url = f"http://127.0.0.1:{stack.settings.envoy_admin_port}/stats?filter=lua.executions"
+    text = httpx.get(url, timeout=10).text
+    found = re.search(r"^http\.edge\.lua\.executions: (\d+)$", text, re.MULTILINE)
+    assert found, text
+    return int(found.group(1))
+
+
+def _inside(r: httpx.Response) -> list[str]:
+    return [k for k in r.headers if k.startswith(("grpc-", "x-envoy-"))]
+
+
+def _row(log: Log, attack: str, expected: str, got: str) -> None:
+    log.append((attack, expected, got, got == expected))
+
+
+def _grpc_get(http: httpx.Client, agg: str, **headers: str) -> httpx.Response:
+    """IngestEvent as a native gRPC call (framed Protobuf, content-type application/grpc),
+    but with the method GET: the edge's read path must not take it for an HTTP read."""
+    msg = ingestion_pb2.IngestEventRequest(event_type="sensor.reading", aggregate_id=agg)
+    msg.payload.struct_value.update({"value": 1})
+    raw = msg.SerializeToString()
+    return http.request(
+        "GET",
+        "/cornjacket.v1.IngestionService/IngestEvent",
+        content=struct.pack(">BI", 0, len(raw)) + raw,
+        headers={"content-type": "application/grpc", "te": "trailers", **headers},
+    )
+
+
+@pytest.mark.parametrize("traced", [False, True], ids=["plain", "traceparent"])
+def test_a_grpc_call_sent_as_get_keeps_its_grpc_status(
+    http: httpx.Client, attack_log: Log, traced: bool
+) -> None:
+    """A GET with content-type application/grpc is a gRPC call (the transcoder leaves it
+    alone, the route sends it to the service natively): its answer's grpc-status and
+    grpc-message are its outcome, which the read path's header stripping must keep (it
+    answered a bare 200 with neither: no status, no error, nothing a client can act on)."""
+    r = _grpc_get(http, unique("get-grpc"), **({"traceparent": "00-not-hex-01"} if traced else {}))
+    status = r.headers.get("grpc-status", "none")
+    # The service's refusal of the method (a gRPC call is a POST), not a success.
+    refused = status not in ("none", "0")
+    _row(
+        attack_log,
+        "native gRPC IngestEvent sent as GET" + (" with a traceparent" if traced else ""),
+        "a grpc-status, not OK",
+        "a grpc-status, not OK" if refused else f"{r.status_code} grpc-status={status}",
+    )
+    assert refused, (r.status_code, r.headers)
+
+
+def test_reads_with_any_traceparent_go_through_the_check(
+    stack: Stack, http: httpx.Client, attack_log: Log
+) -> None:
+    """The skip matcher tests the traceparent's presence with a regex (.*): a value that is
+    no UTF-8 (a byte 0xff) or an empty one still counts as present, so the Lua filter checks
+    it (and drops it)."""
+    for name, value in (("non-UTF-8", b"00-\xff" + b"0" * 50), ("empty", b"")):
+        before = _lua_runs(stack)
+        answers = [http.get(READ, headers={"traceparent": value}) for _ in range(N)]
+        ran = _lua_runs(stack) - before
+        ok = all(a.status_code == 200 for a in answers) and ran >= N
+        _row(
+            attack_log,
+            f"{N} reads with a {name} traceparent: checked by the Lua filter",
+            "200, Lua ran",
+            "200, Lua ran" if ok else f"{[a.status_code for a in answers]}, Lua ran {ran}",
+        )
+        assert ok, (ran, answers[0].text)
+
+
+def test_edge_replies_to_reads_keep_the_json_shape(
+    stack: Stack, http: httpx.Client, attack_log: Log
+) -> None:
+    """Envoy's own answers (and a service's error) to reads that skip the Lua filter: the
+    platform's {code, message, details} body, no grpc-*/x-envoy-* header."""
+    read_only = {"Authorization": f"Bearer {token(stack, 'read')}"}
+    cases = (
+        ("no route", http.get("/nope"), 404, 5),
+        (
+            "service's not found",
+            http.get(f"/api/v1/projections/sensor_state/{unique('n')}"),
+            404,
+            5,
+        ),
+        ("foreign Host", http.get(READ, headers={"host": "evil.example"}), 421, 3),
+        ("bad token", http.get(READ, headers={"authorization": "Bearer x.y.z"}), 401, 16),
+        ("no token", httpx.get(stack.edge_url + READ, timeout=10), 401, 16),
+        ("missing scope", httpx.get(stack.edge_url + READ, headers=read_only, timeout=10), 403, 7),
+        ("unknown query parameter", http.get(READ + "?bogus=1"), 400, 3),
+    )
+    for what, r, status, code in cases:
+        body = r.json()
+        got = f"{r.status_code} code={body.get('code')}" + (
+            f" leaked {_inside(r)}" if _inside(r) else ""
+        )
+        _row(attack_log, f"read, {what}: edge/service error shape", f"{status} code={code}", got)
+        assert got == f"{status} code={code}", (r.headers, r.text)
+        assert set(body) == {"code", "message", "details"}, body
+
+
+def test_health_is_open_and_clean(stack: Stack, attack_log: Log) -> None:
+    r = httpx.get(stack.edge_url + "/health", timeout=10)
+    got = f"{r.status_code} {r.json().get('status')}" + (" leaked" if _inside(r) else "")
+    _row(attack_log, "GET /health without a token", "200 healthy", got)
+    assert got == "200 healthy", (r.headers, r.text)
+
+
+def test_a_get_cannot_be_turned_into_a_write(http: httpx.Client, attack_log: Log) -> None:
+    """Method override headers mean nothing at the edge: a GET to the ingest path with a body
+    is no ingest."""
+    r = http.request(
+        "GET",
+        "/api/v1/events",
+        content=b'{"event_type":"sensor.reading","aggregate_id":"x","payload":{"v":1}}',
+        headers={
+            "content-type": "application/json",
+            "x-http-method-override": "POST",
+            "x-http-method": "POST",
+            "x-method-override": "POST",
+        },
+    )
+    got = f"{r.status_code} code={r.json().get('code')}"
+    _row(attack_log, "GET /api/v1/events + body + x-http-method-override: POST", "404 code=5", got)
+    assert got == "404 code=5", r.text
