@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Iterator
 
 import httpx
 import pytest
 from cornjacket.v1 import ingestion_pb2
 
+from services.cli.embedded import EmbeddedEnvoy
+from services.cli.envoy_config import render
+from services.cli.processes import free_port
 from services.cli.stack import Stack
-from tests.support import token, unique
+from services.config.settings import EdgeSettings, RateBudget
+from tests.support import eventually, token, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -146,3 +151,67 @@ def test_a_get_cannot_be_turned_into_a_write(http: httpx.Client, attack_log: Log
     got = f"{r.status_code} code={r.json().get('code')}"
     _row(attack_log, "GET /api/v1/events + body + x-http-method-override: POST", "404 code=5", got)
     assert got == "404 code=5", r.text
+
+
+@pytest.fixture(scope="module")
+def narrow(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """An Envoy of its own in front of the session stack's services: a read budget of 2 at
+    once, and the time series service on a port nothing listens on (its reads: 503)."""
+    s, folder = stack.settings, tmp_path_factory.mktemp("review-edge")
+    port, admin = free_port(), free_port()
+    config = folder / "envoy.yaml"
+    config.write_text(
+        render(
+            auth=s.auth,
+            jwks_file=stack.keys.jwks_path,
+            edge=EdgeSettings(read=RateBudget(rate=1, burst=2)),
+            edge_port=port,
+            admin_port=admin,
+            upstreams={
+                "query": ("127.0.0.1", s.query_port),
+                "tsdb": ("127.0.0.1", free_port()),
+            },
+        )
+    )
+    envoy = EmbeddedEnvoy(config, folder / "envoy.log")
+    envoy.start()
+    url = f"http://127.0.0.1:{port}"
+    probe = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('probe'))}"}
+
+    def serving() -> bool:
+        try:
+            return httpx.get(url + "/api/v1/stats", headers=probe, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    try:
+        eventually(serving, timeout=30, what="the review edge serving reads")
+        yield url
+    finally:
+        envoy.stop()
+
+
+def test_429_and_503_on_reads_keep_the_json_shape(
+    stack: Stack, narrow: str, attack_log: Log
+) -> None:
+    """A read over its budget (local_ratelimit's 429) and a read of a service that is down
+    (503, no healthy upstream): Envoy's own replies on the read path, without the Lua filter."""
+    auth = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('reader'))}"}
+    with httpx.Client(base_url=narrow, timeout=15, headers=auth) as c:
+        down = c.get("/api/v1/series")
+        limited = next(
+            (r for r in (c.get("/api/v1/stats") for _ in range(60)) if r.status_code == 429),
+            None,
+        )
+    assert limited is not None, "no 429 after 60 reads at a budget of 2"
+    for what, r, status, code in (
+        ("over budget", limited, 429, 8),
+        ("service down", down, 503, 14),
+    ):
+        body = r.json()
+        got = f"{r.status_code} code={body.get('code')}" + (
+            f" leaked {_inside(r)}" if _inside(r) else ""
+        )
+        _row(attack_log, f"read, {what}: edge error shape", f"{status} code={code}", got)
+        assert got == f"{status} code={code}", (r.headers, r.text)
+        assert set(body) == {"code", "message", "details"}, body
