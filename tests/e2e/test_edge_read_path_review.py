@@ -4,6 +4,7 @@ attack table."""
 
 from __future__ import annotations
 
+import json
 import re
 import struct
 from collections.abc import Iterator
@@ -17,7 +18,7 @@ from services.cli.envoy_config import render
 from services.cli.processes import free_port
 from services.cli.stack import Stack
 from services.config.settings import EdgeSettings, RateBudget
-from tests.support import eventually, token, unique
+from tests.support import eventually, fetch_one, token, unique
 
 pytestmark = pytest.mark.e2e
 
@@ -215,3 +216,37 @@ def test_429_and_503_on_reads_keep_the_json_shape(
         _row(attack_log, f"read, {what}: edge error shape", f"{status} code={code}", got)
         assert got == f"{status} code={code}", (r.headers, r.text)
         assert set(body) == {"code", "message", "details"}, body
+
+
+@pytest.mark.parametrize("ctype", ["application/grpc-web", "application/grpcx"])
+def test_a_lookalike_grpc_content_type_is_an_http_call(
+    stack: Stack, http: httpx.Client, attack_log: Log, ctype: str
+) -> None:
+    """Envoy takes a request for gRPC only when its content type is application/grpc or
+    application/grpc+...; anything else that merely starts like it (application/grpc-web) is
+    transcoded as HTTP/JSON, and its answer must be cleaned like any HTTP answer (a read's and
+    an ingest's, which is 202 and stored with source http: the Lua filter's own test was the
+    16-character prefix, so such an ingest answered 200 with grpc-* headers and was stored as
+    source grpc)."""
+    read = http.get(READ, headers={"content-type": ctype})
+    body = {"event_type": "sensor.reading", "aggregate_id": unique("lookalike")}
+    body["payload"] = {"value": 1, "unit": "C"}
+    ingest = http.post("/api/v1/events", content=json.dumps(body), headers={"content-type": ctype})
+    source = "-"
+    if ingest.status_code in (200, 202):
+        row = eventually(
+            lambda: fetch_one(
+                stack.postgres.url,
+                "SELECT metadata->>'source' FROM ingestion.event_store WHERE event_id = %s",
+                (ingest.json()["event_id"],),
+            ),
+            what="the event stored",
+        )
+        source = row[0]
+    got = (
+        f"read {read.status_code} {_inside(read)}, "
+        f"ingest {ingest.status_code} {_inside(ingest)} source={source}"
+    )
+    want = "read 200 [], ingest 202 [] source=http"
+    _row(attack_log, f"HTTP read and ingest with content-type {ctype}", want, got)
+    assert got == want, (read.headers, ingest.headers, ingest.text)
