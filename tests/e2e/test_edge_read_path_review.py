@@ -250,3 +250,24 @@ def test_a_lookalike_grpc_content_type_is_an_http_call(
     want = "read 200 [], ingest 202 [] source=http"
     _row(attack_log, f"HTTP read and ingest with content-type {ctype}", want, got)
     assert got == want, (read.headers, ingest.headers, ingest.text)
+
+
+def test_a_forged_subject_does_not_buy_a_fresh_read_budget(
+    stack: Stack, narrow: str, attack_log: Log
+) -> None:
+    """The read budget is kept per x-cj-subject (jwt_authn sets it from the token): a client
+    sending its own, fresh on every read, in another letter case and twice over, still spends
+    its token's budget. (Two layers hold here: early_header_mutation drops the client's, and
+    jwt_authn's claim_to_headers replaces any left: the row passes with either one alone.)"""
+    auth = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('forger'))}"}
+    with httpx.Client(base_url=narrow, timeout=15, headers=auth) as c:
+        statuses = []
+        for _ in range(60):
+            forged = unique("victim")
+            headers = [("X-CJ-Subject", forged), ("x-cj-subject", forged), ("X-Cj-Scope", "admin")]
+            statuses.append(c.get("/api/v1/stats", headers=headers).status_code)
+            if statuses[-1] == 429:
+                break
+    got = "429" if 429 in statuses else f"no 429 in {len(statuses)} reads"
+    _row(attack_log, "reads with a fresh forged X-CJ-Subject each (twice, mixed case)", "429", got)
+    assert got == "429", statuses
