@@ -86,7 +86,7 @@ def test_reads_with_any_traceparent_go_through_the_check(
     it (and drops it)."""
     for name, value in (("non-UTF-8", b"00-\xff" + b"0" * 50), ("empty", b"")):
         before = _lua_runs(stack)
-        answers = [http.get(READ, headers={"traceparent": value}) for _ in range(N)]
+        answers = [http.get(READ, headers=[(b"traceparent", value)]) for _ in range(N)]
         ran = _lua_runs(stack) - before
         ok = all(a.status_code == 200 for a in answers) and ran >= N
         _row(
@@ -229,8 +229,11 @@ def test_a_lookalike_grpc_content_type_is_an_http_call(
     16-character prefix, so such an ingest answered 200 with grpc-* headers and was stored as
     source grpc)."""
     read = http.get(READ, headers={"content-type": ctype})
-    body = {"event_type": "sensor.reading", "aggregate_id": unique("lookalike")}
-    body["payload"] = {"value": 1, "unit": "C"}
+    body = {
+        "event_type": "sensor.reading",
+        "aggregate_id": unique("lookalike"),
+        "payload": {"value": 1, "unit": "C"},
+    }
     ingest = http.post("/api/v1/events", content=json.dumps(body), headers={"content-type": ctype})
     source = "-"
     if ingest.status_code in (200, 202):
