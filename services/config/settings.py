@@ -388,9 +388,10 @@ class WatchSettings:
     # read from the handler's own variable so the two cannot disagree.
     handler_group: str = "event-handler"
     handler_topics: tuple[str, ...] = ("sensor-events", "user-actions", "system-events")
-    # Each watcher's bus reader gathers up to this long per fetch (a stream already hands
-    # out what a read of up to 0.5 s gathered).
-    fetch_linger: float = 0.05
+    # Each watcher's bus reader may gather up to this long per fetch. Default 0 (10 ms
+    # fetches): with 50 ms, e2e test_watch.py::test_stream_attacks found a closed stream's
+    # slot still held after 15 s in one run of five (0 of five at 0); cause not found yet.
+    fetch_linger: float = 0.0
 
     @classmethod
     def from_env(cls, env: Env) -> WatchSettings:
@@ -416,7 +417,7 @@ class WatchSettings:
             handler_topics=env.csv(
                 "CJ_EVENTHANDLER_TOPICS", ("sensor-events", "user-actions", "system-events")
             ),
-            fetch_linger=fetch_linger(env, "CJ_WATCH_FETCH_LINGER", 0.05),
+            fetch_linger=fetch_linger(env, "CJ_WATCH_FETCH_LINGER", 0.0),
         )
 
 

@@ -108,6 +108,7 @@ def test_stream_attacks(stack: Stack, http: httpx.Client, attack_log: Log) -> No
     # the extra stream in (found by a full run: it read an endless 200 until timing out).
     held: list[Any] = []
     ended: list[str] = []
+    refused: list[str] = []  # why an attempt to hold one more was turned away (the last few)
 
     def drain(messages: Iterator[dict[str, Any]], n: int) -> None:
         try:
@@ -118,10 +119,14 @@ def test_stream_attacks(stack: Stack, http: httpx.Client, attack_log: Log) -> No
             ended.append(f"held stream {n} broke: {type(e).__name__} {e}")  # or closed at the end
 
     def hold_one() -> bool:
-        cm = http.stream("GET", WATCH, timeout=30)
+        # A subject of its own per stream: the per-subject cap (also 4) must not be what
+        # turns one away, nor another test's stream under the shared admin token.
+        reader = {"Authorization": f"Bearer {token(stack, 'read', subject=unique('slot'))}"}
+        cm = http.stream("GET", WATCH, headers=reader, timeout=30)
         response = cm.__enter__()
         if response.status_code != 200:  # a slot of an earlier stream not yet released
             response.read()
+            refused.append(f"{response.status_code} {response.text.strip()[:120]}")
             cm.__exit__(None, None, None)
             return False
         messages = sse(response)
@@ -131,7 +136,12 @@ def test_stream_attacks(stack: Stack, http: httpx.Client, attack_log: Log) -> No
         return len(held) == MAX_WATCHERS
 
     try:
-        eventually(hold_one, what="every watcher slot held")
+        try:
+            eventually(hold_one, what="every watcher slot held")
+        except AssertionError as e:
+            raise AssertionError(
+                f"{e}; held {len(held)} of {MAX_WATCHERS}; last refusals {refused[-3:]}; {ended}"
+            ) from None
         with http.stream("GET", WATCH) as r:
             if r.status_code == 200:  # do not read an endless stream: say why it was let in
                 raise AssertionError(

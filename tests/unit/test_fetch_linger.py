@@ -24,7 +24,7 @@ LINGERS: dict[str, tuple[Callable[[SettingsEnv], Any], float]] = {
     "CJ_ACTIONS_FETCH_LINGER": (lambda env: ActionsSettings.from_env(env), 0.1),
     "CJ_TSDB_FETCH_LINGER": (lambda env: TsdbSettings.from_env(env), 0.25),
     "CJ_INFERENCE_FETCH_LINGER": (lambda env: InferenceSettings.from_env(env), 0.05),
-    "CJ_WATCH_FETCH_LINGER": (lambda env: QuerySettings.from_env(env).watch, 0.05),
+    "CJ_WATCH_FETCH_LINGER": (lambda env: QuerySettings.from_env(env).watch, 0.0),
 }
 
 
