@@ -5,7 +5,6 @@ attack table."""
 from __future__ import annotations
 
 import json
-import re
 import struct
 from collections.abc import Iterator
 
@@ -18,6 +17,7 @@ from services.cli.envoy_config import render
 from services.cli.processes import free_port
 from services.cli.stack import Stack
 from services.config.settings import EdgeSettings, RateBudget
+from tests.e2e.test_edge_read_path import _inside, _lua_runs
 from tests.support import eventually, fetch_one, token, unique
 
 pytestmark = pytest.mark.e2e
@@ -25,18 +25,6 @@ pytestmark = pytest.mark.e2e
 Log = list[tuple[str, str, str, bool]]
 N = 10
 READ = "/api/v1/rules"
-
-
-def _lua_runs(stack: Stack) -> int:
-    url = f"http://127.0.0.1:{stack.settings.envoy_admin_port}/stats?filter=lua.executions"
-    text = httpx.get(url, timeout=10).text
-    found = re.search(r"^http\.edge\.lua\.executions: (\d+)$", text, re.MULTILINE)
-    assert found, text
-    return int(found.group(1))
-
-
-def _inside(r: httpx.Response) -> list[str]:
-    return [k for k in r.headers if k.startswith(("grpc-", "x-envoy-"))]
 
 
 def _row(log: Log, attack: str, expected: str, got: str) -> None:
